@@ -1,0 +1,139 @@
+"""Users, passwords and API tokens.
+
+Passwords are hashed with scrypt (memory-hard; 16 MiB per hash with the parameters below), in a thread so the
+event loop keeps serving. API tokens are random and opaque; only their SHA-256 is stored, which is safe because a
+token has 256 bits of entropy (a slow hash protects low-entropy secrets, not these).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import re
+import secrets
+
+import msgspec
+
+from chatd.errors import ChatError, Err
+from chatd.protocol.frames import USER_MAX, USER_PATTERN
+from chatd.store.base import Store, UserRecord
+
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
+PASSWORD_MIN, PASSWORD_MAX = 8, 1024
+TOKEN_PREFIX = "chatd_"
+_user_re = re.compile(USER_PATTERN)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def hash_password(password: str) -> str:
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P, dklen=32)
+    return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${_b64(salt)}${_b64(digest)}"
+
+
+def verify_password(password: str, encoded: str) -> bool:
+    try:
+        scheme, n, r, p, salt, digest = encoded.split("$")
+    except ValueError:
+        return False
+    if scheme != "scrypt":
+        return False
+    expected = _unb64(digest)
+    actual = hashlib.scrypt(password.encode(), salt=_unb64(salt), n=int(n), r=int(r), p=int(p),
+                            dklen=len(expected))
+    return hmac.compare_digest(actual, expected)
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def valid_username(name: object) -> bool:
+    return isinstance(name, str) and 0 < len(name) <= USER_MAX and _user_re.match(name) is not None
+
+
+def check_username(name: str) -> None:
+    if not valid_username(name):
+        raise ChatError(Err.BAD_FRAME, f"usernames are 1-{USER_MAX} characters of A-Z a-z 0-9 _ . - and start "
+                        "with a letter or digit")
+
+
+class Issued(msgspec.Struct):
+    token: str
+    user: UserRecord
+
+
+class Accounts:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        # A dummy hash to verify against for unknown users, so login time does not reveal which names exist.
+        self._dummy = hash_password(secrets.token_hex(8))
+
+    async def register(self, name: str, password: str) -> Issued:
+        check_username(name)
+        if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
+            raise ChatError(Err.BAD_FRAME, f"passwords are {PASSWORD_MIN}-{PASSWORD_MAX} characters")
+        hashed = await asyncio.to_thread(hash_password, password)
+        user = await self.store.create_user(name, hashed)
+        return Issued(await self.issue(user.name), user)
+
+    async def login(self, name: str, password: str) -> Issued:
+        stored = await self.store.password_hash(name) if valid_username(name) else None
+        ok = await asyncio.to_thread(verify_password, password, stored or self._dummy)
+        if not (ok and stored):
+            raise ChatError(Err.UNAUTHORIZED, "wrong username or password")
+        user = await self.store.get_user(name)
+        assert user is not None
+        return Issued(await self.issue(user.name), user)
+
+    async def issue(self, name: str) -> str:
+        token = new_token()
+        await self.store.add_token(token_hash(token), name)
+        return token
+
+    async def authenticate(self, token: str) -> UserRecord | None:
+        if not token.startswith(TOKEN_PREFIX) or len(token) > 128:
+            return None
+        return await self.store.user_for_token(token_hash(token))
+
+    async def logout(self, token: str) -> bool:
+        return await self.store.revoke_token(token_hash(token))
+
+    async def open_user(self, name: str) -> UserRecord | None:
+        """Open mode: whoever says they are ``name`` is, created on first sight."""
+        if not valid_username(name):
+            return None
+        user = await self.store.get_user(name)
+        if user is None:
+            try:
+                user = await self.store.create_user(name, None)
+            except ChatError:
+                user = await self.store.get_user(name)  # created by a racing request
+        return user
+
+    async def create_bots(self, names: list[str]) -> list[Issued]:
+        """Token-only users for scripts and the bench. Existing bots get a fresh token; humans are refused."""
+        for name in names:
+            check_username(name)
+        issued = []
+        for name in names:
+            user = await self.store.get_user(name)
+            if user is None:
+                user = await self.store.create_user(name, None, bot=True)
+            elif not user.bot:
+                raise ChatError(Err.CONFLICT, f"{name!r} is an existing human user")
+            issued.append(Issued(await self.issue(name), user))
+        return issued

@@ -1,0 +1,181 @@
+"""The in-process broker: a bounded in-memory ingest queue that spills to SQLite, and direct local fan-out.
+
+Overflow policy (``spill``): while the memory queue is under both bounds (``broker.queue_max_messages`` and
+``broker.queue_max_bytes``) a send is queued in memory. At either bound it is staged for the spill file instead, and
+from then on *every* new send goes to the spill until the spill is empty again, so arrival order is kept: the
+worker drains memory (all older) first, then the spill in file order. Sends are never refused and never wait in
+memory beyond the bounds: if the spill writer itself falls a full ``queue_max_bytes`` behind, ``submit`` waits for
+it, which stops reading from that client's socket (TCP backpressure) rather than growing memory.
+
+Fan-out and completions go straight to this node's callbacks: with one node, a publish is seen by its own node
+exactly once, in publish order, and never lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+
+from chatd.broker.base import (
+    Broker,
+    Completion,
+    CompletionCallback,
+    Delivery,
+    DeliveryCallback,
+    IngestItem,
+    item_size,
+)
+from chatd.broker.spill import SpillFile
+
+log = logging.getLogger("chatd.broker")
+
+
+class MemoryBroker(Broker):
+    def __init__(self, node_id: str, max_messages: int, max_bytes: int, spill_path: str) -> None:
+        self.node_id = node_id
+        self.max_messages = max_messages
+        self.max_bytes = max_bytes
+        self._mem: deque[IngestItem] = deque()
+        self._mem_bytes = 0
+        self._spill = SpillFile(spill_path)
+        self._spilling = False
+        self._staged: list[IngestItem] = []
+        self._staged_bytes = 0
+        self._writing = 0  # items the spill writer is appending right now
+        self._spill_unread = 0
+        self._cursor = 0
+        self._unsettled: deque[int] = deque()  # max spill id of each spill batch handed out, oldest first
+        self._has_work = asyncio.Event()
+        self._stage_ready = asyncio.Event()
+        self._staged_room = asyncio.Condition()
+        self._writer: asyncio.Task[None] | None = None
+        self._on_delivery: DeliveryCallback | None = None
+        self._on_complete: CompletionCallback | None = None
+        self._closed = False
+        self.spilled_total = 0
+
+    async def start(self, on_delivery: DeliveryCallback, on_complete: CompletionCallback) -> None:
+        self._on_delivery = on_delivery
+        self._on_complete = on_complete
+        await self._spill.open()
+        if self._spill.rows:
+            log.warning("replaying %d spilled sends left by a previous run", self._spill.rows)
+            self._spilling = True
+            self._spill_unread = self._spill.rows
+            self._has_work.set()
+        self._writer = asyncio.create_task(self._spill_writer(), name="chatd-spill-writer")
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._writer is not None:
+            self._stage_ready.set()
+            await self._writer
+        await self._spill.close()
+
+    # --- ingest -------------------------------------------------------------------------------------------------
+
+    async def submit(self, item: IngestItem) -> None:
+        size = item_size(item)
+        if (not self._spilling and len(self._mem) < self.max_messages
+                and self._mem_bytes + size <= self.max_bytes):
+            self._mem.append(item)
+            self._mem_bytes += size
+            self._has_work.set()
+            return
+        if not self._spilling:
+            log.info("ingest queue full (%d items, %d bytes): spilling to %s",
+                     len(self._mem), self._mem_bytes, self._spill.path)
+        self._spilling = True
+        if self._staged_bytes >= self.max_bytes:
+            async with self._staged_room:
+                await self._staged_room.wait_for(lambda: self._staged_bytes < self.max_bytes)
+        self._staged.append(item)
+        self._staged_bytes += size
+        self.spilled_total += 1
+        self._stage_ready.set()
+
+    async def _spill_writer(self) -> None:
+        while True:
+            await self._stage_ready.wait()
+            self._stage_ready.clear()
+            if not self._staged:
+                if self._closed:
+                    return
+                continue
+            batch, self._staged = self._staged, []
+            self._writing = len(batch)
+            try:
+                await self._spill.append(batch)
+            except Exception:
+                # Put them back in front and retry: losing them would lose sends, and they are not acked yet.
+                log.exception("spill append failed; retrying")
+                self._staged[:0] = batch
+                self._writing = 0
+                await asyncio.sleep(0.5)
+                self._stage_ready.set()
+                continue
+            self._writing = 0
+            self._spill_unread += len(batch)
+            self._staged_bytes -= sum(item_size(i) for i in batch)
+            async with self._staged_room:
+                self._staged_room.notify_all()
+            self._has_work.set()
+
+    async def take(self, max_items: int) -> list[IngestItem]:
+        while True:
+            if self._mem:
+                n = min(max_items, len(self._mem))
+                batch = [self._mem.popleft() for _ in range(n)]
+                self._mem_bytes -= sum(item_size(i) for i in batch)
+                return batch
+            if self._spilling:
+                if self._spill_unread:
+                    rows = await self._spill.read_after(self._cursor, max_items)
+                    if rows:
+                        self._cursor = rows[-1][0]
+                        self._spill_unread -= len(rows)
+                        self._unsettled.append(self._cursor)
+                        return [item for _, item in rows]
+                    # The writer committed more rows while we read; read again.
+                    continue
+                if not self._staged and not self._writing:
+                    self._spilling = False
+                    log.info("spill drained; back to the memory queue")
+                    continue
+            self._has_work.clear()
+            await self._has_work.wait()
+
+    async def settle(self, items: list[IngestItem]) -> None:
+        # Memory items need nothing. A spill batch is settled in the order it was taken.
+        if self._unsettled and items:
+            last = self._unsettled.popleft()
+            await self._spill.drop_through(last)
+
+    # --- fan-out and completions --------------------------------------------------------------------------------
+
+    async def publish(self, deliveries: list[Delivery]) -> None:
+        assert self._on_delivery is not None
+        for d in deliveries:
+            self._on_delivery(d)
+
+    async def complete(self, completions: list[Completion]) -> None:
+        assert self._on_complete is not None
+        for c in completions:
+            # Completions addressed to an earlier run of this node (replayed spill) have no one waiting.
+            if c.origin == self.node_id:
+                self._on_complete(c)
+
+    def depth(self) -> int:
+        return len(self._mem) + len(self._staged) + self._writing + self._spill_unread
+
+    def ready(self) -> bool:
+        return not self._closed and self._writer is not None and not self._writer.done()
+
+    def stats(self) -> dict[str, float]:
+        return {
+            "chatd_ingest_memory_items": len(self._mem),
+            "chatd_ingest_memory_bytes": self._mem_bytes,
+            "chatd_ingest_spill_items": self._spill.rows,
+            "chatd_ingest_spilled_total": self.spilled_total,
+        }

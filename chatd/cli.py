@@ -1,0 +1,164 @@
+"""The ``chatd`` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from chatd import __version__
+from chatd.config import Config, ConfigError, dump_toml, load_config
+
+DEFAULT_CONFIG = "chatd.toml"
+
+
+def config_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--config", "-c", "config_path", type=click.Path(dir_okay=False),
+        help=f"Config file. Default: $CHATD_CONFIG, else ./{DEFAULT_CONFIG} if present, else built-in defaults.",
+    )(fn)
+
+
+def resolve_config_path(path: str | None) -> str | None:
+    if path:
+        return path
+    if os.environ.get("CHATD_CONFIG"):
+        return os.environ["CHATD_CONFIG"]
+    return DEFAULT_CONFIG if Path(DEFAULT_CONFIG).is_file() else None
+
+
+def build_config(path: str | None, overrides: dict[str, dict[str, Any]] | None = None) -> Config:
+    try:
+        return load_config(resolve_config_path(path), overrides=overrides)
+    except ConfigError as e:
+        raise click.ClickException(f"config error: {e}") from None
+
+
+@click.group()
+@click.version_option(__version__, prog_name="chatd")
+def cli() -> None:
+    """chatd: a self-hosted real-time chat server that never loses an acknowledged message."""
+
+
+@cli.command()
+@config_option
+@click.option("--host", help="Address to listen on (server.host).")
+@click.option("--port", type=int, help="Port to listen on (server.port; also $PORT).")
+@click.option("--dev", is_flag=True, help="Open mode: connect as ?user=NAME with no password. Loopback only.")
+def serve(config_path: str | None, host: str | None, port: int | None, dev: bool) -> None:
+    """Run the chat server: WebSocket gateway, REST API and worker in one process.
+
+    \b
+    Example:
+        chatd serve                      # built-in defaults, http://127.0.0.1:8000
+        chatd serve --dev --port 9000    # open mode for a quick local try
+        chatd serve -c config/chatd.example.toml
+    """
+    overrides: dict[str, dict[str, Any]] = {}
+    if host:
+        overrides.setdefault("server", {})["host"] = host
+    if port is not None:
+        overrides.setdefault("server", {})["port"] = port
+    if dev:
+        overrides.setdefault("server", {})["dev"] = True
+    cfg = build_config(config_path, overrides)
+    from chatd.server import serve as run
+
+    sys.exit(run(cfg))
+
+
+@cli.group()
+def config() -> None:
+    """Inspect configuration."""
+
+
+@config.command("check")
+@config_option
+def config_check(config_path: str | None) -> None:
+    """Validate a config and print the effective settings (file + environment).
+
+    \b
+    Example:
+        chatd config check -c chatd.toml
+        CHATD_AUTH_MODE=open chatd config check
+    """
+    path = resolve_config_path(config_path)
+    cfg = build_config(config_path)
+    from chatd.server import check_startup
+
+    problem = check_startup(cfg)
+    click.echo(f"# effective settings (source: {path or 'built-in defaults'} + environment)")
+    click.echo(dump_toml(cfg), nl=False)
+    if problem:
+        raise click.ClickException(problem)
+    click.echo("# ok", err=True)
+
+
+@cli.group()
+def users() -> None:
+    """Manage users directly in the store."""
+
+
+@users.command("add")
+@config_option
+@click.argument("name")
+@click.option("--password", help="Also set a password (otherwise the user is token-only).")
+def users_add(config_path: str | None, name: str, password: str | None) -> None:
+    """Create a user and print a new API token for it.
+
+    \b
+    Example:
+        chatd users add alice
+        websocat "ws://127.0.0.1:8000/ws?token=$(chatd users add bob)"
+    """
+    cfg = build_config(config_path)
+    from chatd.accounts import Accounts, hash_password
+    from chatd.errors import ChatError
+    from chatd.store import make_store
+
+    async def run() -> str:
+        store = make_store(cfg)
+        await store.open()
+        try:
+            accounts = Accounts(store)
+            from chatd.accounts import check_username
+
+            check_username(name)
+            await store.create_user(name, hash_password(password) if password else None)
+            return await accounts.issue(name)
+        finally:
+            await store.close()
+
+    try:
+        token = asyncio.run(run())
+    except ChatError as e:
+        raise click.ClickException(e.message) from None
+    click.echo(token)
+    click.echo(f"created user {name!r}; the line above is its token (shown once)", err=True)
+
+
+def _add_optional_commands() -> None:
+    """Commands that live in their own packages, so ``chatd serve`` never imports them."""
+    try:
+        from chatd.bench.cli import bench
+    except ModuleNotFoundError as e:
+        if e.name and e.name.startswith("chatd.bench"):
+            return
+        raise
+    cli.add_command(bench)
+
+
+_add_optional_commands()
+
+
+def main() -> None:
+    cli(prog_name="chatd")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,251 @@
+"""Typed configuration: ``chatd.toml`` → msgspec structs, with environment overrides.
+
+Precedence, lowest first: the defaults below, the TOML file, ``CHATD_<SECTION>_<KEY>`` environment variables
+(plus ``PORT``), then command-line flags. Every default is also written, with a comment, in ``chatd.toml`` at the
+top of the repository; ``tests/test_config.py`` fails if the two drift apart.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+KiB = 1024
+MiB = 1024 * KiB
+
+
+class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class ServerConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = 8000
+    dev: bool = False
+    node_id: str = ""
+    drain_timeout: float = 10.0
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class AuthConfig(_Section):
+    mode: Literal["token", "open"] = "token"
+    registration: bool = True
+
+
+class StoreConfig(_Section):
+    backend: str = "sqlite"
+    path: str = "chatd.db"
+    synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
+    batch_max: int = 512
+    dsn: str = ""
+
+
+class BrokerConfig(_Section):
+    backend: str = "memory"
+    url: str = ""
+    queue_max_messages: int = 10_000
+    queue_max_bytes: int = 16 * MiB
+    spill_path: str = ""
+
+
+class RoomsConfig(_Section):
+    auto_create: bool = True
+    replay_max: int = 1000
+    history_max_limit: int = 500
+
+
+class LimitsConfig(_Section):
+    max_frame_bytes: int = 64 * KiB
+    close_frame_bytes: int = 1 * MiB
+    outbound_queue_bytes: int = 1 * MiB
+    send_rate: float = 20.0
+    send_burst: int = 60
+    max_connections: int = 20_000
+    max_connections_per_user: int = 32
+    handshake_timeout: float = 10.0
+    heartbeat_interval: float = 30.0
+    heartbeat_timeout: float = 90.0
+
+
+class WebConfig(_Section):
+    allowed_origins: list[str] = msgspec.field(
+        default_factory=lambda: ["http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*"]
+    )
+    allow_missing_origin: bool = True
+
+
+class UploadsConfig(_Section):
+    dir: str = "uploads"
+    max_bytes: int = 10 * MiB
+    allowed_types: list[str] = msgspec.field(
+        default_factory=lambda: ["image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf",
+                                 "text/plain"]
+    )
+
+
+class Config(_Section):
+    server: ServerConfig = msgspec.field(default_factory=ServerConfig)
+    auth: AuthConfig = msgspec.field(default_factory=AuthConfig)
+    store: StoreConfig = msgspec.field(default_factory=StoreConfig)
+    broker: BrokerConfig = msgspec.field(default_factory=BrokerConfig)
+    rooms: RoomsConfig = msgspec.field(default_factory=RoomsConfig)
+    limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
+    web: WebConfig = msgspec.field(default_factory=WebConfig)
+    uploads: UploadsConfig = msgspec.field(default_factory=UploadsConfig)
+
+
+class ConfigError(Exception):
+    """A config problem, with the offending key named in the message."""
+
+
+_PATH_RE = re.compile(r"`\$((?:\.[A-Za-z_][A-Za-z0-9_]*|\[\d+\])*)`")
+
+
+def _explain(err: msgspec.ValidationError, source: str) -> ConfigError:
+    """Rewrite msgspec's ``... - at `$.server.port``` into ``server.port: ...`` so the key leads."""
+    text = str(err)
+    unknown = re.match(r"Object contains unknown field `([^`]+)`(?: - at `\$\.?([^`]*)`)?", text)
+    if unknown:
+        key = ".".join(p for p in (unknown.group(2), unknown.group(1)) if p)
+        return ConfigError(f"{source}: unknown key '{key}'")
+    m = _PATH_RE.search(text)
+    key = m.group(1).lstrip(".") if m else "?"
+    reason = text.split(" - at ")[0]
+    return ConfigError(f"{source}: invalid value for '{key}': {reason}")
+
+
+def _coerce_env(value: str, hint: Any) -> Any:
+    """Environment values are strings; lists may be written as JSON or comma-separated."""
+    if getattr(hint, "__origin__", None) is list:
+        value = value.strip()
+        if value.startswith("["):
+            return msgspec.json.decode(value)
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return value
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    hints = {name: msgspec.structs.fields(t) for name, t in _section_types().items()}
+    for section, fields in hints.items():
+        for f in fields:
+            var = f"CHATD_{section.upper()}_{f.name.upper()}"
+            if var in environ:
+                out.setdefault(section, {})[f.name] = _coerce_env(environ[var], f.type)
+    if "PORT" in environ and "CHATD_SERVER_PORT" not in environ:
+        out.setdefault("server", {})["port"] = environ["PORT"]
+    return out
+
+
+def _section_types() -> dict[str, type]:
+    return {f.name: f.type for f in msgspec.structs.fields(Config)}
+
+
+def _merge(base: dict[str, Any], over: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    merged = {k: (dict(v) if isinstance(v, dict) else v) for k, v in base.items()}
+    for section, values in over.items():
+        target = merged.setdefault(section, {})
+        if not isinstance(target, dict):
+            raise ConfigError(f"'{section}' must be a table")
+        target.update(values)
+    return merged
+
+
+def load_config(
+    path: str | Path | None = None,
+    environ: dict[str, str] | None = None,
+    overrides: dict[str, dict[str, Any]] | None = None,
+) -> Config:
+    """Build the effective config. Raises ConfigError naming the bad key."""
+    environ = dict(os.environ if environ is None else environ)
+    raw: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        p = Path(path)
+        source = str(p)
+        try:
+            raw = tomllib.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{source}: no such config file") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{source}: not valid TOML: {e}") from None
+    # File values are strict (a port written as "80" is a mistake); env values are strings by nature.
+    try:
+        cfg = msgspec.convert(raw, Config)
+    except msgspec.ValidationError as e:
+        raise _explain(e, source) from None
+    env = _env_overrides(environ)
+    if env:
+        try:
+            cfg = msgspec.convert(_merge(msgspec.to_builtins(cfg), env), Config, strict=False)
+        except msgspec.ValidationError as e:
+            raise _explain(e, "environment") from None
+    if overrides:
+        try:
+            cfg = msgspec.convert(_merge(msgspec.to_builtins(cfg), overrides), Config, strict=False)
+        except msgspec.ValidationError as e:
+            raise _explain(e, "command line") from None
+    if cfg.server.dev:
+        cfg.auth.mode = "open"
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: Config) -> None:
+    """Cross-field checks that a type alone cannot express."""
+    problems: list[str] = []
+
+    def positive(key: str, value: float) -> None:
+        if value <= 0:
+            problems.append(f"'{key}' must be > 0 (got {value})")
+
+    if not 1 <= cfg.server.port <= 65535:
+        problems.append(f"'server.port' must be 1-65535 (got {cfg.server.port})")
+    for key in ("batch_max",):
+        positive(f"store.{key}", getattr(cfg.store, key))
+    for key in ("queue_max_messages", "queue_max_bytes"):
+        positive(f"broker.{key}", getattr(cfg.broker, key))
+    for key in ("replay_max", "history_max_limit"):
+        positive(f"rooms.{key}", getattr(cfg.rooms, key))
+    for key in ("max_frame_bytes", "outbound_queue_bytes", "max_connections", "max_connections_per_user",
+                "handshake_timeout", "heartbeat_interval", "heartbeat_timeout"):
+        positive(f"limits.{key}", getattr(cfg.limits, key))
+    if cfg.limits.close_frame_bytes < cfg.limits.max_frame_bytes:
+        problems.append("'limits.close_frame_bytes' must be >= 'limits.max_frame_bytes'")
+    if cfg.limits.send_rate < 0:
+        problems.append("'limits.send_rate' must be >= 0 (0 turns the rate limit off)")
+    if cfg.limits.send_rate > 0 and cfg.limits.send_burst < 1:
+        problems.append("'limits.send_burst' must be >= 1")
+    positive("uploads.max_bytes", cfg.uploads.max_bytes)
+    if problems:
+        raise ConfigError("; ".join(problems))
+
+
+def is_loopback(host: str) -> bool:
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def dump_toml(cfg: Config) -> str:
+    """Render the effective settings as TOML (for ``chatd config check``)."""
+    lines: list[str] = []
+    for section, values in msgspec.to_builtins(cfg).items():
+        lines.append(f"[{section}]")
+        for key, value in values.items():
+            lines.append(f"{key} = {_toml_value(value)}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return msgspec.json.encode(str(value)).decode()

@@ -1,0 +1,1 @@
+"""The edge: WebSocket and REST glue between sockets and the Node. No chat rules live here."""

@@ -1,0 +1,27 @@
+"""Operational endpoints: liveness, readiness, Prometheus metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import MediaType, Request, Response, get
+
+
+@get("/healthz", summary="Liveness: the process answers", media_type=MediaType.TEXT)
+async def healthz() -> str:
+    return "ok"
+
+
+@get("/readyz", summary="Readiness: store and broker usable, not draining")
+async def readyz(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
+    checks = await request.app.state.node.ready()
+    ok = all(checks.values())
+    return Response({"ready": ok, **checks}, status_code=200 if ok else 503)
+
+
+@get("/metrics", summary="Prometheus text", media_type="text/plain; version=0.0.4")
+async def metrics(request: Request[Any, Any, Any]) -> str:
+    return request.app.state.node.metrics.render()
+
+
+ops_handlers = [healthz, readyz, metrics]

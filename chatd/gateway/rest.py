@@ -1,0 +1,258 @@
+"""The REST API under ``/api``: accounts, rooms, members, history, sending, presence, bots.
+
+Every route answers JSON. Errors carry ``{"code", "message"}`` with a code from :mod:`chatd.errors` and its HTTP
+status. The OpenAPI schema is served at ``/schema`` (``/schema/openapi.json``).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Request, Router, delete, get, post
+from litestar.di import Provide
+from litestar.params import Parameter
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
+
+from chatd.errors import ChatError, Close, Err
+from chatd.gateway.auth import Principal, authenticate
+from chatd.node import Node
+from chatd.protocol.frames import ClientId, Message, Room, UploadId, UserName
+from chatd.store.base import RoomRecord, UserRecord
+
+
+class Credentials(msgspec.Struct, forbid_unknown_fields=True):
+    username: str
+    password: str
+
+
+class TokenOut(msgspec.Struct):
+    token: str
+    user: UserRecord
+
+
+class NewRoom(msgspec.Struct, forbid_unknown_fields=True):
+    name: Room
+    private: bool = False
+
+
+class RoomOut(msgspec.Struct):
+    name: str
+    private: bool
+    created_by: str
+    created: int
+    last_seq: int
+    member: bool
+
+
+class Invite(msgspec.Struct, forbid_unknown_fields=True):
+    user: UserName
+
+
+class NewMessageIn(msgspec.Struct, forbid_unknown_fields=True):
+    body: str
+    client_id: ClientId | None = None
+    attachments: Annotated[list[UploadId], msgspec.Meta(max_length=10)] = []
+
+
+class SentOut(msgspec.Struct):
+    """The stored message, shaped like the message frame, plus whether it was a resend."""
+
+    type: str
+    room: str
+    seq: int
+    from_: str = msgspec.field(name="from")
+    body: str = ""
+    client_id: str = ""
+    ts: int = 0
+    attachments: list[str] = []
+    duplicate: bool = False
+
+
+class BotsIn(msgspec.Struct, forbid_unknown_fields=True):
+    names: list[UserName] = []
+    prefix: UserName | None = None
+    count: Annotated[int, msgspec.Meta(ge=0, le=100_000)] = 0
+
+
+class Bot(msgspec.Struct):
+    name: str
+    token: str
+
+
+def _node(request: Request[Any, Any, Any]) -> Node:
+    return request.app.state.node
+
+
+async def provide_principal(request: Request[Any, Any, Any]) -> Principal:
+    principal = await authenticate(_node(request), request.headers, request.query_params)
+    if principal is None:
+        raise ChatError(Err.UNAUTHORIZED, "missing or invalid credentials")
+    return principal
+
+
+def _room_out(record: RoomRecord, member: bool) -> RoomOut:
+    return RoomOut(record.name, record.private, record.created_by, record.created, record.last_seq, member)
+
+
+# --- accounts -------------------------------------------------------------------------------------------------
+
+
+@post("/auth/register", status_code=HTTP_201_CREATED, summary="Register; the first user becomes admin")
+async def register(request: Request[Any, Any, Any], data: Credentials) -> TokenOut:
+    node = _node(request)
+    if not node.cfg.auth.registration:
+        raise ChatError(Err.FORBIDDEN, "registration is closed on this server")
+    issued = await node.accounts.register(data.username, data.password)
+    return TokenOut(issued.token, issued.user)
+
+
+@post("/auth/login", status_code=HTTP_200_OK, summary="Log in with a password; returns a new token")
+async def login(request: Request[Any, Any, Any], data: Credentials) -> TokenOut:
+    issued = await _node(request).accounts.login(data.username, data.password)
+    return TokenOut(issued.token, issued.user)
+
+
+@post("/auth/logout", status_code=HTTP_200_OK, summary="Revoke this token and close its WebSockets")
+async def logout(request: Request[Any, Any, Any], principal: Principal) -> dict[str, bool]:
+    node = _node(request)
+    if principal.token is None:
+        return {"revoked": False}
+    revoked = await node.accounts.logout(principal.token)
+    th = principal.token_hash
+    for conn in node.hub.connections_of(principal.user.name):
+        if conn.token_hash == th:
+            conn.kick(Close.UNAUTHORIZED)
+    return {"revoked": revoked}
+
+
+@get("/me", summary="Who am I")
+async def me(principal: Principal) -> UserRecord:
+    return principal.user
+
+
+# --- rooms and members ----------------------------------------------------------------------------------------
+
+
+@get("/rooms", summary="Public rooms and the private rooms you belong to")
+async def list_rooms(request: Request[Any, Any, Any], principal: Principal) -> dict[str, list[RoomOut]]:
+    rows = await _node(request).store.list_rooms(principal.user.name)
+    return {"rooms": [_room_out(r, m) for r, m in rows]}
+
+
+@post("/rooms", status_code=HTTP_201_CREATED, summary="Create a room; you become its first member")
+async def create_room(request: Request[Any, Any, Any], principal: Principal, data: NewRoom) -> RoomOut:
+    record = await _node(request).rooms.create(data.name, data.private, principal.user.name)
+    return _room_out(record, True)
+
+
+@get("/rooms/{room:str}", summary="One room")
+async def get_room(request: Request[Any, Any, Any], principal: Principal, room: str) -> RoomOut:
+    node = _node(request)
+    record = await node.rooms.get_visible(room, principal.user.name)
+    return _room_out(record, await node.rooms.is_member(room, principal.user.name))
+
+
+@get("/rooms/{room:str}/members", summary="Members of a room")
+async def list_members(request: Request[Any, Any, Any], principal: Principal, room: str) -> dict[str, list[str]]:
+    node = _node(request)
+    await node.rooms.get_visible(room, principal.user.name)
+    return {"members": await node.store.members(room)}
+
+
+@post("/rooms/{room:str}/members", status_code=HTTP_201_CREATED, summary="Invite a user into a room")
+async def invite(request: Request[Any, Any, Any], principal: Principal, room: str,
+                 data: Invite) -> dict[str, Any]:
+    added = await _node(request).rooms.invite(room, principal.user, data.user)
+    return {"room": room, "user": data.user, "added": added}
+
+
+@delete("/rooms/{room:str}/members/{user:str}", status_code=HTTP_200_OK,
+        summary="Remove a member (yourself, or anyone if you created the room or are admin)")
+async def remove_member(request: Request[Any, Any, Any], principal: Principal, room: str,
+                        user: str) -> dict[str, Any]:
+    node = _node(request)
+    removed = await node.rooms.remove(room, principal.user, user)
+    record = await node.store.get_room(room)
+    if record is not None and record.private:
+        for conn in node.hub.drop_member(room, user):
+            conn.send(msgspec.json.encode({"type": "left", "room": room, "reason": "removed"}).decode())
+    return {"room": room, "user": user, "removed": removed}
+
+
+@get("/rooms/{room:str}/presence", summary="Users connected to a room on this node")
+async def presence(request: Request[Any, Any, Any], principal: Principal, room: str) -> dict[str, Any]:
+    node = _node(request)
+    await node.rooms.get_visible(room, principal.user.name)
+    return {"room": room, "users": node.hub.present(room)}
+
+
+# --- messages -------------------------------------------------------------------------------------------------
+
+
+@get("/rooms/{room:str}/messages", summary="History, oldest first, paged by seq")
+async def history(
+    request: Request[Any, Any, Any],
+    principal: Principal,
+    room: str,
+    after: Annotated[int | None, Parameter(ge=0, description="only messages with seq > after")] = None,
+    before: Annotated[int | None, Parameter(ge=1, description="only messages with seq < before")] = None,
+    limit: Annotated[int, Parameter(ge=1, description="at most this many (capped by rooms.history_max_limit)")]
+    = 50,
+) -> dict[str, Any]:
+    node = _node(request)
+    await node.rooms.get_visible(room, principal.user.name)
+    limit = min(limit, node.cfg.rooms.history_max_limit)
+    messages: list[Message] = await node.store.history(room, after=after, before=before, limit=limit + 1)
+    more = len(messages) > limit
+    if more:
+        # ``after`` pages forward (keep the oldest), otherwise we page backward (keep the newest).
+        messages = messages[:limit] if after is not None else messages[1:]
+    return {"messages": messages, "has_more": more}
+
+
+@post("/rooms/{room:str}/messages", status_code=HTTP_201_CREATED,
+      summary="Send; answers after the message is stored, like a WebSocket ack")
+async def send_message(request: Request[Any, Any, Any], principal: Principal, room: str,
+                       data: NewMessageIn) -> SentOut:
+    node = _node(request)
+    user = principal.user.name
+    client_id = data.client_id or f"rest-{secrets.token_hex(8)}"
+    if not data.body and not data.attachments:
+        raise ChatError(Err.BAD_FRAME, "body must not be empty", client_id)
+    if len(data.body.encode()) > node.cfg.limits.max_frame_bytes:
+        raise ChatError(Err.TOO_LARGE, f"body exceeds {node.cfg.limits.max_frame_bytes} bytes", client_id)
+    if not node.bucket(user).take(time.monotonic()):
+        node.metrics.rate_limited += 1
+        raise ChatError(Err.RATE_LIMITED, "send rate over the limit", client_id)
+    c = await node.submit_and_wait(user, room, data.body, client_id, list(data.attachments))
+    if c.error:
+        raise ChatError(Err.by_code(c.error), c.message, client_id)
+    return SentOut("message", room, c.seq, user, data.body, client_id, c.ts, list(data.attachments), c.duplicate)
+
+
+# --- admin ----------------------------------------------------------------------------------------------------
+
+
+@post("/admin/bots", status_code=HTTP_201_CREATED, summary="Create token-only bot users in bulk (admin)")
+async def create_bots(request: Request[Any, Any, Any], principal: Principal, data: BotsIn) -> dict[str, list[Bot]]:
+    if not principal.user.admin:
+        raise ChatError(Err.FORBIDDEN, "admin only")
+    names = list(data.names)
+    if data.prefix and data.count:
+        width = len(str(data.count))
+        names += [f"{data.prefix}{i:0{width}d}" for i in range(1, data.count + 1)]
+    if not names:
+        raise ChatError(Err.BAD_FRAME, 'give "names", or "prefix" and "count"')
+    issued = await _node(request).accounts.create_bots(names)
+    return {"bots": [Bot(i.user.name, i.token) for i in issued]}
+
+
+api_router = Router(
+    path="/api",
+    route_handlers=[register, login, logout, me, list_rooms, create_room, get_room, list_members, invite,
+                    remove_member, presence, history, send_message, create_bots],
+    dependencies={"principal": Provide(provide_principal)},
+)

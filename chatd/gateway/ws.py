@@ -1,0 +1,182 @@
+"""``/ws``: the WebSocket endpoint.
+
+Per connection there are two tasks: the handler itself reads frames and calls the Node; a writer task drains the
+connection's outbox, packing whatever has queued up into one WebSocket message (frames separated by ``\\n``).
+Neither ever waits on another connection.
+
+Closing: :meth:`WsSession.kick` is the one way the server ends a session. For 1001 (drain) the writer first
+flushes the outbox; for every other code it goes straight to the close frame. If the peer does not finish the
+closing handshake within a second (a stalled reader will not), the handler is cancelled so granian drops the TCP
+connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from litestar import WebSocket, websocket
+
+from chatd.errors import ChatError, Close, Err
+from chatd.gateway.auth import authenticate, origin_allowed
+from chatd.hub import Conn
+from chatd.node import Node
+from chatd.protocol.frames import PONG, PROTOCOL_VERSION, Hello, Join, Leave, Ping, Send, Typing, encode, encode_error
+from chatd.protocol.session import FrameLimits, FrameRejected, Session
+
+log = logging.getLogger("chatd.ws")
+
+PACK_MAX = 64 * 1024  # bytes per packed WebSocket message; a single larger frame still goes alone
+CLOSE_GRACE = 1.0  # seconds a peer gets to answer our close frame
+
+
+@websocket("/ws")
+async def ws_endpoint(socket: WebSocket) -> None:
+    node: Node = socket.app.state.node
+    lim = node.cfg.limits
+    headers = socket.headers
+    if not origin_allowed(headers.get("origin"), headers.get("host"), node.cfg.web.allowed_origins,
+                          node.cfg.web.allow_missing_origin):
+        node.metrics.connections_refused += 1
+        await socket.close(code=Close.FORBIDDEN_ORIGIN)  # before accept: the client sees HTTP 403
+        return
+    principal = await authenticate(node, headers, socket.query_params)
+    refusal: tuple[Close, str] | None = None
+    if node.draining:
+        refusal = (Close.GOING_AWAY, "server is draining")
+    elif principal is None:
+        refusal = (Close.UNAUTHORIZED, "missing or invalid credentials")
+    elif len(node.hub.conns) >= lim.max_connections:
+        refusal = (Close.TOO_MANY_CONNECTIONS, "server connection limit reached")
+    elif node.hub.user_connections(principal.user.name) >= lim.max_connections_per_user:
+        refusal = (Close.TOO_MANY_CONNECTIONS, "per-user connection limit reached")
+    await socket.accept()
+    if refusal is not None or principal is None:
+        node.metrics.connections_refused += 1
+        code, reason = refusal or (Close.UNAUTHORIZED, "")
+        await socket.close(code=code, reason=reason)
+        return
+    await WsSession(node, socket, principal.user.name, principal.token_hash).run()
+
+
+class WsSession:
+    def __init__(self, node: Node, socket: WebSocket, user: str, token_hash: str | None) -> None:
+        self.node = node
+        self.socket = socket
+        lim = node.cfg.limits
+        self.conn = Conn(node.hub.next_id(), user, token_hash, lim.outbound_queue_bytes, self.kick,
+                         time.monotonic())
+        self.session = Session(user, FrameLimits(lim.max_frame_bytes, lim.close_frame_bytes), node.bucket(user))
+        self.reply = node.reply_to(self.conn)
+        self.closing: Close | None = None
+        self._task = asyncio.current_task()
+        self._writer: asyncio.Task[None] | None = None
+        self._closer: asyncio.Task[None] | None = None
+        self._reader_done = asyncio.Event()
+        self._sending = False
+
+    async def run(self) -> None:
+        node, conn = self.node, self.conn
+        node.hub.register(conn)
+        node.metrics.connections_opened += 1
+        conn.send(encode(Hello(user=conn.user, protocol=PROTOCOL_VERSION, node=node.id, max_frame_bytes=node.cfg.limits.max_frame_bytes,
+                               heartbeat_interval=node.cfg.limits.heartbeat_interval)))
+        self._writer = asyncio.create_task(self._write_loop(), name=f"chatd-writer-{conn.id}")
+        try:
+            await self._read_loop()
+        except asyncio.CancelledError:
+            if self.closing is None or self._task is None:
+                raise
+            self._task.uncancel()  # we cancelled ourselves to end a session we had closed
+        finally:
+            self._reader_done.set()
+            self._writer.cancel()
+            await node.disconnected(conn)
+
+    async def _read_loop(self) -> None:
+        receive, node, conn, session = self.socket.receive, self.node, self.conn, self.session
+        metrics = node.metrics
+        while True:
+            msg = await receive()
+            if msg["type"] != "websocket.receive":
+                return
+            data = msg.get("text")
+            if data is None:
+                data = msg.get("bytes") or b""
+            now = time.monotonic()
+            conn.last_heard = now
+            metrics.frames_in += 1
+            if self.closing is not None:
+                continue  # closing: read on only to see the peer's close
+            try:
+                frame = session.receive(data, now)
+                if type(frame) is Send:
+                    await node.submit(conn.user, frame.room, frame.body, frame.client_id, frame.attachments,
+                                      self.reply)
+                elif type(frame) is Join:
+                    await node.join(conn, frame.room, frame.since)
+                elif type(frame) is Leave:
+                    await node.leave(conn, frame.room)
+                elif type(frame) is Typing:
+                    await node.typing(conn, frame.room)
+                elif type(frame) is Ping:
+                    conn.send(PONG)
+            except FrameRejected as e:
+                if e.close is not None:
+                    self.kick(e.close)
+                    continue
+                if e.err is Err.RATE_LIMITED:
+                    metrics.rate_limited += 1
+                self._error(e.err.code, e.message, e.ref)
+            except ChatError as e:
+                self._error(e.err.code, e.message, e.ref or getattr(frame, "client_id", None))
+
+    def _error(self, code: str, message: str, ref: str | None) -> None:
+        self.node.metrics.errors_sent += 1
+        self.conn.send(encode_error(code, message, ref))
+
+    async def _write_loop(self) -> None:
+        outbox = self.conn.outbox
+        send = self.socket.send
+        metrics = self.node.metrics
+        while True:
+            await outbox.wake.wait()
+            if not outbox.frames:
+                outbox.wake.clear()
+                continue
+            text = outbox.pack(PACK_MAX)
+            self._sending = True
+            await send({"type": "websocket.send", "text": text})
+            self._sending = False
+            metrics.ws_sends += 1
+            metrics.ws_bytes_out += len(text)
+
+    def kick(self, code: Close) -> None:
+        """End this session with ``code``; safe to call more than once and from synchronous code."""
+        if self.closing is not None:
+            return
+        self.closing = code
+        if code == Close.SLOW_CONSUMER:
+            self.node.metrics.slow_consumer_closes += 1
+        self._closer = asyncio.get_running_loop().create_task(self._close(code))
+
+    async def _close(self, code: Close) -> None:
+        outbox = self.conn.outbox
+        if code in (Close.GOING_AWAY, Close.NORMAL, Close.UNAUTHORIZED):
+            deadline = time.monotonic() + self.node.cfg.server.drain_timeout
+            while (outbox.frames or self._sending) and time.monotonic() < deadline \
+                    and not self._reader_done.is_set():
+                await asyncio.sleep(0.01)
+        if self._writer is not None:
+            self._writer.cancel()
+        if self._reader_done.is_set():
+            return
+        try:
+            await asyncio.wait_for(self.socket.send({"type": "websocket.close", "code": int(code),
+                                                     "reason": code.name.lower()}), CLOSE_GRACE)
+            await asyncio.wait_for(self._reader_done.wait(), CLOSE_GRACE)
+        except (TimeoutError, Exception):  # noqa: BLE001 - any failure here means the peer is gone
+            pass
+        if not self._reader_done.is_set() and self._task is not None:
+            self._task.cancel()

@@ -1,0 +1,224 @@
+"""Local fan-out: which of this node's connections are in which room, and a bounded outbox per connection.
+
+The broker hands every delivery to :meth:`Hub.deliver`, which pushes the already-encoded text into the outbox of
+each local connection joined to the room. Nothing here awaits, so one slow socket can never hold up a delivery to
+the others: each outbox is drained by its own writer task (in the gateway) and is bounded in bytes.
+
+Outbox overflow policy (``shed-then-close``): when a push would take an outbox past
+``limits.outbound_queue_bytes``, queued ephemeral frames (typing, presence) are dropped first; if that is not
+enough, the connection is closed with 4008 (slow consumer). A stored message is never silently dropped: the client
+resumes with ``join`` + ``since`` and gets everything it missed.
+
+Replay seam: a join with ``since`` registers the subscription *holding* live frames, then reads history, then
+calls :meth:`Hub.release`, which sends held frames whose seq is past the replay. Every subscription remembers the
+last seq it passed on, so nothing is delivered twice and nothing falls in the gap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable, Iterable
+
+from chatd.broker.base import Delivery
+from chatd.errors import Close
+from chatd.metrics import Metrics
+
+
+class Outbox:
+    """A byte-bounded FIFO of encoded frames for one connection."""
+
+    __slots__ = ("frames", "size", "limit", "wake", "overflowed", "ephemeral_count")
+
+    def __init__(self, limit: int) -> None:
+        self.frames: deque[tuple[str, bool]] = deque()
+        self.size = 0
+        self.limit = limit
+        self.wake = asyncio.Event()
+        self.overflowed = False
+        self.ephemeral_count = 0
+
+    def push(self, text: str, ephemeral: bool = False) -> bool:
+        """Queue a frame. Returns False when the bound was hit and the connection must be closed."""
+        if self.overflowed:
+            return True  # already being closed; the close is on its way
+        n = len(text) + 1
+        if self.size + n > self.limit:
+            if ephemeral:
+                return True  # shed the newcomer itself
+            self._shed_ephemeral()
+            if self.size + n > self.limit:
+                self.overflowed = True
+                return False
+        self.frames.append((text, ephemeral))
+        self.size += n
+        if ephemeral:
+            self.ephemeral_count += 1
+        if not self.wake.is_set():
+            self.wake.set()
+        return True
+
+    def _shed_ephemeral(self) -> None:
+        if not self.ephemeral_count:
+            return
+        kept: deque[tuple[str, bool]] = deque()
+        for text, eph in self.frames:
+            if eph:
+                self.size -= len(text) + 1
+            else:
+                kept.append((text, eph))
+        self.frames = kept
+        self.ephemeral_count = 0
+
+    def pack(self, max_bytes: int) -> str:
+        """Take queued frames (at least one, then up to ``max_bytes``) as one ``\\n``-separated text."""
+        frames = self.frames
+        out: list[str] = []
+        taken = 0
+        while frames and (not out or taken + len(frames[0][0]) <= max_bytes):
+            text, eph = frames.popleft()
+            if eph:
+                self.ephemeral_count -= 1
+            out.append(text)
+            taken += len(text) + 1
+        self.size -= taken
+        if not frames:
+            self.wake.clear()
+        return out[0] if len(out) == 1 else "\n".join(out)
+
+
+class Sub:
+    """One connection's subscription to one room."""
+
+    __slots__ = ("last", "held")
+
+    def __init__(self, last: int, hold: bool) -> None:
+        self.last = last
+        self.held: list[tuple[int, str]] | None = [] if hold else None
+
+
+class Conn:
+    """What the hub knows of one local connection."""
+
+    __slots__ = ("id", "user", "token_hash", "outbox", "subs", "kick", "last_heard")
+
+    def __init__(self, conn_id: int, user: str, token_hash: str | None, outbox_limit: int,
+                 kick: Callable[[Close], None], now: float) -> None:
+        self.id = conn_id
+        self.last_heard = now
+        self.user = user
+        self.token_hash = token_hash
+        self.outbox = Outbox(outbox_limit)
+        self.subs: dict[str, Sub] = {}
+        self.kick = kick
+
+    def send(self, text: str, ephemeral: bool = False) -> None:
+        if not self.outbox.push(text, ephemeral):
+            self.kick(Close.SLOW_CONSUMER)
+
+
+class Hub:
+    def __init__(self, node_id: str, metrics: Metrics) -> None:
+        self.node_id = node_id
+        self.rooms: dict[str, dict[int, Conn]] = {}
+        self.conns: dict[int, Conn] = {}
+        self.by_user: dict[str, dict[int, Conn]] = {}
+        self.metrics = metrics
+        self._next_id = 0
+
+    def next_id(self) -> int:
+        self._next_id += 1
+        return self._next_id
+
+    # --- connections --------------------------------------------------------------------------------------------
+
+    def register(self, conn: Conn) -> None:
+        self.conns[conn.id] = conn
+        self.by_user.setdefault(conn.user, {})[conn.id] = conn
+
+    def unregister(self, conn: Conn) -> list[str]:
+        """Forget a connection; returns the rooms where its user is no longer present."""
+        gone = [room for room in list(conn.subs) if self.leave(conn, room)]
+        self.conns.pop(conn.id, None)
+        mine = self.by_user.get(conn.user)
+        if mine is not None:
+            mine.pop(conn.id, None)
+            if not mine:
+                del self.by_user[conn.user]
+        return gone
+
+    def user_connections(self, user: str) -> int:
+        return len(self.by_user.get(user, ()))
+
+    def connections_of(self, user: str) -> Iterable[Conn]:
+        return list(self.by_user.get(user, {}).values())
+
+    # --- rooms --------------------------------------------------------------------------------------------------
+
+    def join(self, conn: Conn, room: str, last: int, hold: bool) -> bool:
+        """Subscribe ``conn`` to ``room``, passing on only seqs above ``last``. Returns True if the user was not
+        present in the room on this node before (a presence change)."""
+        members = self.rooms.setdefault(room, {})
+        first = not any(c.user == conn.user for c in members.values())
+        members[conn.id] = conn
+        conn.subs[room] = Sub(last, hold)
+        return first
+
+    def release(self, conn: Conn, room: str, replayed_through: int) -> None:
+        """End the replay seam: pass on held frames newer than the replay, then go live."""
+        sub = conn.subs.get(room)
+        if sub is None or sub.held is None:
+            return
+        held, sub.held = sub.held, None
+        sub.last = max(sub.last, replayed_through)
+        for seq, text in held:
+            if seq > sub.last:
+                sub.last = seq
+                conn.send(text)
+
+    def leave(self, conn: Conn, room: str) -> bool:
+        """Unsubscribe; returns True if that was the user's last connection in the room on this node."""
+        if conn.subs.pop(room, None) is None:
+            return False
+        members = self.rooms.get(room)
+        if members is None:
+            return False
+        members.pop(conn.id, None)
+        if not members:
+            del self.rooms[room]
+            return True
+        return not any(c.user == conn.user for c in members.values())
+
+    def present(self, room: str) -> list[str]:
+        return sorted({c.user for c in self.rooms.get(room, {}).values()})
+
+    def drop_member(self, room: str, user: str) -> list[Conn]:
+        """Unsubscribe every connection of ``user`` from ``room`` (they were removed from a private room)."""
+        dropped = [c for c in self.rooms.get(room, {}).values() if c.user == user]
+        for c in dropped:
+            self.leave(c, room)
+        return dropped
+
+    # --- fan-out ------------------------------------------------------------------------------------------------
+
+    def deliver(self, d: Delivery) -> None:
+        members = self.rooms.get(d.room)
+        if not members:
+            return
+        seq, text, room = d.seq, d.payload, d.room
+        skip = d.skip if d.origin == self.node_id else 0
+        pushed = 0
+        for conn in list(members.values()):
+            if seq:
+                sub = conn.subs[room]
+                if sub.held is not None:
+                    sub.held.append((seq, text))
+                    continue
+                if seq <= sub.last:
+                    continue
+                sub.last = seq
+                conn.send(text)
+            elif conn.id != skip:
+                conn.send(text, ephemeral=True)
+            pushed += 1
+        self.metrics.deliveries += pushed

@@ -1,0 +1,105 @@
+"""Rooms and membership rules, shared by the WebSocket and REST paths.
+
+- Joining a room that does not exist creates it as a public room when ``rooms.auto_create`` is on.
+- Joining a public room makes the user a member.
+- A private room needs prior membership (the creator, or someone invited); anyone else gets ``forbidden``.
+- Sending needs membership (``not_member``).
+
+Membership is checked on every send, so positive answers are cached per node; removing a member clears them.
+"""
+
+from __future__ import annotations
+
+import re
+
+from chatd.errors import ChatError, Err
+from chatd.protocol.frames import ROOM_MAX, ROOM_PATTERN
+from chatd.store.base import RoomRecord, Store, UserRecord
+
+_room_re = re.compile(ROOM_PATTERN)
+_CACHE_MAX = 200_000
+
+
+def check_room_name(name: str) -> None:
+    if not (0 < len(name) <= ROOM_MAX and _room_re.match(name)):
+        raise ChatError(Err.BAD_FRAME, f"room names are 1-{ROOM_MAX} characters of A-Z a-z 0-9 _ . : @ - and "
+                        "start with a letter or digit")
+
+
+class Rooms:
+    def __init__(self, store: Store, auto_create: bool) -> None:
+        self.store = store
+        self.auto_create = auto_create
+        self._members: set[tuple[str, str]] = set()
+
+    def _remember(self, room: str, user: str) -> None:
+        if len(self._members) >= _CACHE_MAX:
+            self._members.clear()
+        self._members.add((room, user))
+
+    async def is_member(self, room: str, user: str) -> bool:
+        if (room, user) in self._members:
+            return True
+        if await self.store.is_member(room, user):
+            self._remember(room, user)
+            return True
+        return False
+
+    async def require_member(self, room: str, user: str) -> None:
+        if not await self.is_member(room, user):
+            if await self.store.get_room(room) is None:
+                raise ChatError(Err.NOT_FOUND, f"no room {room!r}")
+            raise ChatError(Err.NOT_MEMBER, f"you are not a member of {room!r}")
+
+    async def get_visible(self, room: str, user: str) -> RoomRecord:
+        """The room, if ``user`` may see it (public, or private and a member)."""
+        record = await self.store.get_room(room)
+        if record is None:
+            raise ChatError(Err.NOT_FOUND, f"no room {room!r}")
+        if record.private and not await self.is_member(room, user):
+            raise ChatError(Err.FORBIDDEN, f"{room!r} is private")
+        return record
+
+    async def join(self, room: str, user: str) -> RoomRecord:
+        """Apply the join rules; returns the room. Raises forbidden / not_found."""
+        record = await self.store.get_room(room)
+        if record is None:
+            if not self.auto_create:
+                raise ChatError(Err.NOT_FOUND, f"no room {room!r} (rooms.auto_create is off)")
+            check_room_name(room)
+            try:
+                record = await self.store.create_room(room, private=False, created_by=user)
+            except ChatError:
+                record = await self.store.get_room(room)  # created by a racing join
+                assert record is not None
+        if record.private:
+            if not await self.is_member(room, user):
+                raise ChatError(Err.FORBIDDEN, f"{room!r} is private; ask a member to invite you")
+            return record
+        if (room, user) not in self._members:
+            await self.store.add_member(room, user)
+            self._remember(room, user)
+        return record
+
+    async def create(self, room: str, private: bool, user: str) -> RoomRecord:
+        check_room_name(room)
+        record = await self.store.create_room(room, private, user)
+        self._remember(room, user)
+        return record
+
+    async def invite(self, room: str, inviter: UserRecord, invitee: str) -> bool:
+        record = await self.get_visible(room, inviter.name)
+        if record.private and not (inviter.admin or await self.is_member(room, inviter.name)):
+            raise ChatError(Err.FORBIDDEN, "only members can invite to a private room")
+        if await self.store.get_user(invitee) is None:
+            raise ChatError(Err.NOT_FOUND, f"no user {invitee!r}")
+        added = await self.store.add_member(room, invitee)
+        self._remember(room, invitee)
+        return added
+
+    async def remove(self, room: str, actor: UserRecord, target: str) -> bool:
+        record = await self.get_visible(room, actor.name)
+        if target != actor.name and not (actor.admin or record.created_by == actor.name):
+            raise ChatError(Err.FORBIDDEN, "only the room's creator or an admin can remove other members")
+        self._members.discard((room, target))
+        return await self.store.remove_member(room, target)

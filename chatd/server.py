@@ -1,0 +1,97 @@
+"""``chatd serve``: granian, embedded in this process's uvloop event loop, serving the app around one Node.
+
+Embedding (rather than granian's worker processes) keeps the whole node in one process and lets chatd own the
+signals: on SIGTERM or SIGINT it drains first (no new sessions or sends, every queued send stored and acked,
+sockets closed with 1001) and only then stops granian, which would otherwise drop open WebSockets without a close
+frame.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+
+import uvloop
+from granian.constants import Interfaces
+from granian.http import HTTP1Settings
+from granian.log import LogLevels
+from granian.server.embed import Server
+
+from chatd import __version__
+from chatd.config import Config, is_loopback
+from chatd.gateway.app import create_app
+from chatd.node import Node
+
+log = logging.getLogger("chatd")
+
+
+def setup_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    root = logging.getLogger("chatd")
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    root.propagate = False
+
+
+def check_startup(cfg: Config) -> str | None:
+    """Refusals that must stop start-up, as a message; None if fine."""
+    if cfg.auth.mode == "open" and not is_loopback(cfg.server.host):
+        return (f"open mode lets anyone act as any user, so it only listens on loopback; refusing to bind "
+                f"{cfg.server.host}. Use auth.mode = \"token\" or server.host = \"127.0.0.1\".")
+    return None
+
+
+def serve(cfg: Config) -> int:
+    problem = check_startup(cfg)
+    if problem:
+        print(f"chatd: {problem}", file=sys.stderr)
+        return 2
+    return uvloop.run(_serve(cfg))
+
+
+async def _serve(cfg: Config) -> int:
+    node = Node(cfg)
+    lim = cfg.limits
+    server = Server(
+        create_app(node),
+        address=cfg.server.host,
+        port=cfg.server.port,
+        interface=Interfaces.ASGINL,
+        websockets=True,
+        backlog=4096,
+        # granian's default admits only ``backlog`` connections at a time; a chat server holds them open.
+        backpressure=lim.max_connections + 64,
+        http1_settings=HTTP1Settings(header_read_timeout=int(lim.handshake_timeout * 1000)),
+        log_level=LogLevels.error,
+    )
+    setup_logging(cfg.server.log_level)
+    await node.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    serving = asyncio.create_task(server.serve(), name="granian")
+    mode = "OPEN (anyone may connect as any ?user=NAME; for laptops and benchmarks only)" \
+        if cfg.auth.mode == "open" else "token"
+    if cfg.auth.mode == "open":
+        log.warning("*** auth mode is OPEN: no passwords, no tokens. Never expose this server. ***")
+    log.info("chatd %s listening on http://%s:%d (auth: %s, store: %s %s, broker: %s, node %s)", __version__,
+             cfg.server.host, cfg.server.port, mode, cfg.store.backend,
+             cfg.store.path if cfg.store.backend == "sqlite" else "", cfg.broker.backend, node.id)
+    stopper = asyncio.create_task(stop.wait())
+    await asyncio.wait({serving, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    code = 0
+    if serving.done():
+        log.error("the HTTP server stopped unexpectedly: %r", serving.exception())
+        code = 1
+    else:
+        log.info("draining: no new sessions or sends; storing and acking what was taken in")
+        await node.drain()
+        server.stop()
+        await serving
+    await node.close()
+    log.info("stopped")
+    return code

@@ -1,0 +1,148 @@
+"""The store interface: users, tokens, rooms, members, message history.
+
+Contract for implementations:
+
+- ``append`` is the only way a message is stored. It runs in one transaction per batch, assigns each new message
+  the room's next ``seq`` (starting at 1, no gaps), and returns only after that transaction is durable to the
+  configured level. A message whose (room, sender, client_id) already exists is not stored again; its outcome
+  carries the original seq and ts with ``duplicate=True``. Outcomes come back in batch order.
+- Reads see only committed data. ``history`` returns messages oldest first.
+- Room, user and membership writes are immediately visible to later reads on the same node.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+
+import msgspec
+
+from chatd.protocol.frames import Message
+
+
+class UserRecord(msgspec.Struct, frozen=True):
+    name: str
+    admin: bool = False
+    bot: bool = False
+    created: int = 0
+
+
+class RoomRecord(msgspec.Struct, frozen=True):
+    name: str
+    private: bool
+    created_by: str
+    created: int
+    last_seq: int = 0
+
+
+class UploadRecord(msgspec.Struct, frozen=True):
+    id: str
+    owner: str
+    content_type: str
+    size: int
+    name: str
+    created: int
+    room: str | None = None
+
+
+class NewMessage(msgspec.Struct, frozen=True, array_like=True):
+    """What ``append`` needs to store one message."""
+
+    room: str
+    sender: str
+    client_id: str
+    body: str
+    attachments: list[str] = []
+
+
+class Outcome(msgspec.Struct, frozen=True, array_like=True):
+    """The result of appending one message."""
+
+    seq: int
+    ts: int
+    duplicate: bool
+
+
+class Store(abc.ABC):
+    """Persistent state of a chatd deployment."""
+
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Connect and apply migrations."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Finish pending writes and disconnect."""
+
+    @abc.abstractmethod
+    async def ping(self) -> bool:
+        """Whether the store answers a trivial query."""
+
+    # users and tokens
+    @abc.abstractmethod
+    async def create_user(self, name: str, password_hash: str | None, bot: bool = False) -> UserRecord:
+        """Create a user; the first user ever created is admin. Raises ChatError(CONFLICT) if taken."""
+
+    @abc.abstractmethod
+    async def get_user(self, name: str) -> UserRecord | None: ...
+
+    @abc.abstractmethod
+    async def password_hash(self, name: str) -> str | None: ...
+
+    @abc.abstractmethod
+    async def add_token(self, token_hash: str, user: str) -> None: ...
+
+    @abc.abstractmethod
+    async def user_for_token(self, token_hash: str) -> UserRecord | None: ...
+
+    @abc.abstractmethod
+    async def revoke_token(self, token_hash: str) -> bool: ...
+
+    # rooms and members
+    @abc.abstractmethod
+    async def create_room(self, name: str, private: bool, created_by: str) -> RoomRecord:
+        """Create a room with its creator as first member. Raises ChatError(CONFLICT) if it exists."""
+
+    @abc.abstractmethod
+    async def get_room(self, name: str) -> RoomRecord | None: ...
+
+    @abc.abstractmethod
+    async def list_rooms(self, user: str) -> list[tuple[RoomRecord, bool]]:
+        """Public rooms and the private rooms ``user`` belongs to, each with whether ``user`` is a member."""
+
+    @abc.abstractmethod
+    async def add_member(self, room: str, user: str) -> bool:
+        """Add a member; False if already one."""
+
+    @abc.abstractmethod
+    async def remove_member(self, room: str, user: str) -> bool: ...
+
+    @abc.abstractmethod
+    async def is_member(self, room: str, user: str) -> bool: ...
+
+    @abc.abstractmethod
+    async def members(self, room: str) -> list[str]: ...
+
+    # messages
+    @abc.abstractmethod
+    async def append(self, batch: Sequence[NewMessage]) -> list[Outcome]:
+        """Store a batch in one transaction; see the module docstring for the contract."""
+
+    @abc.abstractmethod
+    async def history(self, room: str, *, after: int | None = None, before: int | None = None,
+                      limit: int = 100) -> list[Message]:
+        """Messages of ``room`` oldest first. With ``before`` only, the newest ``limit`` before it."""
+
+    @abc.abstractmethod
+    async def last_seq(self, room: str) -> int: ...
+
+    # uploads
+    @abc.abstractmethod
+    async def add_upload(self, record: UploadRecord) -> None: ...
+
+    @abc.abstractmethod
+    async def get_upload(self, upload_id: str) -> UploadRecord | None: ...
+
+    @abc.abstractmethod
+    async def attach_uploads(self, ids: Sequence[str], owner: str, room: str) -> list[str]:
+        """Bind the owner's not-yet-posted uploads to ``room``; returns the ids that were bound."""

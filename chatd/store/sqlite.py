@@ -1,0 +1,309 @@
+"""The SQLite store: one writer connection, one reader connection, WAL mode.
+
+Every write goes through the single writer connection under an asyncio lock, so transactions never interleave
+and SQLite never sees two writers (no ``database is locked``). Reads use a second connection, which in WAL mode
+sees the last committed state without waiting for the writer.
+
+Because this process is the only writer of the file, the last ``seq`` of each room is cached in memory after the
+first read, and ``append`` assigns seqs from that cache inside its transaction. A failed transaction drops the
+cache entries it touched so they are re-read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import aiosqlite
+import msgspec
+import sqlite_utils
+
+from chatd.errors import ChatError, Err
+from chatd.protocol.frames import Message
+from chatd.store.base import NewMessage, Outcome, RoomRecord, Store, UploadRecord, UserRecord
+from chatd.store.migrations import migrate
+
+_json = msgspec.json.Encoder()
+_list_decoder = msgspec.json.Decoder(list[str])
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _room(row: sqlite3.Row | tuple) -> RoomRecord:
+    return RoomRecord(name=row[0], private=bool(row[1]), created_by=row[2] or "", created=row[3],
+                      last_seq=row[4])
+
+
+def _message(row: tuple) -> Message:
+    room, seq, sender, client_id, body, ts, attachments = row
+    return Message(room=room, seq=seq, from_=sender, body=body, client_id=client_id, ts=ts,
+                   attachments=_list_decoder.decode(attachments) if attachments else [])
+
+
+class SQLiteStore(Store):
+    def __init__(self, path: str | Path, synchronous: str = "NORMAL") -> None:
+        self.path = str(path)
+        self.synchronous = synchronous
+        self._writer: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._write_lock = asyncio.Lock()
+        self._last_seq: dict[str, int] = {}
+
+    # --- lifecycle ----------------------------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite_utils.Database(self.path)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            migrate(db)
+        finally:
+            db.close()
+        self._writer = await self._connect()
+        self._reader = await self._connect()
+
+    async def _connect(self) -> aiosqlite.Connection:
+        conn = await aiosqlite.connect(self.path, isolation_level=None)
+        await conn.execute("PRAGMA journal_mode=WAL")
+        await conn.execute(f"PRAGMA synchronous={self.synchronous}")
+        await conn.execute("PRAGMA busy_timeout=5000")
+        await conn.execute("PRAGMA foreign_keys=ON")
+        return conn
+
+    async def close(self) -> None:
+        async with self._write_lock:
+            for conn in (self._reader, self._writer):
+                if conn is not None:
+                    await conn.close()
+            self._reader = self._writer = None
+
+    async def ping(self) -> bool:
+        if self._reader is None:
+            return False
+        try:
+            await self._reader.execute_fetchall("SELECT 1")
+            return True
+        except sqlite3.Error:
+            return False
+
+    @property
+    def _w(self) -> aiosqlite.Connection:
+        assert self._writer is not None, "store is not open"
+        return self._writer
+
+    @property
+    def _r(self) -> aiosqlite.Connection:
+        assert self._reader is not None, "store is not open"
+        return self._reader
+
+    async def _write(self, sql: str, params: Sequence[object] = ()) -> int:
+        """One statement in its own transaction; returns the rows it changed."""
+        async with self._write_lock:
+            cur = await self._w.execute(sql, params)
+            return cur.rowcount
+
+    async def _one(self, sql: str, params: Sequence[object] = ()) -> tuple | None:
+        rows = await self._r.execute_fetchall(sql, params)
+        return tuple(rows[0]) if rows else None
+
+    # --- users and tokens ---------------------------------------------------------------------------------------
+
+    async def create_user(self, name: str, password_hash: str | None, bot: bool = False) -> UserRecord:
+        created = now_ms()
+        async with self._write_lock:
+            try:
+                # "first user is admin" is decided inside the same statement, so two racing registrations cannot
+                # both become admin.
+                await self._w.execute(
+                    "INSERT INTO users (name, password_hash, admin, bot, created) "
+                    "VALUES (?, ?, NOT EXISTS (SELECT 1 FROM users), ?, ?)",
+                    (name, password_hash, int(bot), created),
+                )
+            except sqlite3.IntegrityError:
+                raise ChatError(Err.CONFLICT, f"user {name!r} already exists") from None
+            rows = await self._w.execute_fetchall("SELECT admin FROM users WHERE name = ?", (name,))
+        return UserRecord(name=name, admin=bool(rows[0][0]), bot=bot, created=created)
+
+    async def get_user(self, name: str) -> UserRecord | None:
+        row = await self._one("SELECT name, admin, bot, created FROM users WHERE name = ?", (name,))
+        return UserRecord(row[0], bool(row[1]), bool(row[2]), row[3]) if row else None
+
+    async def password_hash(self, name: str) -> str | None:
+        row = await self._one("SELECT password_hash FROM users WHERE name = ?", (name,))
+        return row[0] if row else None
+
+    async def add_token(self, token_hash: str, user: str) -> None:
+        await self._write("INSERT INTO tokens (hash, user, created) VALUES (?, ?, ?)", (token_hash, user, now_ms()))
+
+    async def user_for_token(self, token_hash: str) -> UserRecord | None:
+        row = await self._one(
+            "SELECT u.name, u.admin, u.bot, u.created FROM tokens t JOIN users u ON u.name = t.user "
+            "WHERE t.hash = ?", (token_hash,))
+        return UserRecord(row[0], bool(row[1]), bool(row[2]), row[3]) if row else None
+
+    async def revoke_token(self, token_hash: str) -> bool:
+        return await self._write("DELETE FROM tokens WHERE hash = ?", (token_hash,)) > 0
+
+    # --- rooms and members --------------------------------------------------------------------------------------
+
+    async def create_room(self, name: str, private: bool, created_by: str) -> RoomRecord:
+        created = now_ms()
+        async with self._write_lock:
+            try:
+                await self._w.execute("BEGIN IMMEDIATE")
+                await self._w.execute(
+                    "INSERT INTO rooms (name, private, created_by, created, last_seq) VALUES (?, ?, ?, ?, 0)",
+                    (name, int(private), created_by, created))
+                await self._w.execute("INSERT INTO members (room, user, joined) VALUES (?, ?, ?)",
+                                      (name, created_by, created))
+                await self._w.execute("COMMIT")
+            except sqlite3.IntegrityError:
+                await self._w.execute("ROLLBACK")
+                raise ChatError(Err.CONFLICT, f"room {name!r} already exists") from None
+        return RoomRecord(name, private, created_by, created, 0)
+
+    async def get_room(self, name: str) -> RoomRecord | None:
+        row = await self._one("SELECT name, private, created_by, created, last_seq FROM rooms WHERE name = ?",
+                              (name,))
+        return _room(row) if row else None
+
+    async def list_rooms(self, user: str) -> list[tuple[RoomRecord, bool]]:
+        rows = await self._r.execute_fetchall(
+            "SELECT r.name, r.private, r.created_by, r.created, r.last_seq, m.user IS NOT NULL "
+            "FROM rooms r LEFT JOIN members m ON m.room = r.name AND m.user = ? "
+            "WHERE r.private = 0 OR m.user IS NOT NULL ORDER BY r.name", (user,))
+        return [(_room(row), bool(row[5])) for row in rows]
+
+    async def add_member(self, room: str, user: str) -> bool:
+        try:
+            return await self._write("INSERT OR IGNORE INTO members (room, user, joined) VALUES (?, ?, ?)",
+                                     (room, user, now_ms())) > 0
+        except sqlite3.IntegrityError:
+            raise ChatError(Err.NOT_FOUND, f"no user {user!r} or room {room!r}") from None
+
+    async def remove_member(self, room: str, user: str) -> bool:
+        return await self._write("DELETE FROM members WHERE room = ? AND user = ?", (room, user)) > 0
+
+    async def is_member(self, room: str, user: str) -> bool:
+        return await self._one("SELECT 1 FROM members WHERE room = ? AND user = ?", (room, user)) is not None
+
+    async def members(self, room: str) -> list[str]:
+        rows = await self._r.execute_fetchall("SELECT user FROM members WHERE room = ? ORDER BY user", (room,))
+        return [r[0] for r in rows]
+
+    # --- messages -----------------------------------------------------------------------------------------------
+
+    async def append(self, batch: Sequence[NewMessage]) -> list[Outcome]:
+        if not batch:
+            return []
+        async with self._write_lock:
+            w = self._w
+            await w.execute("BEGIN IMMEDIATE")
+            try:
+                outcomes = await self._append_in_tx(w, batch)
+                await w.execute("COMMIT")
+            except BaseException:
+                # A failed transaction may have advanced the cached counters; forget them so they are re-read.
+                for m in batch:
+                    self._last_seq.pop(m.room, None)
+                if w.in_transaction:
+                    await w.execute("ROLLBACK")
+                raise
+        return outcomes
+
+    async def _append_in_tx(self, w: aiosqlite.Connection, batch: Sequence[NewMessage]) -> list[Outcome]:
+        keys = {(m.room, m.sender, m.client_id) for m in batch}
+        placeholders = ",".join("(?,?,?)" for _ in keys)
+        params = [v for key in keys for v in key]
+        existing: dict[tuple[str, str, str], Outcome] = {
+            (r[0], r[1], r[2]): Outcome(r[3], r[4], True)
+            for r in await w.execute_fetchall(
+                f"WITH k(room, sender, client_id) AS (VALUES {placeholders}) "
+                "SELECT m.room, m.sender, m.client_id, m.seq, m.ts FROM k JOIN messages m "
+                "ON m.room = k.room AND m.sender = k.sender AND m.client_id = k.client_id", params)
+        }
+        missing = {m.room for m in batch} - self._last_seq.keys()
+        if missing:
+            marks = ",".join("?" for _ in missing)
+            for name, last in await w.execute_fetchall(
+                    f"SELECT name, last_seq FROM rooms WHERE name IN ({marks})", list(missing)):
+                self._last_seq[name] = last
+        ts = now_ms()
+        rows: list[tuple] = []
+        outcomes: list[Outcome] = []
+        for m in batch:
+            key = (m.room, m.sender, m.client_id)
+            seen = existing.get(key)
+            if seen is not None:
+                outcomes.append(seen)
+                continue
+            try:
+                seq = self._last_seq[m.room] + 1
+            except KeyError:
+                raise ChatError(Err.NOT_FOUND, f"room {m.room!r} does not exist") from None
+            self._last_seq[m.room] = seq
+            rows.append((m.room, seq, m.sender, m.client_id, m.body, ts,
+                         _json.encode(m.attachments).decode() if m.attachments else None))
+            outcome = Outcome(seq, ts, False)
+            existing[key] = Outcome(seq, ts, True)  # a repeat later in the same batch is a duplicate
+            outcomes.append(outcome)
+        if rows:
+            await w.executemany(
+                "INSERT INTO messages (room, seq, sender, client_id, body, ts, attachments) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            touched = {r[0] for r in rows}
+            await w.executemany("UPDATE rooms SET last_seq = ? WHERE name = ?",
+                                [(self._last_seq[name], name) for name in touched])
+        return outcomes
+
+    async def history(self, room: str, *, after: int | None = None, before: int | None = None,
+                      limit: int = 100) -> list[Message]:
+        cols = "room, seq, sender, client_id, body, ts, attachments"
+        if after is not None:
+            sql = f"SELECT {cols} FROM messages WHERE room = ? AND seq > ?"
+            params: list[object] = [room, after]
+            if before is not None:
+                sql += " AND seq < ?"
+                params.append(before)
+            rows = await self._r.execute_fetchall(sql + " ORDER BY seq LIMIT ?", (*params, limit))
+            return [_message(tuple(r)) for r in rows]
+        sql = f"SELECT {cols} FROM messages WHERE room = ?"
+        params = [room]
+        if before is not None:
+            sql += " AND seq < ?"
+            params.append(before)
+        rows = await self._r.execute_fetchall(sql + " ORDER BY seq DESC LIMIT ?", (*params, limit))
+        return [_message(tuple(r)) for r in reversed(rows)]
+
+    async def last_seq(self, room: str) -> int:
+        row = await self._one("SELECT last_seq FROM rooms WHERE name = ?", (room,))
+        return row[0] if row else 0
+
+    # --- uploads ------------------------------------------------------------------------------------------------
+
+    async def add_upload(self, record: UploadRecord) -> None:
+        await self._write(
+            "INSERT INTO uploads (id, owner, room, content_type, size, name, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (record.id, record.owner, record.room, record.content_type, record.size, record.name, record.created))
+
+    async def get_upload(self, upload_id: str) -> UploadRecord | None:
+        row = await self._one(
+            "SELECT id, owner, content_type, size, name, created, room FROM uploads WHERE id = ?", (upload_id,))
+        return UploadRecord(*row) if row else None
+
+    async def attach_uploads(self, ids: Sequence[str], owner: str, room: str) -> list[str]:
+        bound = []
+        async with self._write_lock:
+            for upload_id in ids:
+                cur = await self._w.execute(
+                    "UPDATE uploads SET room = ? WHERE id = ? AND owner = ? AND (room IS NULL OR room = ?)",
+                    (room, upload_id, owner, room))
+                if cur.rowcount:
+                    bound.append(upload_id)
+        return bound

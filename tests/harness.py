@@ -1,0 +1,213 @@
+"""Test harness: a real chatd process on a free port, and a protocol-v1 WebSocket client.
+
+Nothing here is mocked. ``ChatdProcess`` runs ``python -m chatd serve`` with a config written to a temp dir and
+waits for /readyz; ``Client`` is a thin wrapper around the ``websockets`` library that splits packed server
+messages into frames.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import httpx
+import websockets
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    return json.dumps(str(v))
+
+
+def write_config(path: Path, settings: dict[str, dict[str, Any]]) -> None:
+    lines = []
+    for section, values in settings.items():
+        lines.append(f"[{section}]")
+        lines += [f"{k} = {toml_value(v)}" for k, v in values.items()]
+    path.write_text("\n".join(lines) + "\n")
+
+
+class ChatdProcess:
+    """One chatd server process. ``settings`` are merged over test-friendly defaults."""
+
+    def __init__(self, workdir: Path, settings: dict[str, dict[str, Any]] | None = None,
+                 env: dict[str, str] | None = None) -> None:
+        self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        base: dict[str, dict[str, Any]] = {
+            "server": {"host": "127.0.0.1", "port": self.port, "drain_timeout": 10.0},
+            "auth": {"mode": "open"},
+            "store": {"path": str(workdir / "chatd.db")},
+            "limits": {"send_rate": 0},
+        }
+        for section, values in (settings or {}).items():
+            base.setdefault(section, {}).update(values)
+        self.settings = base
+        self.config_path = workdir / "chatd.toml"
+        write_config(self.config_path, base)
+        self.env = env or {}
+        self.log_path = workdir / "server.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    def start(self, timeout: float = 20.0) -> ChatdProcess:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CHATD_") and k != "PORT"}
+        env.update(self.env)
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "chatd", "serve", "--config", str(self.config_path)],
+                                     cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT, env=env)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"chatd exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                if httpx.get(self.http + "/readyz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        self.kill()
+        raise RuntimeError(f"chatd did not become ready:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """SIGTERM, and wait for the drain to finish."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise
+
+    def kill(self) -> None:
+        """SIGKILL: a crash, with no chance to drain."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def get(self, path: str, **kw: Any) -> httpx.Response:
+        return httpx.get(self.http + path, timeout=10, **kw)
+
+    def post(self, path: str, **kw: Any) -> httpx.Response:
+        return httpx.post(self.http + path, timeout=10, **kw)
+
+
+class Client:
+    """A protocol-v1 client over a real WebSocket."""
+
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+        self.pending: deque[dict[str, Any]] = deque()
+        self.hello: dict[str, Any] = {}
+
+    @classmethod
+    async def connect(cls, url: str, *, user: str | None = None, token: str | None = None,
+                      headers: dict[str, str] | None = None, hello: bool = True, **kw: Any) -> Client:
+        if user is not None:
+            url += ("&" if "?" in url else "?") + f"user={user}"
+        hdrs = dict(headers or {})
+        if token is not None:
+            hdrs["Authorization"] = f"Bearer {token}"
+        ws = await websockets.connect(url, additional_headers=hdrs, max_size=None, **kw)
+        client = cls(ws)
+        if hello:
+            client.hello = await client.expect("hello")
+        return client
+
+    async def send(self, frame: dict[str, Any] | str) -> None:
+        await self.ws.send(frame if isinstance(frame, str) else json.dumps(frame))
+
+    async def recv(self, timeout: float = 10.0) -> dict[str, Any]:
+        """The next frame, splitting packed messages."""
+        if not self.pending:
+            raw = await asyncio.wait_for(self.ws.recv(), timeout)
+            for line in raw.split("\n"):
+                self.pending.append(json.loads(line))
+        return self.pending.popleft()
+
+    async def expect(self, kind: str, timeout: float = 10.0, skip: tuple[str, ...] = ("presence", "ping", "typing"),
+                     ) -> dict[str, Any]:
+        """The next frame of ``kind``, skipping ephemeral noise; any other unexpected frame fails."""
+        deadline = time.monotonic() + timeout
+        while True:
+            frame = await self.recv(max(0.01, deadline - time.monotonic()))
+            if frame["type"] == kind:
+                return frame
+            if frame["type"] not in skip:
+                raise AssertionError(f"expected {kind!r}, got {frame}")
+
+    async def join(self, room: str, since: int | None = None) -> dict[str, Any]:
+        frame: dict[str, Any] = {"type": "join", "room": room}
+        if since is not None:
+            frame["since"] = since
+        await self.send(frame)
+        return await self.expect("joined")
+
+    async def say(self, room: str, body: str, client_id: str) -> dict[str, Any]:
+        """Send and wait for the ack (skipping our own message frames)."""
+        await self.send({"type": "send", "room": room, "body": body, "client_id": client_id})
+        return await self.expect("ack", skip=("presence", "ping", "typing", "message"))
+
+    async def messages(self, n: int, timeout: float = 20.0) -> list[dict[str, Any]]:
+        """The next ``n`` message frames, skipping acks and ephemeral frames."""
+        out: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout
+        while len(out) < n:
+            frame = await self.recv(max(0.01, deadline - time.monotonic()))
+            if frame["type"] == "message":
+                out.append(frame)
+            elif frame["type"] not in ("ack", "presence", "ping", "typing"):
+                raise AssertionError(f"unexpected frame {frame}")
+        return out
+
+    async def close(self) -> None:
+        await self.ws.close()
+
+    async def closed(self, timeout: float = 10.0) -> tuple[int | None, str]:
+        """Read until the server closes; returns (code, reason)."""
+        try:
+            while True:
+                await asyncio.wait_for(self.ws.recv(), timeout)
+        except websockets.ConnectionClosed as e:
+            rcvd = e.rcvd
+            return (rcvd.code if rcvd else None, rcvd.reason if rcvd else "")
+
+
+def register(server: ChatdProcess, name: str, password: str = "correct horse") -> str:
+    r = server.post("/api/auth/register", json={"username": name, "password": password})
+    assert r.status_code == 201, r.text
+    return r.json()["token"]

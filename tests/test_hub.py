@@ -1,0 +1,94 @@
+"""Local fan-out: bounded outboxes, shedding, packing and the replay seam (no sockets needed)."""
+
+from __future__ import annotations
+
+from chatd.broker.base import Delivery
+from chatd.errors import Close
+from chatd.hub import Conn, Hub, Outbox
+from chatd.metrics import Metrics
+
+
+def make_conn(hub: Hub, user: str, limit: int = 10_000) -> tuple[Conn, list[Close]]:
+    kicks: list[Close] = []
+    conn = Conn(hub.next_id(), user, None, limit, kicks.append, 0.0)
+    hub.register(conn)
+    return conn, kicks
+
+
+def drain(conn: Conn) -> list[str]:
+    out: list[str] = []
+    while conn.outbox.frames:
+        out += conn.outbox.pack(1 << 20).split("\n")
+    return out
+
+
+def test_outbox_packs_frames_up_to_a_byte_budget() -> None:
+    box = Outbox(10_000)
+    for i in range(10):
+        box.push(f"frame{i}")
+    assert box.pack(20) == "frame0\nframe1\nframe2"
+    assert box.pack(1000).count("\n") == 6
+    assert box.size == 0 and not box.wake.is_set()
+
+
+def test_outbox_sheds_ephemeral_frames_before_refusing_stored_ones() -> None:
+    box = Outbox(100)
+    assert box.push("t" * 40, ephemeral=True)
+    assert box.push("m" * 40)
+    assert box.push("m" * 40)  # over the bound only if the typing frame stayed
+    assert [f for f, _ in box.frames] == ["m" * 40, "m" * 40]
+    assert box.push("t", ephemeral=True)  # an ephemeral newcomer at the bound is dropped, not fatal
+    assert not box.push("m" * 40)  # nothing left to shed: the connection must go
+    assert box.overflowed
+
+
+def test_slow_consumer_is_kicked_and_others_keep_receiving() -> None:
+    hub = Hub("n1", Metrics())
+    slow, slow_kicks = make_conn(hub, "slow", limit=500)
+    fast, fast_kicks = make_conn(hub, "fast")
+    for c in (slow, fast):
+        hub.join(c, "r", 0, hold=False)
+    for seq in range(1, 21):
+        hub.deliver(Delivery("r", seq, "x" * 50, "n1"))
+        drain(fast)
+    assert slow_kicks == [Close.SLOW_CONSUMER]
+    assert fast_kicks == []
+
+
+def test_replay_seam_has_no_gap_and_no_duplicate() -> None:
+    hub = Hub("n1", Metrics())
+    conn, _ = make_conn(hub, "u")
+    hub.join(conn, "r", 3, hold=True)  # join since=3
+    for seq in (4, 5, 6):  # live messages arrive while history is being read
+        hub.deliver(Delivery("r", seq, f"m{seq}", "n1"))
+    assert drain(conn) == []  # held during the replay
+    replay = ["m4", "m5"]  # the history read saw up to 5
+    for text in replay:
+        conn.send(text)
+    hub.release(conn, "r", 5)
+    hub.deliver(Delivery("r", 6, "m6", "n1"))  # a redelivery is ignored
+    hub.deliver(Delivery("r", 7, "m7", "n1"))
+    assert drain(conn) == ["m4", "m5", "m6", "m7"]
+
+
+def test_typing_skips_the_typist_connection_only() -> None:
+    hub = Hub("n1", Metrics())
+    a, _ = make_conn(hub, "alice")
+    a2, _ = make_conn(hub, "alice")
+    b, _ = make_conn(hub, "bob")
+    for c in (a, a2, b):
+        hub.join(c, "r", 0, hold=False)
+    hub.deliver(Delivery("r", 0, "typing", "n1", skip=a.id))
+    assert (drain(a), drain(a2), drain(b)) == ([], ["typing"], ["typing"])
+
+
+def test_presence_changes_only_on_first_and_last_connection_of_a_user() -> None:
+    hub = Hub("n1", Metrics())
+    a, _ = make_conn(hub, "alice")
+    a2, _ = make_conn(hub, "alice")
+    assert hub.join(a, "r", 0, hold=False) is True
+    assert hub.join(a2, "r", 0, hold=False) is False
+    assert hub.present("r") == ["alice"]
+    assert hub.leave(a, "r") is False
+    assert hub.unregister(a2) == ["r"]
+    assert hub.present("r") == []
