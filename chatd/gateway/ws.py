@@ -4,10 +4,10 @@ Per connection there are two tasks: the handler itself reads frames and calls th
 connection's outbox, packing whatever has queued up into one WebSocket message (frames separated by ``\\n``).
 Neither ever waits on another connection.
 
-Closing: :meth:`WsSession.kick` is the one way the server ends a session. For 1001 (drain) the writer first
-flushes the outbox; for every other code it goes straight to the close frame. If the peer does not finish the
-closing handshake within a second (a stalled reader will not), the handler is cancelled so granian drops the TCP
-connection.
+Closing: :meth:`WsSession.kick` is the one way the server ends a session. For 1001 (drain) and 4401 (logout)
+the writer first flushes the outbox; for every other code it goes straight to the close frame. The
+close frame is sent by the handler task, after its pending ``receive`` is cancelled, because granian will not
+send a close while a receive is pending; when the handler returns, granian drops the TCP connection.
 """
 
 from __future__ import annotations
@@ -80,15 +80,21 @@ class WsSession:
         node, conn = self.node, self.conn
         node.hub.register(conn)
         node.metrics.connections_opened += 1
-        conn.send(encode(Hello(user=conn.user, protocol=PROTOCOL_VERSION, node=node.id, max_frame_bytes=node.cfg.limits.max_frame_bytes,
+        conn.send(encode(Hello(user=conn.user, protocol=PROTOCOL_VERSION, node=node.id,
+                               max_frame_bytes=node.cfg.limits.max_frame_bytes,
                                heartbeat_interval=node.cfg.limits.heartbeat_interval)))
         self._writer = asyncio.create_task(self._write_loop(), name=f"chatd-writer-{conn.id}")
         try:
-            await self._read_loop()
-        except asyncio.CancelledError:
-            if self.closing is None or self._task is None:
-                raise
-            self._task.uncancel()  # we cancelled ourselves to end a session we had closed
+            try:
+                await self._read_loop()
+            except asyncio.CancelledError:
+                if self.closing is None or self._task is None:
+                    raise
+                self._task.uncancel()  # we interrupted our own receive to close the session
+            self._reader_done.set()
+            self._writer.cancel()
+            if self.closing is not None:
+                await self._send_close(self.closing)
         finally:
             self._reader_done.set()
             self._writer.cancel()
@@ -124,8 +130,8 @@ class WsSession:
                     conn.send(PONG)
             except FrameRejected as e:
                 if e.close is not None:
-                    self.kick(e.close)
-                    continue
+                    self.closing = e.close
+                    return
                 if e.err is Err.RATE_LIMITED:
                     metrics.rate_limited += 1
                 self._error(e.err.code, e.message, e.ref)
@@ -162,6 +168,10 @@ class WsSession:
         self._closer = asyncio.get_running_loop().create_task(self._close(code))
 
     async def _close(self, code: Close) -> None:
+        """Flush if the code is a graceful one, then interrupt the reader, which sends the close frame.
+
+        The close frame must come from the reader: granian does not send a close while a ``receive`` is pending.
+        """
         outbox = self.conn.outbox
         if code in (Close.GOING_AWAY, Close.NORMAL, Close.UNAUTHORIZED):
             deadline = time.monotonic() + self.node.cfg.server.drain_timeout
@@ -170,13 +180,12 @@ class WsSession:
                 await asyncio.sleep(0.01)
         if self._writer is not None:
             self._writer.cancel()
-        if self._reader_done.is_set():
-            return
+        if not self._reader_done.is_set() and self._task is not None:
+            self._task.cancel()
+
+    async def _send_close(self, code: Close) -> None:
         try:
             await asyncio.wait_for(self.socket.send({"type": "websocket.close", "code": int(code),
                                                      "reason": code.name.lower()}), CLOSE_GRACE)
-            await asyncio.wait_for(self._reader_done.wait(), CLOSE_GRACE)
-        except (TimeoutError, Exception):  # noqa: BLE001 - any failure here means the peer is gone
+        except (TimeoutError, Exception):  # noqa: BLE001 - the peer is gone or stalled; granian drops it
             pass
-        if not self._reader_done.is_set() and self._task is not None:
-            self._task.cancel()
