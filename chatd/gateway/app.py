@@ -13,6 +13,7 @@ from litestar.static_files import create_static_files_router
 
 from chatd import __version__
 from chatd.errors import ChatError, Err
+from chatd.gateway.info import server_info
 from chatd.gateway.ops import ops_handlers
 from chatd.gateway.rest import api_router
 from chatd.gateway.ws import ws_endpoint
@@ -41,7 +42,7 @@ def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[
 
 
 def create_app(node: Node) -> Litestar:
-    handlers: list[Any] = [ws_endpoint, api_router, *ops_handlers]
+    handlers: list[Any] = [ws_endpoint, api_router, server_info, *ops_handlers]
     if (WEB_DIR / "index.html").exists():
         handlers.append(create_static_files_router(path="/", directories=[WEB_DIR], html_mode=True,
                                                    name="web", include_in_schema=False))

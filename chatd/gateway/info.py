@@ -1,0 +1,51 @@
+"""``GET /api/server``: what a client needs to know before it signs in.
+
+The browser client reads this first to choose its sign-in form (token or open mode) and to decide whether to show
+the attach button. It is read-only, needs no credentials and reveals nothing beyond what the sign-in page itself
+would show.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Request, get
+
+from chatd import __version__
+from chatd.node import Node
+
+UPLOADS_PATH = "/api/uploads"
+
+
+class ServerInfo(msgspec.Struct):
+    auth_mode: str
+    version: str
+    max_frame_bytes: int
+    registration: bool
+    uploads: bool
+    """True when this build serves ``POST /api/uploads``; clients hide attachments otherwise."""
+    upload_max_bytes: int
+    upload_types: list[str]
+
+
+def _serves_uploads(request: Request[Any, Any, Any]) -> bool:
+    # Ask the router instead of a config flag: the upload route may not exist in this build at all, and a flag
+    # could claim otherwise.
+    return any(getattr(r, "path", None) == UPLOADS_PATH and "POST" in getattr(r, "methods", ())
+               for r in request.app.routes)
+
+
+@get("/api/server", summary="Server facts for clients: auth mode, version, limits, features")
+async def server_info(request: Request[Any, Any, Any]) -> ServerInfo:
+    node: Node = request.app.state.node
+    cfg = node.cfg
+    return ServerInfo(
+        auth_mode=cfg.auth.mode,
+        version=__version__,
+        max_frame_bytes=cfg.limits.max_frame_bytes,
+        registration=cfg.auth.mode == "token" and cfg.auth.registration,
+        uploads=_serves_uploads(request),
+        upload_max_bytes=cfg.uploads.max_bytes,
+        upload_types=list(cfg.uploads.allowed_types),
+    )
