@@ -136,12 +136,23 @@ class Client:
 
     @classmethod
     async def connect(cls, url: str, *, user: str | None = None, token: str | None = None,
-                      headers: dict[str, str] | None = None, hello: bool = True, **kw: Any) -> Client:
+                      headers: dict[str, str] | None = None, hello: bool = True, rcvbuf: int | None = None,
+                      **kw: Any) -> Client:
+        """Open a session. ``rcvbuf`` shrinks the socket's kernel receive buffer, so a client that stops
+        reading pushes back on the server quickly instead of after megabytes."""
         if user is not None:
             url += ("&" if "?" in url else "?") + f"user={user}"
         hdrs = dict(headers or {})
         if token is not None:
             hdrs["Authorization"] = f"Bearer {token}"
+        if rcvbuf is not None:
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            host_port = url.split("://", 1)[1].split("/", 1)[0]
+            host, port = host_port.rsplit(":", 1)
+            sock.connect((host, int(port)))
+            sock.setblocking(False)
+            kw["sock"] = sock
         ws = await websockets.connect(url, additional_headers=hdrs, max_size=None, **kw)
         client = cls(ws)
         if hello:
@@ -193,6 +204,10 @@ class Client:
             elif frame["type"] not in ("ack", "presence", "ping", "typing"):
                 raise AssertionError(f"unexpected frame {frame}")
         return out
+
+    def stop_reading(self) -> None:
+        """Stop reading from the socket, like a client stuck on a slow network."""
+        self.ws.transport.pause_reading()
 
     async def close(self) -> None:
         await self.ws.close()
