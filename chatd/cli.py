@@ -142,6 +142,29 @@ def users_add(config_path: str | None, name: str, password: str | None) -> None:
     click.echo(f"created user {name!r}; the line above is its token (shown once)", err=True)
 
 
+@cli.command()
+@click.option("--url", default="ws://127.0.0.1:8000/ws", show_default=True, help="The server's WebSocket URL.")
+@click.option("--room", default="lobby", show_default=True, help="Room to join (created if public and new).")
+@click.option("--user", help="Open mode: the name to chat as.")
+@click.option("--token", envvar="CHATD_TOKEN", help="Token mode: an API token (or $CHATD_TOKEN).")
+def chat(url: str, room: str, user: str | None, token: str | None) -> None:
+    """Chat from a terminal: lines you type are sent, messages are printed.
+
+    \b
+    Example:
+        chatd chat --user alice                  # against chatd serve --dev
+        chatd chat --token "$(chatd users add bob)" --room lobby
+    """
+    if not (user or token):
+        raise click.UsageError("give --user (open mode) or --token (token mode)")
+    from chatd.terminal import chat as run
+
+    try:
+        asyncio.run(run(url, room, user, token))
+    except KeyboardInterrupt:
+        pass
+
+
 def _add_optional_commands() -> None:
     """Commands that live in their own packages, so ``chatd serve`` never imports them."""
     try:

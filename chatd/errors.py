@@ -109,3 +109,16 @@ class ChatError(Exception):
         self.err = err
         self.message = message or err.value.meaning
         self.ref = ref
+
+
+def markdown_tables() -> str:
+    """The error and close code tables as Markdown, exactly as docs/protocol.md carries them."""
+    lines = ["| error code | HTTP | meaning | what to do |", "|---|---|---|---|"]
+    for err in Err:
+        info = err.value
+        lines.append(f"| `{info.code}` | {info.http_status} | {info.meaning} | {info.advice} |")
+    lines += ["", "| close code | name | meaning | what to do |", "|---|---|---|---|"]
+    for close in Close:
+        meaning, advice = CLOSE_INFO[close]
+        lines.append(f"| {int(close)} | `{close.name.lower()}` | {meaning} | {advice} |")
+    return "\n".join(lines)

@@ -30,3 +30,32 @@ def test_open_mode_refuses_a_public_address(tmp_path: Path) -> None:
 def test_help_shows_examples() -> None:
     r = run_cli("serve", "--help")
     assert r.returncode == 0 and "Example:" in r.stdout and "--dev" in r.stdout
+
+
+async def test_chat_command_sends_typed_lines_and_prints_messages(server: ChatdProcess) -> None:
+    import asyncio
+    import os
+    import sys
+
+    watcher = await Client.connect(server.ws, user="term_watcher")
+    await watcher.join("term-room")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "chatd", "chat", "--url", server.ws, "--user", "term_user", "--room", "term-room",
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        env={k: v for k, v in os.environ.items() if not k.startswith("CHATD_")})
+    assert proc.stdin is not None and proc.stdout is not None
+    line = await asyncio.wait_for(proc.stdout.readline(), 20)
+    assert b"connected as term_user" in line
+    while b"joined #term-room" not in line:
+        line = await asyncio.wait_for(proc.stdout.readline(), 20)
+    proc.stdin.write(b"typed in a terminal\n")
+    await proc.stdin.drain()
+    (msg,) = await watcher.messages(1)
+    assert msg["from"] == "term_user" and msg["body"] == "typed in a terminal"
+    await watcher.say("term-room", "answer from the watcher", "w1")
+    while b"answer from the watcher" not in line:
+        line = await asyncio.wait_for(proc.stdout.readline(), 20)
+    assert b"term_watcher: answer from the watcher" in line
+    proc.stdin.close()
+    assert await asyncio.wait_for(proc.wait(), 20) == 0
+    await watcher.close()
