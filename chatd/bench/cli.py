@@ -1,0 +1,207 @@
+"""``chatd bench``: run a scenario against a protocol-v1 server; ``chatd bench compare``: against several."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from chatd.bench.report import RunReport, format_report, write_json
+from chatd.bench.runner import Auth, run_scenario
+from chatd.bench.scenario import PRESETS, Scenario, load_scenario, override
+from chatd.bench.target import Target, resolve
+
+F = Callable[..., Any]
+
+
+def _stacked(*decorators: F) -> Callable[[F], F]:
+    def apply(fn: F) -> F:
+        for d in reversed(decorators):
+            fn = d(fn)
+        return fn
+    return apply
+
+
+scenario_options = _stacked(
+    click.option("--scenario", "-s", "scenario_ref", default="steady", show_default=True,
+                 help=f"Preset ({', '.join(sorted(PRESETS))}) or a TOML file (bench/scenarios/NAME.toml "
+                      "may be given as NAME)."),
+    click.option("--clients", type=int, help="Override: connections that join rooms."),
+    click.option("--rooms", type=int, help="Override: number of rooms."),
+    click.option("--rate", type=float, help="Override: offered msgs/s over all senders (0 = window-limited)."),
+    click.option("--body-bytes", type=int, help="Override: message body size."),
+    click.option("--duration", type=float, help="Override: measured seconds."),
+    click.option("--warmup", type=float, help="Override: seconds before measuring."),
+    click.option("--connections", type=int, help="Override (connect): concurrent connections to open."),
+    click.option("--steps", help="Override (ramp): comma-separated rates or sender counts."),
+    click.option("--step-duration", type=float, help="Override (ramp): seconds per step."),
+)
+
+run_options = _stacked(
+    click.option("--procs", "-p", type=int, default=1, show_default=True,
+                 help="Load processes to spread the clients over."),
+    click.option("--token-file", type=click.Path(exists=True, dir_okay=False),
+                 help="Authenticate with tokens: one 'NAME TOKEN' (or just TOKEN) per line."),
+    click.option("--admin-token", envvar="CHATD_BENCH_ADMIN_TOKEN",
+                 help="Create bench users as bots via POST /api/admin/bots with this admin token."),
+    click.option("--user-prefix", default="bench", show_default=True, help="Name prefix of bench users."),
+    click.option("--server-pid", type=int, help="Pid of a local server, to report its CPU and memory."),
+    click.option("--quiet", "-q", is_flag=True, help="No progress output."),
+)
+
+output_options = _stacked(
+    click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the full report as JSON."),
+    click.option("--html", "html_path", type=click.Path(dir_okay=False),
+                 help="Write a self-contained HTML report with inline SVG charts."),
+    click.option("--svg-dir", type=click.Path(file_okay=False), help="Write each chart as an SVG file here."),
+)
+
+
+def build_scenario(ref: str, **overrides: Any) -> Scenario:
+    steps = overrides.pop("steps", None)
+    if steps:
+        overrides["steps"] = [float(s) for s in steps.split(",") if s.strip()]
+    try:
+        return override(load_scenario(ref), **overrides)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+
+
+def build_auth(token_file: str | None, admin_token: str | None, prefix: str) -> Auth:
+    if token_file:
+        pairs = []
+        for line in Path(token_file).read_text().splitlines():
+            parts = line.split()
+            if parts:
+                pairs.append((parts[0], parts[1]) if len(parts) > 1 else (f"token{len(pairs)}", parts[0]))
+        return Auth("tokens", pairs, prefix=prefix)
+    if admin_token:
+        return Auth("bots", admin_token=admin_token, prefix=prefix)
+    return Auth("open", prefix=prefix)
+
+
+def _progress(quiet: bool) -> Callable[[str], None] | None:
+    if quiet:
+        return None
+
+    def out(text: str) -> None:
+        sys.stderr.write(text)
+        sys.stderr.flush()
+    return out
+
+
+def execute(scn: Scenario, spec: str, procs: int, auth: Auth, server_pid: int | None,
+            quiet: bool) -> RunReport:
+    """Resolve the target (spawning it if asked), run, and always stop what we spawned."""
+    try:
+        target: Target = resolve(spec, scn.connections if scn.kind == "connect" else scn.clients, server_pid)
+    except (ValueError, RuntimeError) as e:
+        raise click.ClickException(str(e)) from None
+    progress = _progress(quiet)
+    if progress:
+        progress(f"target: {target.label} at {target.ws_url}\n")
+    try:
+        import uvloop
+
+        return uvloop.run(run_scenario(scn, target, procs, auth, progress))
+    except (RuntimeError, ValueError) as e:
+        raise click.ClickException(str(e)) from None
+    finally:
+        target.stop()
+
+
+def write_outputs(reports: list[RunReport], json_path: str | None, html_path: str | None,
+                  svg_dir: str | None) -> None:
+    from chatd.bench.charts import charts_for, html_report
+
+    if json_path:
+        write_json(json_path, reports[0] if len(reports) == 1 else {"runs": reports})
+    if html_path:
+        Path(html_path).write_text(html_report(reports), encoding="utf-8")
+    if svg_dir:
+        out = Path(svg_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        for name, svg in charts_for(reports).items():
+            (out / f"{name}.svg").write_text(svg, encoding="utf-8")
+
+
+@click.group(invoke_without_command=True)
+@click.option("--target", "-t", default="spawn", show_default=True,
+              help="'spawn' (start a local chatd), 'naive' (start the naive FastAPI peer) or a ws:// URL.")
+@click.option("--spawn", "spawn_flag", is_flag=True, help="Same as --target spawn.")
+@scenario_options
+@run_options
+@output_options
+@click.option("--strict", is_flag=True, help="Exit 1 if anything was lost, duplicated, reordered or unanswered.")
+@click.pass_context
+def bench(ctx: click.Context, target: str, spawn_flag: bool, scenario_ref: str, procs: int, token_file: str | None,
+          admin_token: str | None, user_prefix: str, server_pid: int | None, quiet: bool, json_path: str | None,
+          html_path: str | None, svg_dir: str | None, strict: bool, **overrides: Any) -> None:
+    """Load-test a protocol-v1 chat server and report throughput, latency and every lost message.
+
+    Runs one scenario (a preset or a TOML file) against one target, prints a summary table, and optionally
+    writes JSON, an HTML report and SVG charts. See docs/bench.md.
+
+    \b
+    Example:
+        chatd bench --spawn -s smoke
+        chatd bench --spawn -s steady --rate 4000 --procs 2 --json steady.json --html steady.html
+        chatd bench -t ws://chat.example:8000/ws --admin-token $ADMIN -s ramp
+        chatd bench -t naive -s burst
+        chatd bench compare -s ramp -t spawn -t naive
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    scn = build_scenario(scenario_ref, **overrides)
+    auth = build_auth(token_file, admin_token, user_prefix)
+    report = execute(scn, "spawn" if spawn_flag else target, procs, auth, server_pid, quiet)
+    click.echo(format_report(report), nl=False)
+    write_outputs([report], json_path, html_path, svg_dir)
+    if strict and not report.clean:
+        sys.exit(1)
+
+
+@bench.command("compare")
+@click.option("--target", "-t", "targets", multiple=True, default=("spawn", "naive"), show_default=True,
+              help="Targets in turn (repeat the option); ratios are against the first.")
+@scenario_options
+@run_options
+@output_options
+@click.option("--pause", type=float, default=3.0, show_default=True, help="Seconds of rest between targets.")
+def compare(targets: tuple[str, ...], scenario_ref: str, procs: int, token_file: str | None,
+            admin_token: str | None, user_prefix: str, server_pid: int | None, quiet: bool,
+            json_path: str | None, html_path: str | None, svg_dir: str | None, pause: float,
+            **overrides: Any) -> None:
+    """Run one scenario against several targets in turn and print the ratios.
+
+    \b
+    Example:
+        chatd bench compare -s ramp                       # spawned chatd vs the naive FastAPI peer
+        chatd bench compare -s steady --rate 2000 -t spawn -t naive -t ws://10.0.0.5:8000/ws
+    """
+    import time
+
+    from chatd.bench.charts import format_comparison
+
+    scn = build_scenario(scenario_ref, **overrides)
+    auth = build_auth(token_file, admin_token, user_prefix)
+    reports = []
+    for i, spec in enumerate(targets):
+        if i:
+            time.sleep(pause)  # let sockets in TIME_WAIT and the page cache settle between servers
+        report = execute(scn, spec, procs, auth, server_pid, quiet)
+        click.echo(format_report(report))
+        reports.append(report)
+    click.echo(format_comparison(reports), nl=False)
+    write_outputs(reports, json_path, html_path, svg_dir)
+
+
+def main() -> None:  # pragma: no cover - ``python -m chatd.bench.cli``
+    bench(prog_name="chatd bench")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,264 @@
+"""What the bench points at: a URL, a chatd it spawns, or the naive peer it spawns; plus how to watch it.
+
+A target is named on the command line as ``spawn`` (a fresh chatd on a free port with bench-friendly limits),
+``naive`` (the reproduction of the naive FastAPI broadcast server in ``bench/peers/``), or a ``ws://`` URL of any
+protocol-v1 server. Watching means scraping ``/metrics`` (Prometheus text) and, when the server runs on this
+machine and its pid is known, reading its CPU time and memory from ``/proc``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+REPO = Path(__file__).resolve().parent.parent.parent
+NAIVE_PEER = REPO / "bench" / "peers" / "naive_fastapi.py"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_base(ws_url: str) -> str:
+    """``ws://h:p/ws?x`` → ``http://h:p`` (the REST, metrics and readiness endpoints live beside /ws)."""
+    parts = urlsplit(ws_url)
+    scheme = "https" if parts.scheme == "wss" else "http"
+    return urlunsplit((scheme, parts.netloc, "", "", ""))
+
+
+def host_port(ws_url: str) -> tuple[str, int]:
+    parts = urlsplit(ws_url)
+    default = 443 if parts.scheme == "wss" else 80
+    return parts.hostname or "127.0.0.1", parts.port or default
+
+
+def http_json(method: str, url: str, body: Any = None, token: str | None = None, timeout: float = 60.0) -> Any:
+    """A small JSON request with the standard library (the bench needs no HTTP client dependency)."""
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method)
+    req.add_header("Content-Type", "application/json")
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as e:
+        detail = e.read().decode(errors="replace")[:300]
+        raise RuntimeError(f"{method} {url}: HTTP {e.code}: {detail}") from None
+
+
+def fetch_text(url: str, timeout: float = 5.0) -> str | None:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return resp.read().decode(errors="replace")
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+
+
+def parse_metrics(text: str) -> dict[str, float]:
+    """Unlabelled samples of a Prometheus text page, by name (histogram buckets and labelled series are skipped)."""
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if not line or line[0] == "#" or "{" in line:
+            continue
+        name, _, value = line.partition(" ")
+        try:
+            out[name] = float(value.split()[0])
+        except (ValueError, IndexError):
+            continue
+    return out
+
+
+def bot_tokens(base: str, admin_token: str, count: int, prefix: str = "bench") -> list[tuple[str, str]]:
+    """Create (or refresh) ``count`` bot users through ``POST /api/admin/bots``; returns (name, token) pairs."""
+    got = http_json("POST", f"{base}/api/admin/bots", {"prefix": prefix, "count": count}, admin_token, timeout=300)
+    return [(b["name"], b["token"]) for b in got["bots"]]
+
+
+# --- /proc ---------------------------------------------------------------------------------------------------
+
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def proc_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of a process, from /proc (None if unreadable)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / _TICKS
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def proc_rss_bytes(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def machine_busy() -> tuple[float, float] | None:
+    """(busy, total) jiffies of the whole machine, from /proc/stat; diff two readings for a utilisation."""
+    try:
+        with open("/proc/stat") as f:
+            vals = [float(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = vals[3] + (vals[4] if len(vals) > 4 else 0.0)
+    total = sum(vals[:8])
+    return total - idle, total
+
+
+# --- targets -------------------------------------------------------------------------------------------------
+
+
+class Target:
+    """Where to connect and how to watch. ``pid`` is set when the server process is ours (spawned)."""
+
+    def __init__(self, label: str, ws_url: str, pid: int | None = None, open_mode: bool = True) -> None:
+        self.label = label
+        self.ws_url = ws_url
+        self.base = http_base(ws_url)
+        self.host, self.port = host_port(ws_url)
+        self.pid = pid
+        self.open_mode = open_mode
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.workdir: Path | None = None
+
+    def metrics(self) -> dict[str, float] | None:
+        text = fetch_text(self.base + "/metrics", timeout=2.0)
+        if text is None or "# TYPE" not in text:
+            return None
+        return parse_metrics(text)
+
+    def rss(self) -> int | None:
+        if self.pid is not None:
+            return proc_rss_bytes(self.pid)
+        m = self.metrics()
+        return int(m["chatd_process_rss_bytes"]) if m and "chatd_process_rss_bytes" in m else None
+
+    def cpu(self) -> float | None:
+        return proc_cpu_seconds(self.pid) if self.pid is not None else None
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def _wait_ready(self, path: str, timeout: float) -> None:
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                log = (self.workdir / "server.log").read_text(errors="replace") if self.workdir else ""
+                raise RuntimeError(f"{self.label} exited with {self.proc.returncode}:\n{log[-2000:]}")
+            if fetch_text(self.base + path, timeout=1.0) is not None:
+                return
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"{self.label} was not ready within {timeout:.0f}s")
+
+
+def chatd_settings(port: int, workdir: Path, connections: int, extra: dict[str, dict[str, Any]] | None = None,
+                   ) -> dict[str, dict[str, Any]]:
+    """Config for a spawned chatd: open mode on loopback, no send rate limit, room for the connections."""
+    settings: dict[str, dict[str, Any]] = {
+        "server": {"host": "127.0.0.1", "port": port, "log_level": "warning"},
+        "auth": {"mode": "open"},
+        "store": {"path": str(workdir / "bench.db")},
+        "limits": {"send_rate": 0, "max_connections": max(20_000, connections + 100),
+                   "max_connections_per_user": 32},
+    }
+    for section, values in (extra or {}).items():
+        settings.setdefault(section, {}).update(values)
+    return settings
+
+
+def toml_text(settings: dict[str, dict[str, Any]]) -> str:
+    def value(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (int, float)):
+            return repr(v)
+        if isinstance(v, list):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        return json.dumps(str(v))
+
+    lines = []
+    for section, values in settings.items():
+        lines.append(f"[{section}]")
+        lines += [f"{k} = {value(v)}" for k, v in values.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _child_env() -> dict[str, str]:
+    # A CHATD_* variable in the caller's shell must not reconfigure the server we measure.
+    return {k: v for k, v in os.environ.items() if not k.startswith("CHATD_") and k != "PORT"}
+
+
+def spawn_chatd(connections: int = 1000, extra: dict[str, dict[str, Any]] | None = None,
+                timeout: float = 30.0) -> Target:
+    """``python -m chatd serve --config <generated toml>`` on a free port; returns once /readyz answers."""
+    workdir = Path(tempfile.mkdtemp(prefix="chatd-bench-"))
+    port = free_port()
+    config = workdir / "chatd.toml"
+    config.write_text(toml_text(chatd_settings(port, workdir, connections, extra)))
+    log = open(workdir / "server.log", "ab")
+    proc = subprocess.Popen([sys.executable, "-m", "chatd", "serve", "--config", str(config)], cwd=workdir,
+                            stdout=log, stderr=subprocess.STDOUT, env=_child_env())
+    target = Target("chatd (spawned)", f"ws://127.0.0.1:{port}/ws", pid=proc.pid)
+    target.proc, target.workdir = proc, workdir
+    target._wait_ready("/readyz", timeout)
+    return target
+
+
+def spawn_naive(timeout: float = 30.0) -> Target:
+    """The naive FastAPI broadcast peer (needs the ``peers`` extra: fastapi, uvicorn)."""
+    if not NAIVE_PEER.is_file():
+        raise RuntimeError(f"naive peer not found at {NAIVE_PEER} (it lives in the source checkout)")
+    workdir = Path(tempfile.mkdtemp(prefix="chatd-bench-naive-"))
+    port = free_port()
+    log = open(workdir / "server.log", "ab")
+    proc = subprocess.Popen([sys.executable, str(NAIVE_PEER), "--port", str(port)], cwd=workdir, stdout=log,
+                            stderr=subprocess.STDOUT, env=_child_env())
+    target = Target("naive FastAPI peer", f"ws://127.0.0.1:{port}/ws", pid=proc.pid)
+    target.proc, target.workdir = proc, workdir
+    target._wait_ready("/readyz", timeout)
+    return target
+
+
+def resolve(spec: str, connections: int, server_pid: int | None = None,
+            extra: dict[str, dict[str, Any]] | None = None) -> Target:
+    """``spawn``, ``naive`` or a ws:// URL (``http://`` is accepted and pointed at ``/ws``)."""
+    if spec == "spawn":
+        return spawn_chatd(connections, extra)
+    if spec == "naive":
+        return spawn_naive()
+    if spec.startswith(("http://", "https://")):
+        parts = urlsplit(spec)
+        spec = urlunsplit(("ws" if parts.scheme == "http" else "wss", parts.netloc, parts.path.rstrip("/") or "/ws",
+                           parts.query, ""))
+    if not spec.startswith(("ws://", "wss://")):
+        raise ValueError(f"target {spec!r}: give spawn, naive, or a ws:// URL")
+    return Target(spec, spec, pid=server_pid)
