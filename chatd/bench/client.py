@@ -13,6 +13,7 @@ The coordinator and its workers talk over a ``multiprocessing`` pipe with msgpac
 from __future__ import annotations
 
 import asyncio
+import os
 import resource
 import time
 from array import array
@@ -101,6 +102,7 @@ async def wait_msg(conn: Connection) -> dict[str, Any]:
         await fut
     finally:
         loop.remove_reader(conn.fileno())
+        os.set_blocking(conn.fileno(), True)  # the event loop made it non-blocking; a big result needs many reads
     return recv_msg(conn)
 
 

@@ -9,6 +9,7 @@ every process stamps and reads times on the same system-wide monotonic clock.
 from __future__ import annotations
 
 import asyncio
+import os
 import multiprocessing as mp
 import secrets
 import sys
@@ -87,6 +88,7 @@ async def _recv(conn: Connection) -> dict[str, Any]:
         await fut
     finally:
         loop.remove_reader(conn.fileno())
+        os.set_blocking(conn.fileno(), True)  # the event loop made it non-blocking; a big result needs many reads
     try:
         return recv_msg(conn)
     except EOFError:
