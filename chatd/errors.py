@@ -41,6 +41,8 @@ class Err(enum.Enum):
     CONFLICT = ErrorInfo("conflict", 409, "The name is taken.", "Pick another name.")
     TOO_LARGE = ErrorInfo("too_large", 413, "The frame or upload is bigger than the configured limit; nothing "
                           "of it was stored.", "Send less; large files go through POST /api/uploads.")
+    UNSUPPORTED_TYPE = ErrorInfo("unsupported_type", 415, "The upload's content, sniffed from its first bytes, is "
+                                 "not an accepted type (uploads.allowed_types).", "Upload an accepted file type.")
     RATE_LIMITED = ErrorInfo("rate_limited", 429, "The user's send rate is over the token bucket; the message "
                              "was not stored.", "Wait and resend with the same client_id.")
     UNAVAILABLE = ErrorInfo("unavailable", 503, "The server is draining or its store is not ready; the message "

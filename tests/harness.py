@@ -62,6 +62,7 @@ class ChatdProcess:
             "auth": {"mode": "open"},
             "store": {"path": str(workdir / "chatd.db")},
             "limits": {"send_rate": 0},
+            "uploads": {"dir": str(workdir / "uploads")},
         }
         for section, values in (settings or {}).items():
             base.setdefault(section, {}).update(values)
@@ -118,6 +119,21 @@ class ChatdProcess:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(10)
+
+    def metrics(self) -> dict[str, float]:
+        """/metrics as a dict of sample name → value (histogram buckets keep their labels)."""
+        out: dict[str, float] = {}
+        for line in self.get("/metrics").text.splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                out[name] = float(value)
+        return out
+
+    def rss(self) -> int:
+        """Resident memory of the server process, in bytes."""
+        assert self.proc is not None
+        with open(f"/proc/{self.proc.pid}/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
     def get(self, path: str, **kw: Any) -> httpx.Response:
         return httpx.get(self.http + path, timeout=10, **kw)

@@ -18,6 +18,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from chatd.errors import ChatError, Close, Err
 from chatd.gateway.auth import Principal, authenticate
+from chatd.gateway.uploads import upload_handlers
 from chatd.node import Node
 from chatd.protocol.frames import ClientId, Message, Room, UploadId, UserName
 from chatd.store.base import RoomRecord, UserRecord
@@ -253,6 +254,6 @@ async def create_bots(request: Request[Any, Any, Any], principal: Principal, dat
 api_router = Router(
     path="/api",
     route_handlers=[register, login, logout, me, list_rooms, create_room, get_room, list_members, invite,
-                    remove_member, presence, history, send_message, create_bots],
+                    remove_member, presence, history, send_message, create_bots, *upload_handlers],
     dependencies={"principal": Provide(provide_principal)},
 )

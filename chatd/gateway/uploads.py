@@ -1,0 +1,146 @@
+"""``/api/uploads``: attachments, streamed to disk, capped in size and sniffed for their real type.
+
+Big payloads (the phone-photo case) do not belong in a WebSocket frame: the frame limit keeps every message small,
+and a picture is uploaded here first, then referenced from a message by id (``"attachments": [id]``).
+
+- The body is streamed to a temporary file chunk by chunk and never held in memory; past ``uploads.max_bytes`` the
+  upload stops with 413 ``too_large`` and the partial file is deleted.
+- The type is sniffed from the first bytes, not taken from the client's Content-Type; types outside
+  ``uploads.allowed_types`` get 415.
+- An upload belongs to its owner until it is posted in a room (at upload time with ``?room=``, or by the first
+  message that references it); from then on it is served only to members of that room.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from litestar import Request, Response, get, post
+from litestar.response import File
+from litestar.status_codes import HTTP_201_CREATED
+
+from chatd.errors import ChatError, Err
+from chatd.gateway.auth import Principal
+from chatd.store.base import UploadRecord
+
+SNIFF_BYTES = 512
+_NAME_RE = re.compile(r"[^A-Za-z0-9._ -]+")
+
+
+class UploadOut(msgspec.Struct):
+    id: str
+    content_type: str
+    size: int
+    name: str
+    room: str | None = None
+
+
+def sniff(head: bytes) -> str | None:
+    """The content type the first bytes prove, or None."""
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if head.startswith((b"GIF87a", b"GIF89a")):
+        return "image/gif"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    if head.startswith(b"%PDF-"):
+        return "application/pdf"
+    if b"\x00" not in head:
+        try:
+            head.decode("utf-8")
+        except UnicodeDecodeError as e:
+            # A multi-byte character cut at the end of the sniffed window is still text.
+            if e.start < len(head) - 3:
+                return None
+        return "text/plain"
+    return None
+
+
+def safe_name(name: str) -> str:
+    cleaned = _NAME_RE.sub("_", name).strip(" .")[:100]
+    return cleaned or "upload"
+
+
+def _path(root: str, upload_id: str) -> Path:
+    return Path(root) / upload_id[:2] / upload_id
+
+
+@post("/uploads", status_code=HTTP_201_CREATED, request_max_body_size=None,
+      summary="Upload an attachment (raw body); reference it from a message by id")
+async def upload(request: Request[Any, Any, Any], principal: Principal, room: str | None = None,
+                 name: str = "upload") -> UploadOut:
+    node = request.app.state.node
+    cfg = node.cfg.uploads
+    user = principal.user.name
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > cfg.max_bytes:
+        raise ChatError(Err.TOO_LARGE, f"uploads are limited to {cfg.max_bytes} bytes")
+    if room is not None:
+        await node.rooms.require_member(room, user)
+    upload_id = secrets.token_urlsafe(12).replace("-", "_")
+    final = _path(cfg.dir, upload_id)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    partial = final.with_suffix(".part")
+    size = 0
+    head = b""
+    f = await asyncio.to_thread(open, partial, "wb")
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > cfg.max_bytes:
+                raise ChatError(Err.TOO_LARGE, f"uploads are limited to {cfg.max_bytes} bytes")
+            if len(head) < SNIFF_BYTES:
+                head += chunk[:SNIFF_BYTES - len(head)]
+            await asyncio.to_thread(f.write, chunk)
+        await asyncio.to_thread(f.close)
+        if size == 0:
+            raise ChatError(Err.BAD_FRAME, "the upload is empty")
+        kind = sniff(head)
+        if kind is None or kind not in cfg.allowed_types:
+            raise ChatError(Err.UNSUPPORTED_TYPE,
+                            f"file type {kind or 'unknown'} is not accepted; allowed: {', '.join(cfg.allowed_types)}")
+        await asyncio.to_thread(os.replace, partial, final)
+    except BaseException:
+        f.close()
+        partial.unlink(missing_ok=True)
+        raise
+    record = UploadRecord(upload_id, user, kind, size, safe_name(name), int(time.time() * 1000), room)
+    await node.store.add_upload(record)
+    return UploadOut(upload_id, kind, size, record.name, room)
+
+
+@get("/uploads/{upload_id:str}", summary="Download an attachment (members of its room, or its owner)")
+async def download(request: Request[Any, Any, Any], principal: Principal, upload_id: str) -> Response[Any]:
+    node = request.app.state.node
+    record = await node.store.get_upload(upload_id)
+    user = principal.user.name
+    if record is None:
+        raise ChatError(Err.NOT_FOUND, "no such upload")
+    if record.room is None:
+        allowed = record.owner == user
+    else:
+        allowed = await node.rooms.is_member(record.room, user)
+    if not allowed:
+        # Same answer as a missing id, so ids of other rooms' files cannot be confirmed by probing.
+        raise ChatError(Err.NOT_FOUND, "no such upload")
+    inline = record.content_type.startswith("image/")
+    return File(
+        path=_path(node.cfg.uploads.dir, record.id),
+        filename=record.name,
+        media_type=record.content_type,
+        content_disposition_type="inline" if inline else "attachment",
+        headers={"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "default-src 'none'",
+                 "Cache-Control": "private, max-age=86400"},
+    )
+
+
+upload_handlers = [upload, download]
