@@ -1,0 +1,112 @@
+// What the client knows about one room. No DOM and no I/O here, so the ordering rules are easy to read.
+//
+// The loaded messages always form one gap-free run of seqs, floor..hi:
+//   - hi is the highest seq up to which the stream is complete. The first join (no since) sets it to the
+//     room's last seq; every streamed message (replay or live) raises it, and a re-join asks for since=hi, so
+//     the server replays exactly what we missed.
+//   - floor is the lowest loaded seq. History pages (REST, before=floor) lower it until has_more is false.
+// Messages are kept by seq, so a message seen twice (replay after an ack, an ack after the message) is stored
+// once, and rendering sorts by seq.
+
+export class Room {
+  constructor(info) {
+    this.name = info.name;
+    this.hi = null; // null until the first joined frame: we know nothing about the stream yet
+    this.floor = null;
+    this.complete = false; // history reaches the room's first message
+    this.loading = false;
+    this.messages = new Map(); // seq -> message frame
+    this.live = false; // joined on the current connection and receiving live messages
+    this.replayLeft = 0; // replayed messages still due after a joined frame
+    this.capped = false; // the replay was capped: join again once it has arrived
+    this.presence = new Set();
+    this.typing = new Map(); // user -> time (ms) the indicator expires
+    this.update(info);
+  }
+
+  /** Facts from GET /api/rooms. */
+  update(info) {
+    this.isPrivate = !!info.private;
+    this.member = !!info.member;
+    this.listedSeq = Math.max(this.listedSeq ?? 0, info.last_seq ?? 0);
+  }
+
+  /** The newest seq we know exists, from the stream or, for rooms never joined, from the room list. */
+  get latest() {
+    return Math.max(this.hi ?? 0, this.listedSeq ?? 0);
+  }
+
+  joinFrame() {
+    return this.hi === null ? { type: "join", room: this.name } : { type: "join", room: this.name, since: this.hi };
+  }
+
+  /** Apply a joined frame. Returns true when live delivery has started (not capped). */
+  joined(frame) {
+    this.member = true;
+    if (this.hi === null) {
+      // First join ever, without since: everything after frame.seq arrives live; older messages come from
+      // history pages.
+      this.hi = frame.seq;
+      this.floor = frame.seq + 1;
+      this.complete = frame.seq === 0;
+    }
+    this.capped = !!frame.capped;
+    this.replayLeft = frame.replay ?? 0;
+    this.live = !this.capped;
+    return this.live;
+  }
+
+  /**
+   * A message frame from the stream (replay or live). Returns {fresh, gap, rejoin}:
+   * fresh - not seen before; gap - [from, to] of seqs the stream skipped (it should not; fetch them by REST);
+   * rejoin - a capped replay has fully arrived, so join again with since=hi.
+   */
+  streamed(m) {
+    let gap = null;
+    if (this.hi !== null && m.seq > this.hi + 1) gap = [this.hi + 1, m.seq - 1];
+    if (this.hi === null || m.seq > this.hi) this.hi = m.seq;
+    if (this.floor === null) this.floor = m.seq;
+    const fresh = this.add(m);
+    this.typing.delete(m.from);
+    let rejoin = false;
+    if (this.replayLeft > 0) {
+      this.replayLeft -= 1;
+      rejoin = this.replayLeft === 0 && this.capped;
+    }
+    return { fresh, gap, rejoin };
+  }
+
+  /** Store a message; false when its seq is already known. Does not move hi: only the stream does. */
+  add(m) {
+    if (this.messages.has(m.seq)) return false;
+    this.messages.set(m.seq, m);
+    return true;
+  }
+
+  /** A page of history (oldest first). Returns the messages that were new. */
+  addHistory(messages, hasMore) {
+    const fresh = messages.filter((m) => this.add(m));
+    if (messages.length) this.floor = Math.min(this.floor ?? Infinity, messages[0].seq);
+    if (!hasMore) this.complete = true;
+    return fresh;
+  }
+
+  /** Messages in seq order. */
+  sorted() {
+    return [...this.messages.values()].sort((a, b) => a.seq - b.seq);
+  }
+
+  /** The connection dropped: nothing is live, and presence/typing are unknown until the next join. */
+  disconnected() {
+    this.live = false;
+    this.replayLeft = 0;
+    this.capped = false;
+    this.presence.clear();
+    this.typing.clear();
+  }
+
+  typingUsers(now) {
+    for (const [user, until] of this.typing) if (until <= now) this.typing.delete(user);
+    return [...this.typing.keys()].sort();
+  }
+}

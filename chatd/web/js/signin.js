@@ -1,0 +1,76 @@
+// The sign-in screen. Token mode: log in or register with a password. Open mode: just a name.
+// Resolves with a session {mode, user, token?} the server has accepted.
+
+import { Api, authenticate } from "./api.js";
+
+const $ = (id) => document.getElementById(id);
+
+const USER_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$/;
+
+export function signIn(info, notice = "") {
+  const open = info.auth_mode === "open";
+  const form = $("signin-form");
+  const name = $("signin-name");
+  const password = $("signin-password");
+  const error = $("signin-error");
+
+  $("signin-title").textContent = open ? "Join the chat" : "Sign in to chatd";
+  $("signin-hint").textContent = open
+    ? "This server is in open mode: pick a name and you are in."
+    : "Log in with your account, or register a new one.";
+  $("password-row").hidden = open;
+  password.required = !open;
+  $("login-button").textContent = open ? "Enter chat" : "Log in";
+  $("register-button").hidden = open || !info.registration;
+  error.textContent = notice;
+  document.body.dataset.view = "signin";
+  $("signin").hidden = false;
+  $("app").hidden = true;
+  name.focus();
+
+  return new Promise((resolve) => {
+    async function submit(e) {
+      e.preventDefault();
+      error.textContent = "";
+      const user = name.value.trim();
+      if (!USER_RE.test(user)) {
+        error.textContent = "Names are 1-32 letters, digits, '_', '.' or '-', starting with a letter or digit.";
+        name.focus();
+        return;
+      }
+      if (!open && !password.value) {
+        error.textContent = "Enter your password.";
+        password.focus();
+        return;
+      }
+      const kind = e.submitter?.value === "register" ? "register" : "login";
+      form.setAttribute("aria-busy", "true");
+      try {
+        let session;
+        if (open) {
+          session = { mode: "open", user };
+          await new Api(session).me(); // the server has the last word on what a valid name is
+        } else {
+          const res = await authenticate(kind, user, password.value);
+          session = { mode: "token", user: res.user.name, token: res.token };
+        }
+        form.removeEventListener("submit", submit);
+        password.value = "";
+        resolve(session);
+      } catch (err) {
+        error.textContent = explain(err, kind);
+      } finally {
+        form.removeAttribute("aria-busy");
+      }
+    }
+    form.addEventListener("submit", submit);
+  });
+}
+
+function explain(err, kind) {
+  if (err.code === "conflict") return "That name is taken. Log in instead, or pick another name.";
+  if (err.code === "unauthorized") return kind === "register" ? err.message : "Wrong name or password.";
+  if (err.code === "forbidden" && kind === "register") return "Registration is closed on this server.";
+  if (err.code === "network") return "Cannot reach the server. Check your connection and try again.";
+  return err.message || "Something went wrong.";
+}

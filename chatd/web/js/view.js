@@ -1,0 +1,135 @@
+// DOM building blocks. Everything user-supplied goes in through textContent or attributes, never innerHTML.
+
+const timeFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
+const dateTimeFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
+
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === "class") el.className = v;
+    else if (k === "dataset") Object.assign(el.dataset, v);
+    else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else el.setAttribute(k, v === true ? "" : v);
+  }
+  for (const child of children.flat()) {
+    if (child !== null && child !== undefined && child !== false) el.append(child);
+  }
+  return el;
+}
+
+const ICONS = {
+  // 24x24 outline paths; no icon font and no emoji, since the machine may have neither.
+  lock: "M7 11V8a5 5 0 0 1 10 0v3M5 11h14v10H5z",
+};
+
+/** An inline SVG icon. With a label it is announced; without one it is decoration. */
+export function icon(name, label) {
+  const NS = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(NS, "svg");
+  svg.setAttribute("viewBox", "0 0 24 24");
+  svg.setAttribute("class", `icon icon-${name}`);
+  if (label) {
+    svg.setAttribute("role", "img");
+    svg.setAttribute("aria-label", label);
+  } else {
+    svg.setAttribute("aria-hidden", "true");
+  }
+  const path = document.createElementNS(NS, "path");
+  path.setAttribute("d", ICONS[name]);
+  svg.append(path);
+  return svg;
+}
+
+/** "14:03" for today, "12 Mar 2025, 14:03" otherwise. */
+export function formatTime(ts) {
+  const d = new Date(ts);
+  return d.toDateString() === new Date().toDateString() ? timeFormat.format(d) : dateTimeFormat.format(d);
+}
+
+/** A stable hue per name, so each sender keeps one colour everywhere. */
+function hue(name) {
+  let n = 0;
+  for (const ch of name) n = (n * 31 + ch.codePointAt(0)) % 360;
+  return n;
+}
+
+export function avatar(name) {
+  return h("span", { class: "avatar", "aria-hidden": "true", style: `--hue:${hue(name)}` },
+    name.slice(0, 1).toUpperCase());
+}
+
+function attachmentList(ids, urlFor) {
+  if (!ids?.length) return null;
+  return h("div", { class: "attachments" }, ids.map((id) => {
+    const url = urlFor(id);
+    const img = h("img", { src: url, alt: "Attached image", loading: "lazy" });
+    const link = h("a", { href: url, target: "_blank", rel: "noopener", class: "attachment" }, img);
+    // The frame carries ids only, not types: if it is not an image, fall back to a plain link.
+    img.addEventListener("error", () => link.replaceChildren("Attachment (open)"), { once: true });
+    return link;
+  }));
+}
+
+/** One stored message. Own messages carry a delivered mark: the server has it. */
+export function messageItem(m, me, urlFor) {
+  const mine = m.from === me;
+  return h("li", {
+    class: mine ? "msg mine" : "msg",
+    dataset: { seq: String(m.seq), clientId: m.client_id, from: m.from, state: "delivered" },
+  },
+    avatar(m.from),
+    h("div", { class: "bubble" },
+      h("div", { class: "meta" },
+        h("span", { class: "from" }, m.from),
+        h("time", { datetime: new Date(m.ts).toISOString(), title: dateTimeFormat.format(new Date(m.ts)) },
+          formatTime(m.ts)),
+        mine ? h("span", { class: "status", title: "Delivered" }, "✓",
+          h("span", { class: "visually-hidden" }, " delivered")) : null),
+      m.body ? h("p", { class: "body" }, m.body) : null,
+      attachmentList(m.attachments, urlFor)));
+}
+
+const PENDING_TEXT = { queued: "Waiting for connection…", sent: "Sending…" };
+
+/** One message the server has not acknowledged yet. */
+export function pendingItem(entry, me, urlFor, { onRetry, onDiscard }) {
+  const failed = entry.state === "failed";
+  const status = failed
+    ? h("span", { class: "status failed" }, `Not sent: ${entry.error}`,
+      h("button", { type: "button", class: "link", onclick: () => onRetry(entry.client_id) }, "Retry"),
+      h("button", { type: "button", class: "link", onclick: () => onDiscard(entry.client_id) }, "Discard"))
+    : h("span", { class: "status" }, PENDING_TEXT[entry.state] ?? "Sending…");
+  return h("li", { class: "msg mine pending", dataset: { clientId: entry.client_id, state: entry.state } },
+    avatar(me),
+    h("div", { class: "bubble" },
+      h("div", { class: "meta" }, h("span", { class: "from" }, me), status),
+      entry.body ? h("p", { class: "body" }, entry.body) : null,
+      attachmentList(entry.attachments, urlFor)));
+}
+
+/** Put a message element into a list kept in seq order. New messages almost always go last, so walk back. */
+export function insertBySeq(list, item) {
+  const seq = Number(item.dataset.seq);
+  let after = list.lastElementChild;
+  while (after && Number(after.dataset.seq) > seq) after = after.previousElementSibling;
+  if (after) after.after(item);
+  else list.prepend(item);
+}
+
+export function roomLink(room, { active, unread }) {
+  const badge = unread > 0
+    ? h("span", { class: "badge" }, unread > 99 ? "99+" : String(unread),
+      h("span", { class: "visually-hidden" }, " unread"))
+    : null;
+  return h("li", {},
+    h("a", {
+      href: `#${encodeURIComponent(room.name)}`,
+      class: "room-link",
+      "aria-current": active ? "page" : null,
+      dataset: { room: room.name, unread: String(unread) },
+    },
+    room.isPrivate ? icon("lock", "private room") : h("span", { class: "hash", "aria-hidden": "true" }, "#"),
+    h("span", { class: "room-name" }, room.name),
+    badge));
+}
