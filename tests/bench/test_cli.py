@@ -1,0 +1,107 @@
+"""``chatd bench`` end to end against real servers it spawns, through the click command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from chatd.bench.cli import bench
+from chatd.bench.scenario import PRESETS, frame_size, layout, load_scenario
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(bench, list(args), catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+def test_spawned_smoke_run_loses_nothing_and_writes_json_html_and_svg(tmp_path: Path) -> None:
+    out = tmp_path / "smoke.json"
+    html = tmp_path / "smoke.html"
+    code, text = run("--spawn", "-s", "smoke", "--duration", "1.5", "-q", "--strict", "--json", str(out),
+                     "--html", str(html), "--svg-dir", str(tmp_path / "svg"))
+    assert code == 0, text
+    assert "result: CLEAN" in text
+    report = json.loads(out.read_text())
+    t = report["tally"]
+    assert t["sent"] > 50 and t["lost"] == 0 and t["unanswered"] == 0
+    assert t["unique_deliveries"] == t["expected_deliveries"] == t["sent"] * 3  # rooms of 3
+    assert report["delivery_ms"]["count"] > 0 and report["connections_ok"] == 6
+    assert report["server"]["rss_peak"] > 0 and report["generator"]["cpu_percent"]
+    page = html.read_text()
+    assert "<svg" in page and "http" not in page.replace("http://www.w3.org/2000/svg", "")  # nothing remote
+    assert (tmp_path / "svg" / "rate_over_time.svg").is_file()
+
+
+def test_large_frames_are_delivered_up_to_the_limit_and_refused_past_it_never_silently(tmp_path: Path) -> None:
+    out = tmp_path / "large.json"
+    code, text = run("--spawn", "-s", "large", "-q", "--json", str(out))
+    assert code == 0, text
+    report = json.loads(out.read_text())
+    limit = 64 * 1024  # chatd's default limits.max_frame_bytes, announced in hello
+    sizes = {z["frame_bytes"]: z for z in report["sizes"]}
+    assert set(sizes) == {frame_size(s, limit) for s in PRESETS["large"].sizes}
+    for size, z in sizes.items():
+        assert z["unanswered"] == 0 and z["sent"] > 0
+        if size <= limit:
+            assert z["acked"] == z["sent"] and z["delivered"] == z["expected"] > 0, z
+        else:
+            assert z["refused"] == {"too_large": z["sent"]} and z["delivered"] == 0, z
+    assert report["tally"]["lost"] == 0 and report["clean"]
+
+
+def test_connect_scenario_reports_success_and_memory_per_connection(tmp_path: Path) -> None:
+    out = tmp_path / "connect.json"
+    code, text = run("--spawn", "-s", "connect", "--connections", "200", "-q", "--json", str(out))
+    assert code == 0, text
+    c = json.loads(out.read_text())["connect"]
+    assert c["ok"] == c["attempted"] == 200 and c["still_open"] == 200
+    assert c["success_percent"] == 100.0 and c["connect_ms"]["count"] == 200
+    assert c["rss_per_connection"] is not None
+
+
+def test_compare_runs_each_target_and_prints_ratios(tmp_path: Path) -> None:
+    pytest.importorskip("fastapi")
+    code, text = run("compare", "-s", "smoke", "--duration", "1", "--warmup", "0", "-q", "--pause", "0",
+                     "-t", "spawn", "-t", "naive", "--json", str(tmp_path / "cmp.json"))
+    assert code == 0, text
+    assert "comparison: smoke" in text and "naive FastAPI peer" in text and "×)" in text
+    runs = json.loads((tmp_path / "cmp.json").read_text())["runs"]
+    assert [r["tally"]["lost"] for r in runs] == [0, 0]
+
+
+def test_every_scenario_file_and_preset_loads_and_lays_out_rooms() -> None:
+    files = sorted((ROOT / "bench" / "scenarios").glob("*.toml"))
+    assert files
+    for path in files:
+        scn = load_scenario(str(path))
+        lay = layout(scn, "abc")
+        if scn.kind == "connect":
+            continue
+        assert sorted(c for cs in lay.members.values() for c in cs) == sorted(
+            c for c, rooms in lay.rooms_of.items() for _ in rooms)
+    for scn in PRESETS.values():
+        assert scn.description
+    dm = layout(PRESETS["dm"], "abc")
+    assert all(len(m) == 2 for m in dm.members.values())
+
+
+def test_a_typo_in_a_scenario_file_is_an_error_naming_the_key(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('kind = "steady"\nclinets = 10\n')
+    code, text = run("-s", str(bad))
+    assert code != 0 and "clinets" in text
+
+
+def test_frame_size_expressions() -> None:
+    assert frame_size("1k", 100) == 1024
+    assert frame_size("limit", 65536) == 65536
+    assert frame_size("limit+1", 65536) == 65537
+    assert frame_size("limit/2", 65536) == 32768
+    assert frame_size("2*limit", 65536) == 131072
+    with pytest.raises(ValueError):
+        frame_size("huge", 1)
