@@ -139,6 +139,16 @@ class ChatPage:
         return path
 
 
+def eventually(page: Any, check: Callable[[], Any], what: str) -> Any:
+    """Poll ``check`` (Python-side state) until it is truthy, letting Playwright deliver events meanwhile."""
+    for _ in range(TIMEOUT_MS // 50):
+        result = check()
+        if result:
+            return result
+        page.wait_for_timeout(50)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     # Remember each phase's report on the item, so fixtures can tell at teardown whether the test failed.
