@@ -131,6 +131,18 @@ def charts_for(reports: Sequence[RunReport]) -> dict[str, str]:
         rate.append((prefix + "deliveries/s out", deliv, colour if multi else COLOURS[1], "6 3"))
     if rate:
         charts["rate_over_time"] = line_chart("Throughput over time", "seconds since start", "per second", rate)
+    lat_t: list[Series] = []
+    for i, r in enumerate(reports):
+        pts99 = [(p.t, p.delivery_p99_ms) for p in r.timeline if p.t >= 0 and p.delivery_p99_ms > 0]
+        pts50 = [(p.t, p.delivery_p50_ms) for p in r.timeline if p.t >= 0 and p.delivery_p50_ms > 0]
+        prefix = f"{r.target} " if multi else ""
+        colour = COLOURS[i % len(COLOURS)]
+        if pts99:
+            lat_t.append((prefix + "p99", pts99, colour if multi else COLOURS[1], ""))
+            lat_t.append((prefix + "p50", pts50, colour if multi else COLOURS[0], "6 3"))
+    if lat_t:
+        charts["latency_over_time"] = line_chart("Delivery latency over time (by send time)", "seconds since start",
+                                                 "delivery latency, ms (log)", lat_t, log_y=True)
     depth: list[Series] = []
     for i, r in enumerate(reports):
         pts = [(s.t, s.queue_depth) for s in r.server_samples if s.queue_depth is not None]

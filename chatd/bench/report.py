@@ -62,6 +62,8 @@ class TimelinePoint(msgspec.Struct):
     sent_per_s: float
     acked_per_s: float
     delivered_per_s: float
+    delivery_p50_ms: float = 0.0  # of messages sent in this tick
+    delivery_p99_ms: float = 0.0
 
 
 class Generator(msgspec.Struct):
@@ -78,6 +80,7 @@ class ServerUsage(msgspec.Struct):
     rss_before: int | None = None
     rss_peak: int | None = None
     machine_cpu_percent: float | None = None  # all cores together, 100 % = every core busy
+    load_average: float | None = None  # 1-minute load average when the run started (others' work shows here)
 
 
 class SizeReport(msgspec.Struct):
@@ -138,8 +141,12 @@ def _timeline(ledger: Ledger) -> list[TimelinePoint]:
     if not keys:
         return []
     tick = ledger.tick
+    empty = Histogram()
     return [TimelinePoint(k * tick, ledger.sent_series.get(k, 0) / tick, ledger.acked_series.get(k, 0) / tick,
-                          ledger.delivered_series.get(k, 0) / tick) for k in range(min(0, min(keys)), max(keys) + 1)]
+                          ledger.delivered_series.get(k, 0) / tick,
+                          ledger.latency_series.get(k, empty).quantile(0.5) / 1e3,
+                          ledger.latency_series.get(k, empty).quantile(0.99) / 1e3)
+            for k in range(min(0, min(keys)), max(keys) + 1)]
 
 
 def _sizes(scn: Scenario, ledger: Ledger, members: dict[int, list[int]], limit: int) -> list[SizeReport]:
@@ -180,7 +187,8 @@ def _sizes(scn: Scenario, ledger: Ledger, members: dict[int, list[int]], limit: 
 def build_report(scn: Scenario, target: Target, procs: int, started: str, ledger: Ledger,
                  joined: dict[int, list[int]], results: list[WorkerResult], connect: ConnectStats,
                  samples: list[ServerSample], rss_before: int | None, rss_held: int | None,
-                 server_cpu: float | None, machine_pct: float | None) -> RunReport:
+                 server_cpu: float | None, machine_pct: float | None, load_average: float | None = None,
+                 ) -> RunReport:
     t = tally(ledger, joined)
     phase_reports: list[PhaseReport] = []
     measured_delivery, measured_ack = Histogram(), Histogram()
@@ -215,7 +223,7 @@ def build_report(scn: Scenario, target: Target, procs: int, started: str, ledger
     rss_values = [s.rss_bytes for s in samples if s.rss_bytes is not None]
     wall = samples[-1].t - samples[0].t if len(samples) > 1 else 0.0
     server = ServerUsage(100.0 * server_cpu / wall if server_cpu is not None and wall > 0 else None, rss_before,
-                         int(max(rss_values)) if rss_values else None, machine_pct)
+                         int(max(rss_values)) if rss_values else None, machine_pct, load_average)
     report = RunReport(
         target=target.label, scenario=scn, procs=procs, started=started, nonce=ledger.nonce, tally=t,
         phases=phase_reports, delivery_ms=latency(measured_delivery), ack_ms=latency(measured_ack),
@@ -332,6 +340,8 @@ def format_report(r: RunReport) -> str:
         parts.append(f"server RSS peak {_mb(s.rss_peak)}")
     if s.machine_cpu_percent is not None:
         parts.append(f"machine {s.machine_cpu_percent:.0f}% busy")
+    if s.load_average is not None:
+        parts.append(f"load average {s.load_average:.2f} at start")
     if parts:
         lines.append("  " + ", ".join(parts))
     depth = [x.queue_depth for x in r.server_samples if x.queue_depth is not None]

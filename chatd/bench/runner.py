@@ -152,6 +152,7 @@ async def run_scenario(scn: Scenario, target: Target, procs: int = 1, auth: Auth
 
     watcher = Watcher(target, scn.metrics_interval)
     rss_before = target.rss()
+    load_average = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     busy0 = machine_busy()
     server_cpu0 = target.cpu()
     watching = asyncio.create_task(watcher.run())
@@ -223,4 +224,4 @@ async def run_scenario(scn: Scenario, target: Target, procs: int = 1, auth: Auth
         for room, cs in r.joined.items():
             joined.setdefault(room, []).extend(cs)
     return build_report(scn, target, procs, started_wall, ledger, joined, results, connect, watcher.samples,
-                        rss_before, rss_held, server_cpu, machine_pct)
+                        rss_before, rss_held, server_cpu, machine_pct, load_average)

@@ -219,6 +219,7 @@ class Ledger(msgspec.Struct):
     sent_series: dict[int, int] = msgspec.field(default_factory=dict)  # timeline bucket → count
     acked_series: dict[int, int] = msgspec.field(default_factory=dict)
     delivered_series: dict[int, int] = msgspec.field(default_factory=dict)
+    latency_series: dict[int, Histogram] = msgspec.field(default_factory=dict)  # send-time bucket → delivery µs
     foreign: int = 0  # message frames that are not from this run
     unknown_acks: int = 0
     unmatched_errors: dict[str, int] = msgspec.field(default_factory=dict)  # error frames naming none of our sends
@@ -302,9 +303,15 @@ class Ledger(msgspec.Struct):
         _bump(self.delivered_series, int((now_ns - self.start_ns) / 1e9 / self.tick))
         sent_ns = body_time(body)
         if sent_ns is not None and self.phase_stats:
+            us = (now_ns - sent_ns) // 1000
             ps = self.phase_stats[self.phase_of(sent_ns)]
             ps.delivered += 1
-            ps.delivery.record((now_ns - sent_ns) // 1000)
+            ps.delivery.record(us)
+            tick = int((sent_ns - self.start_ns) / 1e9 / self.tick)
+            h = self.latency_series.get(tick)
+            if h is None:
+                h = self.latency_series[tick] = Histogram()
+            h.record(us)
         return True
 
     def on_other(self, kind: str) -> None:
@@ -324,6 +331,8 @@ class Ledger(msgspec.Struct):
             target = getattr(self, name)
             for k, v in getattr(other, name).items():
                 _bump(target, k, v)
+        for k, h in other.latency_series.items():
+            self.latency_series.setdefault(k, Histogram()).merge(h)
         self.foreign += other.foreign
         self.unknown_acks += other.unknown_acks
         for k, v in other.unmatched_errors.items():
