@@ -28,7 +28,7 @@ from chatd.metrics import Metrics
 class Outbox:
     """A byte-bounded FIFO of encoded frames for one connection."""
 
-    __slots__ = ("frames", "size", "limit", "wake", "overflowed", "ephemeral_count")
+    __slots__ = ("frames", "size", "limit", "wake", "overflowed", "ephemeral_count", "_space")
 
     def __init__(self, limit: int) -> None:
         self.frames: deque[tuple[str, bool]] = deque()
@@ -37,6 +37,18 @@ class Outbox:
         self.wake = asyncio.Event()
         self.overflowed = False
         self.ephemeral_count = 0
+        self._space: asyncio.Event | None = None
+
+    async def space_for(self, n: int) -> None:
+        """Wait until ``n`` more bytes fit under half the bound (or the outbox is empty).
+
+        For producers that can wait, such as a replay: they fill the outbox at the pace the client reads instead
+        of tripping the slow-consumer bound.
+        """
+        while self.size and self.size + n > self.limit // 2 and not self.overflowed:
+            if self._space is None:
+                self._space = asyncio.Event()
+            await self._space.wait()
 
     def push(self, text: str, ephemeral: bool = False) -> bool:
         """Queue a frame. Returns False when the bound was hit and the connection must be closed."""
@@ -84,17 +96,21 @@ class Outbox:
         self.size -= taken
         if not frames:
             self.wake.clear()
+        if self._space is not None and self.size <= self.limit // 2:
+            self._space.set()
+            self._space = None
         return out[0] if len(out) == 1 else "\n".join(out)
 
 
 class Sub:
     """One connection's subscription to one room."""
 
-    __slots__ = ("last", "held")
+    __slots__ = ("last", "held", "held_bytes")
 
     def __init__(self, last: int, hold: bool) -> None:
         self.last = last
         self.held: list[tuple[int, str]] | None = [] if hold else None
+        self.held_bytes = 0
 
 
 class Conn:
@@ -170,6 +186,7 @@ class Hub:
         if sub is None or sub.held is None:
             return
         held, sub.held = sub.held, None
+        sub.held_bytes = 0
         sub.last = max(sub.last, replayed_through)
         for seq, text in held:
             if seq > sub.last:
@@ -213,6 +230,10 @@ class Hub:
                 sub = conn.subs[room]
                 if sub.held is not None:
                     sub.held.append((seq, text))
+                    sub.held_bytes += len(text)
+                    # Frames held during a replay count against the same bound as the outbox.
+                    if sub.held_bytes > conn.outbox.limit:
+                        conn.kick(Close.SLOW_CONSUMER)
                     continue
                 if seq <= sub.last:
                     continue

@@ -32,6 +32,7 @@ from chatd.worker import Worker
 log = logging.getLogger("chatd")
 
 Reply = Callable[[Completion], None]
+REPLAY_PAGE = 200
 
 
 class Node:
@@ -148,34 +149,45 @@ class Node:
         return reply
 
     async def join(self, conn: Conn, room: str, since: int | None) -> None:
-        """Join rules, then the replay seam: subscribe holding live frames, read, send, release."""
+        """Join rules, then the replay seam: subscribe holding live frames, read, send, release.
+
+        The replay is read in pages and written at the pace the client reads (``Outbox.space_for``), so a long
+        replay neither loads a whole history into memory nor trips the slow-consumer bound.
+        """
         await self.rooms.join(room, conn.user)
-        already = room in conn.subs
-        first = self.hub.join(conn, room, since or 0, hold=True) if not already else False
-        if already:
+        if room in conn.subs:
             conn.subs[room].held = []
+            first = False
+        else:
+            first = self.hub.join(conn, room, since or 0, hold=True)
         try:
             last = await self.store.last_seq(room)
-            replay = []
-            capped = False
-            if since is not None and since < last:
-                cap = self.cfg.rooms.replay_max
-                replay = await self.store.history(room, after=since, limit=cap + 1)
-                capped = len(replay) > cap
-                replay = replay[:cap]
+            # seqs are gapless, so the number of messages after ``since`` is known before reading them.
+            backlog = max(0, last - since) if since is not None else 0
+            count = min(backlog, self.cfg.rooms.replay_max)
+            capped = backlog > count
+            conn.send(encode(Joined(room, last, count, capped)))
+            through = since if since is not None else last
+            remaining = count
+            while remaining:
+                page = await self.store.history(room, after=through, limit=min(REPLAY_PAGE, remaining))
+                if not page:
+                    break
+                for m in page:
+                    text = encode(m)
+                    await conn.outbox.space_for(len(text))
+                    conn.send(text)
+                through = page[-1].seq
+                remaining -= len(page)
         except BaseException:
             self.hub.leave(conn, room)
             raise
-        through = replay[-1].seq if replay else max(last, since or 0)
-        conn.send(encode(Joined(room, max(last, through), len(replay), capped)))
-        for m in replay:
-            conn.send(encode(m))
         if capped:
             # Live delivery would leave a gap after the capped replay; the client continues with another
             # join since=<last replayed seq> and goes live once a replay is not capped.
             self.hub.leave(conn, room)
             return
-        self.hub.release(conn, room, through if since is not None else last)
+        self.hub.release(conn, room, through)
         if first:
             await self._presence(room, conn.user, True)
 

@@ -204,6 +204,17 @@ class Client:
         await self.send(frame)
         return await self.expect("joined")
 
+    async def resume(self, room: str, since: int) -> list[dict[str, Any]]:
+        """join + since, repeated while the server says the replay was capped; returns the replayed messages."""
+        got: list[dict[str, Any]] = []
+        while True:
+            joined = await self.join(room, since=since)
+            batch = await self.messages(joined.get("replay", 0), timeout=60)
+            got += batch
+            if not joined.get("capped"):
+                return got
+            since = batch[-1]["seq"]
+
     async def say(self, room: str, body: str, client_id: str) -> dict[str, Any]:
         """Send and wait for the ack (skipping our own message frames)."""
         await self.send({"type": "send", "room": room, "body": body, "client_id": client_id})

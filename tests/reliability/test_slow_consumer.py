@@ -1,0 +1,89 @@
+"""A client that stops reading must not slow the others or grow the server's memory; it is cut off with 4008
+and, when it resumes with join + since, gets every message in order."""
+
+from __future__ import annotations
+
+import asyncio
+
+import websockets
+
+from harness import ChatdProcess, Client
+
+MESSAGES = 2000
+BODY = "s" * 4000
+BOUND = 512 * 1024
+STEP = 50
+# 2000 x 4 KB = 8 MB for the stalled reader: more than the kernel's socket buffers absorb (the server's send
+# buffer autotunes up to net.ipv4.tcp_wmem's max, 4 MiB here) plus the outbox bound, so the bound is reached.
+
+
+async def test_stalled_reader_is_cut_off_while_others_get_everything_then_resumes(make_server) -> None:
+    server: ChatdProcess = make_server({"limits": {"outbound_queue_bytes": BOUND}}).start()
+    room = "slow-room"
+    stalled = await Client.connect(server.ws, user="stalled", rcvbuf=4096, max_queue=1)
+    await stalled.join(room)
+    stalled.stop_reading()
+    active = [await Client.connect(server.ws, user=f"active{i}") for i in range(3)]
+    for c in active:
+        await c.join(room)
+    sender = await Client.connect(server.ws, user="sender")
+    await sender.join(room)
+    await sender.send({"type": "leave", "room": room})
+    await sender.expect("left")
+
+    # The sender goes in steps and each step waits until every active reader has it: the active readers keep up
+    # (this test client shares one core with them), while the stalled one reads nothing at all.
+    got: list[list[int]] = [[] for _ in active]
+    for first in range(1, MESSAGES + 1, STEP):
+        for n in range(first, first + STEP):
+            await sender.send({"type": "send", "room": room, "body": BODY, "client_id": f"m{n}"})
+        step = await asyncio.gather(*(c.messages(STEP, timeout=60) for c in active))
+        for mine, frames in zip(got, step):
+            mine += [m["seq"] for m in frames]
+    # Every active reader got every message in order while the stalled one had not read a byte.
+    for mine in got:
+        assert mine == list(range(1, MESSAGES + 1))
+    metrics = server.metrics()
+    assert metrics["chatd_slow_consumer_closes_total"] == 1
+    assert metrics["chatd_outbox_bytes"] <= BOUND * len(active)
+
+    # The stalled client wakes up: it reads what reached it, then finds the connection closed with 4008.
+    stalled.ws.transport.resume_reading()
+    seen: list[int] = []
+    code = None
+    try:
+        while True:
+            f = await stalled.recv(30)
+            if f["type"] == "message":
+                seen.append(f["seq"])
+    except websockets.ConnectionClosed as e:
+        code = e.rcvd.code if e.rcvd else None
+    assert code in (4008, None)  # the close frame itself may not fit into a full socket before it is dropped
+    assert seen == list(range(1, len(seen) + 1)) and len(seen) < MESSAGES
+    # It resumes from the last seq it saw and gets the rest, in order, with no gap or duplicate.
+    again = await Client.connect(server.ws, user="stalled")
+    last = seen[-1] if seen else 0
+    rest = [m["seq"] for m in await again.resume(room, since=last)]
+    assert seen + rest == list(range(1, MESSAGES + 1))
+    for c in [*active, sender, again]:
+        await c.close()
+
+
+async def test_ephemeral_frames_are_shed_before_anyone_is_cut_off(make_server) -> None:
+    """Typing floods a stalled reader's outbox, but typing alone never gets it closed."""
+    server: ChatdProcess = make_server({"limits": {"outbound_queue_bytes": 16 * 1024}}).start()
+    stalled = await Client.connect(server.ws, user="sleepy", rcvbuf=4096, max_queue=1)
+    await stalled.join("typing-flood")
+    stalled.stop_reading()
+    typist = await Client.connect(server.ws, user="typist")
+    await typist.join("typing-flood")
+    for _ in range(5000):
+        await typist.send({"type": "typing", "room": "typing-flood"})
+    await typist.send({"type": "ping"})
+    await typist.expect("pong", skip=("presence", "typing"))
+    assert server.metrics()["chatd_slow_consumer_closes_total"] == 0
+    stalled.ws.transport.resume_reading()
+    await stalled.send({"type": "ping"})
+    assert (await stalled.expect("pong", timeout=30, skip=("presence", "typing")))["type"] == "pong"
+    await stalled.close()
+    await typist.close()
