@@ -13,11 +13,22 @@ from chatd.errors import markdown_tables
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_protocol_doc_carries_the_error_table_from_the_code() -> None:
-    text = (ROOT / "docs" / "protocol.md").read_text()
-    block = re.search(r"<!-- error-table:start -->\n(.*?)\n<!-- error-table:end -->", text, re.S)
-    assert block is not None
-    assert block.group(1).strip() == markdown_tables().strip(), "regenerate with chatd.errors.markdown_tables()"
+def test_protocol_and_reliability_docs_carry_the_error_table_from_the_code() -> None:
+    for page in ("protocol.md", "reliability.md"):
+        text = (ROOT / "docs" / page).read_text()
+        block = re.search(r"<!-- error-table:start -->\n(.*?)\n<!-- error-table:end -->", text, re.S)
+        assert block is not None, page
+        assert block.group(1).strip() == markdown_tables().strip(), f"{page}: regenerate the table"
+
+
+def test_reliability_page_gives_every_limit_with_its_default() -> None:
+    text = (ROOT / "docs" / "reliability.md").read_text()
+    cfg = Config()
+    for section in ("limits", "broker", "uploads", "rooms"):
+        for key, value in msgspec.to_builtins(getattr(cfg, section)).items():
+            if key in ("url", "spill_path", "backend", "auto_create", "dir"):
+                continue
+            assert f"`{section}.{key}`" in text, f"{section}.{key} missing from docs/reliability.md"
 
 
 def test_every_setting_is_documented_in_chatd_toml() -> None:
