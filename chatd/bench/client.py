@@ -371,14 +371,16 @@ async def run_worker(plan: WorkerPlan, pipe: Connection) -> None:
     w = Worker(plan, pipe)
     scn = plan.scenario
     share = max(1, scn.connect_concurrency // max(1, plan.proc_count))
+    cpu0, wall0 = time.process_time(), time.monotonic()
     await w.open_all(share)
     if scn.kind == "connect":
+        cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
         send_msg(pipe, "ready", connect=msgspec.to_builtins(w.connect))
         await wait_msg(pipe)  # the coordinator measured the server while we held every connection
         alive = sum(1 for c in w.clients.values() if c.conn is not None and not c.conn.closed)
         w.close_all()
         await asyncio.sleep(0.2)
-        send_msg(pipe, "result", result=_enc.encode(w.result(0.0, 0.0, alive)))
+        send_msg(pipe, "result", result=_enc.encode(w.result(cpu, wall, alive)))
         return
     await w.join_all()
     send_msg(pipe, "ready", connect=msgspec.to_builtins(w.connect))

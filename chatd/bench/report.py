@@ -330,8 +330,8 @@ def format_report(r: RunReport) -> str:
                            for x in t.lost_examples[:3])
             lines.append(f"  first losses     {ex}")
     g = r.generator
-    lines.append(f"  generator CPU    {', '.join(f'{c:.0f}%' for c in g.cpu_percent)} of a core per process; "
-                 f"pacer lag p99 {g.tick_lag_p99_ms:.1f} ms")
+    lag = f"; pacer lag p99 {g.tick_lag_p99_ms:.1f} ms" if r.phases else " while connecting"
+    lines.append(f"  generator CPU    {', '.join(f'{c:.0f}%' for c in g.cpu_percent)} of a core per process{lag}")
     s = r.server
     parts = []
     if s.cpu_percent is not None:
@@ -347,7 +347,7 @@ def format_report(r: RunReport) -> str:
     depth = [x.queue_depth for x in r.server_samples if x.queue_depth is not None]
     if depth:
         lines.append(f"  ingest queue     max depth {max(depth):,.0f} (scraped every {r.scenario.metrics_interval:g} s)")
-    if len(r.phases) > 1 or r.scenario.kind == "ramp":
+    if r.phases and (len(r.phases) > 1 or r.scenario.kind == "ramp"):
         lines += ["", f"  {'phase':<16}{'offered':>10}{'sent/s':>10}{'acked/s':>10}{'deliv/s':>11}{'lost':>8}"
                       f"{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}  ok"]
         for p in r.phases:

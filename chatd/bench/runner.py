@@ -178,7 +178,7 @@ async def run_scenario(scn: Scenario, target: Target, procs: int = 1, auth: Auth
             start_ns = time.monotonic_ns() + 300_000_000  # time for the go message to reach every process
             for pipe in pipes:
                 send_msg(pipe, "go", start_ns=start_ns)
-        total = plan_phases[-1].end if scn.kind != "large" else 0.0
+        total = plan_phases[-1].end if plan_phases else 0.0
         bar = ProgressLine(total, progress if scn.kind not in ("connect", "large") else None)
         counts: dict[int, dict[str, int]] = {}
         results: list[WorkerResult] = []

@@ -216,6 +216,8 @@ def phases(scn: Scenario, n_pairs: int) -> list[Phase]:
                 out.append(Phase(f"{k} senders", t, t + scn.step_duration, k * scn.per_client_rate, k))
             t += scn.step_duration
         return out
+    if scn.kind == "connect":
+        return []
     if scn.kind == "large":
         return [Phase("large", 0.0, 0.0, 0.0, n_pairs)]
     if scn.warmup > 0:
