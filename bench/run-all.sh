@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Reproduce every number in BENCHMARKS.md. Results go to bench/results/ (JSON + SVG charts + one HTML page each).
+#
+#   bash bench/run-all.sh            # all of them, ~15 minutes
+#   bash bench/run-all.sh steady     # one of: steady steady2 ramp burst connect large dm
+#
+# The load generator shares the machine with the server, and anything else running skews both, so before each run
+# this waits (up to QUIET_WAIT seconds) for the 1-minute load average to drop below QUIET_LOAD.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CHATD=${CHATD:-.venv/bin/chatd}
+OUT=bench/results
+QUIET_LOAD=${QUIET_LOAD:-0.6}
+QUIET_WAIT=${QUIET_WAIT:-600}
+mkdir -p "$OUT"
+
+wait_quiet() {
+  local waited=0
+  while awk -v lim="$QUIET_LOAD" '{exit !($1 > lim)}' /proc/loadavg && [ "$waited" -lt "$QUIET_WAIT" ]; do
+    sleep 10; waited=$((waited + 10))
+  done
+  echo "== $(date -u +%H:%M:%S) load average: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+}
+
+run() {  # run NAME ARGS...: one bench command, its table to $OUT/NAME.txt
+  local name=$1; shift
+  wait_quiet
+  echo "== $CHATD bench $*" | tee "$OUT/$name.txt"
+  "$CHATD" bench "$@" -q --json "$OUT/$name.json" --html "$OUT/$name.html" --svg-dir "$OUT/$name" \
+    | tee -a "$OUT/$name.txt"
+}
+
+want() { [ $# -eq 0 ] || [[ " $* " == *" $WHICH "* ]]; }
+
+for WHICH in steady steady2 ramp burst connect large dm; do
+  if ! want "$@"; then continue; fi
+  case $WHICH in
+    steady)  run steady compare -s bench/scenarios/steady.toml -t spawn -t naive ;;
+    steady2) run steady2 compare -s bench/scenarios/steady.toml -t spawn -t naive --procs 2 ;;
+    ramp)    run ramp compare -s bench/scenarios/ramp.toml -t spawn -t naive ;;
+    burst)   run burst compare -s bench/scenarios/burst.toml -t spawn -t naive ;;
+    connect) run connect compare -s bench/scenarios/connect.toml -t spawn -t naive ;;
+    large)   run large compare -s bench/scenarios/large.toml -t spawn -t naive ;;
+    dm)      run dm compare -s bench/scenarios/dm.toml -t spawn -t naive ;;
+  esac
+done
