@@ -72,7 +72,7 @@ def build_scenario(ref: str, **overrides: Any) -> Scenario:
 
 def build_auth(token_file: str | None, admin_token: str | None, prefix: str) -> Auth:
     if token_file:
-        pairs = []
+        pairs: list[tuple[str, str]] = []
         for line in Path(token_file).read_text().splitlines():
             parts = line.split()
             if parts:

@@ -97,7 +97,11 @@ async def wait_msg(conn: Connection) -> dict[str, Any]:
     """Await the next pipe message without blocking the event loop."""
     loop = asyncio.get_running_loop()
     fut: asyncio.Future[None] = loop.create_future()
-    loop.add_reader(conn.fileno(), lambda: fut.done() or fut.set_result(None))
+    def ready() -> None:
+        if not fut.done():
+            fut.set_result(None)
+
+    loop.add_reader(conn.fileno(), ready)
     try:
         await fut
     finally:
@@ -112,7 +116,7 @@ async def wait_msg(conn: Connection) -> dict[str, Any]:
 class Client:
     """A bench client: its connection, its (sender, room) records and what it is waiting for."""
 
-    __slots__ = ("index", "worker", "conn", "inflight", "joins", "pairs")
+    __slots__ = ("conn", "index", "inflight", "joins", "pairs", "worker")
 
     def __init__(self, index: int, worker: Worker) -> None:
         self.index = index
@@ -168,7 +172,7 @@ class Client:
 class Pair:
     """One (sender, room): the sender's ledger record and when each counter was sent."""
 
-    __slots__ = ("client", "room", "room_name", "rec", "send_ns", "fanout", "prefix")
+    __slots__ = ("client", "fanout", "prefix", "rec", "room", "room_name", "send_ns")
 
     def __init__(self, client: Client, room: int, room_name: str, rec: SenderRecord, fanout: int,
                  nonce: str) -> None:

@@ -232,8 +232,8 @@ def build_report(scn: Scenario, target: Target, procs: int, started: str, ledger
         connect_failures=connect.failures, join_failures=connect.join_failures, disconnects=disconnects,
         timeline=_timeline(ledger), server_samples=samples, generator=gen, server=server)
     if scn.kind == "ramp":
-        ok = [p.offered_rate or p.sent_rate for p in phase_reports if p.sustainable]
-        report.sustainable_rate = max(ok) if ok else 0.0
+        good = [p.offered_rate or p.sent_rate for p in phase_reports if p.sustainable]
+        report.sustainable_rate = max(good) if good else 0.0
     if scn.kind == "large":
         limit = max((r.max_frame_bytes for r in results), default=0) or 65536
         report.sizes = _sizes(scn, ledger, joined, limit)

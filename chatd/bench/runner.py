@@ -9,19 +9,27 @@ every process stamps and reads times on the same system-wide monotonic clock.
 from __future__ import annotations
 
 import asyncio
-import os
 import multiprocessing as mp
+import os
 import secrets
 import sys
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from typing import Any
 
 import msgspec
 
-from chatd.bench.client import ConnectStats, Identity, WorkerPlan, WorkerResult, recv_msg, send_msg, worker_main
+from chatd.bench.client import (
+    ConnectStats,
+    Identity,
+    WorkerPlan,
+    WorkerResult,
+    recv_msg,
+    send_msg,
+    worker_main,
+)
 from chatd.bench.report import RunReport, ServerSample, build_report
 from chatd.bench.scenario import Scenario, layout, phases
 from chatd.bench.stats import Ledger
@@ -83,7 +91,11 @@ class ProgressLine:
 async def _recv(conn: Connection) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     fut: asyncio.Future[None] = loop.create_future()
-    loop.add_reader(conn.fileno(), lambda: fut.done() or fut.set_result(None))
+    def ready() -> None:
+        if not fut.done():
+            fut.set_result(None)
+
+    loop.add_reader(conn.fileno(), ready)
     try:
         await fut
     finally:
@@ -156,7 +168,7 @@ async def run_scenario(scn: Scenario, target: Target, procs: int = 1, auth: Auth
     busy0 = machine_busy()
     server_cpu0 = target.cpu()
     watching = asyncio.create_task(watcher.run())
-    started_wall = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    started_wall = datetime.now(UTC).isoformat(timespec="seconds")
     try:
         connect = ConnectStats()
         for pipe in pipes:

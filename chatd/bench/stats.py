@@ -28,7 +28,7 @@ SUB = 1 << SUB_BITS  # 64 sub-buckets per power of two: any recorded value is of
 def bucket_of(us: int) -> int:
     """Bucket index of a value in microseconds. Values below 64 µs get a bucket each (exact)."""
     if us < SUB:
-        return us if us > 0 else 0
+        return max(0, us)
     shift = us.bit_length() - SUB_BITS - 1
     return (shift + 1) * SUB + (us >> shift) - SUB
 
@@ -52,15 +52,13 @@ class Histogram(msgspec.Struct):
     max: int = 0
 
     def record(self, us: int) -> None:
-        if us < 0:
-            us = 0  # two clocks never disagree here, but a negative value must not corrupt the buckets
+        us = max(us, 0)  # two clocks never disagree here, but a negative value must not corrupt the buckets
         b = bucket_of(us)
         counts = self.counts
         counts[b] = counts.get(b, 0) + 1
         if self.count == 0 or us < self.min:
             self.min = us
-        if us > self.max:
-            self.max = us
+        self.max = max(self.max, us)
         self.count += 1
         self.total += us
 

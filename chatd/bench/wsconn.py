@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 import msgspec
 from websockets.client import ClientProtocol
+from websockets.frames import Frame as WsFrame
 from websockets.frames import Opcode
 from websockets.http11 import Response
 from websockets.protocol import State
@@ -110,21 +111,21 @@ class WsConn(asyncio.Protocol):
         proto.receive_data(data)
         now = time.monotonic_ns()
         for event in proto.events_received():
-            if isinstance(event, Response):
-                if proto.handshake_exc is not None:
+            if not isinstance(event, WsFrame):
+                if isinstance(event, Response) and proto.handshake_exc is not None:
                     self._fail(ConnectError(f"handshake refused: {proto.handshake_exc}"))
                 continue
             op = event.opcode
             if op is Opcode.TEXT or op is Opcode.CONT:
                 if not event.fin:
-                    self._partial.append(event.data)
+                    self._partial.append(bytes(event.data))
                     continue
                 if self._partial:
-                    self._partial.append(event.data)
+                    self._partial.append(bytes(event.data))
                     payload = b"".join(self._partial)
                     self._partial = []
                 else:
-                    payload = event.data
+                    payload = bytes(event.data)
                 self._message(payload, now)
             elif op is Opcode.CLOSE:
                 self.close_code = proto.close_code

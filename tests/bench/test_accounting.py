@@ -3,10 +3,11 @@ must be reported as doing exactly that, across several load processes."""
 
 from __future__ import annotations
 
+from faulty import FaultyServer
+
 from chatd.bench.runner import run_scenario
 from chatd.bench.scenario import Scenario
 from chatd.bench.target import Target
-from faulty import FaultyServer
 
 
 async def test_report_names_exactly_the_drops_duplicates_swaps_and_missing_acks() -> None:

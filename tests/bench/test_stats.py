@@ -7,14 +7,23 @@ import random
 import pytest
 
 from chatd.bench.stats import (
-    SUB, Histogram, Ledger, Phase, body_time, bucket_bounds, bucket_of, exact_quantile, make_body, parse_client_id,
+    SUB,
+    Histogram,
+    Ledger,
+    Phase,
+    body_time,
+    bucket_bounds,
+    bucket_of,
+    exact_quantile,
+    make_body,
+    parse_client_id,
     tally,
 )
 
 
 def test_buckets_tile_the_number_line_without_gaps_or_overlaps() -> None:
     prev_hi = -1
-    for index in range(0, 40 * SUB):
+    for index in range(40 * SUB):
         lo, hi = bucket_bounds(index)
         assert lo == prev_hi + 1
         assert bucket_of(lo) == index and bucket_of(hi) == index
@@ -63,7 +72,7 @@ def test_merging_histograms_equals_one_histogram_of_all_samples() -> None:
     assert abs((Histogram_q(a_samples, 0.99) + Histogram_q(b_samples, 0.99)) / 2 - both.quantile(0.99)) > 1000
 
 
-def Histogram_q(samples: list[int], q: float) -> float:  # noqa: N802 - reads as a formula in the test above
+def Histogram_q(samples: list[int], q: float) -> float:
     h = Histogram()
     for s in samples:
         h.record(s)
