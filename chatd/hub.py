@@ -28,6 +28,8 @@ from chatd.metrics import Metrics
 class Outbox:
     """A byte-bounded FIFO of encoded frames for one connection."""
 
+    shed_total = 0  # ephemeral frames dropped by every outbox of this process (a /metrics counter)
+
     __slots__ = ("frames", "size", "limit", "wake", "overflowed", "ephemeral_count", "_space")
 
     def __init__(self, limit: int) -> None:
@@ -57,6 +59,7 @@ class Outbox:
         n = len(text) + 1
         if self.size + n > self.limit:
             if ephemeral:
+                Outbox.shed_total += 1
                 return True  # shed the newcomer itself
             self._shed_ephemeral()
             if self.size + n > self.limit:
@@ -80,6 +83,7 @@ class Outbox:
             else:
                 kept.append((text, eph))
         self.frames = kept
+        Outbox.shed_total += self.ephemeral_count
         self.ephemeral_count = 0
 
     def pack(self, max_bytes: int) -> str:

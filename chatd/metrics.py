@@ -87,6 +87,10 @@ class Metrics:
         counter("chatd_connections_opened_total", self.connections_opened, "WebSocket sessions accepted.")
         counter("chatd_connections_refused_total", self.connections_refused, "Handshakes refused.")
         counter("chatd_rate_limited_total", self.rate_limited, "Sends refused by the rate limit.")
+        from chatd.hub import Outbox
+
+        counter("chatd_ephemeral_shed_total", Outbox.shed_total,
+                "Typing/presence/ping frames dropped for clients over their outbox bound.")
         for name, fn in sorted(self.gauges.items()):
             gauge(name, fn())
         gauge("chatd_process_rss_bytes", rss_bytes(), "Resident memory of the server process.")

@@ -236,8 +236,26 @@ class Client:
         """Stop reading from the socket, like a client stuck on a slow network."""
         self.ws.transport.pause_reading()
 
+    def resume_reading(self) -> None:
+        """Read again, with a normal-sized receive buffer so catching up is quick."""
+        sock = self.ws.transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+        self.ws.transport.resume_reading()
+
     async def close(self) -> None:
+        """Close, discarding unread frames: a full receive queue would stall the closing handshake."""
+
+        async def discard() -> None:
+            try:
+                async for _ in self.ws:
+                    pass
+            except websockets.ConnectionClosed:
+                pass
+
+        reader = asyncio.create_task(discard())
         await self.ws.close()
+        reader.cancel()
 
     async def closed(self, timeout: float = 10.0) -> tuple[int | None, str]:
         """Read until the server closes; returns (code, reason)."""

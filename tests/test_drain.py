@@ -65,7 +65,7 @@ async def test_new_sessions_are_refused_while_draining(make_server) -> None:
     # which gives a window in which to try a new session.
     server: ChatdProcess = make_server({"server": {"drain_timeout": 4.0},
                                         "limits": {"outbound_queue_bytes": 64 * 1024 * 1024}}).start()
-    stalled = await Client.connect(server.ws, user="stalled", max_queue=1, rcvbuf=4096)
+    stalled = await Client.connect(server.ws, user="stalled", rcvbuf=4096)
     await stalled.join("busy")
     stalled.stop_reading()
     talker = await Client.connect(server.ws, user="talker")

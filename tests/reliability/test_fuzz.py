@@ -119,11 +119,10 @@ def fuzz_server(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="module")
 def conn(fuzz_server: ChatdProcess):
-    ws = connect(fuzz_server.ws + "?user=fuzzer", max_size=None)
-    assert json.loads(ws.recv(timeout=10))["type"] == "hello"
-    ws.send(json.dumps({"type": "join", "room": "fuzz"}))
-    yield ws
-    ws.close()
+    with connect(fuzz_server.ws + "?user=fuzzer", max_size=None) as ws:
+        assert json.loads(ws.recv(timeout=10))["type"] == "hello"
+        ws.send(json.dumps({"type": "join", "room": "fuzz"}))
+        yield ws
 
 
 def is_ping(raw: str | bytes) -> bool:

@@ -20,7 +20,7 @@ STEP = 50
 async def test_stalled_reader_is_cut_off_while_others_get_everything_then_resumes(make_server) -> None:
     server: ChatdProcess = make_server({"limits": {"outbound_queue_bytes": BOUND}}).start()
     room = "slow-room"
-    stalled = await Client.connect(server.ws, user="stalled", rcvbuf=4096, max_queue=1)
+    stalled = await Client.connect(server.ws, user="stalled", rcvbuf=4096)
     await stalled.join(room)
     stalled.stop_reading()
     active = [await Client.connect(server.ws, user=f"active{i}") for i in range(3)]
@@ -48,7 +48,7 @@ async def test_stalled_reader_is_cut_off_while_others_get_everything_then_resume
     assert metrics["chatd_outbox_bytes"] <= BOUND * len(active)
 
     # The stalled client wakes up: it reads what reached it, then finds the connection closed with 4008.
-    stalled.ws.transport.resume_reading()
+    stalled.resume_reading()
     seen: list[int] = []
     code = None
     try:
@@ -70,20 +70,30 @@ async def test_stalled_reader_is_cut_off_while_others_get_everything_then_resume
 
 
 async def test_ephemeral_frames_are_shed_before_anyone_is_cut_off(make_server) -> None:
-    """Typing floods a stalled reader's outbox, but typing alone never gets it closed."""
-    server: ChatdProcess = make_server({"limits": {"outbound_queue_bytes": 16 * 1024}}).start()
-    stalled = await Client.connect(server.ws, user="sleepy", rcvbuf=4096, max_queue=1)
+    """A stalled reader's outbox fills with typing frames; they are shed and it is not closed."""
+    server: ChatdProcess = make_server({"limits": {"outbound_queue_bytes": 256 * 1024}}).start()
+    stalled = await Client.connect(server.ws, user="sleepy", rcvbuf=4096)
     await stalled.join("typing-flood")
     stalled.stop_reading()
-    typist = await Client.connect(server.ws, user="typist")
-    await typist.join("typing-flood")
-    for _ in range(5000):
-        await typist.send({"type": "typing", "room": "typing-flood"})
-    await typist.send({"type": "ping"})
-    await typist.expect("pong", skip=("presence", "typing"))
-    assert server.metrics()["chatd_slow_consumer_closes_total"] == 0
-    stalled.ws.transport.resume_reading()
-    await stalled.send({"type": "ping"})
-    assert (await stalled.expect("pong", timeout=30, skip=("presence", "typing")))["type"] == "pong"
+    talker = await Client.connect(server.ws, user="talker")
+    await talker.join("typing-flood")
+    # First fill the kernel's socket buffers with stored messages until the outbox itself starts to hold data.
+    sent = 0
+    while server.metrics()["chatd_outbox_bytes"] < 16 * 1024:
+        for _ in range(25):
+            sent += 1
+            await talker.send({"type": "send", "room": "typing-flood", "body": "m" * 4000, "client_id": f"t{sent}"})
+        await talker.messages(25, timeout=60)
+        assert sent < 5000, "the stalled socket never pushed back"
+    for _ in range(20_000):  # about 1 MB of typing frames: four times the bound
+        await talker.send({"type": "typing", "room": "typing-flood"})
+    await talker.send({"type": "ping"})
+    await talker.expect("pong", skip=("presence", "typing", "message", "ack"))
+    metrics = server.metrics()
+    assert metrics["chatd_ephemeral_shed_total"] > 0
+    assert metrics["chatd_slow_consumer_closes_total"] == 0
+    stalled.resume_reading()
+    got = await stalled.messages(sent, timeout=60)  # every stored message still arrives, in order
+    assert [m["seq"] for m in got] == list(range(1, sent + 1))
     await stalled.close()
-    await typist.close()
+    await talker.close()
