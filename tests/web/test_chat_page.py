@@ -147,3 +147,15 @@ def test_phone_sized_screen_uses_a_room_drawer(server: ChatdProcess, people: Cal
     page.keyboard.press("Escape")
     page.wait_for_selector("#sidebar", state="hidden")
     assert page.evaluate("document.activeElement.id") == "composer-input"
+
+
+def test_a_private_room_the_user_was_not_invited_to_says_so(server: ChatdProcess,
+                                                            people: Callable[..., ChatPage]) -> None:
+    r = server.post("/api/rooms?user=owner", json={"name": "secret", "private": True})
+    assert r.status_code == 201, r.text
+    server.post("/api/rooms/secret/messages?user=owner", json={"body": "for members only"})
+    gus = people("gus").goto(server, "secret").sign_in()
+    gus.page.wait_for_selector("#history-start:has-text('You cannot read #secret')")
+    assert "private" in gus.page.inner_text("#history-start")
+    assert gus.bodies() == []
+    assert gus.page.locator('#sidebar .room-link[data-room="secret"]').count() == 0

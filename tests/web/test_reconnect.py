@@ -214,7 +214,7 @@ def test_a_capped_replay_is_continued_until_the_page_is_live_again(
         rest_send(server, room, "alice", body)
     alice.context.set_offline(False)
     alice.wait_bodies(["seen", *missed])
-    assert [j.get("capped", False) for j in joined[1:]] == [True, True, False]  # 4 + 4 + 3 replayed
+    assert [j.get("capped", False) for j in joined[1:]] == [True, True, False], json.dumps(joined)  # 4 + 4 + 3 replayed
 
     # Live again after the capped replays: a new message arrives without another reconnect.
     rest_send(server, room, "alice", "live after catching up")

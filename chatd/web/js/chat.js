@@ -17,6 +17,9 @@ const TYPING_SHOWN_MS = 6000; // how long "x is typing" stays after the last typ
 const ROOMS_REFRESH_MS = 30_000; // new rooms created by others, unread counts of rooms we could not join
 const NEAR_BOTTOM_PX = 80;
 const NEAR_TOP_PX = 150;
+const BACKGROUND_MAX = 1000; // messages kept for a room that is not on screen...
+const BACKGROUND_KEEP = 200; // ...trimmed down to this many
+const JOIN_REFUSALS = new Set(["forbidden", "not_found", "bad_frame", "not_member"]);
 
 const $ = (id) => document.getElementById(id);
 
@@ -40,6 +43,7 @@ export class ChatApp {
     this.outbox = new Outbox(this.me);
     this.reads = new ReadMarks(this.me);
     this.rooms = new Map(); // name -> Room
+    this.joinQueue = []; // rooms whose join is unanswered, oldest first (the server answers frames in order)
     this.active = null;
     this.lastTypingSent = 0;
     this.uploads = []; // attachments being prepared for the next message
@@ -83,9 +87,13 @@ export class ChatApp {
     return room;
   }
 
-  join(room) {
-    if (room.joining || room.live) return;
-    if (this.connection.send(room.joinFrame())) room.joining = true;
+  join(room, { again = false } = {}) {
+    // A capped replay continues with its own join (again = true) once the replayed messages are in.
+    if (room.joining || ((room.live || room.capped) && !again)) return;
+    if (this.connection.send(room.joinFrame())) {
+      room.joining = true;
+      this.joinQueue.push(room.name);
+    }
   }
 
   // --- connection events ----------------------------------------------------------------------------------
@@ -94,10 +102,8 @@ export class ChatApp {
     document.body.dataset.conn = state;
     this.renderStatus();
     if (state === "open") return;
-    for (const room of this.rooms.values()) {
-      room.disconnected();
-      room.joining = false;
-    }
+    for (const room of this.rooms.values()) room.disconnected();
+    this.joinQueue = [];
     this.outbox.disconnected();
     if (this.active) {
       this.renderPresence();
@@ -110,7 +116,7 @@ export class ChatApp {
     // The active room first, so what the user looks at is live soonest; then every room we belong to, for
     // live unread counts.
     if (this.active) this.join(this.active);
-    for (const room of this.rooms.values()) if (room.member) this.join(room);
+    for (const room of this.rooms.values()) if (room.member && !room.joinError) this.join(room);
     this.refreshRooms();
   }
 
@@ -133,11 +139,7 @@ export class ChatApp {
       case "error": return this.onError(f);
       case "typing": return this.onTyping(f);
       case "presence": return this.onPresence(f);
-      case "left": {
-        const room = this.rooms.get(f.room);
-        if (room) room.live = false;
-        return undefined;
-      }
+      case "left": return this.onLeft(f);
       default: return undefined; // frames from a newer protocol revision: ignore
     }
   }
@@ -145,6 +147,9 @@ export class ChatApp {
   onJoined(f) {
     const room = this.room(f.room);
     room.joining = false;
+    room.joinError = "";
+    const at = this.joinQueue.indexOf(f.room);
+    if (at >= 0) this.joinQueue.splice(at, 1);
     if (room.joined(f)) {
       this.flush(room);
       if (room === this.active) {
@@ -164,9 +169,11 @@ export class ChatApp {
       if (fresh) this.renderMessage(m);
       this.renderTyping();
       this.markRead();
+    } else if (room.messages.size > BACKGROUND_MAX) {
+      room.trim(BACKGROUND_KEEP);
     }
     if (gap) this.fillGap(room, gap);
-    if (rejoin) this.join(room);
+    if (rejoin) this.join(room, { again: true });
     this.queueRoomsRender();
   }
 
@@ -187,8 +194,31 @@ export class ChatApp {
 
   onError(f) {
     const entry = f.ref ? this.outbox.failed(f.ref, f.code, f.message, Date.now()) : null;
-    if (entry) this.renderPending(entry);
-    else this.showError(f.message || f.code);
+    if (entry) {
+      this.renderPending(entry);
+    } else if (!f.ref && JOIN_REFUSALS.has(f.code) && this.joinQueue.length) {
+      // Frames are answered in order, so an unreferenced refusal answers the oldest unanswered join.
+      const room = this.room(this.joinQueue.shift());
+      room.joining = false;
+      room.joinError = f.message || f.code;
+      if (room === this.active) this.renderHistoryEdge();
+      else this.showError(`#${room.name}: ${room.joinError}`);
+    } else {
+      this.showError(f.message || f.code);
+    }
+  }
+
+  onLeft(f) {
+    const room = this.rooms.get(f.room);
+    if (!room) return;
+    room.live = false;
+    if (f.reason === "removed") {
+      // Removed from a private room by its owner or an admin.
+      room.member = false;
+      room.joinError = "You were removed from this room.";
+      if (room === this.active) this.renderHistoryEdge();
+    }
+    this.queueRoomsRender();
   }
 
   onTyping(f) {
@@ -215,13 +245,19 @@ export class ChatApp {
       if (err.code === "unauthorized") this.onRefused(4401);
       return; // offline: keep what we know
     }
+    const listed = new Set();
     for (const info of list) {
+      listed.add(info.name);
       const room = this.rooms.get(info.name);
       if (room) room.update(info);
       else this.rooms.set(info.name, new Room(info));
       // A membership gained elsewhere (another tab, an invite): join to hear about it.
-      if (info.member && this.connection.state === "open") this.join(this.rooms.get(info.name));
+      if (info.member && this.connection.state === "open" && !this.rooms.get(info.name).joinError) {
+        this.join(this.rooms.get(info.name));
+      }
     }
+    // Private rooms we were removed from drop out of the list.
+    for (const room of this.rooms.values()) if (!listed.has(room.name) && !room.live) room.member = false;
     this.queueRoomsRender();
   }
 
@@ -408,6 +444,7 @@ export class ChatApp {
     if (location.hash !== hash) history.replaceState(null, "", hash);
     this.closeDrawer();
     if (room === this.active) return;
+    this.active?.trim(BACKGROUND_KEEP);
     this.active = room;
     save(`active.${this.me}`, name);
     this.clearUploads();
@@ -424,6 +461,7 @@ export class ChatApp {
       this.loadPresence(room);
       this.ensureHistory(room);
     } else if (this.connection.state === "open") {
+      room.joinError = ""; // opening it is a fresh attempt
       this.join(room);
     }
   }
@@ -482,7 +520,7 @@ export class ChatApp {
   renderRooms() {
     const rooms = [...this.rooms.values()].sort((a, b) => a.name.localeCompare(b.name));
     const mine = rooms.filter((r) => r.member);
-    const others = rooms.filter((r) => !r.member && !r.isPrivate);
+    const others = rooms.filter((r) => !r.member && !r.isPrivate && !r.joinError);
     let total = 0;
     $("room-list").replaceChildren(...mine.map((r) => {
       const unread = this.unread(r);
@@ -552,6 +590,12 @@ export class ChatApp {
     const room = this.active;
     if (!room) return;
     const older = $("load-older");
+    if (room.joinError) {
+      older.hidden = true;
+      $("history-start").hidden = false;
+      $("history-start").textContent = `You cannot read #${room.name}: ${room.joinError}`;
+      return;
+    }
     older.hidden = room.complete || room.floor === null;
     older.disabled = room.loading;
     older.textContent = room.loading ? "Loading older messages…" : "Load older messages";

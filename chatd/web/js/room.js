@@ -17,6 +17,8 @@ export class Room {
     this.loading = false;
     this.messages = new Map(); // seq -> message frame
     this.live = false; // joined on the current connection and receiving live messages
+    this.joining = false; // a join is on the wire, unanswered
+    this.joinError = ""; // why the server refused our last join (private room, bad name...)
     this.replayLeft = 0; // replayed messages still due after a joined frame
     this.capped = false; // the replay was capped: join again once it has arrived
     this.presence = new Set();
@@ -91,6 +93,20 @@ export class Room {
     return fresh;
   }
 
+  /** Forget all but the newest ``keep`` messages (a room in the background must not grow without bound).
+   * The kept ones are still a gap-free run, so floor simply moves up; scroll-back reloads the rest. */
+  trim(keep) {
+    if (this.messages.size <= keep) return;
+    const seqs = [...this.messages.keys()].sort((a, b) => a - b);
+    const cut = seqs[seqs.length - keep];
+    for (const seq of seqs) {
+      if (seq >= cut) break;
+      this.messages.delete(seq);
+    }
+    this.floor = cut;
+    this.complete = false;
+  }
+
   /** Messages in seq order. */
   sorted() {
     return [...this.messages.values()].sort((a, b) => a.seq - b.seq);
@@ -99,6 +115,7 @@ export class Room {
   /** The connection dropped: nothing is live, and presence/typing are unknown until the next join. */
   disconnected() {
     this.live = false;
+    this.joining = false;
     this.replayLeft = 0;
     this.capped = false;
     this.presence.clear();
