@@ -29,7 +29,7 @@ class Histogram:
     def render(self, name: str, help_text: str) -> list[str]:
         lines = [f"# HELP {name} {help_text}", f"# TYPE {name} histogram"]
         running = 0
-        for bound, n in zip(self.bounds, self.counts):
+        for bound, n in zip(self.bounds, self.counts, strict=False):
             running += n
             lines.append(f'{name}_bucket{{le="{bound:g}"}} {running}')
         lines.append(f'{name}_bucket{{le="+Inf"}} {self.count}')

@@ -8,6 +8,7 @@ The gateway (WebSocket and REST) calls into a Node; a Node never touches a socke
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import secrets
@@ -224,6 +225,9 @@ class Node:
 
     # --- metrics ------------------------------------------------------------------------------------------------
 
+    def _broker_stat(self, name: str) -> float:
+        return self.broker.stats().get(name, 0)
+
     def _register_gauges(self) -> None:
         g = self.metrics.gauges
         g["chatd_connections"] = lambda: len(self.hub.conns)
@@ -233,4 +237,4 @@ class Node:
         g["chatd_acks_pending"] = lambda: len(self._tickets)
         g["chatd_draining"] = lambda: int(self.draining)
         for name in self.broker.stats():
-            g[name] = (lambda n=name: self.broker.stats().get(n, 0))
+            g[name] = functools.partial(self._broker_stat, name)

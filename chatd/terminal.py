@@ -51,7 +51,7 @@ async def chat(url: str, room: str, user: str | None, token: str | None) -> None
         try:
             async with websockets.connect(url, additional_headers=headers, max_size=None) as ws:
                 backoff = 0.5
-                hello = json.loads((await ws.recv()).split("\n")[0])
+                hello = json.loads(str(await ws.recv()).split("\n")[0])
                 print(f"* connected as {hello.get('user')}; type a line and press enter (Ctrl-D quits)",
                       flush=True)
                 join: dict[str, Any] = {"type": "join", "room": room}
@@ -68,7 +68,7 @@ async def chat(url: str, room: str, user: str | None, token: str | None) -> None
                         last_seq = reader.result() or last_seq
                         break
                     line = done.pop().result()
-                    if line is None:
+                    if not isinstance(line, str):
                         reader.cancel()
                         return
                     body = line.rstrip("\n")

@@ -84,7 +84,7 @@ class Worker:
         self.metrics.persist_batch.observe(len(batch))
         completions: list[Completion] = []
         deliveries: list[Delivery] = []
-        for item, out in zip(batch, outcomes):
+        for item, out in zip(batch, outcomes, strict=True):
             m = item.msg
             if isinstance(out, ChatError):
                 completions.append(Completion(item.origin, item.ticket, m.room, m.client_id,

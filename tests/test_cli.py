@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness import ChatdProcess, Client
 from test_config import run_cli
+
+from harness import ChatdProcess, Client
 
 
 async def test_users_add_prints_a_token_that_connects(make_server, tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ def test_reliability_page_gives_every_limit_with_its_default() -> None:
     text = (ROOT / "docs" / "reliability.md").read_text()
     cfg = Config()
     for section in ("limits", "broker", "uploads", "rooms"):
-        for key, value in msgspec.to_builtins(getattr(cfg, section)).items():
+        for key in msgspec.to_builtins(getattr(cfg, section)):
             if key in ("url", "spill_path", "backend", "auto_create", "dir"):
                 continue
             assert f"`{section}.{key}`" in text, f"{section}.{key} missing from docs/reliability.md"

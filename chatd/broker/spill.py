@@ -30,8 +30,9 @@ class SpillFile:
         await conn.execute("PRAGMA journal_mode=WAL")
         # NORMAL survives a process crash, which is what the replay promise is about; items here were never acked.
         await conn.execute("PRAGMA synchronous=NORMAL")
-        await conn.execute("CREATE TABLE IF NOT EXISTS spill (id INTEGER PRIMARY KEY AUTOINCREMENT, item BLOB NOT NULL)")
-        self.rows = (await conn.execute_fetchall("SELECT COUNT(*) FROM spill"))[0][0]
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS spill (id INTEGER PRIMARY KEY AUTOINCREMENT, item BLOB NOT NULL)")
+        self.rows = list(await conn.execute_fetchall("SELECT COUNT(*) FROM spill"))[0][0]
         self._conn = conn
 
     async def close(self) -> None:

@@ -17,12 +17,24 @@ import logging
 import time
 
 from litestar import WebSocket, websocket
+from litestar.types import WebSocketSendEvent
 
 from chatd.errors import ChatError, Close, Err
 from chatd.gateway.auth import authenticate, origin_allowed
 from chatd.hub import Conn
 from chatd.node import Node
-from chatd.protocol.frames import PONG, PROTOCOL_VERSION, Hello, Join, Leave, Ping, Send, Typing, encode, encode_error
+from chatd.protocol.frames import (
+    PONG,
+    PROTOCOL_VERSION,
+    Hello,
+    Join,
+    Leave,
+    Ping,
+    Send,
+    Typing,
+    encode,
+    encode_error,
+)
 from chatd.protocol.session import FrameLimits, FrameRejected, Session
 
 log = logging.getLogger("chatd.ws")
@@ -107,7 +119,7 @@ class WsSession:
             msg = await receive()
             if msg["type"] != "websocket.receive":
                 return
-            data = msg.get("text")
+            data: str | bytes | None = msg.get("text")
             if data is None:
                 data = msg.get("bytes") or b""
             now = time.monotonic()
@@ -153,7 +165,8 @@ class WsSession:
                 continue
             text = outbox.pack(PACK_MAX)
             self._sending = True
-            await send({"type": "websocket.send", "text": text})
+            event: WebSocketSendEvent = {"type": "websocket.send", "text": text, "bytes": None}
+            await send(event)
             self._sending = False
             metrics.ws_sends += 1
             metrics.ws_bytes_out += len(text)

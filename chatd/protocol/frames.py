@@ -32,7 +32,7 @@ UploadId = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-
 # --- client → server ------------------------------------------------------------------------------------------
 
 
-class _ClientFrame(msgspec.Struct, tag_field="type", forbid_unknown_fields=True, frozen=True):
+class _ClientFrame(msgspec.Struct, tag_field="type", forbid_unknown_fields=True):
     pass
 
 

@@ -15,24 +15,24 @@ Migration = Callable[[sqlite_utils.Database], None]
 
 
 def m001_initial(db: sqlite_utils.Database) -> None:
-    db["users"].create(
+    db.table("users").create(
         {"name": str, "password_hash": str, "admin": int, "bot": int, "created": int},
         pk="name", not_null={"admin", "bot", "created"}, defaults={"admin": 0, "bot": 0},
     )
-    db["tokens"].create(
+    db.table("tokens").create(
         {"hash": str, "user": str, "created": int},
         pk="hash", foreign_keys=[("user", "users", "name")], not_null={"user", "created"},
     )
-    db["tokens"].create_index(["user"])
-    db["rooms"].create(
+    db.table("tokens").create_index(["user"])
+    db.table("rooms").create(
         {"name": str, "private": int, "created_by": str, "created": int, "last_seq": int},
         pk="name", not_null={"private", "created", "last_seq"}, defaults={"last_seq": 0},
     )
-    db["members"].create(
+    db.table("members").create(
         {"room": str, "user": str, "joined": int},
         pk=("room", "user"), foreign_keys=[("room", "rooms", "name"), ("user", "users", "name")],
     )
-    db["members"].create_index(["user"])
+    db.table("members").create_index(["user"])
     # (room, seq) is the primary key, so history reads are a range scan; WITHOUT ROWID keeps rows in that order.
     db.execute(
         """
@@ -48,8 +48,8 @@ def m001_initial(db: sqlite_utils.Database) -> None:
         ) WITHOUT ROWID
         """
     )
-    db["messages"].create_index(["room", "sender", "client_id"], unique=True, index_name="messages_idem")
-    db["uploads"].create(
+    db.table("messages").create_index(["room", "sender", "client_id"], unique=True, index_name="messages_idem")
+    db.table("uploads").create(
         {"id": str, "owner": str, "room": str, "content_type": str, "size": int, "name": str, "created": int},
         pk="id", not_null={"owner", "content_type", "size", "created"},
     )
@@ -62,16 +62,16 @@ MIGRATIONS: list[tuple[str, Migration]] = [
 
 def migrate(db: sqlite_utils.Database) -> list[str]:
     """Apply pending migrations; returns the names applied."""
-    table = db["_migrations"]
+    table = db.table("_migrations")
     if not table.exists():
-        db["_migrations"].create({"name": str, "applied": int}, pk="name")
-    done = {row["name"] for row in db["_migrations"].rows}
+        db.table("_migrations").create({"name": str, "applied": int}, pk="name")
+    done = {row["name"] for row in db.table("_migrations").rows}
     applied = []
     for name, fn in MIGRATIONS:
         if name in done:
             continue
         with db.conn:
             fn(db)
-            db["_migrations"].insert({"name": name, "applied": int(time.time())})
+            db.table("_migrations").insert({"name": name, "applied": int(time.time())})
         applied.append(name)
     return applied

@@ -109,7 +109,7 @@ class SQLiteStore(Store):
             return cur.rowcount
 
     async def _one(self, sql: str, params: Sequence[object] = ()) -> tuple | None:
-        rows = await self._r.execute_fetchall(sql, params)
+        rows = list(await self._r.execute_fetchall(sql, params))
         return tuple(rows[0]) if rows else None
 
     # --- users and tokens ---------------------------------------------------------------------------------------
@@ -127,7 +127,7 @@ class SQLiteStore(Store):
                 )
             except sqlite3.IntegrityError:
                 raise ChatError(Err.CONFLICT, f"user {name!r} already exists") from None
-            rows = await self._w.execute_fetchall("SELECT admin FROM users WHERE name = ?", (name,))
+            rows = list(await self._w.execute_fetchall("SELECT admin FROM users WHERE name = ?", (name,)))
         return UserRecord(name=name, admin=bool(rows[0][0]), bot=bot, created=created)
 
     async def get_user(self, name: str) -> UserRecord | None:
@@ -278,7 +278,7 @@ class SQLiteStore(Store):
         if before is not None:
             sql += " AND seq < ?"
             params.append(before)
-        rows = await self._r.execute_fetchall(sql + " ORDER BY seq DESC LIMIT ?", (*params, limit))
+        rows = list(await self._r.execute_fetchall(sql + " ORDER BY seq DESC LIMIT ?", (*params, limit)))
         return [_message(tuple(r)) for r in reversed(rows)]
 
     async def last_seq(self, room: str) -> int:

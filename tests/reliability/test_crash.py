@@ -49,7 +49,7 @@ async def burst_until_killed(server: ChatdProcess, room: str, kill_after_acks: i
                             ready_to_kill is None or ready_to_kill()):
                         server.kill()
                         killed.set()
-        except (websockets.ConnectionClosed, asyncio.TimeoutError):
+        except (TimeoutError, websockets.ConnectionClosed):
             pass
 
     async def read_messages() -> None:
@@ -58,7 +58,7 @@ async def burst_until_killed(server: ChatdProcess, room: str, kill_after_acks: i
                 f = await reader.recv(60)
                 if f["type"] == "message":
                     seen.append(f["seq"])
-        except (websockets.ConnectionClosed, asyncio.TimeoutError):
+        except (TimeoutError, websockets.ConnectionClosed):
             pass
 
     tasks = [asyncio.create_task(read_acks(c)) for c in senders] + [asyncio.create_task(read_messages())]

@@ -38,7 +38,7 @@ async def test_stalled_reader_is_cut_off_while_others_get_everything_then_resume
         for n in range(first, first + STEP):
             await sender.send({"type": "send", "room": room, "body": BODY, "client_id": f"m{n}"})
         step = await asyncio.gather(*(c.messages(STEP, timeout=60) for c in active))
-        for mine, frames in zip(got, step):
+        for mine, frames in zip(got, step, strict=True):
             mine += [m["seq"] for m in frames]
     # Every active reader got every message in order while the stalled one had not read a byte.
     for mine in got:
