@@ -36,15 +36,22 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    """One headless Chromium per test module; each user gets their own context (own localStorage)."""
+def require_browser() -> None:
+    """Skip (or, under CI, fail) the calling test unless Playwright and Chromium are both here."""
     try:
-        from playwright.sync_api import sync_playwright
+        import playwright.sync_api  # noqa: F401
     except ImportError:
         _unavailable("playwright is not installed: pip install -e '.[test]'")
     if not Path(CHROMIUM).exists():
         _unavailable(f"no Chromium at {CHROMIUM}: apt-get install chromium (or set CHATD_CHROMIUM)")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """One headless Chromium per test module; each user gets their own context (own localStorage)."""
+    require_browser()
+    from playwright.sync_api import sync_playwright
+
     with sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         yield b

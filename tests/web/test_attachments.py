@@ -9,10 +9,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from conftest import ChatPage
 
 from harness import ChatdProcess
-
-from conftest import ChatPage
 
 pytestmark = pytest.mark.browser
 

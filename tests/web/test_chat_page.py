@@ -6,10 +6,9 @@ import re
 from collections.abc import Callable
 
 import pytest
+from conftest import ChatPage
 
 from harness import ChatdProcess
-
-from conftest import ChatPage
 
 pytestmark = pytest.mark.browser
 

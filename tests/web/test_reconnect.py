@@ -8,10 +8,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from conftest import ChatPage, eventually
 
 from harness import ChatdProcess
-
-from conftest import ChatPage, eventually
 
 pytestmark = pytest.mark.browser
 

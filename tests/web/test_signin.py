@@ -6,10 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from conftest import ChatPage
 
 from harness import ChatdProcess
-
-from conftest import ChatPage
 
 pytestmark = pytest.mark.browser
 

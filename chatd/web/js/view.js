@@ -49,9 +49,10 @@ export function formatTime(ts) {
 
 /** A stable hue per name, so each sender keeps one colour everywhere. */
 function hue(name) {
-  let n = 0;
-  for (const ch of name) n = (n * 31 + ch.codePointAt(0)) % 360;
-  return n;
+  // FNV-1a: short names that differ by one letter still land far apart on the colour wheel.
+  let n = 0x811c9dc5;
+  for (const ch of name) n = Math.imul(n ^ ch.codePointAt(0), 0x01000193) >>> 0;
+  return n % 360;
 }
 
 export function avatar(name) {
