@@ -36,7 +36,7 @@ def make_screenshot(out: Path) -> Path:
     from playwright.sync_api import sync_playwright
 
     sys.path.insert(0, str(HERE))
-    from conftest import CHROMIUM, CHROMIUM_ARGS
+    from chatpage import CHROMIUM, CHROMIUM_ARGS
 
     with tempfile.TemporaryDirectory() as tmp:
         server = ChatdProcess(Path(tmp)).start()

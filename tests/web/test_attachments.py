@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import ChatPage
+from chatpage import ChatPage
 
 from harness import ChatdProcess
 

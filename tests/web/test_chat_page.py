@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable
 
 import pytest
-from conftest import ChatPage
+from chatpage import ChatPage
 
 from harness import ChatdProcess
 
@@ -126,7 +126,7 @@ def test_keyboard_only_send_newline_and_room_switching(server: ChatdProcess,
 
 
 def test_phone_sized_screen_uses_a_room_drawer(server: ChatdProcess, people: Callable[..., ChatPage]) -> None:
-    from conftest import PHONE
+    from chatpage import PHONE
 
     fay = people("fay", viewport=PHONE).goto(server, "pocket").sign_in()
     fay.wait_live("pocket")

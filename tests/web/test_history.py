@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from conftest import ChatPage
+from chatpage import ChatPage
 
 from harness import ChatdProcess
 
@@ -27,7 +27,7 @@ def seeded_room(server: ChatdProcess) -> str:
 
 
 def test_scrolling_up_loads_older_messages_until_the_beginning(
-        server: ChatdProcess, seeded_room: str, people: Callable[..., ChatPage]) -> None:
+        people: Callable[..., ChatPage], server: ChatdProcess, seeded_room: str) -> None:
     reader = people("reader").goto(server, seeded_room).sign_in()
     reader.wait_live(seeded_room)
     page = reader.page
@@ -60,7 +60,7 @@ def test_scrolling_up_loads_older_messages_until_the_beginning(
 
 
 def test_older_messages_load_with_the_button_too_and_keep_the_reading_position(
-        server: ChatdProcess, seeded_room: str, people: Callable[..., ChatPage]) -> None:
+        people: Callable[..., ChatPage], server: ChatdProcess, seeded_room: str) -> None:
     reader = people("reader2").goto(server, seeded_room).sign_in()
     reader.wait_live(seeded_room)
     page = reader.page

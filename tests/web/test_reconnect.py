@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import ChatPage, eventually
+from chatpage import ChatPage, eventually
 
 from harness import ChatdProcess
 

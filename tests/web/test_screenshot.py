@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import artifact, require_browser
+from chatpage import artifact, require_browser
 
 pytestmark = pytest.mark.browser
 
