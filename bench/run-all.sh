@@ -5,7 +5,8 @@
 #   bash bench/run-all.sh steady     # one of: steady steady2 ramp burst connect large dm
 #
 # The load generator shares the machine with the server, and anything else running skews both, so before each run
-# this waits (up to QUIET_WAIT seconds) for the 1-minute load average to drop below QUIET_LOAD.
+# (and, through --calm, before each target of a comparison) this waits up to 10 minutes for the 1-minute load
+# average to drop below QUIET_LOAD.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CHATD=${CHATD:-.venv/bin/chatd}
@@ -26,7 +27,7 @@ run() {  # run NAME ARGS...: one bench command, its table to $OUT/NAME.txt
   local name=$1; shift
   wait_quiet
   echo "== $CHATD bench $*" | tee "$OUT/$name.txt"
-  "$CHATD" bench "$@" -q --json "$OUT/$name.json" --html "$OUT/$name.html" --svg-dir "$OUT/$name" \
+  "$CHATD" bench "$@" -q --calm "$QUIET_LOAD" --json "$OUT/$name.json" --html "$OUT/$name.html" --svg-dir "$OUT/$name" \
     | tee -a "$OUT/$name.txt"
 }
 

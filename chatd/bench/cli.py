@@ -50,6 +50,8 @@ run_options = _stacked(
     click.option("--user-prefix", default="bench", show_default=True, help="Name prefix of bench users."),
     click.option("--server-pid", type=int, help="Pid of a local server, to report its CPU and memory."),
     click.option("--quiet", "-q", is_flag=True, help="No progress output."),
+    click.option("--calm", type=float, metavar="LOAD",
+                 help="Before each run, wait (up to 10 min) until the 1-minute load average is below LOAD."),
 )
 
 output_options = _stacked(
@@ -93,9 +95,24 @@ def _progress(quiet: bool) -> Callable[[str], None] | None:
     return out
 
 
+def wait_calm(limit: float | None, progress: Callable[[str], None] | None, timeout: float = 600.0) -> None:
+    """Other work on the machine skews both server and generator; give it a chance to finish first."""
+    if limit is None:
+        return
+    import os
+    import time
+
+    deadline = time.monotonic() + timeout
+    while os.getloadavg()[0] > limit and time.monotonic() < deadline:
+        if progress:
+            progress(f"waiting for load average {os.getloadavg()[0]:.2f} to fall below {limit:g}\n")
+        time.sleep(10)
+
+
 def execute(scn: Scenario, spec: str, procs: int, auth: Auth, server_pid: int | None,
-            quiet: bool) -> RunReport:
+            quiet: bool, calm: float | None = None) -> RunReport:
     """Resolve the target (spawning it if asked), run, and always stop what we spawned."""
+    wait_calm(calm, None if quiet else _progress(False))
     try:
         target: Target = resolve(spec, scn.connections if scn.kind == "connect" else scn.clients, server_pid)
     except (ValueError, RuntimeError) as e:
@@ -138,8 +155,9 @@ def write_outputs(reports: list[RunReport], json_path: str | None, html_path: st
 @click.option("--strict", is_flag=True, help="Exit 1 if anything was lost, duplicated, reordered or unanswered.")
 @click.pass_context
 def bench(ctx: click.Context, target: str, spawn_flag: bool, scenario_ref: str, procs: int, token_file: str | None,
-          admin_token: str | None, user_prefix: str, server_pid: int | None, quiet: bool, json_path: str | None,
-          html_path: str | None, svg_dir: str | None, strict: bool, **overrides: Any) -> None:
+          admin_token: str | None, user_prefix: str, server_pid: int | None, quiet: bool, calm: float | None,
+          json_path: str | None, html_path: str | None, svg_dir: str | None, strict: bool,
+          **overrides: Any) -> None:
     """Load-test a protocol-v1 chat server and report throughput, latency and every lost message.
 
     Runs one scenario (a preset or a TOML file) against one target, prints a summary table, and optionally
@@ -157,7 +175,7 @@ def bench(ctx: click.Context, target: str, spawn_flag: bool, scenario_ref: str, 
         return
     scn = build_scenario(scenario_ref, **overrides)
     auth = build_auth(token_file, admin_token, user_prefix)
-    report = execute(scn, "spawn" if spawn_flag else target, procs, auth, server_pid, quiet)
+    report = execute(scn, "spawn" if spawn_flag else target, procs, auth, server_pid, quiet, calm)
     click.echo(format_report(report), nl=False)
     write_outputs([report], json_path, html_path, svg_dir)
     if strict and not report.clean:
@@ -172,7 +190,7 @@ def bench(ctx: click.Context, target: str, spawn_flag: bool, scenario_ref: str, 
 @output_options
 @click.option("--pause", type=float, default=3.0, show_default=True, help="Seconds of rest between targets.")
 def compare(targets: tuple[str, ...], scenario_ref: str, procs: int, token_file: str | None,
-            admin_token: str | None, user_prefix: str, server_pid: int | None, quiet: bool,
+            admin_token: str | None, user_prefix: str, server_pid: int | None, quiet: bool, calm: float | None,
             json_path: str | None, html_path: str | None, svg_dir: str | None, pause: float,
             **overrides: Any) -> None:
     """Run one scenario against several targets in turn and print the ratios.
@@ -192,7 +210,7 @@ def compare(targets: tuple[str, ...], scenario_ref: str, procs: int, token_file:
     for i, spec in enumerate(targets):
         if i:
             time.sleep(pause)  # let sockets in TIME_WAIT and the page cache settle between servers
-        report = execute(scn, spec, procs, auth, server_pid, quiet)
+        report = execute(scn, spec, procs, auth, server_pid, quiet, calm)
         click.echo(format_report(report))
         reports.append(report)
     click.echo(format_comparison(reports), nl=False)
