@@ -144,7 +144,7 @@ class Node:
         def reply(c: Completion) -> None:
             if c.error:
                 self.metrics.errors_sent += 1
-                conn.send(encode_error(c.error, c.message, c.client_id))
+                conn.send(encode_error(c.error, c.message, c.client_id, c.room))
             else:
                 conn.send(encode(Ack(c.client_id, c.room, c.seq, c.ts, c.duplicate)))
         return reply

@@ -148,11 +148,12 @@ class WsSession:
                     metrics.rate_limited += 1
                 self._error(e.err.code, e.message, e.ref)
             except ChatError as e:
-                self._error(e.err.code, e.message, e.ref or getattr(frame, "client_id", None))
+                self._error(e.err.code, e.message, e.ref or getattr(frame, "client_id", None),
+                            getattr(frame, "room", None))
 
-    def _error(self, code: str, message: str, ref: str | None) -> None:
+    def _error(self, code: str, message: str, ref: str | None, room: str | None = None) -> None:
         self.node.metrics.errors_sent += 1
-        self.conn.send(encode_error(code, message, ref))
+        self.conn.send(encode_error(code, message, ref, room))
 
     async def _write_loop(self) -> None:
         outbox = self.conn.outbox

@@ -141,9 +141,14 @@ def encode(frame: _ServerFrame) -> str:
     return _encoder.encode(frame).decode()
 
 
-def encode_error(code: str, message: str, ref: str | None) -> str:
+def encode_error(code: str, message: str, ref: str | None, room: str | None = None) -> str:
+    """An error frame. ``ref`` is always present (null when unknown); ``room`` is added when the refused frame
+    named a room, so a client can tell which of several joins failed."""
     # Built by hand because omit_defaults would drop a null ``ref``, and the contract says it is always there.
-    return _encoder.encode({"type": "error", "code": code, "message": message, "ref": ref}).decode()
+    frame: dict[str, str | None] = {"type": "error", "code": code, "message": message, "ref": ref}
+    if room is not None:
+        frame["room"] = room
+    return _encoder.encode(frame).decode()
 
 
 PONG = encode(PongReply())

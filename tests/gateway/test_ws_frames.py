@@ -170,7 +170,7 @@ async def test_private_room_join_is_forbidden_without_membership(server: ChatdPr
     outsider = await Client.connect(server.ws, user="priv_outsider")
     await outsider.send({"type": "join", "room": "secret"})
     err = await outsider.expect("error")
-    assert err["code"] == "forbidden"
+    assert err["code"] == "forbidden" and err["room"] == "secret" and err["ref"] is None
     await outsider.send({"type": "join", "room": "secret", "since": 0})
     assert (await outsider.expect("error"))["code"] == "forbidden"  # no history leaks either
     owner = await Client.connect(server.ws, user="priv_owner")
