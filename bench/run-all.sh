@@ -2,7 +2,7 @@
 # Reproduce every number in BENCHMARKS.md. Results go to bench/results/ (JSON + SVG charts + one HTML page each).
 #
 #   bash bench/run-all.sh            # all of them, ~15 minutes
-#   bash bench/run-all.sh steady     # one of: steady steady2 ramp burst connect large dm
+#   bash bench/run-all.sh steady     # any of: steady steady2 ramp ramp2 burst connect large dm
 #
 # The load generator shares the machine with the server, and anything else running skews both, so before each run
 # (and, through --calm, before each target of a comparison) this waits up to 10 minutes for the 1-minute load
@@ -33,13 +33,14 @@ run() {  # run NAME ARGS...: one bench command, its table to $OUT/NAME.txt
 
 want() { [ $# -eq 0 ] || [[ " $* " == *" $WHICH "* ]]; }
 
-for WHICH in steady steady2 ramp burst connect large dm; do
+for WHICH in steady steady2 ramp ramp2 burst connect large dm; do
   if ! want "$@"; then continue; fi
   case $WHICH in
     steady)  run steady compare -s bench/scenarios/steady.toml -t spawn -t naive ;;
     steady2) run steady2 compare -s bench/scenarios/steady.toml -t spawn -t naive --procs 2 ;;
     ramp)    run ramp compare -s bench/scenarios/ramp.toml -t spawn -t naive ;;
-    burst)   run burst compare -s bench/scenarios/burst.toml -t spawn -t naive ;;
+    ramp2)   run ramp2 compare -s bench/scenarios/ramp.toml -t spawn -t naive --procs 2 ;;
+    burst)   run burst compare -s bench/scenarios/burst.toml -t spawn -t naive --procs 2 ;;
     connect) run connect compare -s bench/scenarios/connect.toml -t spawn -t naive ;;
     large)   run large compare -s bench/scenarios/large.toml -t spawn -t naive ;;
     dm)      run dm compare -s bench/scenarios/dm.toml -t spawn -t naive ;;

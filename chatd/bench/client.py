@@ -78,6 +78,7 @@ class WorkerResult(msgspec.Struct):
     max_frame_bytes: int = 0
     still_open: int = 0  # connect scenario: connections alive at the end of the hold
     rss_bytes: int = 0  # this process's own peak RSS
+    phase_cpu: list[float] = []  # % of a core used in each phase
 
 
 # --- pipe messages ---------------------------------------------------------------------------------------------
@@ -207,6 +208,7 @@ class Worker:
         self.last_delivery = 0
         self.tick_lag = Histogram()
         self.max_frame_bytes = 0
+        self.phase_cpu: list[float] = []  # % of a core this process used in each phase
 
     # -- connecting ---------------------------------------------------------------------------------------------
 
@@ -291,6 +293,7 @@ class Worker:
             t0 = start_ns + int(ph.start * 1e9)
             t1 = start_ns + int(ph.end * 1e9)
             await _sleep_until(t0)
+            cpu0 = time.process_time()
             rate = ph.rate * len(active) / ph.senders if ph.senders else 0.0
             cursor = sent_here = 0
             wake = t0
@@ -317,6 +320,7 @@ class Worker:
                             pass
                 wake = min(now + int(TICK * 1e9), t1)
                 await asyncio.sleep(TICK)
+            self.phase_cpu.append(100.0 * (time.process_time() - cpu0) / max(ph.end - ph.start, 1e-9))
 
     async def run_large(self) -> None:
         """Each pair sends ``per_size`` frames of every size in turn, waiting for answers between sizes."""
@@ -355,7 +359,7 @@ class Worker:
     def result(self, cpu: float, wall: float, still_open: int = 0) -> WorkerResult:
         return WorkerResult(self.plan.proc, self.ledger, self.connect, self.joined, cpu, wall, self.skipped,
                             self.tick_lag, self.disconnects, self.max_frame_bytes, still_open,
-                            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+                            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, self.phase_cpu)
 
 
 async def _sleep_until(t_ns: int) -> None:

@@ -55,6 +55,7 @@ class PhaseReport(msgspec.Struct):
     delivery_ms: Latency
     ack_ms: Latency
     sustainable: bool | None = None
+    generator_cpu: float = 0.0  # % of a core, the busiest load process, in this phase
 
 
 class TimelinePoint(msgspec.Struct):
@@ -130,6 +131,7 @@ class RunReport(msgspec.Struct):
     generator: Generator
     server: ServerUsage
     sustainable_rate: float | None = None
+    first_failed_step: str | None = None
     sizes: list[SizeReport] = []
     connect: ConnectReport | None = None
     warnings: list[str] = []
@@ -193,11 +195,12 @@ def build_report(scn: Scenario, target: Target, procs: int, started: str, ledger
     phase_reports: list[PhaseReport] = []
     measured_delivery, measured_ack = Histogram(), Histogram()
     window = acked_in = delivered_in = 0.0
-    for ph, ps in zip(ledger.phases, ledger.phase_stats):
+    for i, (ph, ps) in enumerate(zip(ledger.phases, ledger.phase_stats)):
         span = max(ph.end - ph.start, 1e-9)
         lost = max(0, ps.expected - ps.delivered)
+        gen_cpu = max((r.phase_cpu[i] for r in results if i < len(r.phase_cpu)), default=0.0)
         pr = PhaseReport(ph.label, ph.measured, ph.rate, ps.sent / span, ps.acked / span, ps.delivered / span,
-                         lost, latency(ps.delivery), latency(ps.ack))
+                         lost, latency(ps.delivery), latency(ps.ack), generator_cpu=gen_cpu)
         if scn.kind == "ramp" and ph.measured:
             offered = ph.rate or pr.sent_rate
             pr.sustainable = (pr.delivery_ms.p99 <= scn.slo_p99_ms and lost == 0
@@ -232,8 +235,15 @@ def build_report(scn: Scenario, target: Target, procs: int, started: str, ledger
         connect_failures=connect.failures, join_failures=connect.join_failures, disconnects=disconnects,
         timeline=_timeline(ledger), server_samples=samples, generator=gen, server=server)
     if scn.kind == "ramp":
-        good = [p.offered_rate or p.sent_rate for p in phase_reports if p.sustainable]
-        report.sustainable_rate = max(good) if good else 0.0
+        # Sustainable means every step up to it held: a lucky step above a failed one does not count.
+        report.sustainable_rate = 0.0
+        for p in phase_reports:
+            if p.sustainable is None:
+                continue
+            if not p.sustainable:
+                report.first_failed_step = p.label
+                break
+            report.sustainable_rate = p.offered_rate or p.sent_rate
     if scn.kind == "large":
         limit = max((r.max_frame_bytes for r in results), default=0) or 65536
         report.sizes = _sizes(scn, ledger, joined, limit)
@@ -318,7 +328,7 @@ def format_report(r: RunReport) -> str:
             f"  lost {_n(t.lost)}   duplicated {_n(t.duplicated)}   out-of-order {_n(t.out_of_order)}"
             f"   stray {_n(t.stray)}",
             f"  throughput       {_n(r.msgs_in_per_s)} msgs/s in, {_n(r.deliveries_per_s)} deliveries/s out "
-            f"(over {r.duration_s:.1f} s measured)",
+            f"(over {r.duration_s:.1f} s measured)" if r.duration_s else "  throughput       n/a (not timed)",
             f"  delivery latency p50 {r.delivery_ms.p50:.1f} ms  p95 {r.delivery_ms.p95:.1f} ms  "
             f"p99 {r.delivery_ms.p99:.1f} ms  max {r.delivery_ms.max:.1f} ms",
             f"  ack latency      p50 {r.ack_ms.p50:.1f} ms  p95 {r.ack_ms.p95:.1f} ms  p99 {r.ack_ms.p99:.1f} ms  "
@@ -349,16 +359,17 @@ def format_report(r: RunReport) -> str:
         lines.append(f"  ingest queue     max depth {max(depth):,.0f} (scraped every {r.scenario.metrics_interval:g} s)")
     if r.phases and (len(r.phases) > 1 or r.scenario.kind == "ramp"):
         lines += ["", f"  {'phase':<16}{'offered':>10}{'sent/s':>10}{'acked/s':>10}{'deliv/s':>11}{'lost':>8}"
-                      f"{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}  ok"]
+                      f"{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'gen CPU':>9}  ok"]
         for p in r.phases:
             ok = "" if p.sustainable is None else ("yes" if p.sustainable else "no")
             offered = "max" if not p.offered_rate else _n(p.offered_rate)
             lines.append(f"  {p.label:<16}{offered:>10}{_n(p.sent_rate):>10}{_n(p.acked_rate):>10}"
                          f"{_n(p.delivered_rate):>11}{p.lost:>8,}{p.delivery_ms.p50:>9.1f}{p.delivery_ms.p99:>9.1f}"
-                         f"{p.delivery_ms.max:>9.1f}  {ok}")
+                         f"{p.delivery_ms.max:>9.1f}{p.generator_cpu:>8.0f}%  {ok}")
     if r.sustainable_rate is not None:
-        lines.append(f"\n  sustainable rate {_n(r.sustainable_rate)} msgs/s (delivery p99 <= "
-                     f"{r.scenario.slo_p99_ms:g} ms, 0 lost, >= {r.scenario.slo_min_ratio:.0%} acknowledged)")
+        lines.append(f"\n  sustainable rate {_n(r.sustainable_rate)} msgs/s: every step up to it had delivery p99 <= "
+                     f"{r.scenario.slo_p99_ms:g} ms, 0 lost, >= {r.scenario.slo_min_ratio:.0%} acknowledged"
+                     + (f"; first miss: {r.first_failed_step}" if r.first_failed_step else ""))
     if r.sizes:
         lines += ["", f"  {'frame bytes':>12}{'sent':>7}{'acked':>7}{'refused':>22}{'unanswered':>12}"
                       f"{'delivered':>15}  verdict"]
