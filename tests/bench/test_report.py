@@ -9,7 +9,10 @@ from chatd.bench.stats import Ledger, Phase
 from chatd.bench.target import Target
 
 
-def _ramp_report(p99s_ms: list[float], cpu: float = 40.0) -> tuple[float | None, str | None, str, list[str]]:
+Judged = tuple[float | None, str | None, str, list[str]]
+
+
+def _ramp_report(p99s_ms: list[float], cpu: float = 40.0) -> Judged:
     scn = Scenario(name="r", kind="ramp", steps=[1000.0 * (i + 1) for i in range(len(p99s_ms))], step_duration=1,
                    warmup=0, slo_p99_ms=50)
     phases = [Phase(f"{1000 * (i + 1)} msgs/s", float(i), float(i + 1), 1000.0 * (i + 1), 10)
