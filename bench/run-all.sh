@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reproduce every number in BENCHMARKS.md. Results go to bench/results/ (JSON + SVG charts + one HTML page each).
 #
-#   bash bench/run-all.sh            # all of them, ~15 minutes
+#   bash bench/run-all.sh            # all of them, ~30 minutes
 #   bash bench/run-all.sh steady     # any of: steady steady2 ramp ramp2 burst connect large dm
 #
 # The load generator shares the machine with the server, and anything else running skews both, so before each run
@@ -39,7 +39,7 @@ for WHICH in steady steady2 ramp ramp2 burst connect large dm; do
     steady)  run steady compare -s bench/scenarios/steady.toml -t spawn -t naive ;;
     steady2) run steady2 compare -s bench/scenarios/steady.toml -t spawn -t naive --procs 2 ;;
     ramp)    run ramp compare -s bench/scenarios/ramp.toml -t spawn -t naive ;;
-    ramp2)   run ramp2 compare -s bench/scenarios/ramp.toml -t spawn -t naive --procs 2 ;;
+    ramp2)   run ramp2 compare -s bench/scenarios/ramp.toml -t spawn -t naive --procs 2 --repeat 3 ;;
     burst)   run burst compare -s bench/scenarios/burst.toml -t spawn -t naive --procs 2 ;;
     connect) run connect compare -s bench/scenarios/connect.toml -t spawn -t naive ;;
     large)   run large compare -s bench/scenarios/large.toml -t spawn -t naive ;;

@@ -154,6 +154,39 @@ def charts_for(reports: Sequence[RunReport]) -> dict[str, str]:
     return charts
 
 
+def _key(r: RunReport) -> float:
+    """What ranks runs of one target: the sustainable rate of a ramp, else delivery p99 (lower is better)."""
+    if r.sustainable_rate is not None:
+        return r.sustainable_rate
+    if r.connect is not None:
+        return r.connect.connect_ms.p99
+    return -r.delivery_ms.p99
+
+
+def median_report(runs: Sequence[RunReport]) -> RunReport:
+    """The run in the middle (by :func:`_key`): a real run, so its numbers belong together."""
+    ordered = sorted(runs, key=_key)
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def format_rounds(rounds: Sequence[Sequence[RunReport]]) -> str:
+    """Each round's headline figures per target, so the spread between runs is visible."""
+    first = rounds[0][0]
+    what = ("sustainable msgs/s" if first.sustainable_rate is not None
+            else "connect p99 ms" if first.connect is not None else "delivery p99 ms")
+    lines = ["", f"rounds ({what}, then msgs/s in, delivery p99 ms, generator CPU %):"]
+    for n, row in enumerate(rounds, 1):
+        cells = []
+        for r in row:
+            head = (f"{r.sustainable_rate:,.0f}" if r.sustainable_rate is not None
+                    else f"{r.connect.connect_ms.p99:.1f}" if r.connect is not None else f"{r.delivery_ms.p99:.1f}")
+            cpu = "/".join(f"{c:.0f}" for c in r.generator.cpu_percent)
+            cells.append(f"{r.target}: {head}, {r.msgs_in_per_s:,.0f}, {r.delivery_ms.p99:.1f}, {cpu}")
+        lines.append(f"  round {n}: " + " | ".join(cells))
+    lines.append("  the comparison below uses each target's median run")
+    return "\n".join(lines) + "\n"
+
+
 def format_comparison(reports: Sequence[RunReport]) -> str:
     """A table of each target's key numbers, with ratios against the first target."""
     if not reports:

@@ -189,32 +189,46 @@ def bench(ctx: click.Context, target: str, spawn_flag: bool, scenario_ref: str, 
 @run_options
 @output_options
 @click.option("--pause", type=float, default=3.0, show_default=True, help="Seconds of rest between targets.")
+@click.option("--repeat", type=int, default=1, show_default=True,
+              help="Rounds of all targets, interleaved (A B A B ...); the comparison uses each target's median.")
 def compare(targets: tuple[str, ...], scenario_ref: str, procs: int, token_file: str | None,
             admin_token: str | None, user_prefix: str, server_pid: int | None, quiet: bool, calm: float | None,
-            json_path: str | None, html_path: str | None, svg_dir: str | None, pause: float,
+            json_path: str | None, html_path: str | None, svg_dir: str | None, pause: float, repeat: int,
             **overrides: Any) -> None:
     """Run one scenario against several targets in turn and print the ratios.
+
+    With --repeat N the targets take turns N times, so drift on a shared machine hits them alike, and every
+    figure in the comparison is the median of a target's runs (each run is listed too).
 
     \b
     Example:
         chatd bench compare -s ramp                       # spawned chatd vs the naive FastAPI peer
+        chatd bench compare -s ramp --repeat 3 --calm 0.7
         chatd bench compare -s steady --rate 2000 -t spawn -t naive -t ws://10.0.0.5:8000/ws
     """
     import time
 
-    from chatd.bench.charts import format_comparison
+    from chatd.bench.charts import format_comparison, format_rounds, median_report
 
     scn = build_scenario(scenario_ref, **overrides)
     auth = build_auth(token_file, admin_token, user_prefix)
-    reports = []
-    for i, spec in enumerate(targets):
-        if i:
-            time.sleep(pause)  # let sockets in TIME_WAIT and the page cache settle between servers
-        report = execute(scn, spec, procs, auth, server_pid, quiet, calm)
-        click.echo(format_report(report))
-        reports.append(report)
+    rounds: list[list[RunReport]] = []
+    for n in range(max(1, repeat)):
+        row = []
+        for i, spec in enumerate(targets):
+            if i or n:
+                time.sleep(pause)  # let sockets in TIME_WAIT and the page cache settle between servers
+            report = execute(scn, spec, procs, auth, server_pid, quiet, calm)
+            click.echo(format_report(report))
+            row.append(report)
+        rounds.append(row)
+    if len(rounds) > 1:
+        click.echo(format_rounds(rounds), nl=False)
+    reports = [median_report([row[i] for row in rounds]) for i in range(len(targets))]
     click.echo(format_comparison(reports), nl=False)
-    write_outputs(reports, json_path, html_path, svg_dir)
+    every = [r for row in rounds for r in row]
+    write_outputs(reports if len(rounds) == 1 else every, json_path, None, None)
+    write_outputs(reports, None, html_path, svg_dir)
 
 
 def main() -> None:  # pragma: no cover - ``python -m chatd.bench.cli``
