@@ -135,6 +135,7 @@ class RunReport(msgspec.Struct):
     sizes: list[SizeReport] = []
     connect: ConnectReport | None = None
     warnings: list[str] = []
+    server_metrics: dict[str, float] = {}  # the server's /metrics at the end of the run (histogram buckets too)
     clean: bool = True  # nothing lost, duplicated, reordered or left unanswered; every client connected
 
 
@@ -356,7 +357,8 @@ def format_report(r: RunReport) -> str:
         lines.append("  " + ", ".join(parts))
     depth = [x.queue_depth for x in r.server_samples if x.queue_depth is not None]
     if depth:
-        lines.append(f"  ingest queue     max depth {max(depth):,.0f} (scraped every {r.scenario.metrics_interval:g} s)")
+        every = r.scenario.metrics_interval
+        lines.append(f"  ingest queue     max depth {max(depth):,.0f} (scraped every {every:g} s)")
     if r.phases and (len(r.phases) > 1 or r.scenario.kind == "ramp"):
         lines += ["", f"  {'phase':<16}{'offered':>10}{'sent/s':>10}{'acked/s':>10}{'deliv/s':>11}{'lost':>8}"
                       f"{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'gen CPU':>9}  ok"]

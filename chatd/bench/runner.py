@@ -216,6 +216,7 @@ async def run_scenario(scn: Scenario, target: Target, procs: int = 1, auth: Auth
             bar.show(max(0.0, (time.monotonic_ns() - start_ns) / 1e9), merged, watcher.last_depth)
         bar.done()
         await watcher.sample()
+        final_metrics = await asyncio.to_thread(target.metrics, True) if watcher.has_metrics else None
     finally:
         watching.cancel()
         for proc in children:
@@ -235,5 +236,7 @@ async def run_scenario(scn: Scenario, target: Target, procs: int = 1, auth: Auth
         ledger.merge(r.ledger)
         for room, cs in r.joined.items():
             joined.setdefault(room, []).extend(cs)
-    return build_report(scn, target, procs, started_wall, ledger, joined, results, connect, watcher.samples,
-                        rss_before, rss_held, server_cpu, machine_pct, load_average)
+    report = build_report(scn, target, procs, started_wall, ledger, joined, results, connect, watcher.samples,
+                          rss_before, rss_held, server_cpu, machine_pct, load_average)
+    report.server_metrics = final_metrics or {}
+    return report

@@ -69,13 +69,15 @@ def fetch_text(url: str, timeout: float = 5.0) -> str | None:
         return None
 
 
-def parse_metrics(text: str) -> dict[str, float]:
-    """Unlabelled samples of a Prometheus text page, by name (histogram buckets and labelled series are skipped)."""
+def parse_metrics(text: str, labelled: bool = False) -> dict[str, float]:
+    """Samples of a Prometheus text page by name; labelled ones (``name{le="0.1"}``) only if ``labelled``."""
     out: dict[str, float] = {}
     for line in text.splitlines():
-        if not line or line[0] == "#" or "{" in line:
+        if not line or line[0] == "#" or ("{" in line and not labelled):
             continue
-        name, _, value = line.partition(" ")
+        name, _, value = line.rpartition("}") if "{" in line else line.partition(" ")
+        if "{" in line:
+            name += "}"
         try:
             out[name] = float(value.split()[0])
         except (ValueError, IndexError):
@@ -140,11 +142,11 @@ class Target:
         self.proc: subprocess.Popen[bytes] | None = None
         self.workdir: Path | None = None
 
-    def metrics(self) -> dict[str, float] | None:
+    def metrics(self, labelled: bool = False) -> dict[str, float] | None:
         text = fetch_text(self.base + "/metrics", timeout=2.0)
         if text is None or "# TYPE" not in text:
             return None
-        return parse_metrics(text)
+        return parse_metrics(text, labelled)
 
     def rss(self) -> int | None:
         if self.pid is not None:

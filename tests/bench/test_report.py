@@ -8,7 +8,6 @@ from chatd.bench.scenario import Scenario
 from chatd.bench.stats import Ledger, Phase
 from chatd.bench.target import Target
 
-
 Judged = tuple[float | None, str | None, str, list[str]]
 
 

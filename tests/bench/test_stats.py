@@ -121,7 +121,7 @@ def test_tally_reconciles_losses_duplicates_refusals_and_strays() -> None:
 def test_tally_names_each_lost_delivery_and_unanswered_send() -> None:
     led = _ledger()
     a = led.sender(3, 1)
-    for n in range(3):
+    for _ in range(3):
         led.on_send(a, 0, fanout=2)
     led.on_ack(a, 0, 0, 1, duplicate=False)
     led.on_ack(a, 0, 0, 1, duplicate=False)  # a second ack for one send is not a second acknowledgement
