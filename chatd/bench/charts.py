@@ -146,7 +146,7 @@ def charts_for(reports: Sequence[RunReport]) -> dict[str, str]:
     depth: list[Series] = []
     for i, r in enumerate(reports):
         pts = [(s.t, s.queue_depth) for s in r.server_samples if s.queue_depth is not None]
-        if pts:
+        if any(y for _, y in pts):  # a flat zero line says nothing
             depth.append((r.target if multi else "ingest queue depth", pts, COLOURS[i % len(COLOURS)], ""))
     if depth:
         charts["queue_depth"] = line_chart("Server ingest queue depth (from /metrics)", "seconds since connect",

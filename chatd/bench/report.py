@@ -217,7 +217,8 @@ def build_report(scn: Scenario, target: Target, procs: int, started: str, ledger
     lag = Histogram()
     for r in results:
         lag.merge(r.tick_lag)
-    saturated = any(c >= GENERATOR_BUSY * 100 for c in cpu_pct)
+    busy_phases = [p.label for p in phase_reports if p.measured and p.generator_cpu >= GENERATOR_BUSY * 100]
+    saturated = any(c >= GENERATOR_BUSY * 100 for c in cpu_pct) or bool(busy_phases)
     gen = Generator(procs, cpu_pct, lag.quantile(0.99) / 1e3, sum(r.skipped for r in results),
                     [r.rss_bytes for r in results], saturated)
     disconnects: dict[str, int] = {}
@@ -263,9 +264,11 @@ def _judge(r: RunReport) -> None:
     """Warnings a reader must not miss, and the clean/not-clean verdict."""
     t, w = r.tally, r.warnings
     if r.generator.saturated:
-        busiest = max(r.generator.cpu_percent)
-        w.append(f"load generator busy ({busiest:.0f}% of a core in one process): the server may be faster than "
-                 f"measured; try --procs {r.procs + 1}")
+        busiest = max([*r.generator.cpu_percent, *(p.generator_cpu for p in r.phases if p.measured)])
+        where = [p.label for p in r.phases if p.measured and p.generator_cpu >= GENERATOR_BUSY * 100]
+        w.append(f"load generator busy ({busiest:.0f}% of a core in one process"
+                 + (f", in {', '.join(where)}" if where else "")
+                 + f"): the server may be faster than measured there; try --procs {r.procs + 1}")
     if r.generator.tick_lag_p99_ms > 20:
         w.append(f"pacer woke up {r.generator.tick_lag_p99_ms:.0f} ms late at p99: sends were bunched")
     if r.generator.skipped:
