@@ -391,4 +391,4 @@ def format_report(r: RunReport) -> str:
 
 def write_json(path: str, payload: object) -> None:
     with open(path, "wb") as f:
-        f.write(msgspec.json.format(msgspec.json.encode(payload), indent=2))
+        f.write(msgspec.json.encode(payload) + b"\n")  # compact: reports with timelines get big
