@@ -105,3 +105,20 @@ def test_frame_size_expressions() -> None:
     assert frame_size("2*limit", 65536) == 131072
     with pytest.raises(ValueError):
         frame_size("huge", 1)
+
+
+def test_every_scenario_field_and_option_is_documented() -> None:
+    """docs/bench.md must name each scenario field and each command-line option, so none goes undocumented."""
+    import msgspec
+
+    from chatd.bench.cli import compare
+    from chatd.bench.scenario import Scenario
+
+    doc = (ROOT / "docs" / "bench.md").read_text()
+    missing = [f.name for f in msgspec.structs.fields(Scenario) if f"`{f.name}`" not in doc]
+    for command in (bench, compare):
+        for param in command.params:
+            names = [o for o in getattr(param, "opts", []) if o.startswith("--")]
+            if names and not any(n in doc for n in names):
+                missing.append(names[0])
+    assert not missing, f"undocumented in docs/bench.md: {missing}"
