@@ -128,7 +128,9 @@ class WsConn(asyncio.Protocol):
                     payload = bytes(event.data)
                 self._message(payload, now)
             elif op is Opcode.CLOSE:
-                self.close_code = proto.close_code
+                # ``proto.close_code`` stays None until the closing handshake is over; the received frame has it now.
+                rcvd = proto.close_rcvd
+                self.close_code = rcvd.code if rcvd is not None else None
         self._flush()
         if proto.state is State.CLOSED or proto.close_expected():
             self._closed()
@@ -166,7 +168,9 @@ class WsConn(asyncio.Protocol):
         if self.closed:
             return
         self.closed = True
-        code = self.close_code if self.close_code is not None else self.proto.close_code
+        code = self.close_code
+        if code is None and self.proto.close_rcvd is not None:
+            code = self.proto.close_rcvd.code
         self.close_code = code
         if not self.ready.done():
             self.ready.set_exception(ConnectError(f"closed before hello (code {code})", code))

@@ -122,3 +122,27 @@ def test_every_scenario_field_and_option_is_documented() -> None:
             if names and not any(n in doc for n in names):
                 missing.append(names[0])
     assert not missing, f"undocumented in docs/bench.md: {missing}"
+
+
+def test_token_mode_users_are_created_as_bots_with_the_admin_token(tmp_path: Path) -> None:
+    """Against a server in token mode, --admin-token makes the users through POST /api/admin/bots."""
+    from harness import ChatdProcess, register
+
+    server = ChatdProcess(tmp_path / "srv", {"auth": {"mode": "token"}}).start()
+    try:
+        admin = register(server, "boss")  # the first user to register is the admin
+        out = tmp_path / "tokens.json"
+        code, text = run("-t", server.ws, "--admin-token", admin, "--user-prefix", "bot", "-s", "smoke",
+                         "--duration", "1", "--warmup", "0", "-q", "--strict", "--json", str(out))
+        assert code == 0, text
+        assert json.loads(out.read_text())["tally"]["lost"] == 0
+        auth = {"Authorization": f"Bearer {admin}"}
+        rooms = [r["name"] for r in server.get("/api/rooms", headers=auth).json()["rooms"]
+                 if r["name"].startswith("bench-")]
+        members = {m for room in rooms
+                   for m in server.get(f"/api/rooms/{room}/members", headers=auth).json()["members"]}
+        assert len(rooms) == 2 and members == {f"bot{i}" for i in range(1, 7)}  # the server numbers bots from 1
+        code, text = run("-t", server.ws, "-s", "smoke", "--duration", "1", "-q")  # no credentials: refused
+        assert "connections failed" in text and "closed 4401" in text
+    finally:
+        server.stop()
