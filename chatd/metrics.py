@@ -6,8 +6,11 @@ increments, rendered only when scraped.
 
 from __future__ import annotations
 
+import asyncio
 import bisect
+import gc
 import os
+import time
 import resource
 from collections.abc import Callable
 
@@ -63,8 +66,34 @@ class Metrics:
         self.connections_refused = 0
         self.rate_limited = 0
         self.persist_batch = Histogram([1, 2, 5, 10, 20, 50, 100, 200, 500, 1000])
+        # For attributing latency excursions: how late the event loop runs a timer, and how long the garbage
+        # collector stops the world.
+        self.loop_lag = Histogram([0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0])
+        self.gc_pause = Histogram([0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25])
+        self._gc_started = 0.0
         self.persist_seconds = Histogram([0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0])
         self.gauges: dict[str, Callable[[], float]] = {}
+
+    def watch_gc(self) -> None:
+        gc.callbacks.append(self._on_gc)
+
+    def unwatch_gc(self) -> None:
+        if self._on_gc in gc.callbacks:
+            gc.callbacks.remove(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+        else:
+            self.gc_pause.observe(time.perf_counter() - self._gc_started)
+
+    async def watch_loop_lag(self, period: float = 0.1) -> None:
+        """Runs for the life of the node: a timer that measures how late it fires."""
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + period
+            await asyncio.sleep(period)
+            self.loop_lag.observe(max(0.0, loop.time() - due))
 
     def render(self) -> str:
         lines: list[str] = []
@@ -96,4 +125,6 @@ class Metrics:
         gauge("chatd_process_rss_bytes", rss_bytes(), "Resident memory of the server process.")
         lines += self.persist_batch.render("chatd_persist_batch_size", "Messages per store transaction.")
         lines += self.persist_seconds.render("chatd_persist_seconds", "Time to commit one batch.")
+        lines += self.loop_lag.render("chatd_loop_lag_seconds", "How late the event loop ran a 0.1 s timer.")
+        lines += self.gc_pause.render("chatd_gc_pause_seconds", "Garbage collector pauses.")
         return "\n".join(lines) + "\n"

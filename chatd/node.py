@@ -54,6 +54,7 @@ class Node:
         self._tickets: dict[int, Reply] = {}
         self._next_ticket = 0
         self._heartbeat: asyncio.Task[None] | None = None
+        self._lag: asyncio.Task[None] | None = None
         self._register_gauges()
 
     # --- lifecycle ----------------------------------------------------------------------------------------------
@@ -63,6 +64,8 @@ class Node:
         await self.broker.start(self.hub.deliver, self._on_complete)
         self.worker.start()
         self._heartbeat = asyncio.create_task(self._heartbeats(), name="chatd-heartbeat")
+        self._lag = asyncio.create_task(self.metrics.watch_loop_lag(), name="chatd-loop-lag")
+        self.metrics.watch_gc()
 
     async def drain(self) -> None:
         """Stop taking sends, store and ack everything taken in, then close every socket with 1001."""
@@ -79,8 +82,10 @@ class Node:
             await asyncio.sleep(0.02)
 
     async def close(self) -> None:
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
+        for task in (self._heartbeat, self._lag):
+            if task is not None:
+                task.cancel()
+        self.metrics.unwatch_gc()
         await self.worker.stop()
         await self.broker.close()
         await self.store.close()
