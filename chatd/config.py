@@ -232,20 +232,25 @@ def is_loopback(host: str) -> bool:
 
 def dump_toml(cfg: Config) -> str:
     """Render the effective settings as TOML (for ``chatd config check``)."""
+    return settings_to_toml(msgspec.to_builtins(cfg))
+
+
+def settings_to_toml(settings: dict[str, dict[str, Any]]) -> str:
+    """Render ``{section: {key: value}}`` as TOML; enough for chatd's flat config (also used by the bench and the
+    tests to write configs for servers they start)."""
     lines: list[str] = []
-    for section, values in msgspec.to_builtins(cfg).items():
+    for section, values in settings.items():
         lines.append(f"[{section}]")
-        for key, value in values.items():
-            lines.append(f"{key} = {_toml_value(value)}")
+        lines += [f"{key} = {toml_value(value)}" for key, value in values.items()]
         lines.append("")
     return "\n".join(lines)
 
 
-def _toml_value(value: Any) -> str:
+def toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
         return repr(value)
     if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
     return msgspec.json.encode(str(value)).decode()

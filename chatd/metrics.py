@@ -10,8 +10,8 @@ import asyncio
 import bisect
 import gc
 import os
-import time
 import resource
+import time
 from collections.abc import Callable
 
 

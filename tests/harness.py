@@ -22,6 +22,8 @@ from typing import Any
 import httpx
 import websockets
 
+from chatd.config import settings_to_toml
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -31,22 +33,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    if isinstance(v, list):
-        return "[" + ", ".join(toml_value(x) for x in v) + "]"
-    return json.dumps(str(v))
-
-
 def write_config(path: Path, settings: dict[str, dict[str, Any]]) -> None:
-    lines = []
-    for section, values in settings.items():
-        lines.append(f"[{section}]")
-        lines += [f"{k} = {toml_value(v)}" for k, v in values.items()]
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text(settings_to_toml(settings))
 
 
 class ChatdProcess:

@@ -196,7 +196,7 @@ def build_report(scn: Scenario, target: Target, procs: int, started: str, ledger
     phase_reports: list[PhaseReport] = []
     measured_delivery, measured_ack = Histogram(), Histogram()
     window = acked_in = delivered_in = 0.0
-    for i, (ph, ps) in enumerate(zip(ledger.phases, ledger.phase_stats)):
+    for i, (ph, ps) in enumerate(zip(ledger.phases, ledger.phase_stats, strict=True)):
         span = max(ph.end - ph.start, 1e-9)
         lost = max(0, ps.expected - ps.delivered)
         gen_cpu = max((r.phase_cpu[i] for r in results if i < len(r.phase_cpu)), default=0.0)

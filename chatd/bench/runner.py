@@ -26,8 +26,8 @@ from chatd.bench.client import (
     Identity,
     WorkerPlan,
     WorkerResult,
-    recv_msg,
     send_msg,
+    wait_msg,
     worker_main,
 )
 from chatd.bench.report import RunReport, ServerSample, build_report
@@ -89,20 +89,8 @@ class ProgressLine:
 
 
 async def _recv(conn: Connection) -> dict[str, Any]:
-    loop = asyncio.get_running_loop()
-    fut: asyncio.Future[None] = loop.create_future()
-    def ready() -> None:
-        if not fut.done():
-            fut.set_result(None)
-
-    loop.add_reader(conn.fileno(), ready)
     try:
-        await fut
-    finally:
-        loop.remove_reader(conn.fileno())
-        os.set_blocking(conn.fileno(), True)  # the event loop made it non-blocking; a big result needs many reads
-    try:
-        return recv_msg(conn)
+        return await wait_msg(conn)
     except EOFError:
         return {"kind": "failed", "error": "load process exited without a result"}
 

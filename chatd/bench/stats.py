@@ -323,7 +323,7 @@ class Ledger(msgspec.Struct):
         self.receivers.update(other.receivers)
         self.room_seq.update(other.room_seq)
         self.out_of_order += other.out_of_order
-        for mine, theirs in zip(self.phase_stats, other.phase_stats):
+        for mine, theirs in zip(self.phase_stats, other.phase_stats, strict=True):
             mine.merge(theirs)
         for name in ("sent_series", "acked_series", "delivered_series"):
             target = getattr(self, name)

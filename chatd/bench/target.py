@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from chatd.config import settings_to_toml
+
 REPO = Path(__file__).resolve().parent.parent.parent
 NAIVE_PEER = REPO / "bench" / "peers" / "naive_fastapi.py"
 
@@ -197,23 +199,6 @@ def chatd_settings(port: int, workdir: Path, connections: int, extra: dict[str, 
     return settings
 
 
-def toml_text(settings: dict[str, dict[str, Any]]) -> str:
-    def value(v: Any) -> str:
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, (int, float)):
-            return repr(v)
-        if isinstance(v, list):
-            return "[" + ", ".join(value(x) for x in v) + "]"
-        return json.dumps(str(v))
-
-    lines = []
-    for section, values in settings.items():
-        lines.append(f"[{section}]")
-        lines += [f"{k} = {value(v)}" for k, v in values.items()]
-    return "\n".join(lines) + "\n"
-
-
 def _child_env() -> dict[str, str]:
     # A CHATD_* variable in the caller's shell must not reconfigure the server we measure.
     return {k: v for k, v in os.environ.items() if not k.startswith("CHATD_") and k != "PORT"}
@@ -225,7 +210,7 @@ def spawn_chatd(connections: int = 1000, extra: dict[str, dict[str, Any]] | None
     workdir = Path(tempfile.mkdtemp(prefix="chatd-bench-"))
     port = free_port()
     config = workdir / "chatd.toml"
-    config.write_text(toml_text(chatd_settings(port, workdir, connections, extra)))
+    config.write_text(settings_to_toml(chatd_settings(port, workdir, connections, extra)))
     log = open(workdir / "server.log", "ab")
     proc = subprocess.Popen([sys.executable, "-m", "chatd", "serve", "--config", str(config)], cwd=workdir,
                             stdout=log, stderr=subprocess.STDOUT, env=_child_env())

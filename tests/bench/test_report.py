@@ -17,7 +17,7 @@ def _ramp_report(p99s_ms: list[float], cpu: float = 40.0) -> Judged:
     phases = [Phase(f"{1000 * (i + 1)} msgs/s", float(i), float(i + 1), 1000.0 * (i + 1), 10)
               for i in range(len(p99s_ms))]
     ledger = Ledger("n", phases=phases)
-    for ps, ph, p99 in zip(ledger.phase_stats, phases, p99s_ms):
+    for ps, ph, p99 in zip(ledger.phase_stats, phases, p99s_ms, strict=True):
         n = int(ph.rate)
         ps.sent = ps.acked = n
         ps.expected = ps.delivered = 10 * n
