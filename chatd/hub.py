@@ -192,10 +192,14 @@ class Hub:
         held, sub.held = sub.held, None
         sub.held_bytes = 0
         sub.last = max(sub.last, replayed_through)
+        released = 0
         for seq, text in held:
             if seq > sub.last:
                 sub.last = seq
                 conn.send(text)
+                released += 1
+        self.metrics.deliveries += released
+        self.metrics.messages_out += released
 
     def leave(self, conn: Conn, room: str) -> bool:
         """Unsubscribe; returns True if that was the user's last connection in the room on this node."""
@@ -245,5 +249,9 @@ class Hub:
                 conn.send(text)
             elif conn.id != skip:
                 conn.send(text, ephemeral=True)
+            else:
+                continue
             pushed += 1
         self.metrics.deliveries += pushed
+        if seq:
+            self.metrics.messages_out += pushed

@@ -112,6 +112,7 @@ class Metrics:
         counter("chatd_frames_in_total", self.frames_in, "WebSocket frames received.")
         counter("chatd_errors_sent_total", self.errors_sent, "Error frames sent.")
         counter("chatd_ws_sends_total", self.ws_sends, "WebSocket messages written (after packing).")
+        counter("chatd_ws_bytes_out_total", self.ws_bytes_out, "Characters written in WebSocket messages.")
         counter("chatd_slow_consumer_closes_total", self.slow_consumer_closes, "Connections closed with 4008.")
         counter("chatd_connections_opened_total", self.connections_opened, "WebSocket sessions accepted.")
         counter("chatd_connections_refused_total", self.connections_refused, "Handshakes refused.")

@@ -32,8 +32,6 @@ class Worker:
         self.batch_max = batch_max
         self.busy = False
         self._task: asyncio.Task[None] | None = None
-        self._idle = asyncio.Event()
-        self._idle.set()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="chatd-worker")

@@ -34,6 +34,7 @@ async def test_send_acks_after_storage_and_fans_out_to_every_joined_connection(s
     b = await Client.connect(server.ws, user="s_bob")
     await a.join("send-room")
     await b.join("send-room")
+    out_before = server.metrics()["chatd_messages_out_total"]
     await a.send({"type": "send", "room": "send-room", "body": "hello", "client_id": "k1"})
     ack = await a.expect("ack", skip=("presence", "message"))
     assert ack["client_id"] == "k1" and ack["room"] == "send-room" and ack["seq"] == 1 and "ts" in ack
@@ -44,6 +45,7 @@ async def test_send_acks_after_storage_and_fans_out_to_every_joined_connection(s
                        "client_id": "k1", "ts": ack["ts"]}
     stored = server.get("/api/rooms/send-room/messages?user=s_bob").json()["messages"]
     assert [m["body"] for m in stored] == ["hello"]
+    assert server.metrics()["chatd_messages_out_total"] - out_before == 2  # encoded once, queued twice
     await a.close()
     await b.close()
 
