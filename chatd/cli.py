@@ -122,7 +122,7 @@ def users_add(config_path: str | None, name: str, password: str | None) -> None:
     from chatd.store import make_store
 
     async def run() -> str:
-        store = make_store(cfg)
+        store = make_store(cfg, server=False)
         await store.open()
         try:
             accounts = Accounts(store)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 import sys
 
 import uvloop
@@ -23,6 +24,7 @@ from chatd import __version__
 from chatd.config import Config, is_loopback
 from chatd.gateway.app import create_app
 from chatd.node import Node
+from chatd.store.sqlite import StoreLocked
 
 log = logging.getLogger("chatd")
 
@@ -44,12 +46,35 @@ def check_startup(cfg: Config) -> str | None:
     return None
 
 
+def port_taken(host: str, port: int) -> str | None:
+    """Whether something already listens on host:port.
+
+    granian binds with SO_REUSEPORT, so a second server on a taken port would start silently and the kernel would
+    split connections between the two. A plain bind without that option finds out first.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    probe = socket.socket(family, socket.SOCK_STREAM)
+    # SO_REUSEADDR only forgives connections in TIME_WAIT from a previous run; a live listener still blocks it.
+    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        probe.bind((host, port))
+    except OSError as e:
+        return f"cannot listen on {host}:{port}: {e.strerror} (is another chatd running there?)"
+    finally:
+        probe.close()
+    return None
+
+
 def serve(cfg: Config) -> int:
-    problem = check_startup(cfg)
+    problem = check_startup(cfg) or port_taken(cfg.server.host, cfg.server.port)
     if problem:
         print(f"chatd: {problem}", file=sys.stderr)
         return 2
-    return uvloop.run(_serve(cfg))
+    try:
+        return uvloop.run(_serve(cfg))
+    except StoreLocked as e:
+        print(f"chatd: {e}", file=sys.stderr)
+        return 2
 
 
 async def _serve(cfg: Config) -> int:

@@ -21,6 +21,12 @@ async def test_users_add_prints_a_token_that_connects(make_server, tmp_path: Pat
     await c.close()
     again = run_cli("users", "add", "carol", "--config", str(server.config_path), cwd=tmp_path)
     assert again.returncode != 0 and "already exists" in again.stderr
+    # while the server runs (and holds the store's lock), users can still be added and connect at once
+    live = run_cli("users", "add", "dave", "--config", str(server.config_path), cwd=tmp_path)
+    assert live.returncode == 0, live.stderr
+    d = await Client.connect(server.ws, token=live.stdout.strip())
+    assert d.hello["user"] == "dave"
+    await d.close()
 
 
 def test_open_mode_refuses_a_public_address(tmp_path: Path) -> None:
@@ -60,3 +66,17 @@ async def test_chat_command_sends_typed_lines_and_prints_messages(server: ChatdP
     proc.stdin.close()
     assert await asyncio.wait_for(proc.wait(), 20) == 0
     await watcher.close()
+
+
+def test_a_second_server_on_a_taken_port_refuses_to_start(server: ChatdProcess, tmp_path: Path) -> None:
+    # granian binds with SO_REUSEPORT: without this check both servers would run and split the connections.
+    r = run_cli("serve", "--dev", "--port", str(server.port), cwd=tmp_path)
+    assert r.returncode == 2 and f"127.0.0.1:{server.port}" in r.stderr
+
+
+def test_a_second_server_on_the_same_sqlite_file_refuses_to_start(server: ChatdProcess, tmp_path: Path) -> None:
+    from harness import free_port
+
+    env = {"CHATD_STORE_PATH": server.settings["store"]["path"]}
+    r = run_cli("serve", "--dev", "--port", str(free_port()), env=env, cwd=tmp_path)
+    assert r.returncode == 2 and "another chatd server is using" in r.stderr

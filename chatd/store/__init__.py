@@ -7,8 +7,9 @@ from chatd.registry import load
 from chatd.store.base import Store
 
 
-def make_store(cfg: Config) -> Store:
+def make_store(cfg: Config, server: bool = True) -> Store:
+    """The configured store. ``server=False`` for tools that only manage users while a server may be running."""
     cls = load("stores", cfg.store.backend)
     if cfg.store.backend == "sqlite":
-        return cls(cfg.store.path, cfg.store.synchronous)
+        return cls(cfg.store.path, cfg.store.synchronous, exclusive=server)
     return cls(cfg.store)

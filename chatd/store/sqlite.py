@@ -12,6 +12,8 @@ cache entries it touched so they are re-read.
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import os
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -45,10 +47,18 @@ def _message(row: tuple) -> Message:
                    attachments=_list_decoder.decode(attachments) if attachments else [])
 
 
+class StoreLocked(Exception):
+    """Another chatd server already writes this SQLite file."""
+
+
 class SQLiteStore(Store):
-    def __init__(self, path: str | Path, synchronous: str = "NORMAL") -> None:
+    def __init__(self, path: str | Path, synchronous: str = "NORMAL", exclusive: bool = True) -> None:
         self.path = str(path)
         self.synchronous = synchronous
+        # The seq cache is only right if this process is the file's one message writer, so a server holds an
+        # exclusive lock on ``<path>.lock`` for its lifetime. Tools that only touch users (chatd users add) skip it.
+        self.exclusive = exclusive
+        self._lock_fd: int | None = None
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._write_lock = asyncio.Lock()
@@ -59,6 +69,8 @@ class SQLiteStore(Store):
     async def open(self) -> None:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            if self.exclusive:
+                self._lock()
         db = sqlite_utils.Database(self.path)
         try:
             db.execute("PRAGMA journal_mode=WAL")
@@ -67,6 +79,16 @@ class SQLiteStore(Store):
             db.close()
         self._writer = await self._connect()
         self._reader = await self._connect()
+
+    def _lock(self) -> None:
+        fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise StoreLocked(f"another chatd server is using {self.path} (it holds {self.path}.lock); "
+                              "one SQLite store has one server") from None
+        self._lock_fd = fd
 
     async def _connect(self) -> aiosqlite.Connection:
         conn = await aiosqlite.connect(self.path, isolation_level=None)
@@ -82,6 +104,9 @@ class SQLiteStore(Store):
                 if conn is not None:
                     await conn.close()
             self._reader = self._writer = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing the descriptor releases the lock
+            self._lock_fd = None
 
     async def ping(self) -> bool:
         if self._reader is None:
