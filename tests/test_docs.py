@@ -42,3 +42,10 @@ def test_every_setting_is_documented_in_chatd_toml() -> None:
 def test_readme_has_the_two_commands() -> None:
     text = (ROOT / "README.md").read_text()
     assert "chatd serve" in text and "./scripts/test" in text
+
+
+def test_example_configs_are_valid() -> None:
+    from chatd.config import load_config
+
+    for path in sorted((ROOT / "config").glob("*.toml")):
+        load_config(path, environ={})
