@@ -24,6 +24,7 @@ from chatd import __version__
 from chatd.config import Config, is_loopback
 from chatd.gateway.app import create_app
 from chatd.node import Node
+from chatd.registry import BackendError
 from chatd.store.sqlite import StoreLocked
 
 log = logging.getLogger("chatd")
@@ -72,7 +73,7 @@ def serve(cfg: Config) -> int:
         return 2
     try:
         return uvloop.run(_serve(cfg))
-    except StoreLocked as e:
+    except (StoreLocked, BackendError) as e:
         print(f"chatd: {e}", file=sys.stderr)
         return 2
 

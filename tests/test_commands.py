@@ -80,3 +80,9 @@ def test_a_second_server_on_the_same_sqlite_file_refuses_to_start(server: ChatdP
     env = {"CHATD_STORE_PATH": server.settings["store"]["path"]}
     r = run_cli("serve", "--dev", "--port", str(free_port()), env=env, cwd=tmp_path)
     assert r.returncode == 2 and "another chatd server is using" in r.stderr
+
+
+def test_an_unknown_backend_is_refused_with_the_valid_names(tmp_path: Path) -> None:
+    r = run_cli("serve", "--dev", "--port", "18998", env={"CHATD_BROKER_BACKEND": "kafka"}, cwd=tmp_path)
+    assert r.returncode == 2 and "unknown broker backend 'kafka'" in r.stderr and "memory" in r.stderr
+    assert "Traceback" not in r.stderr
