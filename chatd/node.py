@@ -108,6 +108,11 @@ class Node:
         """Validate a send and queue it. ``reply`` gets its Completion once it is stored (or refused)."""
         if self.draining:
             raise ChatError(Err.UNAVAILABLE, "server is draining; resend after reconnecting", client_id)
+        bucket = self.bucket(user)  # one bucket per user, shared by their sockets and REST calls
+        if not bucket.take(time.monotonic()):
+            self.metrics.rate_limited += 1
+            raise ChatError(Err.RATE_LIMITED, f"send rate over the limit; retry in {bucket.retry_after():.2f}s",
+                            client_id)
         await self.rooms.require_member(room, user)
         if attachments:
             wanted = list(dict.fromkeys(attachments))

@@ -7,7 +7,6 @@ status. The OpenAPI schema is served at ``/schema`` (``/schema/openapi.json``).
 from __future__ import annotations
 
 import secrets
-import time
 from typing import Annotated, Any
 
 import msgspec
@@ -21,6 +20,7 @@ from chatd.gateway.auth import Principal, authenticate
 from chatd.gateway.uploads import upload_handlers
 from chatd.node import Node
 from chatd.protocol.frames import ClientId, Message, Room, UploadId, UserName
+from chatd.protocol.limits import utf8_len_exceeds
 from chatd.store.base import RoomRecord, UserRecord
 
 
@@ -223,11 +223,8 @@ async def send_message(request: Request[Any, Any, Any], principal: Principal, ro
     client_id = data.client_id or f"rest-{secrets.token_hex(8)}"
     if not data.body and not data.attachments:
         raise ChatError(Err.BAD_FRAME, "body must not be empty", client_id)
-    if len(data.body.encode()) > node.cfg.limits.max_frame_bytes:
+    if utf8_len_exceeds(data.body, node.cfg.limits.max_frame_bytes):
         raise ChatError(Err.TOO_LARGE, f"body exceeds {node.cfg.limits.max_frame_bytes} bytes", client_id)
-    if not node.bucket(user).take(time.monotonic()):
-        node.metrics.rate_limited += 1
-        raise ChatError(Err.RATE_LIMITED, "send rate over the limit", client_id)
     c = await node.submit_and_wait(user, room, data.body, client_id, list(data.attachments))
     if c.error:
         raise ChatError(Err.by_code(c.error), c.message, client_id)

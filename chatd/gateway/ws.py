@@ -35,7 +35,7 @@ from chatd.protocol.frames import (
     encode,
     encode_error,
 )
-from chatd.protocol.session import FrameLimits, FrameRejected, Session
+from chatd.protocol.session import FrameLimits, FrameRejected, decode_frame
 
 log = logging.getLogger("chatd.ws")
 
@@ -79,7 +79,7 @@ class WsSession:
         lim = node.cfg.limits
         self.conn = Conn(node.hub.next_id(), user, token_hash, lim.outbound_queue_bytes, self.kick,
                          time.monotonic())
-        self.session = Session(user, FrameLimits(lim.max_frame_bytes, lim.close_frame_bytes), node.bucket(user))
+        self.limits = FrameLimits(lim.max_frame_bytes, lim.close_frame_bytes)
         self.reply = node.reply_to(self.conn)
         self.closing: Close | None = None
         self._task = asyncio.current_task()
@@ -113,7 +113,7 @@ class WsSession:
             await node.disconnected(conn)
 
     async def _read_loop(self) -> None:
-        receive, node, conn, session = self.socket.receive, self.node, self.conn, self.session
+        receive, node, conn, limits = self.socket.receive, self.node, self.conn, self.limits
         metrics = node.metrics
         while True:
             msg = await receive()
@@ -128,7 +128,7 @@ class WsSession:
             if self.closing is not None:
                 continue  # closing: read on only to see the peer's close
             try:
-                frame = session.receive(data, now)
+                frame = decode_frame(data, limits)
                 if type(frame) is Send:
                     await node.submit(conn.user, frame.room, frame.body, frame.client_id, frame.attachments,
                                       self.reply)
@@ -144,8 +144,6 @@ class WsSession:
                 if e.close is not None:
                     self.closing = e.close
                     return
-                if e.err is Err.RATE_LIMITED:
-                    metrics.rate_limited += 1
                 self._error(e.err.code, e.message, e.ref)
             except ChatError as e:
                 self._error(e.err.code, e.message, e.ref or getattr(frame, "client_id", None),

@@ -1,9 +1,9 @@
-"""Per-connection protocol logic, without I/O.
+"""Inbound frame validation, without I/O.
 
-A :class:`Session` turns the text of one inbound WebSocket message into a validated frame, or raises
+:func:`decode_frame` turns the text of one inbound WebSocket message into a validated frame, or raises
 :class:`FrameRejected`, the one narrow exception the gateway turns into an error frame (the connection stays open)
-or, for a frame far past the limit, a close. It also applies the user's send rate (a token bucket shared by the
-user's connections).
+or, for a frame far past the limit, a close. The per-user send rate is not checked here: it applies to REST sends
+as well, so ``Node.submit`` checks it for both.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import msgspec
 
 from chatd.errors import Close, Err
 from chatd.protocol.frames import CLIENT_TYPES, ClientFrame, Send
-from chatd.protocol.limits import TokenBucket, utf8_len_exceeds
+from chatd.protocol.limits import utf8_len_exceeds
 
 
 class FrameRejected(Exception):
@@ -92,23 +92,3 @@ def decode_frame(data: str | bytes, limits: FrameLimits) -> ClientFrame:
     if isinstance(frame, Send) and not frame.body and not frame.attachments:
         raise FrameRejected(Err.BAD_FRAME, "body must not be empty", frame.client_id)
     return frame
-
-
-class Session:
-    """Protocol state of one connection."""
-
-    __slots__ = ("user", "limits", "bucket")
-
-    def __init__(self, user: str, limits: FrameLimits, bucket: TokenBucket) -> None:
-        self.user = user
-        self.limits = limits
-        self.bucket = bucket
-
-    def receive(self, data: str | bytes, now: float) -> ClientFrame:
-        """Decode one inbound message and apply the user's send rate."""
-        frame = decode_frame(data, self.limits)
-        if isinstance(frame, Send) and not self.bucket.take(now):
-            raise FrameRejected(Err.RATE_LIMITED,
-                                f"send rate over the limit; retry in {self.bucket.retry_after():.2f}s",
-                                frame.client_id)
-        return frame

@@ -9,7 +9,7 @@ import pytest
 from chatd.errors import Close, Err
 from chatd.protocol.frames import Join, Ping, Send
 from chatd.protocol.limits import TokenBucket, utf8_len_exceeds
-from chatd.protocol.session import FrameLimits, FrameRejected, Session, decode_frame
+from chatd.protocol.session import FrameLimits, FrameRejected, decode_frame
 
 LIMITS = FrameLimits(max_frame_bytes=1024, close_frame_bytes=8192)
 
@@ -75,19 +75,13 @@ def test_size_is_counted_in_utf8_bytes_not_characters() -> None:
     assert utf8_len_exceeds("€" * 10, 29) and not utf8_len_exceeds("€" * 10, 30)
 
 
-def test_rate_limit_is_a_shared_token_bucket() -> None:
+def test_token_bucket_allows_a_burst_then_the_rate() -> None:
     bucket = TokenBucket(rate=2, burst=3, now=0.0)
-    a = Session("u", LIMITS, bucket)
-    b = Session("u", LIMITS, bucket)  # a second connection of the same user
-    send = '{"type":"send","room":"a","body":"x","client_id":"c"}'
-    a.receive(send, 0.0)
-    b.receive(send, 0.0)
-    a.receive(send, 0.0)
-    with pytest.raises(FrameRejected) as info:
-        b.receive(send, 0.0)
-    assert info.value.err is Err.RATE_LIMITED
-    a.receive(send, 0.5)  # one token back after half a second at 2/s
-    a.receive('{"type":"ping"}', 0.5)  # only sends are rate limited
+    assert [bucket.take(0.0) for _ in range(4)] == [True, True, True, False]
+    assert bucket.retry_after() == pytest.approx(0.5)
+    assert bucket.take(0.5)  # one token back after half a second at 2/s
+    assert not bucket.take(0.5)
+    assert bucket.take(100.0) and bucket.tokens == 2.0  # refills only up to the burst
 
 
 def test_zero_rate_means_unlimited() -> None:

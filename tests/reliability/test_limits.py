@@ -144,3 +144,13 @@ async def test_missing_origin_can_be_refused(make_server) -> None:
         await websockets.connect(server.ws + "?user=no_origin")
     c = await Client.connect(server.ws, user="with_origin", origin="http://localhost:3000")
     await c.close()
+
+
+async def test_websocket_and_rest_sends_share_one_bucket(tight: ChatdProcess) -> None:
+    c = await Client.connect(tight.ws, user="both_ways")
+    await c.join("shared-bucket")
+    for n in range(5):  # the whole burst, over the WebSocket
+        assert (await c.say("shared-bucket", "x", f"w{n}"))["type"] == "ack"
+    r = tight.post("/api/rooms/shared-bucket/messages?user=both_ways", json={"body": "and via REST"})
+    assert r.status_code == 429 and r.json()["code"] == "rate_limited"
+    await c.close()
