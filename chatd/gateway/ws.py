@@ -19,7 +19,7 @@ import time
 from litestar import WebSocket, websocket
 from litestar.types import WebSocketSendEvent
 
-from chatd.errors import ChatError, Close, Err
+from chatd.errors import ChatError, Close
 from chatd.gateway.auth import authenticate, origin_allowed
 from chatd.hub import Conn
 from chatd.node import Node
