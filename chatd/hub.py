@@ -177,7 +177,15 @@ class Hub:
 
     def join(self, conn: Conn, room: str, last: int, hold: bool) -> bool:
         """Subscribe ``conn`` to ``room``, passing on only seqs above ``last``. Returns True if the user was not
-        present in the room on this node before (a presence change)."""
+        present in the room on this node before (a presence change).
+
+        Joining again on the same connection keeps the subscription (and what it has passed on) and, with
+        ``hold``, starts holding live frames for a new replay."""
+        sub = conn.subs.get(room)
+        if sub is not None:
+            if hold:
+                sub.held, sub.held_bytes = [], 0
+            return False
         members = self.rooms.setdefault(room, {})
         first = not any(c.user == conn.user for c in members.values())
         members[conn.id] = conn
@@ -233,7 +241,8 @@ class Hub:
         seq, text, room = d.seq, d.payload, d.room
         skip = d.skip if d.origin == self.node_id else 0
         pushed = 0
-        for conn in list(members.values()):
+        # No copy of the member list: Conn.send may kick, but a kick only schedules the close.
+        for conn in members.values():
             if seq:
                 sub = conn.subs[room]
                 if sub.held is not None:

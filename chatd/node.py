@@ -166,11 +166,7 @@ class Node:
         replay neither loads a whole history into memory nor trips the slow-consumer bound.
         """
         await self.rooms.join(room, conn.user)
-        if room in conn.subs:
-            conn.subs[room].held = []
-            first = False
-        else:
-            first = self.hub.join(conn, room, since or 0, hold=True)
+        first = self.hub.join(conn, room, since or 0, hold=True)
         try:
             last = await self.store.last_seq(room)
             # seqs are gapless, so the number of messages after ``since`` is known before reading them.

@@ -92,3 +92,15 @@ def test_presence_changes_only_on_first_and_last_connection_of_a_user() -> None:
     assert hub.leave(a, "r") is False
     assert hub.unregister(a2) == ["r"]
     assert hub.present("r") == []
+
+
+def test_joining_again_on_the_same_connection_holds_for_the_new_replay() -> None:
+    hub = Hub("n1", Metrics())
+    conn, _ = make_conn(hub, "u")
+    assert hub.join(conn, "r", 0, hold=False) is True
+    hub.deliver(Delivery("r", 1, "m1", "n1"))
+    assert hub.join(conn, "r", 0, hold=True) is False  # not a presence change
+    hub.deliver(Delivery("r", 2, "m2", "n1"))
+    assert drain(conn) == ["m1"]  # m2 is held until the replay ends
+    hub.release(conn, "r", 1)
+    assert drain(conn) == ["m2"]

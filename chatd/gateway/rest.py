@@ -19,7 +19,7 @@ from chatd.errors import ChatError, Close, Err
 from chatd.gateway.auth import Principal, authenticate
 from chatd.gateway.uploads import upload_handlers
 from chatd.node import Node
-from chatd.protocol.frames import ClientId, Message, Room, UploadId, UserName
+from chatd.protocol.frames import ClientId, Left, Message, Room, UploadId, UserName, encode
 from chatd.protocol.limits import utf8_len_exceeds
 from chatd.store.base import RoomRecord, UserRecord
 
@@ -179,7 +179,7 @@ async def remove_member(request: Request[Any, Any, Any], principal: Principal, r
     record = await node.store.get_room(room)
     if record is not None and record.private:
         for conn in node.hub.drop_member(room, user):
-            conn.send(msgspec.json.encode({"type": "left", "room": room, "reason": "removed"}).decode())
+            conn.send(encode(Left(room, "removed")))
     return {"room": room, "user": user, "removed": removed}
 
 

@@ -103,13 +103,12 @@ class WsSession:
                 if self.closing is None or self._task is None:
                     raise
                 self._task.uncancel()  # we interrupted our own receive to close the session
-            self._reader_done.set()
-            self._writer.cancel()
+            finally:
+                self._reader_done.set()
+                self._writer.cancel()  # never write after the peer is gone: granian would buffer it forever
             if self.closing is not None:
                 await self._send_close(self.closing)
         finally:
-            self._reader_done.set()
-            self._writer.cancel()
             await node.disconnected(conn)
 
     async def _read_loop(self) -> None:

@@ -92,6 +92,7 @@ class Joined(_ServerFrame, tag="joined"):
 
 class Left(_ServerFrame, tag="left"):
     room: str
+    reason: str = ""  # "removed" when a member was removed from a private room
 
 
 class Ack(_ServerFrame, tag="ack"):
