@@ -73,6 +73,8 @@ class Metrics:
         self._gc_started = 0.0
         self.persist_seconds = Histogram([0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0])
         self.gauges: dict[str, Callable[[], float]] = {}
+        # Other parts' own numbers, read at scrape time; a name ending in _total is rendered as a counter.
+        self.sources: list[Callable[[], dict[str, float]]] = []
 
     def watch_gc(self) -> None:
         gc.callbacks.append(self._on_gc)
@@ -117,12 +119,11 @@ class Metrics:
         counter("chatd_connections_opened_total", self.connections_opened, "WebSocket sessions accepted.")
         counter("chatd_connections_refused_total", self.connections_refused, "Handshakes refused.")
         counter("chatd_rate_limited_total", self.rate_limited, "Sends refused by the rate limit.")
-        from chatd.hub import Outbox
-
-        counter("chatd_ephemeral_shed_total", Outbox.shed_total,
-                "Typing/presence/ping frames dropped for clients over their outbox bound.")
         for name, fn in sorted(self.gauges.items()):
             gauge(name, fn())
+        for source in self.sources:
+            for name, value in sorted(source().items()):
+                (counter if name.endswith("_total") else gauge)(name, value, name)
         gauge("chatd_process_rss_bytes", rss_bytes(), "Resident memory of the server process.")
         lines += self.persist_batch.render("chatd_persist_batch_size", "Messages per store transaction.")
         lines += self.persist_seconds.render("chatd_persist_seconds", "Time to commit one batch.")

@@ -8,7 +8,6 @@ The gateway (WebSocket and REST) calls into a Node; a Node never touches a socke
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import os
 import secrets
@@ -21,7 +20,7 @@ from chatd.broker import make_broker
 from chatd.broker.base import Completion, Delivery, IngestItem
 from chatd.config import Config
 from chatd.errors import ChatError, Close, Err
-from chatd.hub import Conn, Hub
+from chatd.hub import Conn, Hub, Outbox
 from chatd.metrics import Metrics
 from chatd.protocol.frames import PING, Ack, Joined, Left, Presence, TypingNotice, encode, encode_error
 from chatd.protocol.limits import TokenBucket
@@ -231,9 +230,6 @@ class Node:
 
     # --- metrics ------------------------------------------------------------------------------------------------
 
-    def _broker_stat(self, name: str) -> float:
-        return self.broker.stats().get(name, 0)
-
     def _register_gauges(self) -> None:
         g = self.metrics.gauges
         g["chatd_connections"] = lambda: len(self.hub.conns)
@@ -242,5 +238,5 @@ class Node:
         g["chatd_outbox_bytes"] = lambda: sum(c.outbox.size for c in self.hub.conns.values())
         g["chatd_acks_pending"] = lambda: len(self._tickets)
         g["chatd_draining"] = lambda: int(self.draining)
-        for name in self.broker.stats():
-            g[name] = functools.partial(self._broker_stat, name)
+        self.metrics.sources.append(self.broker.stats)
+        self.metrics.sources.append(lambda: {"chatd_ephemeral_shed_total": Outbox.shed_total})
