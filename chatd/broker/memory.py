@@ -36,7 +36,7 @@ class MemoryBroker(Broker):
         self.node_id = node_id
         self.max_messages = max_messages
         self.max_bytes = max_bytes
-        self._mem: deque[IngestItem] = deque()
+        self._mem: deque[tuple[IngestItem, int]] = deque()  # with each item's size, measured once
         self._mem_bytes = 0
         self._spill = SpillFile(spill_path)
         self._spilling = False
@@ -79,7 +79,7 @@ class MemoryBroker(Broker):
         size = item_size(item)
         if (not self._spilling and len(self._mem) < self.max_messages
                 and self._mem_bytes + size <= self.max_bytes):
-            self._mem.append(item)
+            self._mem.append((item, size))
             self._mem_bytes += size
             self._has_work.set()
             return
@@ -126,9 +126,9 @@ class MemoryBroker(Broker):
         while True:
             if self._mem:
                 n = min(max_items, len(self._mem))
-                batch = [self._mem.popleft() for _ in range(n)]
-                self._mem_bytes -= sum(item_size(i) for i in batch)
-                return batch
+                pairs = [self._mem.popleft() for _ in range(n)]
+                self._mem_bytes -= sum(size for _, size in pairs)
+                return [item for item, _ in pairs]
             if self._spilling:
                 if self._spill_unread:
                     rows = await self._spill.read_after(self._cursor, max_items)
