@@ -97,11 +97,11 @@ class MemoryBroker(Broker):
 
     async def _spill_writer(self) -> None:
         while True:
-            await self._stage_ready.wait()
-            self._stage_ready.clear()
             if not self._staged:
                 if self._closed:
                     return
+                await self._stage_ready.wait()
+                self._stage_ready.clear()
                 continue
             batch, self._staged = self._staged, []
             self._writing = len(batch)
