@@ -33,6 +33,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """This process's environment without CHATD_* and PORT, which would reconfigure the server under test."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHATD_") and k != "PORT"}
+    env.update(extra or {})
+    return env
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
+            ) -> subprocess.CompletedProcess[str]:
+    """``python -m chatd ARGS`` to completion."""
+    return subprocess.run([sys.executable, "-m", "chatd", *args], capture_output=True, text=True,
+                          env=clean_env(env), cwd=cwd, timeout=60)
+
+
 def write_config(path: Path, settings: dict[str, dict[str, Any]]) -> None:
     path.write_text(settings_to_toml(settings))
 
@@ -70,8 +84,7 @@ class ChatdProcess:
         return f"ws://127.0.0.1:{self.port}/ws"
 
     def start(self, timeout: float = 20.0) -> ChatdProcess:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CHATD_") and k != "PORT"}
-        env.update(self.env)
+        env = clean_env(self.env)
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "chatd", "serve", "--config", str(self.config_path)],
                                      cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT, env=env)

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from test_config import run_cli
-
-from harness import ChatdProcess, Client
+from harness import ChatdProcess, Client, clean_env, run_cli
 
 
 async def test_users_add_prints_a_token_that_connects(make_server, tmp_path: Path) -> None:
@@ -41,7 +39,6 @@ def test_help_shows_examples() -> None:
 
 async def test_chat_command_sends_typed_lines_and_prints_messages(server: ChatdProcess) -> None:
     import asyncio
-    import os
     import sys
 
     watcher = await Client.connect(server.ws, user="term_watcher")
@@ -49,7 +46,7 @@ async def test_chat_command_sends_typed_lines_and_prints_messages(server: ChatdP
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "chatd", "chat", "--url", server.ws, "--user", "term_user", "--room", "term-room",
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        env={k: v for k, v in os.environ.items() if not k.startswith("CHATD_")})
+        env=clean_env())
     assert proc.stdin is not None and proc.stdout is not None
     line = await asyncio.wait_for(proc.stdout.readline(), 20)
     assert b"connected as term_user" in line

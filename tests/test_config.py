@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 import tomllib
 from pathlib import Path
 
@@ -12,6 +10,7 @@ import msgspec
 import pytest
 
 from chatd.config import Config, ConfigError, load_config
+from harness import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -94,14 +93,6 @@ def test_chatd_toml_documents_every_default() -> None:
     parsed = tomllib.loads(uncommented)
     defaults = msgspec.to_builtins(Config())
     assert parsed == defaults, "chatd.toml and chatd/config.py disagree"
-
-
-def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    import os
-
-    base = {k: v for k, v in os.environ.items() if not k.startswith("CHATD_") and k != "PORT"}
-    return subprocess.run([sys.executable, "-m", "chatd", *args], capture_output=True, text=True,
-                          env={**base, **(env or {})}, cwd=cwd, timeout=60)
 
 
 def test_config_check_prints_effective_settings(tmp_path: Path) -> None:
