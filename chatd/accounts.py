@@ -48,8 +48,7 @@ def verify_password(password: str, encoded: str) -> bool:
     if scheme != "scrypt":
         return False
     expected = _unb64(digest)
-    actual = hashlib.scrypt(password.encode(), salt=_unb64(salt), n=int(n), r=int(r), p=int(p),
-                            dklen=len(expected))
+    actual = hashlib.scrypt(password.encode(), salt=_unb64(salt), n=int(n), r=int(r), p=int(p), dklen=len(expected))
     return hmac.compare_digest(actual, expected)
 
 
@@ -67,8 +66,10 @@ def valid_username(name: object) -> bool:
 
 def check_username(name: str) -> None:
     if not valid_username(name):
-        raise ChatError(Err.BAD_FRAME, f"usernames are 1-{USER_MAX} characters of A-Z a-z 0-9 _ . - and start "
-                        "with a letter or digit")
+        raise ChatError(
+            Err.BAD_FRAME,
+            f"usernames are 1-{USER_MAX} characters of A-Z a-z 0-9 _ . - and start with a letter or digit",
+        )
 
 
 class Issued(msgspec.Struct):

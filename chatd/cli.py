@@ -19,7 +19,10 @@ DEFAULT_CONFIG = "chatd.toml"
 
 def config_option(fn: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
-        "--config", "-c", "config_path", type=click.Path(dir_okay=False),
+        "--config",
+        "-c",
+        "config_path",
+        type=click.Path(dir_okay=False),
         help=f"Config file. Default: $CHATD_CONFIG, else ./{DEFAULT_CONFIG} if present, else built-in defaults.",
     )(fn)
 

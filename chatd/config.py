@@ -83,8 +83,7 @@ class UploadsConfig(_Section):
     dir: str = "uploads"
     max_bytes: int = 10 * MiB
     allowed_types: list[str] = msgspec.field(
-        default_factory=lambda: ["image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf",
-                                 "text/plain"]
+        default_factory=lambda: ["image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf", "text/plain"]
     )
 
 
@@ -212,8 +211,15 @@ def validate(cfg: Config) -> None:
         positive(f"broker.{key}", getattr(cfg.broker, key))
     for key in ("replay_max", "history_max_limit"):
         positive(f"rooms.{key}", getattr(cfg.rooms, key))
-    for key in ("max_frame_bytes", "outbound_queue_bytes", "max_connections", "max_connections_per_user",
-                "handshake_timeout", "heartbeat_interval", "heartbeat_timeout"):
+    for key in (
+        "max_frame_bytes",
+        "outbound_queue_bytes",
+        "max_connections",
+        "max_connections_per_user",
+        "handshake_timeout",
+        "heartbeat_interval",
+        "heartbeat_timeout",
+    ):
         positive(f"limits.{key}", getattr(cfg.limits, key))
     if cfg.limits.close_frame_bytes < cfg.limits.max_frame_bytes:
         problems.append("'limits.close_frame_bytes' must be >= 'limits.max_frame_bytes'")

@@ -26,29 +26,64 @@ class ErrorInfo:
 class Err(enum.Enum):
     """Error codes carried by error frames and REST error bodies. The connection stays open after any of them."""
 
-    BAD_FRAME = ErrorInfo("bad_frame", 400, "The frame is not JSON, or not an object of the documented shape "
-                          "(missing or unknown field, wrong type, value out of range).",
-                          "Fix the frame; do not resend it unchanged.")
-    UNKNOWN_TYPE = ErrorInfo("unknown_type", 400, "The frame's \"type\" is not one this server knows.",
-                             "Check the protocol version in the hello frame.")
-    UNAUTHORIZED = ErrorInfo("unauthorized", 401, "Missing, unknown or revoked credentials (REST).",
-                             "Log in again.")
-    NOT_MEMBER = ErrorInfo("not_member", 403, "The user is not a member of the room.",
-                           "Join the room first (public rooms) or ask for an invite (private rooms).")
-    FORBIDDEN = ErrorInfo("forbidden", 403, "The room is private and the user is not invited, or the action "
-                          "needs a role the user lacks.", "Ask a member or an admin.")
+    BAD_FRAME = ErrorInfo(
+        "bad_frame",
+        400,
+        "The frame is not JSON, or not an object of the documented shape "
+        "(missing or unknown field, wrong type, value out of range).",
+        "Fix the frame; do not resend it unchanged.",
+    )
+    UNKNOWN_TYPE = ErrorInfo(
+        "unknown_type",
+        400,
+        'The frame\'s "type" is not one this server knows.',
+        "Check the protocol version in the hello frame.",
+    )
+    UNAUTHORIZED = ErrorInfo("unauthorized", 401, "Missing, unknown or revoked credentials (REST).", "Log in again.")
+    NOT_MEMBER = ErrorInfo(
+        "not_member",
+        403,
+        "The user is not a member of the room.",
+        "Join the room first (public rooms) or ask for an invite (private rooms).",
+    )
+    FORBIDDEN = ErrorInfo(
+        "forbidden",
+        403,
+        "The room is private and the user is not invited, or the action needs a role the user lacks.",
+        "Ask a member or an admin.",
+    )
     NOT_FOUND = ErrorInfo("not_found", 404, "No such room, user, message or upload.", "Check the name.")
     CONFLICT = ErrorInfo("conflict", 409, "The name is taken.", "Pick another name.")
-    TOO_LARGE = ErrorInfo("too_large", 413, "The frame or upload is bigger than the configured limit; nothing "
-                          "of it was stored.", "Send less; large files go through POST /api/uploads.")
-    UNSUPPORTED_TYPE = ErrorInfo("unsupported_type", 415, "The upload's content, sniffed from its first bytes, is "
-                                 "not an accepted type (uploads.allowed_types).", "Upload an accepted file type.")
-    RATE_LIMITED = ErrorInfo("rate_limited", 429, "The user's send rate is over the token bucket; the message "
-                             "was not stored.", "Wait and resend with the same client_id.")
-    UNAVAILABLE = ErrorInfo("unavailable", 503, "The server is draining or its store is not ready; the message "
-                            "was not stored.", "Reconnect to another node or later, resend with the same client_id.")
-    INTERNAL = ErrorInfo("internal", 500, "An unexpected server fault; the message may not be stored.",
-                         "Resend with the same client_id; idempotency prevents a double post.")
+    TOO_LARGE = ErrorInfo(
+        "too_large",
+        413,
+        "The frame or upload is bigger than the configured limit; nothing of it was stored.",
+        "Send less; large files go through POST /api/uploads.",
+    )
+    UNSUPPORTED_TYPE = ErrorInfo(
+        "unsupported_type",
+        415,
+        "The upload's content, sniffed from its first bytes, is not an accepted type (uploads.allowed_types).",
+        "Upload an accepted file type.",
+    )
+    RATE_LIMITED = ErrorInfo(
+        "rate_limited",
+        429,
+        "The user's send rate is over the token bucket; the message was not stored.",
+        "Wait and resend with the same client_id.",
+    )
+    UNAVAILABLE = ErrorInfo(
+        "unavailable",
+        503,
+        "The server is draining or its store is not ready; the message was not stored.",
+        "Reconnect to another node or later, resend with the same client_id.",
+    )
+    INTERNAL = ErrorInfo(
+        "internal",
+        500,
+        "An unexpected server fault; the message may not be stored.",
+        "Resend with the same client_id; idempotency prevents a double post.",
+    )
 
     @property
     def code(self) -> str:
@@ -82,24 +117,37 @@ class Close(enum.IntEnum):
 
 CLOSE_INFO: dict[Close, tuple[str, str]] = {
     Close.NORMAL: ("The client or server ended the session normally.", "Nothing to do."),
-    Close.GOING_AWAY: ("The server is draining for a restart or shutdown. Every message it acked is stored.",
-                       "Reconnect with backoff, then join with since=<last seq seen>."),
-    Close.MESSAGE_TOO_BIG: ("A frame was far beyond the frame limit (see limits.close_frame_bytes).",
-                            "Reconnect; do not resend that frame."),
+    Close.GOING_AWAY: (
+        "The server is draining for a restart or shutdown. Every message it acked is stored.",
+        "Reconnect with backoff, then join with since=<last seq seen>.",
+    ),
+    Close.MESSAGE_TOO_BIG: (
+        "A frame was far beyond the frame limit (see limits.close_frame_bytes).",
+        "Reconnect; do not resend that frame.",
+    ),
     Close.INTERNAL_ERROR: ("An unexpected server fault.", "Reconnect with backoff and resume with since."),
-    Close.HEARTBEAT_TIMEOUT: ("Nothing was received from the client for limits.heartbeat_timeout seconds.",
-                              "Answer the server's {\"type\":\"ping\"} with {\"type\":\"pong\"}; reconnect."),
-    Close.SLOW_CONSUMER: ("The client read too slowly and its outbound queue passed "
-                          "limits.outbound_queue_bytes. Nothing stored was lost.",
-                          "Reconnect and join with since=<last seq seen> to get the rest."),
-    Close.TOO_MANY_CONNECTIONS: ("The user, or the server, is at its connection cap "
-                                 "(limits.max_connections_per_user, limits.max_connections).",
-                                 "Close other sessions or retry later with backoff."),
-    Close.UNAUTHORIZED: ("No valid credentials at the handshake, or the token was revoked (logout).",
-                         "Do not reconnect with the same token; log in again."),
-    Close.FORBIDDEN_ORIGIN: ("The handshake's Origin is not in web.allowed_origins; refused with HTTP 403 "
-                             "before the upgrade, so browsers see only a failed connection.",
-                             "Serve the page from an allowed origin, or add it to the allowlist."),
+    Close.HEARTBEAT_TIMEOUT: (
+        "Nothing was received from the client for limits.heartbeat_timeout seconds.",
+        'Answer the server\'s {"type":"ping"} with {"type":"pong"}; reconnect.',
+    ),
+    Close.SLOW_CONSUMER: (
+        "The client read too slowly and its outbound queue passed "
+        "limits.outbound_queue_bytes. Nothing stored was lost.",
+        "Reconnect and join with since=<last seq seen> to get the rest.",
+    ),
+    Close.TOO_MANY_CONNECTIONS: (
+        "The user, or the server, is at its connection cap (limits.max_connections_per_user, limits.max_connections).",
+        "Close other sessions or retry later with backoff.",
+    ),
+    Close.UNAUTHORIZED: (
+        "No valid credentials at the handshake, or the token was revoked (logout).",
+        "Do not reconnect with the same token; log in again.",
+    ),
+    Close.FORBIDDEN_ORIGIN: (
+        "The handshake's Origin is not in web.allowed_origins; refused with HTTP 403 "
+        "before the upgrade, so browsers see only a failed connection.",
+        "Serve the page from an allowed origin, or add it to the allowlist.",
+    ),
 }
 
 

@@ -122,8 +122,15 @@ class Conn:
 
     __slots__ = ("id", "user", "token_hash", "outbox", "subs", "kick", "last_heard")
 
-    def __init__(self, conn_id: int, user: str, token_hash: str | None, outbox_limit: int,
-                 kick: Callable[[Close], None], now: float) -> None:
+    def __init__(
+        self,
+        conn_id: int,
+        user: str,
+        token_hash: str | None,
+        outbox_limit: int,
+        kick: Callable[[Close], None],
+        now: float,
+    ) -> None:
         self.id = conn_id
         self.last_heard = now
         self.user = user

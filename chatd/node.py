@@ -90,8 +90,12 @@ class Node:
         await self.store.close()
 
     async def ready(self) -> dict[str, bool]:
-        return {"store": await self.store.ping(), "broker": self.broker.ready(), "worker": self.worker.alive(),
-                "accepting": not self.draining}
+        return {
+            "store": await self.store.ping(),
+            "broker": self.broker.ready(),
+            "worker": self.worker.alive(),
+            "accepting": not self.draining,
+        }
 
     # --- sending ------------------------------------------------------------------------------------------------
 
@@ -102,16 +106,18 @@ class Node:
             b = self._buckets[user] = TokenBucket(lim.send_rate, lim.send_burst, time.monotonic())
         return b
 
-    async def submit(self, user: str, room: str, body: str, client_id: str, attachments: list[str],
-                     reply: Reply) -> None:
+    async def submit(
+        self, user: str, room: str, body: str, client_id: str, attachments: list[str], reply: Reply
+    ) -> None:
         """Validate a send and queue it. ``reply`` gets its Completion once it is stored (or refused)."""
         if self.draining:
             raise ChatError(Err.UNAVAILABLE, "server is draining; resend after reconnecting", client_id)
         bucket = self.bucket(user)  # one bucket per user, shared by their sockets and REST calls
         if not bucket.take(time.monotonic()):
             self.metrics.rate_limited += 1
-            raise ChatError(Err.RATE_LIMITED, f"send rate over the limit; retry in {bucket.retry_after():.2f}s",
-                            client_id)
+            raise ChatError(
+                Err.RATE_LIMITED, f"send rate over the limit; retry in {bucket.retry_after():.2f}s", client_id
+            )
         await self.rooms.require_member(room, user)
         if attachments:
             wanted = list(dict.fromkeys(attachments))
@@ -124,15 +130,15 @@ class Node:
         ticket = self._next_ticket
         self._tickets[ticket] = reply
         try:
-            await self.broker.submit(IngestItem(NewMessage(room, user, client_id, body, attachments), self.id,
-                                                ticket))
+            await self.broker.submit(IngestItem(NewMessage(room, user, client_id, body, attachments), self.id, ticket))
         except BaseException:
             self._tickets.pop(ticket, None)
             raise
         self.metrics.messages_in += 1
 
-    async def submit_and_wait(self, user: str, room: str, body: str, client_id: str,
-                              attachments: list[str]) -> Completion:
+    async def submit_and_wait(
+        self, user: str, room: str, body: str, client_id: str, attachments: list[str]
+    ) -> Completion:
         fut: asyncio.Future[Completion] = asyncio.get_running_loop().create_future()
 
         def reply(c: Completion) -> None:
@@ -156,6 +162,7 @@ class Node:
                 conn.send(encode_error(c.error, c.message, c.client_id, c.room))
             else:
                 conn.send(encode(Ack(c.client_id, c.room, c.seq, c.ts, c.duplicate)))
+
         return reply
 
     async def join(self, conn: Conn, room: str, since: int | None) -> None:

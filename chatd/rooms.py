@@ -22,8 +22,10 @@ _CACHE_MAX = 200_000
 
 def check_room_name(name: str) -> None:
     if not (0 < len(name) <= ROOM_MAX and _room_re.match(name)):
-        raise ChatError(Err.BAD_FRAME, f"room names are 1-{ROOM_MAX} characters of A-Z a-z 0-9 _ . : @ - and "
-                        "start with a letter or digit")
+        raise ChatError(
+            Err.BAD_FRAME,
+            f"room names are 1-{ROOM_MAX} characters of A-Z a-z 0-9 _ . : @ - and start with a letter or digit",
+        )
 
 
 class Rooms:

@@ -42,8 +42,10 @@ def setup_logging(level: str) -> None:
 def check_startup(cfg: Config) -> str | None:
     """Refusals that must stop start-up, as a message; None if fine."""
     if cfg.auth.mode == "open" and not is_loopback(cfg.server.host):
-        return (f"open mode lets anyone act as any user, so it only listens on loopback; refusing to bind "
-                f"{cfg.server.host}. Use auth.mode = \"token\" or server.host = \"127.0.0.1\".")
+        return (
+            f"open mode lets anyone act as any user, so it only listens on loopback; refusing to bind "
+            f'{cfg.server.host}. Use auth.mode = "token" or server.host = "127.0.0.1".'
+        )
     return None
 
 
@@ -100,13 +102,24 @@ async def _serve(cfg: Config) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     serving = asyncio.create_task(server.serve(), name="granian")
-    mode = "OPEN (anyone may connect as any ?user=NAME; for laptops and benchmarks only)" \
-        if cfg.auth.mode == "open" else "token"
+    mode = (
+        "OPEN (anyone may connect as any ?user=NAME; for laptops and benchmarks only)"
+        if cfg.auth.mode == "open"
+        else "token"
+    )
     if cfg.auth.mode == "open":
         log.warning("*** auth mode is OPEN: no passwords, no tokens. Never expose this server. ***")
-    log.info("chatd %s listening on http://%s:%d (auth: %s, store: %s %s, broker: %s, node %s)", __version__,
-             cfg.server.host, cfg.server.port, mode, cfg.store.backend,
-             cfg.store.path if cfg.store.backend == "sqlite" else "", cfg.broker.backend, node.id)
+    log.info(
+        "chatd %s listening on http://%s:%d (auth: %s, store: %s %s, broker: %s, node %s)",
+        __version__,
+        cfg.server.host,
+        cfg.server.port,
+        mode,
+        cfg.store.backend,
+        cfg.store.path if cfg.store.backend == "sqlite" else "",
+        cfg.broker.backend,
+        node.id,
+    )
     stopper = asyncio.create_task(stop.wait())
     await asyncio.wait({serving, stopper}, return_when=asyncio.FIRST_COMPLETED)
     code = 0

@@ -52,8 +52,7 @@ async def chat(url: str, room: str, user: str | None, token: str | None) -> None
             async with websockets.connect(url, additional_headers=headers, max_size=None) as ws:
                 backoff = 0.5
                 hello = json.loads(str(await ws.recv()).split("\n")[0])
-                print(f"* connected as {hello.get('user')}; type a line and press enter (Ctrl-D quits)",
-                      flush=True)
+                print(f"* connected as {hello.get('user')}; type a line and press enter (Ctrl-D quits)", flush=True)
                 join: dict[str, Any] = {"type": "join", "room": room}
                 if last_seq is not None:
                     join["since"] = last_seq  # resume exactly after what we already printed
@@ -62,8 +61,9 @@ async def chat(url: str, room: str, user: str | None, token: str | None) -> None
                     await ws.send(json.dumps({"type": "send", "room": room, "body": body, "client_id": cid}))
                 reader = asyncio.create_task(_read(ws, pending))
                 while True:
-                    done, _ = await asyncio.wait({reader, asyncio.ensure_future(lines.get())},
-                                                 return_when=asyncio.FIRST_COMPLETED)
+                    done, _ = await asyncio.wait(
+                        {reader, asyncio.ensure_future(lines.get())}, return_when=asyncio.FIRST_COMPLETED
+                    )
                     if reader in done:
                         last_seq = reader.result() or last_seq
                         break
@@ -75,8 +75,7 @@ async def chat(url: str, room: str, user: str | None, token: str | None) -> None
                     if body:
                         cid = f"{prefix}{next(ids)}"
                         pending[cid] = body
-                        await ws.send(json.dumps({"type": "send", "room": room, "body": body,
-                                                  "client_id": cid}))
+                        await ws.send(json.dumps({"type": "send", "room": room, "body": body, "client_id": cid}))
         except websockets.InvalidStatus as e:
             print(f"! refused: HTTP {e.response.status_code}", file=sys.stderr)
             return

@@ -85,17 +85,28 @@ class Worker:
         for item, out in zip(batch, outcomes, strict=True):
             m = item.msg
             if isinstance(out, ChatError):
-                completions.append(Completion(item.origin, item.ticket, m.room, m.client_id,
-                                              error=out.err.code, message=out.message))
+                completions.append(
+                    Completion(item.origin, item.ticket, m.room, m.client_id, error=out.err.code, message=out.message)
+                )
                 continue
-            completions.append(Completion(item.origin, item.ticket, m.room, m.client_id, out.seq, out.ts,
-                                          out.duplicate))
+            completions.append(
+                Completion(item.origin, item.ticket, m.room, m.client_id, out.seq, out.ts, out.duplicate)
+            )
             if out.duplicate:
                 self.metrics.duplicates += 1
                 continue
             self.metrics.messages_stored += 1
-            text = encode(Message(room=m.room, seq=out.seq, from_=m.sender, body=m.body,
-                                  client_id=m.client_id, ts=out.ts, attachments=m.attachments))
+            text = encode(
+                Message(
+                    room=m.room,
+                    seq=out.seq,
+                    from_=m.sender,
+                    body=m.body,
+                    client_id=m.client_id,
+                    ts=out.ts,
+                    attachments=m.attachments,
+                )
+            )
             deliveries.append(Delivery(m.room, out.seq, text, item.origin))
         await self.broker.complete(completions)
         if deliveries:

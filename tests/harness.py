@@ -40,11 +40,15 @@ def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
-            ) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> subprocess.CompletedProcess[str]:
     """``python -m chatd ARGS`` to completion."""
-    return subprocess.run([sys.executable, "-m", "chatd", *args], capture_output=True, text=True,
-                          env=clean_env(env), cwd=cwd, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "chatd", *args], capture_output=True, text=True, env=clean_env(env), cwd=cwd, timeout=60
+    )
 
 
 def write_config(path: Path, settings: dict[str, dict[str, Any]]) -> None:
@@ -54,8 +58,9 @@ def write_config(path: Path, settings: dict[str, dict[str, Any]]) -> None:
 class ChatdProcess:
     """One chatd server process. ``settings`` are merged over test-friendly defaults."""
 
-    def __init__(self, workdir: Path, settings: dict[str, dict[str, Any]] | None = None,
-                 env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, workdir: Path, settings: dict[str, dict[str, Any]] | None = None, env: dict[str, str] | None = None
+    ) -> None:
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -86,8 +91,13 @@ class ChatdProcess:
     def start(self, timeout: float = 20.0) -> ChatdProcess:
         env = clean_env(self.env)
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "chatd", "serve", "--config", str(self.config_path)],
-                                     cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT, env=env)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "chatd", "serve", "--config", str(self.config_path)],
+            cwd=self.workdir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -152,9 +162,17 @@ class Client:
         self.hello: dict[str, Any] = {}
 
     @classmethod
-    async def connect(cls, url: str, *, user: str | None = None, token: str | None = None,
-                      headers: dict[str, str] | None = None, hello: bool = True, rcvbuf: int | None = None,
-                      **kw: Any) -> Client:
+    async def connect(
+        cls,
+        url: str,
+        *,
+        user: str | None = None,
+        token: str | None = None,
+        headers: dict[str, str] | None = None,
+        hello: bool = True,
+        rcvbuf: int | None = None,
+        **kw: Any,
+    ) -> Client:
         """Open a session. ``rcvbuf`` shrinks the socket's kernel receive buffer, so a client that stops
         reading pushes back on the server quickly instead of after megabytes."""
         if user is not None:
@@ -187,8 +205,12 @@ class Client:
                 self.pending.append(json.loads(line))
         return self.pending.popleft()
 
-    async def expect(self, kind: str, timeout: float = 10.0, skip: tuple[str, ...] = ("presence", "ping", "typing"),
-                     ) -> dict[str, Any]:
+    async def expect(
+        self,
+        kind: str,
+        timeout: float = 10.0,
+        skip: tuple[str, ...] = ("presence", "ping", "typing"),
+    ) -> dict[str, Any]:
         """The next frame of ``kind``, skipping ephemeral noise; any other unexpected frame fails."""
         deadline = time.monotonic() + timeout
         while True:

@@ -24,8 +24,7 @@ async def test_open_mode_still_refuses_nameless_and_invalid_names(server: ChatdP
     assert server.get("/api/me").status_code == 401
 
 
-async def test_token_mode_ignores_user_names_and_takes_tokens_by_header_or_query(
-        token_server: ChatdProcess) -> None:
+async def test_token_mode_ignores_user_names_and_takes_tokens_by_header_or_query(token_server: ChatdProcess) -> None:
     token = register(token_server, "tok_user")
     ws = await websockets.connect(token_server.ws + "?user=tok_user")
     with pytest.raises(websockets.ConnectionClosed) as info:

@@ -44,9 +44,21 @@ async def test_chat_command_sends_typed_lines_and_prints_messages(server: ChatdP
     watcher = await Client.connect(server.ws, user="term_watcher")
     await watcher.join("term-room")
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "chatd", "chat", "--url", server.ws, "--user", "term_user", "--room", "term-room",
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        env=clean_env())
+        sys.executable,
+        "-m",
+        "chatd",
+        "chat",
+        "--url",
+        server.ws,
+        "--user",
+        "term_user",
+        "--room",
+        "term-room",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env=clean_env(),
+    )
     assert proc.stdin is not None and proc.stdout is not None
     line = await asyncio.wait_for(proc.stdout.readline(), 20)
     assert b"connected as term_user" in line

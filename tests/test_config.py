@@ -26,23 +26,29 @@ def test_defaults_need_no_file() -> None:
     assert cfg.server.port == 8000 and cfg.auth.mode == "token" and cfg.store.path == "chatd.db"
 
 
-@pytest.mark.parametrize("text, key", [
-    ("[server]\nprot = 1\n", "server.prot"),
-    ("[nosuch]\nx = 1\n", "nosuch"),
-    ("[limits]\nmax_frame_bytes = 1\nmax_frames = 2\n", "limits.max_frames"),
-])
+@pytest.mark.parametrize(
+    "text, key",
+    [
+        ("[server]\nprot = 1\n", "server.prot"),
+        ("[nosuch]\nx = 1\n", "nosuch"),
+        ("[limits]\nmax_frame_bytes = 1\nmax_frames = 2\n", "limits.max_frames"),
+    ],
+)
 def test_unknown_keys_stop_startup_naming_the_key(tmp_path: Path, text: str, key: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(f"unknown key '{key}'")):
         load_config(write(tmp_path, text), environ={})
 
 
-@pytest.mark.parametrize("text, key", [
-    ('[server]\nport = "eighty"\n', "server.port"),
-    ("[auth]\nmode = \"maybe\"\n", "auth.mode"),
-    ("[limits]\nsend_rate = true\n", "limits.send_rate"),
-    ("[web]\nallowed_origins = \"http://x\"\n", "web.allowed_origins"),
-    ("server = 3\n", "server"),
-])
+@pytest.mark.parametrize(
+    "text, key",
+    [
+        ('[server]\nport = "eighty"\n', "server.port"),
+        ('[auth]\nmode = "maybe"\n', "auth.mode"),
+        ("[limits]\nsend_rate = true\n", "limits.send_rate"),
+        ('[web]\nallowed_origins = "http://x"\n', "web.allowed_origins"),
+        ("server = 3\n", "server"),
+    ],
+)
 def test_wrong_types_stop_startup_naming_the_key(tmp_path: Path, text: str, key: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(f"'{key}'")):
         load_config(write(tmp_path, text), environ={})
@@ -63,11 +69,18 @@ def test_bad_toml_and_missing_file_are_clear(tmp_path: Path) -> None:
 
 
 def test_environment_overrides_file(tmp_path: Path) -> None:
-    path = write(tmp_path, "[store]\npath = \"from-file.db\"\n[server]\nport = 9000\n")
-    cfg = load_config(path, environ={"CHATD_STORE_PATH": "/tmp/env.db", "CHATD_AUTH_MODE": "open",
-                                     "PORT": "9100", "CHATD_LIMITS_SEND_RATE": "2.5",
-                                     "CHATD_WEB_ALLOWED_ORIGINS": "https://a.example, https://b.example",
-                                     "CHATD_ROOMS_AUTO_CREATE": "false"})
+    path = write(tmp_path, '[store]\npath = "from-file.db"\n[server]\nport = 9000\n')
+    cfg = load_config(
+        path,
+        environ={
+            "CHATD_STORE_PATH": "/tmp/env.db",
+            "CHATD_AUTH_MODE": "open",
+            "PORT": "9100",
+            "CHATD_LIMITS_SEND_RATE": "2.5",
+            "CHATD_WEB_ALLOWED_ORIGINS": "https://a.example, https://b.example",
+            "CHATD_ROOMS_AUTO_CREATE": "false",
+        },
+    )
     assert cfg.store.path == "/tmp/env.db" and cfg.auth.mode == "open" and cfg.server.port == 9100
     assert cfg.limits.send_rate == 2.5 and cfg.rooms.auto_create is False
     assert cfg.web.allowed_origins == ["https://a.example", "https://b.example"]
@@ -106,5 +119,5 @@ def test_config_check_prints_effective_settings(tmp_path: Path) -> None:
 
 
 def test_serve_refuses_a_bad_config_before_listening(tmp_path: Path) -> None:
-    r = run_cli("serve", "--config", str(write(tmp_path, "[server]\nport = \"x\"\n")), cwd=tmp_path)
+    r = run_cli("serve", "--config", str(write(tmp_path, '[server]\nport = "x"\n')), cwd=tmp_path)
     assert r.returncode != 0 and "server.port" in r.stderr

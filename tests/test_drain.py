@@ -63,8 +63,9 @@ async def test_graceful_drain_stores_every_acked_message_and_closes_with_1001(ma
 async def test_new_sessions_are_refused_while_draining(make_server) -> None:
     # A reader that has stopped reading keeps the drain busy flushing its outbox (up to drain_timeout),
     # which gives a window in which to try a new session.
-    server: ChatdProcess = make_server({"server": {"drain_timeout": 4.0},
-                                        "limits": {"outbound_queue_bytes": 64 * 1024 * 1024}}).start()
+    server: ChatdProcess = make_server(
+        {"server": {"drain_timeout": 4.0}, "limits": {"outbound_queue_bytes": 64 * 1024 * 1024}}
+    ).start()
     stalled = await Client.connect(server.ws, user="stalled", rcvbuf=4096)
     await stalled.join("busy")
     stalled.stop_reading()

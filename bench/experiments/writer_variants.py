@@ -29,8 +29,11 @@ LINGER = 0.002
 def _granian_send(send: Any) -> Any:
     """Peel litestar's ``wrapped_send`` and ``capture_response_started`` off the ASGI send they close over."""
     for _ in range(2):
-        send = next(c.cell_contents for c in send.__closure__
-                    if callable(c.cell_contents) and type(c.cell_contents).__name__ != "WebSocket")
+        send = next(
+            c.cell_contents
+            for c in send.__closure__
+            if callable(c.cell_contents) and type(c.cell_contents).__name__ != "WebSocket"
+        )
     return send
 
 

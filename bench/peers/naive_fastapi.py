@@ -51,10 +51,20 @@ async def chat(ws: WebSocket) -> None:
                 room = frame["room"]
                 seq = last_seq[room] = last_seq.get(room, 0) + 1
                 ts = int(time.time() * 1000)
-                await ws.send_text(json.dumps({"type": "ack", "client_id": frame["client_id"], "room": room,
-                                               "seq": seq, "ts": ts}))
-                message = json.dumps({"type": "message", "room": room, "seq": seq, "from": user,
-                                      "body": frame["body"], "client_id": frame["client_id"], "ts": ts})
+                await ws.send_text(
+                    json.dumps({"type": "ack", "client_id": frame["client_id"], "room": room, "seq": seq, "ts": ts})
+                )
+                message = json.dumps(
+                    {
+                        "type": "message",
+                        "room": room,
+                        "seq": seq,
+                        "from": user,
+                        "body": frame["body"],
+                        "client_id": frame["client_id"],
+                        "ts": ts,
+                    }
+                )
                 for peer in list(rooms.get(room, ())):
                     try:
                         await peer.send_text(message)

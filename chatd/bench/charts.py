@@ -64,24 +64,30 @@ def line_chart(title: str, x_label: str, y_label: str, series: Sequence[Series],
             return PAD_T + ph * (1 - (math.log10(y) - math.log10(y_min)) / (math.log10(y_max) - math.log10(y_min)))
         return PAD_T + ph * (1 - y / y_max)
 
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" width="{W}" height="{H}" '
-           f'font-family="sans-serif" font-size="12">',
-           f'<rect width="{W}" height="{H}" fill="white"/>',
-           f'<text x="{W / 2}" y="20" text-anchor="middle" font-size="14" font-weight="bold">{html.escape(title)}'
-           f'</text>']
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" width="{W}" height="{H}" '
+        f'font-family="sans-serif" font-size="12">',
+        f'<rect width="{W}" height="{H}" fill="white"/>',
+        f'<text x="{W / 2}" y="20" text-anchor="middle" font-size="14" font-weight="bold">{html.escape(title)}</text>',
+    ]
     for i in range(6):
         x = x_max * i / 5
         out.append(f'<line x1="{sx(x):.1f}" y1="{PAD_T}" x2="{sx(x):.1f}" y2="{PAD_T + ph}" stroke="#eee"/>')
         out.append(f'<text x="{sx(x):.1f}" y="{PAD_T + ph + 16}" text-anchor="middle">{_fmt(x)}</text>')
-    ticks = ([y_min * 10 ** k for k in range(int(round(math.log10(y_max / y_min))) + 1)] if log_y
-             else [y_max * i / 5 for i in range(6)])
+    ticks = (
+        [y_min * 10**k for k in range(int(round(math.log10(y_max / y_min))) + 1)]
+        if log_y
+        else [y_max * i / 5 for i in range(6)]
+    )
     for y in ticks:
         out.append(f'<line x1="{PAD_L}" y1="{sy(y):.1f}" x2="{PAD_L + pw}" y2="{sy(y):.1f}" stroke="#eee"/>')
         out.append(f'<text x="{PAD_L - 6}" y="{sy(y) + 4:.1f}" text-anchor="end">{_fmt(y)}</text>')
     out.append(f'<rect x="{PAD_L}" y="{PAD_T}" width="{pw}" height="{ph}" fill="none" stroke="#444"/>')
     out.append(f'<text x="{PAD_L + pw / 2}" y="{H - 10}" text-anchor="middle">{html.escape(x_label)}</text>')
-    out.append(f'<text transform="translate(16 {PAD_T + ph / 2}) rotate(-90)" text-anchor="middle">'
-               f'{html.escape(y_label)}</text>')
+    out.append(
+        f'<text transform="translate(16 {PAD_T + ph / 2}) rotate(-90)" text-anchor="middle">'
+        f"{html.escape(y_label)}</text>"
+    )
     for i, (label, ps, colour, dash) in enumerate(series):
         if not ps:
             continue
@@ -91,16 +97,20 @@ def line_chart(title: str, x_label: str, y_label: str, series: Sequence[Series],
         if len(ps) <= 40:
             out += [f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="2.5" fill="{colour}"/>' for x, y in ps]
         ly = PAD_T + 14 + 16 * i
-        out.append(f'<line x1="{PAD_L + 10}" y1="{ly - 4}" x2="{PAD_L + 34}" y2="{ly - 4}" stroke="{colour}" '
-                   f'stroke-width="2"{dash_attr}/>')
+        out.append(
+            f'<line x1="{PAD_L + 10}" y1="{ly - 4}" x2="{PAD_L + 34}" y2="{ly - 4}" stroke="{colour}" '
+            f'stroke-width="2"{dash_attr}/>'
+        )
         out.append(f'<text x="{PAD_L + 40}" y="{ly}">{html.escape(label)}</text>')
     out.append("</svg>")
     return "\n".join(out)
 
 
 def _empty(title: str) -> str:
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} 60" width="{W}" height="60" '
-            f'font-family="sans-serif"><text x="10" y="35">{html.escape(title)}: no data</text></svg>')
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} 60" width="{W}" height="60" '
+        f'font-family="sans-serif"><text x="10" y="35">{html.escape(title)}: no data</text></svg>'
+    )
 
 
 def charts_for(reports: Sequence[RunReport]) -> dict[str, str]:
@@ -117,8 +127,9 @@ def charts_for(reports: Sequence[RunReport]) -> dict[str, str]:
             pts = [(p.acked_rate, getattr(p.delivery_ms, q)) for p in steps]
             lat.append((f"{r.target} {q}" if multi else q, pts, colour if multi else COLOURS[j], DASHES[j]))
     if lat:
-        charts["latency_vs_load"] = line_chart("Delivery latency against load", "acknowledged msgs/s",
-                                               "delivery latency, ms (log)", lat, log_y=True)
+        charts["latency_vs_load"] = line_chart(
+            "Delivery latency against load", "acknowledged msgs/s", "delivery latency, ms (log)", lat, log_y=True
+        )
     rate: list[Series] = []
     for i, r in enumerate(reports):
         if not r.timeline:
@@ -141,16 +152,22 @@ def charts_for(reports: Sequence[RunReport]) -> dict[str, str]:
             lat_t.append((prefix + "p99", pts99, colour if multi else COLOURS[1], ""))
             lat_t.append((prefix + "p50", pts50, colour if multi else COLOURS[0], "6 3"))
     if lat_t:
-        charts["latency_over_time"] = line_chart("Delivery latency over time (by send time)", "seconds since start",
-                                                 "delivery latency, ms (log)", lat_t, log_y=True)
+        charts["latency_over_time"] = line_chart(
+            "Delivery latency over time (by send time)",
+            "seconds since start",
+            "delivery latency, ms (log)",
+            lat_t,
+            log_y=True,
+        )
     depth: list[Series] = []
     for i, r in enumerate(reports):
         pts = [(s.t, s.queue_depth) for s in r.server_samples if s.queue_depth is not None]
         if any(y for _, y in pts):  # a flat zero line says nothing
             depth.append((r.target if multi else "ingest queue depth", pts, COLOURS[i % len(COLOURS)], ""))
     if depth:
-        charts["queue_depth"] = line_chart("Server ingest queue depth (from /metrics)", "seconds since connect",
-                                           "queued sends", depth)
+        charts["queue_depth"] = line_chart(
+            "Server ingest queue depth (from /metrics)", "seconds since connect", "queued sends", depth
+        )
     return charts
 
 
@@ -172,14 +189,24 @@ def median_report(runs: Sequence[RunReport]) -> RunReport:
 def format_rounds(rounds: Sequence[Sequence[RunReport]]) -> str:
     """Each round's headline figures per target, so the spread between runs is visible."""
     first = rounds[0][0]
-    what = ("sustainable msgs/s" if first.sustainable_rate is not None
-            else "connect p99 ms" if first.connect is not None else "delivery p99 ms")
+    what = (
+        "sustainable msgs/s"
+        if first.sustainable_rate is not None
+        else "connect p99 ms"
+        if first.connect is not None
+        else "delivery p99 ms"
+    )
     lines = ["", f"rounds ({what}, then msgs/s in, delivery p99 ms, generator CPU %):"]
     for n, row in enumerate(rounds, 1):
         cells = []
         for r in row:
-            head = (f"{r.sustainable_rate:,.0f}" if r.sustainable_rate is not None
-                    else f"{r.connect.connect_ms.p99:.1f}" if r.connect is not None else f"{r.delivery_ms.p99:.1f}")
+            head = (
+                f"{r.sustainable_rate:,.0f}"
+                if r.sustainable_rate is not None
+                else f"{r.connect.connect_ms.p99:.1f}"
+                if r.connect is not None
+                else f"{r.delivery_ms.p99:.1f}"
+            )
             cpu = "/".join(f"{c:.0f}" for c in r.generator.cpu_percent)
             cells.append(f"{r.target}: {head}, {r.msgs_in_per_s:,.0f}, {r.delivery_ms.p99:.1f}, {cpu}")
         lines.append(f"  round {n}: " + " | ".join(cells))
@@ -192,20 +219,28 @@ def format_comparison(reports: Sequence[RunReport]) -> str:
     if not reports:
         return ""
     base = reports[0]
-    rows = [("msgs/s in", lambda r: r.msgs_in_per_s, True),
-            ("deliveries/s", lambda r: r.deliveries_per_s, True),
-            ("delivery p50 ms", lambda r: r.delivery_ms.p50, False),
-            ("delivery p99 ms", lambda r: r.delivery_ms.p99, False),
-            ("lost", lambda r: float(r.tally.lost), False)]
+    rows = [
+        ("msgs/s in", lambda r: r.msgs_in_per_s, True),
+        ("deliveries/s", lambda r: r.deliveries_per_s, True),
+        ("delivery p50 ms", lambda r: r.delivery_ms.p50, False),
+        ("delivery p99 ms", lambda r: r.delivery_ms.p99, False),
+        ("lost", lambda r: float(r.tally.lost), False),
+    ]
     if base.sustainable_rate is not None:
         rows.insert(0, ("sustainable msgs/s", lambda r: r.sustainable_rate or 0.0, True))
     if base.connect is not None:
-        rows = [("connected", lambda r: float(r.connect.ok if r.connect else 0), True),
-                ("connect p99 ms", lambda r: r.connect.connect_ms.p99 if r.connect else 0.0, False),
-                ("RSS/conn KiB", lambda r: (r.connect.rss_per_connection or 0) / 1024 if r.connect else 0.0, False)]
+        rows = [
+            ("connected", lambda r: float(r.connect.ok if r.connect else 0), True),
+            ("connect p99 ms", lambda r: r.connect.connect_ms.p99 if r.connect else 0.0, False),
+            ("RSS/conn KiB", lambda r: (r.connect.rss_per_connection or 0) / 1024 if r.connect else 0.0, False),
+        ]
     width = max(18, *(len(r.target) + 2 for r in reports))
-    lines = ["", f"comparison: {base.scenario.name} ({base.scenario.kind}); ratios are target ÷ {base.target}", "",
-             f"  {'':<20}" + "".join(f"{r.target:>{width}}" for r in reports)]
+    lines = [
+        "",
+        f"comparison: {base.scenario.name} ({base.scenario.kind}); ratios are target ÷ {base.target}",
+        "",
+        f"  {'':<20}" + "".join(f"{r.target:>{width}}" for r in reports),
+    ]
     for name, get, _ in rows:
         cells = []
         for r in reports:
@@ -213,26 +248,34 @@ def format_comparison(reports: Sequence[RunReport]) -> str:
             ratio = f" ({v / b:.2f}×)" if r is not base and b else ""
             cells.append(f"{v:,.1f}{ratio}".rjust(width))
         lines.append(f"  {name:<20}" + "".join(cells))
-    lines.append("  generator CPU %     " + "".join(
-        "/".join(f"{c:.0f}" for c in r.generator.cpu_percent).rjust(width) for r in reports))
+    lines.append(
+        "  generator CPU %     "
+        + "".join("/".join(f"{c:.0f}" for c in r.generator.cpu_percent).rjust(width) for r in reports)
+    )
     if base.sustainable_rate:
         for r in reports[1:]:
             if r.sustainable_rate:
-                lines.append(f"\n  {base.target} sustains {base.sustainable_rate / r.sustainable_rate:.2f}× the rate "
-                             f"of {r.target}")
+                lines.append(
+                    f"\n  {base.target} sustains {base.sustainable_rate / r.sustainable_rate:.2f}× the rate "
+                    f"of {r.target}"
+                )
     return "\n".join(lines) + "\n"
 
 
 def html_report(reports: Sequence[RunReport]) -> str:
     """One self-contained page: summary tables (as text), comparison, and the charts inline."""
     title = "chatd bench: " + ", ".join(f"{r.scenario.name} on {r.target}" for r in reports)
-    parts = [f"<!doctype html><meta charset='utf-8'><title>{html.escape(title)}</title>",
-             "<style>body{font-family:sans-serif;max-width:960px;margin:2em auto}pre{background:#f6f6f6;"
-             "padding:1em;overflow-x:auto}svg{display:block;margin:1em 0}</style>",
-             f"<h1>{html.escape(title)}</h1>"]
+    parts = [
+        f"<!doctype html><meta charset='utf-8'><title>{html.escape(title)}</title>",
+        "<style>body{font-family:sans-serif;max-width:960px;margin:2em auto}pre{background:#f6f6f6;"
+        "padding:1em;overflow-x:auto}svg{display:block;margin:1em 0}</style>",
+        f"<h1>{html.escape(title)}</h1>",
+    ]
     for r in reports:
-        parts.append(f"<h2>{html.escape(r.target)}</h2><p>started {html.escape(r.started)}, "
-                     f"{r.procs} load process(es)</p><pre>{html.escape(format_report(r))}</pre>")
+        parts.append(
+            f"<h2>{html.escape(r.target)}</h2><p>started {html.escape(r.started)}, "
+            f"{r.procs} load process(es)</p><pre>{html.escape(format_report(r))}</pre>"
+        )
     if len(reports) > 1:
         parts.append(f"<h2>Comparison</h2><pre>{html.escape(format_comparison(reports))}</pre>")
     for svg in charts_for(reports).values():

@@ -22,13 +22,19 @@ def _stacked(*decorators: F) -> Callable[[F], F]:
         for d in reversed(decorators):
             fn = d(fn)
         return fn
+
     return apply
 
 
 scenario_options = _stacked(
-    click.option("--scenario", "-s", "scenario_ref", default="steady", show_default=True,
-                 help=f"Preset ({', '.join(sorted(PRESETS))}) or a TOML file (bench/scenarios/NAME.toml "
-                      "may be given as NAME)."),
+    click.option(
+        "--scenario",
+        "-s",
+        "scenario_ref",
+        default="steady",
+        show_default=True,
+        help=f"Preset ({', '.join(sorted(PRESETS))}) or a TOML file (bench/scenarios/NAME.toml may be given as NAME).",
+    ),
     click.option("--clients", type=int, help="Override: connections that join rooms."),
     click.option("--rooms", type=int, help="Override: number of rooms."),
     click.option("--rate", type=float, help="Override: offered msgs/s over all senders (0 = window-limited)."),
@@ -41,23 +47,38 @@ scenario_options = _stacked(
 )
 
 run_options = _stacked(
-    click.option("--procs", "-p", type=int, default=1, show_default=True,
-                 help="Load processes to spread the clients over."),
-    click.option("--token-file", type=click.Path(exists=True, dir_okay=False),
-                 help="Authenticate with tokens: one 'NAME TOKEN' (or just TOKEN) per line."),
-    click.option("--admin-token", envvar="CHATD_BENCH_ADMIN_TOKEN",
-                 help="Create bench users as bots via POST /api/admin/bots with this admin token."),
+    click.option(
+        "--procs", "-p", type=int, default=1, show_default=True, help="Load processes to spread the clients over."
+    ),
+    click.option(
+        "--token-file",
+        type=click.Path(exists=True, dir_okay=False),
+        help="Authenticate with tokens: one 'NAME TOKEN' (or just TOKEN) per line.",
+    ),
+    click.option(
+        "--admin-token",
+        envvar="CHATD_BENCH_ADMIN_TOKEN",
+        help="Create bench users as bots via POST /api/admin/bots with this admin token.",
+    ),
     click.option("--user-prefix", default="bench", show_default=True, help="Name prefix of bench users."),
     click.option("--server-pid", type=int, help="Pid of a local server, to report its CPU and memory."),
     click.option("--quiet", "-q", is_flag=True, help="No progress output."),
-    click.option("--calm", type=float, metavar="LOAD",
-                 help="Before each run, wait (up to 10 min) until the 1-minute load average is below LOAD."),
+    click.option(
+        "--calm",
+        type=float,
+        metavar="LOAD",
+        help="Before each run, wait (up to 10 min) until the 1-minute load average is below LOAD.",
+    ),
 )
 
 output_options = _stacked(
     click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the full report as JSON."),
-    click.option("--html", "html_path", type=click.Path(dir_okay=False),
-                 help="Write a self-contained HTML report with inline SVG charts."),
+    click.option(
+        "--html",
+        "html_path",
+        type=click.Path(dir_okay=False),
+        help="Write a self-contained HTML report with inline SVG charts.",
+    ),
     click.option("--svg-dir", type=click.Path(file_okay=False), help="Write each chart as an SVG file here."),
 )
 
@@ -92,6 +113,7 @@ def _progress(quiet: bool) -> Callable[[str], None] | None:
     def out(text: str) -> None:
         sys.stderr.write(text)
         sys.stderr.flush()
+
     return out
 
 
@@ -109,8 +131,9 @@ def wait_calm(limit: float | None, progress: Callable[[str], None] | None, timeo
         time.sleep(10)
 
 
-def execute(scn: Scenario, spec: str, procs: int, auth: Auth, server_pid: int | None,
-            quiet: bool, calm: float | None = None) -> RunReport:
+def execute(
+    scn: Scenario, spec: str, procs: int, auth: Auth, server_pid: int | None, quiet: bool, calm: float | None = None
+) -> RunReport:
     """Resolve the target (spawning it if asked), run, and always stop what we spawned."""
     wait_calm(calm, None if quiet else _progress(False))
     try:
@@ -130,8 +153,7 @@ def execute(scn: Scenario, spec: str, procs: int, auth: Auth, server_pid: int | 
         target.stop()
 
 
-def write_outputs(reports: list[RunReport], json_path: str | None, html_path: str | None,
-                  svg_dir: str | None) -> None:
+def write_outputs(reports: list[RunReport], json_path: str | None, html_path: str | None, svg_dir: str | None) -> None:
     from chatd.bench.charts import charts_for, html_report
 
     if json_path:
@@ -146,18 +168,37 @@ def write_outputs(reports: list[RunReport], json_path: str | None, html_path: st
 
 
 @click.group(invoke_without_command=True)
-@click.option("--target", "-t", default="spawn", show_default=True,
-              help="'spawn' (start a local chatd), 'naive' (start the naive FastAPI peer) or a ws:// URL.")
+@click.option(
+    "--target",
+    "-t",
+    default="spawn",
+    show_default=True,
+    help="'spawn' (start a local chatd), 'naive' (start the naive FastAPI peer) or a ws:// URL.",
+)
 @click.option("--spawn", "spawn_flag", is_flag=True, help="Same as --target spawn.")
 @scenario_options
 @run_options
 @output_options
 @click.option("--strict", is_flag=True, help="Exit 1 if anything was lost, duplicated, reordered or unanswered.")
 @click.pass_context
-def bench(ctx: click.Context, target: str, spawn_flag: bool, scenario_ref: str, procs: int, token_file: str | None,
-          admin_token: str | None, user_prefix: str, server_pid: int | None, quiet: bool, calm: float | None,
-          json_path: str | None, html_path: str | None, svg_dir: str | None, strict: bool,
-          **overrides: Any) -> None:
+def bench(
+    ctx: click.Context,
+    target: str,
+    spawn_flag: bool,
+    scenario_ref: str,
+    procs: int,
+    token_file: str | None,
+    admin_token: str | None,
+    user_prefix: str,
+    server_pid: int | None,
+    quiet: bool,
+    calm: float | None,
+    json_path: str | None,
+    html_path: str | None,
+    svg_dir: str | None,
+    strict: bool,
+    **overrides: Any,
+) -> None:
     """Load-test a protocol-v1 chat server and report throughput, latency and every lost message.
 
     Runs one scenario (a preset or a TOML file) against one target, prints a summary table, and optionally
@@ -183,18 +224,43 @@ def bench(ctx: click.Context, target: str, spawn_flag: bool, scenario_ref: str, 
 
 
 @bench.command("compare")
-@click.option("--target", "-t", "targets", multiple=True, default=("spawn", "naive"), show_default=True,
-              help="Targets in turn (repeat the option); ratios are against the first.")
+@click.option(
+    "--target",
+    "-t",
+    "targets",
+    multiple=True,
+    default=("spawn", "naive"),
+    show_default=True,
+    help="Targets in turn (repeat the option); ratios are against the first.",
+)
 @scenario_options
 @run_options
 @output_options
 @click.option("--pause", type=float, default=3.0, show_default=True, help="Seconds of rest between targets.")
-@click.option("--repeat", type=int, default=1, show_default=True,
-              help="Rounds of all targets, interleaved (A B A B ...); the comparison uses each target's median.")
-def compare(targets: tuple[str, ...], scenario_ref: str, procs: int, token_file: str | None,
-            admin_token: str | None, user_prefix: str, server_pid: int | None, quiet: bool, calm: float | None,
-            json_path: str | None, html_path: str | None, svg_dir: str | None, pause: float, repeat: int,
-            **overrides: Any) -> None:
+@click.option(
+    "--repeat",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Rounds of all targets, interleaved (A B A B ...); the comparison uses each target's median.",
+)
+def compare(
+    targets: tuple[str, ...],
+    scenario_ref: str,
+    procs: int,
+    token_file: str | None,
+    admin_token: str | None,
+    user_prefix: str,
+    server_pid: int | None,
+    quiet: bool,
+    calm: float | None,
+    json_path: str | None,
+    html_path: str | None,
+    svg_dir: str | None,
+    pause: float,
+    repeat: int,
+    **overrides: Any,
+) -> None:
     """Run one scenario against several targets in turn and print the ratios.
 
     With --repeat N the targets take turns N times, so drift on a shared machine hits them alike, and every

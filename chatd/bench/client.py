@@ -98,6 +98,7 @@ async def wait_msg(conn: Connection) -> dict[str, Any]:
     """Await the next pipe message without blocking the event loop."""
     loop = asyncio.get_running_loop()
     fut: asyncio.Future[None] = loop.create_future()
+
     def ready() -> None:
         if not fut.done():
             fut.set_result(None)
@@ -175,8 +176,7 @@ class Pair:
 
     __slots__ = ("client", "fanout", "prefix", "rec", "room", "room_name", "send_ns")
 
-    def __init__(self, client: Client, room: int, room_name: str, rec: SenderRecord, fanout: int,
-                 nonce: str) -> None:
+    def __init__(self, client: Client, room: int, room_name: str, rec: SenderRecord, fanout: int, nonce: str) -> None:
         self.client = client
         self.room = room
         self.room_name = room_name
@@ -224,8 +224,9 @@ class Worker:
             self.connect.attempted += 1
             started = time.monotonic_ns()
             try:
-                conn = await WsConn.open(url, plan.host, plan.port, ident.token, self.scn.connect_timeout,
-                                         client.on_frame, client.on_close)
+                conn = await WsConn.open(
+                    url, plan.host, plan.port, ident.token, self.scn.connect_timeout, client.on_frame, client.on_close
+                )
             except ConnectError as e:
                 reason = f"closed {e.code}" if e.code is not None else e.reason
                 self.connect.failures[reason] = self.connect.failures.get(reason, 0) + 1
@@ -276,7 +277,10 @@ class Worker:
         n = self.ledger.on_send(pair.rec, now, pair.fanout)
         pair.send_ns.append(now)
         head = b'{"type":"send","room":"%s","client_id":"%s%d","body":"' % (
-            pair.room_name.encode(), pair.prefix.encode(), n)
+            pair.room_name.encode(),
+            pair.prefix.encode(),
+            n,
+        )
         body_len = self.scn.body_bytes if size is None else size - len(head) - 2
         body = make_body(now, body_len).encode()
         client.inflight += 1
@@ -353,13 +357,29 @@ class Worker:
                 c.conn.close()
 
     def progress(self) -> dict[str, int]:
-        return {"sent": sum(p.rec.sent for p in self.pairs.values()), "acked": self.acked,
-                "delivered": self.delivered, "skipped": self.skipped}
+        return {
+            "sent": sum(p.rec.sent for p in self.pairs.values()),
+            "acked": self.acked,
+            "delivered": self.delivered,
+            "skipped": self.skipped,
+        }
 
     def result(self, cpu: float, wall: float, still_open: int = 0) -> WorkerResult:
-        return WorkerResult(self.plan.proc, self.ledger, self.connect, self.joined, cpu, wall, self.skipped,
-                            self.tick_lag, self.disconnects, self.max_frame_bytes, still_open,
-                            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, self.phase_cpu)
+        return WorkerResult(
+            self.plan.proc,
+            self.ledger,
+            self.connect,
+            self.joined,
+            cpu,
+            wall,
+            self.skipped,
+            self.tick_lag,
+            self.disconnects,
+            self.max_frame_bytes,
+            still_open,
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+            self.phase_cpu,
+        )
 
 
 async def _sleep_until(t_ns: int) -> None:

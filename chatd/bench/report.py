@@ -145,11 +145,17 @@ def _timeline(ledger: Ledger) -> list[TimelinePoint]:
         return []
     tick = ledger.tick
     empty = Histogram()
-    return [TimelinePoint(k * tick, ledger.sent_series.get(k, 0) / tick, ledger.acked_series.get(k, 0) / tick,
-                          ledger.delivered_series.get(k, 0) / tick,
-                          ledger.latency_series.get(k, empty).quantile(0.5) / 1e3,
-                          ledger.latency_series.get(k, empty).quantile(0.99) / 1e3)
-            for k in range(min(0, min(keys)), max(keys) + 1)]
+    return [
+        TimelinePoint(
+            k * tick,
+            ledger.sent_series.get(k, 0) / tick,
+            ledger.acked_series.get(k, 0) / tick,
+            ledger.delivered_series.get(k, 0) / tick,
+            ledger.latency_series.get(k, empty).quantile(0.5) / 1e3,
+            ledger.latency_series.get(k, empty).quantile(0.99) / 1e3,
+        )
+        for k in range(min(0, min(keys)), max(keys) + 1)
+    ]
 
 
 def _sizes(scn: Scenario, ledger: Ledger, members: dict[int, list[int]], limit: int) -> list[SizeReport]:
@@ -187,11 +193,22 @@ def _sizes(scn: Scenario, ledger: Ledger, members: dict[int, list[int]], limit: 
     return out
 
 
-def build_report(scn: Scenario, target: Target, procs: int, started: str, ledger: Ledger,
-                 joined: dict[int, list[int]], results: list[WorkerResult], connect: ConnectStats,
-                 samples: list[ServerSample], rss_before: int | None, rss_held: int | None,
-                 server_cpu: float | None, machine_pct: float | None, load_average: float | None = None,
-                 ) -> RunReport:
+def build_report(
+    scn: Scenario,
+    target: Target,
+    procs: int,
+    started: str,
+    ledger: Ledger,
+    joined: dict[int, list[int]],
+    results: list[WorkerResult],
+    connect: ConnectStats,
+    samples: list[ServerSample],
+    rss_before: int | None,
+    rss_held: int | None,
+    server_cpu: float | None,
+    machine_pct: float | None,
+    load_average: float | None = None,
+) -> RunReport:
     t = tally(ledger, joined)
     phase_reports: list[PhaseReport] = []
     measured_delivery, measured_ack = Histogram(), Histogram()
@@ -200,12 +217,23 @@ def build_report(scn: Scenario, target: Target, procs: int, started: str, ledger
         span = max(ph.end - ph.start, 1e-9)
         lost = max(0, ps.expected - ps.delivered)
         gen_cpu = max((r.phase_cpu[i] for r in results if i < len(r.phase_cpu)), default=0.0)
-        pr = PhaseReport(ph.label, ph.measured, ph.rate, ps.sent / span, ps.acked / span, ps.delivered / span,
-                         lost, latency(ps.delivery), latency(ps.ack), generator_cpu=gen_cpu)
+        pr = PhaseReport(
+            ph.label,
+            ph.measured,
+            ph.rate,
+            ps.sent / span,
+            ps.acked / span,
+            ps.delivered / span,
+            lost,
+            latency(ps.delivery),
+            latency(ps.ack),
+            generator_cpu=gen_cpu,
+        )
         if scn.kind == "ramp" and ph.measured:
             offered = ph.rate or pr.sent_rate
-            pr.sustainable = (pr.delivery_ms.p99 <= scn.slo_p99_ms and lost == 0
-                              and pr.acked_rate >= scn.slo_min_ratio * offered)
+            pr.sustainable = (
+                pr.delivery_ms.p99 <= scn.slo_p99_ms and lost == 0 and pr.acked_rate >= scn.slo_min_ratio * offered
+            )
         phase_reports.append(pr)
         if ph.measured:
             measured_delivery.merge(ps.delivery)
@@ -219,23 +247,50 @@ def build_report(scn: Scenario, target: Target, procs: int, started: str, ledger
         lag.merge(r.tick_lag)
     busy_phases = [p.label for p in phase_reports if p.measured and p.generator_cpu >= GENERATOR_BUSY * 100]
     saturated = any(c >= GENERATOR_BUSY * 100 for c in cpu_pct) or bool(busy_phases)
-    gen = Generator(procs, cpu_pct, lag.quantile(0.99) / 1e3, sum(r.skipped for r in results),
-                    [r.rss_bytes for r in results], saturated)
+    gen = Generator(
+        procs,
+        cpu_pct,
+        lag.quantile(0.99) / 1e3,
+        sum(r.skipped for r in results),
+        [r.rss_bytes for r in results],
+        saturated,
+    )
     disconnects: dict[str, int] = {}
     for r in results:
         for k, v in r.disconnects.items():
             disconnects[k] = disconnects.get(k, 0) + v
     rss_values = [s.rss_bytes for s in samples if s.rss_bytes is not None]
     wall = samples[-1].t - samples[0].t if len(samples) > 1 else 0.0
-    server = ServerUsage(100.0 * server_cpu / wall if server_cpu is not None and wall > 0 else None, rss_before,
-                         int(max(rss_values)) if rss_values else None, machine_pct, load_average)
+    server = ServerUsage(
+        100.0 * server_cpu / wall if server_cpu is not None and wall > 0 else None,
+        rss_before,
+        int(max(rss_values)) if rss_values else None,
+        machine_pct,
+        load_average,
+    )
     report = RunReport(
-        target=target.label, scenario=scn, procs=procs, started=started, nonce=ledger.nonce, tally=t,
-        phases=phase_reports, delivery_ms=latency(measured_delivery), ack_ms=latency(measured_ack),
-        msgs_in_per_s=acked_in / window if window else 0.0, deliveries_per_s=delivered_in / window if window else 0.0,
-        duration_s=window, connections_ok=connect.ok, connections_attempted=connect.attempted,
-        connect_failures=connect.failures, join_failures=connect.join_failures, disconnects=disconnects,
-        timeline=_timeline(ledger), server_samples=samples, generator=gen, server=server)
+        target=target.label,
+        scenario=scn,
+        procs=procs,
+        started=started,
+        nonce=ledger.nonce,
+        tally=t,
+        phases=phase_reports,
+        delivery_ms=latency(measured_delivery),
+        ack_ms=latency(measured_ack),
+        msgs_in_per_s=acked_in / window if window else 0.0,
+        deliveries_per_s=delivered_in / window if window else 0.0,
+        duration_s=window,
+        connections_ok=connect.ok,
+        connections_attempted=connect.attempted,
+        connect_failures=connect.failures,
+        join_failures=connect.join_failures,
+        disconnects=disconnects,
+        timeline=_timeline(ledger),
+        server_samples=samples,
+        generator=gen,
+        server=server,
+    )
     if scn.kind == "ramp":
         # Sustainable means every step up to it held: a lucky step above a failed one does not count.
         report.sustainable_rate = 0.0
@@ -252,10 +307,17 @@ def build_report(scn: Scenario, target: Target, procs: int, started: str, ledger
     if scn.kind == "connect":
         ok = connect.ok
         report.connect = ConnectReport(
-            connect.attempted, ok, 100.0 * ok / connect.attempted if connect.attempted else 0.0, connect.failures,
-            latency(connect.connect_time), sum(r.still_open for r in results), rss_before, rss_held,
+            connect.attempted,
+            ok,
+            100.0 * ok / connect.attempted if connect.attempted else 0.0,
+            connect.failures,
+            latency(connect.connect_time),
+            sum(r.still_open for r in results),
+            rss_before,
+            rss_held,
             (rss_held - rss_before) / ok if ok and rss_held is not None and rss_before is not None else None,
-            [r.rss_bytes for r in results])
+            [r.rss_bytes for r in results],
+        )
     _judge(report)
     return report
 
@@ -266,9 +328,11 @@ def _judge(r: RunReport) -> None:
     if r.generator.saturated:
         busiest = max([*r.generator.cpu_percent, *(p.generator_cpu for p in r.phases if p.measured)])
         where = [p.label for p in r.phases if p.measured and p.generator_cpu >= GENERATOR_BUSY * 100]
-        w.append(f"load generator busy ({busiest:.0f}% of a core in one process"
-                 + (f", in {', '.join(where)}" if where else "")
-                 + f"): the server may be faster than measured there; try --procs {r.procs + 1}")
+        w.append(
+            f"load generator busy ({busiest:.0f}% of a core in one process"
+            + (f", in {', '.join(where)}" if where else "")
+            + f"): the server may be faster than measured there; try --procs {r.procs + 1}"
+        )
     if r.generator.tick_lag_p99_ms > 20:
         w.append(f"pacer woke up {r.generator.tick_lag_p99_ms:.0f} ms late at p99: sends were bunched")
     if r.generator.skipped:
@@ -289,9 +353,17 @@ def _judge(r: RunReport) -> None:
         w.append(f"{t.ack_duplicate:,} acks said duplicate for first sends")
     if r.server.machine_cpu_percent is not None and r.server.machine_cpu_percent > 95:
         w.append(f"machine CPU {r.server.machine_cpu_percent:.0f}% busy: server and generator compete for cores")
-    r.clean = (t.lost == 0 and t.duplicated == 0 and t.out_of_order == 0 and t.unanswered == 0 and t.stray == 0
-               and t.delivered_after_error == 0 and r.connections_ok == r.connections_attempted
-               and not r.join_failures and not r.disconnects)
+    r.clean = (
+        t.lost == 0
+        and t.duplicated == 0
+        and t.out_of_order == 0
+        and t.unanswered == 0
+        and t.stray == 0
+        and t.delivered_after_error == 0
+        and r.connections_ok == r.connections_attempted
+        and not r.join_failures
+        and not r.disconnects
+    )
 
 
 # --- text ----------------------------------------------------------------------------------------------------
@@ -308,8 +380,7 @@ def _mb(v: float | None) -> str:
 def format_report(r: RunReport) -> str:
     """The summary table printed after a run."""
     t = r.tally
-    lines = [f"chatd bench: {r.scenario.name} ({r.scenario.kind}) against {r.target}, {r.procs} load process(es)",
-             ""]
+    lines = [f"chatd bench: {r.scenario.name} ({r.scenario.kind}) against {r.target}, {r.procs} load process(es)", ""]
     if r.connect is not None:
         c = r.connect
         lines += [
@@ -318,8 +389,11 @@ def format_report(r: RunReport) -> str:
             f"  connect time     p50 {c.connect_ms.p50:.1f} ms  p95 {c.connect_ms.p95:.1f} ms  "
             f"p99 {c.connect_ms.p99:.1f} ms  max {c.connect_ms.max:.1f} ms",
             f"  server RSS       {_mb(c.rss_before)} before, {_mb(c.rss_held)} holding: "
-            + (f"{c.rss_per_connection / 1024:.1f} KiB per connection" if c.rss_per_connection is not None
-               else "n/a per connection"),
+            + (
+                f"{c.rss_per_connection / 1024:.1f} KiB per connection"
+                if c.rss_per_connection is not None
+                else "n/a per connection"
+            ),
             f"  generator RSS    {', '.join(_mb(x) for x in c.generator_rss_bytes)}",
         ]
         if c.failures:
@@ -332,7 +406,9 @@ def format_report(r: RunReport) -> str:
             f"  lost {_n(t.lost)}   duplicated {_n(t.duplicated)}   out-of-order {_n(t.out_of_order)}"
             f"   stray {_n(t.stray)}",
             f"  throughput       {_n(r.msgs_in_per_s)} msgs/s in, {_n(r.deliveries_per_s)} deliveries/s out "
-            f"(over {r.duration_s:.1f} s measured)" if r.duration_s else "  throughput       n/a (not timed)",
+            f"(over {r.duration_s:.1f} s measured)"
+            if r.duration_s
+            else "  throughput       n/a (not timed)",
             f"  delivery latency p50 {r.delivery_ms.p50:.1f} ms  p95 {r.delivery_ms.p95:.1f} ms  "
             f"p99 {r.delivery_ms.p99:.1f} ms  max {r.delivery_ms.max:.1f} ms",
             f"  ack latency      p50 {r.ack_ms.p50:.1f} ms  p95 {r.ack_ms.p95:.1f} ms  p99 {r.ack_ms.p99:.1f} ms  "
@@ -340,8 +416,10 @@ def format_report(r: RunReport) -> str:
             f"  connections      {r.connections_ok:,}/{r.connections_attempted:,} ok",
         ]
         if t.lost_examples:
-            ex = ", ".join(f"#{x.counter} from client {x.sender} in room {x.room} to client {x.receiver}"
-                           for x in t.lost_examples[:3])
+            ex = ", ".join(
+                f"#{x.counter} from client {x.sender} in room {x.room} to client {x.receiver}"
+                for x in t.lost_examples[:3]
+            )
             lines.append(f"  first losses     {ex}")
     g = r.generator
     lag = f"; pacer lag p99 {g.tick_lag_p99_ms:.1f} ms" if r.phases else " while connecting"
@@ -363,25 +441,36 @@ def format_report(r: RunReport) -> str:
         every = r.scenario.metrics_interval
         lines.append(f"  ingest queue     max depth {max(depth):,.0f} (scraped every {every:g} s)")
     if r.phases and (len(r.phases) > 1 or r.scenario.kind == "ramp"):
-        lines += ["", f"  {'phase':<16}{'offered':>10}{'sent/s':>10}{'acked/s':>10}{'deliv/s':>11}{'lost':>8}"
-                      f"{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'gen CPU':>9}  ok"]
+        lines += [
+            "",
+            f"  {'phase':<16}{'offered':>10}{'sent/s':>10}{'acked/s':>10}{'deliv/s':>11}{'lost':>8}"
+            f"{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'gen CPU':>9}  ok",
+        ]
         for p in r.phases:
             ok = "" if p.sustainable is None else ("yes" if p.sustainable else "no")
             offered = "max" if not p.offered_rate else _n(p.offered_rate)
-            lines.append(f"  {p.label:<16}{offered:>10}{_n(p.sent_rate):>10}{_n(p.acked_rate):>10}"
-                         f"{_n(p.delivered_rate):>11}{p.lost:>8,}{p.delivery_ms.p50:>9.1f}{p.delivery_ms.p99:>9.1f}"
-                         f"{p.delivery_ms.max:>9.1f}{p.generator_cpu:>8.0f}%  {ok}")
+            lines.append(
+                f"  {p.label:<16}{offered:>10}{_n(p.sent_rate):>10}{_n(p.acked_rate):>10}"
+                f"{_n(p.delivered_rate):>11}{p.lost:>8,}{p.delivery_ms.p50:>9.1f}{p.delivery_ms.p99:>9.1f}"
+                f"{p.delivery_ms.max:>9.1f}{p.generator_cpu:>8.0f}%  {ok}"
+            )
     if r.sustainable_rate is not None:
-        lines.append(f"\n  sustainable rate {_n(r.sustainable_rate)} msgs/s: every step up to it had delivery p99 <= "
-                     f"{r.scenario.slo_p99_ms:g} ms, 0 lost, >= {r.scenario.slo_min_ratio:.0%} acknowledged"
-                     + (f"; first miss: {r.first_failed_step}" if r.first_failed_step else ""))
+        lines.append(
+            f"\n  sustainable rate {_n(r.sustainable_rate)} msgs/s: every step up to it had delivery p99 <= "
+            f"{r.scenario.slo_p99_ms:g} ms, 0 lost, >= {r.scenario.slo_min_ratio:.0%} acknowledged"
+            + (f"; first miss: {r.first_failed_step}" if r.first_failed_step else "")
+        )
     if r.sizes:
-        lines += ["", f"  {'frame bytes':>12}{'sent':>7}{'acked':>7}{'refused':>22}{'unanswered':>12}"
-                      f"{'delivered':>15}  verdict"]
+        lines += [
+            "",
+            f"  {'frame bytes':>12}{'sent':>7}{'acked':>7}{'refused':>22}{'unanswered':>12}{'delivered':>15}  verdict",
+        ]
         for z in r.sizes:
             ref = ", ".join(f"{k} {v}" for k, v in z.refused.items()) or "0"
-            lines.append(f"  {z.frame_bytes:>12,}{z.sent:>7}{z.acked:>7}{ref:>22}{z.unanswered:>12}"
-                         f"{f'{z.delivered}/{z.expected}':>15}  {z.verdict}")
+            lines.append(
+                f"  {z.frame_bytes:>12,}{z.sent:>7}{z.acked:>7}{ref:>22}{z.unanswered:>12}"
+                f"{f'{z.delivered}/{z.expected}':>15}  {z.verdict}"
+            )
     lines.append("")
     for warning in r.warnings:
         lines.append(f"  WARNING: {warning}")

@@ -74,9 +74,11 @@ class ProgressLine:
         frac = min(1.0, elapsed / self.total) if self.total > 0 else 1.0
         bar = "#" * int(frac * 24) + "." * (24 - int(frac * 24))
         q = f"  queue {depth:.0f}" if depth is not None else ""
-        line = (f"[{bar}] {elapsed:5.1f}/{self.total:.0f}s  sent {counts.get('sent', 0):,}  "
-                f"acked {counts.get('acked', 0):,}  delivered {counts.get('delivered', 0):,}"
-                f"  skipped {counts.get('skipped', 0):,}{q}")
+        line = (
+            f"[{bar}] {elapsed:5.1f}/{self.total:.0f}s  sent {counts.get('sent', 0):,}  "
+            f"acked {counts.get('acked', 0):,}  delivered {counts.get('delivered', 0):,}"
+            f"  skipped {counts.get('skipped', 0):,}{q}"
+        )
         if self.tty:
             self.out("\r" + line)
         elif elapsed - self.last_plain >= 5 or (frac >= 1 and self.last_plain < self.total):
@@ -118,14 +120,22 @@ class Watcher:
         rss = self.target.rss() if self.target.pid is not None else (m or {}).get("chatd_process_rss_bytes")
         depth = (m or {}).get("chatd_ingest_queue_depth")
         self.last_depth = depth
-        self.samples.append(ServerSample(
-            t=time.monotonic() - self.t0, queue_depth=depth, connections=(m or {}).get("chatd_connections"),
-            rss_bytes=rss, messages_in=(m or {}).get("chatd_messages_in_total"),
-            deliveries=(m or {}).get("chatd_messages_out_total"), cpu_seconds=self.target.cpu()))
+        self.samples.append(
+            ServerSample(
+                t=time.monotonic() - self.t0,
+                queue_depth=depth,
+                connections=(m or {}).get("chatd_connections"),
+                rss_bytes=rss,
+                messages_in=(m or {}).get("chatd_messages_in_total"),
+                deliveries=(m or {}).get("chatd_messages_out_total"),
+                cpu_seconds=self.target.cpu(),
+            )
+        )
 
 
-async def run_scenario(scn: Scenario, target: Target, procs: int = 1, auth: Auth | None = None,
-                       progress: Progress | None = None) -> RunReport:
+async def run_scenario(
+    scn: Scenario, target: Target, procs: int = 1, auth: Auth | None = None, progress: Progress | None = None
+) -> RunReport:
     """Run one scenario against one target and return the merged report."""
     auth = auth or Auth()
     procs = max(1, procs)
@@ -140,11 +150,24 @@ async def run_scenario(scn: Scenario, target: Target, procs: int = 1, auth: Auth
     children: list[Any] = []
     for p in range(procs):
         mine = {i: idents[i] for i in range(p, count, procs)}
-        plan = WorkerPlan(p, nonce, target.ws_url, target.host, target.port, scn, mine, lay.room_names,
-                          lay.members, pair_order, plan_phases, procs)
+        plan = WorkerPlan(
+            p,
+            nonce,
+            target.ws_url,
+            target.host,
+            target.port,
+            scn,
+            mine,
+            lay.room_names,
+            lay.members,
+            pair_order,
+            plan_phases,
+            procs,
+        )
         parent, child = ctx.Pipe()
-        proc = ctx.Process(target=worker_main, args=(msgspec.msgpack.encode(plan), child), daemon=True,
-                           name=f"chatd-bench-{p}")
+        proc = ctx.Process(
+            target=worker_main, args=(msgspec.msgpack.encode(plan), child), daemon=True, name=f"chatd-bench-{p}"
+        )
         proc.start()
         child.close()
         pipes.append(parent)
@@ -199,8 +222,7 @@ async def run_scenario(scn: Scenario, target: Target, procs: int = 1, auth: Auth
                     del pending[p]
                 elif msg["kind"] == "failed":
                     raise RuntimeError(f"load process {p} failed: {msg['error']}\n{msg.get('trace', '')}")
-            merged = {k: sum(c.get(k, 0) for c in counts.values()) for k in ("sent", "acked", "delivered",
-                                                                           "skipped")}
+            merged = {k: sum(c.get(k, 0) for c in counts.values()) for k in ("sent", "acked", "delivered", "skipped")}
             bar.show(max(0.0, (time.monotonic_ns() - start_ns) / 1e9), merged, watcher.last_depth)
         bar.done()
         await watcher.sample()
@@ -224,7 +246,21 @@ async def run_scenario(scn: Scenario, target: Target, procs: int = 1, auth: Auth
         ledger.merge(r.ledger)
         for room, cs in r.joined.items():
             joined.setdefault(room, []).extend(cs)
-    report = build_report(scn, target, procs, started_wall, ledger, joined, results, connect, watcher.samples,
-                          rss_before, rss_held, server_cpu, machine_pct, load_average)
+    report = build_report(
+        scn,
+        target,
+        procs,
+        started_wall,
+        ledger,
+        joined,
+        results,
+        connect,
+        watcher.samples,
+        rss_before,
+        rss_held,
+        server_cpu,
+        machine_pct,
+        load_average,
+    )
     report.server_metrics = final_metrics or {}
     return report

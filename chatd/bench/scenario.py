@@ -53,7 +53,8 @@ class Scenario(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     hold: float = 5.0  # seconds to keep every connection open before measuring memory and closing
     # large
     sizes: list[str] = msgspec.field(  # whole-frame sizes in bytes
-        default_factory=lambda: ["1k", "limit/2", "limit", "limit+1", "2*limit"])
+        default_factory=lambda: ["1k", "limit/2", "limit", "limit+1", "2*limit"]
+    )
     per_size: int = 5  # messages per size, per sending client
     # observation
     metrics_interval: float = 0.5  # seconds between /metrics scrapes
@@ -104,22 +105,75 @@ def frame_size(expr: str, limit: int) -> int:
 PRESETS: dict[str, Scenario] = {
     s.name: s
     for s in (
-        Scenario(name="steady", kind="steady", description="100 clients in 10 rooms of 10, 4,000 msgs/s offered, "
-                 "100-byte bodies", clients=100, rooms=10, rate=4000, duration=20, warmup=3),
-        Scenario(name="ramp", kind="ramp", description="100 clients in 10 rooms; offered rate stepped up until "
-                 "latency or loss gives", clients=100, rooms=10,
-                 steps=[500, 1000, 2000, 3000, 4000, 5000, 6000, 8000], step_duration=6, warmup=1),
-        Scenario(name="burst", kind="burst", description="100 clients in 10 rooms sending as fast as 64 in-flight "
-                 "sends each allow, for 15 s", clients=100, rooms=10, rate=0, max_inflight=64, duration=15,
-                 warmup=0),
-        Scenario(name="connect", kind="connect", description="10,000 concurrent connections: success, connect "
-                 "time, server memory per connection", connections=10_000, connect_concurrency=256, hold=5),
-        Scenario(name="large", kind="large", description="payloads up to the frame limit and beyond: nothing "
-                 "may be lost silently", clients=4, rooms=2, rate=0, max_inflight=8, warmup=0),
-        Scenario(name="dm", kind="dm", description="100 clients in 50 one-to-one rooms, 2,000 msgs/s",
-                 clients=100, rate=2000, duration=20, warmup=2),
-        Scenario(name="smoke", kind="steady", description="a few seconds of light load: does it work at all",
-                 clients=6, rooms=2, rate=100, duration=2, warmup=0.5, drain_timeout=5),
+        Scenario(
+            name="steady",
+            kind="steady",
+            description="100 clients in 10 rooms of 10, 4,000 msgs/s offered, 100-byte bodies",
+            clients=100,
+            rooms=10,
+            rate=4000,
+            duration=20,
+            warmup=3,
+        ),
+        Scenario(
+            name="ramp",
+            kind="ramp",
+            description="100 clients in 10 rooms; offered rate stepped up until latency or loss gives",
+            clients=100,
+            rooms=10,
+            steps=[500, 1000, 2000, 3000, 4000, 5000, 6000, 8000],
+            step_duration=6,
+            warmup=1,
+        ),
+        Scenario(
+            name="burst",
+            kind="burst",
+            description="100 clients in 10 rooms sending as fast as 64 in-flight sends each allow, for 15 s",
+            clients=100,
+            rooms=10,
+            rate=0,
+            max_inflight=64,
+            duration=15,
+            warmup=0,
+        ),
+        Scenario(
+            name="connect",
+            kind="connect",
+            description="10,000 concurrent connections: success, connect time, server memory per connection",
+            connections=10_000,
+            connect_concurrency=256,
+            hold=5,
+        ),
+        Scenario(
+            name="large",
+            kind="large",
+            description="payloads up to the frame limit and beyond: nothing may be lost silently",
+            clients=4,
+            rooms=2,
+            rate=0,
+            max_inflight=8,
+            warmup=0,
+        ),
+        Scenario(
+            name="dm",
+            kind="dm",
+            description="100 clients in 50 one-to-one rooms, 2,000 msgs/s",
+            clients=100,
+            rate=2000,
+            duration=20,
+            warmup=2,
+        ),
+        Scenario(
+            name="smoke",
+            kind="steady",
+            description="a few seconds of light load: does it work at all",
+            clients=6,
+            rooms=2,
+            rate=100,
+            duration=2,
+            warmup=0.5,
+            drain_timeout=5,
+        ),
     )
 }
 

@@ -94,8 +94,14 @@ class Histogram(msgspec.Struct):
 
     def summary_ms(self) -> dict[str, float]:
         """p50/p95/p99/max/mean in milliseconds, for reports."""
-        return {"p50": self.quantile(0.50) / 1e3, "p95": self.quantile(0.95) / 1e3, "p99": self.quantile(0.99) / 1e3,
-                "max": self.max / 1e3, "mean": self.mean() / 1e3, "count": self.count}
+        return {
+            "p50": self.quantile(0.50) / 1e3,
+            "p95": self.quantile(0.95) / 1e3,
+            "p99": self.quantile(0.99) / 1e3,
+            "max": self.max / 1e3,
+            "mean": self.mean() / 1e3,
+            "count": self.count,
+        }
 
 
 def exact_quantile(samples: Iterable[float], q: float) -> float:
@@ -382,16 +388,16 @@ def tally(ledger: Ledger, members: dict[int, list[int]], examples: int = 10) -> 
         t.ack_duplicate += rec.ack_duplicate
         for code in rec.rejected.values():
             t.rejected[code] = t.rejected.get(code, 0) + 1
-        t.unanswered += rec.answers[:rec.sent].count(0)
+        t.unanswered += rec.answers[: rec.sent].count(0)
         refused = sorted(rec.rejected)
         for receiver in members.get(rec.room, ()):
             key = f"{receiver}.{rec.sender}.{rec.room}"
             expected_keys.add(key)
             got = ledger.receivers.get(key)
-            window = bytearray(got.seen[:rec.sent]) if got is not None else bytearray()
+            window = bytearray(got.seen[: rec.sent]) if got is not None else bytearray()
             window.extend(bytes(rec.sent - len(window)))
             if got is not None and len(got.seen) > rec.sent:
-                t.stray += sum(got.seen[rec.sent:])
+                t.stray += sum(got.seen[rec.sent :])
             for n in refused:  # take refused sends out of the window: they are owed to no one
                 if window[n]:
                     t.delivered_after_error += 1

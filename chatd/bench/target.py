@@ -184,15 +184,18 @@ class Target:
         raise RuntimeError(f"{self.label} was not ready within {timeout:.0f}s")
 
 
-def chatd_settings(port: int, workdir: Path, connections: int, extra: dict[str, dict[str, Any]] | None = None,
-                   ) -> dict[str, dict[str, Any]]:
+def chatd_settings(
+    port: int,
+    workdir: Path,
+    connections: int,
+    extra: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, dict[str, Any]]:
     """Config for a spawned chatd: open mode on loopback, no send rate limit, room for the connections."""
     settings: dict[str, dict[str, Any]] = {
         "server": {"host": "127.0.0.1", "port": port, "log_level": "warning"},
         "auth": {"mode": "open"},
         "store": {"path": str(workdir / "bench.db")},
-        "limits": {"send_rate": 0, "max_connections": max(20_000, connections + 100),
-                   "max_connections_per_user": 32},
+        "limits": {"send_rate": 0, "max_connections": max(20_000, connections + 100), "max_connections_per_user": 32},
     }
     for section, values in (extra or {}).items():
         settings.setdefault(section, {}).update(values)
@@ -204,16 +207,22 @@ def _child_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("CHATD_") and k != "PORT"}
 
 
-def spawn_chatd(connections: int = 1000, extra: dict[str, dict[str, Any]] | None = None,
-                timeout: float = 30.0) -> Target:
+def spawn_chatd(
+    connections: int = 1000, extra: dict[str, dict[str, Any]] | None = None, timeout: float = 30.0
+) -> Target:
     """``python -m chatd serve --config <generated toml>`` on a free port; returns once /readyz answers."""
     workdir = Path(tempfile.mkdtemp(prefix="chatd-bench-"))
     port = free_port()
     config = workdir / "chatd.toml"
     config.write_text(settings_to_toml(chatd_settings(port, workdir, connections, extra)))
     log = open(workdir / "server.log", "ab")
-    proc = subprocess.Popen([sys.executable, "-m", "chatd", "serve", "--config", str(config)], cwd=workdir,
-                            stdout=log, stderr=subprocess.STDOUT, env=_child_env())
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "chatd", "serve", "--config", str(config)],
+        cwd=workdir,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=_child_env(),
+    )
     target = Target("chatd (spawned)", f"ws://127.0.0.1:{port}/ws", pid=proc.pid)
     target.proc, target.workdir = proc, workdir
     target._wait_ready("/readyz", timeout)
@@ -227,16 +236,22 @@ def spawn_naive(timeout: float = 30.0) -> Target:
     workdir = Path(tempfile.mkdtemp(prefix="chatd-bench-naive-"))
     port = free_port()
     log = open(workdir / "server.log", "ab")
-    proc = subprocess.Popen([sys.executable, str(NAIVE_PEER), "--port", str(port)], cwd=workdir, stdout=log,
-                            stderr=subprocess.STDOUT, env=_child_env())
+    proc = subprocess.Popen(
+        [sys.executable, str(NAIVE_PEER), "--port", str(port)],
+        cwd=workdir,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=_child_env(),
+    )
     target = Target("naive FastAPI peer", f"ws://127.0.0.1:{port}/ws", pid=proc.pid)
     target.proc, target.workdir = proc, workdir
     target._wait_ready("/readyz", timeout)
     return target
 
 
-def resolve(spec: str, connections: int, server_pid: int | None = None,
-            extra: dict[str, dict[str, Any]] | None = None) -> Target:
+def resolve(
+    spec: str, connections: int, server_pid: int | None = None, extra: dict[str, dict[str, Any]] | None = None
+) -> Target:
     """``spawn``, ``naive`` or a ws:// URL (``http://`` is accepted and pointed at ``/ws``)."""
     if spec == "spawn":
         return spawn_chatd(connections, extra)
@@ -244,8 +259,9 @@ def resolve(spec: str, connections: int, server_pid: int | None = None,
         return spawn_naive()
     if spec.startswith(("http://", "https://")):
         parts = urlsplit(spec)
-        spec = urlunsplit(("ws" if parts.scheme == "http" else "wss", parts.netloc, parts.path.rstrip("/") or "/ws",
-                           parts.query, ""))
+        spec = urlunsplit(
+            ("ws" if parts.scheme == "http" else "wss", parts.netloc, parts.path.rstrip("/") or "/ws", parts.query, "")
+        )
     if not spec.startswith(("ws://", "wss://")):
         raise ValueError(f"target {spec!r}: give spawn, naive, or a ws:// URL")
     return Target(spec, spec, pid=server_pid)

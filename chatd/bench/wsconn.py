@@ -62,8 +62,13 @@ def with_user(url: str, user: str | None) -> str:
 class WsConn(asyncio.Protocol):
     """One client connection. ``on_frame(frame, now_ns)`` runs for every server frame after the hello."""
 
-    def __init__(self, url: str, token: str | None, on_frame: Callable[[Frame, int], None] | None = None,
-                 on_close: Callable[[WsConn], None] | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        token: str | None,
+        on_frame: Callable[[Frame, int], None] | None = None,
+        on_close: Callable[[WsConn], None] | None = None,
+    ) -> None:
         self.proto = ClientProtocol(parse_uri(url), max_size=None)
         self.token = token
         self.on_frame = on_frame
@@ -78,9 +83,16 @@ class WsConn(asyncio.Protocol):
     # -- connecting --------------------------------------------------------------------------------------------
 
     @classmethod
-    async def open(cls, url: str, host: str, port: int, token: str | None = None, timeout: float = 30.0,
-                   on_frame: Callable[[Frame, int], None] | None = None,
-                   on_close: Callable[[WsConn], None] | None = None) -> WsConn:
+    async def open(
+        cls,
+        url: str,
+        host: str,
+        port: int,
+        token: str | None = None,
+        timeout: float = 30.0,
+        on_frame: Callable[[Frame, int], None] | None = None,
+        on_close: Callable[[WsConn], None] | None = None,
+    ) -> WsConn:
         """Connect, handshake and wait for the server's hello. Raises ConnectError."""
         loop = asyncio.get_running_loop()
         conn = cls(url, token, on_frame, on_close)

@@ -77,15 +77,18 @@ class MemoryBroker(Broker):
 
     async def submit(self, item: IngestItem) -> None:
         size = item_size(item)
-        if (not self._spilling and len(self._mem) < self.max_messages
-                and self._mem_bytes + size <= self.max_bytes):
+        if not self._spilling and len(self._mem) < self.max_messages and self._mem_bytes + size <= self.max_bytes:
             self._mem.append((item, size))
             self._mem_bytes += size
             self._has_work.set()
             return
         if not self._spilling:
-            log.info("ingest queue full (%d items, %d bytes): spilling to %s",
-                     len(self._mem), self._mem_bytes, self._spill.path)
+            log.info(
+                "ingest queue full (%d items, %d bytes): spilling to %s",
+                len(self._mem),
+                self._mem_bytes,
+                self._spill.path,
+            )
         self._spilling = True
         if self._staged_bytes >= self.max_bytes:
             async with self._staged_room:

@@ -31,7 +31,8 @@ class SpillFile:
         # NORMAL survives a process crash, which is what the replay promise is about; items here were never acked.
         await conn.execute("PRAGMA synchronous=NORMAL")
         await conn.execute(
-            "CREATE TABLE IF NOT EXISTS spill (id INTEGER PRIMARY KEY AUTOINCREMENT, item BLOB NOT NULL)")
+            "CREATE TABLE IF NOT EXISTS spill (id INTEGER PRIMARY KEY AUTOINCREMENT, item BLOB NOT NULL)"
+        )
         self.rows = list(await conn.execute_fetchall("SELECT COUNT(*) FROM spill"))[0][0]
         self._conn = conn
 
@@ -51,7 +52,8 @@ class SpillFile:
     async def read_after(self, cursor: int, limit: int) -> list[tuple[int, IngestItem]]:
         assert self._conn is not None
         rows = await self._conn.execute_fetchall(
-            "SELECT id, item FROM spill WHERE id > ? ORDER BY id LIMIT ?", (cursor, limit))
+            "SELECT id, item FROM spill WHERE id > ? ORDER BY id LIMIT ?", (cursor, limit)
+        )
         return [(row[0], _dec.decode(row[1])) for row in rows]
 
     async def drop_through(self, last_id: int) -> None:

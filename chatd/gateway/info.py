@@ -32,8 +32,9 @@ class ServerInfo(msgspec.Struct):
 def _serves_uploads(request: Request[Any, Any, Any]) -> bool:
     # Ask the router instead of a config flag: the upload route may not exist in this build at all, and a flag
     # could claim otherwise.
-    return any(getattr(r, "path", None) == UPLOADS_PATH and "POST" in getattr(r, "methods", ())
-               for r in request.app.routes)
+    return any(
+        getattr(r, "path", None) == UPLOADS_PATH and "POST" in getattr(r, "methods", ()) for r in request.app.routes
+    )
 
 
 @get("/api/server", summary="Server facts for clients: auth mode, version, limits, features")

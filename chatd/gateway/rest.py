@@ -164,16 +164,17 @@ async def list_members(request: Request[Any, Any, Any], principal: Principal, ro
 
 
 @post("/rooms/{room:str}/members", status_code=HTTP_201_CREATED, summary="Invite a user into a room")
-async def invite(request: Request[Any, Any, Any], principal: Principal, room: str,
-                 data: Invite) -> dict[str, Any]:
+async def invite(request: Request[Any, Any, Any], principal: Principal, room: str, data: Invite) -> dict[str, Any]:
     added = await _node(request).rooms.invite(room, principal.user, data.user)
     return {"room": room, "user": data.user, "added": added}
 
 
-@delete("/rooms/{room:str}/members/{user:str}", status_code=HTTP_200_OK,
-        summary="Remove a member (yourself, or anyone if you created the room or are admin)")
-async def remove_member(request: Request[Any, Any, Any], principal: Principal, room: str,
-                        user: str) -> dict[str, Any]:
+@delete(
+    "/rooms/{room:str}/members/{user:str}",
+    status_code=HTTP_200_OK,
+    summary="Remove a member (yourself, or anyone if you created the room or are admin)",
+)
+async def remove_member(request: Request[Any, Any, Any], principal: Principal, room: str, user: str) -> dict[str, Any]:
     node = _node(request)
     removed = await node.rooms.remove(room, principal.user, user)
     record = await node.store.get_room(room)
@@ -200,8 +201,7 @@ async def history(
     room: str,
     after: Annotated[int | None, Parameter(ge=0, description="only messages with seq > after")] = None,
     before: Annotated[int | None, Parameter(ge=1, description="only messages with seq < before")] = None,
-    limit: Annotated[int, Parameter(ge=1, description="at most this many (capped by rooms.history_max_limit)")]
-    = 50,
+    limit: Annotated[int, Parameter(ge=1, description="at most this many (capped by rooms.history_max_limit)")] = 50,
 ) -> dict[str, Any]:
     node = _node(request)
     await node.rooms.get_visible(room, principal.user.name)
@@ -214,10 +214,12 @@ async def history(
     return {"messages": messages, "has_more": more}
 
 
-@post("/rooms/{room:str}/messages", status_code=HTTP_201_CREATED,
-      summary="Send; answers after the message is stored, like a WebSocket ack")
-async def send_message(request: Request[Any, Any, Any], principal: Principal, room: str,
-                       data: NewMessageIn) -> SentOut:
+@post(
+    "/rooms/{room:str}/messages",
+    status_code=HTTP_201_CREATED,
+    summary="Send; answers after the message is stored, like a WebSocket ack",
+)
+async def send_message(request: Request[Any, Any, Any], principal: Principal, room: str, data: NewMessageIn) -> SentOut:
     node = _node(request)
     user = principal.user.name
     client_id = data.client_id or f"rest-{secrets.token_hex(8)}"
@@ -250,7 +252,22 @@ async def create_bots(request: Request[Any, Any, Any], principal: Principal, dat
 
 api_router = Router(
     path="/api",
-    route_handlers=[register, login, logout, me, list_rooms, create_room, get_room, list_members, invite,
-                    remove_member, presence, history, send_message, create_bots, *upload_handlers],
+    route_handlers=[
+        register,
+        login,
+        logout,
+        me,
+        list_rooms,
+        create_room,
+        get_room,
+        list_members,
+        invite,
+        remove_member,
+        presence,
+        history,
+        send_message,
+        create_bots,
+        *upload_handlers,
+    ],
     dependencies={"principal": Provide(provide_principal)},
 )

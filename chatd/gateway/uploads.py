@@ -74,10 +74,15 @@ def _path(root: str, upload_id: str) -> Path:
     return Path(root) / upload_id[:2] / upload_id
 
 
-@post("/uploads", status_code=HTTP_201_CREATED, request_max_body_size=None,
-      summary="Upload an attachment (raw body); reference it from a message by id")
-async def upload(request: Request[Any, Any, Any], principal: Principal, room: str | None = None,
-                 name: str = "upload") -> UploadOut:
+@post(
+    "/uploads",
+    status_code=HTTP_201_CREATED,
+    request_max_body_size=None,
+    summary="Upload an attachment (raw body); reference it from a message by id",
+)
+async def upload(
+    request: Request[Any, Any, Any], principal: Principal, room: str | None = None, name: str = "upload"
+) -> UploadOut:
     node = request.app.state.node
     cfg = node.cfg.uploads
     user = principal.user.name
@@ -99,15 +104,17 @@ async def upload(request: Request[Any, Any, Any], principal: Principal, room: st
             if size > cfg.max_bytes:
                 raise ChatError(Err.TOO_LARGE, f"uploads are limited to {cfg.max_bytes} bytes")
             if len(head) < SNIFF_BYTES:
-                head += chunk[:SNIFF_BYTES - len(head)]
+                head += chunk[: SNIFF_BYTES - len(head)]
             await asyncio.to_thread(f.write, chunk)
         await asyncio.to_thread(f.close)
         if size == 0:
             raise ChatError(Err.BAD_FRAME, "the upload is empty")
         kind = sniff(head)
         if kind is None or kind not in cfg.allowed_types:
-            raise ChatError(Err.UNSUPPORTED_TYPE,
-                            f"file type {kind or 'unknown'} is not accepted; allowed: {', '.join(cfg.allowed_types)}")
+            raise ChatError(
+                Err.UNSUPPORTED_TYPE,
+                f"file type {kind or 'unknown'} is not accepted; allowed: {', '.join(cfg.allowed_types)}",
+            )
         await asyncio.to_thread(os.replace, partial, final)
     except BaseException:
         f.close()
@@ -138,8 +145,11 @@ async def download(request: Request[Any, Any, Any], principal: Principal, upload
         filename=record.name,
         media_type=record.content_type,
         content_disposition_type="inline" if inline else "attachment",
-        headers={"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "default-src 'none'",
-                 "Cache-Control": "private, max-age=86400"},
+        headers={
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "default-src 'none'",
+            "Cache-Control": "private, max-age=86400",
+        },
     )
 
 

@@ -48,8 +48,9 @@ async def ws_endpoint(socket: WebSocket) -> None:
     node: Node = socket.app.state.node
     lim = node.cfg.limits
     headers = socket.headers
-    if not origin_allowed(headers.get("origin"), headers.get("host"), node.cfg.web.allowed_origins,
-                          node.cfg.web.allow_missing_origin):
+    if not origin_allowed(
+        headers.get("origin"), headers.get("host"), node.cfg.web.allowed_origins, node.cfg.web.allow_missing_origin
+    ):
         node.metrics.connections_refused += 1
         await socket.close(code=Close.FORBIDDEN_ORIGIN)  # before accept: the client sees HTTP 403
         return
@@ -77,8 +78,7 @@ class WsSession:
         self.node = node
         self.socket = socket
         lim = node.cfg.limits
-        self.conn = Conn(node.hub.next_id(), user, token_hash, lim.outbound_queue_bytes, self.kick,
-                         time.monotonic())
+        self.conn = Conn(node.hub.next_id(), user, token_hash, lim.outbound_queue_bytes, self.kick, time.monotonic())
         self.limits = FrameLimits(lim.max_frame_bytes, lim.close_frame_bytes)
         self.reply = node.reply_to(self.conn)
         self.closing: Close | None = None
@@ -92,9 +92,17 @@ class WsSession:
         node, conn = self.node, self.conn
         node.hub.register(conn)
         node.metrics.connections_opened += 1
-        conn.send(encode(Hello(user=conn.user, protocol=PROTOCOL_VERSION, node=node.id,
-                               max_frame_bytes=node.cfg.limits.max_frame_bytes,
-                               heartbeat_interval=node.cfg.limits.heartbeat_interval)))
+        conn.send(
+            encode(
+                Hello(
+                    user=conn.user,
+                    protocol=PROTOCOL_VERSION,
+                    node=node.id,
+                    max_frame_bytes=node.cfg.limits.max_frame_bytes,
+                    heartbeat_interval=node.cfg.limits.heartbeat_interval,
+                )
+            )
+        )
         self._writer = asyncio.create_task(self._write_loop(), name=f"chatd-writer-{conn.id}")
         try:
             try:
@@ -129,8 +137,7 @@ class WsSession:
             try:
                 frame = decode_frame(data, limits)
                 if type(frame) is Send:
-                    await node.submit(conn.user, frame.room, frame.body, frame.client_id, frame.attachments,
-                                      self.reply)
+                    await node.submit(conn.user, frame.room, frame.body, frame.client_id, frame.attachments, self.reply)
                 elif type(frame) is Join:
                     await node.join(conn, frame.room, frame.since)
                 elif type(frame) is Leave:
@@ -145,8 +152,9 @@ class WsSession:
                     return
                 self._error(e.err.code, e.message, e.ref)
             except ChatError as e:
-                self._error(e.err.code, e.message, e.ref or getattr(frame, "client_id", None),
-                            getattr(frame, "room", None))
+                self._error(
+                    e.err.code, e.message, e.ref or getattr(frame, "client_id", None), getattr(frame, "room", None)
+                )
 
     def _error(self, code: str, message: str, ref: str | None, room: str | None = None) -> None:
         self.node.metrics.errors_sent += 1
@@ -186,8 +194,7 @@ class WsSession:
         outbox = self.conn.outbox
         if code in (Close.GOING_AWAY, Close.NORMAL, Close.UNAUTHORIZED):
             deadline = time.monotonic() + self.node.cfg.server.drain_timeout
-            while (outbox.frames or self._sending) and time.monotonic() < deadline \
-                    and not self._reader_done.is_set():
+            while (outbox.frames or self._sending) and time.monotonic() < deadline and not self._reader_done.is_set():
                 await asyncio.sleep(0.01)
         if self._writer is not None:
             self._writer.cancel()
@@ -196,7 +203,9 @@ class WsSession:
 
     async def _send_close(self, code: Close) -> None:
         try:
-            await asyncio.wait_for(self.socket.send({"type": "websocket.close", "code": int(code),
-                                                     "reason": code.name.lower()}), CLOSE_GRACE)
+            await asyncio.wait_for(
+                self.socket.send({"type": "websocket.close", "code": int(code), "reason": code.name.lower()}),
+                CLOSE_GRACE,
+            )
         except (TimeoutError, Exception):  # noqa: BLE001 - the peer is gone or stalled; granian drops it
             pass

@@ -79,12 +79,19 @@ def decode_frame(data: str | bytes, limits: FrameLimits) -> ClientFrame:
     else:
         too_big = len(data) > limits.max_frame_bytes
     if too_big:
-        if utf8_len_exceeds(data, limits.close_frame_bytes) if isinstance(data, str) else (
-                len(data) > limits.close_frame_bytes):
-            raise FrameRejected(Err.TOO_LARGE, f"frame exceeds {limits.close_frame_bytes} bytes",
-                                close=Close.MESSAGE_TOO_BIG)
-        raise FrameRejected(Err.TOO_LARGE, f"frame exceeds the {limits.max_frame_bytes}-byte limit; "
-                            "large files go through POST /api/uploads", _ref_of(data))
+        if (
+            utf8_len_exceeds(data, limits.close_frame_bytes)
+            if isinstance(data, str)
+            else (len(data) > limits.close_frame_bytes)
+        ):
+            raise FrameRejected(
+                Err.TOO_LARGE, f"frame exceeds {limits.close_frame_bytes} bytes", close=Close.MESSAGE_TOO_BIG
+            )
+        raise FrameRejected(
+            Err.TOO_LARGE,
+            f"frame exceeds the {limits.max_frame_bytes}-byte limit; large files go through POST /api/uploads",
+            _ref_of(data),
+        )
     try:
         frame = _decoder.decode(data)
     except (msgspec.ValidationError, msgspec.DecodeError) as e:

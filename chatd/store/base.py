@@ -129,8 +129,9 @@ class Store(abc.ABC):
         """Store a batch in one transaction; see the module docstring for the contract."""
 
     @abc.abstractmethod
-    async def history(self, room: str, *, after: int | None = None, before: int | None = None,
-                      limit: int = 100) -> list[Message]:
+    async def history(
+        self, room: str, *, after: int | None = None, before: int | None = None, limit: int = 100
+    ) -> list[Message]:
         """Messages of ``room`` oldest first. With ``before`` only, the newest ``limit`` before it."""
 
     @abc.abstractmethod

@@ -17,20 +17,27 @@ Migration = Callable[[sqlite_utils.Database], None]
 def m001_initial(db: sqlite_utils.Database) -> None:
     db.table("users").create(
         {"name": str, "password_hash": str, "admin": int, "bot": int, "created": int},
-        pk="name", not_null={"admin", "bot", "created"}, defaults={"admin": 0, "bot": 0},
+        pk="name",
+        not_null={"admin", "bot", "created"},
+        defaults={"admin": 0, "bot": 0},
     )
     db.table("tokens").create(
         {"hash": str, "user": str, "created": int},
-        pk="hash", foreign_keys=[("user", "users", "name")], not_null={"user", "created"},
+        pk="hash",
+        foreign_keys=[("user", "users", "name")],
+        not_null={"user", "created"},
     )
     db.table("tokens").create_index(["user"])
     db.table("rooms").create(
         {"name": str, "private": int, "created_by": str, "created": int, "last_seq": int},
-        pk="name", not_null={"private", "created", "last_seq"}, defaults={"last_seq": 0},
+        pk="name",
+        not_null={"private", "created", "last_seq"},
+        defaults={"last_seq": 0},
     )
     db.table("members").create(
         {"room": str, "user": str, "joined": int},
-        pk=("room", "user"), foreign_keys=[("room", "rooms", "name"), ("user", "users", "name")],
+        pk=("room", "user"),
+        foreign_keys=[("room", "rooms", "name"), ("user", "users", "name")],
     )
     db.table("members").create_index(["user"])
     # (room, seq) is the primary key, so history reads are a range scan; WITHOUT ROWID keeps rows in that order.
@@ -51,7 +58,8 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     db.table("messages").create_index(["room", "sender", "client_id"], unique=True, index_name="messages_idem")
     db.table("uploads").create(
         {"id": str, "owner": str, "room": str, "content_type": str, "size": int, "name": str, "created": int},
-        pk="id", not_null={"owner", "content_type", "size", "created"},
+        pk="id",
+        not_null={"owner", "content_type", "size", "created"},
     )
 
 

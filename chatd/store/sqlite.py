@@ -37,14 +37,20 @@ def now_ms() -> int:
 
 
 def _room(row: sqlite3.Row | tuple) -> RoomRecord:
-    return RoomRecord(name=row[0], private=bool(row[1]), created_by=row[2] or "", created=row[3],
-                      last_seq=row[4])
+    return RoomRecord(name=row[0], private=bool(row[1]), created_by=row[2] or "", created=row[3], last_seq=row[4])
 
 
 def _message(row: tuple) -> Message:
     room, seq, sender, client_id, body, ts, attachments = row
-    return Message(room=room, seq=seq, from_=sender, body=body, client_id=client_id, ts=ts,
-                   attachments=_list_decoder.decode(attachments) if attachments else [])
+    return Message(
+        room=room,
+        seq=seq,
+        from_=sender,
+        body=body,
+        client_id=client_id,
+        ts=ts,
+        attachments=_list_decoder.decode(attachments) if attachments else [],
+    )
 
 
 class StoreLocked(Exception):
@@ -86,8 +92,10 @@ class SQLiteStore(Store):
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise StoreLocked(f"another chatd server is using {self.path} (it holds {self.path}.lock); "
-                              "one SQLite store has one server") from None
+            raise StoreLocked(
+                f"another chatd server is using {self.path} (it holds {self.path}.lock); "
+                "one SQLite store has one server"
+            ) from None
         self._lock_fd = fd
 
     async def _connect(self) -> aiosqlite.Connection:
@@ -168,8 +176,9 @@ class SQLiteStore(Store):
 
     async def user_for_token(self, token_hash: str) -> UserRecord | None:
         row = await self._one(
-            "SELECT u.name, u.admin, u.bot, u.created FROM tokens t JOIN users u ON u.name = t.user "
-            "WHERE t.hash = ?", (token_hash,))
+            "SELECT u.name, u.admin, u.bot, u.created FROM tokens t JOIN users u ON u.name = t.user WHERE t.hash = ?",
+            (token_hash,),
+        )
         return UserRecord(row[0], bool(row[1]), bool(row[2]), row[3]) if row else None
 
     async def revoke_token(self, token_hash: str) -> bool:
@@ -184,9 +193,11 @@ class SQLiteStore(Store):
                 await self._w.execute("BEGIN IMMEDIATE")
                 await self._w.execute(
                     "INSERT INTO rooms (name, private, created_by, created, last_seq) VALUES (?, ?, ?, ?, 0)",
-                    (name, int(private), created_by, created))
-                await self._w.execute("INSERT INTO members (room, user, joined) VALUES (?, ?, ?)",
-                                      (name, created_by, created))
+                    (name, int(private), created_by, created),
+                )
+                await self._w.execute(
+                    "INSERT INTO members (room, user, joined) VALUES (?, ?, ?)", (name, created_by, created)
+                )
                 await self._w.execute("COMMIT")
             except sqlite3.IntegrityError:
                 await self._w.execute("ROLLBACK")
@@ -194,21 +205,26 @@ class SQLiteStore(Store):
         return RoomRecord(name, private, created_by, created, 0)
 
     async def get_room(self, name: str) -> RoomRecord | None:
-        row = await self._one("SELECT name, private, created_by, created, last_seq FROM rooms WHERE name = ?",
-                              (name,))
+        row = await self._one("SELECT name, private, created_by, created, last_seq FROM rooms WHERE name = ?", (name,))
         return _room(row) if row else None
 
     async def list_rooms(self, user: str) -> list[tuple[RoomRecord, bool]]:
         rows = await self._r.execute_fetchall(
             "SELECT r.name, r.private, r.created_by, r.created, r.last_seq, m.user IS NOT NULL "
             "FROM rooms r LEFT JOIN members m ON m.room = r.name AND m.user = ? "
-            "WHERE r.private = 0 OR m.user IS NOT NULL ORDER BY r.name", (user,))
+            "WHERE r.private = 0 OR m.user IS NOT NULL ORDER BY r.name",
+            (user,),
+        )
         return [(_room(row), bool(row[5])) for row in rows]
 
     async def add_member(self, room: str, user: str) -> bool:
         try:
-            return await self._write("INSERT OR IGNORE INTO members (room, user, joined) VALUES (?, ?, ?)",
-                                     (room, user, now_ms())) > 0
+            return (
+                await self._write(
+                    "INSERT OR IGNORE INTO members (room, user, joined) VALUES (?, ?, ?)", (room, user, now_ms())
+                )
+                > 0
+            )
         except sqlite3.IntegrityError:
             raise ChatError(Err.NOT_FOUND, f"no user {user!r} or room {room!r}") from None
 
@@ -251,13 +267,16 @@ class SQLiteStore(Store):
             for r in await w.execute_fetchall(
                 f"WITH k(room, sender, client_id) AS (VALUES {placeholders}) "
                 "SELECT m.room, m.sender, m.client_id, m.seq, m.ts FROM k JOIN messages m "
-                "ON m.room = k.room AND m.sender = k.sender AND m.client_id = k.client_id", params)
+                "ON m.room = k.room AND m.sender = k.sender AND m.client_id = k.client_id",
+                params,
+            )
         }
         missing = {m.room for m in batch} - self._last_seq.keys()
         if missing:
             marks = ",".join("?" for _ in missing)
             for name, last in await w.execute_fetchall(
-                    f"SELECT name, last_seq FROM rooms WHERE name IN ({marks})", list(missing)):
+                f"SELECT name, last_seq FROM rooms WHERE name IN ({marks})", list(missing)
+            ):
                 self._last_seq[name] = last
         ts = now_ms()
         rows: list[tuple] = []
@@ -273,22 +292,35 @@ class SQLiteStore(Store):
             except KeyError:
                 raise ChatError(Err.NOT_FOUND, f"room {m.room!r} does not exist") from None
             self._last_seq[m.room] = seq
-            rows.append((m.room, seq, m.sender, m.client_id, m.body, ts,
-                         _json.encode(m.attachments).decode() if m.attachments else None))
+            rows.append(
+                (
+                    m.room,
+                    seq,
+                    m.sender,
+                    m.client_id,
+                    m.body,
+                    ts,
+                    _json.encode(m.attachments).decode() if m.attachments else None,
+                )
+            )
             outcome = Outcome(seq, ts, False)
             existing[key] = Outcome(seq, ts, True)  # a repeat later in the same batch is a duplicate
             outcomes.append(outcome)
         if rows:
             await w.executemany(
                 "INSERT INTO messages (room, seq, sender, client_id, body, ts, attachments) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
             touched = {r[0] for r in rows}
-            await w.executemany("UPDATE rooms SET last_seq = ? WHERE name = ?",
-                                [(self._last_seq[name], name) for name in touched])
+            await w.executemany(
+                "UPDATE rooms SET last_seq = ? WHERE name = ?", [(self._last_seq[name], name) for name in touched]
+            )
         return outcomes
 
-    async def history(self, room: str, *, after: int | None = None, before: int | None = None,
-                      limit: int = 100) -> list[Message]:
+    async def history(
+        self, room: str, *, after: int | None = None, before: int | None = None, limit: int = 100
+    ) -> list[Message]:
         cols = "room, seq, sender, client_id, body, ts, attachments"
         if after is not None:
             sql = f"SELECT {cols} FROM messages WHERE room = ? AND seq > ?"
@@ -315,11 +347,13 @@ class SQLiteStore(Store):
     async def add_upload(self, record: UploadRecord) -> None:
         await self._write(
             "INSERT INTO uploads (id, owner, room, content_type, size, name, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (record.id, record.owner, record.room, record.content_type, record.size, record.name, record.created))
+            (record.id, record.owner, record.room, record.content_type, record.size, record.name, record.created),
+        )
 
     async def get_upload(self, upload_id: str) -> UploadRecord | None:
         row = await self._one(
-            "SELECT id, owner, content_type, size, name, created, room FROM uploads WHERE id = ?", (upload_id,))
+            "SELECT id, owner, content_type, size, name, created, room FROM uploads WHERE id = ?", (upload_id,)
+        )
         return UploadRecord(*row) if row else None
 
     async def attach_uploads(self, ids: Sequence[str], owner: str, room: str) -> list[str]:
@@ -328,7 +362,8 @@ class SQLiteStore(Store):
             for upload_id in ids:
                 cur = await self._w.execute(
                     "UPDATE uploads SET room = ? WHERE id = ? AND owner = ? AND (room IS NULL OR room = ?)",
-                    (room, upload_id, owner, room))
+                    (room, upload_id, owner, room),
+                )
                 if cur.rowcount:
                     bound.append(upload_id)
         return bound

@@ -91,10 +91,20 @@ class FaultyServer:
         if self.acks % self.faults.ack_drop_every == 0:
             self.faults.acks_dropped += 1
         else:
-            await ws.send(json.dumps({"type": "ack", "client_id": frame["client_id"], "room": room, "seq": seq,
-                                      "ts": ts}))
-        text = json.dumps({"type": "message", "room": room, "seq": seq, "from": user, "body": frame["body"],
-                           "client_id": frame["client_id"], "ts": ts})
+            await ws.send(
+                json.dumps({"type": "ack", "client_id": frame["client_id"], "room": room, "seq": seq, "ts": ts})
+            )
+        text = json.dumps(
+            {
+                "type": "message",
+                "room": room,
+                "seq": seq,
+                "from": user,
+                "body": frame["body"],
+                "client_id": frame["client_id"],
+                "ts": ts,
+            }
+        )
         for peer in self.rooms.get(room, []):
             await self._deliver(peer, room, text)
 

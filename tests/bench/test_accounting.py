@@ -12,8 +12,18 @@ from chatd.bench.target import Target
 
 async def test_report_names_exactly_the_drops_duplicates_swaps_and_missing_acks() -> None:
     server = await FaultyServer().start()
-    scn = Scenario(name="faulty", kind="steady", clients=6, rooms=2, rate=300, duration=1.5, warmup=0,
-                   drain_timeout=3, drain_quiet=0.6, metrics_interval=1.0)
+    scn = Scenario(
+        name="faulty",
+        kind="steady",
+        clients=6,
+        rooms=2,
+        rate=300,
+        duration=1.5,
+        warmup=0,
+        drain_timeout=3,
+        drain_quiet=0.6,
+        metrics_interval=1.0,
+    )
     try:
         report = await run_scenario(scn, Target("faulty", server.url), procs=2)
     finally:
@@ -40,8 +50,18 @@ async def test_a_well_behaved_run_against_the_same_server_is_clean() -> None:
     f.drop_every = f.dup_every = f.swap_every = f.ack_drop_every = 10**9
     f.drop_at = f.dup_at = f.swap_at = -1
     await server.start()
-    scn = Scenario(name="clean", kind="steady", clients=4, rooms=2, rate=200, duration=1.0, warmup=0,
-                   drain_timeout=3, drain_quiet=0.5, metrics_interval=1.0)
+    scn = Scenario(
+        name="clean",
+        kind="steady",
+        clients=4,
+        rooms=2,
+        rate=200,
+        duration=1.0,
+        warmup=0,
+        drain_timeout=3,
+        drain_quiet=0.5,
+        metrics_interval=1.0,
+    )
     try:
         report = await run_scenario(scn, Target("clean", server.url), procs=1)
     finally:

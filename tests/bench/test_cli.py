@@ -22,8 +22,21 @@ def run(*args: str) -> tuple[int, str]:
 def test_spawned_smoke_run_loses_nothing_and_writes_json_html_and_svg(tmp_path: Path) -> None:
     out = tmp_path / "smoke.json"
     html = tmp_path / "smoke.html"
-    code, text = run("--spawn", "-s", "smoke", "--duration", "1.5", "-q", "--strict", "--json", str(out),
-                     "--html", str(html), "--svg-dir", str(tmp_path / "svg"))
+    code, text = run(
+        "--spawn",
+        "-s",
+        "smoke",
+        "--duration",
+        "1.5",
+        "-q",
+        "--strict",
+        "--json",
+        str(out),
+        "--html",
+        str(html),
+        "--svg-dir",
+        str(tmp_path / "svg"),
+    )
     assert code == 0, text
     assert "result: CLEAN" in text
     report = json.loads(out.read_text())
@@ -66,8 +79,24 @@ def test_connect_scenario_reports_success_and_memory_per_connection(tmp_path: Pa
 
 def test_compare_runs_each_target_and_prints_ratios(tmp_path: Path) -> None:
     pytest.importorskip("fastapi")
-    code, text = run("compare", "-s", "smoke", "--duration", "1", "--warmup", "0", "-q", "--pause", "0",
-                     "-t", "spawn", "-t", "naive", "--json", str(tmp_path / "cmp.json"))
+    code, text = run(
+        "compare",
+        "-s",
+        "smoke",
+        "--duration",
+        "1",
+        "--warmup",
+        "0",
+        "-q",
+        "--pause",
+        "0",
+        "-t",
+        "spawn",
+        "-t",
+        "naive",
+        "--json",
+        str(tmp_path / "cmp.json"),
+    )
     assert code == 0, text
     assert "comparison: smoke" in text and "naive FastAPI peer" in text and "×)" in text
     runs = json.loads((tmp_path / "cmp.json").read_text())["runs"]
@@ -83,7 +112,8 @@ def test_every_scenario_file_and_preset_loads_and_lays_out_rooms() -> None:
         if scn.kind == "connect":
             continue
         assert sorted(c for cs in lay.members.values() for c in cs) == sorted(
-            c for c, rooms in lay.rooms_of.items() for _ in rooms)
+            c for c, rooms in lay.rooms_of.items() for _ in rooms
+        )
     for scn in PRESETS.values():
         assert scn.description
     dm = layout(PRESETS["dm"], "abc")
@@ -132,15 +162,33 @@ def test_token_mode_users_are_created_as_bots_with_the_admin_token(tmp_path: Pat
     try:
         admin = register(server, "boss")  # the first user to register is the admin
         out = tmp_path / "tokens.json"
-        code, text = run("-t", server.ws, "--admin-token", admin, "--user-prefix", "bot", "-s", "smoke",
-                         "--duration", "1", "--warmup", "0", "-q", "--strict", "--json", str(out))
+        code, text = run(
+            "-t",
+            server.ws,
+            "--admin-token",
+            admin,
+            "--user-prefix",
+            "bot",
+            "-s",
+            "smoke",
+            "--duration",
+            "1",
+            "--warmup",
+            "0",
+            "-q",
+            "--strict",
+            "--json",
+            str(out),
+        )
         assert code == 0, text
         assert json.loads(out.read_text())["tally"]["lost"] == 0
         auth = {"Authorization": f"Bearer {admin}"}
-        rooms = [r["name"] for r in server.get("/api/rooms", headers=auth).json()["rooms"]
-                 if r["name"].startswith("bench-")]
-        members = {m for room in rooms
-                   for m in server.get(f"/api/rooms/{room}/members", headers=auth).json()["members"]}
+        rooms = [
+            r["name"] for r in server.get("/api/rooms", headers=auth).json()["rooms"] if r["name"].startswith("bench-")
+        ]
+        members = {
+            m for room in rooms for m in server.get(f"/api/rooms/{room}/members", headers=auth).json()["members"]
+        }
         assert len(rooms) == 2 and members == {f"bot{i}" for i in range(1, 7)}  # the server numbers bots from 1
         code, text = run("-t", server.ws, "-s", "smoke", "--duration", "1", "-q")  # no credentials: refused
         assert "connections failed" in text and "closed 4401" in text

@@ -12,10 +12,17 @@ Judged = tuple[float | None, str | None, str, list[str]]
 
 
 def _ramp_report(p99s_ms: list[float], cpu: float = 40.0) -> Judged:
-    scn = Scenario(name="r", kind="ramp", steps=[1000.0 * (i + 1) for i in range(len(p99s_ms))], step_duration=1,
-                   warmup=0, slo_p99_ms=50)
-    phases = [Phase(f"{1000 * (i + 1)} msgs/s", float(i), float(i + 1), 1000.0 * (i + 1), 10)
-              for i in range(len(p99s_ms))]
+    scn = Scenario(
+        name="r",
+        kind="ramp",
+        steps=[1000.0 * (i + 1) for i in range(len(p99s_ms))],
+        step_duration=1,
+        warmup=0,
+        slo_p99_ms=50,
+    )
+    phases = [
+        Phase(f"{1000 * (i + 1)} msgs/s", float(i), float(i + 1), 1000.0 * (i + 1), 10) for i in range(len(p99s_ms))
+    ]
     ledger = Ledger("n", phases=phases)
     for ps, ph, p99 in zip(ledger.phase_stats, phases, p99s_ms, strict=True):
         n = int(ph.rate)
@@ -26,8 +33,21 @@ def _ramp_report(p99s_ms: list[float], cpu: float = 40.0) -> Judged:
         ps.delivery.record(int(p99 * 1000) * 2)  # the maximum; with 101 samples the p99 rank lands on the next one
         ps.delivery.record(int(p99 * 1000))
     result = WorkerResult(0, ledger, ConnectStats(attempted=10, ok=10), {}, cpu_seconds=cpu / 100, wall_seconds=1)
-    report = build_report(scn, Target("t", "ws://127.0.0.1:9/ws"), 1, "now", ledger, {}, [result],
-                          ConnectStats(attempted=10, ok=10), [], None, None, None, None)
+    report = build_report(
+        scn,
+        Target("t", "ws://127.0.0.1:9/ws"),
+        1,
+        "now",
+        ledger,
+        {},
+        [result],
+        ConnectStats(attempted=10, ok=10),
+        [],
+        None,
+        None,
+        None,
+        None,
+    )
     return report.sustainable_rate, report.first_failed_step, format_report(report), report.warnings
 
 

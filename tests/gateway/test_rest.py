@@ -42,8 +42,9 @@ def test_login_issues_a_new_token_and_logout_revokes_it(token_server: ChatdProce
     assert bad.status_code == 401 and bad.json()["code"] == "unauthorized"
     nobody = token_server.post("/api/auth/login", json={"username": "ghost", "password": "whatever1"})
     assert nobody.status_code == 401
-    token = token_server.post("/api/auth/login", json={"username": "login_user",
-                                                       "password": "s3cret-pass"}).json()["token"]
+    token = token_server.post("/api/auth/login", json={"username": "login_user", "password": "s3cret-pass"}).json()[
+        "token"
+    ]
     assert token_server.get("/api/me", headers=auth(token)).status_code == 200
     assert token_server.post("/api/auth/logout", headers=auth(token)).json() == {"revoked": True}
     assert token_server.get("/api/me", headers=auth(token)).status_code == 401
@@ -51,8 +52,9 @@ def test_login_issues_a_new_token_and_logout_revokes_it(token_server: ChatdProce
 
 async def test_logout_closes_that_tokens_sockets(token_server: ChatdProcess) -> None:
     token = register(token_server, "logout_ws")
-    other = token_server.post("/api/auth/login", json={"username": "logout_ws",
-                                                       "password": "correct horse"}).json()["token"]
+    other = token_server.post("/api/auth/login", json={"username": "logout_ws", "password": "correct horse"}).json()[
+        "token"
+    ]
     c1 = await Client.connect(token_server.ws, token=token)
     c2 = await Client.connect(token_server.ws, token=other)
     token_server.post("/api/auth/logout", headers=auth(token))
@@ -101,8 +103,12 @@ async def test_private_room_is_denied_over_rest_and_websocket_until_invited(toke
     token_server.post("/api/rooms/vault/messages", headers=auth(owner), json={"body": "the code is 1234"})
     listed = [r["name"] for r in token_server.get("/api/rooms", headers=auth(outsider)).json()["rooms"]]
     assert "vault" not in listed
-    for path in ("/api/rooms/vault", "/api/rooms/vault/messages", "/api/rooms/vault/members",
-                 "/api/rooms/vault/presence"):
+    for path in (
+        "/api/rooms/vault",
+        "/api/rooms/vault/messages",
+        "/api/rooms/vault/members",
+        "/api/rooms/vault/presence",
+    ):
         r = token_server.get(path, headers=auth(outsider))
         assert r.status_code == 403 and r.json()["code"] == "forbidden", path
         assert "1234" not in r.text
@@ -144,13 +150,15 @@ def test_only_the_creator_or_admin_removes_other_members(token_server: ChatdProc
 
 def test_rest_send_is_acked_after_storage_and_idempotent(token_server: ChatdProcess, admin: str) -> None:
     token_server.post("/api/rooms", headers=auth(admin), json={"name": "rest-send"})
-    r = token_server.post("/api/rooms/rest-send/messages", headers=auth(admin),
-                          json={"body": "via rest", "client_id": "r-1"})
+    r = token_server.post(
+        "/api/rooms/rest-send/messages", headers=auth(admin), json={"body": "via rest", "client_id": "r-1"}
+    )
     assert r.status_code == 201
     msg = r.json()
     assert msg["seq"] == 1 and msg["from"] == "root_admin" and msg["client_id"] == "r-1" and msg["ts"] > 0
-    again = token_server.post("/api/rooms/rest-send/messages", headers=auth(admin),
-                              json={"body": "via rest", "client_id": "r-1"}).json()
+    again = token_server.post(
+        "/api/rooms/rest-send/messages", headers=auth(admin), json={"body": "via rest", "client_id": "r-1"}
+    ).json()
     assert again["seq"] == 1 and again["duplicate"] is True
     history = token_server.get("/api/rooms/rest-send/messages", headers=auth(admin)).json()["messages"]
     assert len(history) == 1
@@ -181,8 +189,7 @@ def test_history_pages_by_seq_in_both_directions(token_server: ChatdProcess, adm
     assert page(after=25)["messages"] == []
     first = latest["messages"][0]
     assert set(first) == {"type", "room", "seq", "from", "body", "client_id", "ts"}
-    assert token_server.get("/api/rooms/paged/messages", headers=auth(admin),
-                            params={"limit": 0}).status_code == 400
+    assert token_server.get("/api/rooms/paged/messages", headers=auth(admin), params={"limit": 0}).status_code == 400
 
 
 def test_admin_creates_bots_in_bulk_and_others_cannot(token_server: ChatdProcess, admin: str) -> None:
@@ -190,8 +197,11 @@ def test_admin_creates_bots_in_bulk_and_others_cannot(token_server: ChatdProcess
     bots = r.json()["bots"]
     assert r.status_code == 201 and len(bots) == 12 and bots[0]["name"] == "bot01"
     assert token_server.get("/api/me", headers=auth(bots[3]["token"])).json() == {
-        "name": "bot04", "admin": False, "bot": True, "created": token_server.get(
-            "/api/me", headers=auth(bots[3]["token"])).json()["created"]}
+        "name": "bot04",
+        "admin": False,
+        "bot": True,
+        "created": token_server.get("/api/me", headers=auth(bots[3]["token"])).json()["created"],
+    }
     pleb = register(token_server, "not_admin")
     assert token_server.post("/api/admin/bots", headers=auth(pleb), json={"names": ["x1"]}).status_code == 403
     r = token_server.post("/api/admin/bots", headers=auth(admin), json={"names": ["not_admin"]})
@@ -209,6 +219,12 @@ def test_ops_endpoints(token_server: ChatdProcess) -> None:
     ready = token_server.get("/readyz").json()
     assert ready == {"ready": True, "store": True, "broker": True, "worker": True, "accepting": True}
     metrics = token_server.get("/metrics").text
-    for name in ("chatd_connections", "chatd_messages_in_total", "chatd_ingest_queue_depth",
-                 "chatd_persist_batch_size_bucket", "chatd_persist_seconds_count", "chatd_messages_out_total"):
+    for name in (
+        "chatd_connections",
+        "chatd_messages_in_total",
+        "chatd_ingest_queue_depth",
+        "chatd_persist_batch_size_bucket",
+        "chatd_persist_seconds_count",
+        "chatd_messages_out_total",
+    ):
         assert name in metrics

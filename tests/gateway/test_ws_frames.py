@@ -41,8 +41,15 @@ async def test_send_acks_after_storage_and_fans_out_to_every_joined_connection(s
     assert "duplicate" not in ack
     for client in (a, b):  # the sender's own connection gets the message too
         (msg,) = await client.messages(1)
-        assert msg == {"type": "message", "room": "send-room", "seq": 1, "from": "s_alice", "body": "hello",
-                       "client_id": "k1", "ts": ack["ts"]}
+        assert msg == {
+            "type": "message",
+            "room": "send-room",
+            "seq": 1,
+            "from": "s_alice",
+            "body": "hello",
+            "client_id": "k1",
+            "ts": ack["ts"],
+        }
     stored = server.get("/api/rooms/send-room/messages?user=s_bob").json()["messages"]
     assert [m["body"] for m in stored] == ["hello"]
     assert server.metrics()["chatd_messages_out_total"] - out_before == 2  # encoded once, queued twice
@@ -50,8 +57,7 @@ async def test_send_acks_after_storage_and_fans_out_to_every_joined_connection(s
     await b.close()
 
 
-async def test_resend_with_same_client_id_is_acked_with_the_original_seq_and_not_stored(
-        server: ChatdProcess) -> None:
+async def test_resend_with_same_client_id_is_acked_with_the_original_seq_and_not_stored(server: ChatdProcess) -> None:
     a = await Client.connect(server.ws, user="d_alice")
     await a.join("dup-room")
     first = await a.say("dup-room", "once", "same-id")
@@ -99,8 +105,7 @@ async def test_typing_reaches_others_and_is_never_stored(server: ChatdProcess) -
     await a.join("typing-room")
     await b.join("typing-room")
     await a.send({"type": "typing", "room": "typing-room"})
-    assert await b.expect("typing", skip=("presence",)) == {"type": "typing", "room": "typing-room",
-                                                             "user": "t_alice"}
+    assert await b.expect("typing", skip=("presence",)) == {"type": "typing", "room": "typing-room", "user": "t_alice"}
     await a.send({"type": "ping"})
     assert await a.expect("pong", skip=("presence",)) == {"type": "pong"}  # the typist got no echo
     assert server.get("/api/rooms/typing-room/messages?user=t_bob").json()["messages"] == []
@@ -124,20 +129,22 @@ async def test_presence_frames_announce_arrivals_and_departures(server: ChatdPro
     await a.close()
 
 
-@pytest.mark.parametrize("raw, code", [
-    ("this is not json", "bad_frame"),
-    ("[1, 2, 3]", "bad_frame"),
-    ('{"room": "x"}', "bad_frame"),
-    ('{"type": "dance"}', "unknown_type"),
-    ('{"type": "join", "room": 42}', "bad_frame"),
-    ('{"type": "join", "room": "ok", "colour": "red"}', "bad_frame"),
-    ('{"type": "send", "room": "ok", "body": "hi"}', "bad_frame"),
-    ('{"type": "join", "room": "' + "r" * 5000 + '"}', "bad_frame"),
-    ('{"type": "join", "room": "no such room!"}', "bad_frame"),
-    ('{"type": "join", "room": "ok", "since": 1e400}', "bad_frame"),
-])
-async def test_bad_frames_get_an_error_and_the_connection_stays_open(server: ChatdProcess, raw: str,
-                                                                    code: str) -> None:
+@pytest.mark.parametrize(
+    "raw, code",
+    [
+        ("this is not json", "bad_frame"),
+        ("[1, 2, 3]", "bad_frame"),
+        ('{"room": "x"}', "bad_frame"),
+        ('{"type": "dance"}', "unknown_type"),
+        ('{"type": "join", "room": 42}', "bad_frame"),
+        ('{"type": "join", "room": "ok", "colour": "red"}', "bad_frame"),
+        ('{"type": "send", "room": "ok", "body": "hi"}', "bad_frame"),
+        ('{"type": "join", "room": "' + "r" * 5000 + '"}', "bad_frame"),
+        ('{"type": "join", "room": "no such room!"}', "bad_frame"),
+        ('{"type": "join", "room": "ok", "since": 1e400}', "bad_frame"),
+    ],
+)
+async def test_bad_frames_get_an_error_and_the_connection_stays_open(server: ChatdProcess, raw: str, code: str) -> None:
     c = await Client.connect(server.ws, user="bad_frames")
     await c.send(raw)
     err = await c.expect("error")

@@ -37,17 +37,20 @@ def test_unknown_type_is_named() -> None:
     assert e.err is Err.UNKNOWN_TYPE and "explode" in e.message
 
 
-@pytest.mark.parametrize("frame, fragment", [
-    ({"type": "join"}, "room"),
-    ({"type": "join", "room": 5}, "room"),
-    ({"type": "join", "room": "x" * 500}, "room"),
-    ({"type": "join", "room": "bad name"}, "room"),
-    ({"type": "join", "room": "a", "since": -1}, "since"),
-    ({"type": "join", "room": "a", "extra": 1}, "extra"),
-    ({"type": "send", "room": "a", "body": "x"}, "client_id"),
-    ({"type": "send", "room": "a", "body": "", "client_id": "c"}, "empty"),
-    ({"type": "send", "room": "a", "body": "x", "client_id": "c" * 65}, "client_id"),
-])
+@pytest.mark.parametrize(
+    "frame, fragment",
+    [
+        ({"type": "join"}, "room"),
+        ({"type": "join", "room": 5}, "room"),
+        ({"type": "join", "room": "x" * 500}, "room"),
+        ({"type": "join", "room": "bad name"}, "room"),
+        ({"type": "join", "room": "a", "since": -1}, "since"),
+        ({"type": "join", "room": "a", "extra": 1}, "extra"),
+        ({"type": "send", "room": "a", "body": "x"}, "client_id"),
+        ({"type": "send", "room": "a", "body": "", "client_id": "c"}, "empty"),
+        ({"type": "send", "room": "a", "body": "x", "client_id": "c" * 65}, "client_id"),
+    ],
+)
 def test_wrong_shapes_are_bad_frames_naming_the_field(frame: dict, fragment: str) -> None:
     e = reject(json.dumps(frame))
     assert e.err is Err.BAD_FRAME and fragment in e.message
@@ -70,8 +73,10 @@ def test_frame_far_past_the_limit_closes_with_1009() -> None:
 
 def test_size_is_counted_in_utf8_bytes_not_characters() -> None:
     body = "é" * 600  # 600 characters, 1200 bytes
-    assert reject(json.dumps({"type": "send", "room": "a", "body": body, "client_id": "c"},
-                             ensure_ascii=False)).err is Err.TOO_LARGE
+    assert (
+        reject(json.dumps({"type": "send", "room": "a", "body": body, "client_id": "c"}, ensure_ascii=False)).err
+        is Err.TOO_LARGE
+    )
     assert utf8_len_exceeds("€" * 10, 29) and not utf8_len_exceeds("€" * 10, 30)
 
 

@@ -17,8 +17,9 @@ SENDERS = 5
 PER_SENDER = 3000
 
 
-async def burst_until_killed(server: ChatdProcess, room: str, kill_after_acks: int,
-                             ready_to_kill=None) -> tuple[dict[str, int], list[int]]:
+async def burst_until_killed(
+    server: ChatdProcess, room: str, kill_after_acks: int, ready_to_kill=None
+) -> tuple[dict[str, int], list[int]]:
     """Blast sends from several clients, kill -9 the server mid-burst; returns (acked client_id → seq, seqs a
     subscribed reader saw before the crash)."""
     senders = [await Client.connect(server.ws, user=f"crash{i}") for i in range(SENDERS)]
@@ -45,8 +46,11 @@ async def burst_until_killed(server: ChatdProcess, room: str, kill_after_acks: i
                 f = await c.recv(60)
                 if f["type"] == "ack":
                     acked[f["client_id"]] = f["seq"]
-                    if len(acked) >= kill_after_acks and not killed.is_set() and (
-                            ready_to_kill is None or ready_to_kill()):
+                    if (
+                        len(acked) >= kill_after_acks
+                        and not killed.is_set()
+                        and (ready_to_kill is None or ready_to_kill())
+                    ):
                         server.kill()
                         killed.set()
         except (TimeoutError, websockets.ConnectionClosed):
@@ -107,10 +111,12 @@ async def test_kill_9_mid_burst_loses_no_acked_message_and_clients_resume(make_s
 
 
 async def test_a_spill_that_survives_a_crash_is_replayed_exactly_once(make_server) -> None:
-    server: ChatdProcess = make_server({
-        "broker": {"queue_max_messages": 50, "queue_max_bytes": 64 * 1024},
-        "store": {"synchronous": "FULL", "batch_max": 8},
-    }).start()
+    server: ChatdProcess = make_server(
+        {
+            "broker": {"queue_max_messages": 50, "queue_max_bytes": 64 * 1024},
+            "store": {"synchronous": "FULL", "batch_max": 8},
+        }
+    ).start()
     room = "spill-crash"
     spill_path = server.settings["store"]["path"] + ".spill"
 

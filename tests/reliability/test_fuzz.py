@@ -49,35 +49,47 @@ def is_valid(raw: str | bytes) -> bool:
         return keys == {"room"} and is_room(frame["room"])
     if kind == "join":
         since = frame.get("since")
-        return keys <= {"room", "since"} and "room" in keys and is_room(frame["room"]) and (
-            since is None or (type(since) is int and 0 <= since <= 2**53 - 1))
+        return (
+            keys <= {"room", "since"}
+            and "room" in keys
+            and is_room(frame["room"])
+            and (since is None or (type(since) is int and 0 <= since <= 2**53 - 1))
+        )
     if kind == "send":
         if not ({"room", "body", "client_id"} <= keys <= {"room", "body", "client_id", "attachments"}):
             return False
         att = frame.get("attachments", [])
         cid = frame["client_id"]
-        return (is_room(frame["room"]) and type(frame["body"]) is str and type(cid) is str
-                and 1 <= len(cid) <= 64 and type(att) is list and len(att) <= 10
-                and all(type(a) is str and 1 <= len(a) <= 64 and UPLOAD_RE.match(a) for a in att)
-                and (frame["body"] != "" or len(att) > 0))
+        return (
+            is_room(frame["room"])
+            and type(frame["body"]) is str
+            and type(cid) is str
+            and 1 <= len(cid) <= 64
+            and type(att) is list
+            and len(att) <= 10
+            and all(type(a) is str and 1 <= len(a) <= 64 and UPLOAD_RE.match(a) for a in att)
+            and (frame["body"] != "" or len(att) > 0)
+        )
     return False
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-2**60, 2**60) | st.floats(allow_nan=False) | st.text(max_size=40),
+    st.none() | st.booleans() | st.integers(-(2**60), 2**60) | st.floats(allow_nan=False) | st.text(max_size=40),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
     max_leaves=12,
 )
 rooms = st.sampled_from(["fuzz", "fuzz-2", "", "a" * 65, "with space", "ok.room:1@x"]) | st.text(max_size=70)
-templates = st.sampled_from([
-    {"type": "join", "room": "fuzz"},
-    {"type": "join", "room": "fuzz", "since": 0},
-    {"type": "leave", "room": "fuzz"},
-    {"type": "send", "room": "fuzz", "body": "hello", "client_id": "c1"},
-    {"type": "send", "room": "fuzz", "body": "", "client_id": "c2", "attachments": ["abc"]},
-    {"type": "typing", "room": "fuzz"},
-    {"type": "ping"},
-])
+templates = st.sampled_from(
+    [
+        {"type": "join", "room": "fuzz"},
+        {"type": "join", "room": "fuzz", "since": 0},
+        {"type": "leave", "room": "fuzz"},
+        {"type": "send", "room": "fuzz", "body": "hello", "client_id": "c1"},
+        {"type": "send", "room": "fuzz", "body": "", "client_id": "c2", "attachments": ["abc"]},
+        {"type": "typing", "room": "fuzz"},
+        {"type": "ping"},
+    ]
+)
 
 
 @st.composite
@@ -111,8 +123,10 @@ frames = (
 
 @pytest.fixture(scope="module")
 def fuzz_server(tmp_path_factory: pytest.TempPathFactory):
-    proc = ChatdProcess(tmp_path_factory.mktemp("fuzz"), {
-        "limits": {"max_frame_bytes": MAX_FRAME, "close_frame_bytes": 1024 * 1024, "send_rate": 0}}).start()
+    proc = ChatdProcess(
+        tmp_path_factory.mktemp("fuzz"),
+        {"limits": {"max_frame_bytes": MAX_FRAME, "close_frame_bytes": 1024 * 1024, "send_rate": 0}},
+    ).start()
     yield proc
     proc.stop()
 
@@ -148,8 +162,9 @@ def exchange(ws: Any, raw: str | bytes) -> list[dict[str, Any]]:
     return got
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                   HealthCheck.too_slow])
+@settings(
+    max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(raw=frames)
 def test_random_and_mutated_frames_get_errors_and_never_break_the_server(conn: Any, raw: str | bytes) -> None:
     answers = exchange(conn, raw)

@@ -29,7 +29,7 @@ async def close_code_after(server: ChatdProcess, size: int, fragment: int | None
     payload = "x" * size
     try:
         if fragment:
-            await ws.send(payload[i:i + fragment] for i in range(0, size, fragment))
+            await ws.send(payload[i : i + fragment] for i in range(0, size, fragment))
         else:
             await ws.send(payload)
         await ws.recv()

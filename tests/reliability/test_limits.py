@@ -15,12 +15,23 @@ from harness import ChatdProcess, Client
 
 @pytest.fixture(scope="module")
 def tight(tmp_path_factory: pytest.TempPathFactory):
-    proc = ChatdProcess(tmp_path_factory.mktemp("tight"), {
-        "limits": {"max_frame_bytes": 4096, "close_frame_bytes": 65536, "send_rate": 5, "send_burst": 5,
-                   "max_connections": 12, "max_connections_per_user": 3, "handshake_timeout": 1.0,
-                   "heartbeat_interval": 0.5, "heartbeat_timeout": 1.5},
-        "web": {"allowed_origins": ["https://chat.example.org", "http://localhost:*"]},
-    }).start()
+    proc = ChatdProcess(
+        tmp_path_factory.mktemp("tight"),
+        {
+            "limits": {
+                "max_frame_bytes": 4096,
+                "close_frame_bytes": 65536,
+                "send_rate": 5,
+                "send_burst": 5,
+                "max_connections": 12,
+                "max_connections_per_user": 3,
+                "handshake_timeout": 1.0,
+                "heartbeat_interval": 0.5,
+                "heartbeat_timeout": 1.5,
+            },
+            "web": {"allowed_origins": ["https://chat.example.org", "http://localhost:*"]},
+        },
+    ).start()
     yield proc
     proc.stop()
 
@@ -114,15 +125,19 @@ async def test_heartbeat_pings_quiet_clients_and_closes_dead_ones(tight: ChatdPr
     await alive.close()
 
 
-@pytest.mark.parametrize("origin, allowed", [
-    ("https://evil.example", False),
-    ("null", False),
-    ("https://chat.example.org", True),
-    ("http://localhost:5173", True),
-    (None, True),
-])
-async def test_browser_origins_are_checked_against_the_allowlist(tight: ChatdProcess, origin: str | None,
-                                                                 allowed: bool) -> None:
+@pytest.mark.parametrize(
+    "origin, allowed",
+    [
+        ("https://evil.example", False),
+        ("null", False),
+        ("https://chat.example.org", True),
+        ("http://localhost:5173", True),
+        (None, True),
+    ],
+)
+async def test_browser_origins_are_checked_against_the_allowlist(
+    tight: ChatdProcess, origin: str | None, allowed: bool
+) -> None:
     kw = {"origin": origin} if origin else {}
     if allowed:
         c = await Client.connect(tight.ws, user="origin_ok", **kw)

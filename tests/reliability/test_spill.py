@@ -57,11 +57,13 @@ async def burst(server: ChatdProcess) -> tuple[int, int]:
 
 
 async def test_burst_spills_and_every_message_is_stored_once_in_order_with_bounded_memory(make_server) -> None:
-    server: ChatdProcess = make_server({
-        "broker": {"queue_max_messages": 200, "queue_max_bytes": 256 * 1024},
-        # Commits that wait for the disk let the queue fill, as a slow disk or a real burst would.
-        "store": {"synchronous": "FULL", "batch_max": 100},
-    }).start()
+    server: ChatdProcess = make_server(
+        {
+            "broker": {"queue_max_messages": 200, "queue_max_bytes": 256 * 1024},
+            # Commits that wait for the disk let the queue fill, as a slow disk or a real burst would.
+            "store": {"synchronous": "FULL", "batch_max": 100},
+        }
+    ).start()
     acks, growth = await burst(server)
     total = SENDERS * PER_SENDER
     assert acks == total

@@ -18,8 +18,13 @@ def up_server(tmp_path_factory: pytest.TempPathFactory):
 
 
 def upload(server: ChatdProcess, user: str, data: bytes, **params: str) -> httpx.Response:
-    return httpx.post(server.http + "/api/uploads", params={"user": user, **params}, content=data,
-                      headers={"Content-Type": "application/octet-stream"}, timeout=30)
+    return httpx.post(
+        server.http + "/api/uploads",
+        params={"user": user, **params},
+        content=data,
+        headers={"Content-Type": "application/octet-stream"},
+        timeout=30,
+    )
 
 
 async def test_a_photo_is_uploaded_attached_and_served_only_to_room_members(up_server: ChatdProcess) -> None:
@@ -66,8 +71,7 @@ def test_uploads_over_the_cap_are_refused_and_leave_nothing_behind(up_server: Ch
 
 def test_the_type_is_sniffed_not_trusted(up_server: ChatdProcess) -> None:
     exe = b"MZ\x90\x00" + b"\x00\xff" * 300
-    r = httpx.post(up_server.http + "/api/uploads?user=sniffer", content=exe,
-                   headers={"Content-Type": "image/png"})
+    r = httpx.post(up_server.http + "/api/uploads?user=sniffer", content=exe, headers={"Content-Type": "image/png"})
     assert r.status_code == 415 and r.json()["code"] == "unsupported_type"
     r = upload(up_server, "sniffer", "plain words, ünïcode too".encode())
     assert r.status_code == 201 and r.json()["content_type"] == "text/plain"

@@ -23,8 +23,15 @@ CHROMIUM = os.environ.get("CHATD_CHROMIUM") or shutil.which("chromium") or "/usr
 ARTIFACTS = ROOT / "test-artifacts" / "web"
 # Without the background-networking flags Chromium keeps dialling Google services, which this closed network
 # refuses; quic and sync likewise.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 DESKTOP = {"width": 1100, "height": 700}
 PHONE = {"width": 390, "height": 760}
 TIMEOUT_MS = 15_000  # a generous ceiling for one step; tests wait for states, never for fixed times
@@ -101,16 +108,18 @@ class ChatPage:
 
     def bodies(self) -> list[str]:
         """The delivered messages on screen, top to bottom."""
-        return self.page.eval_on_selector_all("#messages > li", "els => els.map(e => e.querySelector('.body')"
-                                              "?.textContent ?? '')")
+        return self.page.eval_on_selector_all(
+            "#messages > li", "els => els.map(e => e.querySelector('.body')?.textContent ?? '')"
+        )
 
     def seqs(self) -> list[int]:
         return [int(s) for s in self.page.eval_on_selector_all("#messages > li", "els => els.map(e => e.dataset.seq)")]
 
     def message(self, text: str) -> Any:
         """The delivered message with exactly this body."""
-        return self.page.locator("#messages > li", has=self.page.locator(".body", has_text=re.compile(
-            f"^{re.escape(text)}$")))
+        return self.page.locator(
+            "#messages > li", has=self.page.locator(".body", has_text=re.compile(f"^{re.escape(text)}$"))
+        )
 
     def wait_message(self, text: str) -> Any:
         loc = self.message(text)
@@ -122,7 +131,9 @@ class ChatPage:
         try:
             self.page.wait_for_function(
                 "want => JSON.stringify([...document.querySelectorAll('#messages > li')].map("
-                "e => e.querySelector('.body')?.textContent ?? '')) === JSON.stringify(want)", arg=expected)
+                "e => e.querySelector('.body')?.textContent ?? '')) === JSON.stringify(want)",
+                arg=expected,
+            )
         except Exception:
             assert self.bodies() == expected
             raise

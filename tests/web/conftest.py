@@ -35,8 +35,7 @@ def people(browser: Any, request: pytest.FixtureRequest) -> Iterator[Callable[..
     test-artifacts/web/, and an uncaught JavaScript error in any page fails the test."""
     made: list[ChatPage] = []
 
-    def make(name: str, viewport: dict[str, int] | None = None,
-             setup: Callable[[Any], None] | None = None) -> ChatPage:
+    def make(name: str, viewport: dict[str, int] | None = None, setup: Callable[[Any], None] | None = None) -> ChatPage:
         context = browser.new_context(viewport=viewport or DESKTOP)
         context.set_default_timeout(TIMEOUT_MS)
         page = context.new_page()

@@ -28,8 +28,10 @@ CONVERSATION = [
     ("carol", "Scroll-back through last week works too, it pages in older history as you go."),
     ("alice", "Next up: the bench numbers for the README."),
 ]
-OTHER_ROOMS = {"random": [("carol", "Lunch at noon?"), ("bob", "In!"), ("carol", "Booked for three.")],
-               "ops": [("bob", "Disk on node-2 is at 61%, fine for now.")]}
+OTHER_ROOMS = {
+    "random": [("carol", "Lunch at noon?"), ("bob", "In!"), ("carol", "Booked for three.")],
+    "ops": [("bob", "Disk on node-2 is at 61%, fine for now.")],
+}
 
 
 def make_screenshot(out: Path) -> Path:
@@ -41,6 +43,7 @@ def make_screenshot(out: Path) -> Path:
     with tempfile.TemporaryDirectory() as tmp:
         server = ChatdProcess(Path(tmp)).start()
         try:
+
             def say(room: str, user: str, body: str) -> None:
                 r = server.post(f"/api/rooms/{room}/messages?user={user}", json={"body": body})
                 assert r.status_code == 201, r.text

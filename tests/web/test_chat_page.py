@@ -14,7 +14,8 @@ pytestmark = pytest.mark.browser
 
 
 def test_two_pages_chat_live_with_sender_time_presence_and_typing(
-        server: ChatdProcess, people: Callable[..., ChatPage]) -> None:
+    server: ChatdProcess, people: Callable[..., ChatPage]
+) -> None:
     alice = people("alice").goto(server, "lobby").sign_in()
     bob = people("bob").goto(server, "lobby").sign_in()
     alice.wait_live("lobby")
@@ -23,8 +24,7 @@ def test_two_pages_chat_live_with_sender_time_presence_and_typing(
     alice.send("hello bob")
     seen = bob.wait_message("hello bob")
     assert seen.locator(".from").inner_text() == "alice"
-    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z",
-                        seen.locator("time").get_attribute("datetime") or "")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", seen.locator("time").get_attribute("datetime") or "")
     assert seen.locator("time").inner_text().strip()  # a human-readable time is shown
 
     # The sender's copy ends up delivered: acked by the server, with the check mark.
@@ -55,7 +55,8 @@ def test_two_pages_chat_live_with_sender_time_presence_and_typing(
 
 
 def test_rooms_list_shows_unread_counts_and_rooms_can_be_created_and_joined(
-        server: ChatdProcess, people: Callable[..., ChatPage]) -> None:
+    server: ChatdProcess, people: Callable[..., ChatPage]
+) -> None:
     carol = people("carol").goto(server, "cafe").sign_in()
     dave = people("dave").goto(server, "cafe").sign_in()
     carol.wait_live("cafe")
@@ -79,7 +80,8 @@ def test_rooms_list_shows_unread_counts_and_rooms_can_be_created_and_joined(
     badge = dave.page.locator('#room-list .room-link[data-room="garden"] .badge')
     badge.wait_for()
     dave.page.wait_for_function(
-        "() => document.querySelector('#room-list .room-link[data-room=\"garden\"]').dataset.unread === '2'")
+        "() => document.querySelector('#room-list .room-link[data-room=\"garden\"]').dataset.unread === '2'"
+    )
     assert badge.inner_text().startswith("2")
     assert dave.page.title() == "(2) chatd"
 
@@ -92,8 +94,7 @@ def test_rooms_list_shows_unread_counts_and_rooms_can_be_created_and_joined(
     assert dave.page.locator('#room-list .room-link[data-room="garden"] .badge').count() == 0
 
 
-def test_keyboard_only_send_newline_and_room_switching(server: ChatdProcess,
-                                                       people: Callable[..., ChatPage]) -> None:
+def test_keyboard_only_send_newline_and_room_switching(server: ChatdProcess, people: Callable[..., ChatPage]) -> None:
     erin = people("erin").goto(server, "kb-one").sign_in()
     erin.wait_live("kb-one")
     page = erin.page
@@ -148,8 +149,9 @@ def test_phone_sized_screen_uses_a_room_drawer(server: ChatdProcess, people: Cal
     assert page.evaluate("document.activeElement.id") == "composer-input"
 
 
-def test_a_private_room_the_user_was_not_invited_to_says_so(server: ChatdProcess,
-                                                            people: Callable[..., ChatPage]) -> None:
+def test_a_private_room_the_user_was_not_invited_to_says_so(
+    server: ChatdProcess, people: Callable[..., ChatPage]
+) -> None:
     r = server.post("/api/rooms?user=owner", json={"name": "secret", "private": True})
     assert r.status_code == 201, r.text
     server.post("/api/rooms/secret/messages?user=owner", json={"body": "for members only"})

@@ -27,7 +27,8 @@ def seeded_room(server: ChatdProcess) -> str:
 
 
 def test_scrolling_up_loads_older_messages_until_the_beginning(
-        people: Callable[..., ChatPage], server: ChatdProcess, seeded_room: str) -> None:
+    people: Callable[..., ChatPage], server: ChatdProcess, seeded_room: str
+) -> None:
     reader = people("reader").goto(server, seeded_room).sign_in()
     reader.wait_live(seeded_room)
     page = reader.page
@@ -38,8 +39,13 @@ def test_scrolling_up_loads_older_messages_until_the_beginning(
     assert first_screen[-1] == f"m{SEEDED:03d}"
     assert "m001" not in first_screen
     assert first_screen == sorted(first_screen)
-    assert page.evaluate("(() => { const l = document.getElementById('log');"
-                         " return l.scrollHeight - l.scrollTop - l.clientHeight; })()") < 5
+    assert (
+        page.evaluate(
+            "(() => { const l = document.getElementById('log');"
+            " return l.scrollHeight - l.scrollTop - l.clientHeight; })()"
+        )
+        < 5
+    )
     reader.screenshot("history-newest.png")
 
     # Scroll up with the keyboard (the message log is focusable), page after page, until the beginning.
@@ -60,7 +66,8 @@ def test_scrolling_up_loads_older_messages_until_the_beginning(
 
 
 def test_older_messages_load_with_the_button_too_and_keep_the_reading_position(
-        people: Callable[..., ChatPage], server: ChatdProcess, seeded_room: str) -> None:
+    people: Callable[..., ChatPage], server: ChatdProcess, seeded_room: str
+) -> None:
     reader = people("reader2").goto(server, seeded_room).sign_in()
     reader.wait_live(seeded_room)
     page = reader.page
@@ -68,9 +75,11 @@ def test_older_messages_load_with_the_button_too_and_keep_the_reading_position(
     shown = reader.bodies()
     anchor = "m100"  # a message on screen near the bottom
     assert anchor in shown and "m001" not in shown
-    where = ("() => { const el = [...document.querySelectorAll('#messages > li')].find("
-             f"e => e.querySelector('.body').textContent === '{anchor}');"
-             " return el.getBoundingClientRect().top - document.getElementById('log').getBoundingClientRect().top; }")
+    where = (
+        "() => { const el = [...document.querySelectorAll('#messages > li')].find("
+        f"e => e.querySelector('.body').textContent === '{anchor}');"
+        " return el.getBoundingClientRect().top - document.getElementById('log').getBoundingClientRect().top; }"
+    )
     before = page.evaluate(where)
 
     # Click it without scrolling it into view first (a real click would scroll to the top, which loads older
@@ -78,6 +87,6 @@ def test_older_messages_load_with_the_button_too_and_keep_the_reading_position(
     page.eval_on_selector("#load-older", "b => b.click()")
     page.wait_for_function("n => document.querySelectorAll('#messages > li').length > n", arg=len(shown))
     bodies = reader.bodies()
-    assert len(bodies) > len(shown) and bodies == sorted(bodies) and bodies[-len(shown):] == shown
+    assert len(bodies) > len(shown) and bodies == sorted(bodies) and bodies[-len(shown) :] == shown
     # What the reader was looking at did not move: the scroll position absorbs the rows added above.
     assert abs(page.evaluate(where) - before) <= 2

@@ -27,7 +27,8 @@ def stored_bodies(server: ChatdProcess, room: str, user: str) -> list[str]:
 
 
 def test_offline_page_catches_up_on_missed_messages_exactly_once_in_order(
-        server: ChatdProcess, people: Callable[..., ChatPage]) -> None:
+    server: ChatdProcess, people: Callable[..., ChatPage]
+) -> None:
     room = "offline-room"
     alice = people("alice").goto(server, room).sign_in()
     bob = people("bob").goto(server, room).sign_in()
@@ -72,7 +73,8 @@ def test_offline_page_catches_up_on_missed_messages_exactly_once_in_order(
 
 
 def test_server_restart_resumes_without_loss_or_duplicates(
-        make_server: Callable[..., ChatdProcess], people: Callable[..., ChatPage]) -> None:
+    make_server: Callable[..., ChatdProcess], people: Callable[..., ChatPage]
+) -> None:
     server = make_server().start()
     room = "restart-room"
     alice = people("alice").goto(server, room).sign_in()
@@ -95,6 +97,7 @@ def test_server_restart_resumes_without_loss_or_duplicates(
     bob.wait_live(room)
     bob.send("b2")
     expected = ["a1", "b1", "c1 right after the restart", "a2 while the server is down", "b2"]
+
     # The order of c1 / a2 / b2 is whatever the server stored; what matters is that both pages show exactly the
     # stored sequence.
     def all_stored() -> list[str] | None:
@@ -156,7 +159,8 @@ class AckSwallower:
 
 
 def test_pending_then_delivered_and_a_lost_ack_never_double_posts(
-        server: ChatdProcess, people: Callable[..., ChatPage]) -> None:
+    server: ChatdProcess, people: Callable[..., ChatPage]
+) -> None:
     room = "ack-room"
     swallower = AckSwallower("alice")
     alice = people("alice", setup=lambda page: page.route_web_socket("**/ws?*", swallower))
@@ -190,15 +194,21 @@ def test_pending_then_delivered_and_a_lost_ack_never_double_posts(
 
 
 def test_a_capped_replay_is_continued_until_the_page_is_live_again(
-        make_server: Callable[..., ChatdProcess], people: Callable[..., ChatPage]) -> None:
+    make_server: Callable[..., ChatdProcess], people: Callable[..., ChatPage]
+) -> None:
     server = make_server({"rooms": {"replay_max": 4}}).start()
     room = "capped-room"
     joined: list[dict[str, Any]] = []
 
     def watch(page: Any) -> None:
         def on_socket(ws: Any) -> None:
-            ws.on("framereceived", lambda payload: joined.extend(
-                f for f in map(json.loads, str(payload).split("\n")) if f["type"] == "joined"))
+            ws.on(
+                "framereceived",
+                lambda payload: joined.extend(
+                    f for f in map(json.loads, str(payload).split("\n")) if f["type"] == "joined"
+                ),
+            )
+
         page.on("websocket", on_socket)
 
     alice = people("alice", setup=watch).goto(server, room).sign_in()

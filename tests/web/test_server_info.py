@@ -17,8 +17,9 @@ def test_open_mode_server_says_open_and_has_no_registration(server: ChatdProcess
 
 
 def test_token_mode_server_reports_whether_registration_is_open(make_server: Callable[..., ChatdProcess]) -> None:
-    closed = make_server({"auth": {"mode": "token", "registration": False},
-                          "limits": {"max_frame_bytes": 4096}}).start()
+    closed = make_server(
+        {"auth": {"mode": "token", "registration": False}, "limits": {"max_frame_bytes": 4096}}
+    ).start()
     info = closed.get("/api/server").json()
     assert info["auth_mode"] == "token" and info["registration"] is False and info["max_frame_bytes"] == 4096
 

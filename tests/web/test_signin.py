@@ -14,7 +14,8 @@ pytestmark = pytest.mark.browser
 
 
 def test_token_mode_register_sign_out_and_log_in_again(
-        token_server: ChatdProcess, people: Callable[..., ChatPage]) -> None:
+    token_server: ChatdProcess, people: Callable[..., ChatPage]
+) -> None:
     gina = people("gina").goto(token_server, "welcome")
     page = gina.page
     page.wait_for_selector("#signin-form")
@@ -50,7 +51,8 @@ def test_token_mode_register_sign_out_and_log_in_again(
 
 
 def test_a_revoked_token_closes_the_socket_with_4401_and_returns_to_sign_in(
-        token_server: ChatdProcess, people: Callable[..., ChatPage]) -> None:
+    token_server: ChatdProcess, people: Callable[..., ChatPage]
+) -> None:
     hank = people("hank").goto(token_server, "welcome").sign_in(password="correct horse", register=True)
     hank.wait_live("welcome")
     token = hank.page.evaluate("JSON.parse(localStorage.getItem('chatd.session')).token")
