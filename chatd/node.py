@@ -15,7 +15,7 @@ import socket
 import time
 from collections.abc import Callable
 
-from chatd.accounts import Accounts
+from chatd.accounts import Accounts, token_hash
 from chatd.broker import make_broker
 from chatd.broker.base import Completion, Delivery, IngestItem
 from chatd.config import Config
@@ -26,7 +26,7 @@ from chatd.protocol.frames import PING, Ack, Joined, Left, Presence, TypingNotic
 from chatd.protocol.limits import TokenBucket
 from chatd.rooms import Rooms
 from chatd.store import make_store
-from chatd.store.base import NewMessage
+from chatd.store.base import NewMessage, UserRecord
 from chatd.worker import Worker
 
 log = logging.getLogger("chatd")
@@ -213,6 +213,43 @@ class Node:
         if room not in conn.subs:
             await self.rooms.require_member(room, conn.user)
         await self.broker.publish([Delivery(room, 0, encode(TypingNotice(room, conn.user)), self.id, conn.id)])
+
+    # --- actions that reach a user's sockets wherever they are ------------------------------------------------
+    # The gateway calls these instead of touching the hub, so that scale-out can route them to every node.
+
+    def tell_user(self, user: str, text: str) -> None:
+        """Push an encoded frame to every open connection of ``user``."""
+        for conn in self.hub.connections_of(user):
+            conn.send(text)
+
+    def kick_user(self, user: str, code: Close) -> None:
+        """Close every open connection of ``user`` (disabled account)."""
+        for conn in self.hub.connections_of(user):
+            conn.kick(code)
+
+    def kick_token(self, user: str, token_hash: str, code: Close) -> None:
+        """Close every open connection that authenticated with this token (logout, revoked token)."""
+        for conn in self.hub.connections_of(user):
+            if conn.token_hash == token_hash:
+                conn.kick(code)
+
+    async def logout(self, user: str, token: str) -> bool:
+        revoked = await self.accounts.logout(token)
+        self.kick_token(user, token_hash(token), Close.UNAUTHORIZED)
+        return revoked
+
+    async def remove_member(self, room: str, actor: UserRecord, target: str) -> bool:
+        """Remove ``target`` from ``room``; in a private room their sockets stop getting its frames at once."""
+        removed = await self.rooms.remove(room, actor, target)
+        record = await self.store.get_room(room)
+        if record is not None and record.private:
+            for conn in self.hub.drop_member(room, target):
+                conn.send(encode(Left(room, "removed")))
+        return removed
+
+    async def presence(self, room: str) -> list[str]:
+        """Users connected to ``room``."""
+        return self.hub.present(room)
 
     async def disconnected(self, conn: Conn) -> None:
         for room in self.hub.unregister(conn):

@@ -15,11 +15,11 @@ from litestar.di import Provide
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
-from chatd.errors import ChatError, Close, Err
+from chatd.errors import ChatError, Err
 from chatd.gateway.auth import Principal, authenticate
 from chatd.gateway.uploads import upload_handlers
 from chatd.node import Node
-from chatd.protocol.frames import ClientId, Left, Message, Room, UploadId, UserName, encode
+from chatd.protocol.frames import ClientId, Message, Room, UploadId, UserName
 from chatd.protocol.limits import utf8_len_exceeds
 from chatd.store.base import RoomRecord, UserRecord
 
@@ -121,12 +121,7 @@ async def logout(request: Request[Any, Any, Any], principal: Principal) -> dict[
     node = _node(request)
     if principal.token is None:
         return {"revoked": False}
-    revoked = await node.accounts.logout(principal.token)
-    th = principal.token_hash
-    for conn in node.hub.connections_of(principal.user.name):
-        if conn.token_hash == th:
-            conn.kick(Close.UNAUTHORIZED)
-    return {"revoked": revoked}
+    return {"revoked": await node.logout(principal.user.name, principal.token)}
 
 
 @get("/me", summary="Who am I")
@@ -176,11 +171,7 @@ async def invite(request: Request[Any, Any, Any], principal: Principal, room: st
 )
 async def remove_member(request: Request[Any, Any, Any], principal: Principal, room: str, user: str) -> dict[str, Any]:
     node = _node(request)
-    removed = await node.rooms.remove(room, principal.user, user)
-    record = await node.store.get_room(room)
-    if record is not None and record.private:
-        for conn in node.hub.drop_member(room, user):
-            conn.send(encode(Left(room, "removed")))
+    removed = await node.remove_member(room, principal.user, user)
     return {"room": room, "user": user, "removed": removed}
 
 
@@ -188,7 +179,7 @@ async def remove_member(request: Request[Any, Any, Any], principal: Principal, r
 async def presence(request: Request[Any, Any, Any], principal: Principal, room: str) -> dict[str, Any]:
     node = _node(request)
     await node.rooms.get_visible(room, principal.user.name)
-    return {"room": room, "users": node.hub.present(room)}
+    return {"room": room, "users": await node.presence(room)}
 
 
 # --- messages -------------------------------------------------------------------------------------------------
