@@ -12,6 +12,9 @@ settings, fix something first".
 from __future__ import annotations
 
 import enum
+import logging
+import math
+import secrets
 from dataclasses import dataclass
 
 
@@ -53,6 +56,19 @@ class Err(enum.Enum):
         "Ask a member or an admin.",
     )
     NOT_FOUND = ErrorInfo("not_found", 404, "No such room, user, message or upload.", "Check the name.")
+    METHOD_NOT_ALLOWED = ErrorInfo(
+        "method_not_allowed",
+        405,
+        "The path exists but does not take this HTTP method (REST); the Allow header lists the ones it takes.",
+        "Use a method from the Allow header.",
+    )
+    TIMEOUT = ErrorInfo(
+        "timeout",
+        408,
+        "The request body stopped arriving: it was not complete within limits.body_timeout seconds plus its size "
+        "over limits.body_min_rate (REST). Nothing of it was used.",
+        "Send the whole body promptly; retry on a better connection.",
+    )
     CONFLICT = ErrorInfo("conflict", 409, "The name is taken.", "Pick another name.")
     TOO_LARGE = ErrorInfo(
         "too_large",
@@ -152,13 +168,40 @@ CLOSE_INFO: dict[Close, tuple[str, str]] = {
 
 
 class ChatError(Exception):
-    """A domain error with a code from the table. The gateway turns it into an error frame or a REST body."""
+    """A domain error with a code from the table. The gateway turns it into an error frame or a REST body.
 
-    def __init__(self, err: Err, message: str | None = None, ref: str | None = None) -> None:
+    ``retry_after`` (seconds) is sent as a REST ``Retry-After`` header, rounded up to whole seconds."""
+
+    def __init__(
+        self, err: Err, message: str | None = None, ref: str | None = None, retry_after: float | None = None
+    ) -> None:
         super().__init__(message or err.value.meaning)
         self.err = err
         self.message = message or err.value.meaning
         self.ref = ref
+        self.retry_after = retry_after
+
+    @property
+    def headers(self) -> dict[str, str] | None:
+        if self.retry_after is None:
+            return None
+        return {"Retry-After": str(max(1, math.ceil(self.retry_after)))}
+
+
+def log_fault(logger: logging.Logger, context: str, exc: BaseException | None = None) -> str:
+    """Log the exception being handled, with its traceback, under a fresh incident id; returns the id.
+
+    Call it from an ``except`` block (or pass ``exc``) for faults nobody expected. The id goes into the ``internal`` answer, so a
+    report from a user can be matched with the log line. ``context`` must not hold a body, password or token.
+    """
+    incident = secrets.token_hex(4)
+    logger.error("internal error %s while %s", incident, context, exc_info=exc if exc is not None else True)
+    return incident
+
+
+def internal_message(incident: str) -> str:
+    """The message of an ``internal`` answer: no detail of the fault, only where to find it."""
+    return f"internal server error (incident {incident}, logged on the server)"
 
 
 def markdown_tables() -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -12,45 +13,84 @@ from litestar.openapi import OpenAPIConfig
 from litestar.static_files import create_static_files_router
 
 from chatd import __version__
-from chatd.errors import ChatError, Err
+from chatd.errors import ChatError, Err, internal_message, log_fault
 from chatd.gateway.info import server_info
 from chatd.gateway.ops import ops_handlers
 from chatd.gateway.rest import api_router
+from chatd.gateway.slots import ConnectionSlots
 from chatd.gateway.ws import ws_endpoint
 from chatd.node import Node
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 
 
+log = logging.getLogger("chatd.http")
+
+
+class ChatdRequest(Request[Any, Any, Any]):
+    """litestar's Request, with request bodies it cannot decode answered as ``bad_frame`` instead of a crash.
+
+    litestar maps msgspec's DecodeError to a 400 itself, but lets two more decode failures escape as 500s: invalid
+    UTF-8 inside a JSON string, and JSON nested past msgspec's recursion limit. Both are the client's fault.
+    """
+
+    async def json(self) -> Any:
+        try:
+            return await super().json()
+        except UnicodeDecodeError:
+            raise ChatError(Err.BAD_FRAME, "request body is not valid UTF-8") from None
+        except RecursionError:
+            raise ChatError(Err.BAD_FRAME, "request body is nested too deeply") from None
+
+
+def _body(err: Err, message: str, ref: str | None = None) -> dict[str, Any]:
+    return {"code": err.code, "message": message, "ref": ref}
+
+
 def _chat_error(_: Request[Any, Any, Any], exc: ChatError) -> Response[dict[str, Any]]:
     return Response(
-        {"code": exc.err.code, "message": exc.message, "ref": exc.ref},
+        _body(exc.err, exc.message, exc.ref),
         status_code=exc.err.http_status,
         media_type=MediaType.JSON,
+        headers=exc.headers,
     )
 
 
-def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
+_BY_STATUS = {
+    401: Err.UNAUTHORIZED,
+    403: Err.FORBIDDEN,
+    404: Err.NOT_FOUND,
+    405: Err.METHOD_NOT_ALLOWED,
+    408: Err.TIMEOUT,
+    413: Err.TOO_LARGE,
+    415: Err.UNSUPPORTED_TYPE,
+    429: Err.RATE_LIMITED,
+    503: Err.UNAVAILABLE,
+}
+
+
+def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
     if isinstance(exc, ValidationException):
         extra = exc.extra if isinstance(exc.extra, list) else []
         detail = "; ".join(
             f"{e.get('key', '')}: {e.get('message', '')}".strip(": ") for e in extra if isinstance(e, dict)
         )
-        return Response({"code": Err.BAD_FRAME.code, "message": detail or exc.detail, "ref": None}, status_code=400)
-    code = {
-        401: Err.UNAUTHORIZED,
-        403: Err.FORBIDDEN,
-        404: Err.NOT_FOUND,
-        413: Err.TOO_LARGE,
-        429: Err.RATE_LIMITED,
-        503: Err.UNAVAILABLE,
-    }.get(exc.status_code)
-    if code is None:
-        code = Err.BAD_FRAME if exc.status_code < 500 else Err.INTERNAL
-    return Response({"code": code.code, "message": exc.detail, "ref": None}, status_code=exc.status_code)
+        return Response(_body(Err.BAD_FRAME, detail or exc.detail), status_code=400)
+    if exc.status_code >= 500:
+        return _internal(request, exc)
+    code = _BY_STATUS.get(exc.status_code, Err.BAD_FRAME)
+    # Keep litestar's headers: a 405 carries Allow, which a client needs to know what the path does take.
+    return Response(_body(code, exc.detail), status_code=exc.status_code, headers=exc.headers)
+
+
+def _internal(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    """Anything nobody expected: logged with its traceback, answered with the documented ``internal`` shape."""
+    incident = log_fault(log, f"{request.method} {request.url.path}", exc)
+    return Response(_body(Err.INTERNAL, internal_message(incident)), status_code=500)
 
 
 def create_app(node: Node) -> Litestar:
+    lim = node.cfg.limits
     handlers: list[Any] = [ws_endpoint, api_router, server_info, *ops_handlers]
     if (WEB_DIR / "index.html").exists():
         handlers.append(
@@ -60,8 +100,9 @@ def create_app(node: Node) -> Litestar:
         )
     return Litestar(
         route_handlers=handlers,
-        state=State({"node": node}),
-        exception_handlers={ChatError: _chat_error, HTTPException: _http_error},
+        state=State({"node": node, "slots": ConnectionSlots(lim.max_connections, lim.max_connections_per_user)}),
+        exception_handlers={ChatError: _chat_error, HTTPException: _http_error, Exception: _internal},
+        request_class=ChatdRequest,
         openapi_config=OpenAPIConfig(
             title="chatd",
             version=__version__,

@@ -19,7 +19,7 @@ from chatd.errors import ChatError, Err
 from chatd.gateway.auth import Principal, authenticate
 from chatd.gateway.uploads import upload_handlers
 from chatd.node import Node
-from chatd.protocol.frames import ClientId, Message, Room, UploadId, UserName
+from chatd.protocol.frames import SEQ_MAX, ClientId, Message, Room, UploadId, UserName
 from chatd.protocol.limits import utf8_len_exceeds
 from chatd.store.base import RoomRecord, UserRecord
 
@@ -190,8 +190,8 @@ async def history(
     request: Request[Any, Any, Any],
     principal: Principal,
     room: str,
-    after: Annotated[int | None, Parameter(ge=0, description="only messages with seq > after")] = None,
-    before: Annotated[int | None, Parameter(ge=1, description="only messages with seq < before")] = None,
+    after: Annotated[int | None, Parameter(ge=0, le=SEQ_MAX, description="only messages with seq > after")] = None,
+    before: Annotated[int | None, Parameter(ge=1, le=SEQ_MAX, description="only messages with seq < before")] = None,
     limit: Annotated[int, Parameter(ge=1, description="at most this many (capped by rooms.history_max_limit)")] = 50,
 ) -> dict[str, Any]:
     node = _node(request)

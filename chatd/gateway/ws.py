@@ -19,12 +19,14 @@ import time
 from litestar import WebSocket, websocket
 from litestar.types import WebSocketSendEvent
 
-from chatd.errors import ChatError, Close
+from chatd.errors import ChatError, Close, Err, internal_message, log_fault
 from chatd.gateway.auth import authenticate, origin_allowed
+from chatd.gateway.slots import ConnectionSlots
 from chatd.hub import Conn
 from chatd.node import Node
 from chatd.protocol.frames import (
     PONG,
+    ClientFrame,
     PROTOCOL_VERSION,
     Hello,
     Join,
@@ -46,7 +48,7 @@ CLOSE_GRACE = 1.0  # seconds a peer gets to answer our close frame
 @websocket("/ws")
 async def ws_endpoint(socket: WebSocket) -> None:
     node: Node = socket.app.state.node
-    lim = node.cfg.limits
+    slots: ConnectionSlots = socket.app.state.slots
     headers = socket.headers
     if not origin_allowed(
         headers.get("origin"), headers.get("host"), node.cfg.web.allowed_origins, node.cfg.web.allow_missing_origin
@@ -54,23 +56,48 @@ async def ws_endpoint(socket: WebSocket) -> None:
         node.metrics.connections_refused += 1
         await socket.close(code=Close.FORBIDDEN_ORIGIN)  # before accept: the client sees HTTP 403
         return
-    principal = await authenticate(node, headers, socket.query_params)
-    refusal: tuple[Close, str] | None = None
-    if node.draining:
-        refusal = (Close.GOING_AWAY, "server is draining")
-    elif principal is None:
-        refusal = (Close.UNAUTHORIZED, "missing or invalid credentials")
-    elif len(node.hub.conns) >= lim.max_connections:
-        refusal = (Close.TOO_MANY_CONNECTIONS, "server connection limit reached")
-    elif node.hub.user_connections(principal.user.name) >= lim.max_connections_per_user:
-        refusal = (Close.TOO_MANY_CONNECTIONS, "per-user connection limit reached")
-    await socket.accept()
-    if refusal is not None or principal is None:
-        node.metrics.connections_refused += 1
-        code, reason = refusal or (Close.UNAUTHORIZED, "")
-        await socket.close(code=code, reason=reason)
+    # Slots are taken before each await that follows, so concurrent handshakes cannot all pass one check.
+    if not slots.take_total():
+        await _refuse(node, socket, Close.TOO_MANY_CONNECTIONS, "server connection limit reached")
         return
-    await WsSession(node, socket, principal.user.name, principal.token_hash).run()
+    user: str | None = None
+    accepted = False
+    try:
+        principal = await authenticate(node, headers, socket.query_params)
+        refusal: tuple[Close, str] | None = None
+        if node.draining:
+            refusal = (Close.GOING_AWAY, "server is draining")
+        elif principal is None:
+            refusal = (Close.UNAUTHORIZED, "missing or invalid credentials")
+        elif not slots.take_user(principal.user.name):
+            refusal = (Close.TOO_MANY_CONNECTIONS, "per-user connection limit reached")
+        else:
+            user = principal.user.name
+        if refusal is not None or principal is None:
+            code, reason = refusal or (Close.UNAUTHORIZED, "")
+            await _refuse(node, socket, code, reason)
+            return
+        await socket.accept()
+        accepted = True
+        await WsSession(node, socket, principal.user.name, principal.token_hash).run()
+    except Exception:  # noqa: BLE001 - a server fault in the handshake: logged, and the client told so
+        log_fault(log, "opening a WebSocket session")
+        if not accepted:
+            await _refuse(node, socket, Close.INTERNAL_ERROR, "internal_error")
+    finally:
+        slots.release_total()
+        if user is not None:
+            slots.release_user(user)
+
+
+async def _refuse(node: Node, socket: WebSocket, code: Close, reason: str) -> None:
+    """Accept only to close at once with ``code``: a browser sees close codes, never an HTTP refusal's status."""
+    node.metrics.connections_refused += 1
+    try:
+        await socket.accept()
+        await socket.close(code=code, reason=reason)
+    except Exception:  # noqa: BLE001 - the peer left during the handshake; nothing to tell it
+        pass
 
 
 class WsSession:
@@ -134,6 +161,7 @@ class WsSession:
             metrics.frames_in += 1
             if self.closing is not None:
                 continue  # closing: read on only to see the peer's close
+            frame: ClientFrame | None = None
             try:
                 frame = decode_frame(data, limits)
                 if type(frame) is Send:
@@ -155,6 +183,9 @@ class WsSession:
                 self._error(
                     e.err.code, e.message, e.ref or getattr(frame, "client_id", None), getattr(frame, "room", None)
                 )
+            except Exception:  # noqa: BLE001 - a server fault: logged and answered; the session goes on
+                incident = log_fault(log, f"handling a frame from {conn.user!r}")
+                self._error(Err.INTERNAL.code, internal_message(incident), getattr(frame, "client_id", None))
 
     def _error(self, code: str, message: str, ref: str | None, room: str | None = None) -> None:
         self.node.metrics.errors_sent += 1

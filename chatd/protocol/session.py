@@ -45,10 +45,15 @@ _decoder = msgspec.json.Decoder(ClientFrame)
 _ref_decoder = msgspec.json.Decoder(_Ref)
 
 
+# What msgspec raises for input it cannot decode at all: invalid JSON or shape, invalid UTF-8 inside a string of
+# a binary frame, and JSON nested deeper than its recursion limit. All are the client's fault: ``bad_frame``.
+_UNDECODABLE = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError)
+
+
 def _ref_of(data: str | bytes) -> str | None:
     try:
         ref = _ref_decoder.decode(data).client_id
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except _UNDECODABLE:
         return None
     return ref if isinstance(ref, str) and len(ref) <= 64 else None
 
@@ -59,6 +64,10 @@ def explain_invalid(data: str | bytes, detail: str) -> FrameRejected:
         obj = msgspec.json.decode(data)
     except msgspec.DecodeError:
         return FrameRejected(Err.BAD_FRAME, "frame is not valid JSON")
+    except UnicodeDecodeError:
+        return FrameRejected(Err.BAD_FRAME, "frame is not valid UTF-8")
+    except RecursionError:
+        return FrameRejected(Err.BAD_FRAME, "frame is nested too deeply")
     if not isinstance(obj, dict):
         return FrameRejected(Err.BAD_FRAME, "frame must be a JSON object")
     ref = obj.get("client_id")
@@ -94,7 +103,7 @@ def decode_frame(data: str | bytes, limits: FrameLimits) -> ClientFrame:
         )
     try:
         frame = _decoder.decode(data)
-    except (msgspec.ValidationError, msgspec.DecodeError) as e:
+    except _UNDECODABLE as e:
         raise explain_invalid(data, str(e)) from None
     if isinstance(frame, Send) and not frame.body and not frame.attachments:
         raise FrameRejected(Err.BAD_FRAME, "body must not be empty", frame.client_id)

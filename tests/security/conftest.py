@@ -1,0 +1,42 @@
+"""The hostile-client suite: chatd attacked as a hostile but realistic user would, in token mode on its defaults.
+
+Run it alone with ``.venv/bin/python -m pytest -q tests/security``. Every test starts real ``chatd serve``
+processes and talks to them over real sockets; nothing is mocked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from harness import ChatdProcess
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def new_user(server: ChatdProcess, name: str, password: str = "correct horse", ip: str | None = None) -> str:
+    """Register ``name`` and return its token (from ``ip`` when given, so tests do not share one login budget)."""
+    r = post(server, "/api/auth/register", ip, json={"username": name, "password": password})
+    assert r.status_code == 201, r.text
+    return r.json()["token"]
+
+
+def post(server: ChatdProcess, path: str, ip: str | None = None, **kw: Any) -> httpx.Response:
+    """POST from a chosen loopback source address (127.0.0.0/8 all reaches the server), as another client would."""
+    transport = httpx.HTTPTransport(local_address=ip) if ip else None
+    with httpx.Client(transport=transport, timeout=10) as c:
+        return c.post(server.http + path, **kw)
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChatdProcess]:
+    """A chatd in token mode on its defaults, shared by a test module."""
+    proc = ChatdProcess(Path(tmp_path_factory.mktemp("hostile")), {"auth": {"mode": "token"}, "limits": {}}).start()
+    yield proc
+    proc.stop()
