@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import time
 
 import msgspec
 
@@ -72,32 +73,42 @@ def check_username(name: str) -> None:
         )
 
 
+def check_password(password: str) -> None:
+    """The one password rule, for the web, the REST API and the CLI alike."""
+    if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
+        raise ChatError(Err.BAD_FRAME, f"passwords are {PASSWORD_MIN}-{PASSWORD_MAX} characters")
+
+
 class Issued(msgspec.Struct):
     token: str
     user: UserRecord
 
 
 class Accounts:
-    def __init__(self, store: Store) -> None:
+    """Accounts over a Store. User names are case-insensitive (see the Store contract): whatever spelling a client
+    types, what comes back carries the stored one."""
+
+    def __init__(self, store: Store, token_ttl: float = 0.0) -> None:
         self.store = store
+        self.token_ttl = token_ttl
         # A dummy hash to verify against for unknown users, so login time does not reveal which names exist.
         self._dummy = hash_password(secrets.token_hex(8))
 
-    async def register(self, name: str, password: str) -> Issued:
+    async def register(self, name: str, password: str, admin_if_none: bool = False) -> Issued:
         check_username(name)
-        if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
-            raise ChatError(Err.BAD_FRAME, f"passwords are {PASSWORD_MIN}-{PASSWORD_MAX} characters")
+        check_password(password)
         hashed = await asyncio.to_thread(hash_password, password)
-        user = await self.store.create_user(name, hashed)
+        user = await self.store.create_user(name, hashed, admin_if_none=admin_if_none)
         return Issued(await self.issue(user.name), user)
 
     async def login(self, name: str, password: str) -> Issued:
-        stored = await self.store.password_hash(name) if valid_username(name) else None
+        """A new token for ``name`` (any spelling); ``unauthorized`` for a wrong password or an unknown name,
+        which take the same time."""
+        user = await self.store.get_user(name) if valid_username(name) else None
+        stored = await self.store.password_hash(user.name) if user else None
         ok = await asyncio.to_thread(verify_password, password, stored or self._dummy)
-        if not (ok and stored):
+        if not (ok and stored and user):
             raise ChatError(Err.UNAUTHORIZED, "wrong username or password")
-        user = await self.store.get_user(name)
-        assert user is not None
         return Issued(await self.issue(user.name), user)
 
     async def issue(self, name: str) -> str:
@@ -108,7 +119,12 @@ class Accounts:
     async def authenticate(self, token: str) -> UserRecord | None:
         if not token.startswith(TOKEN_PREFIX) or len(token) > 128:
             return None
-        return await self.store.user_for_token(token_hash(token))
+        return await self.user_for_hash(token_hash(token))
+
+    async def user_for_hash(self, hashed: str) -> UserRecord | None:
+        """The holder of the token with this hash, unless it was revoked or is older than ``auth.token_ttl``."""
+        issued_after = int((time.time() - self.token_ttl) * 1000) if self.token_ttl > 0 else 0
+        return await self.store.user_for_token(hashed, issued_after)
 
     async def logout(self, token: str) -> bool:
         return await self.store.revoke_token(token_hash(token))
@@ -136,5 +152,5 @@ class Accounts:
                 user = await self.store.create_user(name, None, bot=True)
             elif not user.bot:
                 raise ChatError(Err.CONFLICT, f"{name!r} is an existing human user")
-            issued.append(Issued(await self.issue(name), user))
+            issued.append(Issued(await self.issue(user.name), user))
         return issued

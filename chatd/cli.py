@@ -5,16 +5,20 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from chatd import __version__
 from chatd.config import Config, ConfigError, dump_toml, load_config
 
+if TYPE_CHECKING:
+    from chatd.store.base import Store
+
 DEFAULT_CONFIG = "chatd.toml"
+T = TypeVar("T")
 
 
 def config_option(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -104,45 +108,127 @@ def config_check(config_path: str | None) -> None:
 
 @cli.group()
 def users() -> None:
-    """Manage users directly in the store."""
+    """Manage users directly in the store (works while the server runs)."""
 
 
-@users.command("add")
-@config_option
-@click.argument("name")
-@click.option("--password", help="Also set a password (otherwise the user is token-only).")
-def users_add(config_path: str | None, name: str, password: str | None) -> None:
-    """Create a user and print a new API token for it.
+def create_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--create",
+        is_flag=True,
+        help="Create the database if it does not exist (otherwise a missing one is an error, so a command run "
+        "from the wrong directory cannot make a new, empty store).",
+    )(fn)
 
-    \b
-    Example:
-        chatd users add alice
-        websocat "ws://127.0.0.1:8000/ws?token=$(chatd users add bob)"
-    """
-    cfg = build_config(config_path)
-    from chatd.accounts import Accounts, hash_password
+
+def run_with_store(cfg: Config, create: bool, action: Callable[[Store], Awaitable[T]]) -> T:
+    """Open the configured store (saying which, on stderr), run ``action``, close it; domain errors become
+    ClickExceptions."""
     from chatd.errors import ChatError
+    from chatd.registry import BackendError
     from chatd.store import make_store
 
-    async def run() -> str:
+    async def run() -> T:
         store = make_store(cfg, server=False)
+        if not create and not await store.exists():
+            raise click.ClickException(
+                f"no chatd database at {store.describe()}: run this where the server runs, pass --config (or "
+                "$CHATD_CONFIG, CHATD_STORE_PATH), or add --create to make a new one"
+            )
         await store.open()
+        click.echo(f"store: {store.describe()}", err=True)
         try:
-            accounts = Accounts(store)
-            from chatd.accounts import check_username
-
-            check_username(name)
-            await store.create_user(name, hash_password(password) if password else None)
-            return await accounts.issue(name)
+            return await action(store)
         finally:
             await store.close()
 
     try:
-        token = asyncio.run(run())
+        return asyncio.run(run())
     except ChatError as e:
         raise click.ClickException(e.message) from None
+    except BackendError as e:
+        raise click.ClickException(str(e)) from None
+
+
+def read_password(password: str | None, password_stdin: bool) -> str | None:
+    """The password from --password or one line of standard input, checked against the one password rule."""
+    from chatd.accounts import check_password
+    from chatd.errors import ChatError
+
+    if password is not None and password_stdin:
+        raise click.UsageError("give --password or --password-stdin, not both")
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if password is None:
+        return None
+    try:
+        check_password(password)
+    except ChatError as e:
+        raise click.ClickException(e.message) from None
+    return password
+
+
+@users.command("add")
+@config_option
+@create_option
+@click.argument("name")
+@click.option("--admin", is_flag=True, help="Make the user an admin (how the first admin is made).")
+@click.option("--password", help="Set a password, so the user can also sign in to the web page.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of standard input.")
+def users_add(
+    config_path: str | None, create: bool, name: str, admin: bool, password: str | None, password_stdin: bool
+) -> None:
+    """Create a user and print a new API token for it.
+
+    Without a password the user is token-only: it connects with the printed token but cannot sign in to the web
+    page. Passwords follow the same rule as registration on the web.
+
+    \b
+    Example:
+        chatd users add alice --admin --password-stdin < alice.pass
+        websocat "ws://127.0.0.1:8000/ws?token=$(chatd users add bob)"
+    """
+    cfg = build_config(config_path)
+    secret = read_password(password, password_stdin)
+    from chatd.accounts import Accounts, check_username, hash_password
+
+    async def add(store: Store) -> tuple[str, bool]:
+        check_username(name)
+        existing = await store.get_user(name)
+        if existing is not None:
+            raise click.ClickException(
+                f"user {existing.name!r} already exists; for a new token: chatd users token {existing.name}"
+            )
+        record = await store.create_user(name, hash_password(secret) if secret else None, admin=admin)
+        return await Accounts(store).issue(record.name), record.admin
+
+    token, is_admin = run_with_store(cfg, create, add)
     click.echo(token)
-    click.echo(f"created user {name!r}; the line above is its token (shown once)", err=True)
+    kind = "admin" if is_admin else "user"
+    how = "with a password" if secret else "token-only (cannot sign in to the web page; add --password-stdin)"
+    click.echo(f"created {kind} {name!r}, {how}; the line above is its token (shown once)", err=True)
+
+
+@users.command("token")
+@config_option
+@click.argument("name")
+def users_token(config_path: str | None, name: str) -> None:
+    """Issue a new API token for an existing user (who may have registered on the web) and print it.
+
+    \b
+    Example:
+        chatd chat --token "$(chatd users token alice)"
+    """
+    cfg = build_config(config_path)
+    from chatd.accounts import Accounts
+
+    async def issue(store: Store) -> str:
+        user = await store.get_user(name)
+        if user is None:
+            raise click.ClickException(f"no user {name!r}; create one with: chatd users add {name}")
+        return await Accounts(store).issue(user.name)
+
+    click.echo(run_with_store(cfg, False, issue))
+    click.echo(f"new token for {name!r} on the line above (shown once)", err=True)
 
 
 @cli.command()

@@ -7,6 +7,7 @@ top of the repository; ``tests/test_config.py`` fails if the two drift apart.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -30,11 +31,21 @@ class ServerConfig(_Section):
     node_id: str = ""
     drain_timeout: float = 10.0
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    trusted_proxies: list[str] = msgspec.field(default_factory=list)
 
 
 class AuthConfig(_Section):
     mode: Literal["token", "open"] = "token"
     registration: bool = True
+    first_user_admin: bool = False
+    attempts_per_minute: float = 20.0
+    registrations_per_hour: float = 20.0
+    login_failures: int = 5
+    lockout_seconds: float = 60.0
+    token_ttl: float = 0.0
+    secret: str = ""
+    ticket_ttl: float = 30.0
+    media_ttl: float = 43200.0
 
 
 class StoreConfig(_Section):
@@ -43,6 +54,7 @@ class StoreConfig(_Section):
     synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
     batch_max: int = 512
     dsn: str = ""
+    min_free_bytes: int = 64 * MiB
 
 
 class BrokerConfig(_Section):
@@ -57,6 +69,7 @@ class RoomsConfig(_Section):
     auto_create: bool = True
     replay_max: int = 1000
     history_max_limit: int = 500
+    create_per_hour: float = 60.0
 
 
 class LimitsConfig(_Section):
@@ -70,6 +83,13 @@ class LimitsConfig(_Section):
     handshake_timeout: float = 10.0
     heartbeat_interval: float = 30.0
     heartbeat_timeout: float = 90.0
+    body_timeout: float = 10.0
+    body_min_rate: int = 4096
+    max_requests_per_ip: int = 64
+    typing_rate: float = 1.0
+    typing_burst: int = 5
+    presence_rate: float = 2.0
+    presence_burst: int = 100
 
 
 class WebConfig(_Section):
@@ -85,6 +105,11 @@ class UploadsConfig(_Section):
     allowed_types: list[str] = msgspec.field(
         default_factory=lambda: ["image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf", "text/plain"]
     )
+    quota_bytes: int = 1024 * MiB
+    rate: float = 0.5
+    burst: int = 10
+    unposted_ttl: float = 86400.0
+    min_free_bytes: int = 512 * MiB
 
 
 class Config(_Section):
@@ -228,6 +253,36 @@ def validate(cfg: Config) -> None:
     if cfg.limits.send_rate > 0 and cfg.limits.send_burst < 1:
         problems.append("'limits.send_burst' must be >= 1")
     positive("uploads.max_bytes", cfg.uploads.max_bytes)
+    positive("limits.body_timeout", cfg.limits.body_timeout)
+    for key, value in (
+        ("auth.attempts_per_minute", cfg.auth.attempts_per_minute),
+        ("auth.registrations_per_hour", cfg.auth.registrations_per_hour),
+        ("auth.login_failures", cfg.auth.login_failures),
+        ("auth.lockout_seconds", cfg.auth.lockout_seconds),
+        ("auth.token_ttl", cfg.auth.token_ttl),
+        ("store.min_free_bytes", cfg.store.min_free_bytes),
+        ("rooms.create_per_hour", cfg.rooms.create_per_hour),
+        ("limits.body_min_rate", cfg.limits.body_min_rate),
+        ("limits.max_requests_per_ip", cfg.limits.max_requests_per_ip),
+        ("limits.typing_rate", cfg.limits.typing_rate),
+        ("limits.presence_rate", cfg.limits.presence_rate),
+        ("uploads.quota_bytes", cfg.uploads.quota_bytes),
+        ("uploads.rate", cfg.uploads.rate),
+        ("uploads.unposted_ttl", cfg.uploads.unposted_ttl),
+        ("uploads.min_free_bytes", cfg.uploads.min_free_bytes),
+    ):
+        if value < 0:
+            problems.append(f"'{key}' must be >= 0 (0 turns it off)")
+    for key, value in (
+        ("auth.ticket_ttl", cfg.auth.ticket_ttl),
+        ("auth.media_ttl", cfg.auth.media_ttl),
+    ):
+        positive(key, value)
+    for proxy in cfg.server.trusted_proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            problems.append(f"'server.trusted_proxies': {proxy!r} is not an IP address or network")
     if problems:
         raise ConfigError("; ".join(problems))
 

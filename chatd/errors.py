@@ -191,8 +191,9 @@ class ChatError(Exception):
 def log_fault(logger: logging.Logger, context: str, exc: BaseException | None = None) -> str:
     """Log the exception being handled, with its traceback, under a fresh incident id; returns the id.
 
-    Call it from an ``except`` block (or pass ``exc``) for faults nobody expected. The id goes into the ``internal`` answer, so a
-    report from a user can be matched with the log line. ``context`` must not hold a body, password or token.
+    Call it from an ``except`` block (or pass ``exc``) for faults nobody expected. The id goes into the
+    ``internal`` answer, so a report from a user can be matched with the log line. ``context`` must not hold a
+    body, password or token.
     """
     incident = secrets.token_hex(4)
     logger.error("internal error %s while %s", incident, context, exc_info=exc if exc is not None else True)

@@ -46,8 +46,8 @@ class Node:
         self.broker = make_broker(cfg, self.id)
         self.hub = Hub(self.id, self.metrics)
         self.worker = Worker(self.broker, self.store, self.metrics, cfg.store.batch_max)
-        self.accounts = Accounts(self.store)
-        self.rooms = Rooms(self.store, cfg.rooms.auto_create)
+        self.accounts = Accounts(self.store, cfg.auth.token_ttl)
+        self.rooms = Rooms(self.store, cfg.rooms.auto_create, cfg.rooms.create_per_hour)
         self.draining = False
         self._buckets: dict[str, TokenBucket] = {}
         self._tickets: dict[int, Reply] = {}
@@ -240,7 +240,7 @@ class Node:
 
     async def remove_member(self, room: str, actor: UserRecord, target: str) -> bool:
         """Remove ``target`` from ``room``; in a private room their sockets stop getting its frames at once."""
-        removed = await self.rooms.remove(room, actor, target)
+        removed, target = await self.rooms.remove(room, actor, target)
         record = await self.store.get_room(room)
         if record is not None and record.private:
             for conn in self.hub.drop_member(room, target):

@@ -4,6 +4,9 @@
 - Joining a public room makes the user a member.
 - A private room needs prior membership (the creator, or someone invited); anyone else gets ``forbidden``.
 - Sending needs membership (``not_member``).
+- Adding someone else: to a private room, any member (or an admin); to a public room, only its creator or an admin
+  (anyone can join a public room themselves, so the only use of adding others there is pushing rooms on people).
+- Creating rooms, explicitly or by joining a new name, is limited to ``rooms.create_per_hour`` per user (per node).
 
 Membership is checked on every send, so positive answers are cached per node; removing a member clears them.
 """
@@ -11,10 +14,12 @@ Membership is checked on every send, so positive answers are cached per node; re
 from __future__ import annotations
 
 import re
+import time
 
 from chatd.errors import ChatError, Err
 from chatd.protocol.frames import ROOM_MAX, ROOM_PATTERN
 from chatd.store.base import RoomRecord, Store, UserRecord
+from chatd.throttle import KeyedBuckets, refuse
 
 _room_re = re.compile(ROOM_PATTERN)
 _CACHE_MAX = 200_000
@@ -29,10 +34,16 @@ def check_room_name(name: str) -> None:
 
 
 class Rooms:
-    def __init__(self, store: Store, auto_create: bool) -> None:
+    def __init__(self, store: Store, auto_create: bool, create_per_hour: float = 0.0) -> None:
         self.store = store
         self.auto_create = auto_create
         self._members: set[tuple[str, str]] = set()
+        self._creations = KeyedBuckets(create_per_hour / 3600, create_per_hour)
+
+    def _may_create(self, user: str) -> None:
+        wait = self._creations.take(user, time.monotonic())
+        if wait:
+            raise refuse("new rooms (rooms.create_per_hour)", wait)
 
     def _remember(self, room: str, user: str) -> None:
         if len(self._members) >= _CACHE_MAX:
@@ -69,6 +80,7 @@ class Rooms:
             if not self.auto_create:
                 raise ChatError(Err.NOT_FOUND, f"no room {room!r} (rooms.auto_create is off)")
             check_room_name(room)
+            self._may_create(user)
             try:
                 record = await self.store.create_room(room, private=False, created_by=user)
             except ChatError:
@@ -85,23 +97,36 @@ class Rooms:
 
     async def create(self, room: str, private: bool, user: str) -> RoomRecord:
         check_room_name(room)
+        if await self.store.get_room(room) is not None:
+            raise ChatError(Err.CONFLICT, f"room {room!r} already exists")  # a taken name spends no creation
+        self._may_create(user)
         record = await self.store.create_room(room, private, user)
         self._remember(room, user)
         return record
 
-    async def invite(self, room: str, inviter: UserRecord, invitee: str) -> bool:
+    async def invite(self, room: str, inviter: UserRecord, invitee: str) -> tuple[bool, str]:
+        """Add ``invitee`` (any spelling) to ``room``; returns whether they were added and their stored name."""
         record = await self.get_visible(room, inviter.name)
-        if record.private and not (inviter.admin or await self.is_member(room, inviter.name)):
-            raise ChatError(Err.FORBIDDEN, "only members can invite to a private room")
-        if await self.store.get_user(invitee) is None:
+        target = await self.store.get_user(invitee)
+        if target is None:
             raise ChatError(Err.NOT_FOUND, f"no user {invitee!r}")
-        added = await self.store.add_member(room, invitee)
-        self._remember(room, invitee)
-        return added
+        if record.private:
+            if not (inviter.admin or await self.is_member(room, inviter.name)):
+                raise ChatError(Err.FORBIDDEN, "only members can invite to a private room")
+        elif target.name != inviter.name and not (inviter.admin or record.created_by == inviter.name):
+            raise ChatError(
+                Err.FORBIDDEN, "only the room's creator or an admin adds others to a public room; they can join it"
+            )
+        added = await self.store.add_member(room, target.name)
+        self._remember(room, target.name)
+        return added, target.name
 
-    async def remove(self, room: str, actor: UserRecord, target: str) -> bool:
+    async def remove(self, room: str, actor: UserRecord, target: str) -> tuple[bool, str]:
+        """Remove ``target`` (any spelling) from ``room``; returns whether they were a member and their stored name."""
         record = await self.get_visible(room, actor.name)
-        if target != actor.name and not (actor.admin or record.created_by == actor.name):
+        found = await self.store.get_user(target)
+        name = found.name if found else target
+        if name != actor.name and not (actor.admin or record.created_by == actor.name):
             raise ChatError(Err.FORBIDDEN, "only the room's creator or an admin can remove other members")
-        self._members.discard((room, target))
-        return await self.store.remove_member(room, target)
+        self._members.discard((room, name))
+        return await self.store.remove_member(room, name), name

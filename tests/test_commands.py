@@ -9,7 +9,7 @@ from harness import ChatdProcess, Client, clean_env, run_cli
 
 async def test_users_add_prints_a_token_that_connects(make_server, tmp_path: Path) -> None:
     server: ChatdProcess = make_server({"auth": {"mode": "token"}})
-    r = run_cli("users", "add", "carol", "--config", str(server.config_path), cwd=tmp_path)
+    r = run_cli("users", "add", "carol", "--create", "--config", str(server.config_path), cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     token = r.stdout.strip()
     assert token.startswith("chatd_") and "carol" in r.stderr

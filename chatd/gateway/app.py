@@ -20,6 +20,7 @@ from chatd.gateway.rest import api_router
 from chatd.gateway.slots import ConnectionSlots
 from chatd.gateway.ws import ws_endpoint
 from chatd.node import Node
+from chatd.throttle import AuthThrottle
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 
@@ -100,7 +101,13 @@ def create_app(node: Node) -> Litestar:
         )
     return Litestar(
         route_handlers=handlers,
-        state=State({"node": node, "slots": ConnectionSlots(lim.max_connections, lim.max_connections_per_user)}),
+        state=State(
+            {
+                "node": node,
+                "slots": ConnectionSlots(lim.max_connections, lim.max_connections_per_user),
+                "auth_throttle": AuthThrottle(node.cfg.auth),
+            }
+        ),
         exception_handlers={ChatError: _chat_error, HTTPException: _http_error, Exception: _internal},
         request_class=ChatdRequest,
         openapi_config=OpenAPIConfig(

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Mapping
+import ipaddress
+from collections.abc import Mapping, Sequence
 
 import msgspec
 
@@ -55,3 +56,25 @@ def origin_allowed(origin: str | None, host: str | None, patterns: list[str], al
     if host and origin.split("://", 1)[-1] == host:
         return True
     return any(fnmatch.fnmatchcase(origin, p) for p in patterns)
+
+
+def client_ip(peer: str | None, headers: Mapping[str, str], trusted: Sequence[str]) -> str:
+    """The client's address for per-IP limits: the connection's peer, or, when the peer is a trusted proxy
+    (``server.trusted_proxies``), the nearest address in X-Forwarded-For that is not itself a trusted proxy."""
+    addr = peer or "unknown"
+    if not trusted or not _trusted(addr, trusted):
+        return addr
+    forwarded = [a.strip() for a in headers.get("x-forwarded-for", "").split(",") if a.strip()]
+    for hop in reversed(forwarded):
+        if not _trusted(hop, trusted):
+            return hop
+        addr = hop
+    return addr
+
+
+def _trusted(addr: str, trusted: Sequence[str]) -> bool:
+    try:
+        ip = ipaddress.ip_address(addr)
+    except ValueError:
+        return False
+    return any(ip in ipaddress.ip_network(net, strict=False) for net in trusted)

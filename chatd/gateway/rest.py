@@ -6,6 +6,7 @@ status. The OpenAPI schema is served at ``/schema`` (``/schema/openapi.json``).
 
 from __future__ import annotations
 
+import logging
 import secrets
 from typing import Annotated, Any
 
@@ -16,12 +17,13 @@ from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from chatd.errors import ChatError, Err
-from chatd.gateway.auth import Principal, authenticate
+from chatd.gateway.auth import Principal, authenticate, client_ip
 from chatd.gateway.uploads import upload_handlers
 from chatd.node import Node
-from chatd.protocol.frames import SEQ_MAX, ClientId, Message, Room, UploadId, UserName
+from chatd.protocol.frames import ROOM_MAX, SEQ_MAX, ClientId, Message, Room, UploadId, UserName
 from chatd.protocol.limits import utf8_len_exceeds
 from chatd.store.base import RoomRecord, UserRecord
+from chatd.throttle import AuthThrottle, shown
 
 
 class Credentials(msgspec.Struct, forbid_unknown_fields=True):
@@ -83,6 +85,10 @@ class Bot(msgspec.Struct):
     token: str
 
 
+ROOMS_PAGE, ROOMS_PAGE_MAX = 200, 1000
+log = logging.getLogger("chatd.auth")
+
+
 def _node(request: Request[Any, Any, Any]) -> Node:
     return request.app.state.node
 
@@ -101,18 +107,45 @@ def _room_out(record: RoomRecord, member: bool) -> RoomOut:
 # --- accounts -------------------------------------------------------------------------------------------------
 
 
-@post("/auth/register", status_code=HTTP_201_CREATED, summary="Register; the first user becomes admin")
+def _ip(request: Request[Any, Any, Any]) -> str:
+    return client_ip(
+        request.client.host if request.client else None, request.headers, _node(request).cfg.server.trusted_proxies
+    )
+
+
+@post(
+    "/auth/register",
+    status_code=HTTP_201_CREATED,
+    summary="Register (throttled per client address); admin only if auth.first_user_admin and no admin exists",
+)
 async def register(request: Request[Any, Any, Any], data: Credentials) -> TokenOut:
     node = _node(request)
     if not node.cfg.auth.registration:
         raise ChatError(Err.FORBIDDEN, "registration is closed on this server")
-    issued = await node.accounts.register(data.username, data.password)
+    ip = _ip(request)
+    request.app.state.auth_throttle.attempt(ip, registering=True)
+    issued = await node.accounts.register(data.username, data.password, node.cfg.auth.first_user_admin)
+    log.info("registered user %s from %s%s", shown(issued.user.name), ip, " as admin" if issued.user.admin else "")
     return TokenOut(issued.token, issued.user)
 
 
-@post("/auth/login", status_code=HTTP_200_OK, summary="Log in with a password; returns a new token")
+@post(
+    "/auth/login",
+    status_code=HTTP_200_OK,
+    summary="Log in with a password; returns a new token (throttled per client address and per account)",
+)
 async def login(request: Request[Any, Any, Any], data: Credentials) -> TokenOut:
-    issued = await _node(request).accounts.login(data.username, data.password)
+    throttle: AuthThrottle = request.app.state.auth_throttle
+    ip = _ip(request)
+    throttle.attempt(ip)
+    throttle.account_open(data.username, ip)
+    try:
+        issued = await _node(request).accounts.login(data.username, data.password)
+    except ChatError as e:
+        if e.err is Err.UNAUTHORIZED:
+            throttle.login_failed(data.username, ip)
+        raise
+    throttle.login_succeeded(data.username)
     return TokenOut(issued.token, issued.user)
 
 
@@ -132,10 +165,23 @@ async def me(principal: Principal) -> UserRecord:
 # --- rooms and members ----------------------------------------------------------------------------------------
 
 
-@get("/rooms", summary="Public rooms and the private rooms you belong to")
-async def list_rooms(request: Request[Any, Any, Any], principal: Principal) -> dict[str, list[RoomOut]]:
-    rows = await _node(request).store.list_rooms(principal.user.name)
-    return {"rooms": [_room_out(r, m) for r, m in rows]}
+class RoomPage(msgspec.Struct):
+    rooms: list[RoomOut]
+    next: str | None = None
+    """Pass as ``after`` for the next page; null on the last page."""
+
+
+@get("/rooms", summary="Public rooms and the private rooms you belong to, by name, in pages")
+async def list_rooms(
+    request: Request[Any, Any, Any],
+    principal: Principal,
+    after: Annotated[str | None, Parameter(max_length=ROOM_MAX, description="only rooms named after this")] = None,
+    limit: Annotated[int, Parameter(ge=1, le=ROOMS_PAGE_MAX, description="at most this many rooms")] = ROOMS_PAGE,
+) -> RoomPage:
+    rows = await _node(request).store.list_rooms(principal.user.name, after=after, limit=limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return RoomPage([_room_out(r, m) for r, m in rows], rows[-1][0].name if more else None)
 
 
 @post("/rooms", status_code=HTTP_201_CREATED, summary="Create a room; you become its first member")
@@ -160,8 +206,8 @@ async def list_members(request: Request[Any, Any, Any], principal: Principal, ro
 
 @post("/rooms/{room:str}/members", status_code=HTTP_201_CREATED, summary="Invite a user into a room")
 async def invite(request: Request[Any, Any, Any], principal: Principal, room: str, data: Invite) -> dict[str, Any]:
-    added = await _node(request).rooms.invite(room, principal.user, data.user)
-    return {"room": room, "user": data.user, "added": added}
+    added, name = await _node(request).rooms.invite(room, principal.user, data.user)
+    return {"room": room, "user": name, "added": added}
 
 
 @delete(

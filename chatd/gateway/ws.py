@@ -26,8 +26,8 @@ from chatd.hub import Conn
 from chatd.node import Node
 from chatd.protocol.frames import (
     PONG,
-    ClientFrame,
     PROTOCOL_VERSION,
+    ClientFrame,
     Hello,
     Join,
     Leave,

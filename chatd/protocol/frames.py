@@ -14,9 +14,12 @@ from msgspec import Meta
 
 PROTOCOL_VERSION = 1
 
-ROOM_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]*$"
+# ``(?!\n)$`` rather than ``$``: Python's ``$`` (which msgspec's pattern check uses) also matches before a trailing
+# newline, so ``alice\n`` passed as ``alice``. The lookahead means "the very end" in Python and in JSON Schema's
+# ECMAScript regexes alike, so the OpenAPI document carries the same rule.
+ROOM_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]*(?!\n)$"
 ROOM_MAX = 64
-USER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+USER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*(?!\n)$"
 USER_MAX = 32
 CLIENT_ID_MAX = 64
 ATTACHMENTS_MAX = 10

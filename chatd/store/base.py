@@ -8,6 +8,12 @@ Contract for implementations:
   carries the original seq and ts with ``duplicate=True``. Outcomes come back in batch order.
 - Reads see only committed data. ``history`` returns messages oldest first.
 - Room, user and membership writes are immediately visible to later reads on the same node.
+- **User names are case-insensitive for identity, case-preserving for display.** Two names are the same user when
+  their ASCII ``lower()`` is equal (names are ASCII by ``USER_PATTERN``). ``create_user`` refuses a name equal to an
+  existing one ignoring case; ``get_user`` and ``password_hash`` find a user by any spelling and answer with the
+  stored one (``UserRecord.name``). Every other method that takes a user name takes that stored spelling: callers
+  resolve a name a client typed through ``get_user`` first. (A store that existed before this rule may hold two
+  spellings of one name; a lookup then prefers the exact spelling.)
 """
 
 from __future__ import annotations
@@ -78,22 +84,59 @@ class Store(abc.ABC):
     async def ping(self) -> bool:
         """Whether the store answers a trivial query."""
 
+    def describe(self) -> str:
+        """Which store this is, for people reading a log line or a CLI message (e.g. ``sqlite /var/lib/chatd.db``).
+        Never includes a password."""
+        return type(self).__name__
+
+    async def exists(self) -> bool:
+        """Whether a chatd database is already there, checked before ``open`` (which creates one when missing).
+
+        Tools other than ``serve`` call it to refuse to create a database by accident (run from the wrong
+        directory, a mistyped path). SQLite: the file exists. A backend that cannot tell answers True."""
+        return True
+
+    def free_bytes(self) -> int | None:
+        """Bytes free on the filesystem the store writes to, or None when that is not this process's business
+        (a database server). Readiness turns false below ``store.min_free_bytes``. Must not block for long."""
+        return None
+
     # users and tokens
     @abc.abstractmethod
-    async def create_user(self, name: str, password_hash: str | None, bot: bool = False) -> UserRecord:
-        """Create a user; the first user ever created is admin. Raises ChatError(CONFLICT) if taken."""
+    async def create_user(
+        self,
+        name: str,
+        password_hash: str | None,
+        bot: bool = False,
+        *,
+        admin: bool = False,
+        admin_if_none: bool = False,
+    ) -> UserRecord:
+        """Create a user. Raises ChatError(CONFLICT) if a user with the same name ignoring case exists; the check
+        and the insert are one atomic step, so two racing creations of ``Alice`` and ``alice`` cannot both win.
+
+        The user is admin when ``admin`` is true, or when ``admin_if_none`` is true and no admin exists yet, decided
+        in the same atomic step (two racing first registrations cannot both become admin)."""
 
     @abc.abstractmethod
-    async def get_user(self, name: str) -> UserRecord | None: ...
+    async def get_user(self, name: str) -> UserRecord | None:
+        """The user whose name equals ``name`` ignoring ASCII case, with the stored spelling; None if none."""
 
     @abc.abstractmethod
-    async def password_hash(self, name: str) -> str | None: ...
+    async def password_hash(self, name: str) -> str | None:
+        """The password hash of the user ``get_user(name)`` finds; None for no such user or a token-only one."""
+
+    @abc.abstractmethod
+    async def set_password_hash(self, name: str, password_hash: str | None) -> bool:
+        """Replace the password hash of the user with this stored name (None: token-only); False if no such user."""
 
     @abc.abstractmethod
     async def add_token(self, token_hash: str, user: str) -> None: ...
 
     @abc.abstractmethod
-    async def user_for_token(self, token_hash: str) -> UserRecord | None: ...
+    async def user_for_token(self, token_hash: str, issued_after: int = 0) -> UserRecord | None:
+        """The user holding this token, if the token exists and was issued after ``issued_after`` (Unix ms; 0:
+        any time). ``auth.token_ttl`` expires tokens through this bound."""
 
     @abc.abstractmethod
     async def revoke_token(self, token_hash: str) -> bool: ...
@@ -107,8 +150,12 @@ class Store(abc.ABC):
     async def get_room(self, name: str) -> RoomRecord | None: ...
 
     @abc.abstractmethod
-    async def list_rooms(self, user: str) -> list[tuple[RoomRecord, bool]]:
-        """Public rooms and the private rooms ``user`` belongs to, each with whether ``user`` is a member."""
+    async def list_rooms(
+        self, user: str, *, after: str | None = None, limit: int | None = None
+    ) -> list[tuple[RoomRecord, bool]]:
+        """Public rooms and the private rooms ``user`` belongs to, each with whether ``user`` is a member, ordered
+        by name (byte order). ``after``: only names greater than it (the cursor of the next page); ``limit``: at
+        most that many (None: all)."""
 
     @abc.abstractmethod
     async def add_member(self, room: str, user: str) -> bool:
@@ -139,10 +186,28 @@ class Store(abc.ABC):
 
     # uploads
     @abc.abstractmethod
-    async def add_upload(self, record: UploadRecord) -> None: ...
+    async def add_upload(self, record: UploadRecord, quota: int = 0) -> bool:
+        """Store an upload's record unless it would take its owner's total size (``upload_usage``) past ``quota``
+        bytes (0: no quota). Check and insert are one atomic step, so concurrent uploads cannot overshoot together.
+        Returns whether it was stored."""
+
+    @abc.abstractmethod
+    async def upload_usage(self, owner: str) -> int:
+        """Total size in bytes of the uploads ``owner`` has stored, posted or not."""
 
     @abc.abstractmethod
     async def get_upload(self, upload_id: str) -> UploadRecord | None: ...
+
+    @abc.abstractmethod
+    async def delete_upload(self, upload_id: str, *, unposted_only: bool = False) -> bool:
+        """Delete an upload's record; with ``unposted_only``, only while it is bound to no room (so an expiry
+        sweep cannot race a message that attaches it: one of the two wins). Returns whether a record was deleted.
+        The caller deletes the file after a True."""
+
+    @abc.abstractmethod
+    async def unposted_uploads(self, created_before: int, limit: int) -> list[UploadRecord]:
+        """Up to ``limit`` uploads bound to no room and created before ``created_before`` (Unix ms), oldest
+        first."""
 
     @abc.abstractmethod
     async def attach_uploads(self, ids: Sequence[str], owner: str, room: str) -> list[str]:

@@ -63,8 +63,22 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     )
 
 
+def m002_nocase_users_and_upload_indexes(db: sqlite_utils.Database) -> None:
+    """User names are looked up case-insensitively (ASCII ``lower()``, SQLite's NOCASE); uploads are summed per
+    owner for the quota and swept by age while unposted.
+
+    The name index is not UNIQUE: a database from before this migration may hold ``Alice`` and ``alice`` as two
+    users, and they keep working (an exact spelling wins a lookup). New names are kept unique by ``create_user``,
+    which inserts only when no name equal ignoring case exists, in the same statement.
+    """
+    db.execute("CREATE INDEX users_name_nocase ON users (name COLLATE NOCASE)")
+    db.execute("CREATE INDEX uploads_owner ON uploads (owner)")
+    db.execute("CREATE INDEX uploads_unposted ON uploads (created) WHERE room IS NULL")
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_initial", m001_initial),
+    ("002_nocase_users_and_upload_indexes", m002_nocase_users_and_upload_indexes),
 ]
 
 

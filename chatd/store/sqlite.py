@@ -74,7 +74,10 @@ class SQLiteStore(Store):
 
     async def open(self) -> None:
         if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            # Private by default: the database holds password hashes and every message. SQLite gives the -wal and
+            # -shm files the database file's mode, so creating the file 0600 first covers them too.
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
             if self.exclusive:
                 self._lock()
         db = sqlite_utils.Database(self.path)
@@ -87,7 +90,7 @@ class SQLiteStore(Store):
         self._reader = await self._connect()
 
     def _lock(self) -> None:
-        fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -125,6 +128,18 @@ class SQLiteStore(Store):
         except sqlite3.Error:
             return False
 
+    def describe(self) -> str:
+        return f"sqlite {os.path.abspath(self.path) if self.path != ':memory:' else self.path}"
+
+    async def exists(self) -> bool:
+        return self.path == ":memory:" or Path(self.path).exists()
+
+    def free_bytes(self) -> int | None:
+        if self.path == ":memory:":
+            return None
+        st = os.statvfs(Path(self.path).parent)
+        return st.f_bavail * st.f_frsize
+
     @property
     def _w(self) -> aiosqlite.Connection:
         assert self._writer is not None, "store is not open"
@@ -147,37 +162,52 @@ class SQLiteStore(Store):
 
     # --- users and tokens ---------------------------------------------------------------------------------------
 
-    async def create_user(self, name: str, password_hash: str | None, bot: bool = False) -> UserRecord:
+    async def create_user(
+        self,
+        name: str,
+        password_hash: str | None,
+        bot: bool = False,
+        *,
+        admin: bool = False,
+        admin_if_none: bool = False,
+    ) -> UserRecord:
         created = now_ms()
         async with self._write_lock:
-            try:
-                # "first user is admin" is decided inside the same statement, so two racing registrations cannot
-                # both become admin.
-                await self._w.execute(
-                    "INSERT INTO users (name, password_hash, admin, bot, created) "
-                    "VALUES (?, ?, NOT EXISTS (SELECT 1 FROM users), ?, ?)",
-                    (name, password_hash, int(bot), created),
-                )
-            except sqlite3.IntegrityError:
-                raise ChatError(Err.CONFLICT, f"user {name!r} already exists") from None
+            # One statement decides both rules: the name is free ignoring case, and "admin if none is" holds, so two
+            # racing creations (even from another process, such as chatd users add) cannot both pass either check.
+            cur = await self._w.execute(
+                "INSERT INTO users (name, password_hash, admin, bot, created) "
+                "SELECT ?, ?, ? OR (? AND NOT EXISTS (SELECT 1 FROM users WHERE admin)), ?, ? "
+                "WHERE NOT EXISTS (SELECT 1 FROM users WHERE name = ? COLLATE NOCASE)",
+                (name, password_hash, int(admin), int(admin_if_none), int(bot), created, name),
+            )
+            if cur.rowcount == 0:
+                raise ChatError(Err.CONFLICT, f"user {name!r} already exists")
             rows = list(await self._w.execute_fetchall("SELECT admin FROM users WHERE name = ?", (name,)))
         return UserRecord(name=name, admin=bool(rows[0][0]), bot=bot, created=created)
 
+    # An exact spelling wins, for databases made before names were case-insensitive (see migration 002).
+    _BY_NAME = "WHERE name = ? COLLATE NOCASE ORDER BY name = ? DESC LIMIT 1"
+
     async def get_user(self, name: str) -> UserRecord | None:
-        row = await self._one("SELECT name, admin, bot, created FROM users WHERE name = ?", (name,))
+        row = await self._one(f"SELECT name, admin, bot, created FROM users {self._BY_NAME}", (name, name))
         return UserRecord(row[0], bool(row[1]), bool(row[2]), row[3]) if row else None
 
     async def password_hash(self, name: str) -> str | None:
-        row = await self._one("SELECT password_hash FROM users WHERE name = ?", (name,))
+        row = await self._one(f"SELECT password_hash FROM users {self._BY_NAME}", (name, name))
         return row[0] if row else None
+
+    async def set_password_hash(self, name: str, password_hash: str | None) -> bool:
+        return await self._write("UPDATE users SET password_hash = ? WHERE name = ?", (password_hash, name)) > 0
 
     async def add_token(self, token_hash: str, user: str) -> None:
         await self._write("INSERT INTO tokens (hash, user, created) VALUES (?, ?, ?)", (token_hash, user, now_ms()))
 
-    async def user_for_token(self, token_hash: str) -> UserRecord | None:
+    async def user_for_token(self, token_hash: str, issued_after: int = 0) -> UserRecord | None:
         row = await self._one(
-            "SELECT u.name, u.admin, u.bot, u.created FROM tokens t JOIN users u ON u.name = t.user WHERE t.hash = ?",
-            (token_hash,),
+            "SELECT u.name, u.admin, u.bot, u.created FROM tokens t JOIN users u ON u.name = t.user "
+            "WHERE t.hash = ? AND t.created > ?",
+            (token_hash, issued_after),
         )
         return UserRecord(row[0], bool(row[1]), bool(row[2]), row[3]) if row else None
 
@@ -208,12 +238,14 @@ class SQLiteStore(Store):
         row = await self._one("SELECT name, private, created_by, created, last_seq FROM rooms WHERE name = ?", (name,))
         return _room(row) if row else None
 
-    async def list_rooms(self, user: str) -> list[tuple[RoomRecord, bool]]:
+    async def list_rooms(
+        self, user: str, *, after: str | None = None, limit: int | None = None
+    ) -> list[tuple[RoomRecord, bool]]:
         rows = await self._r.execute_fetchall(
             "SELECT r.name, r.private, r.created_by, r.created, r.last_seq, m.user IS NOT NULL "
             "FROM rooms r LEFT JOIN members m ON m.room = r.name AND m.user = ? "
-            "WHERE r.private = 0 OR m.user IS NOT NULL ORDER BY r.name",
-            (user,),
+            "WHERE (r.private = 0 OR m.user IS NOT NULL) AND r.name > ? ORDER BY r.name LIMIT ?",
+            (user, after or "", -1 if limit is None else limit),
         )
         return [(_room(row), bool(row[5])) for row in rows]
 
@@ -344,17 +376,49 @@ class SQLiteStore(Store):
 
     # --- uploads ------------------------------------------------------------------------------------------------
 
-    async def add_upload(self, record: UploadRecord) -> None:
-        await self._write(
-            "INSERT INTO uploads (id, owner, room, content_type, size, name, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (record.id, record.owner, record.room, record.content_type, record.size, record.name, record.created),
+    async def add_upload(self, record: UploadRecord, quota: int = 0) -> bool:
+        return (
+            await self._write(
+                "INSERT INTO uploads (id, owner, room, content_type, size, name, created) "
+                "SELECT ?, ?, ?, ?, ?, ?, ? "
+                "WHERE ? = 0 OR (SELECT COALESCE(SUM(size), 0) FROM uploads WHERE owner = ?) + ? <= ?",
+                (
+                    record.id,
+                    record.owner,
+                    record.room,
+                    record.content_type,
+                    record.size,
+                    record.name,
+                    record.created,
+                    quota,
+                    record.owner,
+                    record.size,
+                    quota,
+                ),
+            )
+            > 0
         )
 
+    async def upload_usage(self, owner: str) -> int:
+        row = await self._one("SELECT COALESCE(SUM(size), 0) FROM uploads WHERE owner = ?", (owner,))
+        return int(row[0]) if row else 0
+
+    _UPLOAD_COLS = "id, owner, content_type, size, name, created, room"
+
     async def get_upload(self, upload_id: str) -> UploadRecord | None:
-        row = await self._one(
-            "SELECT id, owner, content_type, size, name, created, room FROM uploads WHERE id = ?", (upload_id,)
-        )
+        row = await self._one(f"SELECT {self._UPLOAD_COLS} FROM uploads WHERE id = ?", (upload_id,))
         return UploadRecord(*row) if row else None
+
+    async def delete_upload(self, upload_id: str, *, unposted_only: bool = False) -> bool:
+        sql = "DELETE FROM uploads WHERE id = ?" + (" AND room IS NULL" if unposted_only else "")
+        return await self._write(sql, (upload_id,)) > 0
+
+    async def unposted_uploads(self, created_before: int, limit: int) -> list[UploadRecord]:
+        rows = await self._r.execute_fetchall(
+            f"SELECT {self._UPLOAD_COLS} FROM uploads WHERE room IS NULL AND created < ? ORDER BY created LIMIT ?",
+            (created_before, limit),
+        )
+        return [UploadRecord(*tuple(r)) for r in rows]
 
     async def attach_uploads(self, ids: Sequence[str], owner: str, room: str) -> list[str]:
         bound = []

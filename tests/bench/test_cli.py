@@ -158,9 +158,9 @@ def test_token_mode_users_are_created_as_bots_with_the_admin_token(tmp_path: Pat
     """Against a server in token mode, --admin-token makes the users through POST /api/admin/bots."""
     from harness import ChatdProcess, register
 
-    server = ChatdProcess(tmp_path / "srv", {"auth": {"mode": "token"}}).start()
+    server = ChatdProcess(tmp_path / "srv", {"auth": {"mode": "token", "first_user_admin": True}}).start()
     try:
-        admin = register(server, "boss")  # the first user to register is the admin
+        admin = register(server, "boss")  # the first user to register is the admin (auth.first_user_admin)
         out = tmp_path / "tokens.json"
         code, text = run(
             "-t",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import httpx
 import pytest
 
@@ -10,6 +12,14 @@ from harness import ChatdProcess, Client, register
 
 def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture(scope="module")
+def token_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChatdProcess]:
+    """A chatd in token mode where the first registrant becomes admin (auth.first_user_admin)."""
+    proc = ChatdProcess(tmp_path_factory.mktemp("chatd"), {"auth": {"mode": "token", "first_user_admin": True}})
+    yield proc.start()
+    proc.stop()
 
 
 @pytest.fixture(scope="module")
