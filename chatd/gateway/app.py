@@ -14,6 +14,7 @@ from litestar.static_files import create_static_files_router
 
 from chatd import __version__
 from chatd.errors import ChatError, Err, internal_message, log_fault
+from chatd.gateway.guard import request_guard
 from chatd.gateway.info import server_info
 from chatd.gateway.ops import ops_handlers
 from chatd.gateway.rest import api_router
@@ -110,6 +111,7 @@ def create_app(node: Node) -> Litestar:
         ),
         exception_handlers={ChatError: _chat_error, HTTPException: _http_error, Exception: _internal},
         request_class=ChatdRequest,
+        middleware=[request_guard(node.cfg)],
         openapi_config=OpenAPIConfig(
             title="chatd",
             version=__version__,

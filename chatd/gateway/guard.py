@@ -1,0 +1,92 @@
+"""HTTP request guards: a read deadline on request bodies and a cap on requests in flight per client address.
+
+granian cuts a client that is slow to send its headers (``limits.handshake_timeout``) but not one that is slow to
+send a body, so a client with no account could hold a connection, and a file descriptor, per unfinished POST for
+as long as it liked. Two bounds stop that:
+
+- **Body deadline.** A body must be complete within ``limits.body_timeout`` seconds plus its size so far over
+  ``limits.body_min_rate`` bytes per second, so a large upload on a slow link has time and a drip-fed one does not.
+  Past the deadline the request is answered 408 ``timeout``.
+- **In flight per address.** At most ``limits.max_requests_per_ip`` requests from one client address are being
+  handled at once (``server.trusted_proxies`` says whose X-Forwarded-For to believe); past it 429
+  ``rate_limited``. ``/healthz`` and ``/readyz`` are exempt so probes keep answering.
+
+The count is per node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from chatd.config import Config
+from chatd.errors import ChatError, Err
+from chatd.gateway.auth import client_ip
+
+EXEMPT = frozenset(("/healthz", "/readyz"))
+
+
+def request_guard(cfg: Config) -> Any:
+    """A litestar middleware (``app -> app``) applying both bounds with ``cfg``'s limits."""
+    lim = cfg.limits
+    in_flight: dict[str, int] = {}
+
+    def middleware(app: ASGIApp) -> ASGIApp:
+        async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != "http" or scope["path"] in EXEMPT:
+                await app(scope, receive, send)
+                return
+            peer = scope.get("client")
+            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", ())}
+            ip = client_ip(peer[0] if peer else None, headers, cfg.server.trusted_proxies)
+            held = in_flight.get(ip, 0)
+            if lim.max_requests_per_ip and held >= lim.max_requests_per_ip:
+                raise ChatError(
+                    Err.RATE_LIMITED,
+                    f"more than {lim.max_requests_per_ip} requests in flight from your address",
+                    retry_after=1,
+                )
+            in_flight[ip] = held + 1
+            try:
+                await app(scope, _deadline(receive, lim.body_timeout, lim.body_min_rate), send)
+            finally:
+                left = in_flight[ip] - 1
+                if left:
+                    in_flight[ip] = left
+                else:
+                    del in_flight[ip]  # bounded by addresses with a request in flight now
+
+        return guarded
+
+    return middleware
+
+
+def _deadline(receive: Receive, timeout: float, min_rate: int) -> Receive:
+    """``receive`` that raises 408 ``timeout`` once the body is later than its deadline (see the module)."""
+    start = time.monotonic()
+    received = 0
+    complete = False
+
+    async def timed() -> Message:
+        nonlocal received, complete
+        if complete:
+            return await receive()  # after the body only a disconnect can come; waiting for it is not a cost
+        allowed = timeout + (received / min_rate if min_rate else float("inf"))
+        remaining = start + allowed - time.monotonic()
+        try:
+            message = await asyncio.wait_for(receive(), max(remaining, 0.0))
+        except TimeoutError:
+            raise ChatError(
+                Err.TIMEOUT, f"request body incomplete after {time.monotonic() - start:.0f}s ({received} bytes)"
+            ) from None
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            complete = not message.get("more_body", False)
+        else:
+            complete = True
+        return message
+
+    return timed
