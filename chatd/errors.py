@@ -76,6 +76,12 @@ class Err(enum.Enum):
         "The frame or upload is bigger than the configured limit; nothing of it was stored.",
         "Send less; large files go through POST /api/uploads.",
     )
+    QUOTA_EXCEEDED = ErrorInfo(
+        "quota_exceeded",
+        413,
+        "The upload would take the user's stored uploads past uploads.quota_bytes; nothing of it was stored.",
+        "Delete uploads you no longer need (DELETE /api/uploads/{id}) or ask an admin for more room.",
+    )
     UNSUPPORTED_TYPE = ErrorInfo(
         "unsupported_type",
         415,
@@ -85,8 +91,15 @@ class Err(enum.Enum):
     RATE_LIMITED = ErrorInfo(
         "rate_limited",
         429,
-        "The user's send rate is over the token bucket; the message was not stored.",
-        "Wait and resend with the same client_id.",
+        "Too many of one action: sends over the token bucket (the message was not stored), or too many sign-in "
+        "attempts, registrations, uploads, new rooms, typing notices or requests in flight.",
+        "Wait (REST answers carry Retry-After) and resend; a send with the same client_id.",
+    )
+    INSUFFICIENT_STORAGE = ErrorInfo(
+        "insufficient_storage",
+        507,
+        "The server's disk is too full to take the upload (uploads.min_free_bytes); nothing of it was stored.",
+        "Try again later; tell the server's operator.",
     )
     UNAVAILABLE = ErrorInfo(
         "unavailable",

@@ -27,6 +27,7 @@ from chatd.protocol.limits import TokenBucket
 from chatd.rooms import Rooms
 from chatd.store import make_store
 from chatd.store.base import NewMessage, UserRecord
+from chatd.uploads import Sweeper
 from chatd.worker import Worker
 
 log = logging.getLogger("chatd")
@@ -48,6 +49,7 @@ class Node:
         self.worker = Worker(self.broker, self.store, self.metrics, cfg.store.batch_max)
         self.accounts = Accounts(self.store, cfg.auth.token_ttl)
         self.rooms = Rooms(self.store, cfg.rooms.auto_create, cfg.rooms.create_per_hour)
+        self.upload_sweeper = Sweeper(cfg.uploads, self.store)
         self.draining = False
         self._buckets: dict[str, TokenBucket] = {}
         self._tickets: dict[int, Reply] = {}
@@ -65,6 +67,7 @@ class Node:
         self._heartbeat = asyncio.create_task(self._heartbeats(), name="chatd-heartbeat")
         self._lag = asyncio.create_task(self.metrics.watch_loop_lag(), name="chatd-loop-lag")
         self.metrics.watch_gc()
+        self.upload_sweeper.start()
 
     async def drain(self) -> None:
         """Stop taking sends, store and ack everything taken in, then close every socket with 1001."""
@@ -84,6 +87,7 @@ class Node:
         for task in (self._heartbeat, self._lag):
             if task is not None:
                 task.cancel()
+        self.upload_sweeper.stop()
         self.metrics.unwatch_gc()
         await self.worker.stop()
         await self.broker.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import socket
 import sys
@@ -73,6 +74,8 @@ def serve(cfg: Config) -> int:
     if problem:
         print(f"chatd: {problem}", file=sys.stderr)
         return 2
+    # Everything the server creates (database, WAL, spill, uploads) holds private data: owner-only by default.
+    os.umask(0o077)
     try:
         return uvloop.run(_serve(cfg))
     except (StoreLocked, BackendError) as e:

@@ -88,7 +88,9 @@ class ChatdProcess:
     def ws(self) -> str:
         return f"ws://127.0.0.1:{self.port}/ws"
 
-    def start(self, timeout: float = 20.0) -> ChatdProcess:
+    def start(self, timeout: float = 20.0, ready_path: str = "/readyz") -> ChatdProcess:
+        """Start and wait until ``ready_path`` answers 200 (``/healthz`` for a server that is meant not to be
+        ready)."""
         env = clean_env(self.env)
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
@@ -103,7 +105,7 @@ class ChatdProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"chatd exited with {self.proc.returncode}:\n{self.log()}")
             try:
-                if httpx.get(self.http + "/readyz", timeout=1).status_code == 200:
+                if httpx.get(self.http + ready_path, timeout=1).status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass

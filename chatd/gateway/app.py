@@ -22,6 +22,7 @@ from chatd.gateway.slots import ConnectionSlots
 from chatd.gateway.ws import ws_endpoint
 from chatd.node import Node
 from chatd.throttle import AuthThrottle
+from chatd.uploads import UploadRules
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 
@@ -107,6 +108,7 @@ def create_app(node: Node) -> Litestar:
                 "node": node,
                 "slots": ConnectionSlots(lim.max_connections, lim.max_connections_per_user),
                 "auth_throttle": AuthThrottle(node.cfg.auth),
+                "upload_rules": UploadRules(node.cfg.uploads, node.store),
             }
         ),
         exception_handlers={ChatError: _chat_error, HTTPException: _http_error, Exception: _internal},

@@ -20,7 +20,7 @@ import asyncio
 import time
 from typing import Any
 
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, Receive, ReceiveMessage, Scope, Send
 
 from chatd.config import Config
 from chatd.errors import ChatError, Err
@@ -70,7 +70,7 @@ def _deadline(receive: Receive, timeout: float, min_rate: int) -> Receive:
     received = 0
     complete = False
 
-    async def timed() -> Message:
+    async def timed() -> ReceiveMessage:
         nonlocal received, complete
         if complete:
             return await receive()  # after the body only a disconnect can come; waiting for it is not a cost

@@ -12,9 +12,13 @@ async def healthz() -> str:
     return "ok"
 
 
-@get("/readyz", summary="Readiness: store and broker usable, not draining")
+@get("/readyz", summary="Readiness: store and broker usable, store's disk above its watermark, not draining")
 async def readyz(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
-    checks = await request.app.state.node.ready()
+    node = request.app.state.node
+    checks = await node.ready()
+    # A store that cannot write makes every send hang or fail: out of rotation before its disk is full.
+    free = node.store.free_bytes()
+    checks["store_disk"] = free is None or free >= node.cfg.store.min_free_bytes
     ok = all(checks.values())
     return Response({"ready": ok, **checks}, status_code=200 if ok else 503)
 

@@ -9,6 +9,8 @@ and a picture is uploaded here first, then referenced from a message by id (``"a
   ``uploads.allowed_types`` get 415.
 - An upload belongs to its owner until it is posted in a room (at upload time with ``?room=``, or by the first
   message that references it); from then on it is served only to members of that room.
+- Quota, rate, free-space watermark and expiry of unposted uploads: see :mod:`chatd.uploads`. ``DELETE`` removes
+  an upload (its owner or an admin).
 """
 
 from __future__ import annotations
@@ -19,16 +21,17 @@ import re
 import secrets
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import msgspec
-from litestar import Request, Response, get, post
+from litestar import Request, Response, delete, get, post
 from litestar.response import File
-from litestar.status_codes import HTTP_201_CREATED
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from chatd.errors import ChatError, Err
 from chatd.gateway.auth import Principal
 from chatd.store.base import UploadRecord
+from chatd.uploads import UploadRules, delete_file, upload_path
 
 SNIFF_BYTES = 512
 _NAME_RE = re.compile(r"[^A-Za-z0-9._ -]+")
@@ -71,7 +74,7 @@ def safe_name(name: str) -> str:
 
 
 def _path(root: str, upload_id: str) -> Path:
-    return Path(root) / upload_id[:2] / upload_id
+    return upload_path(root, upload_id)
 
 
 @post(
@@ -84,25 +87,27 @@ async def upload(
     request: Request[Any, Any, Any], principal: Principal, room: str | None = None, name: str = "upload"
 ) -> UploadOut:
     node = request.app.state.node
+    rules: UploadRules = request.app.state.upload_rules
     cfg = node.cfg.uploads
     user = principal.user.name
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > cfg.max_bytes:
-        raise ChatError(Err.TOO_LARGE, f"uploads are limited to {cfg.max_bytes} bytes")
+    header = request.headers.get("content-length")
+    declared = int(header) if header and header.isdigit() else None
     if room is not None:
         await node.rooms.require_member(room, user)
+    limit = await rules.admit(user, declared)
     upload_id = secrets.token_urlsafe(12).replace("-", "_")
     final = _path(cfg.dir, upload_id)
-    final.parent.mkdir(parents=True, exist_ok=True)
+    # Private: 0700 directories (made by us), 0600 files; attachments are readable only through the API.
+    await asyncio.to_thread(_private_dirs, Path(cfg.dir), final.parent)
     partial = final.with_suffix(".part")
     size = 0
     head = b""
-    f = await asyncio.to_thread(open, partial, "wb")
+    f = await asyncio.to_thread(_open_private, partial)
     try:
         async for chunk in request.stream():
             size += len(chunk)
-            if size > cfg.max_bytes:
-                raise ChatError(Err.TOO_LARGE, f"uploads are limited to {cfg.max_bytes} bytes")
+            if size > limit:
+                raise rules.over_limit(limit)
             if len(head) < SNIFF_BYTES:
                 head += chunk[: SNIFF_BYTES - len(head)]
             await asyncio.to_thread(f.write, chunk)
@@ -116,13 +121,24 @@ async def upload(
                 f"file type {kind or 'unknown'} is not accepted; allowed: {', '.join(cfg.allowed_types)}",
             )
         await asyncio.to_thread(os.replace, partial, final)
+        record = UploadRecord(upload_id, user, kind, size, safe_name(name), int(time.time() * 1000), room)
+        if not await node.store.add_upload(record, cfg.quota_bytes):
+            final.unlink(missing_ok=True)
+            raise rules.over_quota()  # concurrent uploads of this user got there first
     except BaseException:
         f.close()
         partial.unlink(missing_ok=True)
         raise
-    record = UploadRecord(upload_id, user, kind, size, safe_name(name), int(time.time() * 1000), room)
-    await node.store.add_upload(record)
     return UploadOut(upload_id, kind, size, record.name, room)
+
+
+def _private_dirs(root: Path, sub: Path) -> None:
+    for d in (root, sub):  # not mkdir(parents=True), which gives the parents the umask's mode
+        d.mkdir(mode=0o700, parents=d is root, exist_ok=True)
+
+
+def _open_private(path: Path) -> BinaryIO:
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb")
 
 
 @get("/uploads/{upload_id:str}", summary="Download an attachment (members of its room, or its owner)")
@@ -153,4 +169,16 @@ async def download(request: Request[Any, Any, Any], principal: Principal, upload
     )
 
 
-upload_handlers = [upload, download]
+@delete("/uploads/{upload_id:str}", status_code=HTTP_200_OK, summary="Delete an upload (its owner or an admin)")
+async def delete_upload(request: Request[Any, Any, Any], principal: Principal, upload_id: str) -> dict[str, bool]:
+    node = request.app.state.node
+    record = await node.store.get_upload(upload_id)
+    if record is None or not (record.owner == principal.user.name or principal.user.admin):
+        raise ChatError(Err.NOT_FOUND, "no such upload")  # as for a download: ids of others cannot be confirmed
+    deleted = await node.store.delete_upload(upload_id)
+    if deleted:
+        await delete_file(node.cfg.uploads.dir, upload_id)
+    return {"deleted": deleted}
+
+
+upload_handlers = [upload, download, delete_upload]

@@ -1,0 +1,122 @@
+"""Upload files on disk, and the rules that keep one user from filling it.
+
+- ``uploads.quota_bytes``: what one user may keep in total (posted or not); checked before and while streaming,
+  and again atomically when the record is stored, so concurrent uploads cannot overshoot together.
+- ``uploads.rate`` / ``uploads.burst``: uploads per second per user (a token bucket, per node).
+- ``uploads.min_free_bytes``: an upload that would leave less free space on the uploads' filesystem is refused
+  with 507 before a byte is written, so uploads stop well before the store's disk fills.
+- ``uploads.unposted_ttl``: an upload never posted in a room is deleted after this long by :class:`Sweeper`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from pathlib import Path
+
+from chatd.config import UploadsConfig
+from chatd.errors import ChatError, Err
+from chatd.store.base import Store
+from chatd.throttle import KeyedBuckets, refuse
+
+log = logging.getLogger("chatd.uploads")
+
+SWEEP_BATCH = 500
+
+
+def upload_path(root: str, upload_id: str) -> Path:
+    return Path(root) / upload_id[:2] / upload_id
+
+
+def free_bytes(path: str) -> int:
+    """Free bytes on the filesystem holding ``path`` (or its nearest existing parent)."""
+    p = Path(path).resolve()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    st = os.statvfs(p)
+    return st.f_bavail * st.f_frsize
+
+
+class UploadRules:
+    """The per-user checks of a new upload, in the order an upload meets them."""
+
+    def __init__(self, cfg: UploadsConfig, store: Store) -> None:
+        self.cfg = cfg
+        self.store = store
+        self.rate = KeyedBuckets(cfg.rate, cfg.burst)
+
+    async def admit(self, user: str, declared: int | None) -> int:
+        """Raise if ``user`` may not upload now; otherwise the most bytes this upload may have."""
+        cfg = self.cfg
+        if declared is not None and declared > cfg.max_bytes:
+            raise ChatError(Err.TOO_LARGE, f"uploads are limited to {cfg.max_bytes} bytes")
+        wait = self.rate.take(user, time.monotonic())
+        if wait:
+            raise refuse("uploads (uploads.rate)", wait)
+        limit = cfg.max_bytes
+        if cfg.quota_bytes:
+            room = cfg.quota_bytes - await self.store.upload_usage(user)
+            if room <= 0 or (declared is not None and declared > room):
+                raise self.over_quota()
+            limit = min(limit, room)
+        worst = declared if declared is not None else limit
+        if free_bytes(cfg.dir) - worst < cfg.min_free_bytes:
+            log.error("upload refused: the uploads disk is below uploads.min_free_bytes (%d)", cfg.min_free_bytes)
+            raise ChatError(Err.INSUFFICIENT_STORAGE, "the server's disk is too full for uploads now")
+        return limit
+
+    def over_limit(self, limit: int) -> ChatError:
+        """The error for a body that passed ``limit`` while streaming: the size cap or the quota."""
+        if limit < self.cfg.max_bytes:
+            return self.over_quota()
+        return ChatError(Err.TOO_LARGE, f"uploads are limited to {self.cfg.max_bytes} bytes")
+
+    def over_quota(self) -> ChatError:
+        return ChatError(Err.QUOTA_EXCEEDED, f"your uploads would pass your quota of {self.cfg.quota_bytes} bytes")
+
+
+async def delete_file(root: str, upload_id: str) -> None:
+    await asyncio.to_thread(upload_path(root, upload_id).unlink, True)
+
+
+class Sweeper:
+    """Deletes uploads never posted in a room once they are ``uploads.unposted_ttl`` old (record, then file)."""
+
+    def __init__(self, cfg: UploadsConfig, store: Store) -> None:
+        self.cfg = cfg
+        self.store = store
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self.cfg.unposted_ttl > 0:
+            self._task = asyncio.create_task(self._run(), name="chatd-upload-sweeper")
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    async def sweep(self) -> int:
+        """One pass; returns how many uploads it deleted."""
+        cutoff = int((time.time() - self.cfg.unposted_ttl) * 1000)
+        deleted = 0
+        while batch := await self.store.unposted_uploads(cutoff, SWEEP_BATCH):
+            for record in batch:
+                # unposted_only: a message attaching it at this moment wins, and the file stays.
+                if await self.store.delete_upload(record.id, unposted_only=True):
+                    await delete_file(self.cfg.dir, record.id)
+                    deleted += 1
+            if len(batch) < SWEEP_BATCH:
+                break
+        return deleted
+
+    async def _run(self) -> None:
+        period = min(self.cfg.unposted_ttl / 2, 600.0)
+        while True:
+            await asyncio.sleep(period)
+            try:
+                if n := await self.sweep():
+                    log.info("deleted %d unposted upload(s) older than %gs", n, self.cfg.unposted_ttl)
+            except Exception:  # noqa: BLE001 - a failed pass is logged; the next one tries again
+                log.exception("upload sweep failed")
