@@ -27,6 +27,7 @@ from chatd.protocol.limits import TokenBucket
 from chatd.rooms import Rooms
 from chatd.store import make_store
 from chatd.store.base import NewMessage, UserRecord
+from chatd.throttle import KeyedBuckets
 from chatd.uploads import Sweeper
 from chatd.worker import Worker
 
@@ -50,6 +51,8 @@ class Node:
         self.accounts = Accounts(self.store, cfg.auth.token_ttl)
         self.rooms = Rooms(self.store, cfg.rooms.auto_create, cfg.rooms.create_per_hour)
         self.upload_sweeper = Sweeper(cfg.uploads, self.store)
+        # Presence changes cost a frame to every member: a user flapping join/leave is not announced past this.
+        self._presence_budget = KeyedBuckets(cfg.limits.presence_rate, cfg.limits.presence_burst)
         self.draining = False
         self._buckets: dict[str, TokenBucket] = {}
         self._tickets: dict[int, Reply] = {}
@@ -260,6 +263,8 @@ class Node:
             await self._presence(room, conn.user, False)
 
     async def _presence(self, room: str, user: str, online: bool) -> None:
+        if self._presence_budget.take(user, time.monotonic()):
+            return  # over limits.presence_rate: not announced (presence is ephemeral; GET .../presence is exact)
         await self.broker.publish([Delivery(room, 0, encode(Presence(room, user, online)), self.id)])
 
     async def _heartbeats(self) -> None:

@@ -21,7 +21,7 @@ from chatd.gateway.rest import api_router
 from chatd.gateway.slots import ConnectionSlots
 from chatd.gateway.ws import ws_endpoint
 from chatd.node import Node
-from chatd.throttle import AuthThrottle
+from chatd.throttle import AuthThrottle, KeyedBuckets
 from chatd.uploads import UploadRules
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
@@ -109,6 +109,7 @@ def create_app(node: Node) -> Litestar:
                 "slots": ConnectionSlots(lim.max_connections, lim.max_connections_per_user),
                 "auth_throttle": AuthThrottle(node.cfg.auth),
                 "upload_rules": UploadRules(node.cfg.uploads, node.store),
+                "typing_budget": KeyedBuckets(lim.typing_rate, lim.typing_burst),
             }
         ),
         exception_handlers={ChatError: _chat_error, HTTPException: _http_error, Exception: _internal},

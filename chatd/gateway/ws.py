@@ -38,6 +38,7 @@ from chatd.protocol.frames import (
     encode_error,
 )
 from chatd.protocol.session import FrameLimits, FrameRejected, decode_frame
+from chatd.throttle import KeyedBuckets, refuse
 
 log = logging.getLogger("chatd.ws")
 
@@ -108,6 +109,7 @@ class WsSession:
         self.conn = Conn(node.hub.next_id(), user, token_hash, lim.outbound_queue_bytes, self.kick, time.monotonic())
         self.limits = FrameLimits(lim.max_frame_bytes, lim.close_frame_bytes)
         self.reply = node.reply_to(self.conn)
+        self.typing_budget: KeyedBuckets = socket.app.state.typing_budget
         self.closing: Close | None = None
         self._task = asyncio.current_task()
         self._writer: asyncio.Task[None] | None = None
@@ -171,6 +173,9 @@ class WsSession:
                 elif type(frame) is Leave:
                     await node.leave(conn, frame.room)
                 elif type(frame) is Typing:
+                    wait = self.typing_budget.take(conn.user, now)
+                    if wait:
+                        raise refuse("typing notices (limits.typing_rate)", wait)
                     await node.typing(conn, frame.room)
                 elif type(frame) is Ping:
                     conn.send(PONG)
