@@ -92,13 +92,37 @@ def _internal(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[
     return Response(_body(Err.INTERNAL, internal_message(incident)), status_code=500)
 
 
+# The page loads only its own files: no inline script or style, no other origin, and no framing (clickjacking).
+# img-src allows blob: for upload previews; connect-src 'self' covers the page's own ws:// and wss:// origin.
+PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob:; connect-src 'self'; "
+        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    # URLs may carry a ticket or a signed link: never send them to another site.
+    "Referrer-Policy": "no-referrer",
+}
+
+
+async def _page_headers(response: Response[Any]) -> Response[Any]:
+    response.headers.update(PAGE_HEADERS)
+    return response
+
+
 def create_app(node: Node) -> Litestar:
     lim = node.cfg.limits
     handlers: list[Any] = [ws_endpoint, api_router, server_info, *ops_handlers]
     if (WEB_DIR / "index.html").exists():
         handlers.append(
             create_static_files_router(
-                path="/", directories=[WEB_DIR], html_mode=True, name="web", include_in_schema=False
+                path="/",
+                directories=[WEB_DIR],
+                html_mode=True,
+                name="web",
+                include_in_schema=False,
+                after_request=_page_headers,
             )
         )
     return Litestar(

@@ -1,5 +1,7 @@
 // DOM building blocks. Everything user-supplied goes in through textContent or attributes, never innerHTML.
 
+import { bidiSafe } from "./bidi.js";
+
 const timeFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
 const dateTimeFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
 
@@ -9,6 +11,8 @@ export function h(tag, attrs = {}, ...children) {
     if (v === undefined || v === null || v === false) continue;
     if (k === "class") el.className = v;
     else if (k === "dataset") Object.assign(el.dataset, v);
+    // Through CSSOM, not a style attribute: the page's Content-Security-Policy refuses inline style attributes.
+    else if (k === "style") el.style.cssText = v;
     else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
     else el.setAttribute(k, v === true ? "" : v);
   }
@@ -82,12 +86,12 @@ export function messageItem(m, me, urlFor) {
     avatar(m.from),
     h("div", { class: "bubble" },
       h("div", { class: "meta" },
-        h("span", { class: "from" }, m.from),
+        h("bdi", { class: "from" }, m.from),
         h("time", { datetime: new Date(m.ts).toISOString(), title: dateTimeFormat.format(new Date(m.ts)) },
           formatTime(m.ts)),
         mine ? h("span", { class: "status", title: "Delivered" }, "✓",
           h("span", { class: "visually-hidden" }, " delivered")) : null),
-      m.body ? h("p", { class: "body" }, m.body) : null,
+      m.body ? h("p", { class: "body", dir: "auto" }, bidiSafe(m.body)) : null,
       attachmentList(m.attachments, urlFor)));
 }
 
@@ -105,7 +109,7 @@ export function pendingItem(entry, me, urlFor, { onRetry, onDiscard }) {
     avatar(me),
     h("div", { class: "bubble" },
       h("div", { class: "meta" }, h("span", { class: "from" }, me), status),
-      entry.body ? h("p", { class: "body" }, entry.body) : null,
+      entry.body ? h("p", { class: "body", dir: "auto" }, bidiSafe(entry.body)) : null,
       attachmentList(entry.attachments, urlFor)));
 }
 
