@@ -43,14 +43,20 @@ class StoreConfig(_Section):
     synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
     batch_max: int = 512
     dsn: str = ""
+    pool_size: int = 8
 
 
 class BrokerConfig(_Section):
     backend: str = "memory"
     url: str = ""
+    namespace: str = "chatd"
     queue_max_messages: int = 10_000
     queue_max_bytes: int = 16 * MiB
     spill_path: str = ""
+    node_timeout: float = 30.0
+    presence_interval: float = 10.0
+    gap_wait: float = 0.05
+    sweep_interval: float = 5.0
 
 
 class RoomsConfig(_Section):
@@ -207,8 +213,22 @@ def validate(cfg: Config) -> None:
         problems.append(f"'server.port' must be 1-65535 (got {cfg.server.port})")
     for key in ("batch_max",):
         positive(f"store.{key}", getattr(cfg.store, key))
-    for key in ("queue_max_messages", "queue_max_bytes"):
+    for key in ("queue_max_messages", "queue_max_bytes", "node_timeout", "presence_interval", "sweep_interval"):
         positive(f"broker.{key}", getattr(cfg.broker, key))
+    positive("store.pool_size", cfg.store.pool_size)
+    if cfg.broker.gap_wait < 0:
+        problems.append("'broker.gap_wait' must be >= 0")
+    if cfg.broker.presence_interval >= cfg.broker.node_timeout:
+        problems.append("'broker.presence_interval' must be below 'broker.node_timeout'")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", cfg.broker.namespace):
+        problems.append(
+            "'broker.namespace' must be 1-64 characters of A-Z a-z 0-9 _ . - starting with a letter "
+            f"or digit (got {cfg.broker.namespace!r})"
+        )
+    if cfg.broker.backend != "memory" and not cfg.broker.url:
+        problems.append(f"'broker.url' is needed for broker backend {cfg.broker.backend!r}")
+    if cfg.store.backend != "sqlite" and not cfg.store.dsn:
+        problems.append(f"'store.dsn' is needed for store backend {cfg.store.backend!r}")
     for key in ("replay_max", "history_max_limit"):
         positive(f"rooms.{key}", getattr(cfg.rooms, key))
     for key in (

@@ -5,7 +5,10 @@
 - A private room needs prior membership (the creator, or someone invited); anyone else gets ``forbidden``.
 - Sending needs membership (``not_member``).
 
-Membership is checked on every send, so positive answers are cached per node; removing a member clears them.
+Membership is checked on every send, so positive answers are cached per node. The cache is only a fast path: the
+store checks membership again in the transaction that stores a send, so a member removed on another node is
+refused even before that node's ``member-`` event (``chatd.cluster``) clears the entry here. Joins of private rooms
+always ask the store.
 """
 
 from __future__ import annotations
@@ -38,6 +41,12 @@ class Rooms:
         if len(self._members) >= _CACHE_MAX:
             self._members.clear()
         self._members.add((room, user))
+
+    def forget(self, room: str, user: str) -> None:
+        self._members.discard((room, user))
+
+    def forget_all(self) -> None:
+        self._members.clear()
 
     async def is_member(self, room: str, user: str) -> bool:
         if (room, user) in self._members:
@@ -75,7 +84,7 @@ class Rooms:
                 record = await self.store.get_room(room)  # created by a racing join
                 assert record is not None
         if record.private:
-            if not await self.is_member(room, user):
+            if not await self.store.is_member(room, user):
                 raise ChatError(Err.FORBIDDEN, f"{room!r} is private; ask a member to invite you")
             return record
         if (room, user) not in self._members:
