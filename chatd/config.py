@@ -15,6 +15,8 @@ from typing import Any, Literal
 
 import msgspec
 
+from chatd import registry
+
 KiB = 1024
 MiB = 1024 * KiB
 
@@ -225,10 +227,15 @@ def validate(cfg: Config) -> None:
             "'broker.namespace' must be 1-64 characters of A-Z a-z 0-9 _ . - starting with a letter "
             f"or digit (got {cfg.broker.namespace!r})"
         )
-    if cfg.broker.backend != "memory" and not cfg.broker.url:
-        problems.append(f"'broker.url' is needed for broker backend {cfg.broker.backend!r}")
-    if cfg.store.backend != "sqlite" and not cfg.store.dsn:
-        problems.append(f"'store.dsn' is needed for store backend {cfg.store.backend!r}")
+    for kind, key, backend, needs in (
+        ("brokers", "broker", cfg.broker.backend, "url"),
+        ("stores", "store", cfg.store.backend, "dsn"),
+    ):
+        known = registry.names(kind)
+        if backend not in known:
+            problems.append(f"unknown {key} backend {backend!r} in '{key}.backend'; choose one of: {', '.join(known)}")
+        elif backend not in ("memory", "sqlite") and not getattr(getattr(cfg, key), needs):
+            problems.append(f"'{key}.{needs}' is needed for {key} backend {backend!r}")
     for key in ("replay_max", "history_max_limit"):
         positive(f"rooms.{key}", getattr(cfg.rooms, key))
     for key in (
