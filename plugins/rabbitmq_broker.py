@@ -12,8 +12,9 @@ Names, all under ``[broker] namespace`` (``ns`` below):
   queue ``ns.node.<node id>``, so a node that is gone leaves nothing behind.
 
 Reconnection is aio-pika's robust connection (every second), which restores channels, queues, bindings and
-consumers. Deliveries received on a channel that has since been replaced are not acked on the new one (a
-delivery tag belongs to its channel): the broker redelivers those items and the store recognises them.
+consumers. Deliveries received on a channel that has closed since are skipped and never acked (a delivery tag
+belongs to its channel): RabbitMQ redelivers those items on the new channel, and the store recognises any that
+were already stored.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from aio_pika.abc import (
     AbstractRobustConnection,
     ExchangeType,
 )
+from aiormq.exceptions import ChannelInvalidStateError
 
 from chatd.broker.base import BrokerUnavailable, Taken
 from chatd.broker.remote import RemoteBroker, item_decoder
@@ -50,11 +52,16 @@ class RabbitMQBroker(RemoteBroker):
         self._fast: AbstractChannel | None = None  # fan-out publishes, at most once, no confirms
         self._fanout: AbstractExchange | None = None
         self._direct: AbstractExchange | None = None
-        self._items: asyncio.Queue[tuple[int, AbstractIncomingMessage]] = asyncio.Queue()
-        self._generation = 0  # bumped on every reconnect; a delivery tag is only valid in its own generation
+        self._items: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
 
     async def _connect(self) -> None:
-        self.conn = await aio_pika.connect_robust(self.cfg.url, timeout=5, reconnect_interval=1)
+        self.conn = await aio_pika.connect_robust(
+            self.cfg.url,
+            timeout=5,
+            reconnect_interval=1,
+            # Named, so an operator (or a test) can tell this deployment's connections apart in rabbitmqctl.
+            client_properties={"connection_name": f"chatd {self.ns} {self.node_id}"},
+        )
         self.conn.close_callbacks.add(self._on_close)
         self.conn.reconnect_callbacks.add(self._on_reconnect)
         self._confirmed = await self.conn.channel(publisher_confirms=True)
@@ -83,10 +90,6 @@ class RabbitMQBroker(RemoteBroker):
             self.link(False, str(exc) if exc else "connection closed")
 
     def _on_reconnect(self, _: Any) -> None:
-        self._generation += 1
-        # What was delivered before the drop is redelivered on the new channel; drop the stale copies.
-        while not self._items.empty():
-            self._items.get_nowait()
         self.link(True)
 
     # --- ingest -------------------------------------------------------------------------------------------------
@@ -102,7 +105,15 @@ class RabbitMQBroker(RemoteBroker):
             raise BrokerUnavailable(str(e) or type(e).__name__) from e
 
     async def _on_item(self, message: AbstractIncomingMessage) -> None:
-        self._items.put_nowait((self._generation, message))
+        self._items.put_nowait(message)
+
+    @staticmethod
+    def _stale(message: AbstractIncomingMessage) -> bool:
+        """Delivered on a channel that has closed since: RabbitMQ redelivers it, and its tag means nothing now."""
+        try:
+            return bool(message.channel.is_closed)
+        except ChannelInvalidStateError:  # aio-pika refuses to hand out a closed channel
+            return True
 
     async def take(self, max_items: int) -> list[Taken]:
         while True:
@@ -110,7 +121,9 @@ class RabbitMQBroker(RemoteBroker):
             while len(batch) < max_items and not self._items.empty():
                 batch.append(self._items.get_nowait())
             taken: list[Taken] = []
-            for generation, message in batch:
+            for message in batch:
+                if self._stale(message):
+                    continue
                 try:
                     item = item_decoder.decode(message.body)
                 except Exception:  # noqa: BLE001 - a foreign message must not stop the queue
@@ -118,13 +131,13 @@ class RabbitMQBroker(RemoteBroker):
                     with contextlib.suppress(Exception):
                         await message.reject(requeue=False)
                     continue
-                taken.append(Taken(item, (generation, message)))
+                taken.append(Taken(item, message))
             if taken:
                 return taken
 
     async def _settle(self, receipts: list[object]) -> None:
-        pairs: list[tuple[int, AbstractIncomingMessage]] = receipts  # type: ignore[assignment]
-        current = [m for g, m in pairs if g == self._generation]
+        messages: list[AbstractIncomingMessage] = receipts  # type: ignore[assignment]
+        current = [m for m in messages if not self._stale(m)]
         if not current:
             return
         # The worker settles in the order it took, so one cumulative ack covers the batch.

@@ -58,6 +58,7 @@ class RedisBroker(RemoteBroker):
         self.reader: aioredis.Redis | None = None  # blocking reads, on connections of their own
         self._tasks: list[asyncio.Task[None]] = []
         self._backlog = True  # re-read this consumer's pending entries before new ones
+        self._backlog_from: str | bytes = "0"
         self._subscribed = False
         self._adopted: dict[str, str] = {}  # dead node name -> its stream, while this node drains it
         self._released: list[str] = []  # adoption keys to delete
@@ -191,14 +192,17 @@ class RedisBroker(RemoteBroker):
             if taken:
                 return taken
         if self._backlog:
-            resp: Any = await self.reader.xreadgroup(GROUP, self.node_name, {self.stream: "0"}, count=max_items)
-            taken = self._decode(self.stream, resp)
-            if not resp or not resp[0][1]:
+            # This consumer's pending entries (delivered to an earlier run, never acked), walked with a cursor.
+            resp: Any = await self.reader.xreadgroup(
+                GROUP, self.node_name, {self.stream: self._backlog_from}, count=max_items
+            )
+            entries = resp[0][1] if resp else []
+            if not entries:
                 self._backlog = False
-            if taken:
-                return taken
-            if self._backlog:  # only deleted entries came back; read on
-                return []
+                self._backlog_from = "0"
+            else:
+                self._backlog_from = entries[-1][0]
+                return self._decode(self.stream, resp)  # may be empty (deleted entries): the next call reads on
         resp = await self.reader.xreadgroup(GROUP, self.node_name, {self.stream: ">"}, count=max_items, block=BLOCK_MS)
         return self._decode(self.stream, resp)
 

@@ -19,6 +19,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -210,13 +212,24 @@ async def _drop_database(dsn: str) -> None:
         await conn.close()
 
 
+def _run_sync(fn: Callable[[str], Coroutine[Any, Any, None]], dsn: str) -> None:
+    """Run ``fn(dsn)`` to completion from synchronous code, even if this thread already runs an event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(fn(dsn))
+        return
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, fn(dsn)).result()
+
+
 def ensure_database(dsn: str) -> None:
     """Create the DSN's database if it does not exist (connecting to the server's ``postgres`` database)."""
-    asyncio.run(_ensure_database(dsn))
+    _run_sync(_ensure_database, dsn)
 
 
 def drop_database(dsn: str) -> None:
-    asyncio.run(_drop_database(dsn))
+    _run_sync(_drop_database, dsn)
 
 
 class LocalCluster:
