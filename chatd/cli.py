@@ -254,6 +254,69 @@ def chat(url: str, room: str, user: str | None, token: str | None) -> None:
         pass
 
 
+@cli.group()
+def cluster() -> None:
+    """Several nodes on this machine, behind nginx (for trying scale-out, and for the tests)."""
+
+
+@cluster.command("up")
+@click.option("--nodes", "-n", default=3, show_default=True, type=click.IntRange(1, 32), help="How many nodes.")
+@click.option("--broker", type=click.Choice(["redis", "rabbitmq"]), default="redis", show_default=True)
+@click.option("--broker-url", help="Default: the local redis (redis://127.0.0.1:6379/0) or rabbitmq (guest).")
+@click.option(
+    "--dsn",
+    default="postgresql://postgres@127.0.0.1:5432/chatd",
+    show_default=True,
+    help="PostgreSQL for history; the database is created if missing.",
+)
+@click.option("--namespace", default="chatd", show_default=True, help="Prefix of the broker's keys and queues.")
+@click.option("--port", default=8080, show_default=True, help="Where nginx listens (127.0.0.1).")
+@click.option(
+    "--dir",
+    "workdir",
+    type=click.Path(file_okay=False),
+    default="cluster-run",
+    show_default=True,
+    help="Configs and logs of the nodes and nginx.",
+)
+@click.option("--dev", is_flag=True, help="Open mode (connect as ?user=NAME), as chatd serve --dev.")
+def cluster_up(
+    nodes: int, broker: str, broker_url: str | None, dsn: str, namespace: str, port: int, workdir: str, dev: bool
+) -> None:
+    """Start NODES chatd nodes sharing a broker and PostgreSQL, and nginx in front; Ctrl-C stops them all.
+
+    Each node is configured through the environment names an operator's tooling would use (CHATD_SERVER_NODE_ID,
+    CHATD_BROKER_BACKEND, CHATD_BROKER_URL, CHATD_BROKER_NAMESPACE, CHATD_STORE_BACKEND, CHATD_STORE_DSN); their
+    logs are in DIR/nodeN/server.log.
+
+    \b
+    Example:
+        chatd cluster up --nodes 3 --broker redis
+        chatd cluster up -n 2 --broker rabbitmq --dev --port 9000
+    """
+    import signal
+    import threading
+
+    from chatd.deploy.local import LocalCluster
+
+    settings: dict[str, dict[str, Any]] = {"auth": {"mode": "open"}} if dev else {}
+    run = LocalCluster(Path(workdir).resolve(), nodes, broker, broker_url, dsn, namespace, port, settings)
+    click.echo(f"starting {nodes} nodes ({broker}, PostgreSQL {dsn}) and nginx …", err=True)
+    try:
+        run.start()
+    except Exception as e:  # noqa: BLE001 - shown to the user as is, with the node's log tail
+        raise click.ClickException(str(e)) from None
+    for i, node in enumerate(run.nodes, 1):
+        click.echo(f"  node{i}: {node.http}  (log: {node.log_path})", err=True)
+    click.echo(f"chatd is up at {run.http}  (WebSocket {run.ws}); Ctrl-C stops everything")
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    click.echo("stopping: draining the nodes …", err=True)
+    run.stop()
+
+
 def _add_optional_commands() -> None:
     """Commands that live in their own packages, so ``chatd serve`` never imports them."""
     try:

@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 import msgspec
 
+from chatd import registry
+
 KiB = 1024
 MiB = 1024 * KiB
 
@@ -55,14 +57,20 @@ class StoreConfig(_Section):
     batch_max: int = 512
     dsn: str = ""
     min_free_bytes: int = 64 * MiB
+    pool_size: int = 8
 
 
 class BrokerConfig(_Section):
     backend: str = "memory"
     url: str = ""
+    namespace: str = "chatd"
     queue_max_messages: int = 10_000
     queue_max_bytes: int = 16 * MiB
     spill_path: str = ""
+    node_timeout: float = 30.0
+    presence_interval: float = 10.0
+    gap_wait: float = 0.05
+    sweep_interval: float = 5.0
 
 
 class RoomsConfig(_Section):
@@ -232,8 +240,27 @@ def validate(cfg: Config) -> None:
         problems.append(f"'server.port' must be 1-65535 (got {cfg.server.port})")
     for key in ("batch_max",):
         positive(f"store.{key}", getattr(cfg.store, key))
-    for key in ("queue_max_messages", "queue_max_bytes"):
+    for key in ("queue_max_messages", "queue_max_bytes", "node_timeout", "presence_interval", "sweep_interval"):
         positive(f"broker.{key}", getattr(cfg.broker, key))
+    positive("store.pool_size", cfg.store.pool_size)
+    if cfg.broker.gap_wait < 0:
+        problems.append("'broker.gap_wait' must be >= 0")
+    if cfg.broker.presence_interval >= cfg.broker.node_timeout:
+        problems.append("'broker.presence_interval' must be below 'broker.node_timeout'")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", cfg.broker.namespace):
+        problems.append(
+            "'broker.namespace' must be 1-64 characters of A-Z a-z 0-9 _ . - starting with a letter "
+            f"or digit (got {cfg.broker.namespace!r})"
+        )
+    for kind, key, backend, needs in (
+        ("brokers", "broker", cfg.broker.backend, "url"),
+        ("stores", "store", cfg.store.backend, "dsn"),
+    ):
+        known = registry.names(kind)
+        if backend not in known:
+            problems.append(f"unknown {key} backend {backend!r} in '{key}.backend'; choose one of: {', '.join(known)}")
+        elif backend not in ("memory", "sqlite") and not getattr(getattr(cfg, key), needs):
+            problems.append(f"'{key}.{needs}' is needed for {key} backend {backend!r}")
     for key in ("replay_max", "history_max_limit"):
         positive(f"rooms.{key}", getattr(cfg.rooms, key))
     for key in (

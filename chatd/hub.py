@@ -9,6 +9,11 @@ Outbox overflow policy (``shed-then-close``): when a push would take an outbox p
 enough, the connection is closed with 4008 (slow consumer). A stored message is never silently dropped: the client
 resumes with ``join`` + ``since`` and gets everything it missed.
 
+Order: each room this node follows has a :class:`Feed` that passes stored messages on strictly in seq order, each
+once. Messages reach a node from its own worker and from other nodes' workers (through the broker, at most once),
+so they can arrive out of order or not at all: a frame that skips a seq waits (bounded) while the node fills the
+gap from the store (``on_gap``), and repeats are dropped by seq.
+
 Replay seam: a join with ``since`` registers the subscription *holding* live frames, then reads history, then
 calls :meth:`Hub.release`, which sends held frames whose seq is past the replay. Every subscription remembers the
 last seq it passed on, so nothing is delivered twice and nothing falls in the gap.
@@ -144,13 +149,37 @@ class Conn:
             self.kick(Close.SLOW_CONSUMER)
 
 
+class Feed:
+    """This node's ordered view of one room: its local subscribers and the last seq passed on to them.
+
+    ``last`` is None until the first join anchors it at the store's last seq. Frames that arrive ahead of a gap
+    wait in ``early`` (bounded) until the gap is filled, from the broker or from the store.
+    """
+
+    __slots__ = ("members", "last", "early", "early_bytes", "overflowed")
+
+    def __init__(self) -> None:
+        self.members: dict[int, Conn] = {}
+        self.last: int | None = None
+        self.early: dict[int, str] = {}
+        self.early_bytes = 0
+        self.overflowed = False  # early frames were dropped: only the store can fill the gap now
+
+    def gap(self) -> bool:
+        return self.last is not None and (bool(self.early) or self.overflowed)
+
+
 class Hub:
-    def __init__(self, node_id: str, metrics: Metrics) -> None:
+    """Local fan-out. ``on_gap(room)`` is called when a room's feed is missing seqs that the store must fill."""
+
+    def __init__(self, node_id: str, metrics: Metrics, early_max_bytes: int = 4 * 1024 * 1024) -> None:
         self.node_id = node_id
-        self.rooms: dict[str, dict[int, Conn]] = {}
+        self.rooms: dict[str, Feed] = {}
         self.conns: dict[int, Conn] = {}
         self.by_user: dict[str, dict[int, Conn]] = {}
         self.metrics = metrics
+        self.early_max_bytes = early_max_bytes
+        self.on_gap: Callable[[str], None] = lambda room: None
         self._next_id = 0
 
     def next_id(self) -> int:
@@ -193,11 +222,26 @@ class Hub:
             if hold:
                 sub.held, sub.held_bytes = [], 0
             return False
-        members = self.rooms.setdefault(room, {})
-        first = not any(c.user == conn.user for c in members.values())
-        members[conn.id] = conn
+        feed = self.rooms.get(room)
+        if feed is None:
+            feed = self.rooms[room] = Feed()
+        first = not any(c.user == conn.user for c in feed.members.values())
+        feed.members[conn.id] = conn
         conn.subs[room] = Sub(last, hold)
         return first
+
+    def anchor(self, room: str, last: int) -> None:
+        """Start a new feed at ``last``, the store's last seq read after the feed was created.
+
+        Anything committed later is published after that read and so reaches the feed; anything at or below
+        ``last`` is in the store (the joiner's replay covers it)."""
+        feed = self.rooms.get(room)
+        if feed is None or feed.last is not None:
+            return
+        feed.last = last
+        for seq in [s for s in feed.early if s <= last]:
+            feed.early_bytes -= len(feed.early.pop(seq))
+        self._drain_early(room, feed)
 
     def release(self, conn: Conn, room: str, replayed_through: int) -> None:
         """End the replay seam: pass on held frames newer than the replay, then go live."""
@@ -220,54 +264,115 @@ class Hub:
         """Unsubscribe; returns True if that was the user's last connection in the room on this node."""
         if conn.subs.pop(room, None) is None:
             return False
-        members = self.rooms.get(room)
-        if members is None:
+        feed = self.rooms.get(room)
+        if feed is None:
             return False
-        members.pop(conn.id, None)
-        if not members:
+        feed.members.pop(conn.id, None)
+        if not feed.members:
             del self.rooms[room]
             return True
-        return not any(c.user == conn.user for c in members.values())
+        return not any(c.user == conn.user for c in feed.members.values())
 
     def present(self, room: str) -> list[str]:
-        return sorted({c.user for c in self.rooms.get(room, {}).values()})
+        feed = self.rooms.get(room)
+        return sorted({c.user for c in feed.members.values()}) if feed else []
 
     def drop_member(self, room: str, user: str) -> list[Conn]:
         """Unsubscribe every connection of ``user`` from ``room`` (they were removed from a private room)."""
-        dropped = [c for c in self.rooms.get(room, {}).values() if c.user == user]
+        feed = self.rooms.get(room)
+        dropped = [c for c in feed.members.values() if c.user == user] if feed else []
         for c in dropped:
             self.leave(c, room)
         return dropped
 
+    def position(self, room: str) -> int | None:
+        """The last seq this node passed on in ``room`` (None if no one here follows it, or not anchored yet)."""
+        feed = self.rooms.get(room)
+        return feed.last if feed else None
+
+    def gaps(self) -> list[str]:
+        return [room for room, feed in self.rooms.items() if feed.gap()]
+
     # --- fan-out ------------------------------------------------------------------------------------------------
 
     def deliver(self, d: Delivery) -> None:
-        members = self.rooms.get(d.room)
-        if not members:
+        """Pass a frame to the room's local subscribers: stored messages strictly in seq order, each once."""
+        feed = self.rooms.get(d.room)
+        if feed is None:
             return
-        seq, text, room = d.seq, d.payload, d.room
-        skip = d.skip if d.origin == self.node_id else 0
+        seq = d.seq
+        if not seq:
+            self._fan_ephemeral(feed, d)
+            return
+        last = feed.last
+        if last is not None and seq == last + 1:
+            self._fan(d.room, feed, seq, d.payload)
+            if feed.early:
+                self._drain_early(d.room, feed)
+        elif last is None or seq > last:
+            self._hold_early(feed, seq, d.payload)
+            if last is not None:
+                self.on_gap(d.room)
+        # else: at or below what this room has passed on: a repeat, dropped
+
+    def _hold_early(self, feed: Feed, seq: int, text: str) -> None:
+        if seq in feed.early:
+            return
+        if feed.early_bytes + len(text) > self.early_max_bytes:
+            # Policy at the bound: forget what waits and let the store fill the whole gap; nothing is lost.
+            feed.early.clear()
+            feed.early_bytes = 0
+            feed.overflowed = True
+            return
+        feed.early[seq] = text
+        feed.early_bytes += len(text)
+
+    def _drain_early(self, room: str, feed: Feed) -> None:
+        early = feed.early
+        while early and feed.last is not None:
+            text = early.pop(feed.last + 1, None)
+            if text is None:
+                break
+            feed.early_bytes -= len(text)
+            self._fan(room, feed, feed.last + 1, text)
+        if early and feed.last is not None:
+            for seq in [s for s in early if s <= feed.last]:
+                feed.early_bytes -= len(early.pop(seq))
+            if early:
+                self.on_gap(room)
+
+    def filled(self, room: str, through: int) -> None:
+        """The store has been read through ``through``; a gap no longer needs the overflow flag."""
+        feed = self.rooms.get(room)
+        if feed is not None and feed.last is not None and feed.last >= through:
+            feed.overflowed = False
+
+    def _fan(self, room: str, feed: Feed, seq: int, text: str) -> None:
+        feed.last = seq
         pushed = 0
         # No copy of the member list: Conn.send may kick, but a kick only schedules the close.
-        for conn in members.values():
-            if seq:
-                sub = conn.subs[room]
-                if sub.held is not None:
-                    sub.held.append((seq, text))
-                    sub.held_bytes += len(text)
-                    # Frames held during a replay count against the same bound as the outbox.
-                    if sub.held_bytes > conn.outbox.limit:
-                        conn.kick(Close.SLOW_CONSUMER)
-                    continue
-                if seq <= sub.last:
-                    continue
-                sub.last = seq
-                conn.send(text)
-            elif conn.id != skip:
-                conn.send(text, ephemeral=True)
-            else:
+        for conn in feed.members.values():
+            sub = conn.subs[room]
+            if sub.held is not None:
+                sub.held.append((seq, text))
+                sub.held_bytes += len(text)
+                # Frames held during a replay count against the same bound as the outbox.
+                if sub.held_bytes > conn.outbox.limit:
+                    conn.kick(Close.SLOW_CONSUMER)
                 continue
+            if seq <= sub.last:
+                continue
+            sub.last = seq
+            conn.send(text)
             pushed += 1
         self.metrics.deliveries += pushed
-        if seq:
-            self.metrics.messages_out += pushed
+        self.metrics.messages_out += pushed
+
+    def _fan_ephemeral(self, feed: Feed, d: Delivery) -> None:
+        skip = d.skip if d.origin == self.node_id else 0
+        pushed = 0
+        for conn in feed.members.values():
+            if conn.id != skip:
+                conn.send(d.payload, ephemeral=True)
+                pushed += 1
+        self.metrics.deliveries += pushed

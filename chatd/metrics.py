@@ -65,6 +65,11 @@ class Metrics:
         self.connections_opened = 0
         self.connections_refused = 0
         self.rate_limited = 0
+        self.store_errors = 0  # failed store appends (each retry counts)
+        self.broker_reconnects = 0
+        self.control_applied = 0  # cluster control events applied (own and other nodes')
+        self.control_dropped = 0  # control events that could not be sent to other nodes
+        self.gap_fills = 0  # messages read from the store to fill a gap in a room's feed
         self.persist_batch = Histogram([1, 2, 5, 10, 20, 50, 100, 200, 500, 1000])
         # For attributing latency excursions: how late the event loop runs a timer, and how long the garbage
         # collector stops the world.
@@ -119,6 +124,11 @@ class Metrics:
         counter("chatd_connections_opened_total", self.connections_opened, "WebSocket sessions accepted.")
         counter("chatd_connections_refused_total", self.connections_refused, "Handshakes refused.")
         counter("chatd_rate_limited_total", self.rate_limited, "Sends refused by the rate limit.")
+        counter("chatd_store_errors_total", self.store_errors, "Store appends that failed (each retry counts).")
+        counter("chatd_broker_reconnects_total", self.broker_reconnects, "Times the broker link came back.")
+        counter("chatd_control_events_total", self.control_applied, "Cluster control events applied.")
+        counter("chatd_control_dropped_total", self.control_dropped, "Control events not sent to other nodes.")
+        counter("chatd_gap_fill_messages_total", self.gap_fills, "Messages read from the store to fill gaps.")
         for name, fn in sorted(self.gauges.items()):
             gauge(name, fn())
         for source in self.sources:

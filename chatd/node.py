@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import secrets
 import socket
 import time
@@ -17,12 +16,15 @@ from collections.abc import Callable
 
 from chatd.accounts import Accounts, token_hash
 from chatd.broker import make_broker
-from chatd.broker.base import Completion, Delivery, IngestItem
+from chatd.broker.base import BrokerEvents, BrokerUnavailable, Completion, Control, Delivery, IngestItem
+from chatd.cluster import KICK_TOKEN, KICK_USER, MEMBER_REMOVED, TELL_ALL, TELL_USER, Cluster
 from chatd.config import Config
 from chatd.errors import ChatError, Close, Err
 from chatd.hub import Conn, Hub, Outbox
 from chatd.metrics import Metrics
-from chatd.protocol.frames import PING, Ack, Joined, Left, Presence, TypingNotice, encode, encode_error
+from chatd.presence import GossipPresence, LocalPresence, Presence
+from chatd.protocol.frames import PING, Ack, Joined, Left, TypingNotice, encode, encode_error
+from chatd.protocol.frames import Presence as PresenceFrame
 from chatd.protocol.limits import TokenBucket
 from chatd.rooms import Rooms
 from chatd.store import make_store
@@ -40,46 +42,73 @@ REPLAY_PAGE = 200
 class Node:
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
-        base = cfg.server.node_id or f"{socket.gethostname()}-{os.getpid()}"
-        # A fresh suffix per run, so completions meant for an earlier run (a replayed spill) reach no one.
-        self.id = f"{base}/{secrets.token_hex(3)}"
+        # The name is stable across restarts (it names this node's ingest queue, so a restart takes up what the
+        # last run left); the id adds a fresh suffix per run, so completions meant for an earlier run reach no one.
+        self.name = cfg.server.node_id or f"{socket.gethostname()}:{cfg.server.port}"
+        self.id = f"{self.name}/{secrets.token_hex(3)}"
         self.metrics = Metrics()
         self.store = make_store(cfg)
-        self.broker = make_broker(cfg, self.id)
+        self.broker = make_broker(cfg, self.id, self.name)
         self.hub = Hub(self.id, self.metrics)
-        self.worker = Worker(self.broker, self.store, self.metrics, cfg.store.batch_max)
+        self.hub.on_gap = self._schedule_fill
+        self.worker = Worker(
+            self.broker, self.store, self.metrics, cfg.store.batch_max, self._on_complete, self._deliver_local
+        )
         self.accounts = Accounts(self.store, cfg.auth.token_ttl)
         self.rooms = Rooms(self.store, cfg.rooms.auto_create, cfg.rooms.create_per_hour)
         self.upload_sweeper = Sweeper(cfg.uploads, self.store)
         # Presence changes cost a frame to every member: a user flapping join/leave is not announced past this.
         self._presence_budget = KeyedBuckets(cfg.limits.presence_rate, cfg.limits.presence_burst)
+        self.presence: Presence
+        if cfg.broker.backend == "memory":
+            self.presence = LocalPresence(self._announce_presence)
+        else:
+            self.presence = GossipPresence(
+                self._announce_presence,
+                self.broker.broadcast,
+                self.id,
+                interval=cfg.broker.presence_interval,
+                timeout=cfg.broker.node_timeout,
+            )
+        self.cluster = Cluster(self.id, self.hub, self.rooms, self.broker, self.presence, self.metrics)
         self.draining = False
+        self.link_up = True
         self._buckets: dict[str, TokenBucket] = {}
         self._tickets: dict[int, Reply] = {}
         self._next_ticket = 0
-        self._heartbeat: asyncio.Task[None] | None = None
-        self._lag: asyncio.Task[None] | None = None
+        self._fills: dict[str, asyncio.Task[None]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
         self._register_gauges()
 
     # --- lifecycle ----------------------------------------------------------------------------------------------
 
     async def start(self) -> None:
         await self.store.open()
-        await self.broker.start(self.hub.deliver, self._on_complete)
+        events = BrokerEvents(self.hub.deliver, self._on_complete, self.cluster.apply, self._on_link)
+        await self.broker.start(events)
         self.worker.start()
-        self._heartbeat = asyncio.create_task(self._heartbeats(), name="chatd-heartbeat")
-        self._lag = asyncio.create_task(self.metrics.watch_loop_lag(), name="chatd-loop-lag")
+        background = [
+            (self._heartbeats(), "chatd-heartbeat"),
+            (self.metrics.watch_loop_lag(), "chatd-loop-lag"),
+            (self.cluster.run(), "chatd-cluster"),
+            (self.presence.run(), "chatd-presence"),
+        ]
+        if self.cfg.broker.backend != "memory":
+            background.append((self._sweep(), "chatd-sweep"))
+        self._tasks = [asyncio.create_task(coro, name=name) for coro, name in background]
         self.metrics.watch_gc()
         self.upload_sweeper.start()
 
     async def drain(self) -> None:
-        """Stop taking sends, store and ack everything taken in, then close every socket with 1001."""
+        """Stop taking sends, store and ack this node's own pending sends, then close every socket with 1001."""
         self.draining = True
         timeout = self.cfg.server.drain_timeout
         try:
-            await asyncio.wait_for(self.worker.drained(), timeout)
+            async with asyncio.timeout(timeout):
+                while self._tickets or self.broker.depth() or self.worker.busy:
+                    await asyncio.sleep(0.01)
         except TimeoutError:
-            log.error("drain: %d sends still queued after %.1fs", self.broker.depth(), timeout)
+            log.error("drain: %d sends still unacked after %.1fs", len(self._tickets), timeout)
         for conn in list(self.hub.conns.values()):
             conn.kick(Close.GOING_AWAY)
         deadline = time.monotonic() + timeout
@@ -87,9 +116,8 @@ class Node:
             await asyncio.sleep(0.02)
 
     async def close(self) -> None:
-        for task in (self._heartbeat, self._lag):
-            if task is not None:
-                task.cancel()
+        for task in [*self._tasks, *self._fills.values()]:
+            task.cancel()
         self.upload_sweeper.stop()
         self.metrics.unwatch_gc()
         await self.worker.stop()
@@ -98,11 +126,104 @@ class Node:
 
     async def ready(self) -> dict[str, bool]:
         return {
-            "store": await self.store.ping(),
+            "store": self.worker.store_ok and await self.store.ping(),
             "broker": self.broker.ready(),
             "worker": self.worker.alive(),
             "accepting": not self.draining,
         }
+
+    # --- the link to the other nodes ----------------------------------------------------------------------------
+
+    def _on_link(self, up: bool) -> None:
+        if up == self.link_up:
+            return
+        self.link_up = up
+        if not up:
+            log.error("broker link down: sends are refused until it is back; fan-out to other nodes paused")
+            return
+        self.metrics.broker_reconnects += 1
+        log.info("broker link up again: catching every room up from the store")
+        self._tasks.append(asyncio.create_task(self.resync(), name="chatd-resync"))
+
+    async def resync(self) -> None:
+        """After the link was down: whatever other nodes announced meanwhile was missed, so ask the store."""
+        self.rooms.forget_all()
+        for room, feed in list(self.hub.rooms.items()):
+            try:
+                record = await self.store.get_room(room)
+                if record is not None and record.private:
+                    for user in {c.user for c in feed.members.values()}:
+                        if not await self.store.is_member(room, user):
+                            self.cluster.apply(Control(MEMBER_REMOVED, [room, user, "private"], origin=self.id))
+            except Exception as e:  # noqa: BLE001 - the store may be down too; the sweep retries
+                log.warning("resync of %s failed: %s", room, e)
+            self._schedule_fill(room, delay=0.0)
+        if isinstance(self.presence, GossipPresence):
+            self.presence.report_all_now()
+
+    async def _sweep(self) -> None:
+        """Every few seconds, compare each followed room with the store: a message whose publish was lost (its
+        node died between commit and publish) and that no later message exposed as a gap is delivered here."""
+        while True:
+            await asyncio.sleep(self.cfg.broker.sweep_interval)
+            followed = {room: feed.last for room, feed in self.hub.rooms.items() if feed.last is not None}
+            if not followed:
+                continue
+            try:
+                latest = await self.store.last_seqs(list(followed))
+            except Exception as e:  # noqa: BLE001 - the worker reports the store's state
+                log.debug("sweep skipped: %s", e)
+                continue
+            for room, last in followed.items():
+                if latest.get(room, 0) > last:
+                    self._schedule_fill(room, delay=0.0)
+
+    # --- ordered delivery ---------------------------------------------------------------------------------------
+
+    def _deliver_local(self, deliveries: list[Delivery]) -> None:
+        deliver = self.hub.deliver
+        for d in deliveries:
+            deliver(d)
+
+    def _schedule_fill(self, room: str, delay: float | None = None) -> None:
+        if room not in self._fills:
+            wait = self.cfg.broker.gap_wait if delay is None else delay
+            self._fills[room] = asyncio.create_task(self._fill(room, wait), name=f"chatd-fill-{room}")
+
+    async def _fill(self, room: str, delay: float) -> None:
+        """Close a gap in a room's feed from the store, after giving in-flight deliveries ``delay`` to arrive."""
+        try:
+            if delay:
+                await asyncio.sleep(delay)
+            while True:
+                feed = self.hub.rooms.get(room)
+                if feed is None or feed.last is None:
+                    return
+                if feed.early and not feed.overflowed:
+                    target = min(feed.early) - 1
+                else:
+                    target = await self.store.last_seq(room)
+                    if self.hub.rooms.get(room) is not feed:
+                        return
+                assert feed.last is not None
+                if feed.last >= target:
+                    self.hub.filled(room, target)
+                    if not feed.gap():
+                        return
+                    continue
+                page = await self.store.history(room, after=feed.last, limit=min(REPLAY_PAGE, target - feed.last))
+                if not page:
+                    log.error(
+                        "room %s: the store has no messages after seq %d, expected up to %d", room, feed.last, target
+                    )
+                    return
+                self.metrics.gap_fills += len(page)
+                for m in page:
+                    self.hub.deliver(Delivery(room, m.seq, encode(m)))
+        except Exception as e:  # noqa: BLE001 - retried by the next gap, the sweep or the next resync
+            log.warning("could not fill a gap in %s from the store: %s", room, e)
+        finally:
+            self._fills.pop(room, None)
 
     # --- sending ------------------------------------------------------------------------------------------------
 
@@ -138,6 +259,11 @@ class Node:
         self._tickets[ticket] = reply
         try:
             await self.broker.submit(IngestItem(NewMessage(room, user, client_id, body, attachments), self.id, ticket))
+        except BrokerUnavailable:
+            self._tickets.pop(ticket, None)
+            raise ChatError(
+                Err.UNAVAILABLE, "the message queue is unreachable; resend with the same client_id", client_id
+            ) from None
         except BaseException:
             self._tickets.pop(ticket, None)
             raise
@@ -182,6 +308,7 @@ class Node:
         first = self.hub.join(conn, room, since or 0, hold=True)
         try:
             last = await self.store.last_seq(room)
+            self.hub.anchor(room, last)
             # seqs are gapless, so the number of messages after ``since`` is known before reading them.
             backlog = max(0, last - since) if since is not None else 0
             count = min(backlog, self.cfg.rooms.replay_max)
@@ -209,63 +336,69 @@ class Node:
             return
         self.hub.release(conn, room, through)
         if first:
-            await self._presence(room, conn.user, True)
+            self.presence.joined(room, conn.user)
 
     async def leave(self, conn: Conn, room: str) -> None:
         if self.hub.leave(conn, room):
-            await self._presence(room, conn.user, False)
+            self.presence.left(room, conn.user)
         conn.send(encode(Left(room)))
 
     async def typing(self, conn: Conn, room: str) -> None:
         if room not in conn.subs:
             await self.rooms.require_member(room, conn.user)
-        await self.broker.publish([Delivery(room, 0, encode(TypingNotice(room, conn.user)), self.id, conn.id)])
+        d = Delivery(room, 0, encode(TypingNotice(room, conn.user)), self.id, conn.id)
+        self.hub.deliver(d)
+        try:
+            await self.broker.publish([d])
+        except Exception:  # noqa: BLE001, S110 - typing is ephemeral: at most once, never worth an error
+            pass
 
     # --- actions that reach a user's sockets wherever they are ------------------------------------------------
     # The gateway calls these instead of touching the hub, so that scale-out can route them to every node.
 
     def tell_user(self, user: str, text: str) -> None:
-        """Push an encoded frame to every open connection of ``user``."""
-        for conn in self.hub.connections_of(user):
-            conn.send(text)
+        """Push an encoded frame to every open connection of ``user``, on every node."""
+        self.cluster.emit_soon(TELL_USER, [user], text)
+
+    def tell_everyone(self, text: str) -> None:
+        """Push an encoded frame to every open connection, on every node."""
+        self.cluster.emit_soon(TELL_ALL, [], text)
 
     def kick_user(self, user: str, code: Close) -> None:
-        """Close every open connection of ``user`` (disabled account)."""
-        for conn in self.hub.connections_of(user):
-            conn.kick(code)
+        """Close every open connection of ``user`` (disabled account), on every node."""
+        self.cluster.emit_soon(KICK_USER, [user, str(int(code))])
 
     def kick_token(self, user: str, token_hash: str, code: Close) -> None:
-        """Close every open connection that authenticated with this token (logout, revoked token)."""
-        for conn in self.hub.connections_of(user):
-            if conn.token_hash == token_hash:
-                conn.kick(code)
+        """Close every open connection that authenticated with this token (logout, revoked token), on every node."""
+        self.cluster.emit_soon(KICK_TOKEN, [user, token_hash, str(int(code))])
 
     async def logout(self, user: str, token: str) -> bool:
         revoked = await self.accounts.logout(token)
-        self.kick_token(user, token_hash(token), Close.UNAUTHORIZED)
+        await self.cluster.emit(KICK_TOKEN, [user, token_hash(token), str(int(Close.UNAUTHORIZED))])
         return revoked
 
     async def remove_member(self, room: str, actor: UserRecord, target: str) -> bool:
-        """Remove ``target`` from ``room``; in a private room their sockets stop getting its frames at once."""
+        """Remove ``target`` from ``room``. In a private room their sockets, on every node, stop getting its frames
+        before this returns (as far as the broker reaches; sends are refused by the store in any case)."""
         removed, target = await self.rooms.remove(room, actor, target)
         record = await self.store.get_room(room)
-        if record is not None and record.private:
-            for conn in self.hub.drop_member(room, target):
-                conn.send(encode(Left(room, "removed")))
+        private = "private" if record is not None and record.private else "public"
+        await self.cluster.emit(MEMBER_REMOVED, [room, target, private])
         return removed
 
-    async def presence(self, room: str) -> list[str]:
-        """Users connected to ``room``."""
-        return self.hub.present(room)
+    async def presence_of(self, room: str) -> list[str]:
+        """Users connected to ``room`` on any node."""
+        return self.presence.users(room)
 
     async def disconnected(self, conn: Conn) -> None:
         for room in self.hub.unregister(conn):
-            await self._presence(room, conn.user, False)
+            self.presence.left(room, conn.user)
 
-    async def _presence(self, room: str, user: str, online: bool) -> None:
+    def _announce_presence(self, room: str, user: str, online: bool) -> None:
         if self._presence_budget.take(user, time.monotonic()):
             return  # over limits.presence_rate: not announced (presence is ephemeral; GET .../presence is exact)
-        await self.broker.publish([Delivery(room, 0, encode(Presence(room, user, online)), self.id)])
+        # Every node derives the same change from the same reports, so each tells only its own subscribers.
+        self.hub.deliver(Delivery(room, 0, encode(PresenceFrame(room, user, online)), self.id))
 
     async def _heartbeats(self) -> None:
         """Ping quiet connections; close those silent past the timeout (dead peers)."""
@@ -288,6 +421,9 @@ class Node:
         g["chatd_connections"] = lambda: len(self.hub.conns)
         g["chatd_ingest_queue_depth"] = lambda: self.broker.depth()
         g["chatd_rooms_active"] = lambda: len(self.hub.rooms)
+        g["chatd_broker_connected"] = lambda: int(self.broker.ready())
+        g["chatd_presence_users"] = lambda: self.presence.count()
+        g["chatd_gap_fills_pending"] = lambda: len(self._fills)
         g["chatd_outbox_bytes"] = lambda: sum(c.outbox.size for c in self.hub.conns.values())
         g["chatd_acks_pending"] = lambda: len(self._tickets)
         g["chatd_draining"] = lambda: int(self.draining)

@@ -1,8 +1,10 @@
 """Backends by name.
 
-``[broker] backend = "redis"`` or ``[store] backend = "postgres"`` picks an implementation. Built-in names map to
-import paths, so a backend's module (and its client library) is imported only when it is selected. Third-party
-backends register through the ``chatd.brokers`` and ``chatd.stores`` entry-point groups.
+``[broker] backend = "redis"`` or ``[store] backend = "postgres"`` picks an implementation. Every backend registers
+through the ``chatd.brokers`` and ``chatd.stores`` entry-point groups (chatd's own in ``pyproject.toml``, a third
+party's in its package); a backend's module, and its client library, is imported only when it is selected. The
+table below names chatd's own, with the pip extra that brings each one's client library, so a missing extra gives
+an install hint, and so a source checkout that was never installed still finds them.
 """
 
 from __future__ import annotations
@@ -21,10 +23,13 @@ class Backend:
 
 BROKERS: dict[str, Backend] = {
     "memory": Backend("chatd.broker.memory:MemoryBroker"),
+    "redis": Backend("plugins.redis_broker:RedisBroker", "redis"),
+    "rabbitmq": Backend("plugins.rabbitmq_broker:RabbitMQBroker", "rabbitmq"),
 }
 
 STORES: dict[str, Backend] = {
     "sqlite": Backend("chatd.store.sqlite:SQLiteStore"),
+    "postgres": Backend("plugins.postgres_store:PostgresStore", "postgres"),
 }
 
 
@@ -37,6 +42,11 @@ def _known(kind: str, builtins: dict[str, Backend]) -> dict[str, Backend]:
     for ep in entry_points(group=f"chatd.{kind}"):
         found.setdefault(ep.name, Backend(ep.value))
     return found
+
+
+def names(kind: str) -> list[str]:
+    """Every backend name of ``kind`` ("brokers" or "stores") that can be selected."""
+    return sorted(_known(kind, BROKERS if kind == "brokers" else STORES))
 
 
 def load(kind: str, name: str) -> Any:

@@ -8,7 +8,10 @@
   (anyone can join a public room themselves, so the only use of adding others there is pushing rooms on people).
 - Creating rooms, explicitly or by joining a new name, is limited to ``rooms.create_per_hour`` per user (per node).
 
-Membership is checked on every send, so positive answers are cached per node; removing a member clears them.
+Membership is checked on every send, so positive answers are cached per node. The cache is only a fast path: the
+store checks membership again in the transaction that stores a send, so a member removed on another node is
+refused even before that node's ``member-`` event (``chatd.cluster``) clears the entry here. Joins of private rooms
+always ask the store.
 """
 
 from __future__ import annotations
@@ -50,6 +53,12 @@ class Rooms:
             self._members.clear()
         self._members.add((room, user))
 
+    def forget(self, room: str, user: str) -> None:
+        self._members.discard((room, user))
+
+    def forget_all(self) -> None:
+        self._members.clear()
+
     async def is_member(self, room: str, user: str) -> bool:
         if (room, user) in self._members:
             return True
@@ -87,7 +96,7 @@ class Rooms:
                 record = await self.store.get_room(room)  # created by a racing join
                 assert record is not None
         if record.private:
-            if not await self.is_member(room, user):
+            if not await self.store.is_member(room, user):
                 raise ChatError(Err.FORBIDDEN, f"{room!r} is private; ask a member to invite you")
             return record
         if (room, user) not in self._members:

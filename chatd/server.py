@@ -25,7 +25,7 @@ from chatd import __version__
 from chatd.config import Config, is_loopback
 from chatd.gateway.app import create_app
 from chatd.node import Node
-from chatd.registry import BackendError
+from chatd.registry import BackendError, load
 from chatd.store.sqlite import StoreLocked
 
 log = logging.getLogger("chatd")
@@ -41,7 +41,12 @@ def setup_logging(level: str) -> None:
 
 
 def check_startup(cfg: Config) -> str | None:
-    """Refusals that must stop start-up, as a message; None if fine."""
+    """Refusals that must stop start-up, as a message; None if fine. ``chatd config check`` runs the same."""
+    for kind, name in (("brokers", cfg.broker.backend), ("stores", cfg.store.backend)):
+        try:
+            load(kind, name)  # imports the backend: a missing client library is reported here, with the extra
+        except BackendError as e:
+            return str(e)
     if cfg.auth.mode == "open" and not is_loopback(cfg.server.host):
         return (
             f"open mode lets anyone act as any user, so it only listens on loopback; refusing to bind "

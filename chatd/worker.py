@@ -1,12 +1,18 @@
-"""The persist worker: ingest queue → store (group commit) → acks and fan-out.
+"""The persist worker: this node's ingest queue → store (group commit) → acks and fan-out.
 
-One worker task per node drains the broker's ingest queue. Whatever has queued up while the previous transaction
+One worker task per node drains the node's own ingest queue. Whatever has queued up while the previous transaction
 was committing becomes the next batch (up to ``store.batch_max``), so the commit rate adapts to load: one
 transaction per message when idle, hundreds per transaction under a burst.
 
-Order of effects for each batch: commit, then completions (acks) to the senders' nodes, then fan-out of the new
-messages, then ``settle`` so the broker forgets the items. A crash anywhere before the commit loses nothing that
-was acked (nothing was); a crash after it at worst re-takes items the store will recognise as duplicates.
+Order of effects for each batch: commit, then completions (acks), then fan-out of the stored messages (to this
+node's hub directly, to the other nodes through the broker), then ``settle`` so the broker forgets the items. A
+crash anywhere before the commit loses nothing that was acked (nothing was); a crash after it at worst re-takes
+items the store recognises as duplicates, whose stored message is fanned out again (hubs drop repeats by seq), so a
+crash between commit and publish cannot leave other nodes without the message.
+
+A store that fails (connection lost, disk full) holds the batch: it is retried with capped backoff, the node reports
+not ready, and new sends wait in the bounded ingest queue. A message the store refuses outright (not a transient
+fault) is answered ``internal`` on its own so it cannot block the ones behind it.
 """
 
 from __future__ import annotations
@@ -14,23 +20,37 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable, Sequence
 
-from chatd.broker.base import Broker, Completion, Delivery, IngestItem
-from chatd.errors import ChatError, Err
+from chatd.broker.base import Broker, Completion, Delivery, Taken
+from chatd.errors import Err
 from chatd.metrics import Metrics
 from chatd.protocol.frames import Message, encode
-from chatd.store.base import Outcome, Store
+from chatd.store.base import NewMessage, Outcome, Store
 
 log = logging.getLogger("chatd.worker")
 
+RETRY_MAX = 2.0  # seconds between attempts while the store is down
+
 
 class Worker:
-    def __init__(self, broker: Broker, store: Store, metrics: Metrics, batch_max: int) -> None:
+    def __init__(
+        self,
+        broker: Broker,
+        store: Store,
+        metrics: Metrics,
+        batch_max: int,
+        complete_local: Callable[[Completion], None],
+        deliver_local: Callable[[list[Delivery]], None],
+    ) -> None:
         self.broker = broker
         self.store = store
         self.metrics = metrics
         self.batch_max = batch_max
+        self.complete_local = complete_local
+        self.deliver_local = deliver_local
         self.busy = False
+        self.store_ok = True
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -47,11 +67,6 @@ class Worker:
             except asyncio.CancelledError:
                 pass
 
-    async def drained(self) -> None:
-        """Wait until the ingest queue is empty and no batch is in flight."""
-        while self.broker.depth() or self.busy:
-            await asyncio.sleep(0.01)
-
     async def _run(self) -> None:
         while True:
             batch = await self.broker.take(self.batch_max)
@@ -61,43 +76,34 @@ class Worker:
             finally:
                 self.busy = False
 
-    async def _process(self, batch: list[IngestItem]) -> None:
-        delay = 0.05
-        while True:
-            started = time.perf_counter()
-            try:
-                outcomes: list[Outcome | ChatError] = list(await self.store.append([i.msg for i in batch]))
-                break
-            except ChatError:
-                # One bad item (say, its room vanished) must not sink its neighbours: store them one by one.
-                outcomes = [await self._append_one(item) for item in batch]
-                break
-            except Exception:
-                # The store is unwell (disk full, connection lost). Nothing in this batch has been acked, so hold
-                # it and retry; the bounded ingest queue (and its spill) absorbs the wait.
-                log.exception("store append failed for %d messages; retrying in %.2fs", len(batch), delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
+    async def _process(self, batch: list[Taken]) -> None:
+        started = time.perf_counter()
+        outcomes = await self._append([t.item.msg for t in batch])
         self.metrics.persist_seconds.observe(time.perf_counter() - started)
         self.metrics.persist_batch.observe(len(batch))
-        completions: list[Completion] = []
+        node = self.broker.node_id
+        remote: list[Completion] = []
         deliveries: list[Delivery] = []
-        for item, out in zip(batch, outcomes, strict=True):
+        for taken, out in zip(batch, outcomes, strict=True):
+            item = taken.item
             m = item.msg
-            if isinstance(out, ChatError):
-                completions.append(
-                    Completion(item.origin, item.ticket, m.room, m.client_id, error=out.err.code, message=out.message)
-                )
-                continue
-            completions.append(
-                Completion(item.origin, item.ticket, m.room, m.client_id, out.seq, out.ts, out.duplicate)
+            c = Completion(
+                item.origin, item.ticket, m.room, m.client_id, out.seq, out.ts, out.duplicate, out.error, out.message
             )
+            if c.origin == node:
+                self.complete_local(c)
+            else:
+                remote.append(c)
+            if out.error:
+                continue
             if out.duplicate:
                 self.metrics.duplicates += 1
-                continue
-            self.metrics.messages_stored += 1
-            text = encode(
-                Message(
+                if out.stored is None:
+                    continue
+                stored = out.stored
+            else:
+                self.metrics.messages_stored += 1
+                stored = Message(
                     room=m.room,
                     seq=out.seq,
                     from_=m.sender,
@@ -106,18 +112,45 @@ class Worker:
                     ts=out.ts,
                     attachments=m.attachments,
                 )
-            )
-            deliveries.append(Delivery(m.room, out.seq, text, item.origin))
-        await self.broker.complete(completions)
+            deliveries.append(Delivery(m.room, out.seq, encode(stored), item.origin))
         if deliveries:
-            await self.broker.publish(deliveries)
-        await self.broker.settle(batch)
-
-    async def _append_one(self, item: IngestItem) -> Outcome | ChatError:
+            self.deliver_local(deliveries)
+        # Everything below is best effort: fan-out between nodes is at most once (hubs fill gaps from the store),
+        # and an item left unsettled is taken again and recognised as a duplicate.
         try:
-            return (await self.store.append([item.msg]))[0]
-        except ChatError as e:
-            return e
-        except Exception as e:  # noqa: BLE001 - reported to the sender, who may resend with the same client_id
-            log.exception("could not store message %s/%s", item.msg.room, item.msg.client_id)
-            return ChatError(Err.INTERNAL, f"could not store the message: {type(e).__name__}")
+            if remote:
+                await self.broker.complete(remote)
+            if deliveries:
+                await self.broker.publish(deliveries)
+            await self.broker.settle(batch)
+        except Exception as e:  # noqa: BLE001 - the broker reports its own link state; nothing acked is at risk
+            log.warning("after storing %d messages, the broker failed: %s", len(batch), e)
+
+    async def _append(self, msgs: Sequence[NewMessage]) -> list[Outcome]:
+        delay = 0.05
+        while True:
+            try:
+                outcomes = await self.store.append(msgs)
+            except Exception as e:
+                if not self.store.transient(e):
+                    return await self._refused(msgs, e)
+                if self.store_ok:
+                    log.error("store append failed (%s); holding %d messages and retrying", e, len(msgs))
+                    self.store_ok = False
+                self.metrics.store_errors += 1
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX)
+                continue
+            if not self.store_ok:
+                log.info("store append works again")
+                self.store_ok = True
+            return outcomes
+
+    async def _refused(self, msgs: Sequence[NewMessage], e: Exception) -> list[Outcome]:
+        """A batch the store refuses outright: find the message(s) at fault by storing one at a time."""
+        if len(msgs) > 1:
+            return [(await self._append([m]))[0] for m in msgs]
+        m = msgs[0]
+        log.error("the store refused message %s/%s: %s: %s", m.room, m.client_id, type(e).__name__, e)
+        self.metrics.store_errors += 1
+        return [Outcome(error=Err.INTERNAL.code, message=f"could not store the message: {type(e).__name__}")]

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,6 +10,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import services  # noqa: E402
+from chatd.deploy.local import NginxProcess, drop_database, ensure_database, port_open  # noqa: E402
 from harness import ChatdProcess  # noqa: E402
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -46,3 +49,61 @@ def make_server(tmp_path: Path) -> Iterator:
             proc.stop(15)
         except Exception:
             proc.kill()
+
+
+# --- the machine's services: Redis, RabbitMQ, PostgreSQL, nginx ----------------------------------------------------
+# Every test gets its own broker namespace and its own PostgreSQL database, so runs (and tests) never see each
+# other's data. A missing service skips its tests with the reason, and fails them under CI.
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+RABBIT_URL = "amqp://guest:guest@127.0.0.1:5672/"
+PG_SERVER = "postgresql://postgres@127.0.0.1:5432"
+
+
+def need(service: str, ok: bool) -> None:
+    if ok:
+        return
+    message = f"{service} is not available on this machine"
+    if IN_CI:
+        pytest.fail(message + " (required under CI)")
+    pytest.skip(message)
+
+
+@pytest.fixture
+def namespace() -> str:
+    return f"t{secrets.token_hex(5)}"
+
+
+@pytest.fixture
+def redis_url(namespace: str) -> Iterator[str]:
+    need("Redis on 127.0.0.1:6379", port_open(6379))
+    yield REDIS_URL
+    services.drop_redis_namespace(REDIS_URL, namespace)
+
+
+@pytest.fixture
+def rabbit_url(namespace: str) -> Iterator[str]:
+    need("RabbitMQ on 127.0.0.1:5672", port_open(5672))
+    yield RABBIT_URL
+    services.drop_rabbit_namespace(namespace)
+
+
+@pytest.fixture
+def pg_dsn() -> Iterator[str]:
+    need("PostgreSQL on 127.0.0.1:5432", port_open(5432))
+    dsn = f"{PG_SERVER}/chatd_t_{secrets.token_hex(5)}"
+    ensure_database(dsn)
+    yield dsn
+    drop_database(dsn)
+
+
+@pytest.fixture(params=["redis", "rabbitmq"])
+def broker(request: pytest.FixtureRequest, namespace: str) -> tuple[str, str]:
+    """Each remote broker in turn: (backend, url)."""
+    fixture = "redis_url" if request.param == "redis" else "rabbit_url"
+    return request.param, request.getfixturevalue(fixture)
+
+
+@pytest.fixture
+def need_nginx() -> None:
+    need("nginx (apt-get install nginx)", NginxProcess.binary() is not None)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -23,21 +22,14 @@ import httpx
 import websockets
 
 from chatd.config import settings_to_toml
+from chatd.deploy.local import NodeProcess, child_env, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """This process's environment without CHATD_* and PORT, which would reconfigure the server under test."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CHATD_") and k != "PORT"}
-    env.update(extra or {})
-    return env
+    return child_env(extra)
 
 
 def run_cli(
@@ -55,83 +47,21 @@ def write_config(path: Path, settings: dict[str, dict[str, Any]]) -> None:
     path.write_text(settings_to_toml(settings))
 
 
-class ChatdProcess:
-    """One chatd server process. ``settings`` are merged over test-friendly defaults."""
+def server_settings(port: int, workdir: Path) -> dict[str, dict[str, Any]]:
+    """Test-friendly defaults: open mode, no send rate limit, files in ``workdir``."""
+    return {
+        "server": {"host": "127.0.0.1", "port": port, "drain_timeout": 10.0},
+        "auth": {"mode": "open"},
+        "store": {"path": str(workdir / "chatd.db")},
+        "limits": {"send_rate": 0},
+        "uploads": {"dir": str(workdir / "uploads")},
+    }
 
-    def __init__(
-        self, workdir: Path, settings: dict[str, dict[str, Any]] | None = None, env: dict[str, str] | None = None
-    ) -> None:
-        self.workdir = workdir
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
-        base: dict[str, dict[str, Any]] = {
-            "server": {"host": "127.0.0.1", "port": self.port, "drain_timeout": 10.0},
-            "auth": {"mode": "open"},
-            "store": {"path": str(workdir / "chatd.db")},
-            "limits": {"send_rate": 0},
-            "uploads": {"dir": str(workdir / "uploads")},
-        }
-        for section, values in (settings or {}).items():
-            base.setdefault(section, {}).update(values)
-        self.settings = base
-        self.config_path = workdir / "chatd.toml"
-        write_config(self.config_path, base)
-        self.env = env or {}
-        self.log_path = workdir / "server.log"
-        self.proc: subprocess.Popen[bytes] | None = None
 
-    @property
-    def http(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+class HttpMixin:
+    """REST helpers for anything with an ``http`` base URL."""
 
-    @property
-    def ws(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws"
-
-    def start(self, timeout: float = 20.0, ready_path: str = "/readyz") -> ChatdProcess:
-        """Start and wait until ``ready_path`` answers 200 (``/healthz`` for a server that is meant not to be
-        ready)."""
-        env = clean_env(self.env)
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "chatd", "serve", "--config", str(self.config_path)],
-            cwd=self.workdir,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"chatd exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                if httpx.get(self.http + ready_path, timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        self.kill()
-        raise RuntimeError(f"chatd did not become ready:\n{self.log()}")
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def stop(self, timeout: float = 30.0) -> int:
-        """SIGTERM, and wait for the drain to finish."""
-        assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise
-
-    def kill(self) -> None:
-        """SIGKILL: a crash, with no chance to drain."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
+    http: str
 
     def metrics(self) -> dict[str, float]:
         """/metrics as a dict of sample name → value (histogram buckets keep their labels)."""
@@ -142,17 +72,49 @@ class ChatdProcess:
                 out[name] = float(value)
         return out
 
-    def rss(self) -> int:
-        """Resident memory of the server process, in bytes."""
-        assert self.proc is not None
-        with open(f"/proc/{self.proc.pid}/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
     def get(self, path: str, **kw: Any) -> httpx.Response:
         return httpx.get(self.http + path, timeout=10, **kw)
 
     def post(self, path: str, **kw: Any) -> httpx.Response:
         return httpx.post(self.http + path, timeout=10, **kw)
+
+
+class ChatdProcess(NodeProcess, HttpMixin):
+    """One chatd server process. ``settings`` are merged over :func:`server_settings`."""
+
+    def __init__(
+        self, workdir: Path, settings: dict[str, dict[str, Any]] | None = None, env: dict[str, str] | None = None
+    ) -> None:
+        base = server_settings(free_port(), workdir)
+        for section, values in (settings or {}).items():
+            base.setdefault(section, {}).update(values)
+        super().__init__(workdir, base, env)
+
+    def start(self, timeout: float = 20.0, ready_path: str = "/readyz") -> ChatdProcess:
+        """Start and wait for /readyz, or for ``ready_path`` (``/healthz`` for a server meant not to be ready)."""
+        if ready_path == "/readyz":
+            super().start(timeout)
+            return self
+        self.launch()
+        deadline = time.monotonic() + timeout
+        while self.get_status(ready_path) != 200:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"chatd exited with {self.proc.returncode}:\n{self.log()}")
+            assert time.monotonic() < deadline, f"chatd did not answer {ready_path}:\n{self.log()}"
+            time.sleep(0.05)
+        return self
+
+    def get_status(self, path: str) -> int:
+        try:
+            return httpx.get(self.http + path, timeout=1).status_code
+        except httpx.HTTPError:
+            return 0
+
+    def rss(self) -> int:
+        """Resident memory of the server process, in bytes."""
+        assert self.proc is not None
+        with open(f"/proc/{self.proc.pid}/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 class Client:

@@ -92,6 +92,23 @@ def test_a_second_server_on_the_same_sqlite_file_refuses_to_start(server: ChatdP
 
 
 def test_an_unknown_backend_is_refused_with_the_valid_names(tmp_path: Path) -> None:
-    r = run_cli("serve", "--dev", "--port", "18998", env={"CHATD_BROKER_BACKEND": "kafka"}, cwd=tmp_path)
-    assert r.returncode == 2 and "unknown broker backend 'kafka'" in r.stderr and "memory" in r.stderr
-    assert "Traceback" not in r.stderr
+    for command in (["serve", "--dev", "--port", "18998"], ["config", "check"]):
+        r = run_cli(*command, env={"CHATD_BROKER_BACKEND": "kafka"}, cwd=tmp_path)
+        assert r.returncode != 0 and "unknown broker backend 'kafka'" in r.stderr, r.stderr
+        assert "memory, rabbitmq, redis" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_backend_whose_client_library_is_missing_gives_the_pip_hint(tmp_path: Path) -> None:
+    # A package named like the client library that fails to import, first on the path: as if it were not installed.
+    shadow = tmp_path / "shadow" / "redis"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ModuleNotFoundError(\"No module named 'redis'\", name='redis')\n")
+    env = {
+        "CHATD_BROKER_BACKEND": "redis",
+        "CHATD_BROKER_URL": "redis://127.0.0.1:1",
+        "PYTHONPATH": str(tmp_path / "shadow"),
+    }
+    for command in (["serve", "--dev", "--port", "18997"], ["config", "check"]):
+        r = run_cli(*command, env=env, cwd=tmp_path)
+        assert r.returncode != 0 and "pip install 'chatd[redis]'" in r.stderr, r.stderr
+        assert "Traceback" not in r.stderr

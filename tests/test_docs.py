@@ -26,7 +26,7 @@ def test_reliability_page_gives_every_limit_with_its_default() -> None:
     cfg = Config()
     for section in ("limits", "broker", "uploads", "rooms"):
         for key in msgspec.to_builtins(getattr(cfg, section)):
-            if key in ("url", "spill_path", "backend", "auto_create", "dir"):
+            if key in ("url", "namespace", "spill_path", "backend", "auto_create", "dir"):
                 continue
             assert f"`{section}.{key}`" in text, f"{section}.{key} missing from docs/reliability.md"
 

@@ -42,12 +42,18 @@ def test_outbox_sheds_ephemeral_frames_before_refusing_stored_ones() -> None:
     assert box.overflowed
 
 
+def follow(hub: Hub, conn: Conn, room: str = "r", last: int = 0) -> None:
+    """Join live, with the room's feed anchored at ``last`` as a join anchors it at the store's last seq."""
+    hub.join(conn, room, last, hold=False)
+    hub.anchor(room, last)
+
+
 def test_slow_consumer_is_kicked_and_others_keep_receiving() -> None:
     hub = Hub("n1", Metrics())
     slow, slow_kicks = make_conn(hub, "slow", limit=500)
     fast, fast_kicks = make_conn(hub, "fast")
     for c in (slow, fast):
-        hub.join(c, "r", 0, hold=False)
+        follow(hub, c)
     for seq in range(1, 21):
         hub.deliver(Delivery("r", seq, "x" * 50, "n1"))
         drain(fast)
@@ -61,6 +67,7 @@ def test_replay_seam_has_no_gap_and_no_duplicate() -> None:
     hub.join(conn, "r", 3, hold=True)  # join since=3
     for seq in (4, 5, 6):  # live messages arrive while history is being read
         hub.deliver(Delivery("r", seq, f"m{seq}", "n1"))
+    hub.anchor("r", 5)  # the join read the store's last seq: 5
     assert drain(conn) == []  # held during the replay
     replay = ["m4", "m5"]  # the history read saw up to 5
     for text in replay:
@@ -77,7 +84,7 @@ def test_typing_skips_the_typist_connection_only() -> None:
     a2, _ = make_conn(hub, "alice")
     b, _ = make_conn(hub, "bob")
     for c in (a, a2, b):
-        hub.join(c, "r", 0, hold=False)
+        follow(hub, c)
     hub.deliver(Delivery("r", 0, "typing", "n1", skip=a.id))
     assert (drain(a), drain(a2), drain(b)) == ([], ["typing"], ["typing"])
 
@@ -98,9 +105,49 @@ def test_joining_again_on_the_same_connection_holds_for_the_new_replay() -> None
     hub = Hub("n1", Metrics())
     conn, _ = make_conn(hub, "u")
     assert hub.join(conn, "r", 0, hold=False) is True
+    hub.anchor("r", 0)
     hub.deliver(Delivery("r", 1, "m1", "n1"))
     assert hub.join(conn, "r", 0, hold=True) is False  # not a presence change
     hub.deliver(Delivery("r", 2, "m2", "n1"))
     assert drain(conn) == ["m1"]  # m2 is held until the replay ends
     hub.release(conn, "r", 1)
     assert drain(conn) == ["m2"]
+
+
+def test_a_room_passes_messages_on_in_seq_order_whatever_order_they_arrive_in() -> None:
+    hub = Hub("n1", Metrics())
+    gaps: list[str] = []
+    hub.on_gap = gaps.append
+    conn, _ = make_conn(hub, "u")
+    follow(hub, conn)
+    for seq in (1, 3, 4, 2, 2, 1, 5):  # another node's 2 arrives after our own 3 and 4; repeats too
+        hub.deliver(Delivery("r", seq, f"m{seq}", "n2"))
+    assert drain(conn) == ["m1", "m2", "m3", "m4", "m5"]
+    assert gaps and set(gaps) == {"r"}  # the node was asked to fill the gap while 3 and 4 waited
+    assert hub.gaps() == []
+
+
+def test_a_new_feed_waits_for_its_anchor_then_drops_what_the_store_already_had() -> None:
+    hub = Hub("n1", Metrics())
+    conn, _ = make_conn(hub, "u")
+    hub.join(conn, "r", 0, hold=False)
+    for seq in (7, 9, 8):  # published while the join was reading the store's last seq
+        hub.deliver(Delivery("r", seq, f"m{seq}", "n2"))
+    assert drain(conn) == []
+    hub.anchor("r", 7)
+    assert drain(conn) == ["m8", "m9"]
+
+
+def test_frames_waiting_past_the_bound_are_dropped_and_the_gap_is_left_to_the_store() -> None:
+    hub = Hub("n1", Metrics(), early_max_bytes=100)
+    conn, _ = make_conn(hub, "u")
+    follow(hub, conn)
+    for seq in range(2, 10):  # seq 1 is missing; 8 frames of 30 bytes do not fit in 100
+        hub.deliver(Delivery("r", seq, "x" * 30, "n2"))
+    assert hub.gaps() == ["r"]
+    assert drain(conn) == []
+    for seq in range(1, 10):  # what the node reads from the store to fill it
+        hub.deliver(Delivery("r", seq, f"m{seq}", ""))
+    hub.filled("r", 9)
+    assert drain(conn) == [f"m{seq}" for seq in range(1, 10)]
+    assert hub.gaps() == []

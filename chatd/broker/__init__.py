@@ -7,9 +7,10 @@ from chatd.config import Config
 from chatd.registry import load
 
 
-def make_broker(cfg: Config, node_id: str) -> Broker:
+def make_broker(cfg: Config, node_id: str, node_name: str) -> Broker:
+    """The configured broker for this run (``node_id``) of this node (``node_name``)."""
     cls = load("brokers", cfg.broker.backend)
     if cfg.broker.backend == "memory":
         spill = cfg.broker.spill_path or f"{cfg.store.path}.spill"
-        return cls(node_id, cfg.broker.queue_max_messages, cfg.broker.queue_max_bytes, spill)
-    return cls(cfg.broker, node_id)
+        return cls(node_id, cfg.broker.queue_max_messages, cfg.broker.queue_max_bytes, spill, node_name)
+    return cls(cfg.broker, node_id, node_name)

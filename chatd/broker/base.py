@@ -1,54 +1,79 @@
-"""The broker interface: the ingest work queue and room fan-out.
+"""The broker interface: each node's ingest queue, and the messages nodes send each other.
 
-A send travels gateway → ``submit`` → (queue) → ``take`` by the worker → store → ``complete`` (the ack goes back to
-the node that took the send in) and ``publish`` (the stored message goes to every node's hub). Payloads are
-encoded once, by the worker, and carried as text.
+A send travels gateway → ``submit`` → (this node's ingest queue) → ``take`` by this node's worker → store →
+completion to the waiting sender → fan-out. The worker hands stored messages to its own node's hub directly and
+to every *other* node through ``publish``. Payloads are encoded once, by the worker, and carried as text.
 
 Contract every backend keeps:
 
 Ingest (``submit`` / ``take`` / ``settle``)
-    - **Ordering.** Items submitted on one node are taken in submission order. Per-sender order therefore holds
-      as long as one worker drains the queue, which is how every backend is used.
-    - **Delivery: at least once.** An item taken but not settled (the worker died, the node crashed) may be taken
-      again. The store's idempotency key (room, sender, client_id) turns that into exactly-once history.
-    - **Bounded memory.** ``submit`` never holds an unbounded number of items in memory. What a backend does at
-      its bound is its named overflow policy (the memory backend spills to an SQLite file).
-    - **Nothing is acked from here.** Accepting an item is not an ack; the sender is acked by ``complete`` after
-      the store commit.
+    - **One queue per node.** Items submitted on a node go to that node's queue (named by ``node_name``, which is
+      stable across restarts) and are taken by that node's worker, so a sender's sends — one connection, one
+      node — are taken in the order they were submitted. A later run of the same node takes what an earlier run
+      left unsettled.
+    - **Durable before return.** ``submit`` returns only once the backend holds the item (memory or spill file;
+      a Redis stream entry; a RabbitMQ publisher confirm). It raises :class:`BrokerUnavailable` when it cannot,
+      and the sender is told to resend with the same client_id. Accepting an item is never an ack: the sender
+      is acked after the store commit.
+    - **Delivery: at least once.** An item taken but not settled (the worker died, the node crashed, the
+      connection dropped) may be taken again. The store's idempotency key (room, sender, client_id) turns that
+      into exactly-once history.
+    - **Bounded.** At most ``queue_max_messages`` items (and, where the backend can measure it,
+      ``queue_max_bytes``) are in a node's queue at once. What happens at the bound is the backend's named
+      overflow policy: the memory backend spills to an SQLite file; the remote backends make ``submit`` wait,
+      which stops reading from that client's socket (TCP backpressure).
 
 Completions (``complete``)
-    - Route each ack to the node named by ``origin``, at most once. If that node is gone the completion is dropped:
-      its client resends with the same client_id and gets ``duplicate: true``.
+    - Acks for this node's own senders never leave the node. ``complete`` carries the rare completion addressed
+      to another node (an item left by a previous run) and is **at most once**: if that node is gone the
+      completion is dropped, and its client resends with the same client_id and gets ``duplicate: true``.
 
-Fan-out (``publish``)
-    - Every publish reaches the ``on_delivery`` callback of every connected node, **including the publishing
-      node**, once per node.
-    - Deliveries of one room arrive in publish order, which is seq order because one worker publishes a room's
-      messages after committing them.
-    - **At most once.** A node cut off from the backend misses what was published meanwhile; it must not pretend
-      otherwise: ``ready()`` turns false, and clients fill gaps with ``join`` + ``since``.
+Fan-out (``publish``, ``broadcast``)
+    - Every publish and broadcast reaches the ``on_delivery`` / ``on_control`` callback of every *other*
+      connected node once; a node never receives its own (backends drop their own echoes).
+    - Deliveries from one publisher arrive in publish order.
+    - **At most once.** A node cut off from the backend misses what was published meanwhile. It is not
+      pretended otherwise: the backend reports the link down (``on_link(False)``, ``ready()`` false) and, when
+      it is back, up (``on_link(True)``), and the node then catches every room it serves up from the store. Hubs
+      order each room by seq and fill any gap from the store, so a missed delivery is delayed, never lost.
 
 Lifecycle
-    - ``start`` connects and installs the callbacks; ``close`` stops taking new work. ``ready()`` says whether the
-      backend can currently accept and deliver (it feeds ``/readyz``).
+    - ``start`` connects (raising :class:`BrokerUnavailable` if it cannot at all) and installs the callbacks;
+      afterwards a backend reconnects on its own with capped exponential backoff, logging once per change of
+      state. ``close`` stops taking new work. ``ready()`` says whether the backend can accept and deliver now
+      (it feeds ``/readyz``). ``depth()`` is this node's own estimate of its queue, not a cluster-wide number.
 """
 
 from __future__ import annotations
 
 import abc
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 
 from chatd.store.base import NewMessage
 
 
+class BrokerUnavailable(Exception):
+    """The backend cannot take an item now (connection down). Nothing was queued."""
+
+
 class IngestItem(msgspec.Struct, array_like=True, frozen=True):
     """One validated send, waiting to be stored."""
 
     msg: NewMessage
-    origin: str  # node id that took the send in, where the ack must go
+    origin: str  # the run of the node that took the send in, where the completion must go
     ticket: int  # that node's handle for the waiting sender
+
+
+@dataclass(slots=True)
+class Taken:
+    """An item handed to the worker, with the backend's receipt for ``settle`` (a stream id, a delivery tag)."""
+
+    item: IngestItem
+    receipt: Any = None
 
 
 class Completion(msgspec.Struct, array_like=True, frozen=True):
@@ -75,54 +100,78 @@ class Delivery(msgspec.Struct, array_like=True, frozen=True):
     skip: int = 0  # a connection on the origin node that must not get it (the typist); 0 for none
 
 
+class Control(msgspec.Struct, array_like=True, frozen=True):
+    """A cluster-wide event every node applies: a membership change, a kick, a user-addressed frame, presence.
+
+    ``kind`` names the event (see ``chatd.cluster``); ``args`` are its string arguments; ``payload`` carries an
+    encoded frame or a presence snapshot when the event has one.
+    """
+
+    kind: str
+    args: list[str] = []
+    payload: str = ""
+    origin: str = ""
+
+
 def item_size(item: IngestItem) -> int:
     """Approximate bytes an item holds in memory, for the byte bound."""
     m = item.msg
     return 160 + len(m.body) + len(m.room) + len(m.sender) + len(m.client_id) + 24 * len(m.attachments)
 
 
-DeliveryCallback = Callable[[Delivery], None]
-CompletionCallback = Callable[[Completion], None]
+@dataclass(slots=True)
+class BrokerEvents:
+    """What a backend calls back into its node. Callbacks are plain functions: they never await."""
+
+    on_delivery: Callable[[Delivery], None]
+    on_complete: Callable[[Completion], None]
+    on_control: Callable[[Control], None] = lambda c: None
+    on_link: Callable[[bool], None] = lambda up: None
 
 
 class Broker(abc.ABC):
-    """Ingest queue plus room fan-out. See the module docstring for the contract."""
+    """This node's ingest queue plus its links to the other nodes. See the module docstring for the contract."""
 
-    node_id: str
+    node_id: str  # this run of this node (completions are addressed to it)
+    node_name: str  # this node across runs (names its ingest queue)
 
     @abc.abstractmethod
-    async def start(self, on_delivery: DeliveryCallback, on_complete: CompletionCallback) -> None: ...
+    async def start(self, events: BrokerEvents) -> None: ...
 
     @abc.abstractmethod
     async def close(self) -> None: ...
 
     @abc.abstractmethod
     async def submit(self, item: IngestItem) -> None:
-        """Accept one item for the worker. Returns once the item is queued (or spilled)."""
+        """Queue one item for this node's worker; returns once the backend holds it."""
 
     @abc.abstractmethod
-    async def take(self, max_items: int) -> list[IngestItem]:
+    async def take(self, max_items: int) -> list[Taken]:
         """Wait for at least one item; return up to ``max_items`` in submission order."""
 
     @abc.abstractmethod
-    async def settle(self, items: list[IngestItem]) -> None:
-        """Mark items from the last ``take`` as stored, so they are never taken again."""
+    async def settle(self, taken: list[Taken]) -> None:
+        """Mark items from ``take`` as stored, so they are never taken again."""
 
     @abc.abstractmethod
     async def publish(self, deliveries: list[Delivery]) -> None:
-        """Fan deliveries out to every node, in list order."""
+        """Fan deliveries out to every other node, in list order."""
+
+    @abc.abstractmethod
+    async def broadcast(self, event: Control) -> None:
+        """Send a control event to every other node."""
 
     @abc.abstractmethod
     async def complete(self, completions: list[Completion]) -> None:
-        """Route each completion to the node named by its ``origin``."""
+        """Route each completion to the node named by its ``origin`` (never this one)."""
 
     @abc.abstractmethod
     def depth(self) -> int:
-        """Items submitted and not yet taken (memory and spill)."""
+        """Items this node has submitted and not yet settled: a local estimate."""
 
     @abc.abstractmethod
     def ready(self) -> bool: ...
 
     def stats(self) -> dict[str, float]:
-        """Backend-specific gauges for /metrics."""
+        """Backend-specific gauges and counters for /metrics (names ending in ``_total`` are counters)."""
         return {}

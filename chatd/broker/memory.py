@@ -7,8 +7,8 @@ worker drains memory (all older) first, then the spill in file order. Sends are 
 memory beyond the bounds: if the spill writer itself falls a full ``queue_max_bytes`` behind, ``submit`` waits for
 it, which stops reading from that client's socket (TCP backpressure) rather than growing memory.
 
-Fan-out and completions go straight to this node's callbacks: with one node, a publish is seen by its own node
-exactly once, in publish order, and never lost.
+There are no other nodes: ``publish``, ``broadcast`` and ``complete`` have no one to reach (the worker hands
+this node's own deliveries and acks over directly), and the link is always up.
 """
 
 from __future__ import annotations
@@ -19,11 +19,12 @@ from collections import deque
 
 from chatd.broker.base import (
     Broker,
+    BrokerEvents,
     Completion,
-    CompletionCallback,
+    Control,
     Delivery,
-    DeliveryCallback,
     IngestItem,
+    Taken,
     item_size,
 )
 from chatd.broker.spill import SpillFile
@@ -32,8 +33,9 @@ log = logging.getLogger("chatd.broker")
 
 
 class MemoryBroker(Broker):
-    def __init__(self, node_id: str, max_messages: int, max_bytes: int, spill_path: str) -> None:
+    def __init__(self, node_id: str, max_messages: int, max_bytes: int, spill_path: str, node_name: str = "") -> None:
         self.node_id = node_id
+        self.node_name = node_name or node_id
         self.max_messages = max_messages
         self.max_bytes = max_bytes
         self._mem: deque[tuple[IngestItem, int]] = deque()  # with each item's size, measured once
@@ -45,19 +47,14 @@ class MemoryBroker(Broker):
         self._writing = 0  # items the spill writer is appending right now
         self._spill_unread = 0
         self._cursor = 0
-        self._unsettled: deque[int] = deque()  # max spill id of each spill batch handed out, oldest first
         self._has_work = asyncio.Event()
         self._stage_ready = asyncio.Event()
         self._staged_room = asyncio.Condition()
         self._writer: asyncio.Task[None] | None = None
-        self._on_delivery: DeliveryCallback | None = None
-        self._on_complete: CompletionCallback | None = None
         self._closed = False
         self.spilled_total = 0
 
-    async def start(self, on_delivery: DeliveryCallback, on_complete: CompletionCallback) -> None:
-        self._on_delivery = on_delivery
-        self._on_complete = on_complete
+    async def start(self, events: BrokerEvents) -> None:
         await self._spill.open()
         if self._spill.rows:
             log.warning("replaying %d spilled sends left by a previous run", self._spill.rows)
@@ -125,21 +122,20 @@ class MemoryBroker(Broker):
                 self._staged_room.notify_all()
             self._has_work.set()
 
-    async def take(self, max_items: int) -> list[IngestItem]:
+    async def take(self, max_items: int) -> list[Taken]:
         while True:
             if self._mem:
                 n = min(max_items, len(self._mem))
                 pairs = [self._mem.popleft() for _ in range(n)]
                 self._mem_bytes -= sum(size for _, size in pairs)
-                return [item for item, _ in pairs]
+                return [Taken(item) for item, _ in pairs]
             if self._spilling:
                 if self._spill_unread:
                     rows = await self._spill.read_after(self._cursor, max_items)
                     if rows:
                         self._cursor = rows[-1][0]
                         self._spill_unread -= len(rows)
-                        self._unsettled.append(self._cursor)
-                        return [item for _, item in rows]
+                        return [Taken(item, rowid) for rowid, item in rows]
                     # The writer committed more rows while we read; read again.
                     continue
                 if not self._staged and not self._writing:
@@ -149,25 +145,22 @@ class MemoryBroker(Broker):
             self._has_work.clear()
             await self._has_work.wait()
 
-    async def settle(self, items: list[IngestItem]) -> None:
-        # Memory items need nothing. A spill batch is settled in the order it was taken.
-        if self._unsettled and items:
-            last = self._unsettled.popleft()
+    async def settle(self, taken: list[Taken]) -> None:
+        # Memory items need nothing. Spill rows are taken and settled in id order, so one delete covers a batch.
+        last = max((t.receipt for t in taken if t.receipt is not None), default=None)
+        if last is not None:
             await self._spill.drop_through(last)
 
     # --- fan-out and completions --------------------------------------------------------------------------------
 
     async def publish(self, deliveries: list[Delivery]) -> None:
-        assert self._on_delivery is not None
-        for d in deliveries:
-            self._on_delivery(d)
+        pass
+
+    async def broadcast(self, event: Control) -> None:
+        pass
 
     async def complete(self, completions: list[Completion]) -> None:
-        assert self._on_complete is not None
-        for c in completions:
-            # Completions addressed to an earlier run of this node (replayed spill) have no one waiting.
-            if c.origin == self.node_id:
-                self._on_complete(c)
+        pass  # addressed to an earlier run of this node (a replayed spill): no one is waiting
 
     def depth(self) -> int:
         return len(self._mem) + len(self._staged) + self._writing + self._spill_unread

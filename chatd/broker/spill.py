@@ -12,6 +12,7 @@ import aiosqlite
 import msgspec
 
 from chatd.broker.base import IngestItem
+from chatd.store.sqltx import transaction
 
 _enc = msgspec.msgpack.Encoder()
 _dec = msgspec.msgpack.Decoder(IngestItem)
@@ -43,9 +44,8 @@ class SpillFile:
 
     async def append(self, items: list[IngestItem]) -> None:
         assert self._conn is not None
-        await self._conn.execute("BEGIN")
-        await self._conn.executemany("INSERT INTO spill (item) VALUES (?)", [(_enc.encode(i),) for i in items])
-        await self._conn.execute("COMMIT")
+        async with transaction(self._conn) as conn:
+            await conn.executemany("INSERT INTO spill (item) VALUES (?)", [(_enc.encode(i),) for i in items])
         self.rows += len(items)
         self.appended_total += len(items)
 

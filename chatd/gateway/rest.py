@@ -221,11 +221,11 @@ async def remove_member(request: Request[Any, Any, Any], principal: Principal, r
     return {"room": room, "user": user, "removed": removed}
 
 
-@get("/rooms/{room:str}/presence", summary="Users connected to a room on this node")
+@get("/rooms/{room:str}/presence", summary="Users connected to a room (on any node)")
 async def presence(request: Request[Any, Any, Any], principal: Principal, room: str) -> dict[str, Any]:
     node = _node(request)
     await node.rooms.get_visible(room, principal.user.name)
-    return {"room": room, "users": await node.presence(room)}
+    return {"room": room, "users": await node.presence_of(room)}
 
 
 # --- messages -------------------------------------------------------------------------------------------------

@@ -2,12 +2,19 @@
 
 Contract for implementations:
 
-- ``append`` is the only way a message is stored. It runs in one transaction per batch, assigns each new message
-  the room's next ``seq`` (starting at 1, no gaps), and returns only after that transaction is durable to the
-  configured level. A message whose (room, sender, client_id) already exists is not stored again; its outcome
-  carries the original seq and ts with ``duplicate=True``. Outcomes come back in batch order.
+- ``append`` is the only way a message is stored. It runs in one transaction per batch and returns only after that
+  transaction is durable to the configured level. Outcomes come back in batch order, one per message:
+  - a new message gets the room's next ``seq`` (starting at 1, no gaps). The seq is taken from the room's row
+    *inside the transaction*, under the database's own write lock, never from a counter in a process: several
+    nodes may append to one room at once, and each room's seqs still come out gapless and unique;
+  - a message whose (room, sender, client_id) already exists is not stored again; its outcome carries the
+    original seq and ts with ``duplicate=True`` and the stored message as ``stored``;
+  - a message to a room that does not exist, or from a sender who is not (or no longer) a member, is refused
+    with ``error`` set to ``not_found`` or ``not_member``; membership is checked in the same transaction, so a
+    member removed on one node cannot send through a stale cache on another. A refusal does not affect the
+    other messages of the batch.
 - Reads see only committed data. ``history`` returns messages oldest first.
-- Room, user and membership writes are immediately visible to later reads on the same node.
+- Room, user and membership writes are visible to every node's reads once the call returns.
 - **User names are case-insensitive for identity, case-preserving for display.** Two names are the same user when
   their ASCII ``lower()`` is equal (names are ASCII by ``USER_PATTERN``). ``create_user`` refuses a name equal to an
   existing one ignoring case; ``get_user`` and ``password_hash`` find a user by any spelling and answer with the
@@ -62,11 +69,14 @@ class NewMessage(msgspec.Struct, frozen=True, array_like=True):
 
 
 class Outcome(msgspec.Struct, frozen=True, array_like=True):
-    """The result of appending one message."""
+    """The result of appending one message (see ``Store.append``)."""
 
-    seq: int
-    ts: int
-    duplicate: bool
+    seq: int = 0
+    ts: int = 0
+    duplicate: bool = False
+    error: str = ""  # an error code from chatd.errors when the message was refused
+    message: str = ""
+    stored: Message | None = None  # the message as first stored, for a duplicate
 
 
 class Store(abc.ABC):
@@ -183,6 +193,14 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def last_seq(self, room: str) -> int: ...
+
+    @abc.abstractmethod
+    async def last_seqs(self, rooms: Sequence[str]) -> dict[str, int]:
+        """The last seq of each of ``rooms`` that exists, in one query."""
+
+    def transient(self, exc: BaseException) -> bool:
+        """Whether a failed ``append`` is worth retrying as is (the connection or the disk, not the data)."""
+        return True
 
     # uploads
     @abc.abstractmethod

@@ -4,9 +4,9 @@ Every write goes through the single writer connection under an asyncio lock, so 
 and SQLite never sees two writers (no ``database is locked``). Reads use a second connection, which in WAL mode
 sees the last committed state without waiting for the writer.
 
-Because this process is the only writer of the file, the last ``seq`` of each room is cached in memory after the
-first read, and ``append`` assigns seqs from that cache inside its transaction. A failed transaction drops the
-cache entries it touched so they are re-read.
+``append`` takes each room's next seq from the room's row inside its ``BEGIN IMMEDIATE`` transaction, like every
+store: no counter in this process decides a seq. The file is still held by one server (``<path>.lock``), because
+one writer connection is what keeps SQLite fast and free of ``database is locked``.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from chatd.errors import ChatError, Err
 from chatd.protocol.frames import Message
 from chatd.store.base import NewMessage, Outcome, RoomRecord, Store, UploadRecord, UserRecord
 from chatd.store.migrations import migrate
+from chatd.store.sqltx import transaction
 
 _json = msgspec.json.Encoder()
 _list_decoder = msgspec.json.Decoder(list[str])
@@ -38,6 +39,17 @@ def now_ms() -> int:
 
 def _room(row: sqlite3.Row | tuple) -> RoomRecord:
     return RoomRecord(name=row[0], private=bool(row[1]), created_by=row[2] or "", created=row[3], last_seq=row[4])
+
+
+_MESSAGE_COLS = "m.room, m.seq, m.sender, m.client_id, m.body, m.ts, m.attachments"
+
+
+def _marks(rows: int, width: int = 1) -> str:
+    """Placeholders for ``rows`` values of ``width`` columns: ``?,?`` or ``(?,?),(?,?)``."""
+    if width == 1:
+        return ",".join("?" * rows)
+    one = "(" + ",".join("?" * width) + ")"
+    return ",".join([one] * rows)
 
 
 def _message(row: tuple) -> Message:
@@ -61,14 +73,13 @@ class SQLiteStore(Store):
     def __init__(self, path: str | Path, synchronous: str = "NORMAL", exclusive: bool = True) -> None:
         self.path = str(path)
         self.synchronous = synchronous
-        # The seq cache is only right if this process is the file's one message writer, so a server holds an
-        # exclusive lock on ``<path>.lock`` for its lifetime. Tools that only touch users (chatd users add) skip it.
+        # One server per file: it holds an exclusive lock on ``<path>.lock`` for its lifetime. Tools that only
+        # touch users (chatd users add) skip it.
         self.exclusive = exclusive
         self._lock_fd: int | None = None
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._write_lock = asyncio.Lock()
-        self._last_seq: dict[str, int] = {}
 
     # --- lifecycle ----------------------------------------------------------------------------------------------
 
@@ -220,17 +231,15 @@ class SQLiteStore(Store):
         created = now_ms()
         async with self._write_lock:
             try:
-                await self._w.execute("BEGIN IMMEDIATE")
-                await self._w.execute(
-                    "INSERT INTO rooms (name, private, created_by, created, last_seq) VALUES (?, ?, ?, ?, 0)",
-                    (name, int(private), created_by, created),
-                )
-                await self._w.execute(
-                    "INSERT INTO members (room, user, joined) VALUES (?, ?, ?)", (name, created_by, created)
-                )
-                await self._w.execute("COMMIT")
+                async with transaction(self._w) as w:
+                    await w.execute(
+                        "INSERT INTO rooms (name, private, created_by, created, last_seq) VALUES (?, ?, ?, ?, 0)",
+                        (name, int(private), created_by, created),
+                    )
+                    await w.execute(
+                        "INSERT INTO members (room, user, joined) VALUES (?, ?, ?)", (name, created_by, created)
+                    )
             except sqlite3.IntegrityError:
-                await self._w.execute("ROLLBACK")
                 raise ChatError(Err.CONFLICT, f"room {name!r} already exists") from None
         return RoomRecord(name, private, created_by, created, 0)
 
@@ -275,41 +284,35 @@ class SQLiteStore(Store):
     async def append(self, batch: Sequence[NewMessage]) -> list[Outcome]:
         if not batch:
             return []
-        async with self._write_lock:
-            w = self._w
-            await w.execute("BEGIN IMMEDIATE")
-            try:
-                outcomes = await self._append_in_tx(w, batch)
-                await w.execute("COMMIT")
-            except BaseException:
-                # A failed transaction may have advanced the cached counters; forget them so they are re-read.
-                for m in batch:
-                    self._last_seq.pop(m.room, None)
-                if w.in_transaction:
-                    await w.execute("ROLLBACK")
-                raise
-        return outcomes
+        async with self._write_lock, transaction(self._w) as w:
+            return await self._append_in_tx(w, batch)
 
     async def _append_in_tx(self, w: aiosqlite.Connection, batch: Sequence[NewMessage]) -> list[Outcome]:
         keys = {(m.room, m.sender, m.client_id) for m in batch}
-        placeholders = ",".join("(?,?,?)" for _ in keys)
-        params = [v for key in keys for v in key]
         existing: dict[tuple[str, str, str], Outcome] = {
-            (r[0], r[1], r[2]): Outcome(r[3], r[4], True)
+            (r[0], r[2], r[3]): Outcome(r[1], r[5], True, stored=_message(tuple(r)))
             for r in await w.execute_fetchall(
-                f"WITH k(room, sender, client_id) AS (VALUES {placeholders}) "
-                "SELECT m.room, m.sender, m.client_id, m.seq, m.ts FROM k JOIN messages m "
+                f"WITH k(room, sender, client_id) AS (VALUES {_marks(len(keys), 3)}) "
+                f"SELECT {_MESSAGE_COLS} FROM k JOIN messages m "
                 "ON m.room = k.room AND m.sender = k.sender AND m.client_id = k.client_id",
-                params,
+                [v for key in keys for v in key],
             )
         }
-        missing = {m.room for m in batch} - self._last_seq.keys()
-        if missing:
-            marks = ",".join("?" for _ in missing)
-            for name, last in await w.execute_fetchall(
-                f"SELECT name, last_seq FROM rooms WHERE name IN ({marks})", list(missing)
-            ):
-                self._last_seq[name] = last
+        names = list({m.room for m in batch})
+        last: dict[str, int] = {
+            r[0]: r[1]
+            for r in await w.execute_fetchall(
+                f"SELECT name, last_seq FROM rooms WHERE name IN ({_marks(len(names))})", names
+            )
+        }
+        pairs = list({(m.room, m.sender) for m in batch})
+        members = {
+            (r[0], r[1])
+            for r in await w.execute_fetchall(
+                f"SELECT room, user FROM members WHERE (room, user) IN (VALUES {_marks(len(pairs), 2)})",
+                [v for pair in pairs for v in pair],
+            )
+        }
         ts = now_ms()
         rows: list[tuple] = []
         outcomes: list[Outcome] = []
@@ -318,26 +321,25 @@ class SQLiteStore(Store):
             seen = existing.get(key)
             if seen is not None:
                 outcomes.append(seen)
-                continue
-            try:
-                seq = self._last_seq[m.room] + 1
-            except KeyError:
-                raise ChatError(Err.NOT_FOUND, f"room {m.room!r} does not exist") from None
-            self._last_seq[m.room] = seq
-            rows.append(
-                (
-                    m.room,
-                    seq,
-                    m.sender,
-                    m.client_id,
-                    m.body,
-                    ts,
-                    _json.encode(m.attachments).decode() if m.attachments else None,
+            elif m.room not in last:
+                outcomes.append(Outcome(error=Err.NOT_FOUND.code, message=f"room {m.room!r} does not exist"))
+            elif (m.room, m.sender) not in members:
+                outcomes.append(Outcome(error=Err.NOT_MEMBER.code, message=f"you are not a member of {m.room!r}"))
+            else:
+                seq = last[m.room] = last[m.room] + 1
+                attachments = _json.encode(m.attachments).decode() if m.attachments else None
+                rows.append((m.room, seq, m.sender, m.client_id, m.body, ts, attachments))
+                outcomes.append(Outcome(seq, ts))
+                stored = Message(
+                    room=m.room,
+                    seq=seq,
+                    from_=m.sender,
+                    body=m.body,
+                    client_id=m.client_id,
+                    ts=ts,
+                    attachments=m.attachments,
                 )
-            )
-            outcome = Outcome(seq, ts, False)
-            existing[key] = Outcome(seq, ts, True)  # a repeat later in the same batch is a duplicate
-            outcomes.append(outcome)
+                existing[key] = Outcome(seq, ts, True, stored=stored)  # a repeat later in the batch is a duplicate
         if rows:
             await w.executemany(
                 "INSERT INTO messages (room, seq, sender, client_id, body, ts, attachments) "
@@ -345,9 +347,7 @@ class SQLiteStore(Store):
                 rows,
             )
             touched = {r[0] for r in rows}
-            await w.executemany(
-                "UPDATE rooms SET last_seq = ? WHERE name = ?", [(self._last_seq[name], name) for name in touched]
-            )
+            await w.executemany("UPDATE rooms SET last_seq = ? WHERE name = ?", [(last[n], n) for n in touched])
         return outcomes
 
     async def history(
@@ -373,6 +373,21 @@ class SQLiteStore(Store):
     async def last_seq(self, room: str) -> int:
         row = await self._one("SELECT last_seq FROM rooms WHERE name = ?", (room,))
         return row[0] if row else 0
+
+    async def last_seqs(self, rooms: Sequence[str]) -> dict[str, int]:
+        names = list(rooms)
+        found: dict[str, int] = {}
+        for i in range(0, len(names), 500):
+            chunk = names[i : i + 500]
+            rows = await self._r.execute_fetchall(
+                f"SELECT name, last_seq FROM rooms WHERE name IN ({_marks(len(chunk))})", chunk
+            )
+            found.update((r[0], r[1]) for r in rows)
+        return found
+
+    def transient(self, exc: BaseException) -> bool:
+        # Disk full, I/O errors and a busy database pass; a constraint or a value SQLite refuses does not.
+        return isinstance(exc, (sqlite3.OperationalError, OSError))
 
     # --- uploads ------------------------------------------------------------------------------------------------
 

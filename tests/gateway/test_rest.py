@@ -227,7 +227,14 @@ def test_openapi_schema_is_served(token_server: ChatdProcess) -> None:
 def test_ops_endpoints(token_server: ChatdProcess) -> None:
     assert token_server.get("/healthz").text == "ok"
     ready = token_server.get("/readyz").json()
-    assert ready == {"ready": True, "store": True, "broker": True, "worker": True, "accepting": True}
+    assert ready == {
+        "ready": True,
+        "store": True,
+        "broker": True,
+        "worker": True,
+        "accepting": True,
+        "store_disk": True,
+    }
     metrics = token_server.get("/metrics").text
     for name in (
         "chatd_connections",

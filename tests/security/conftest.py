@@ -6,6 +6,7 @@ processes and talks to them over real sockets; nothing is mocked.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,9 +21,19 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+_next_ip = itertools.count(1)
+
+
+def fresh_ip() -> str:
+    """Another loopback address (127.0.0.0/8 all reaches the server), for another client with its own per-address
+    budgets: the registrations of a test's setup must not spend the budget a test measures."""
+    n = next(_next_ip)
+    return f"127.1.{n // 250 % 250}.{n % 250 + 1}"
+
+
 def new_user(server: ChatdProcess, name: str, password: str = "correct horse", ip: str | None = None) -> str:
-    """Register ``name`` and return its token (from ``ip`` when given, so tests do not share one login budget)."""
-    r = post(server, "/api/auth/register", ip, json={"username": name, "password": password})
+    """Register ``name`` (from ``ip``, or from a fresh address) and return its token."""
+    r = post(server, "/api/auth/register", ip or fresh_ip(), json={"username": name, "password": password})
     assert r.status_code == 201, r.text
     return r.json()["token"]
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness import ChatdProcess, Client, run_cli
 from security.conftest import bearer, new_user, post
+
+from harness import ChatdProcess, Client, run_cli
 
 
 def test_users_add_refuses_to_create_a_database_unless_told(tmp_path: Path) -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import websockets
+from security.conftest import bearer, new_user
 
 from harness import ChatdProcess
-from security.conftest import bearer, new_user
 
 
 async def _storm(server: ChatdProcess, headers: dict[str, str], n: int) -> tuple[list, int]:
@@ -32,9 +32,7 @@ async def _storm(server: ChatdProcess, headers: dict[str, str], n: int) -> tuple
 
 
 async def test_one_user_cannot_exceed_the_per_user_cap_with_simultaneous_handshakes(make_server) -> None:
-    server: ChatdProcess = make_server(
-        {"auth": {"mode": "token"}, "limits": {"max_connections_per_user": 5}}
-    ).start()
+    server: ChatdProcess = make_server({"auth": {"mode": "token"}, "limits": {"max_connections_per_user": 5}}).start()
     token = new_user(server, "stormer")
     opened, refused = await _storm(server, bearer(token), 200)
     try:

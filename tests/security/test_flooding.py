@@ -4,9 +4,9 @@ public rooms."""
 from __future__ import annotations
 
 import httpx
+from security.conftest import bearer, new_user
 
 from harness import ChatdProcess, Client
-from security.conftest import bearer, new_user
 
 
 async def _until_message(c: Client, body: str) -> list[dict]:
@@ -98,9 +98,11 @@ def test_only_a_rooms_creator_or_an_admin_adds_others_to_a_public_room(make_serv
     server: ChatdProcess = make_server({"auth": {"mode": "token"}}).start()
     creator, member, victim = (new_user(server, n) for n in ("creator", "member", "victim"))
     server.post("/api/rooms", json={"name": "open-room"}, headers=bearer(creator))
-    assert server.post("/api/rooms/open-room/members", json={"user": "member"}, headers=bearer(member)).status_code == 201
+    r = server.post("/api/rooms/open-room/members", json={"user": "member"}, headers=bearer(member))
+    assert r.status_code == 201
     r = server.post("/api/rooms/open-room/members", json={"user": "victim"}, headers=bearer(member))
     assert r.status_code == 403 and r.json()["code"] == "forbidden"
-    assert server.post("/api/rooms/open-room/members", json={"user": "victim"}, headers=bearer(creator)).status_code == 201
+    r = server.post("/api/rooms/open-room/members", json={"user": "victim"}, headers=bearer(creator))
+    assert r.status_code == 201
     members = httpx.get(server.http + "/api/rooms/open-room/members", headers=bearer(victim), timeout=10).json()
     assert members["members"] == ["creator", "member", "victim"]

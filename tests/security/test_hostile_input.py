@@ -7,9 +7,9 @@ import sqlite3
 import httpx
 import pytest
 import websockets
+from security.conftest import bearer, new_user
 
 from harness import ChatdProcess, Client
-from security.conftest import bearer, new_user
 
 INVALID_UTF8 = b'{"\xff":1}'
 DEEP = b"[" * 1000 + b"]" * 1000  # a 2 KB frame nested past msgspec's recursion limit

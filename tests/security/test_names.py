@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from security.conftest import bearer, new_user, post
 
 from harness import ChatdProcess, Client
-from security.conftest import bearer, new_user, post
 
 
 @pytest.mark.parametrize("name", ["alice\n", "alice\n\n", "ali\nce", "\nalice", "alice\r\n", "alice "])

@@ -7,14 +7,11 @@ import socket
 import time
 
 import httpx
-
-from harness import ChatdProcess, Client
 from security.conftest import new_user
 
-HEAD = (
-    b"POST /api/auth/login HTTP/1.1\r\nHost: chatd\r\nContent-Type: application/json\r\n"
-    b"Content-Length: 1000\r\n\r\n"
-)
+from harness import ChatdProcess, Client
+
+HEAD = b"POST /api/auth/login HTTP/1.1\r\nHost: chatd\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
 
 
 def unfinished_post(server: ChatdProcess, ip: str, first: bytes = b'{"username":') -> socket.socket:

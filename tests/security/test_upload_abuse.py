@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 
 import httpx
+from security.conftest import bearer, new_user
 
 from harness import ChatdProcess, Client
-from security.conftest import bearer, new_user
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 592  # 600 bytes that sniff as a PNG
 

@@ -1,0 +1,239 @@
+"""What every networked broker shares: the inter-node wire format, link state, reconnect backoff, and the bound.
+
+A backend (``plugins/redis_broker.py``, ``plugins/rabbitmq_broker.py``) implements only the engine's verbs: put an
+item in this node's queue, read items, settle them, send bytes to every node or to one. This class does the rest,
+once, so both backends behave alike:
+
+- **Wire format.** Everything nodes send each other is an :class:`Envelope` encoded once with msgpack: deliveries,
+  a control event, or completions for one node. A node drops envelopes it sent itself.
+- **Link state.** ``link(False)`` / ``link(True)`` from any part of a backend report a change once (log line,
+  ``on_link`` callback, ``ready()``); backends retry with :func:`backoff` (capped exponential, with jitter).
+- **The bound.** ``submit`` waits while ``queue_max_messages`` of this node's items are unsettled (policy
+  ``backpressure``). The unsettled items are kept in memory until settled, so that if the engine lost them (a
+  Redis without persistence restarted) the backend can put them back: nothing accepted from a client is dropped
+  by the broker, acked or not.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import logging
+import random
+from collections.abc import AsyncIterator
+
+import msgspec
+
+from chatd.broker.base import (
+    Broker,
+    BrokerEvents,
+    BrokerUnavailable,
+    Completion,
+    Control,
+    Delivery,
+    IngestItem,
+    Taken,
+)
+from chatd.config import BrokerConfig
+
+log = logging.getLogger("chatd.broker")
+
+BACKOFF_MAX = 5.0
+
+
+class Envelope(msgspec.Struct, array_like=True, frozen=True):
+    """One message between nodes."""
+
+    origin: str
+    deliveries: list[Delivery] = []
+    control: Control | None = None
+    completions: list[Completion] = []
+
+
+_env_enc = msgspec.msgpack.Encoder()
+_env_dec = msgspec.msgpack.Decoder(Envelope)
+item_encoder = msgspec.msgpack.Encoder()
+item_decoder = msgspec.msgpack.Decoder(IngestItem)
+
+
+async def backoff(attempt: int) -> None:
+    """Sleep before retry number ``attempt`` (0-based): 0.1 s doubling to 5 s, with ±20 % jitter."""
+    delay = min(0.1 * 2**attempt, BACKOFF_MAX)
+    await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+
+
+async def retrying(what: str) -> AsyncIterator[int]:
+    """Yield attempt numbers forever, sleeping with backoff between them (``async for attempt in retrying(..)``)."""
+    attempt = 0
+    while True:
+        yield attempt
+        await backoff(attempt)
+        attempt += 1
+        if attempt in (10, 100, 1000):
+            log.warning("%s: still retrying (attempt %d)", what, attempt)
+
+
+class RemoteBroker(Broker):
+    """Base of the networked brokers. Subclasses implement the abstract engine verbs below."""
+
+    backend = "remote"
+
+    def __init__(self, cfg: BrokerConfig, node_id: str, node_name: str) -> None:
+        self.cfg = cfg
+        self.node_id = node_id
+        self.node_name = node_name
+        self.ns = cfg.namespace
+        self.events: BrokerEvents | None = None
+        # This node's items not yet settled, by (origin, ticket): what the engine must hold, kept to put back.
+        self.unsettled: dict[tuple[str, int], IngestItem] = {}
+        self._room = asyncio.Condition()
+        self._up = False
+        self.closed = False
+        self.reconnects = 0
+        self.published = 0
+        self.received = 0
+
+    # --- link state ---------------------------------------------------------------------------------------------
+
+    def link(self, up: bool, why: str = "") -> None:
+        """Report the link's state; only changes are logged and passed on."""
+        if up == self._up:
+            return
+        self._up = up
+        if up:
+            self.reconnects += 1
+            log.info("%s broker: connected", self.backend)
+        else:
+            log.error("%s broker: link lost%s", self.backend, f" ({why})" if why else "")
+        if self.events is not None and not self.closed:
+            self.events.on_link(up)
+
+    def ready(self) -> bool:
+        return self._up and not self.closed
+
+    # --- inter-node messages ------------------------------------------------------------------------------------
+
+    def encode(self, **fields: object) -> bytes:
+        return _env_enc.encode(Envelope(self.node_id, **fields))  # type: ignore[arg-type]
+
+    def received_bytes(self, data: bytes) -> None:
+        """Dispatch an envelope from another node (a backend's listener calls this)."""
+        try:
+            env = _env_dec.decode(data)
+        except msgspec.DecodeError:
+            log.warning("%s broker: dropping an undecodable message (%d bytes)", self.backend, len(data))
+            return
+        if env.origin == self.node_id or self.events is None:
+            return
+        self.received += 1
+        ev = self.events
+        for d in env.deliveries:
+            ev.on_delivery(d)
+        if env.control is not None:
+            ev.on_control(env.control)
+        for c in env.completions:
+            ev.on_complete(c)
+
+    async def publish(self, deliveries: list[Delivery]) -> None:
+        if deliveries:
+            await self._send_all(self.encode(deliveries=deliveries))
+
+    async def broadcast(self, event: Control) -> None:
+        await self._send_all(self.encode(control=event))
+
+    async def complete(self, completions: list[Completion]) -> None:
+        by_origin: dict[str, list[Completion]] = {}
+        for c in completions:
+            if c.origin != self.node_id:
+                by_origin.setdefault(c.origin, []).append(c)
+        for origin, batch in by_origin.items():
+            await self._send_one(origin, self.encode(completions=batch))
+
+    # --- ingest -------------------------------------------------------------------------------------------------
+
+    async def submit(self, item: IngestItem) -> None:
+        if self.closed:
+            raise BrokerUnavailable("the broker is closed")
+        if len(self.unsettled) >= self.cfg.queue_max_messages:
+            async with self._room:
+                await self._room.wait_for(lambda: len(self.unsettled) < self.cfg.queue_max_messages)
+        if not self._up:
+            raise BrokerUnavailable(f"the {self.backend} broker is unreachable")
+        key = (item.origin, item.ticket)
+        self.unsettled[key] = item
+        try:
+            await self._put(item_encoder.encode(item))
+        except Exception as e:
+            self.unsettled.pop(key, None)
+            if not isinstance(e, BrokerUnavailable):
+                self.link(False, str(e) or type(e).__name__)
+            raise BrokerUnavailable(f"the {self.backend} broker is unreachable") from e
+
+    async def put_back(self) -> None:
+        """The engine lost this node's queue (a restart without persistence): queue the unsettled items again.
+
+        Some may already be stored; the store recognises those as duplicates."""
+        items = list(self.unsettled.values())
+        if items:
+            log.warning("%s broker: the queue was lost; putting back %d unsettled sends", self.backend, len(items))
+        for item in items:
+            await self._put(item_encoder.encode(item))
+
+    async def settle(self, taken: list[Taken]) -> None:
+        try:
+            await self._settle([t.receipt for t in taken])
+        finally:
+            # Even if settling failed (the item will come again, as a duplicate), this node's send is stored.
+            for t in taken:
+                self.unsettled.pop((t.item.origin, t.item.ticket), None)
+            async with self._room:
+                self._room.notify_all()
+
+    def depth(self) -> int:
+        return len(self.unsettled)
+
+    def stats(self) -> dict[str, float]:
+        return {
+            "chatd_broker_unsettled_items": len(self.unsettled),
+            "chatd_broker_envelopes_received_total": self.received,
+        }
+
+    async def start(self, events: BrokerEvents) -> None:
+        self.events = events
+        try:
+            await self._connect()
+        except Exception as e:
+            await self._disconnect()
+            raise BrokerUnavailable(f"cannot reach the {self.backend} broker at {self.cfg.url}: {e}") from e
+        self.link(True)
+
+    async def close(self) -> None:
+        self.closed = True
+        await self._disconnect()
+
+    # --- engine verbs -------------------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def _connect(self) -> None:
+        """Connect, declare this node's queue and the fan-out, and start listening."""
+
+    @abc.abstractmethod
+    async def _disconnect(self) -> None: ...
+
+    @abc.abstractmethod
+    async def _put(self, data: bytes) -> None:
+        """Put an encoded item in this node's queue; return once the engine holds it."""
+
+    @abc.abstractmethod
+    async def _settle(self, receipts: list[object]) -> None: ...
+
+    @abc.abstractmethod
+    async def _send_all(self, data: bytes) -> None:
+        """Send bytes to every node (at most once)."""
+
+    @abc.abstractmethod
+    async def _send_one(self, node_id: str, data: bytes) -> None:
+        """Send bytes to one node (at most once)."""
+
+    @abc.abstractmethod
+    async def take(self, max_items: int) -> list[Taken]: ...

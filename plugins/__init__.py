@@ -1,0 +1,1 @@
+"""chatd's optional backends, each imported only when ``chatd.toml`` selects it (see ``chatd/registry.py``)."""

@@ -1,0 +1,476 @@
+"""The PostgreSQL store (``[store] backend = "postgres"``, ``pip install 'chatd[postgres]'``), through asyncpg.
+
+The store for several nodes: every node of a deployment connects to the same database (``[store] dsn``) and any of
+them may append to any room at the same moment. What keeps a room's seqs gapless and unique is the room's row:
+``append`` locks the rows of the rooms in its batch (``SELECT … FOR UPDATE``, in name order so two batches never
+deadlock), reads ``last_seq``, checks idempotency keys and membership, inserts, and moves ``last_seq`` on, all in
+one transaction. A second node appending to the same room waits for the lock and then sees the first one's commit.
+Message timestamps come from the database's clock, so they do not depend on which node stored a message.
+
+Migrations are SQL, applied in order under a transaction-level advisory lock, so nodes starting together do not
+race; each is recorded in ``_migrations``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import msgspec
+
+from chatd.config import StoreConfig
+from chatd.errors import ChatError, Err
+from chatd.protocol.frames import Message
+from chatd.store.base import NewMessage, Outcome, RoomRecord, Store, UploadRecord, UserRecord
+
+log = logging.getLogger("chatd.store.postgres")
+
+_json = msgspec.json.Encoder()
+_list_decoder = msgspec.json.Decoder(list[str])
+NOW_MS = "(extract(epoch FROM clock_timestamp()) * 1000)::bigint"
+MIGRATE_LOCK = 0x63686174  # "chat": the advisory lock that serialises migrations
+# SQLSTATE classes of faults worth retrying as is: connection, resources, operator intervention, system, rollback.
+TRANSIENT_CLASSES = ("08", "53", "57", "58", "40")
+
+MIGRATIONS: list[tuple[str, str]] = [
+    (
+        "001_initial",
+        """
+        CREATE TABLE users (
+            name TEXT PRIMARY KEY,
+            password_hash TEXT,
+            admin BOOLEAN NOT NULL DEFAULT false,
+            bot BOOLEAN NOT NULL DEFAULT false,
+            created BIGINT NOT NULL
+        );
+        CREATE TABLE tokens (
+            hash TEXT PRIMARY KEY,
+            username TEXT NOT NULL REFERENCES users (name),
+            created BIGINT NOT NULL
+        );
+        CREATE INDEX tokens_user ON tokens (username);
+        CREATE TABLE rooms (
+            name TEXT PRIMARY KEY,
+            private BOOLEAN NOT NULL,
+            created_by TEXT,
+            created BIGINT NOT NULL,
+            last_seq BIGINT NOT NULL DEFAULT 0
+        );
+        CREATE TABLE members (
+            room TEXT NOT NULL REFERENCES rooms (name),
+            username TEXT NOT NULL REFERENCES users (name),
+            joined BIGINT NOT NULL,
+            PRIMARY KEY (room, username)
+        );
+        CREATE INDEX members_user ON members (username);
+        CREATE TABLE messages (
+            room TEXT NOT NULL,
+            seq BIGINT NOT NULL,
+            sender TEXT NOT NULL,
+            client_id TEXT NOT NULL,
+            body TEXT NOT NULL,
+            ts BIGINT NOT NULL,
+            attachments TEXT,
+            PRIMARY KEY (room, seq)
+        );
+        CREATE UNIQUE INDEX messages_idem ON messages (room, sender, client_id);
+        CREATE TABLE uploads (
+            id TEXT PRIMARY KEY,
+            owner TEXT NOT NULL,
+            room TEXT,
+            content_type TEXT NOT NULL,
+            size BIGINT NOT NULL,
+            name TEXT,
+            created BIGINT NOT NULL
+        );
+        """,
+    ),
+    (
+        # User names are case-insensitive (the Store contract); the index is not UNIQUE so a database holding two
+        # spellings from before keeps working; create_user keeps new names unique under its advisory lock.
+        "002_nocase_users_and_upload_indexes",
+        """
+        CREATE INDEX users_name_lower ON users (lower(name));
+        CREATE INDEX uploads_owner ON uploads (owner);
+        CREATE INDEX uploads_unposted ON uploads (created) WHERE room IS NULL;
+        """,
+    ),
+]
+
+# An exact spelling wins, for databases made before names were case-insensitive.
+BY_NAME = "WHERE lower(name) = lower($1) ORDER BY name = $1 DESC LIMIT 1"
+
+
+def _message(r: asyncpg.Record) -> Message:
+    return Message(
+        room=r["room"],
+        seq=r["seq"],
+        from_=r["sender"],
+        body=r["body"],
+        client_id=r["client_id"],
+        ts=r["ts"],
+        attachments=_list_decoder.decode(r["attachments"]) if r["attachments"] else [],
+    )
+
+
+def _room(r: asyncpg.Record) -> RoomRecord:
+    return RoomRecord(r["name"], r["private"], r["created_by"] or "", r["created"], r["last_seq"])
+
+
+def _user(r: asyncpg.Record) -> UserRecord:
+    return UserRecord(r["name"], r["admin"], r["bot"], r["created"])
+
+
+class PostgresStore(Store):
+    def __init__(self, cfg: StoreConfig) -> None:
+        self.cfg = cfg
+        self.pool: asyncpg.Pool | None = None
+
+    # --- lifecycle ----------------------------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        self.pool = await asyncpg.create_pool(
+            self.cfg.dsn, min_size=1, max_size=self.cfg.pool_size, timeout=10, command_timeout=30
+        )
+        async with self.pool.acquire() as c, c.transaction():
+            await c.execute("SELECT pg_advisory_xact_lock($1)", MIGRATE_LOCK)
+            await c.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied BIGINT NOT NULL)")
+            done = {r["name"] for r in await c.fetch("SELECT name FROM _migrations")}
+            for name, sql in MIGRATIONS:
+                if name not in done:
+                    await c.execute(sql)
+                    await c.execute(f"INSERT INTO _migrations (name, applied) VALUES ($1, {NOW_MS} / 1000)", name)
+                    log.info("applied migration %s", name)
+
+    async def close(self) -> None:
+        if self.pool is not None:
+            await self.pool.close()
+            self.pool = None
+
+    @property
+    def _p(self) -> asyncpg.Pool:
+        assert self.pool is not None, "store is not open"
+        return self.pool
+
+    async def ping(self) -> bool:
+        if self.pool is None:
+            return False
+        try:
+            async with asyncio.timeout(2):
+                return await self.pool.fetchval("SELECT 1") == 1
+        except Exception:  # noqa: BLE001 - any failure means "not ready"
+            return False
+
+    def transient(self, exc: BaseException) -> bool:
+        if isinstance(exc, asyncpg.PostgresError):
+            return (exc.sqlstate or "")[:2] in TRANSIENT_CLASSES
+        # Lost or refused connections, a closing pool, timeouts.
+        return isinstance(exc, (OSError, asyncpg.InterfaceError, asyncio.TimeoutError, ConnectionError))
+
+    # --- users and tokens ---------------------------------------------------------------------------------------
+
+    def describe(self) -> str:
+        parts = urlsplit(self.cfg.dsn)
+        if parts.password:  # never show the password
+            host = parts.hostname or ""
+            netloc = f"{parts.username}@{host}" + (f":{parts.port}" if parts.port else "")
+            parts = parts._replace(netloc=netloc)
+        return f"postgres {urlunsplit(parts)}"
+
+    async def create_user(
+        self,
+        name: str,
+        password_hash: str | None,
+        bot: bool = False,
+        *,
+        admin: bool = False,
+        admin_if_none: bool = False,
+    ) -> UserRecord:
+        async with self._p.acquire() as c, c.transaction():
+            # "the name is free ignoring case" and "admin if none is" must be decided by one creation at a time.
+            await c.execute("SELECT pg_advisory_xact_lock($1)", MIGRATE_LOCK + 1)
+            if await c.fetchval("SELECT 1 FROM users WHERE lower(name) = lower($1)", name):
+                raise ChatError(Err.CONFLICT, f"user {name!r} already exists")
+            try:
+                r = await c.fetchrow(
+                    "INSERT INTO users (name, password_hash, admin, bot, created) "
+                    f"VALUES ($1, $2, $4 OR ($5 AND NOT EXISTS (SELECT 1 FROM users WHERE admin)), $3, {NOW_MS}) "
+                    "RETURNING name, admin, bot, created",
+                    name,
+                    password_hash,
+                    bot,
+                    admin,
+                    admin_if_none,
+                )
+            except asyncpg.UniqueViolationError:
+                raise ChatError(Err.CONFLICT, f"user {name!r} already exists") from None
+        return _user(r)
+
+    async def get_user(self, name: str) -> UserRecord | None:
+        r = await self._p.fetchrow(f"SELECT name, admin, bot, created FROM users {BY_NAME}", name)
+        return _user(r) if r else None
+
+    async def password_hash(self, name: str) -> str | None:
+        return await self._p.fetchval(f"SELECT password_hash FROM users {BY_NAME}", name)
+
+    async def set_password_hash(self, name: str, password_hash: str | None) -> bool:
+        status = await self._p.execute("UPDATE users SET password_hash = $2 WHERE name = $1", name, password_hash)
+        return status != "UPDATE 0"
+
+    async def add_token(self, token_hash: str, user: str) -> None:
+        await self._p.execute(
+            f"INSERT INTO tokens (hash, username, created) VALUES ($1, $2, {NOW_MS})", token_hash, user
+        )
+
+    async def user_for_token(self, token_hash: str, issued_after: int = 0) -> UserRecord | None:
+        r = await self._p.fetchrow(
+            "SELECT u.name, u.admin, u.bot, u.created FROM tokens t JOIN users u ON u.name = t.username "
+            "WHERE t.hash = $1 AND t.created > $2",
+            token_hash,
+            issued_after,
+        )
+        return _user(r) if r else None
+
+    async def revoke_token(self, token_hash: str) -> bool:
+        return await self._p.execute("DELETE FROM tokens WHERE hash = $1", token_hash) != "DELETE 0"
+
+    # --- rooms and members --------------------------------------------------------------------------------------
+
+    async def create_room(self, name: str, private: bool, created_by: str) -> RoomRecord:
+        async with self._p.acquire() as c, c.transaction():
+            try:
+                r = await c.fetchrow(
+                    "INSERT INTO rooms (name, private, created_by, created, last_seq) "
+                    f"VALUES ($1, $2, $3, {NOW_MS}, 0) RETURNING name, private, created_by, created, last_seq",
+                    name,
+                    private,
+                    created_by,
+                )
+            except asyncpg.UniqueViolationError:
+                raise ChatError(Err.CONFLICT, f"room {name!r} already exists") from None
+            await c.execute(
+                "INSERT INTO members (room, username, joined) VALUES ($1, $2, $3)", name, created_by, r["created"]
+            )
+        return _room(r)
+
+    async def get_room(self, name: str) -> RoomRecord | None:
+        r = await self._p.fetchrow(
+            "SELECT name, private, created_by, created, last_seq FROM rooms WHERE name = $1", name
+        )
+        return _room(r) if r else None
+
+    async def list_rooms(
+        self, user: str, *, after: str | None = None, limit: int | None = None
+    ) -> list[tuple[RoomRecord, bool]]:
+        # COLLATE "C": byte order, as the contract says, whatever the database's collation.
+        rows = await self._p.fetch(
+            "SELECT r.name, r.private, r.created_by, r.created, r.last_seq, m.username IS NOT NULL AS member "
+            "FROM rooms r LEFT JOIN members m ON m.room = r.name AND m.username = $1 "
+            'WHERE (NOT r.private OR m.username IS NOT NULL) AND r.name COLLATE "C" > $2 '
+            'ORDER BY r.name COLLATE "C" LIMIT $3',
+            user,
+            after or "",
+            limit,
+        )
+        return [(_room(r), r["member"]) for r in rows]
+
+    async def add_member(self, room: str, user: str) -> bool:
+        try:
+            status = await self._p.execute(
+                f"INSERT INTO members (room, username, joined) VALUES ($1, $2, {NOW_MS}) ON CONFLICT DO NOTHING",
+                room,
+                user,
+            )
+        except asyncpg.ForeignKeyViolationError:
+            raise ChatError(Err.NOT_FOUND, f"no user {user!r} or room {room!r}") from None
+        return status != "INSERT 0 0"
+
+    async def remove_member(self, room: str, user: str) -> bool:
+        status = await self._p.execute("DELETE FROM members WHERE room = $1 AND username = $2", room, user)
+        return status != "DELETE 0"
+
+    async def is_member(self, room: str, user: str) -> bool:
+        return await self._p.fetchval("SELECT 1 FROM members WHERE room = $1 AND username = $2", room, user) == 1
+
+    async def members(self, room: str) -> list[str]:
+        rows = await self._p.fetch("SELECT username FROM members WHERE room = $1 ORDER BY username", room)
+        return [r["username"] for r in rows]
+
+    # --- messages -----------------------------------------------------------------------------------------------
+
+    async def append(self, batch: Sequence[NewMessage]) -> list[Outcome]:
+        if not batch:
+            return []
+        async with self._p.acquire() as c, c.transaction():
+            return await self._append_in_tx(c, batch)
+
+    async def _append_in_tx(self, c: asyncpg.Connection, batch: Sequence[NewMessage]) -> list[Outcome]:
+        names = sorted({m.room for m in batch})
+        locked = await c.fetch(
+            f"SELECT name, last_seq, {NOW_MS} AS now FROM rooms WHERE name = ANY($1::text[]) ORDER BY name FOR UPDATE",
+            names,
+        )
+        last: dict[str, int] = {r["name"]: r["last_seq"] for r in locked}
+        ts = locked[0]["now"] if locked else 0
+        keys = list({(m.room, m.sender, m.client_id) for m in batch})
+        # Read after taking the locks: a racing append to the same room has committed by now, and its rows show.
+        existing: dict[tuple[str, str, str], Outcome] = {
+            (r["room"], r["sender"], r["client_id"]): Outcome(r["seq"], r["ts"], True, stored=_message(r))
+            for r in await c.fetch(
+                "SELECT m.room, m.seq, m.sender, m.client_id, m.body, m.ts, m.attachments "
+                "FROM unnest($1::text[], $2::text[], $3::text[]) AS k(room, sender, client_id) "
+                "JOIN messages m USING (room, sender, client_id)",
+                [k[0] for k in keys],
+                [k[1] for k in keys],
+                [k[2] for k in keys],
+            )
+        }
+        pairs = list({(m.room, m.sender) for m in batch})
+        members = {
+            (r["room"], r["username"])
+            for r in await c.fetch(
+                "SELECT m.room, m.username FROM unnest($1::text[], $2::text[]) AS k(room, username) "
+                "JOIN members m USING (room, username)",
+                [p[0] for p in pairs],
+                [p[1] for p in pairs],
+            )
+        }
+        cols: tuple[list, ...] = ([], [], [], [], [], [], [])
+        outcomes: list[Outcome] = []
+        for m in batch:
+            key = (m.room, m.sender, m.client_id)
+            seen = existing.get(key)
+            if seen is not None:
+                outcomes.append(seen)
+            elif m.room not in last:
+                outcomes.append(Outcome(error=Err.NOT_FOUND.code, message=f"room {m.room!r} does not exist"))
+            elif (m.room, m.sender) not in members:
+                outcomes.append(Outcome(error=Err.NOT_MEMBER.code, message=f"you are not a member of {m.room!r}"))
+            else:
+                seq = last[m.room] = last[m.room] + 1
+                row = (
+                    m.room,
+                    seq,
+                    m.sender,
+                    m.client_id,
+                    m.body,
+                    ts,
+                    _json.encode(m.attachments).decode() if m.attachments else None,
+                )
+                for col, value in zip(cols, row, strict=True):
+                    col.append(value)
+                outcomes.append(Outcome(seq, ts))
+                stored = Message(
+                    room=m.room,
+                    seq=seq,
+                    from_=m.sender,
+                    body=m.body,
+                    client_id=m.client_id,
+                    ts=ts,
+                    attachments=m.attachments,
+                )
+                existing[key] = Outcome(seq, ts, True, stored=stored)  # a repeat later in the batch is a duplicate
+        if cols[0]:
+            await c.execute(
+                "INSERT INTO messages (room, seq, sender, client_id, body, ts, attachments) "
+                "SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::bigint[], "
+                "$7::text[])",
+                *cols,
+            )
+            touched = sorted(set(cols[0]))
+            await c.execute(
+                "UPDATE rooms SET last_seq = v.last FROM unnest($1::text[], $2::bigint[]) AS v(name, last) "
+                "WHERE rooms.name = v.name",
+                touched,
+                [last[n] for n in touched],
+            )
+        return outcomes
+
+    async def history(
+        self, room: str, *, after: int | None = None, before: int | None = None, limit: int = 100
+    ) -> list[Message]:
+        cols = "room, seq, sender, client_id, body, ts, attachments"
+        if after is not None:
+            rows = await self._p.fetch(
+                f"SELECT {cols} FROM messages WHERE room = $1 AND seq > $2 AND ($3::bigint IS NULL OR seq < $3) "
+                "ORDER BY seq LIMIT $4",
+                room,
+                after,
+                before,
+                limit,
+            )
+            return [_message(r) for r in rows]
+        rows = await self._p.fetch(
+            f"SELECT {cols} FROM messages WHERE room = $1 AND ($2::bigint IS NULL OR seq < $2) "
+            "ORDER BY seq DESC LIMIT $3",
+            room,
+            before,
+            limit,
+        )
+        return [_message(r) for r in reversed(rows)]
+
+    async def last_seq(self, room: str) -> int:
+        return await self._p.fetchval("SELECT last_seq FROM rooms WHERE name = $1", room) or 0
+
+    async def last_seqs(self, rooms: Sequence[str]) -> dict[str, int]:
+        rows = await self._p.fetch("SELECT name, last_seq FROM rooms WHERE name = ANY($1::text[])", list(rooms))
+        return {r["name"]: r["last_seq"] for r in rows}
+
+    # --- uploads ------------------------------------------------------------------------------------------------
+
+    async def add_upload(self, record: UploadRecord, quota: int = 0) -> bool:
+        async with self._p.acquire() as c, c.transaction():
+            # One owner's uploads are added one at a time, so concurrent uploads cannot overshoot the quota.
+            await c.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", MIGRATE_LOCK + 2, record.owner)
+            if quota:
+                used = await c.fetchval("SELECT COALESCE(SUM(size), 0) FROM uploads WHERE owner = $1", record.owner)
+                if used + record.size > quota:
+                    return False
+            await c.execute(
+                "INSERT INTO uploads (id, owner, room, content_type, size, name, created) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                record.id,
+                record.owner,
+                record.room,
+                record.content_type,
+                record.size,
+                record.name,
+                record.created,
+            )
+        return True
+
+    async def upload_usage(self, owner: str) -> int:
+        return int(await self._p.fetchval("SELECT COALESCE(SUM(size), 0) FROM uploads WHERE owner = $1", owner))
+
+    async def get_upload(self, upload_id: str) -> UploadRecord | None:
+        r = await self._p.fetchrow(
+            "SELECT id, owner, content_type, size, name, created, room FROM uploads WHERE id = $1", upload_id
+        )
+        return UploadRecord(*r) if r else None
+
+    async def delete_upload(self, upload_id: str, *, unposted_only: bool = False) -> bool:
+        sql = "DELETE FROM uploads WHERE id = $1" + (" AND room IS NULL" if unposted_only else "")
+        return await self._p.execute(sql, upload_id) != "DELETE 0"
+
+    async def unposted_uploads(self, created_before: int, limit: int) -> list[UploadRecord]:
+        rows = await self._p.fetch(
+            "SELECT id, owner, content_type, size, name, created, room FROM uploads "
+            "WHERE room IS NULL AND created < $1 ORDER BY created LIMIT $2",
+            created_before,
+            limit,
+        )
+        return [UploadRecord(*r) for r in rows]
+
+    async def attach_uploads(self, ids: Sequence[str], owner: str, room: str) -> list[str]:
+        rows = await self._p.fetch(
+            "UPDATE uploads SET room = $3 WHERE id = ANY($1::text[]) AND owner = $2 AND (room IS NULL OR room = $3) "
+            "RETURNING id",
+            list(ids),
+            owner,
+            room,
+        )
+        bound = {r["id"] for r in rows}
+        return [i for i in ids if i in bound]

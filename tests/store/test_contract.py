@@ -1,0 +1,220 @@
+"""The Store contract (chatd/store/base.py), run against SQLite and PostgreSQL (a fresh database per test)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from chatd.config import StoreConfig
+from chatd.errors import ChatError
+from chatd.registry import load
+from chatd.store.base import NewMessage, Store, UploadRecord
+from chatd.store.sqlite import SQLiteStore
+
+MakeStore = Callable[[], Awaitable[Store]]
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def make(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[MakeStore]:
+    """``await make()`` opens a store on the test's database; several calls are several nodes (PostgreSQL)."""
+    opened: list[Store] = []
+    dsn = request.getfixturevalue("pg_dsn") if request.param == "postgres" else ""
+
+    async def factory() -> Store:
+        store: Store
+        if request.param == "sqlite":
+            store = SQLiteStore(tmp_path / "chatd.db", exclusive=not opened)
+        else:
+            store = load("stores", "postgres")(StoreConfig(backend="postgres", dsn=dsn, pool_size=4))
+        await store.open()
+        opened.append(store)
+        return store
+
+    factory.kind = request.param  # type: ignore[attr-defined]
+    yield factory
+    for store in opened:
+        await store.close()
+
+
+async def room_with(store: Store, room: str, *users: str, private: bool = False) -> None:
+    for user in users:
+        if await store.get_user(user) is None:
+            await store.create_user(user, None)
+    await store.create_room(room, private, users[0])
+    for user in users[1:]:
+        await store.add_member(room, user)
+
+
+def msg(room: str, sender: str, cid: str, body: str = "hi") -> NewMessage:
+    return NewMessage(room, sender, cid, body)
+
+
+async def test_seqs_start_at_1_with_no_gaps_per_room_and_outcomes_keep_batch_order(make: MakeStore) -> None:
+    store = await make()
+    await room_with(store, "a", "u")
+    await room_with(store, "b", "u")
+    out = await store.append([msg("a", "u", "1"), msg("b", "u", "1"), msg("a", "u", "2"), msg("a", "u", "3")])
+    assert [(o.seq, o.duplicate, o.error) for o in out] == [
+        (1, False, ""),
+        (1, False, ""),
+        (2, False, ""),
+        (3, False, ""),
+    ]
+    out = await store.append([msg("b", "u", "2")])
+    assert out[0].seq == 2
+    assert await store.last_seqs(["a", "b", "nope"]) == {"a": 3, "b": 2}
+
+
+async def test_a_repeated_key_is_a_duplicate_carrying_the_first_stored_message(make: MakeStore) -> None:
+    store = await make()
+    await room_with(store, "r", "u")
+    first = (await store.append([msg("r", "u", "k", "original")]))[0]
+    again = await store.append([msg("r", "u", "k", "changed"), msg("r", "u", "x"), msg("r", "u", "x")])
+    assert again[0].duplicate and again[0].seq == first.seq and again[0].ts == first.ts
+    assert again[0].stored is not None and again[0].stored.body == "original"
+    assert (again[1].seq, again[1].duplicate) == (2, False)
+    assert (again[2].seq, again[2].duplicate) == (2, True)  # a repeat within one batch
+    assert [m.body for m in await store.history("r")] == ["original", "hi"]
+
+
+async def test_sends_to_missing_rooms_or_from_non_members_are_refused_alone(make: MakeStore) -> None:
+    store = await make()
+    await room_with(store, "r", "owner", "bob")
+    await store.create_user("eve", None)
+    out = await store.append(
+        [msg("r", "owner", "1"), msg("r", "eve", "1"), msg("nope", "owner", "1"), msg("r", "bob", "1")]
+    )
+    assert [o.error for o in out] == ["", "not_member", "not_found", ""]
+    assert [o.seq for o in out if not o.error] == [1, 2]
+    await store.remove_member("r", "bob")
+    assert (await store.append([msg("r", "bob", "2")]))[0].error == "not_member"
+    assert await store.last_seq("r") == 2
+
+
+async def test_two_nodes_appending_to_one_room_at_once_get_gapless_unique_seqs(make: MakeStore) -> None:
+    if make.kind == "sqlite":  # type: ignore[attr-defined]
+        pytest.skip("an SQLite file has one server (it holds <path>.lock); several nodes need PostgreSQL")
+    a, b = await make(), await make()
+    await room_with(a, "r", *[f"u{i}" for i in range(4)])
+
+    async def node(store: Store, user: str) -> list[int]:
+        seqs: list[int] = []
+        for n in range(0, 200, 10):
+            out = await store.append([msg("r", user, f"{n + i}") for i in range(10)])
+            seqs += [o.seq for o in out]
+        return seqs
+
+    results = await asyncio.gather(node(a, "u0"), node(b, "u1"), node(a, "u2"), node(b, "u3"))
+    every = sorted(s for seqs in results for s in seqs)
+    assert every == list(range(1, 801))
+    for seqs in results:
+        assert seqs == sorted(seqs)  # each sender's messages keep their order
+    # The same key from two nodes at once: one stores it, the other gets the duplicate with the same seq.
+    x, y = await asyncio.gather(a.append([msg("r", "u0", "same")]), b.append([msg("r", "u0", "same")]))
+    assert x[0].seq == y[0].seq == 801 and {x[0].duplicate, y[0].duplicate} == {True, False}
+
+
+async def test_history_pages_forward_and_backward(make: MakeStore) -> None:
+    store = await make()
+    await room_with(store, "r", "u")
+    await store.append([msg("r", "u", str(i), f"m{i}") for i in range(1, 11)])
+    assert [m.seq for m in await store.history("r", limit=3)] == [8, 9, 10]
+    assert [m.seq for m in await store.history("r", after=2, limit=3)] == [3, 4, 5]
+    assert [m.seq for m in await store.history("r", before=4, limit=10)] == [1, 2, 3]
+    assert [m.seq for m in await store.history("r", after=2, before=6)] == [3, 4, 5]
+    m = (await store.history("r", after=0, limit=1))[0]
+    assert (m.room, m.from_, m.client_id, m.body) == ("r", "u", "1", "m1") and m.ts > 0
+
+
+async def test_users_tokens_rooms_and_members(make: MakeStore) -> None:
+    store = await make()
+    first = await store.create_user("ann", "hash", admin_if_none=True)
+    second = await store.create_user("ben", None, bot=True, admin_if_none=True)
+    assert first.admin and not second.admin and second.bot
+    with pytest.raises(ChatError):
+        await store.create_user("ann", None)
+    assert await store.password_hash("ann") == "hash"
+    await store.add_token("t1", "ann")
+    assert (await store.user_for_token("t1")).name == "ann"  # type: ignore[union-attr]
+    assert await store.revoke_token("t1") and not await store.revoke_token("t1")
+    assert await store.user_for_token("t1") is None
+    await store.create_room("pub", False, "ann")
+    await store.create_room("priv", True, "ann")
+    with pytest.raises(ChatError):
+        await store.create_room("pub", False, "ben")
+    assert [(r.name, m) for r, m in await store.list_rooms("ben")] == [("pub", False)]
+    assert await store.add_member("priv", "ben") and not await store.add_member("priv", "ben")
+    assert [(r.name, m) for r, m in await store.list_rooms("ben")] == [("priv", True), ("pub", False)]
+    assert await store.members("priv") == ["ann", "ben"] and await store.is_member("priv", "ben")
+    assert await store.remove_member("priv", "ben") and not await store.is_member("priv", "ben")
+    with pytest.raises(ChatError):
+        await store.add_member("priv", "nobody")
+
+
+async def test_uploads_bind_to_a_room_once_and_only_for_their_owner(make: MakeStore) -> None:
+    store = await make()
+    await room_with(store, "r", "u", "v")
+    await store.add_upload(UploadRecord("up1", "u", "image/png", 10, "a.png", 1))
+    await store.add_upload(UploadRecord("up2", "u", "image/png", 10, "b.png", 1))
+    assert await store.attach_uploads(["up1"], "v", "r") == []  # not the owner
+    assert await store.attach_uploads(["up1", "up2", "missing"], "u", "r") == ["up1", "up2"]
+    assert await store.attach_uploads(["up1"], "u", "other") == []  # already bound elsewhere
+    assert (await store.get_upload("up1")).room == "r"  # type: ignore[union-attr]
+
+
+async def test_user_names_are_case_insensitive_and_keep_their_spelling(make: MakeStore) -> None:
+    store = await make()
+    made = await store.create_user("Alice", "hash")
+    assert made.name == "Alice" and not made.admin
+    for spelling in ("alice", "ALICE"):
+        with pytest.raises(ChatError):
+            await store.create_user(spelling, None)
+        assert (await store.get_user(spelling)).name == "Alice"  # type: ignore[union-attr]
+        assert await store.password_hash(spelling) == "hash"
+    assert await store.set_password_hash("Alice", None) and await store.password_hash("alice") is None
+    assert await store.get_user("alicia") is None
+
+
+async def test_admin_is_given_when_asked_or_when_none_exists(make: MakeStore) -> None:
+    store = await make()
+    assert not (await store.create_user("plain", None)).admin
+    assert (await store.create_user("root", None, admin=True)).admin
+    assert not (await store.create_user("late", None, admin_if_none=True)).admin  # root is admin already
+
+
+async def test_tokens_issued_before_a_bound_do_not_authenticate(make: MakeStore) -> None:
+    store = await make()
+    await store.create_user("tok", None)
+    await store.add_token("h1", "tok")
+    assert (await store.user_for_token("h1", 0)).name == "tok"  # type: ignore[union-attr]
+    assert await store.user_for_token("h1", 2**62) is None
+
+
+async def test_rooms_list_in_pages_by_name(make: MakeStore) -> None:
+    store = await make()
+    await store.create_user("pager", None)
+    for name in ("b", "a", "d", "c", "e"):
+        await store.create_room(name, False, "pager")
+    first = [r.name for r, _ in await store.list_rooms("pager", limit=2)]
+    rest = [r.name for r, _ in await store.list_rooms("pager", after=first[-1])]
+    assert first == ["a", "b"] and rest == ["c", "d", "e"]
+
+
+async def test_upload_quota_usage_deletion_and_unposted_sweep(make: MakeStore) -> None:
+    store = await make()
+    await room_with(store, "q", "owner")
+    assert await store.add_upload(UploadRecord("u1", "owner", "image/png", 60, "a", 1), quota=100)
+    assert not await store.add_upload(UploadRecord("u2", "owner", "image/png", 60, "b", 2), quota=100)
+    assert await store.add_upload(UploadRecord("u3", "owner", "image/png", 40, "c", 3), quota=100)
+    assert await store.upload_usage("owner") == 100 and await store.upload_usage("nobody") == 0
+    assert await store.attach_uploads(["u3"], "owner", "q") == ["u3"]
+    assert [u.id for u in await store.unposted_uploads(10, 10)] == ["u1"]  # u3 is posted
+    assert not await store.delete_upload("u3", unposted_only=True)
+    assert await store.delete_upload("u1", unposted_only=True) and await store.get_upload("u1") is None
+    assert await store.delete_upload("u3") and await store.upload_usage("owner") == 0
+    concurrent = [UploadRecord(f"c{i}", "racer", "image/png", 30, "x", 5) for i in range(10)]
+    stored = await asyncio.gather(*(store.add_upload(r, quota=100) for r in concurrent))
+    assert sum(stored) == 3 and await store.upload_usage("racer") == 90
