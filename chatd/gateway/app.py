@@ -6,18 +6,22 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from litestar import Litestar, MediaType, Request, Response
+from litestar._openapi.plugin import OpenAPIPlugin
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
+from litestar.routes import HTTPRoute
 from litestar.static_files import create_static_files_router
 
 from chatd import __version__
 from chatd.errors import ChatError, Err, internal_message, log_fault
 from chatd.gateway.guard import request_guard
 from chatd.gateway.info import server_info
+from chatd.gateway.openapi import components, tighten
 from chatd.gateway.ops import ops_handlers
-from chatd.gateway.rest import api_router
+from chatd.gateway.rest import REQUEST_STRUCTS, api_router
 from chatd.gateway.slots import ConnectionSlots
 from chatd.gateway.ws import ws_endpoint
 from chatd.node import Node
@@ -39,11 +43,30 @@ class ChatdRequest(Request[Any, Any, Any]):
 
     async def json(self) -> Any:
         try:
-            return await super().json()
+            value = await super().json()
         except UnicodeDecodeError:
             raise ChatError(Err.BAD_FRAME, "request body is not valid UTF-8") from None
         except RecursionError:
             raise ChatError(Err.BAD_FRAME, "request body is nested too deeply") from None
+        _check_strictly(self.route_handler.parsed_fn_signature.parameters.get("data"), value)
+        return value
+
+
+def _check_strictly(field: Any, value: Any) -> None:
+    """Validate a JSON body against its struct with msgspec's strict rules, as the WebSocket path does.
+
+    litestar converts bodies leniently (it would take ``"private": 0`` as false, or ``"1"`` for a number); a body
+    must be of the documented types exactly."""
+    target = getattr(field, "annotation", None)
+    if isinstance(target, type) and issubclass(target, msgspec.Struct):
+        if isinstance(value, dict):
+            # JSON has one number type: 3.0 is the integer 3 (as JSON Schema says), and msgspec's strict mode
+            # would call it a float. Request structs are flat, so their top-level values are all there is.
+            value = {k: int(v) if isinstance(v, float) and v.is_integer() else v for k, v in value.items()}
+        try:
+            msgspec.convert(value, target, strict=True)
+        except msgspec.ValidationError as e:
+            raise ChatError(Err.BAD_FRAME, str(e).replace("$.", "")) from None
 
 
 def _body(err: Err, message: str, ref: str | None = None) -> dict[str, Any]:
@@ -113,6 +136,7 @@ async def _page_headers(response: Response[Any]) -> Response[Any]:
 
 def create_app(node: Node) -> Litestar:
     lim = node.cfg.limits
+    allow: dict[str, str] = {}  # filled once the routes exist
     handlers: list[Any] = [ws_endpoint, api_router, server_info, *ops_handlers]
     if (WEB_DIR / "index.html").exists():
         handlers.append(
@@ -125,7 +149,7 @@ def create_app(node: Node) -> Litestar:
                 after_request=_page_headers,
             )
         )
-    return Litestar(
+    app = Litestar(
         route_handlers=handlers,
         state=State(
             {
@@ -138,13 +162,29 @@ def create_app(node: Node) -> Litestar:
         ),
         exception_handlers={ChatError: _chat_error, HTTPException: _http_error, Exception: _internal},
         request_class=ChatdRequest,
-        middleware=[request_guard(node.cfg)],
+        middleware=[request_guard(node.cfg, allow)],
         openapi_config=OpenAPIConfig(
             title="chatd",
             version=__version__,
             description="REST API of chatd. The WebSocket protocol is in docs/protocol.md.",
+            components=components(),
         ),
         request_max_body_size=max(node.cfg.limits.max_frame_bytes * 2, 1024 * 1024),
         logging_config=None,
         debug=False,
     )
+    allow.update(_allow_map(app))
+    tighten(app.plugins.get(OpenAPIPlugin).provide_openapi_schema(), REQUEST_STRUCTS)
+    return app
+
+
+def _allow_map(app: Litestar) -> dict[str, str]:
+    """Each path template's methods, for the Allow header of OPTIONS answers.
+
+    litestar's own OPTIONS handler lists the methods of the first handler registered for a path only (OPTIONS
+    /api/rooms said "GET, OPTIONS", hiding POST), so the request guard answers OPTIONS from this map instead."""
+    methods: dict[str, set[str]] = {}
+    for route in app.routes:
+        if isinstance(route, HTTPRoute):
+            methods.setdefault(route.path_format, set()).update(str(m) for m in route.methods)
+    return {path: ", ".join(sorted(ms | {"OPTIONS"})) for path, ms in methods.items()}

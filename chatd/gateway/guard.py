@@ -29,8 +29,9 @@ from chatd.gateway.auth import client_ip
 EXEMPT = frozenset(("/healthz", "/readyz"))
 
 
-def request_guard(cfg: Config) -> Any:
-    """A litestar middleware (``app -> app``) applying both bounds with ``cfg``'s limits."""
+def request_guard(cfg: Config, allow: dict[str, str]) -> Any:
+    """A litestar middleware (``app -> app``) applying both bounds with ``cfg``'s limits. It also answers OPTIONS
+    with the path's methods from ``allow`` (path template → Allow header), see ``app._allow_map``."""
     lim = cfg.limits
     in_flight: dict[str, int] = {}
 
@@ -49,6 +50,10 @@ def request_guard(cfg: Config) -> Any:
                     f"more than {lim.max_requests_per_ip} requests in flight from your address",
                     retry_after=1,
                 )
+            if scope.get("method") == "OPTIONS" and (methods := allow.get(scope.get("path_template", ""))):
+                await send({"type": "http.response.start", "status": 204, "headers": [(b"allow", methods.encode())]})
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                return
             in_flight[ip] = held + 1
             try:
                 await app(scope, _deadline(receive, lim.body_timeout, lim.body_min_rate), send)

@@ -13,6 +13,7 @@ import msgspec
 from litestar import Request, get
 
 from chatd import __version__
+from chatd.gateway.openapi import PUBLIC, errors
 from chatd.node import Node
 
 UPLOADS_PATH = "/api/uploads"
@@ -37,7 +38,12 @@ def _serves_uploads(request: Request[Any, Any, Any]) -> bool:
     )
 
 
-@get("/api/server", summary="Server facts for clients: auth mode, version, limits, features")
+@get(
+    "/api/server",
+    summary="Server facts for clients: auth mode, version, limits, features",
+    responses=errors(auth=False),
+    security=PUBLIC,
+)
 async def server_info(request: Request[Any, Any, Any]) -> ServerInfo:
     node: Node = request.app.state.node
     cfg = node.cfg

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import MediaType, Request, Response, get
+from litestar.openapi.datastructures import ResponseSpec
 
 
 @get("/healthz", summary="Liveness: the process answers", media_type=MediaType.TEXT)
@@ -12,7 +13,11 @@ async def healthz() -> str:
     return "ok"
 
 
-@get("/readyz", summary="Readiness: store and broker usable, store's disk above its watermark, not draining")
+@get(
+    "/readyz",
+    summary="Readiness: store and broker usable, store's disk above its watermark, not draining",
+    responses={503: ResponseSpec(dict[str, bool], description="not ready: the checks, false where one failed")},
+)
 async def readyz(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
     node = request.app.state.node
     checks = await node.ready()

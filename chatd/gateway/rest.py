@@ -16,8 +16,10 @@ from litestar.di import Provide
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
+from chatd.accounts import PASSWORD_MAX, PASSWORD_MIN
 from chatd.errors import ChatError, Err
 from chatd.gateway.auth import Principal, authenticate, client_ip
+from chatd.gateway.openapi import PUBLIC, SECURED, SendOperation, errors
 from chatd.gateway.uploads import upload_handlers
 from chatd.node import Node
 from chatd.protocol.frames import ROOM_MAX, SEQ_MAX, ClientId, Message, Room, UploadId, UserName
@@ -27,8 +29,8 @@ from chatd.throttle import AuthThrottle, shown
 
 
 class Credentials(msgspec.Struct, forbid_unknown_fields=True):
-    username: str
-    password: str
+    username: UserName
+    password: Annotated[str, msgspec.Meta(min_length=PASSWORD_MIN, max_length=PASSWORD_MAX)]
 
 
 class TokenOut(msgspec.Struct):
@@ -117,6 +119,8 @@ def _ip(request: Request[Any, Any, Any]) -> str:
     "/auth/register",
     status_code=HTTP_201_CREATED,
     summary="Register (throttled per client address); admin only if auth.first_user_admin and no admin exists",
+    responses=errors(403, 409, auth=False, body=True),
+    security=PUBLIC,
 )
 async def register(request: Request[Any, Any, Any], data: Credentials) -> TokenOut:
     node = _node(request)
@@ -133,6 +137,8 @@ async def register(request: Request[Any, Any, Any], data: Credentials) -> TokenO
     "/auth/login",
     status_code=HTTP_200_OK,
     summary="Log in with a password; returns a new token (throttled per client address and per account)",
+    responses=errors(401, auth=False, body=True),
+    security=PUBLIC,
 )
 async def login(request: Request[Any, Any, Any], data: Credentials) -> TokenOut:
     throttle: AuthThrottle = request.app.state.auth_throttle
@@ -149,7 +155,13 @@ async def login(request: Request[Any, Any, Any], data: Credentials) -> TokenOut:
     return TokenOut(issued.token, issued.user)
 
 
-@post("/auth/logout", status_code=HTTP_200_OK, summary="Revoke this token and close its WebSockets")
+@post(
+    "/auth/logout",
+    status_code=HTTP_200_OK,
+    summary="Revoke this token and close its WebSockets",
+    responses=errors(),
+    security=SECURED,
+)
 async def logout(request: Request[Any, Any, Any], principal: Principal) -> dict[str, bool]:
     node = _node(request)
     if principal.token is None:
@@ -157,7 +169,7 @@ async def logout(request: Request[Any, Any, Any], principal: Principal) -> dict[
     return {"revoked": await node.logout(principal.user.name, principal.token)}
 
 
-@get("/me", summary="Who am I")
+@get("/me", summary="Who am I", responses=errors(), security=SECURED)
 async def me(principal: Principal) -> UserRecord:
     return principal.user
 
@@ -171,7 +183,12 @@ class RoomPage(msgspec.Struct):
     """Pass as ``after`` for the next page; null on the last page."""
 
 
-@get("/rooms", summary="Public rooms and the private rooms you belong to, by name, in pages")
+@get(
+    "/rooms",
+    summary="Public rooms and the private rooms you belong to, by name, in pages",
+    responses=errors(),
+    security=SECURED,
+)
 async def list_rooms(
     request: Request[Any, Any, Any],
     principal: Principal,
@@ -184,27 +201,39 @@ async def list_rooms(
     return RoomPage([_room_out(r, m) for r, m in rows], rows[-1][0].name if more else None)
 
 
-@post("/rooms", status_code=HTTP_201_CREATED, summary="Create a room; you become its first member")
+@post(
+    "/rooms",
+    status_code=HTTP_201_CREATED,
+    summary="Create a room; you become its first member",
+    responses=errors(409, body=True),
+    security=SECURED,
+)
 async def create_room(request: Request[Any, Any, Any], principal: Principal, data: NewRoom) -> RoomOut:
     record = await _node(request).rooms.create(data.name, data.private, principal.user.name)
     return _room_out(record, True)
 
 
-@get("/rooms/{room:str}", summary="One room")
+@get("/rooms/{room:str}", summary="One room", responses=errors(403, 404), security=SECURED)
 async def get_room(request: Request[Any, Any, Any], principal: Principal, room: str) -> RoomOut:
     node = _node(request)
     record = await node.rooms.get_visible(room, principal.user.name)
     return _room_out(record, await node.rooms.is_member(room, principal.user.name))
 
 
-@get("/rooms/{room:str}/members", summary="Members of a room")
+@get("/rooms/{room:str}/members", summary="Members of a room", responses=errors(403, 404), security=SECURED)
 async def list_members(request: Request[Any, Any, Any], principal: Principal, room: str) -> dict[str, list[str]]:
     node = _node(request)
     await node.rooms.get_visible(room, principal.user.name)
     return {"members": await node.store.members(room)}
 
 
-@post("/rooms/{room:str}/members", status_code=HTTP_201_CREATED, summary="Invite a user into a room")
+@post(
+    "/rooms/{room:str}/members",
+    status_code=HTTP_201_CREATED,
+    summary="Invite a user into a room",
+    responses=errors(403, 404, body=True),
+    security=SECURED,
+)
 async def invite(request: Request[Any, Any, Any], principal: Principal, room: str, data: Invite) -> dict[str, Any]:
     added, name = await _node(request).rooms.invite(room, principal.user, data.user)
     return {"room": room, "user": name, "added": added}
@@ -214,6 +243,8 @@ async def invite(request: Request[Any, Any, Any], principal: Principal, room: st
     "/rooms/{room:str}/members/{user:str}",
     status_code=HTTP_200_OK,
     summary="Remove a member (yourself, or anyone if you created the room or are admin)",
+    responses=errors(403, 404),
+    security=SECURED,
 )
 async def remove_member(request: Request[Any, Any, Any], principal: Principal, room: str, user: str) -> dict[str, Any]:
     node = _node(request)
@@ -221,7 +252,12 @@ async def remove_member(request: Request[Any, Any, Any], principal: Principal, r
     return {"room": room, "user": user, "removed": removed}
 
 
-@get("/rooms/{room:str}/presence", summary="Users connected to a room (on any node)")
+@get(
+    "/rooms/{room:str}/presence",
+    summary="Users connected to a room (on any node)",
+    responses=errors(403, 404),
+    security=SECURED,
+)
 async def presence(request: Request[Any, Any, Any], principal: Principal, room: str) -> dict[str, Any]:
     node = _node(request)
     await node.rooms.get_visible(room, principal.user.name)
@@ -231,12 +267,21 @@ async def presence(request: Request[Any, Any, Any], principal: Principal, room: 
 # --- messages -------------------------------------------------------------------------------------------------
 
 
-@get("/rooms/{room:str}/messages", summary="History, oldest first, paged by seq")
+@get(
+    "/rooms/{room:str}/messages",
+    summary="History, oldest first, paged by seq",
+    responses=errors(403, 404),
+    security=SECURED,
+)
 async def history(
     request: Request[Any, Any, Any],
     principal: Principal,
     room: str,
-    after: Annotated[int | None, Parameter(ge=0, le=SEQ_MAX, description="only messages with seq > after")] = None,
+    # schema_extra: litestar leaves a minimum of 0 out of the document (it tests the value for truth).
+    after: Annotated[
+        int | None,
+        Parameter(ge=0, le=SEQ_MAX, schema_extra={"minimum": 0}, description="only messages with seq > after"),
+    ] = None,
     before: Annotated[int | None, Parameter(ge=1, le=SEQ_MAX, description="only messages with seq < before")] = None,
     limit: Annotated[int, Parameter(ge=1, description="at most this many (capped by rooms.history_max_limit)")] = 50,
 ) -> dict[str, Any]:
@@ -255,6 +300,9 @@ async def history(
     "/rooms/{room:str}/messages",
     status_code=HTTP_201_CREATED,
     summary="Send; answers after the message is stored, like a WebSocket ack",
+    responses=errors(403, 404, 503, body=True),
+    security=SECURED,
+    operation_class=SendOperation,
 )
 async def send_message(request: Request[Any, Any, Any], principal: Principal, room: str, data: NewMessageIn) -> SentOut:
     node = _node(request)
@@ -273,7 +321,13 @@ async def send_message(request: Request[Any, Any, Any], principal: Principal, ro
 # --- admin ----------------------------------------------------------------------------------------------------
 
 
-@post("/admin/bots", status_code=HTTP_201_CREATED, summary="Create token-only bot users in bulk (admin)")
+@post(
+    "/admin/bots",
+    status_code=HTTP_201_CREATED,
+    summary="Create token-only bot users in bulk (admin)",
+    responses=errors(403, 409, body=True),
+    security=SECURED,
+)
 async def create_bots(request: Request[Any, Any, Any], principal: Principal, data: BotsIn) -> dict[str, list[Bot]]:
     if not principal.user.admin:
         raise ChatError(Err.FORBIDDEN, "admin only")
@@ -286,6 +340,8 @@ async def create_bots(request: Request[Any, Any, Any], principal: Principal, dat
     issued = await _node(request).accounts.create_bots(names)
     return {"bots": [Bot(i.user.name, i.token) for i in issued]}
 
+
+REQUEST_STRUCTS = (Credentials, NewRoom, Invite, NewMessageIn, BotsIn)
 
 api_router = Router(
     path="/api",

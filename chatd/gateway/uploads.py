@@ -30,6 +30,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from chatd.errors import ChatError, Err
 from chatd.gateway.auth import Principal
+from chatd.gateway.openapi import SECURED, DownloadOperation, RawUploadOperation, errors
 from chatd.store.base import UploadRecord
 from chatd.uploads import UploadRules, delete_file, upload_path
 
@@ -82,6 +83,9 @@ def _path(root: str, upload_id: str) -> Path:
     status_code=HTTP_201_CREATED,
     request_max_body_size=None,
     summary="Upload an attachment (raw body); reference it from a message by id",
+    responses=errors(403, 404, 413, 415, 507, body=True),
+    security=SECURED,
+    operation_class=RawUploadOperation,
 )
 async def upload(
     request: Request[Any, Any, Any], principal: Principal, room: str | None = None, name: str = "upload"
@@ -141,7 +145,13 @@ def _open_private(path: Path) -> BinaryIO:
     return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb")
 
 
-@get("/uploads/{upload_id:str}", summary="Download an attachment (members of its room, or its owner)")
+@get(
+    "/uploads/{upload_id:str}",
+    summary="Download an attachment (members of its room, or its owner)",
+    responses=errors(404),
+    security=SECURED,
+    operation_class=DownloadOperation,
+)
 async def download(request: Request[Any, Any, Any], principal: Principal, upload_id: str) -> Response[Any]:
     node = request.app.state.node
     record = await node.store.get_upload(upload_id)
@@ -169,7 +179,13 @@ async def download(request: Request[Any, Any, Any], principal: Principal, upload
     )
 
 
-@delete("/uploads/{upload_id:str}", status_code=HTTP_200_OK, summary="Delete an upload (its owner or an admin)")
+@delete(
+    "/uploads/{upload_id:str}",
+    status_code=HTTP_200_OK,
+    summary="Delete an upload (its owner or an admin)",
+    responses=errors(404),
+    security=SECURED,
+)
 async def delete_upload(request: Request[Any, Any, Any], principal: Principal, upload_id: str) -> dict[str, bool]:
     node = request.app.state.node
     record = await node.store.get_upload(upload_id)
