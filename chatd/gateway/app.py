@@ -23,6 +23,7 @@ from chatd.gateway.openapi import components, tighten
 from chatd.gateway.ops import ops_handlers
 from chatd.gateway.rest import REQUEST_STRUCTS, api_router
 from chatd.gateway.slots import ConnectionSlots
+from chatd.gateway.tickets import Tickets
 from chatd.gateway.ws import ws_endpoint
 from chatd.node import Node
 from chatd.throttle import AuthThrottle, KeyedBuckets
@@ -158,6 +159,7 @@ def create_app(node: Node) -> Litestar:
                 "auth_throttle": AuthThrottle(node.cfg.auth),
                 "upload_rules": UploadRules(node.cfg.uploads, node.store),
                 "typing_budget": KeyedBuckets(lim.typing_rate, lim.typing_burst),
+                "tickets": Tickets(node.cfg.auth.secret),
             }
         ),
         exception_handlers={ChatError: _chat_error, HTTPException: _http_error, Exception: _internal},

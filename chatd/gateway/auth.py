@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 import msgspec
 
 from chatd.accounts import token_hash
+from chatd.gateway.tickets import WS, Tickets
 from chatd.node import Node
 from chatd.store.base import UserRecord
 
@@ -16,10 +17,11 @@ from chatd.store.base import UserRecord
 class Principal(msgspec.Struct, frozen=True):
     user: UserRecord
     token: str | None = None
+    hashed: str | None = None  # the token's hash, when a ticket or media key stood in for the token
 
     @property
     def token_hash(self) -> str | None:
-        return token_hash(self.token) if self.token else None
+        return token_hash(self.token) if self.token else self.hashed
 
 
 def bearer(headers: Mapping[str, str], query: Mapping[str, str]) -> str | None:
@@ -29,12 +31,25 @@ def bearer(headers: Mapping[str, str], query: Mapping[str, str]) -> str | None:
     return query.get("token") or None
 
 
-async def authenticate(node: Node, headers: Mapping[str, str], query: Mapping[str, str]) -> Principal | None:
-    """A token (header or ``?token=``) in any mode; in open mode, ``?user=NAME`` as well."""
+async def authenticate(
+    node: Node,
+    headers: Mapping[str, str],
+    query: Mapping[str, str],
+    tickets: Tickets | None = None,
+    kind: str = "",
+) -> Principal | None:
+    """A token (header or ``?token=``) in any mode; in open mode, ``?user=NAME`` as well. With ``tickets``, a
+    credential of ``kind`` (``?ticket=`` for the WebSocket, ``?key=`` for attachments) stands in for the token it
+    was issued for, while that token is valid."""
     token = bearer(headers, query)
     if token:
         user = await node.accounts.authenticate(token)
         return Principal(user, token) if user else None
+    signed = query.get("ticket" if kind == WS else "key") if tickets is not None and kind else None
+    if signed and tickets is not None:
+        claims = tickets.check(kind, signed)
+        user = await node.accounts.user_for_hash(claims.token_hash) if claims else None
+        return Principal(user, hashed=claims.token_hash) if user and claims and user.name == claims.user else None
     if node.cfg.auth.mode == "open":
         name = query.get("user")
         if name:

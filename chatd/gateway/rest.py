@@ -20,6 +20,7 @@ from chatd.accounts import PASSWORD_MAX, PASSWORD_MIN
 from chatd.errors import ChatError, Err
 from chatd.gateway.auth import Principal, authenticate, client_ip
 from chatd.gateway.openapi import PUBLIC, SECURED, SendOperation, errors
+from chatd.gateway.tickets import MEDIA, WS, Tickets
 from chatd.gateway.uploads import upload_handlers
 from chatd.node import Node
 from chatd.protocol.frames import ROOM_MAX, SEQ_MAX, ClientId, Message, Room, UploadId, UserName
@@ -167,6 +168,37 @@ async def logout(request: Request[Any, Any, Any], principal: Principal) -> dict[
     if principal.token is None:
         return {"revoked": False}
     return {"revoked": await node.logout(principal.user.name, principal.token)}
+
+
+class TicketOut(msgspec.Struct):
+    ticket: str
+    """Opens one WebSocket session (``/ws?ticket=``) within ``ticket_expires_in`` seconds."""
+    ticket_expires_in: float
+    media_key: str
+    """Reads attachments (``GET /api/uploads/{id}?key=``) for ``media_expires_in`` seconds; nothing else."""
+    media_expires_in: float
+
+
+@post(
+    "/auth/ticket",
+    status_code=HTTP_200_OK,
+    summary="Trade your token for a WebSocket ticket and an attachment key, for URLs (no token in a URL)",
+    responses=errors(403),
+    security=SECURED,
+)
+async def ticket(request: Request[Any, Any, Any], principal: Principal) -> TicketOut:
+    hashed = principal.token_hash
+    if hashed is None:
+        raise ChatError(Err.FORBIDDEN, "tickets are for token sign-ins; open mode connects with ?user=")
+    tickets: Tickets = request.app.state.tickets
+    auth = _node(request).cfg.auth
+    name = principal.user.name
+    return TicketOut(
+        tickets.issue(WS, name, hashed, auth.ticket_ttl),
+        auth.ticket_ttl,
+        tickets.issue(MEDIA, name, hashed, auth.media_ttl),
+        auth.media_ttl,
+    )
 
 
 @get("/me", summary="Who am I", responses=errors(), security=SECURED)
@@ -349,6 +381,7 @@ api_router = Router(
         register,
         login,
         logout,
+        ticket,
         me,
         list_rooms,
         create_room,

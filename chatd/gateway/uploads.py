@@ -25,12 +25,14 @@ from typing import Any, BinaryIO
 
 import msgspec
 from litestar import Request, Response, delete, get, post
+from litestar.di import Provide
 from litestar.response import File
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from chatd.errors import ChatError, Err
-from chatd.gateway.auth import Principal
+from chatd.gateway.auth import Principal, authenticate
 from chatd.gateway.openapi import SECURED, DownloadOperation, RawUploadOperation, errors
+from chatd.gateway.tickets import MEDIA
 from chatd.store.base import UploadRecord
 from chatd.uploads import UploadRules, delete_file, upload_path
 
@@ -44,6 +46,18 @@ class UploadOut(msgspec.Struct):
     size: int
     name: str
     room: str | None = None
+
+
+async def provide_media_principal(request: Request[Any, Any, Any], key: str | None = None) -> Principal:
+    """Who downloads: a token as everywhere, or a media key (``?key=``, from POST /api/auth/ticket), so an
+    ``<img src>`` never carries the token itself."""
+    del key  # declared so the OpenAPI document lists ?key=; read from the query by authenticate
+    principal = await authenticate(
+        request.app.state.node, request.headers, request.query_params, request.app.state.tickets, MEDIA
+    )
+    if principal is None:
+        raise ChatError(Err.UNAUTHORIZED, "missing or invalid credentials")
+    return principal
 
 
 def sniff(head: bytes) -> str | None:
@@ -151,6 +165,7 @@ def _open_private(path: Path) -> BinaryIO:
     responses=errors(404),
     security=SECURED,
     operation_class=DownloadOperation,
+    dependencies={"principal": Provide(provide_media_principal)},
 )
 async def download(request: Request[Any, Any, Any], principal: Principal, upload_id: str) -> Response[Any]:
     node = request.app.state.node

@@ -22,6 +22,7 @@ from litestar.types import WebSocketSendEvent
 from chatd.errors import ChatError, Close, Err, internal_message, log_fault
 from chatd.gateway.auth import authenticate, origin_allowed
 from chatd.gateway.slots import ConnectionSlots
+from chatd.gateway.tickets import WS
 from chatd.hub import Conn
 from chatd.node import Node
 from chatd.protocol.frames import (
@@ -64,7 +65,7 @@ async def ws_endpoint(socket: WebSocket) -> None:
     user: str | None = None
     accepted = False
     try:
-        principal = await authenticate(node, headers, socket.query_params)
+        principal = await authenticate(node, headers, socket.query_params, socket.app.state.tickets, WS)
         refusal: tuple[Close, str] | None = None
         if node.draining:
             refusal = (Close.GOING_AWAY, "server is draining")

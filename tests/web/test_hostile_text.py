@@ -47,3 +47,33 @@ def test_the_page_works_under_its_csp_and_shows_bidi_controls_instead_of_obeying
     hue = reader.page.locator(".msg .avatar").first.evaluate("el => el.style.getPropertyValue('--hue')")
     assert hue != ""
     assert violations == []
+
+
+def test_the_page_puts_no_token_in_any_url(token_server: ChatdProcess, people: Callable[..., ChatPage]) -> None:
+    """The WebSocket opens with a one-use ticket and images load with a signed media key (issue 9, tokens in
+    URLs); the token itself only ever travels in an Authorization header."""
+    room = "no-token-urls"
+    sockets: list[str] = []
+    requests: list[str] = []
+    page_setup = lambda page: (  # noqa: E731
+        page.on("websocket", lambda ws: sockets.append(ws.url)),
+        page.on("request", lambda req: requests.append(req.url)),
+    )
+    olga = people("olga", setup=page_setup).goto(token_server, room).sign_in(password="correct horse", register=True)
+    olga.wait_live(room)
+    token = olga.page.evaluate("JSON.parse(localStorage.getItem('chatd.session')).token")
+    auth = {"Authorization": f"Bearer {token}"}
+    png = bytes.fromhex(
+        "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+        "1f15c4890000000d49444154789c6360f8ffff3f0005fe02fea7d6a49f0000000049454e44ae426082"
+    )
+    upload = token_server.post("/api/uploads", params={"room": room}, content=png, headers=auth).json()
+    sent = token_server.post(
+        f"/api/rooms/{room}/messages", json={"body": "a picture", "attachments": [upload["id"]]}, headers=auth
+    )
+    assert sent.status_code == 201, sent.text
+    img = olga.wait_message("a picture").locator("img")
+    olga.page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=img.element_handle())
+    assert sockets and all("ticket=" in url and token not in url for url in sockets)
+    assert "key=" in img.get_attribute("src")
+    assert requests and not [url for url in requests if token in url]

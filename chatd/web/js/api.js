@@ -49,10 +49,10 @@ export class Api {
     this.session = session;
   }
 
-  /** Credentials as query parameters, for the WebSocket URL and <img src>, which cannot carry headers. */
+  /** Open mode's credentials as query parameters, for the WebSocket URL and <img src>, which cannot carry
+   * headers. A token never goes into a URL: see wsUrl and uploadUrl. */
   credentialParams() {
-    const { token, user } = this.session;
-    return token ? { token } : { user };
+    return { user: this.session.user };
   }
 
   url(path, params = {}) {
@@ -62,11 +62,24 @@ export class Api {
     return url.toString();
   }
 
-  wsUrl() {
+  /** The WebSocket URL. With a token it carries a one-use ticket that expires in seconds, not the token, which
+   * would otherwise end up in proxy logs. Fetching the ticket also renews the attachment key. */
+  async wsUrl() {
     const url = new URL("/ws", location.href);
     url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
-    for (const [k, v] of Object.entries(this.credentialParams())) url.searchParams.set(k, v);
+    if (this.session.token) {
+      url.searchParams.set("ticket", (await this.fetchTicket()).ticket);
+    } else {
+      for (const [k, v] of Object.entries(this.credentialParams())) url.searchParams.set(k, v);
+    }
     return url.toString();
+  }
+
+  /** POST /api/auth/ticket: a WebSocket ticket, and a media key for attachment URLs (kept until half its life). */
+  async fetchTicket() {
+    const t = await this.call("POST", "/api/auth/ticket");
+    this.media = { key: t.media_key, renewAt: Date.now() + t.media_expires_in * 500 };
+    return t;
   }
 
   call(method, path, { params, json, body, type } = {}) {
@@ -112,9 +125,18 @@ export class Api {
     });
   }
 
+  /** An attachment's URL: with a token, signed by the media key (GET-only, expiring), never the token itself. */
   uploadUrl(id) {
     const url = new URL(`/api/uploads/${encodeURIComponent(id)}`, location.origin);
-    for (const [k, v] of Object.entries(this.credentialParams())) url.searchParams.set(k, v);
+    if (!this.session.token) {
+      for (const [k, v] of Object.entries(this.credentialParams())) url.searchParams.set(k, v);
+      return url.toString();
+    }
+    if ((!this.media || Date.now() > this.media.renewAt) && !this.renewing) {
+      // Renew in the background; this URL uses the current key, and a failed image asks again (view.js).
+      this.renewing = this.fetchTicket().catch(() => {}).finally(() => { this.renewing = null; });
+    }
+    if (this.media) url.searchParams.set("key", this.media.key);
     return url.toString();
   }
 }

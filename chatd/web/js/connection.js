@@ -40,6 +40,7 @@ export class Connection extends EventTarget {
   }
 
   stop() {
+    this.opening = (this.opening ?? 0) + 1; // a ticket request still in flight must not open a socket
     removeEventListener("online", this.onOnline);
     removeEventListener("offline", this.onOffline);
     clearInterval(this.watchdog);
@@ -70,7 +71,7 @@ export class Connection extends EventTarget {
     this.scheduleRetry(1006);
   }
 
-  open() {
+  async open() {
     clearTimeout(this.retryTimer);
     if (!navigator.onLine) {
       this.setState("offline");
@@ -78,7 +79,24 @@ export class Connection extends EventTarget {
     }
     this.setState("connecting");
     this.since = Date.now();
-    const ws = new WebSocket(this.urlFor());
+    // The URL may need a request first (a one-use ticket); a newer attempt or a stop makes this one moot.
+    const attempt = (this.opening = (this.opening ?? 0) + 1);
+    let url;
+    try {
+      url = await this.urlFor();
+    } catch (err) {
+      if (attempt !== this.opening || this.state !== "connecting") return;
+      if (err.code === "unauthorized") {
+        clearInterval(this.watchdog);
+        this.setState("refused");
+        this.emit("refused", { code: 4401, reason: err.message });
+      } else {
+        this.scheduleRetry(1006);
+      }
+      return;
+    }
+    if (attempt !== this.opening || this.state !== "connecting") return;
+    const ws = new WebSocket(url);
     this.ws = ws;
     ws.onmessage = (ev) => this.receive(ev.data);
     // An error event is always followed by a close event, which is where we decide what to do.

@@ -67,11 +67,21 @@ export function avatar(name) {
 function attachmentList(ids, urlFor) {
   if (!ids?.length) return null;
   return h("div", { class: "attachments" }, ids.map((id) => {
-    const url = urlFor(id);
+    let url = urlFor(id);
     const img = h("img", { src: url, alt: "Attached image", loading: "lazy" });
-    const link = h("a", { href: url, target: "_blank", rel: "noopener", class: "attachment" }, img);
-    // The frame carries ids only, not types: if it is not an image, fall back to a plain link.
-    img.addEventListener("error", () => link.replaceChildren("Attachment (open)"), { once: true });
+    const link = h("a", { href: url, target: "_blank", rel: "noopener noreferrer", class: "attachment" }, img);
+    img.addEventListener("error", () => {
+      // The URL's signed key may have expired: ask once for a fresh one.
+      const fresh = urlFor(id);
+      if (fresh !== url && !img.dataset.retried) {
+        img.dataset.retried = "true";
+        url = fresh;
+        img.src = link.href = fresh;
+        return;
+      }
+      // The frame carries ids only, not types: if it is not an image, fall back to a plain link.
+      link.replaceChildren("Attachment (open)");
+    });
     return link;
   }));
 }
