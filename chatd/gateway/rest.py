@@ -30,8 +30,17 @@ from chatd.throttle import AuthThrottle, shown
 
 
 class Credentials(msgspec.Struct, forbid_unknown_fields=True):
+    """A registration: the password rule is the one ``chatd.accounts.check_password`` applies everywhere."""
+
     username: UserName
     password: Annotated[str, msgspec.Meta(min_length=PASSWORD_MIN, max_length=PASSWORD_MAX)]
+
+
+class Login(msgspec.Struct, forbid_unknown_fields=True):
+    """A login: any password is checked (one set before the rule, or by an older CLI, may be shorter)."""
+
+    username: UserName
+    password: Annotated[str, msgspec.Meta(max_length=PASSWORD_MAX)]
 
 
 class TokenOut(msgspec.Struct):
@@ -141,7 +150,7 @@ async def register(request: Request[Any, Any, Any], data: Credentials) -> TokenO
     responses=errors(401, auth=False, body=True),
     security=PUBLIC,
 )
-async def login(request: Request[Any, Any, Any], data: Credentials) -> TokenOut:
+async def login(request: Request[Any, Any, Any], data: Login) -> TokenOut:
     throttle: AuthThrottle = request.app.state.auth_throttle
     ip = _ip(request)
     throttle.attempt(ip)
@@ -373,7 +382,7 @@ async def create_bots(request: Request[Any, Any, Any], principal: Principal, dat
     return {"bots": [Bot(i.user.name, i.token) for i in issued]}
 
 
-REQUEST_STRUCTS = (Credentials, NewRoom, Invite, NewMessageIn, BotsIn)
+REQUEST_STRUCTS = (Credentials, Login, NewRoom, Invite, NewMessageIn, BotsIn)
 
 api_router = Router(
     path="/api",

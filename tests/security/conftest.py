@@ -14,7 +14,30 @@ from typing import Any
 import httpx
 import pytest
 
+from chatd.config import Config
 from harness import ChatdProcess
+
+
+def defaults(**sections: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Token mode with chatd's own defaults for the limits the test harness turns off, plus ``sections``."""
+    cfg = Config()
+    base: dict[str, dict[str, Any]] = {
+        "auth": {
+            "mode": "token",
+            "attempts_per_minute": cfg.auth.attempts_per_minute,
+            "registrations_per_hour": cfg.auth.registrations_per_hour,
+        },
+        "rooms": {"create_per_hour": cfg.rooms.create_per_hour},
+        "limits": {"send_rate": cfg.limits.send_rate},
+    }
+    for section, values in sections.items():
+        base.setdefault(section, {}).update(values)
+    return base
+
+
+def hardened(settings: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``settings`` over :func:`defaults`: what a test sets, on chatd's own limits."""
+    return defaults(**settings)
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -48,6 +71,6 @@ def post(server: ChatdProcess, path: str, ip: str | None = None, **kw: Any) -> h
 @pytest.fixture(scope="module")
 def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChatdProcess]:
     """A chatd in token mode on its defaults, shared by a test module."""
-    proc = ChatdProcess(Path(tmp_path_factory.mktemp("hostile")), {"auth": {"mode": "token"}, "limits": {}}).start()
+    proc = ChatdProcess(Path(tmp_path_factory.mktemp("hostile")), defaults()).start()
     yield proc
     proc.stop()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from security.conftest import bearer, new_user, post
+from security.conftest import bearer, hardened, new_user, post
 
 from harness import ChatdProcess, run_cli
 
@@ -14,7 +14,7 @@ def login(server: ChatdProcess, name: str, password: str, ip: str):
 
 def test_failed_logins_lock_the_account_with_retry_after_and_are_logged(make_server) -> None:
     server: ChatdProcess = make_server(
-        {"auth": {"mode": "token", "login_failures": 3, "lockout_seconds": 600, "attempts_per_minute": 100}}
+        hardened({"auth": {"mode": "token", "login_failures": 3, "lockout_seconds": 600, "attempts_per_minute": 100}})
     ).start()
     new_user(server, "target", "the real password")
     for i in range(3):
@@ -34,7 +34,7 @@ def test_failed_logins_lock_the_account_with_retry_after_and_are_logged(make_ser
 
 
 def test_sign_in_attempts_are_limited_per_client_address(make_server) -> None:
-    server: ChatdProcess = make_server({"auth": {"mode": "token", "attempts_per_minute": 4}}).start()
+    server: ChatdProcess = make_server(hardened({"auth": {"mode": "token", "attempts_per_minute": 4}})).start()
     codes = [login(server, f"who{i}", "whatever1", "127.0.0.31").status_code for i in range(6)]
     assert codes[:4] == [401] * 4 and codes[4:] == [429, 429]
     r = login(server, "who", "whatever1", "127.0.0.31")
@@ -45,7 +45,7 @@ def test_sign_in_attempts_are_limited_per_client_address(make_server) -> None:
 
 
 def test_registrations_are_limited_per_client_address(make_server) -> None:
-    server: ChatdProcess = make_server({"auth": {"mode": "token", "registrations_per_hour": 3}}).start()
+    server: ChatdProcess = make_server(hardened({"auth": {"mode": "token", "registrations_per_hour": 3}})).start()
     codes = [
         post(server, "/api/auth/register", "127.0.0.41", json={"username": f"mass{i}", "password": "long enough"})
         for i in range(5)
@@ -57,7 +57,7 @@ def test_registrations_are_limited_per_client_address(make_server) -> None:
 
 
 def test_the_first_registrant_is_not_admin_by_default_and_the_cli_makes_one(make_server) -> None:
-    server: ChatdProcess = make_server({"auth": {"mode": "token"}}).start()
+    server: ChatdProcess = make_server(hardened({"auth": {"mode": "token"}})).start()
     first = new_user(server, "early_bird")
     assert server.get("/api/me", headers=bearer(first)).json()["admin"] is False
     r = run_cli("users", "add", "boss", "--admin", "--config", str(server.config_path), cwd=server.workdir)
@@ -67,7 +67,7 @@ def test_the_first_registrant_is_not_admin_by_default_and_the_cli_makes_one(make
 
 @pytest.mark.parametrize("admin_exists", [False, True])
 def test_first_user_admin_applies_only_while_no_admin_exists(make_server, admin_exists: bool) -> None:
-    server: ChatdProcess = make_server({"auth": {"mode": "token", "first_user_admin": True}})
+    server: ChatdProcess = make_server(hardened({"auth": {"mode": "token", "first_user_admin": True}}))
     if admin_exists:
         r = run_cli("users", "add", "root", "--admin", "--create", "--config", str(server.config_path))
         assert r.returncode == 0, r.stderr

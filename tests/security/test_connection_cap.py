@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import websockets
-from security.conftest import bearer, new_user
+from security.conftest import bearer, hardened, new_user
 
 from harness import ChatdProcess
 
@@ -32,7 +32,9 @@ async def _storm(server: ChatdProcess, headers: dict[str, str], n: int) -> tuple
 
 
 async def test_one_user_cannot_exceed_the_per_user_cap_with_simultaneous_handshakes(make_server) -> None:
-    server: ChatdProcess = make_server({"auth": {"mode": "token"}, "limits": {"max_connections_per_user": 5}}).start()
+    server: ChatdProcess = make_server(
+        hardened({"auth": {"mode": "token"}, "limits": {"max_connections_per_user": 5}})
+    ).start()
     token = new_user(server, "stormer")
     opened, refused = await _storm(server, bearer(token), 200)
     try:
@@ -51,7 +53,7 @@ async def test_one_user_cannot_exceed_the_per_user_cap_with_simultaneous_handsha
 
 
 async def test_the_total_cap_holds_under_simultaneous_handshakes(make_server) -> None:
-    server: ChatdProcess = make_server({"auth": {"mode": "token"}, "limits": {"max_connections": 7}}).start()
+    server: ChatdProcess = make_server(hardened({"auth": {"mode": "token"}, "limits": {"max_connections": 7}})).start()
     tokens = [new_user(server, f"many{i}") for i in range(4)]
     storms = await asyncio.gather(*(_storm(server, bearer(t), 40) for t in tokens))
     opened = [ws for got, _ in storms for ws in got]

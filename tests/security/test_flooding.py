@@ -4,7 +4,7 @@ public rooms."""
 from __future__ import annotations
 
 import httpx
-from security.conftest import bearer, new_user
+from security.conftest import bearer, hardened, new_user
 
 from harness import ChatdProcess, Client
 
@@ -21,7 +21,7 @@ async def _until_message(c: Client, body: str) -> list[dict]:
 
 async def test_a_typing_flood_reaches_members_only_up_to_the_rate(make_server) -> None:
     server: ChatdProcess = make_server(
-        {"auth": {"mode": "token"}, "limits": {"typing_rate": 0.001, "typing_burst": 5}}
+        hardened({"auth": {"mode": "token"}, "limits": {"typing_rate": 0.001, "typing_burst": 5}})
     ).start()
     flooder = await Client.connect(server.ws, token=new_user(server, "typist"))
     watcher = await Client.connect(server.ws, token=new_user(server, "reader"))
@@ -43,7 +43,7 @@ async def test_a_typing_flood_reaches_members_only_up_to_the_rate(make_server) -
 
 async def test_join_leave_flapping_is_not_announced_past_the_presence_rate(make_server) -> None:
     server: ChatdProcess = make_server(
-        {"auth": {"mode": "token"}, "limits": {"presence_rate": 0.001, "presence_burst": 4}}
+        hardened({"auth": {"mode": "token"}, "limits": {"presence_rate": 0.001, "presence_burst": 4}})
     ).start()
     watcher = await Client.connect(server.ws, token=new_user(server, "watcher"))
     await watcher.join("flap")
@@ -61,7 +61,7 @@ async def test_join_leave_flapping_is_not_announced_past_the_presence_rate(make_
 
 
 async def test_room_creation_is_rate_limited_per_user(make_server) -> None:
-    server: ChatdProcess = make_server({"auth": {"mode": "token"}, "rooms": {"create_per_hour": 3}}).start()
+    server: ChatdProcess = make_server(hardened({"auth": {"mode": "token"}, "rooms": {"create_per_hour": 3}})).start()
     token = new_user(server, "builder")
     codes = [server.post("/api/rooms", json={"name": f"b{i}"}, headers=bearer(token)).status_code for i in range(4)]
     assert codes == [201, 201, 201, 429]
@@ -76,7 +76,7 @@ async def test_room_creation_is_rate_limited_per_user(make_server) -> None:
 
 
 def test_the_room_list_comes_in_pages(make_server) -> None:
-    server: ChatdProcess = make_server({"auth": {"mode": "token"}}).start()
+    server: ChatdProcess = make_server(hardened({"auth": {"mode": "token"}})).start()
     token = new_user(server, "lister")
     for i in range(25):
         assert server.post("/api/rooms", json={"name": f"room{i:02d}"}, headers=bearer(token)).status_code == 201
@@ -95,7 +95,7 @@ def test_the_room_list_comes_in_pages(make_server) -> None:
 
 
 def test_only_a_rooms_creator_or_an_admin_adds_others_to_a_public_room(make_server) -> None:
-    server: ChatdProcess = make_server({"auth": {"mode": "token"}}).start()
+    server: ChatdProcess = make_server(hardened({"auth": {"mode": "token"}})).start()
     creator, member, victim = (new_user(server, n) for n in ("creator", "member", "victim"))
     server.post("/api/rooms", json={"name": "open-room"}, headers=bearer(creator))
     r = server.post("/api/rooms/open-room/members", json={"user": "member"}, headers=bearer(member))

@@ -7,7 +7,7 @@ import sqlite3
 import httpx
 import pytest
 import websockets
-from security.conftest import bearer, new_user
+from security.conftest import bearer, hardened, new_user
 
 from harness import ChatdProcess, Client
 
@@ -55,7 +55,7 @@ def test_a_405_names_the_allowed_methods(hostile: ChatdProcess) -> None:
 async def test_a_real_server_fault_is_logged_with_its_traceback_and_answered_internal(make_server) -> None:
     """A fault no input explains (here: a table dropped under the running server) is answered with the
     documented ``internal`` shape on REST and WebSocket, logged with a traceback, and the session goes on."""
-    server: ChatdProcess = make_server({"auth": {"mode": "token"}}).start()
+    server: ChatdProcess = make_server(hardened({"auth": {"mode": "token"}})).start()
     token = new_user(server, "victim")
     with sqlite3.connect(server.settings["store"]["path"]) as db:
         db.execute("DROP TABLE members")

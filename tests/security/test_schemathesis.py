@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from security.conftest import new_user
+from security.conftest import hardened, new_user
 
 from harness import ChatdProcess
 
@@ -34,7 +34,7 @@ def schemathesis() -> list[str]:
 
 
 def test_schemathesis_all_checks_pass_against_a_live_server(make_server, tmp_path: Path) -> None:
-    server: ChatdProcess = make_server({"auth": {"mode": "token"}}).start()
+    server: ChatdProcess = make_server(hardened({"auth": {"mode": "token"}})).start()
     token = new_user(server, "schema_tester")
     seed = os.environ.get("SCHEMATHESIS_SEED", "20261123")
     cmd = [

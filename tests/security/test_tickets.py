@@ -8,7 +8,7 @@ import time
 
 import httpx
 import websockets
-from security.conftest import bearer, new_user
+from security.conftest import bearer, hardened, new_user
 
 from harness import ChatdProcess, Client
 
@@ -31,7 +31,7 @@ async def closed_with(url: str) -> int | None:
 
 
 async def test_a_ticket_opens_one_session_and_only_once(make_server) -> None:
-    server: ChatdProcess = make_server({"auth": {"mode": "token"}}).start()
+    server: ChatdProcess = make_server(hardened({"auth": {"mode": "token"}})).start()
     token = new_user(server, "ticketed")
     t = ticket(server, token)
     assert token not in t["ticket"] and t["ticket_expires_in"] == 30.0
@@ -46,7 +46,7 @@ async def test_a_ticket_opens_one_session_and_only_once(make_server) -> None:
 
 
 async def test_tickets_expire_and_die_with_their_token(make_server) -> None:
-    server: ChatdProcess = make_server({"auth": {"mode": "token", "ticket_ttl": 0.5}}).start()
+    server: ChatdProcess = make_server(hardened({"auth": {"mode": "token", "ticket_ttl": 0.5}})).start()
     token = new_user(server, "shortlived")
     late = ticket(server, token)["ticket"]
     await asyncio.sleep(1.0)
@@ -61,7 +61,7 @@ async def test_tickets_expire_and_die_with_their_token(make_server) -> None:
 
 
 def test_a_media_key_reads_attachments_and_nothing_else(make_server) -> None:
-    server: ChatdProcess = make_server({"auth": {"mode": "token", "media_ttl": 1.0}}).start()
+    server: ChatdProcess = make_server(hardened({"auth": {"mode": "token", "media_ttl": 1.0}})).start()
     token = new_user(server, "viewer")
     upload_id = server.post("/api/uploads", content=PNG, headers=bearer(token)).json()["id"]
     key = ticket(server, token)["media_key"]
@@ -75,7 +75,7 @@ def test_a_media_key_reads_attachments_and_nothing_else(make_server) -> None:
 
 
 def test_tokens_expire_after_token_ttl(make_server) -> None:
-    server: ChatdProcess = make_server({"auth": {"mode": "token", "token_ttl": 1.0}}).start()
+    server: ChatdProcess = make_server(hardened({"auth": {"mode": "token", "token_ttl": 1.0}})).start()
     token = new_user(server, "ephemeral")
     assert server.get("/api/me", headers=bearer(token)).status_code == 200
     time.sleep(1.5)
@@ -110,7 +110,7 @@ def test_nginx_accepts_the_sample_config_and_its_log_keeps_no_secret(make_server
     nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
     if nginx is None:
         pytest.skip("nginx is not installed (apt-get install nginx)")
-    server: ChatdProcess = make_server({"auth": {"mode": "token"}}).start()
+    server: ChatdProcess = make_server(hardened({"auth": {"mode": "token"}})).start()
     port = free_port()
     site = (Path(__file__).resolve().parents[2] / "config" / "nginx-chatd.conf").read_text()
     site = site.replace("/var/log/nginx/chatd.access.log", str(tmp_path / "access.log"))

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import httpx
-from security.conftest import bearer, new_user
+from security.conftest import bearer, hardened, new_user
 
 from harness import ChatdProcess, Client
 
@@ -27,7 +27,7 @@ def files_of(server: ChatdProcess) -> list[Path]:
 
 def test_the_upload_quota_holds_and_deleting_frees_it(make_server) -> None:
     """quota_bytes set through the environment, as an operator would (CHATD_UPLOADS_QUOTA_BYTES)."""
-    server: ChatdProcess = make_server({"auth": {"mode": "token"}}, env={"CHATD_UPLOADS_QUOTA_BYTES": "1500"})
+    server: ChatdProcess = make_server(hardened({"auth": {"mode": "token"}}), env={"CHATD_UPLOADS_QUOTA_BYTES": "1500"})
     server.start()
     token = new_user(server, "filler")
     first = upload(server, token)
@@ -45,7 +45,7 @@ def test_the_upload_quota_holds_and_deleting_frees_it(make_server) -> None:
 
 async def test_concurrent_uploads_cannot_overshoot_the_quota_together(make_server) -> None:
     server: ChatdProcess = make_server(
-        {"auth": {"mode": "token"}, "uploads": {"quota_bytes": 3000, "burst": 100, "rate": 100.0}}
+        hardened({"auth": {"mode": "token"}, "uploads": {"quota_bytes": 3000, "burst": 100, "rate": 100.0}})
     ).start()
     token = new_user(server, "racer")
     async with httpx.AsyncClient(timeout=30) as http:
@@ -58,7 +58,9 @@ async def test_concurrent_uploads_cannot_overshoot_the_quota_together(make_serve
 
 
 def test_uploads_are_rate_limited_per_user(make_server) -> None:
-    server: ChatdProcess = make_server({"auth": {"mode": "token"}, "uploads": {"rate": 0.01, "burst": 3}}).start()
+    server: ChatdProcess = make_server(
+        hardened({"auth": {"mode": "token"}, "uploads": {"rate": 0.01, "burst": 3}})
+    ).start()
     token = new_user(server, "spammer")
     codes = [upload(server, token).status_code for _ in range(3)]
     r = upload(server, token)
@@ -67,7 +69,7 @@ def test_uploads_are_rate_limited_per_user(make_server) -> None:
 
 
 async def test_unposted_uploads_expire_and_posted_ones_stay(make_server) -> None:
-    server: ChatdProcess = make_server({"auth": {"mode": "token"}, "uploads": {"unposted_ttl": 1.0}}).start()
+    server: ChatdProcess = make_server(hardened({"auth": {"mode": "token"}, "uploads": {"unposted_ttl": 1.0}})).start()
     token = new_user(server, "forgetful")
     server.post("/api/rooms", json={"name": "keep"}, headers=bearer(token))
     orphan = upload(server, token).json()["id"]
@@ -86,7 +88,7 @@ async def test_unposted_uploads_expire_and_posted_ones_stay(make_server) -> None
 
 
 def test_only_the_owner_or_an_admin_deletes_an_upload(make_server) -> None:
-    server: ChatdProcess = make_server({"auth": {"mode": "token", "first_user_admin": True}}).start()
+    server: ChatdProcess = make_server(hardened({"auth": {"mode": "token", "first_user_admin": True}})).start()
     admin = new_user(server, "the_admin")
     owner, stranger = new_user(server, "owner"), new_user(server, "stranger")
     a, b = upload(server, owner).json()["id"], upload(server, owner).json()["id"]
@@ -100,7 +102,9 @@ def test_only_the_owner_or_an_admin_deletes_an_upload(make_server) -> None:
 
 def test_uploads_stop_at_the_free_space_watermark(make_server) -> None:
     """The watermark is set above the disk's real free space, so the server believes its disk is nearly full."""
-    server: ChatdProcess = make_server({"auth": {"mode": "token"}, "uploads": {"min_free_bytes": 2**62}}).start()
+    server: ChatdProcess = make_server(
+        hardened({"auth": {"mode": "token"}, "uploads": {"min_free_bytes": 2**62}})
+    ).start()
     token = new_user(server, "late_uploader")
     r = upload(server, token)
     assert r.status_code == 507 and r.json()["code"] == "insufficient_storage"
@@ -108,14 +112,14 @@ def test_uploads_stop_at_the_free_space_watermark(make_server) -> None:
 
 
 def test_readyz_is_not_ready_while_the_stores_disk_is_below_its_watermark(make_server) -> None:
-    server: ChatdProcess = make_server({"auth": {"mode": "token"}, "store": {"min_free_bytes": 2**62}})
+    server: ChatdProcess = make_server(hardened({"auth": {"mode": "token"}, "store": {"min_free_bytes": 2**62}}))
     server.start(ready_path="/healthz")
     r = server.get("/readyz")
     assert r.status_code == 503 and r.json()["ready"] is False and r.json()["store_disk"] is False
 
 
 def test_database_wal_and_uploads_are_private(make_server) -> None:
-    server: ChatdProcess = make_server({"auth": {"mode": "token"}})
+    server: ChatdProcess = make_server(hardened({"auth": {"mode": "token"}}))
     old = os.umask(0o022)  # the usual umask, which made them world-readable before
     try:
         server.start()
