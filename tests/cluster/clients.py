@@ -143,4 +143,5 @@ class Reader:
     async def close(self) -> None:
         if self.task is not None:
             self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
         await self.client.close()
