@@ -49,14 +49,14 @@ def write_config(path: Path, settings: dict[str, dict[str, Any]]) -> None:
 
 def server_settings(port: int, workdir: Path) -> dict[str, dict[str, Any]]:
     """Test-friendly defaults: open mode, files in ``workdir``, and no per-user or per-address rate limits (sends,
-    sign-in attempts, registrations, new rooms), since every test client comes from 127.0.0.1; tests/security
-    turns them back on."""
+    typing, presence, sign-in attempts, registrations, new rooms), since every test client comes from 127.0.0.1
+    and tests flood on purpose; tests/security turns them back on."""
     return {
         "server": {"host": "127.0.0.1", "port": port, "drain_timeout": 10.0},
         "auth": {"mode": "open", "attempts_per_minute": 0, "registrations_per_hour": 0},
         "store": {"path": str(workdir / "chatd.db")},
         "rooms": {"create_per_hour": 0},
-        "limits": {"send_rate": 0},
+        "limits": {"send_rate": 0, "typing_rate": 0, "presence_rate": 0},
         "uploads": {"dir": str(workdir / "uploads")},
     }
 

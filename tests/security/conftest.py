@@ -28,7 +28,11 @@ def defaults(**sections: dict[str, Any]) -> dict[str, dict[str, Any]]:
             "registrations_per_hour": cfg.auth.registrations_per_hour,
         },
         "rooms": {"create_per_hour": cfg.rooms.create_per_hour},
-        "limits": {"send_rate": cfg.limits.send_rate},
+        "limits": {
+            "send_rate": cfg.limits.send_rate,
+            "typing_rate": cfg.limits.typing_rate,
+            "presence_rate": cfg.limits.presence_rate,
+        },
     }
     for section, values in sections.items():
         base.setdefault(section, {}).update(values)
