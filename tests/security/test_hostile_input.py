@@ -35,6 +35,7 @@ def test_undecodable_rest_bodies_get_400_in_chatds_shape(hostile: ChatdProcess, 
     r = hostile.post(path, content=body, headers={"content-type": "application/json", **bearer(token)})
     assert r.status_code == 400, r.text
     assert r.json()["code"] == "bad_frame" and set(r.json()) == {"code", "message", "ref"}
+    assert "internal error" not in hostile.log()  # expected bad input never takes the fault path
 
 
 @pytest.mark.parametrize("param", ["after", "before"])

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from security.conftest import hardened, new_user
 
+from chatd.protocol.frames import USER_PATTERN
 from harness import ChatdProcess
 
 MAX_EXAMPLES = 25
@@ -65,3 +66,24 @@ def test_schemathesis_all_checks_pass_against_a_live_server(make_server, tmp_pat
     assert run.returncode == 0, out[-6000:]
     assert summary is not None and summary.group(1) == summary.group(2) and int(summary.group(1)) > 500, out[-3000:]
     assert "Traceback" not in server.log()
+
+
+def test_the_document_states_chatds_rules_and_error_shape(hostile: ChatdProcess) -> None:
+    """What the old document lost: the user name pattern, ``after >= 0``, chatd's error shape, the real statuses."""
+    doc = hostile.get("/schema/openapi.json").json()
+    schemas = doc["components"]["schemas"]
+    username = schemas["Credentials"]["properties"]["username"]
+    assert username["pattern"] == USER_PATTERN and username["maxLength"] == 32
+    assert schemas["Credentials"]["additionalProperties"] is False
+    assert set(schemas["ErrorBody"]["required"]) == {"code", "message", "ref"}
+    history = doc["paths"]["/api/rooms/{room}/messages"]["get"]
+    after = next(p for p in history["parameters"] if p["name"] == "after")
+    assert after["schema"]["minimum"] == 0
+    assert {"200", "400", "401", "403", "404", "429", "500"} <= set(history["responses"])
+    for status in ("401", "404"):
+        ref = history["responses"][status]["content"]["application/json"]["schema"]["$ref"]
+        assert ref.endswith("/ErrorBody")
+    upload = doc["paths"]["/api/uploads"]["post"]
+    assert {"413", "415", "429", "507"} <= set(upload["responses"])
+    assert "application/octet-stream" in upload["requestBody"]["content"]
+    assert doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
