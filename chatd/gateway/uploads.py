@@ -141,11 +141,12 @@ async def upload(
         await asyncio.to_thread(os.replace, partial, final)
         record = UploadRecord(upload_id, user, kind, size, safe_name(name), int(time.time() * 1000), room)
         if not await node.store.add_upload(record, cfg.quota_bytes):
-            final.unlink(missing_ok=True)
             raise rules.over_quota()  # concurrent uploads of this user got there first
     except BaseException:
+        # Nothing was stored: no file may stay behind, neither the partial one nor one already moved in place.
         f.close()
         partial.unlink(missing_ok=True)
+        final.unlink(missing_ok=True)
         raise
     return UploadOut(upload_id, kind, size, record.name, room)
 

@@ -13,6 +13,7 @@ send a close while a receive is pending; when the handler returns, granian drops
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 
@@ -82,10 +83,13 @@ async def ws_endpoint(socket: WebSocket) -> None:
         await socket.accept()
         accepted = True
         await WsSession(node, socket, principal.user.name, principal.token_hash).run()
-    except Exception:  # noqa: BLE001 - a server fault in the handshake: logged, and the client told so
-        log_fault(log, "opening a WebSocket session")
+    except Exception:  # noqa: BLE001 - a server fault outside any one frame: logged, and the client told so
+        log_fault(log, "running a WebSocket session" if accepted else "opening a WebSocket session")
         if not accepted:
             await _refuse(node, socket, Close.INTERNAL_ERROR, "internal_error")
+        else:
+            with contextlib.suppress(Exception):
+                await socket.close(code=Close.INTERNAL_ERROR, reason="internal_error")
     finally:
         slots.release_total()
         if user is not None:
