@@ -120,3 +120,33 @@ class Sweeper:
                     log.info("deleted %d unposted upload(s) older than %gs", n, self.cfg.unposted_ttl)
             except Exception:  # noqa: BLE001 - a failed pass is logged; the next one tries again
                 log.exception("upload sweep failed")
+
+
+class StoreDisk:
+    """Whether the store's filesystem keeps ``store.min_free_bytes`` free: below it ``/readyz`` says not ready and
+    sends are refused with ``unavailable`` (resend later or elsewhere) rather than left to a store that cannot
+    write. Re-read at most once a second, so a send costs no system call."""
+
+    PERIOD = 1.0
+
+    def __init__(self, store: Store, min_free: int) -> None:
+        self.store = store
+        self.min_free = min_free
+        self._ok = True
+        self._checked = -self.PERIOD
+
+    def ok(self, fresh: bool = False) -> bool:
+        now = time.monotonic()
+        if fresh or now - self._checked >= self.PERIOD:
+            free = self.store.free_bytes()
+            was, self._ok = self._ok, free is None or free >= self.min_free
+            self._checked = now
+            if was and not self._ok:  # once per change, not per send
+                log.error("the store's disk is below store.min_free_bytes (%d): sends are refused", self.min_free)
+            elif self._ok and not was:
+                log.info("the store's disk is above store.min_free_bytes again: sends are taken")
+        return self._ok
+
+    def require(self, client_id: str | None) -> None:
+        if not self.ok():
+            raise ChatError(Err.UNAVAILABLE, "the server's store is nearly out of disk; resend later", client_id)

@@ -27,7 +27,7 @@ from chatd.gateway.tickets import Tickets
 from chatd.gateway.ws import ws_endpoint
 from chatd.node import Node
 from chatd.throttle import AuthThrottle, KeyedBuckets
-from chatd.uploads import UploadRules
+from chatd.uploads import StoreDisk, UploadRules
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 
@@ -158,6 +158,7 @@ def create_app(node: Node) -> Litestar:
                 "slots": ConnectionSlots(lim.max_connections, lim.max_connections_per_user),
                 "auth_throttle": AuthThrottle(node.cfg.auth),
                 "upload_rules": UploadRules(node.cfg.uploads, node.store),
+                "store_disk": StoreDisk(node.store, node.cfg.store.min_free_bytes),
                 "typing_budget": KeyedBuckets(lim.typing_rate, lim.typing_burst),
                 "tickets": Tickets(node.cfg.auth.secret),
             }

@@ -21,9 +21,8 @@ async def healthz() -> str:
 async def readyz(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
     node = request.app.state.node
     checks = await node.ready()
-    # A store that cannot write makes every send hang or fail: out of rotation before its disk is full.
-    free = node.store.free_bytes()
-    checks["store_disk"] = free is None or free >= node.cfg.store.min_free_bytes
+    # A store that cannot write makes every send fail: out of rotation before its disk is full.
+    checks["store_disk"] = request.app.state.store_disk.ok(fresh=True)
     ok = all(checks.values())
     return Response({"ready": ok, **checks}, status_code=200 if ok else 503)
 

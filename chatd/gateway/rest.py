@@ -353,6 +353,7 @@ async def send_message(request: Request[Any, Any, Any], principal: Principal, ro
         raise ChatError(Err.BAD_FRAME, "body must not be empty", client_id)
     if utf8_len_exceeds(data.body, node.cfg.limits.max_frame_bytes):
         raise ChatError(Err.TOO_LARGE, f"body exceeds {node.cfg.limits.max_frame_bytes} bytes", client_id)
+    request.app.state.store_disk.require(client_id)
     c = await node.submit_and_wait(user, room, data.body, client_id, list(data.attachments))
     if c.error:
         raise ChatError(Err.by_code(c.error), c.message, client_id)

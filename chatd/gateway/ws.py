@@ -41,6 +41,7 @@ from chatd.protocol.frames import (
 )
 from chatd.protocol.session import FrameLimits, FrameRejected, decode_frame
 from chatd.throttle import KeyedBuckets, refuse
+from chatd.uploads import StoreDisk
 
 log = logging.getLogger("chatd.ws")
 
@@ -115,6 +116,7 @@ class WsSession:
         self.limits = FrameLimits(lim.max_frame_bytes, lim.close_frame_bytes)
         self.reply = node.reply_to(self.conn)
         self.typing_budget: KeyedBuckets = socket.app.state.typing_budget
+        self.store_disk: StoreDisk = socket.app.state.store_disk
         self.closing: Close | None = None
         self._task = asyncio.current_task()
         self._writer: asyncio.Task[None] | None = None
@@ -172,6 +174,7 @@ class WsSession:
             try:
                 frame = decode_frame(data, limits)
                 if type(frame) is Send:
+                    self.store_disk.require(frame.client_id)
                     await node.submit(conn.user, frame.room, frame.body, frame.client_id, frame.attachments, self.reply)
                 elif type(frame) is Join:
                     await node.join(conn, frame.room, frame.since)

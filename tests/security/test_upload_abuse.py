@@ -111,11 +111,23 @@ def test_uploads_stop_at_the_free_space_watermark(make_server) -> None:
     assert files_of(server) == [] and "below uploads.min_free_bytes" in server.log()
 
 
-def test_readyz_is_not_ready_while_the_stores_disk_is_below_its_watermark(make_server) -> None:
+async def test_below_the_stores_watermark_readyz_says_not_ready_and_sends_are_refused(make_server) -> None:
+    """The old server kept saying ready, and sends hung on a full disk; now both tell the client at once."""
     server: ChatdProcess = make_server(hardened({"auth": {"mode": "token"}, "store": {"min_free_bytes": 2**62}}))
     server.start(ready_path="/healthz")
     r = server.get("/readyz")
     assert r.status_code == 503 and r.json()["ready"] is False and r.json()["store_disk"] is False
+    token = new_user(server, "writer")
+    c = await Client.connect(server.ws, token=token)
+    await c.join("full-disk")
+    await c.send({"type": "send", "room": "full-disk", "body": "hello", "client_id": "fd-1"})
+    err = await c.expect("error")
+    assert err["code"] == "unavailable" and err["ref"] == "fd-1"
+    await c.close()
+    r = server.post("/api/rooms/full-disk/messages", json={"body": "hello"}, headers=bearer(token))
+    assert r.status_code == 503 and r.json()["code"] == "unavailable"
+    assert server.get("/api/rooms/full-disk/messages", headers=bearer(token)).json()["messages"] == []
+    assert server.log().count("below store.min_free_bytes") == 1
 
 
 def test_database_wal_and_uploads_are_private(make_server) -> None:
