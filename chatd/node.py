@@ -176,6 +176,7 @@ class Node:
                 continue
             for room, last in followed.items():
                 if latest.get(room, 0) > last:
+                    log.debug("sweep: %s is at %d here, %d in the store", room, last, latest[room])
                     self._schedule_fill(room, delay=0.0)
 
     # --- ordered delivery ---------------------------------------------------------------------------------------
@@ -218,6 +219,7 @@ class Node:
                     )
                     return
                 self.metrics.gap_fills += len(page)
+                log.debug("filling %s from the store: %d..%d", room, page[0].seq, page[-1].seq)
                 for m in page:
                     self.hub.deliver(Delivery(room, m.seq, encode(m)))
         except Exception as e:  # noqa: BLE001 - retried by the next gap, the sweep or the next resync

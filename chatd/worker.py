@@ -69,7 +69,13 @@ class Worker:
 
     async def _run(self) -> None:
         while True:
-            batch = await self.broker.take(self.batch_max)
+            try:
+                batch = await self.broker.take(self.batch_max)
+            except Exception:
+                # A backend bug must not leave the node deaf while it keeps accepting sends: log, wait, go on.
+                log.exception("taking from the ingest queue failed; retrying in 1s")
+                await asyncio.sleep(1.0)
+                continue
             self.busy = True
             try:
                 await self._process(batch)

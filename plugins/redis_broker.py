@@ -141,6 +141,9 @@ class RedisBroker(RemoteBroker):
             try:
                 await self._heartbeat()
                 if not self.ready() and self._subscribed:
+                    # Pooled connections from before the outage are dead; drop them now rather than one failed
+                    # command at a time, which would report the link down again for each.
+                    await self.redis.connection_pool.disconnect(inuse_connections=False)
                     if await self._ensure_group(self.stream):
                         await self.put_back()
                     self._backlog = True
@@ -173,17 +176,25 @@ class RedisBroker(RemoteBroker):
                 attempt = 0
                 if taken:
                     return taken
+                continue
             except LINK_ERRORS as e:
                 self.link(False, str(e))
-                await backoff(attempt)
-                attempt += 1
             except ResponseError as e:
-                if "NOGROUP" not in str(e):
-                    raise
-                # Redis lost the stream (restarted without persistence): make it again, put back what is ours.
-                await self._ensure_group(self.stream)
-                await self.put_back()
-                self._backlog = True
+                if "NOGROUP" in str(e):
+                    await self._recreate()
+                else:
+                    log.error("redis broker: reading the ingest stream failed: %s", e)
+            await backoff(attempt)
+            attempt += 1
+
+    async def _recreate(self) -> None:
+        """Redis lost the stream (restarted without persistence): make it again and put back what is ours."""
+        try:
+            await self._ensure_group(self.stream)
+            await self.put_back()
+            self._backlog = True
+        except LINK_ERRORS as e:
+            self.link(False, str(e))
 
     async def _read(self, max_items: int) -> list[Taken]:
         assert self.reader is not None

@@ -167,7 +167,10 @@ class Client:
     async def recv(self, timeout: float = 10.0) -> dict[str, Any]:
         """The next frame, splitting packed messages."""
         if not self.pending:
-            raw = await asyncio.wait_for(self.ws.recv(), timeout)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation that arrives just
+            # as a frame does, leaving a cancelled reader reading on.
+            async with asyncio.timeout(timeout):
+                raw = await self.ws.recv()
             for line in raw.split("\n"):
                 self.pending.append(json.loads(line))
         return self.pending.popleft()
