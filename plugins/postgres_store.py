@@ -216,10 +216,6 @@ class PostgresStore(Store):
     async def password_hash(self, name: str) -> str | None:
         return await self._p.fetchval(f"SELECT password_hash FROM users {BY_NAME}", name)
 
-    async def set_password_hash(self, name: str, password_hash: str | None) -> bool:
-        status = await self._p.execute("UPDATE users SET password_hash = $2 WHERE name = $1", name, password_hash)
-        return status != "UPDATE 0"
-
     async def add_token(self, token_hash: str, user: str) -> None:
         await self._p.execute(
             f"INSERT INTO tokens (hash, username, created) VALUES ($1, $2, {NOW_MS})", token_hash, user

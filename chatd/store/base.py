@@ -137,10 +137,6 @@ class Store(abc.ABC):
         """The password hash of the user ``get_user(name)`` finds; None for no such user or a token-only one."""
 
     @abc.abstractmethod
-    async def set_password_hash(self, name: str, password_hash: str | None) -> bool:
-        """Replace the password hash of the user with this stored name (None: token-only); False if no such user."""
-
-    @abc.abstractmethod
     async def add_token(self, token_hash: str, user: str) -> None: ...
 
     @abc.abstractmethod

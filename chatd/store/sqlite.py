@@ -208,9 +208,6 @@ class SQLiteStore(Store):
         row = await self._one(f"SELECT password_hash FROM users {self._BY_NAME}", (name, name))
         return row[0] if row else None
 
-    async def set_password_hash(self, name: str, password_hash: str | None) -> bool:
-        return await self._write("UPDATE users SET password_hash = ? WHERE name = ?", (password_hash, name)) > 0
-
     async def add_token(self, token_hash: str, user: str) -> None:
         await self._write("INSERT INTO tokens (hash, user, created) VALUES (?, ?, ?)", (token_hash, user, now_ms()))
 
