@@ -15,17 +15,14 @@ from pathlib import Path
 
 import redis
 
+from chatd.deploy.local import drop_namespace
+
 
 def drop_redis_namespace(url: str, namespace: str) -> None:
-    client = redis.Redis.from_url(url)
     try:
-        keys = list(client.scan_iter(match=f"{namespace}:*", count=1000))
-        if keys:
-            client.delete(*keys)
+        drop_namespace("redis", url, namespace)
     except redis.RedisError:
         pass
-    finally:
-        client.close()
 
 
 def rabbitmqctl(*args: str) -> subprocess.CompletedProcess[str]:
@@ -54,7 +51,7 @@ def drop_rabbit_namespace(namespace: str, url: str = "amqp://guest:guest@127.0.0
             await conn.close()
 
     if queues or exchanges:
-        asyncio.run(run())
+        asyncio.run(run())  # by name, as listed: tests make queues for nodes of any name
 
 
 def close_rabbit_connections(namespace: str) -> int:

@@ -82,6 +82,7 @@ class ServerUsage(msgspec.Struct):
     rss_peak: int | None = None
     machine_cpu_percent: float | None = None  # all cores together, 100 % = every core busy
     load_average: float | None = None  # 1-minute load average when the run started (others' work shows here)
+    parts_cpu_percent: dict[str, float] = {}  # of one core, by part of a deployment (nodes, nginx, broker, database)
 
 
 class SizeReport(msgspec.Struct):
@@ -208,6 +209,7 @@ def build_report(
     server_cpu: float | None,
     machine_pct: float | None,
     load_average: float | None = None,
+    parts_cpu: dict[str, float] | None = None,
 ) -> RunReport:
     t = tally(ledger, joined)
     phase_reports: list[PhaseReport] = []
@@ -267,6 +269,7 @@ def build_report(
         int(max(rss_values)) if rss_values else None,
         machine_pct,
         load_average,
+        {k: round(100.0 * v / wall, 1) for k, v in (parts_cpu or {}).items()} if wall > 0 else {},
     )
     report = RunReport(
         target=target.label,
@@ -436,6 +439,9 @@ def format_report(r: RunReport) -> str:
         parts.append(f"load average {s.load_average:.2f} at start")
     if parts:
         lines.append("  " + ", ".join(parts))
+    if s.parts_cpu_percent:
+        by_part = ", ".join(f"{name} {pct:.0f}%" for name, pct in s.parts_cpu_percent.items())
+        lines.append(f"  CPU by part      {by_part} (% of a core; broker and database are the machine's shared ones)")
     depth = [x.queue_depth for x in r.server_samples if x.queue_depth is not None]
     if depth:
         every = r.scenario.metrics_interval

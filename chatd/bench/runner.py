@@ -178,6 +178,7 @@ async def run_scenario(
     load_average = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     busy0 = machine_busy()
     server_cpu0 = target.cpu()
+    parts0 = target.parts_cpu()
     watching = asyncio.create_task(watcher.run())
     started_wall = datetime.now(UTC).isoformat(timespec="seconds")
     try:
@@ -235,6 +236,8 @@ async def run_scenario(
                 proc.kill()
     busy1 = machine_busy()
     server_cpu1 = target.cpu()
+    parts1 = target.parts_cpu()
+    parts_cpu = {k: parts1[k] - parts0.get(k, 0.0) for k in parts1} if parts0 is not None and parts1 else None
     machine_pct = None
     if busy0 and busy1 and busy1[1] > busy0[1]:
         machine_pct = 100.0 * (busy1[0] - busy0[0]) / (busy1[1] - busy0[1])
@@ -261,6 +264,7 @@ async def run_scenario(
         server_cpu,
         machine_pct,
         load_average,
+        parts_cpu,
     )
     report.server_metrics = final_metrics or {}
     return report

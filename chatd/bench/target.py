@@ -1,7 +1,9 @@
 """What the bench points at: a URL, a chatd it spawns, or the naive peer it spawns; plus how to watch it.
 
 A target is named on the command line as ``spawn`` (a fresh chatd on a free port with bench-friendly limits),
-``naive`` (the reproduction of the naive FastAPI broadcast server in ``bench/peers/``), or a ``ws://`` URL of any
+``naive`` (the reproduction of the naive FastAPI broadcast server in ``bench/peers/``), ``cluster:redis`` or
+``cluster:rabbitmq`` (optionally ``cluster:redis:3``: that many chatd nodes behind nginx on this machine, sharing the
+machine's broker and a fresh PostgreSQL database, as ``chatd cluster up`` starts them), or a ``ws://`` URL of any
 protocol-v1 server. Watching means scraping ``/metrics`` (Prometheus text) and, when the server runs on this
 machine and its pid is known, reading its CPU time and memory from ``/proc``.
 """
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -24,6 +27,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from chatd.config import settings_to_toml
+from chatd.deploy.local import BROKER_URLS, LocalCluster, drop_database, drop_namespace
 
 REPO = Path(__file__).resolve().parent.parent.parent
 NAIVE_PEER = REPO / "bench" / "peers" / "naive_fastapi.py"
@@ -159,6 +163,10 @@ class Target:
     def cpu(self) -> float | None:
         return proc_cpu_seconds(self.pid) if self.pid is not None else None
 
+    def parts_cpu(self) -> dict[str, float] | None:
+        """CPU seconds by part of the deployment (nodes, nginx, broker, database), where there are parts."""
+        return None
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -249,14 +257,96 @@ def spawn_naive(timeout: float = 30.0) -> Target:
     return target
 
 
+def service_cpu_seconds(name: str) -> float:
+    """CPU seconds of every process on this machine whose command name is ``name`` (a shared service: what
+    other users of the machine make it do is counted too)."""
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/comm") as f:
+                if f.read().strip() != name:
+                    continue
+        except OSError:
+            continue
+        total += proc_cpu_seconds(int(entry)) or 0.0
+    return total
+
+
+SERVICE_PROCESSES = {"redis": "redis-server", "rabbitmq": "beam.smp", "postgres": "postgres"}
+
+
+class ClusterTarget(Target):
+    """Several chatd nodes behind nginx (:class:`chatd.deploy.local.LocalCluster`); numbers are summed over nodes."""
+
+    def __init__(self, cluster: LocalCluster, dsn_dropped: str) -> None:
+        super().__init__(f"chatd x{len(cluster.nodes)} ({cluster.broker}, PostgreSQL, nginx)", cluster.ws)
+        self.cluster = cluster
+        self.dsn = dsn_dropped
+
+    def _pids(self) -> dict[str, int]:
+        pids = {f"node{i}": n.proc.pid for i, n in enumerate(self.cluster.nodes, 1) if n.proc is not None}
+        if self.cluster.nginx.proc is not None:
+            pids["nginx"] = self.cluster.nginx.proc.pid
+        return pids
+
+    def metrics(self, labelled: bool = False) -> dict[str, float] | None:
+        merged: dict[str, float] = {}
+        for node in self.cluster.nodes:
+            text = fetch_text(node.http + "/metrics", timeout=2.0)
+            if text is None:
+                continue
+            for name, value in parse_metrics(text, labelled).items():
+                merged[name] = merged.get(name, 0.0) + value
+        return merged or None
+
+    def cpu(self) -> float | None:
+        return sum(proc_cpu_seconds(pid) or 0.0 for pid in self._pids().values())
+
+    def parts_cpu(self) -> dict[str, float] | None:
+        parts = {name: proc_cpu_seconds(pid) or 0.0 for name, pid in self._pids().items()}
+        for service in (self.cluster.broker, "postgres"):
+            parts[service] = service_cpu_seconds(SERVICE_PROCESSES[service])
+        return parts
+
+    def stop(self) -> None:
+        self.cluster.stop()
+        c = self.cluster
+        drop_namespace(c.broker, c.broker_url, c.namespace, c.queue_names())
+        try:
+            drop_database(self.dsn)
+        except Exception:  # noqa: BLE001 - a left-over bench database is harmless; it is named chatd_bench_*
+            pass
+
+
+def spawn_cluster(spec: str, connections: int, extra: dict[str, dict[str, Any]] | None = None) -> Target:
+    """``cluster:<broker>[:<nodes>]``: nodes behind nginx with a fresh database and broker namespace."""
+    _, _, rest = spec.partition(":")
+    broker, _, count = rest.partition(":")
+    if broker not in BROKER_URLS:
+        raise ValueError(f"target {spec!r}: the broker is one of {', '.join(BROKER_URLS)}")
+    nodes = int(count) if count.isdigit() else 2
+    nonce = secrets.token_hex(4)
+    dsn = f"postgresql://postgres@127.0.0.1:5432/chatd_bench_{nonce}"
+    workdir = Path(tempfile.mkdtemp(prefix="chatd-bench-cluster-"))
+    settings = chatd_settings(0, workdir, connections, extra)
+    settings["server"].pop("port")
+    cluster = LocalCluster(workdir, nodes, broker, None, dsn, f"bench{nonce}", free_port(), settings)
+    cluster.start()
+    return ClusterTarget(cluster, dsn)
+
+
 def resolve(
     spec: str, connections: int, server_pid: int | None = None, extra: dict[str, dict[str, Any]] | None = None
 ) -> Target:
-    """``spawn``, ``naive`` or a ws:// URL (``http://`` is accepted and pointed at ``/ws``)."""
+    """``spawn``, ``naive``, ``cluster:<broker>[:<nodes>]`` or a ws:// URL (``http://`` goes to ``/ws``)."""
     if spec == "spawn":
         return spawn_chatd(connections, extra)
     if spec == "naive":
         return spawn_naive()
+    if spec.startswith("cluster:"):
+        return spawn_cluster(spec, connections, extra)
     if spec.startswith(("http://", "https://")):
         parts = urlsplit(spec)
         spec = urlunsplit(

@@ -232,6 +232,37 @@ def drop_database(dsn: str) -> None:
     _run_sync(_drop_database, dsn)
 
 
+def drop_namespace(broker: str, url: str, namespace: str, queues: list[str] | None = None) -> None:
+    """Remove what a deployment made in a shared broker: Redis keys under ``namespace:``; RabbitMQ's exchanges
+    and the durable queues named in ``queues`` (AMQP cannot list queues; its exclusive ones go by themselves)."""
+    if broker == "redis":
+        import redis
+
+        client = redis.Redis.from_url(url)
+        try:
+            keys = list(client.scan_iter(match=f"{namespace}:*", count=1000))
+            if keys:
+                client.delete(*keys)
+        finally:
+            client.close()
+    elif broker == "rabbitmq":
+
+        async def run() -> None:
+            import aio_pika
+
+            conn = await aio_pika.connect(url, timeout=5)
+            try:
+                channel = await conn.channel()
+                for name in queues or []:
+                    await channel.queue_delete(name)
+                for kind in ("fanout", "direct"):
+                    await channel.exchange_delete(f"{namespace}.{kind}")
+            finally:
+                await conn.close()
+
+        asyncio.run(run())
+
+
 class LocalCluster:
     """N nodes sharing one broker namespace and one PostgreSQL database, behind nginx on ``port``."""
 
@@ -290,6 +321,10 @@ class LocalCluster:
             self.stop()
             raise
         return self
+
+    def queue_names(self) -> list[str]:
+        """The durable queues this deployment's nodes declare in RabbitMQ."""
+        return [f"{self.namespace}.ingest.node{i + 1}" for i in range(len(self.nodes))]
 
     def stop(self) -> None:
         self.nginx.stop()
