@@ -4,9 +4,10 @@ Names, all under ``[broker] namespace`` (``ns`` below):
 
 - ``ns.ingest.<node name>``: this node's ingest queue, durable, with ``x-single-active-consumer``: only one
   consumer takes from it at a time, so if a previous run's connection lingers the new run waits its turn
-  instead of taking items side by side. Items are published persistent, with publisher confirms (``submit``
-  returns after the broker confirmed), and acked by the worker after the store commit (manual acks). Unacked
-  items go back to the queue when the connection drops and are taken again (at least once).
+  instead of taking items side by side. Items are published persistent (one message carries the sends that
+  queued up together), with publisher confirms (``submit`` returns after the broker confirmed), and acked by
+  the worker after the store commit (manual acks). Unacked items go back to the queue when the connection drops
+  and are taken again (at least once).
 - ``ns.fanout``: a fanout exchange for deliveries, control events and presence; ``ns.direct``: a direct exchange
   for completions, routed by node id. Each run of a node reads both through its own exclusive, auto-deleted
   queue ``ns.node.<node id>``, so a node that is gone leaves nothing behind.
@@ -35,7 +36,7 @@ from aio_pika.abc import (
 from aiormq.exceptions import ChannelInvalidStateError
 
 from chatd.broker.base import BrokerUnavailable, Taken
-from chatd.broker.remote import RemoteBroker, item_decoder
+from chatd.broker.remote import RemoteBroker, decode_items
 from chatd.config import BrokerConfig
 
 log = logging.getLogger("chatd.broker.rabbitmq")
@@ -125,13 +126,13 @@ class RabbitMQBroker(RemoteBroker):
                 if self._stale(message):
                     continue
                 try:
-                    item = item_decoder.decode(message.body)
+                    items = decode_items(message.body)
                 except Exception:  # noqa: BLE001 - a foreign message must not stop the queue
                     log.error("rabbitmq broker: rejecting an undecodable message in %s", self.queue_name)
                     with contextlib.suppress(Exception):
                         await message.reject(requeue=False)
                     continue
-                taken.append(Taken(item, message))
+                taken += [Taken(item, message) for item in items]
             if taken:
                 return taken
 
