@@ -51,6 +51,7 @@ class RabbitMQBroker(RemoteBroker):
         self.conn: AbstractRobustConnection | None = None
         self._confirmed: AbstractChannel | None = None  # ingest publishes, with confirms
         self._fast: AbstractChannel | None = None  # fan-out publishes, at most once, no confirms
+        self._probe: AbstractChannel | None = None  # asks the queue's length
         self._fanout: AbstractExchange | None = None
         self._direct: AbstractExchange | None = None
         self._items: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
@@ -143,6 +144,15 @@ class RabbitMQBroker(RemoteBroker):
             return
         # The worker settles in the order it took, so one cumulative ack covers the batch.
         await max(current, key=lambda m: m.delivery_tag or 0).ack(multiple=True)
+
+    async def _queue_length(self) -> float:
+        if self.conn is None:
+            return 0.0
+        if self._probe is None or self._probe.is_closed:
+            # A channel of its own: a passive declare that fails closes the channel it ran on.
+            self._probe = await self.conn.channel()
+        queue = await self._probe.declare_queue(self.queue_name, passive=True)
+        return float(queue.declaration_result.message_count or 0)
 
     # --- fan-out ------------------------------------------------------------------------------------------------
 

@@ -246,6 +246,10 @@ class RedisBroker(RemoteBroker):
                 pipe.xdel(stream, *ids)
             await pipe.execute()
 
+    async def _queue_length(self) -> float:
+        assert self.redis is not None
+        return float(await self.redis.xlen(self.stream))
+
     # --- adopting a dead node's stream --------------------------------------------------------------------------
 
     async def _adopt_dead(self) -> None:

@@ -103,11 +103,13 @@ class RemoteBroker(Broker):
         self._group: list[tuple[IngestItem, asyncio.Future[None]]] = []
         self._group_ready = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
+        self._sampler: asyncio.Task[None] | None = None
         self._up = False
         self.closed = False
         self.reconnects = 0
         self.published = 0
         self.received = 0
+        self.engine_queue_length: float | None = None  # this node's queue as the engine counts it, sampled
 
     # --- link state ---------------------------------------------------------------------------------------------
 
@@ -232,10 +234,27 @@ class RemoteBroker(Broker):
         return len(self.unsettled)
 
     def stats(self) -> dict[str, float]:
-        return {
+        out: dict[str, float] = {
             "chatd_broker_unsettled_items": len(self.unsettled),
             "chatd_broker_envelopes_received_total": self.received,
+            "chatd_broker_envelopes_published_total": self.published,
         }
+        if self.engine_queue_length is not None:
+            out["chatd_broker_queue_length"] = self.engine_queue_length
+        return out
+
+    async def _sample_queue_length(self) -> None:
+        """Every half second, ask the engine how long this node's queue is (for /metrics and the bench's chart)."""
+        while not self.closed:
+            await asyncio.sleep(0.5)
+            try:
+                self.engine_queue_length = await self._queue_length()
+            except Exception:  # noqa: BLE001 - a sample missed while the link is down
+                self.engine_queue_length = None
+
+    @abc.abstractmethod
+    async def _queue_length(self) -> float:
+        """Engine messages waiting in this node's queue (each may hold several sends)."""
 
     async def start(self, events: BrokerEvents) -> None:
         self.events = events
@@ -246,11 +265,13 @@ class RemoteBroker(Broker):
             raise BrokerUnavailable(f"cannot reach the {self.backend} broker at {self.cfg.url}: {e}") from e
         self.link(True)
         self._flusher = asyncio.create_task(self._flush_groups(), name=f"chatd-{self.backend}-submit")
+        self._sampler = asyncio.create_task(self._sample_queue_length(), name=f"chatd-{self.backend}-length")
 
     async def close(self) -> None:
         self.closed = True
-        if self._flusher is not None:
-            self._flusher.cancel()
+        for task in (self._flusher, self._sampler):
+            if task is not None:
+                task.cancel()
         await self._disconnect()
 
     # --- engine verbs -------------------------------------------------------------------------------------------
