@@ -4,9 +4,10 @@ Names, all under ``[broker] namespace`` (``ns`` below):
 
 - ``ns.ingest.<node name>``: this node's ingest queue, durable, with ``x-single-active-consumer``: only one
   consumer takes from it at a time, so if a previous run's connection lingers the new run waits its turn
-  instead of taking items side by side. Items are published persistent, with publisher confirms (``submit``
-  returns after the broker confirmed), and acked by the worker after the store commit (manual acks). Unacked
-  items go back to the queue when the connection drops and are taken again (at least once).
+  instead of taking items side by side. Items are published persistent (one message carries the sends that
+  queued up together), with publisher confirms (``submit`` returns after the broker confirmed), and acked by
+  the worker after the store commit (manual acks). Unacked items go back to the queue when the connection drops
+  and are taken again (at least once).
 - ``ns.fanout``: a fanout exchange for deliveries, control events and presence; ``ns.direct``: a direct exchange
   for completions, routed by node id. Each run of a node reads both through its own exclusive, auto-deleted
   queue ``ns.node.<node id>``, so a node that is gone leaves nothing behind.
@@ -35,7 +36,7 @@ from aio_pika.abc import (
 from aiormq.exceptions import ChannelInvalidStateError
 
 from chatd.broker.base import BrokerUnavailable, Taken
-from chatd.broker.remote import RemoteBroker, item_decoder
+from chatd.broker.remote import RemoteBroker, decode_items
 from chatd.config import BrokerConfig
 
 log = logging.getLogger("chatd.broker.rabbitmq")
@@ -50,6 +51,7 @@ class RabbitMQBroker(RemoteBroker):
         self.conn: AbstractRobustConnection | None = None
         self._confirmed: AbstractChannel | None = None  # ingest publishes, with confirms
         self._fast: AbstractChannel | None = None  # fan-out publishes, at most once, no confirms
+        self._probe: AbstractChannel | None = None  # asks the queue's length
         self._fanout: AbstractExchange | None = None
         self._direct: AbstractExchange | None = None
         self._items: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
@@ -125,13 +127,13 @@ class RabbitMQBroker(RemoteBroker):
                 if self._stale(message):
                     continue
                 try:
-                    item = item_decoder.decode(message.body)
+                    items = decode_items(message.body)
                 except Exception:  # noqa: BLE001 - a foreign message must not stop the queue
                     log.error("rabbitmq broker: rejecting an undecodable message in %s", self.queue_name)
                     with contextlib.suppress(Exception):
                         await message.reject(requeue=False)
                     continue
-                taken.append(Taken(item, message))
+                taken += [Taken(item, message) for item in items]
             if taken:
                 return taken
 
@@ -142,6 +144,15 @@ class RabbitMQBroker(RemoteBroker):
             return
         # The worker settles in the order it took, so one cumulative ack covers the batch.
         await max(current, key=lambda m: m.delivery_tag or 0).ack(multiple=True)
+
+    async def _queue_length(self) -> float:
+        if self.conn is None:
+            return 0.0
+        if self._probe is None or self._probe.is_closed:
+            # A channel of its own: a passive declare that fails closes the channel it ran on.
+            self._probe = await self.conn.channel()
+        queue = await self._probe.declare_queue(self.queue_name, passive=True)
+        return float(queue.declaration_result.message_count or 0)
 
     # --- fan-out ------------------------------------------------------------------------------------------------
 

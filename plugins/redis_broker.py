@@ -3,8 +3,9 @@
 Keys, all under ``[broker] namespace`` (``ns`` below):
 
 - ``ns:ingest:<node name>``: this node's ingest queue, a stream read through the consumer group ``workers`` by
-  the consumer ``<node name>``. ``XADD`` is the durable hand-over; entries are ``XACK``-ed and ``XDEL``-eted once
-  stored. A restarted node first re-reads its own pending entries (``XREADGROUP … 0``), then new ones (``>``).
+  the consumer ``<node name>``. ``XADD`` is the durable hand-over (one entry carries the sends that queued up
+  together); entries are ``XACK``-ed and ``XDEL``-eted once stored. A restarted node first re-reads its own
+  pending entries (``XREADGROUP … 0``), then new ones (``>``).
 - ``ns:fanout``: a pub/sub channel every node subscribes to, for deliveries, control events and presence.
 - ``ns:node:<node id>``: a pub/sub channel per run of a node, for completions addressed to it.
 - ``ns:nodes``: a sorted set of node names scored by their last heartbeat (ms), and ``ns:adopt:<name>``: the
@@ -34,7 +35,7 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from chatd.broker.base import BrokerUnavailable, Taken
-from chatd.broker.remote import RemoteBroker, backoff, item_decoder
+from chatd.broker.remote import RemoteBroker, backoff, decode_items
 from chatd.config import BrokerConfig
 
 log = logging.getLogger("chatd.broker.redis")
@@ -225,11 +226,12 @@ class RedisBroker(RemoteBroker):
             if not fields:  # deleted after delivery: already stored
                 continue
             try:
-                item = item_decoder.decode(fields[b"i"])
+                items = decode_items(fields[b"i"])
             except Exception:  # noqa: BLE001 - a foreign entry must not stop the queue
                 log.error("redis broker: dropping an undecodable entry %s in %s", entry_id, stream)
                 continue
-            taken.append(Taken(item, (stream, entry_id)))
+            receipt = (stream, entry_id)
+            taken += [Taken(item, receipt) for item in items]
         return taken
 
     async def _settle(self, receipts: list[object]) -> None:
@@ -243,6 +245,10 @@ class RedisBroker(RemoteBroker):
                 pipe.xack(stream, GROUP, *ids)
                 pipe.xdel(stream, *ids)
             await pipe.execute()
+
+    async def _queue_length(self) -> float:
+        assert self.redis is not None
+        return float(await self.redis.xlen(self.stream))
 
     # --- adopting a dead node's stream --------------------------------------------------------------------------
 

@@ -118,7 +118,8 @@ class Watcher:
         if m is None:
             self.has_metrics = False
         rss = self.target.rss() if self.target.pid is not None else (m or {}).get("chatd_process_rss_bytes")
-        depth = (m or {}).get("chatd_ingest_queue_depth")
+        # A networked broker reports its own queue (chatd_broker_queue_length); otherwise chatd's ingest queue.
+        depth = (m or {}).get("chatd_broker_queue_length", (m or {}).get("chatd_ingest_queue_depth"))
         self.last_depth = depth
         self.samples.append(
             ServerSample(

@@ -104,3 +104,18 @@ def prepare_run_dir(run_dir: Path) -> None:
     """nginx refuses to start if its temp directories are missing."""
     for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
         (run_dir / "tmp" / sub).mkdir(parents=True, exist_ok=True)
+
+
+EXAMPLE_UPSTREAMS = ["10.0.0.11:8000", "10.0.0.12:8000", "10.0.0.13:8000"]
+EXAMPLE_RUN_DIR = "/var/lib/chatd-nginx"
+
+
+def example() -> str:
+    """``config/nginx.conf``: the template for three nodes on three machines (a test keeps the file in step)."""
+    return render(
+        EXAMPLE_UPSTREAMS,
+        "80",
+        EXAMPLE_RUN_DIR,
+        access_log="/var/log/nginx/chatd-access.log",
+        purpose="Copy it, set the node addresses, and add TLS (listen 443 ssl; ssl_certificate …).",
+    )

@@ -1,0 +1,134 @@
+"""The deployment files: the shipped nginx configs pass ``nginx -t``, the example is the template the cluster command
+renders, and ``chatd cluster up`` starts nodes behind nginx and stops them all on a signal."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from chatd.deploy.local import NginxProcess, free_port, http_status
+from chatd.deploy.nginx import EXAMPLE_RUN_DIR, example, prepare_run_dir
+from harness import ROOT, clean_env
+
+
+def nginx_test(conf_text: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    run = tmp_path / "run"
+    prepare_run_dir(run)
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(conf_text)
+    binary = NginxProcess.binary()
+    assert binary is not None
+    return subprocess.run([binary, "-t", "-c", str(conf), "-p", str(run)], capture_output=True, text=True)
+
+
+def test_the_example_nginx_config_is_the_template_and_nginx_accepts_it(tmp_path: Path, need_nginx: None) -> None:
+    shipped = (ROOT / "config" / "nginx.conf").read_text()
+    assert shipped == example(), "config/nginx.conf drifted from chatd/deploy/nginx.py; regenerate it"
+    # The same text with its state paths and port moved somewhere this test may write.
+    local = shipped.replace(EXAMPLE_RUN_DIR, str(tmp_path / "run")).replace("/var/log/nginx", str(tmp_path))
+    local = re.sub(r"listen 80;", f"listen 127.0.0.1:{free_port()};", local)
+    r = nginx_test(local, tmp_path)
+    assert r.returncode == 0, r.stderr
+    for needle in ("proxy_set_header Upgrade $http_upgrade", "least_conn", "proxy_read_timeout 120s", "$uri"):
+        assert needle in shipped
+    assert "$request " not in shipped and "$request_uri" not in shipped  # no query strings (tokens) in the log
+
+
+def test_the_single_node_site_config_is_accepted_by_nginx(tmp_path: Path, need_nginx: None) -> None:
+    site = (ROOT / "config" / "nginx-chatd.conf").read_text().replace("listen 80;", f"listen {free_port()};")
+    wrapper = f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\nevents {{}}\nhttp {{\n{site}\n}}\n"
+    r = nginx_test(wrapper, tmp_path)
+    assert r.returncode == 0, r.stderr
+
+
+def test_cluster_up_starts_nodes_behind_nginx_and_a_signal_stops_them_all(
+    tmp_path: Path, need_nginx: None, redis_url: str, namespace: str, pg_dsn: str
+) -> None:
+    port = free_port()
+    workdir = tmp_path / "run"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "chatd",
+            "cluster",
+            "up",
+            "-n",
+            "2",
+            "--broker",
+            "redis",
+            "--dev",
+            "--port",
+            str(port),
+            "--dir",
+            str(workdir),
+            "--namespace",
+            namespace,
+            "--dsn",
+            pg_dsn,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(),
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while http_status(f"http://127.0.0.1:{port}/readyz") != 200:
+            assert proc.poll() is None, proc.communicate()[1]
+            assert time.monotonic() < deadline, "the cluster did not come up"
+            time.sleep(0.2)
+        for i in range(4):
+            assert httpx.get(f"http://127.0.0.1:{port}/api/me?user=u{i}").status_code == 200
+        log = (workdir / "nginx" / "access.log").read_text()
+        assert log.count("GET /api/me\"") == 4 and "user=" not in log  # proxied, and no query strings logged
+        upstreams = {line.split()[-1] for line in log.splitlines() if "/api/me" in line}
+        assert len(upstreams) == 2  # both nodes served
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert f"chatd is up at http://127.0.0.1:{port}" in out
+    for name in ("node1", "node2"):
+        assert "stopped" in (workdir / name / "server.log").read_text()  # drained, not killed
+
+
+def test_cluster_up_explains_a_missing_nginx_or_database(tmp_path: Path) -> None:
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "chatd",
+            "cluster",
+            "up",
+            "-n",
+            "1",
+            "--dsn",
+            "postgresql://nobody@127.0.0.1:1/x",
+            "--dir",
+            str(tmp_path / "run"),
+            "--port",
+            str(free_port()),
+        ],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        timeout=60,
+    )
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert "Error:" in r.stderr
+
+
+@pytest.mark.parametrize("command", [["cluster", "up"]])
+def test_cluster_help_has_an_example(command: list[str]) -> None:
+    r = subprocess.run(
+        [sys.executable, "-m", "chatd", *command, "--help"], capture_output=True, text=True, env=clean_env()
+    )
+    assert "Example:" in r.stdout and "CHATD_BROKER_URL" in r.stdout
