@@ -82,18 +82,22 @@ def test_tokens_expire_after_token_ttl(make_server) -> None:
     assert server.get("/api/me", headers=bearer(token)).status_code == 401
 
 
-def test_the_sample_nginx_config_logs_no_query_strings() -> None:
-    """Query strings can hold a ticket or an open-mode name: the shipped access log format leaves them out."""
+def test_the_shipped_nginx_configs_log_no_query_strings() -> None:
+    """Query strings can hold a ticket, a media key or an old client's token: every access log format shipped in
+    config/ leaves them out."""
     import re
     from pathlib import Path
 
-    conf = (Path(__file__).resolve().parents[2] / "config" / "nginx-chatd.conf").read_text()
-    formats = dict(re.findall(r"log_format\s+(\S+)\s+(.*?);", conf, re.S))
-    used = re.findall(r"^\s*access_log\s+\S+\s+(\S+?);", conf, re.M)
-    assert used and all(name in formats for name in used)
-    for name in used:
-        assert not re.search(r"\$(request|request_uri|args|query_string|arg_\w+)\b", formats[name]), formats[name]
-        assert "$uri" in formats[name]
+    configs = sorted((Path(__file__).resolve().parents[2] / "config").glob("*.conf"))
+    assert configs
+    for path in configs:
+        conf = path.read_text()
+        formats = dict(re.findall(r"log_format\s+(\S+)\s+(.*?);", conf, re.S))
+        used = re.findall(r"^\s*access_log\s+\S+\s+(\S+?);", conf, re.M)
+        assert used and all(name in formats for name in used), path.name
+        for name in used:
+            assert not re.search(r"\$(request|request_uri|args|query_string|arg_\w+)\b", formats[name]), path.name
+            assert "$uri" in formats[name], path.name
 
 
 def test_nginx_accepts_the_sample_config_and_its_log_keeps_no_secret(make_server, tmp_path) -> None:
