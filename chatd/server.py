@@ -26,7 +26,7 @@ from chatd.config import Config, is_loopback
 from chatd.gateway.app import create_app
 from chatd.node import Node
 from chatd.registry import BackendError, load
-from chatd.store.sqlite import StoreLocked
+from chatd.store.base import StoreRefused
 
 log = logging.getLogger("chatd")
 
@@ -83,7 +83,7 @@ def serve(cfg: Config) -> int:
     os.umask(0o077)
     try:
         return uvloop.run(_serve(cfg))
-    except (StoreLocked, BackendError) as e:
+    except (StoreRefused, BackendError) as e:
         print(f"chatd: {e}", file=sys.stderr)
         return 2
 

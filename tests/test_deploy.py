@@ -88,7 +88,7 @@ def test_cluster_up_starts_nodes_behind_nginx_and_a_signal_stops_them_all(
         for i in range(4):
             assert httpx.get(f"http://127.0.0.1:{port}/api/me?user=u{i}").status_code == 200
         log = (workdir / "nginx" / "access.log").read_text()
-        assert log.count("GET /api/me\"") == 4 and "user=" not in log  # proxied, and no query strings logged
+        assert log.count('GET /api/me"') == 4 and "user=" not in log  # proxied, and no query strings logged
         upstreams = {line.split()[-1] for line in log.splitlines() if "/api/me" in line}
         assert len(upstreams) == 2  # both nodes served
     finally:

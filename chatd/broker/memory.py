@@ -52,6 +52,7 @@ class MemoryBroker(Broker):
         self._staged_room = asyncio.Condition()
         self._writer: asyncio.Task[None] | None = None
         self._closed = False
+        self._spill_ok = True
         self.spilled_total = 0
 
     async def start(self, events: BrokerEvents) -> None:
@@ -109,12 +110,17 @@ class MemoryBroker(Broker):
                 await self._spill.append(batch)
             except Exception:
                 # Put them back in front and retry: losing them would lose sends, and they are not acked yet.
-                log.exception("spill append failed; retrying")
+                if self._spill_ok:
+                    log.exception("spill append failed; not ready until it works again, retrying")
+                self._spill_ok = False
                 self._staged[:0] = batch
                 self._writing = 0
                 await asyncio.sleep(0.5)
                 self._stage_ready.set()
                 continue
+            if not self._spill_ok:
+                log.info("spill append works again")
+                self._spill_ok = True
             self._writing = 0
             self._spill_unread += len(batch)
             self._staged_bytes -= sum(item_size(i) for i in batch)
@@ -166,7 +172,7 @@ class MemoryBroker(Broker):
         return len(self._mem) + len(self._staged) + self._writing + self._spill_unread
 
     def ready(self) -> bool:
-        return not self._closed and self._writer is not None and not self._writer.done()
+        return not self._closed and self._spill_ok and self._writer is not None and not self._writer.done()
 
     def stats(self) -> dict[str, float]:
         return {

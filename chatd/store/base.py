@@ -33,6 +33,11 @@ import msgspec
 from chatd.protocol.frames import Message
 
 
+class StoreRefused(Exception):
+    """The store cannot be opened by this process (another server holds it, it cannot be reached): start-up stops
+    with this message."""
+
+
 class UserRecord(msgspec.Struct, frozen=True):
     name: str
     admin: bool = False

@@ -25,7 +25,7 @@ import sqlite_utils
 
 from chatd.errors import ChatError, Err
 from chatd.protocol.frames import Message
-from chatd.store.base import NewMessage, Outcome, RoomRecord, Store, UploadRecord, UserRecord
+from chatd.store.base import NewMessage, Outcome, RoomRecord, Store, StoreRefused, UploadRecord, UserRecord
 from chatd.store.migrations import migrate
 from chatd.store.sqltx import transaction
 
@@ -65,7 +65,7 @@ def _message(row: tuple) -> Message:
     )
 
 
-class StoreLocked(Exception):
+class StoreLocked(StoreRefused):
     """Another chatd server already writes this SQLite file."""
 
 

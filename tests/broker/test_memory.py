@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
+
+import pytest
 
 from chatd.broker.base import BrokerEvents, IngestItem
 from chatd.broker.memory import MemoryBroker
@@ -41,3 +44,45 @@ async def test_close_writes_staged_items_to_the_spill_and_returns(tmp_path: Path
     await spill.open()
     assert [i.ticket for _, i in await spill.read_after(0, 10)] == [1, 2, 3, 4]
     await spill.close()
+
+
+async def test_a_failed_spill_append_is_rolled_back_so_the_next_one_works(tmp_path: Path) -> None:
+    """A real SQLite fault mid-append: another connection holds the write lock, so the insert fails with "database
+    is locked". The failed transaction must not stay open; before, every later append failed with "cannot start a
+    transaction within a transaction", the spill writer retried forever and sends blocked for good."""
+    path = tmp_path / "s"
+    spill = SpillFile(str(path))
+    await spill.open()
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # holds the write lock
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        await spill.append([item(0)])
+    other.execute("COMMIT")
+    other.close()
+    await spill.append([item(1)])  # the fault is gone, and so must be its effects
+    assert [i.ticket for _, i in await spill.read_after(0, 10)] == [1]
+    await spill.close()
+
+
+async def test_the_broker_is_not_ready_while_spill_appends_fail(tmp_path: Path) -> None:
+    broker = MemoryBroker("node", max_messages=1, max_bytes=1 << 20, spill_path=str(tmp_path / "s"))
+    await broker.start(BrokerEvents(lambda d: None, lambda c: None))
+    conn = broker._spill._conn
+    assert conn is not None
+    pages = list(await conn.execute_fetchall("PRAGMA page_count"))[0][0]
+    await conn.execute(f"PRAGMA max_page_count = {pages + 1}")
+    await broker.submit(item(0))  # in memory
+    await broker.submit(IngestItem(NewMessage("r", "u", "big", "x" * 60_000), "node", 1))  # to the spill: fails
+    async with asyncio.timeout(5):
+        while broker.ready():
+            await asyncio.sleep(0.02)
+    await conn.execute("PRAGMA max_page_count = 1000000")
+    async with asyncio.timeout(5):
+        while not broker.ready():
+            await asyncio.sleep(0.02)
+    taken = []
+    async with asyncio.timeout(5):
+        while len(taken) < 2:
+            taken += await broker.take(10)
+    assert [t.item.ticket for t in taken] == [0, 1]
+    await broker.close()

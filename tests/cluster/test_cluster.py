@@ -148,3 +148,61 @@ async def test_logout_closes_the_tokens_sockets_on_every_node(cluster: MakeClust
     assert (await on2.closed())[0] == 4401
     await keep.send({"type": "ping"})
     assert (await keep.expect("pong"))["type"] == "pong"  # the same user's other token is untouched
+
+
+async def test_a_message_stored_by_a_node_that_died_before_publishing_reaches_everyone_on_resend(
+    cluster: MakeCluster, pg_dsn: str
+) -> None:
+    """A node commits a message and dies before publishing it: nobody else ever got it live. When its sender
+    resends (same client_id) through another node, that node finds the duplicate and publishes the stored message
+    again, so followers everywhere get it now, not at the next message or sweep (here set far away)."""
+    import asyncpg
+
+    c = cluster(2, {"broker": {"sweep_interval": 3600.0}})
+    n1, n2 = c.nodes
+    reader = await Client.connect(n2.ws, user="reader")
+    await reader.join(ROOM)
+    httpx.get(f"{n1.http}/api/me?user=alice")
+    conn = await asyncpg.connect(pg_dsn)
+    try:  # what the dead node's commit left: the row, the room's last seq, and alice a member
+        await conn.execute("INSERT INTO members (room, username, joined) VALUES ($1, 'alice', 0)", ROOM)
+        await conn.execute(
+            "INSERT INTO messages (room, seq, sender, client_id, body, ts) VALUES ($1, 1, 'alice', 'x', 'orphan', 1)",
+            ROOM,
+        )
+        await conn.execute("UPDATE rooms SET last_seq = 1 WHERE name = $1", ROOM)
+    finally:
+        await conn.close()
+    alice = await Client.connect(n1.ws, user="alice")
+    await alice.join(ROOM)
+    ack = await alice.say(ROOM, "orphan", "x")
+    assert ack["duplicate"] is True and ack["seq"] == 1
+    got = await reader.messages(1, timeout=5)
+    assert (got[0]["seq"], got[0]["body"]) == (1, "orphan")
+
+
+async def test_a_user_on_two_nodes_stays_present_when_one_of_their_sockets_leaves(cluster: MakeCluster) -> None:
+    c = cluster(3)
+    n1, n2, n3 = c.nodes
+    bob = await Client.connect(n3.ws, user="bob")
+    await bob.join(ROOM)
+    a1 = await Client.connect(n1.ws, user="alice")
+    await a1.join(ROOM)
+    a2 = await Client.connect(n2.ws, user="alice")
+    await a2.join(ROOM)
+    assert await presence_frame(bob, "alice") is True
+    # Let node 2's report arrive first: nodes report independently, so closing the first socket in the same
+    # instant as the second one joins can show a brief offline/online flicker (docs/scale-out.md says so).
+    await asyncio.sleep(0.5)
+    await a1.close()  # alice's socket on node 1 goes; she is still on node 2
+    await asyncio.sleep(1.0)
+    assert presence(n3.http, ROOM) == ["alice", "bob"]
+    try:
+        while True:
+            frame = await bob.recv(0.5)
+            assert not (frame["type"] == "presence" and frame["user"] == "alice"), frame
+    except TimeoutError:
+        pass
+    await a2.close()
+    assert await presence_frame(bob, "alice") is False
+    assert presence(n3.http, ROOM) == ["bob"]
