@@ -3,6 +3,8 @@
 #
 #   bash bench/run-all.sh            # all of them, ~30 minutes
 #   bash bench/run-all.sh steady     # any of: steady steady2 ramp ramp2 burst connect large dm
+#                                    #   cluster-steady cluster-ramp cluster-burst (need Redis, RabbitMQ,
+#                                    #   PostgreSQL and nginx on this machine)
 #
 # The load generator shares the machine with the server, and anything else running skews both, so before each run
 # (and, through --calm, before each target of a comparison) this waits up to 10 minutes for the 1-minute load
@@ -33,7 +35,7 @@ run() {  # run NAME ARGS...: one bench command, its table to $OUT/NAME.txt
 
 want() { [ $# -eq 0 ] || [[ " $* " == *" $WHICH "* ]]; }
 
-for WHICH in steady steady2 ramp ramp2 burst connect large dm; do
+for WHICH in steady steady2 ramp ramp2 burst connect large dm cluster-steady cluster-ramp cluster-burst; do
   if ! want "$@"; then continue; fi
   case $WHICH in
     steady)  run steady compare -s bench/scenarios/steady.toml -t spawn -t naive ;;
@@ -44,5 +46,11 @@ for WHICH in steady steady2 ramp ramp2 burst connect large dm; do
     connect) run connect compare -s bench/scenarios/connect.toml -t spawn -t naive ;;
     large)   run large compare -s bench/scenarios/large.toml -t spawn -t naive ;;
     dm)      run dm compare -s bench/scenarios/dm.toml -t spawn -t naive ;;
+    cluster-steady) run cluster-steady compare -s bench/scenarios/steady.toml --rate 2400 \
+                      -t spawn -t cluster:redis -t cluster:rabbitmq ;;
+    cluster-ramp)   run cluster-ramp compare -s bench/scenarios/cluster-ramp.toml \
+                      -t spawn -t cluster:redis -t cluster:rabbitmq ;;
+    cluster-burst)  run cluster-burst compare -s bench/scenarios/burst.toml \
+                      -t spawn -t cluster:redis -t cluster:rabbitmq ;;
   esac
 done

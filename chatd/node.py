@@ -424,6 +424,7 @@ class Node:
         g["chatd_ingest_queue_depth"] = lambda: self.broker.depth()
         g["chatd_rooms_active"] = lambda: len(self.hub.rooms)
         g["chatd_broker_connected"] = lambda: int(self.broker.ready())
+        g["chatd_store_ready"] = lambda: int(self.worker.store_ok)
         g["chatd_presence_users"] = lambda: self.presence.count()
         g["chatd_gap_fills_pending"] = lambda: len(self._fills)
         g["chatd_outbox_bytes"] = lambda: sum(c.outbox.size for c in self.hub.conns.values())

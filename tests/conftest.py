@@ -3,15 +3,23 @@ from __future__ import annotations
 import os
 import secrets
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import services  # noqa: E402
-from chatd.deploy.local import NginxProcess, drop_database, ensure_database, port_open  # noqa: E402
+from chatd.deploy.local import (  # noqa: E402
+    LocalCluster,
+    NginxProcess,
+    drop_database,
+    ensure_database,
+    free_port,
+    port_open,
+)
 from harness import ChatdProcess  # noqa: E402
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -107,3 +115,33 @@ def broker(request: pytest.FixtureRequest, namespace: str) -> tuple[str, str]:
 @pytest.fixture
 def need_nginx() -> None:
     need("nginx (apt-get install nginx)", NginxProcess.binary() is not None)
+
+
+@pytest.fixture
+def cluster(
+    tmp_path: Path, broker: tuple[str, str], namespace: str, pg_dsn: str, need_nginx: None
+) -> Iterator[Callable[..., LocalCluster]]:
+    """``cluster(nodes=3, settings=…)``: the same LocalCluster ``chatd cluster up`` starts, over the broker under
+    test (tests using it run once per broker), with the test's own namespace and database, behind nginx."""
+    started: list[LocalCluster] = []
+
+    def make(
+        nodes: int = 3, settings: dict[str, dict[str, Any]] | None = None, broker_url: str | None = None
+    ) -> LocalCluster:
+        base: dict[str, dict[str, Any]] = {
+            "auth": {"mode": "open"},
+            "limits": {"send_rate": 0},
+            "server": {"drain_timeout": 10.0},
+        }
+        for section, values in (settings or {}).items():
+            base.setdefault(section, {}).update(values)
+        backend, url = broker
+        run = LocalCluster(
+            tmp_path / f"cluster{len(started)}", nodes, backend, broker_url or url, pg_dsn, namespace, free_port(), base
+        )
+        started.append(run)
+        return run.start()
+
+    yield make
+    for run in started:
+        run.stop()

@@ -121,6 +121,7 @@ export class Connection extends EventTarget {
         /* lastHeard is all a pong is for */
       } else if (frame.type === "hello") {
         this.attempt = 0;
+        this.node = frame.node ?? ""; // which server node this socket reached (several sit behind one address)
         this.heartbeatMs = frame.heartbeat_interval > 0 ? frame.heartbeat_interval * 1000 : DEFAULT_HEARTBEAT_MS;
         this.setState("open");
         this.emit("hello", frame);
