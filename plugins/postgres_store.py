@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections.abc import Sequence
 from urllib.parse import urlsplit, urlunsplit
 
@@ -98,6 +99,10 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX uploads_unposted ON uploads (created) WHERE room IS NULL;
         """,
     ),
+    (
+        "003_deployment_key",
+        "CREATE TABLE deployment (name TEXT PRIMARY KEY, value BYTEA NOT NULL);",
+    ),
 ]
 
 # An exact spelling wins, for databases made before names were case-insensitive.
@@ -171,6 +176,13 @@ class PostgresStore(Store):
         return isinstance(exc, (OSError, asyncpg.InterfaceError, asyncio.TimeoutError, ConnectionError))
 
     # --- users and tokens ---------------------------------------------------------------------------------------
+
+    async def deployment_key(self) -> bytes | None:
+        await self._p.execute(
+            "INSERT INTO deployment (name, value) VALUES ('ticket_key', $1) ON CONFLICT (name) DO NOTHING",
+            secrets.token_bytes(32),
+        )
+        return await self._p.fetchval("SELECT value FROM deployment WHERE name = 'ticket_key'")
 
     def describe(self) -> str:
         parts = urlsplit(self.cfg.dsn)

@@ -160,7 +160,7 @@ def create_app(node: Node) -> Litestar:
                 "upload_rules": UploadRules(node.cfg.uploads, node.store),
                 "store_disk": StoreDisk(node.store, node.cfg.store.min_free_bytes),
                 "typing_budget": KeyedBuckets(lim.typing_rate, lim.typing_burst),
-                "tickets": Tickets(node.cfg.auth.secret),
+                "tickets": Tickets(node.cfg.auth.secret, node.store),
             }
         ),
         exception_handlers={ChatError: _chat_error, HTTPException: _http_error, Exception: _internal},

@@ -47,7 +47,7 @@ async def authenticate(
         return Principal(user, token) if user else None
     signed = query.get("ticket" if kind == WS else "key") if tickets is not None and kind else None
     if signed and tickets is not None:
-        claims = tickets.check(kind, signed)
+        claims = await tickets.check(kind, signed)
         user = await node.accounts.user_for_hash(claims.token_hash) if claims else None
         return Principal(user, hashed=claims.token_hash) if user and claims and user.name == claims.user else None
     if node.cfg.auth.mode == "open":

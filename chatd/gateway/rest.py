@@ -203,9 +203,9 @@ async def ticket(request: Request[Any, Any, Any], principal: Principal) -> Ticke
     auth = _node(request).cfg.auth
     name = principal.user.name
     return TicketOut(
-        tickets.issue(WS, name, hashed, auth.ticket_ttl),
+        await tickets.issue(WS, name, hashed, auth.ticket_ttl),
         auth.ticket_ttl,
-        tickets.issue(MEDIA, name, hashed, auth.media_ttl),
+        await tickets.issue(MEDIA, name, hashed, auth.media_ttl),
         auth.media_ttl,
     )
 

@@ -8,11 +8,14 @@ the web page trades its token (in a header) for:
 - a **media key** (``?key=`` on ``GET /api/uploads/{id}``): reads attachments for ``auth.media_ttl`` seconds and
   is refused everywhere else.
 
-Both are signed (HMAC-SHA256 with ``auth.secret``), name their user and the hash of the token they came from, and
-are checked against that token on use, so a logout or a revoked token ends them too. Nodes that share
-``auth.secret`` accept each other's; an empty secret is a random one per process. A ticket is single-use per
-node: each node remembers the tickets it has taken until they expire (at most ``MAX_USED``, oldest forgotten first;
-a forgotten one is still bounded by its expiry). Across nodes a ticket could be replayed within its lifetime.
+Both are signed (HMAC-SHA256), name their user and the hash of the token they came from, and are checked against
+that token on use, so a logout or a revoked token ends them too. The key is ``auth.secret`` when set; otherwise
+the deployment's key kept in the store (``Store.deployment_key``), so every node of a deployment accepts what any
+of them issued without configuration (whoever can read the database could then mint tickets for users with live
+tokens: set ``auth.secret`` to keep the key out of it); a store that keeps none gives each process its own key.
+A ticket is single-use per node: each node remembers the tickets it has taken until they expire (at most
+``MAX_USED``, oldest forgotten first; a forgotten one is still bounded by its expiry). Across nodes a ticket could
+be replayed within its lifetime.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ import time
 from collections import OrderedDict
 
 import msgspec
+
+from chatd.store.base import Store
 
 WS, MEDIA = "ws", "media"
 MAX_USED = 100_000
@@ -48,21 +53,30 @@ class Claims(msgspec.Struct, array_like=True, frozen=True):
 class Tickets:
     """Issues and checks signed tickets and media keys (see the module docstring)."""
 
-    def __init__(self, secret: str) -> None:
-        self._key = hashlib.sha256(secret.encode()).digest() if secret else secrets.token_bytes(32)
+    def __init__(self, secret: str, store: Store) -> None:
+        self._key = hashlib.sha256(secret.encode()).digest() if secret else None
+        self._store = store
         self._used: OrderedDict[str, float] = OrderedDict()
 
-    def issue(self, kind: str, user: str, token_hash: str, ttl: float) -> str:
+    async def _signing_key(self) -> bytes:
+        if self._key is None:
+            # Read once, after the store is open (the app is built before the node starts).
+            self._key = await self._store.deployment_key() or secrets.token_bytes(32)
+        return self._key
+
+    async def issue(self, kind: str, user: str, token_hash: str, ttl: float) -> str:
         payload = _b64(msgspec.json.encode(Claims(kind, user, token_hash, round(time.time() + ttl, 3))))
-        return f"{payload}.{self._sign(payload)}"
+        return f"{payload}.{self._sign(await self._signing_key(), payload)}"
 
-    def _sign(self, payload: str) -> str:
-        return _b64(hmac.new(self._key, payload.encode(), hashlib.sha256).digest()[:24])
+    @staticmethod
+    def _sign(key: bytes, payload: str) -> str:
+        return _b64(hmac.new(key, payload.encode(), hashlib.sha256).digest()[:24])
 
-    def check(self, kind: str, text: str) -> Claims | None:
+    async def check(self, kind: str, text: str) -> Claims | None:
         """The claims of a valid, unexpired ``kind`` credential; a ticket is also spent. None for anything else."""
         payload, _, sig = text.partition(".")
-        if not sig or len(text) > 1024 or not hmac.compare_digest(sig, self._sign(payload)):
+        key = await self._signing_key()
+        if not sig or len(text) > 1024 or not hmac.compare_digest(sig, self._sign(key, payload)):
             return None
         try:
             claims = msgspec.json.decode(_unb64(payload), type=Claims)

@@ -16,6 +16,7 @@ and a picture is uploaded here first, then referenced from a message by id (``"a
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 import secrets
@@ -37,6 +38,7 @@ from chatd.store.base import UploadRecord
 from chatd.uploads import UploadRules, delete_file, upload_path
 
 SNIFF_BYTES = 512
+log = logging.getLogger("chatd.uploads")
 _NAME_RE = re.compile(r"[^A-Za-z0-9._ -]+")
 
 
@@ -181,9 +183,14 @@ async def download(request: Request[Any, Any, Any], principal: Principal, upload
     if not allowed:
         # Same answer as a missing id, so ids of other rooms' files cannot be confirmed by probing.
         raise ChatError(Err.NOT_FOUND, "no such upload")
+    path = _path(node.cfg.uploads.dir, record.id)
+    if not await asyncio.to_thread(path.is_file):
+        # A record without its file: swept or deleted meanwhile, or (several nodes) an uploads.dir not shared.
+        log.warning("upload %s has a record but no file under %s", record.id, node.cfg.uploads.dir)
+        raise ChatError(Err.NOT_FOUND, "no such upload")
     inline = record.content_type.startswith("image/")
     return File(
-        path=_path(node.cfg.uploads.dir, record.id),
+        path=path,
         filename=record.name,
         media_type=record.content_type,
         content_disposition_type="inline" if inline else "attachment",

@@ -111,6 +111,13 @@ class Store(abc.ABC):
         directory, a mistyped path). SQLite: the file exists. A backend that cannot tell answers True."""
         return True
 
+    async def deployment_key(self) -> bytes | None:
+        """A random 32-byte key made once per deployment: the first caller creates it (atomically, so racing nodes
+        agree) and every node using this store reads the same one. It signs WebSocket tickets and attachment keys
+        when ``auth.secret`` is empty, so those work across nodes without configuration. None when the store keeps
+        no such key (each node then uses a key of its own)."""
+        return None
+
     def free_bytes(self) -> int | None:
         """Bytes free on the filesystem the store writes to, or None when that is not this process's business
         (a database server). Readiness turns false below ``store.min_free_bytes``. Must not block for long."""

@@ -76,9 +76,15 @@ def m002_nocase_users_and_upload_indexes(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX uploads_unposted ON uploads (created) WHERE room IS NULL")
 
 
+def m003_deployment_key(db: sqlite_utils.Database) -> None:
+    """One row per deployment-wide value; the first is the key that signs tickets (``Store.deployment_key``)."""
+    db.execute("CREATE TABLE deployment (name TEXT PRIMARY KEY, value BLOB NOT NULL)")
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_initial", m001_initial),
     ("002_nocase_users_and_upload_indexes", m002_nocase_users_and_upload_indexes),
+    ("003_deployment_key", m003_deployment_key),
 ]
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
+import secrets
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -144,6 +145,13 @@ class SQLiteStore(Store):
 
     async def exists(self) -> bool:
         return self.path == ":memory:" or Path(self.path).exists()
+
+    async def deployment_key(self) -> bytes | None:
+        await self._write(
+            "INSERT OR IGNORE INTO deployment (name, value) VALUES ('ticket_key', ?)", (secrets.token_bytes(32),)
+        )
+        row = await self._one("SELECT value FROM deployment WHERE name = 'ticket_key'")
+        return bytes(row[0]) if row else None
 
     def free_bytes(self) -> int | None:
         if self.path == ":memory:":

@@ -142,3 +142,19 @@ def test_nginx_accepts_the_sample_config_and_its_log_keeps_no_secret(make_server
         proc.wait(10)
     log = (tmp_path / "access.log").read_text()
     assert "GET /api/server HTTP/1.1" in log and "SECRET-TICKET" not in log
+
+
+async def test_a_ticket_from_one_node_opens_a_session_on_another(cluster, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Without auth.secret the nodes sign with the deployment's key from the store, so a page whose ticket request
+    and WebSocket reach different nodes behind the proxy still connects (and its images still load)."""
+    c = cluster(2, {"auth": {"mode": "token"}, "uploads": {"dir": str(tmp_path / "shared-uploads")}})
+    n1, n2 = c.nodes
+    token = httpx.post(f"{n1.http}/api/auth/register", json={"username": "roamer", "password": "correct horse"})
+    token = token.json()["token"]
+    upload_id = httpx.post(f"{n1.http}/api/uploads", content=PNG, headers=bearer(token)).json()["id"]
+    t = httpx.post(f"{n1.http}/api/auth/ticket", headers=bearer(token)).json()
+    client = await Client.connect(f"{n2.ws}?ticket={t['ticket']}")
+    assert client.hello["user"] == "roamer"
+    await client.close()
+    r = httpx.get(f"{n2.http}/api/uploads/{upload_id}", params={"key": t["media_key"]}, timeout=10)
+    assert r.status_code == 200

@@ -144,3 +144,14 @@ def test_database_wal_and_uploads_are_private(make_server) -> None:
         assert path.exists() and path.stat().st_mode & 0o077 == 0, f"{path} is {oct(path.stat().st_mode)}"
     for d in {p.parent for p in files_of(server)} | {Path(server.settings["uploads"]["dir"])}:
         assert d.stat().st_mode & 0o077 == 0, f"{d} is {oct(d.stat().st_mode)}"
+
+
+def test_an_upload_whose_file_is_gone_is_not_found_not_a_crash(make_server) -> None:
+    server: ChatdProcess = make_server(hardened({"auth": {"mode": "token"}})).start()
+    token = new_user(server, "loser")
+    upload_id = upload(server, token).json()["id"]
+    for path in files_of(server):
+        path.unlink()  # a sweep on another node, an operator, an uploads.dir not shared between nodes
+    r = server.get(f"/api/uploads/{upload_id}", headers=bearer(token))
+    assert r.status_code == 404 and r.json()["code"] == "not_found"
+    assert "has a record but no file" in server.log() and "Traceback" not in server.log()

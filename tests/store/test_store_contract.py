@@ -217,3 +217,9 @@ async def test_upload_quota_usage_deletion_and_unposted_sweep(make: MakeStore) -
     concurrent = [UploadRecord(f"c{i}", "racer", "image/png", 30, "x", 5) for i in range(10)]
     stored = await asyncio.gather(*(store.add_upload(r, quota=100) for r in concurrent))
     assert sum(stored) == 3 and await store.upload_usage("racer") == 90
+
+
+async def test_the_deployment_key_is_made_once_and_shared_by_every_node(make: MakeStore) -> None:
+    a, b = await make(), await make()
+    ka, kb = await asyncio.gather(a.deployment_key(), b.deployment_key())
+    assert ka is not None and len(ka) == 32 and ka == kb == await b.deployment_key()
