@@ -1,7 +1,8 @@
 """What the bench points at: a URL, a chatd it spawns, or the naive peer it spawns; plus how to watch it.
 
 A target is named on the command line as ``spawn`` (a fresh chatd on a free port with bench-friendly limits),
-``naive`` (the reproduction of the naive FastAPI broadcast server in ``bench/peers/``), ``cluster:redis`` or
+``naive`` (the reproduction of the naive FastAPI broadcast server in ``bench/peers/``), ``ceiling`` (the
+no-framework ceiling in ``bench/peers/``: picows and uvloop, nothing persisted), ``cluster:redis`` or
 ``cluster:rabbitmq`` (optionally ``cluster:redis:3``: that many chatd nodes behind nginx on this machine, sharing the
 machine's broker and a fresh PostgreSQL database, as ``chatd cluster up`` starts them), or a ``ws://`` URL of any
 protocol-v1 server. Watching means scraping ``/metrics`` (Prometheus text) and, when the server runs on this
@@ -31,6 +32,7 @@ from chatd.deploy.local import BROKER_URLS, LocalCluster, drop_database, drop_na
 
 REPO = Path(__file__).resolve().parent.parent.parent
 NAIVE_PEER = REPO / "bench" / "peers" / "naive_fastapi.py"
+CEILING_PEER = REPO / "bench" / "peers" / "picows_ceiling.py"
 
 
 def free_port() -> int:
@@ -237,24 +239,34 @@ def spawn_chatd(
     return target
 
 
-def spawn_naive(timeout: float = 30.0) -> Target:
-    """The naive FastAPI broadcast peer (needs the ``peers`` extra: fastapi, uvicorn)."""
-    if not NAIVE_PEER.is_file():
-        raise RuntimeError(f"naive peer not found at {NAIVE_PEER} (it lives in the source checkout)")
-    workdir = Path(tempfile.mkdtemp(prefix="chatd-bench-naive-"))
+def spawn_peer(script: Path, label: str, timeout: float = 30.0) -> Target:
+    """A peer server from ``bench/peers/`` (they need the ``peers`` extra) on a free port."""
+    if not script.is_file():
+        raise RuntimeError(f"peer not found at {script} (it lives in the source checkout)")
+    workdir = Path(tempfile.mkdtemp(prefix=f"chatd-bench-{script.stem}-"))
     port = free_port()
     log = open(workdir / "server.log", "ab")
     proc = subprocess.Popen(
-        [sys.executable, str(NAIVE_PEER), "--port", str(port)],
+        [sys.executable, str(script), "--port", str(port)],
         cwd=workdir,
         stdout=log,
         stderr=subprocess.STDOUT,
         env=_child_env(),
     )
-    target = Target("naive FastAPI peer", f"ws://127.0.0.1:{port}/ws", pid=proc.pid)
+    target = Target(label, f"ws://127.0.0.1:{port}/ws", pid=proc.pid)
     target.proc, target.workdir = proc, workdir
     target._wait_ready("/readyz", timeout)
     return target
+
+
+def spawn_naive(timeout: float = 30.0) -> Target:
+    """The naive FastAPI broadcast peer (fastapi, uvicorn)."""
+    return spawn_peer(NAIVE_PEER, "naive FastAPI peer", timeout)
+
+
+def spawn_ceiling(timeout: float = 30.0) -> Target:
+    """The no-framework ceiling: picows + uvloop, nothing persisted or checked."""
+    return spawn_peer(CEILING_PEER, "picows ceiling", timeout)
 
 
 def service_cpu_seconds(name: str) -> float:
@@ -340,11 +352,14 @@ def spawn_cluster(spec: str, connections: int, extra: dict[str, dict[str, Any]] 
 def resolve(
     spec: str, connections: int, server_pid: int | None = None, extra: dict[str, dict[str, Any]] | None = None
 ) -> Target:
-    """``spawn``, ``naive``, ``cluster:<broker>[:<nodes>]`` or a ws:// URL (``http://`` goes to ``/ws``)."""
+    """``spawn``, ``naive``, ``ceiling``, ``cluster:<broker>[:<nodes>]`` or a ws:// URL (``http://`` goes to
+    ``/ws``)."""
     if spec == "spawn":
         return spawn_chatd(connections, extra)
     if spec == "naive":
         return spawn_naive()
+    if spec == "ceiling":
+        return spawn_ceiling()
     if spec.startswith("cluster:"):
         return spawn_cluster(spec, connections, extra)
     if spec.startswith(("http://", "https://")):
@@ -353,5 +368,5 @@ def resolve(
             ("ws" if parts.scheme == "http" else "wss", parts.netloc, parts.path.rstrip("/") or "/ws", parts.query, "")
         )
     if not spec.startswith(("ws://", "wss://")):
-        raise ValueError(f"target {spec!r}: give spawn, naive, or a ws:// URL")
+        raise ValueError(f"target {spec!r}: give spawn, naive, ceiling, cluster:<broker>, or a ws:// URL")
     return Target(spec, spec, pid=server_pid)

@@ -94,13 +94,15 @@ def test_compare_runs_each_target_and_prints_ratios(tmp_path: Path) -> None:
         "spawn",
         "-t",
         "naive",
+        "-t",
+        "ceiling",
         "--json",
         str(tmp_path / "cmp.json"),
     )
     assert code == 0, text
-    assert "comparison: smoke" in text and "naive FastAPI peer" in text and "×)" in text
+    assert "comparison: smoke" in text and "naive FastAPI peer" in text and "picows ceiling" in text and "×)" in text
     runs = json.loads((tmp_path / "cmp.json").read_text())["runs"]
-    assert [r["tally"]["lost"] for r in runs] == [0, 0]
+    assert [r["tally"]["lost"] for r in runs] == [0, 0, 0]
 
 
 def test_every_scenario_file_and_preset_loads_and_lays_out_rooms() -> None:
