@@ -53,6 +53,73 @@ def _marks(rows: int, width: int = 1) -> str:
     return ",".join([one] * rows)
 
 
+def _append_sync(conn: sqlite3.Connection, batch: Sequence[NewMessage]) -> list[Outcome]:
+    """One append transaction, run on the writer connection's own thread (see ``Store.append``)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        outcomes = _append_rows(conn, batch)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return outcomes
+
+
+def _append_rows(conn: sqlite3.Connection, batch: Sequence[NewMessage]) -> list[Outcome]:
+    keys = {(m.room, m.sender, m.client_id) for m in batch}
+    existing: dict[tuple[str, str, str], Outcome] = {
+        (r[0], r[2], r[3]): Outcome(r[1], r[5], True, stored=_message(r))
+        for r in conn.execute(
+            f"WITH k(room, sender, client_id) AS (VALUES {_marks(len(keys), 3)}) "
+            f"SELECT {_MESSAGE_COLS} FROM k JOIN messages m "
+            "ON m.room = k.room AND m.sender = k.sender AND m.client_id = k.client_id",
+            [v for key in keys for v in key],
+        )
+    }
+    names = list({m.room for m in batch})
+    last: dict[str, int] = dict(
+        conn.execute(f"SELECT name, last_seq FROM rooms WHERE name IN ({_marks(len(names))})", names).fetchall()
+    )
+    pairs = list({(m.room, m.sender) for m in batch})
+    members = set(
+        conn.execute(
+            f"SELECT room, user FROM members WHERE (room, user) IN (VALUES {_marks(len(pairs), 2)})",
+            [v for pair in pairs for v in pair],
+        ).fetchall()
+    )
+    ts = now_ms()
+    rows: list[tuple] = []
+    fresh: dict[tuple[str, str, str], int] = {}  # key -> index in rows, for a repeat later in the same batch
+    outcomes: list[Outcome] = []
+    for m in batch:
+        key = (m.room, m.sender, m.client_id)
+        seen = existing.get(key)
+        if seen is not None:
+            outcomes.append(seen)
+        elif key in fresh:
+            row = rows[fresh[key]]
+            outcomes.append(Outcome(row[1], ts, True, stored=_message(row)))
+        elif m.room not in last:
+            outcomes.append(Outcome(error=Err.NOT_FOUND.code, message=f"room {m.room!r} does not exist"))
+        elif (m.room, m.sender) not in members:
+            outcomes.append(Outcome(error=Err.NOT_MEMBER.code, message=f"you are not a member of {m.room!r}"))
+        else:
+            seq = last[m.room] = last[m.room] + 1
+            attachments = _json.encode(m.attachments).decode() if m.attachments else None
+            fresh[key] = len(rows)
+            rows.append((m.room, seq, m.sender, m.client_id, m.body, ts, attachments))
+            outcomes.append(Outcome(seq, ts))
+    if rows:
+        conn.executemany(
+            "INSERT INTO messages (room, seq, sender, client_id, body, ts, attachments) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+        touched = {r[0] for r in rows}
+        conn.executemany("UPDATE rooms SET last_seq = ? WHERE name = ?", [(last[n], n) for n in touched])
+    return outcomes
+
+
 def _message(row: tuple) -> Message:
     room, seq, sender, client_id, body, ts, attachments = row
     return Message(
@@ -289,71 +356,10 @@ class SQLiteStore(Store):
     async def append(self, batch: Sequence[NewMessage]) -> list[Outcome]:
         if not batch:
             return []
-        async with self._write_lock, transaction(self._w) as w:
-            return await self._append_in_tx(w, batch)
-
-    async def _append_in_tx(self, w: aiosqlite.Connection, batch: Sequence[NewMessage]) -> list[Outcome]:
-        keys = {(m.room, m.sender, m.client_id) for m in batch}
-        existing: dict[tuple[str, str, str], Outcome] = {
-            (r[0], r[2], r[3]): Outcome(r[1], r[5], True, stored=_message(tuple(r)))
-            for r in await w.execute_fetchall(
-                f"WITH k(room, sender, client_id) AS (VALUES {_marks(len(keys), 3)}) "
-                f"SELECT {_MESSAGE_COLS} FROM k JOIN messages m "
-                "ON m.room = k.room AND m.sender = k.sender AND m.client_id = k.client_id",
-                [v for key in keys for v in key],
-            )
-        }
-        names = list({m.room for m in batch})
-        last: dict[str, int] = {
-            r[0]: r[1]
-            for r in await w.execute_fetchall(
-                f"SELECT name, last_seq FROM rooms WHERE name IN ({_marks(len(names))})", names
-            )
-        }
-        pairs = list({(m.room, m.sender) for m in batch})
-        members = {
-            (r[0], r[1])
-            for r in await w.execute_fetchall(
-                f"SELECT room, user FROM members WHERE (room, user) IN (VALUES {_marks(len(pairs), 2)})",
-                [v for pair in pairs for v in pair],
-            )
-        }
-        ts = now_ms()
-        rows: list[tuple] = []
-        outcomes: list[Outcome] = []
-        for m in batch:
-            key = (m.room, m.sender, m.client_id)
-            seen = existing.get(key)
-            if seen is not None:
-                outcomes.append(seen)
-            elif m.room not in last:
-                outcomes.append(Outcome(error=Err.NOT_FOUND.code, message=f"room {m.room!r} does not exist"))
-            elif (m.room, m.sender) not in members:
-                outcomes.append(Outcome(error=Err.NOT_MEMBER.code, message=f"you are not a member of {m.room!r}"))
-            else:
-                seq = last[m.room] = last[m.room] + 1
-                attachments = _json.encode(m.attachments).decode() if m.attachments else None
-                rows.append((m.room, seq, m.sender, m.client_id, m.body, ts, attachments))
-                outcomes.append(Outcome(seq, ts))
-                stored = Message(
-                    room=m.room,
-                    seq=seq,
-                    from_=m.sender,
-                    body=m.body,
-                    client_id=m.client_id,
-                    ts=ts,
-                    attachments=m.attachments,
-                )
-                existing[key] = Outcome(seq, ts, True, stored=stored)  # a repeat later in the batch is a duplicate
-        if rows:
-            await w.executemany(
-                "INSERT INTO messages (room, seq, sender, client_id, body, ts, attachments) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
-            touched = {r[0] for r in rows}
-            await w.executemany("UPDATE rooms SET last_seq = ? WHERE name = ?", [(last[n], n) for n in touched])
-        return outcomes
+        async with self._write_lock:
+            # The whole transaction is one call on the writer's thread: one hand-off per batch instead of one per
+            # statement (each hand-off is a queue put, a thread wake-up and a future back on the loop).
+            return await self._w._execute(_append_sync, self._w._conn, batch)
 
     async def history(
         self, room: str, *, after: int | None = None, before: int | None = None, limit: int = 100
