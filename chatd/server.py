@@ -24,6 +24,7 @@ from granian.server.embed import Server
 from chatd import __version__
 from chatd.config import Config, is_loopback
 from chatd.gateway.app import create_app
+from chatd.gateway.ws import with_raw_websocket_io
 from chatd.node import Node
 from chatd.registry import BackendError, load
 from chatd.store.base import StoreRefused
@@ -92,7 +93,7 @@ async def _serve(cfg: Config) -> int:
     node = Node(cfg)
     lim = cfg.limits
     server = Server(
-        create_app(node),
+        with_raw_websocket_io(create_app(node)),
         address=cfg.server.host,
         port=cfg.server.port,
         interface=Interfaces.ASGINL,

@@ -18,7 +18,8 @@ import logging
 import time
 
 from litestar import WebSocket, websocket
-from litestar.types import WebSocketSendEvent
+from litestar.types import ASGIApp, Receive, Scope, WebSocketSendEvent
+from litestar.types import Send as ASGISend
 
 from chatd.errors import ChatError, Close, Err, internal_message, log_fault
 from chatd.gateway.auth import authenticate, origin_allowed
@@ -47,6 +48,22 @@ log = logging.getLogger("chatd.ws")
 
 PACK_MAX = 64 * 1024  # bytes per packed WebSocket message; a single larger frame still goes alone
 CLOSE_GRACE = 1.0  # seconds a peer gets to answer our close frame
+
+
+RAW_ASGI = "chatd.asgi"
+
+
+def with_raw_websocket_io(app: ASGIApp) -> ASGIApp:
+    """The entry point granian calls: the app, plus the server's own ``receive``/``send`` stored in a WebSocket's
+    scope, so the per-frame read and write loops (``gateway/ws.py``) can skip litestar's per-call wrappers. The
+    handshake, accept and close still go through litestar."""
+
+    async def entry(scope: Scope, receive: Receive, send: ASGISend) -> None:
+        if scope["type"] == "websocket":
+            scope[RAW_ASGI] = (receive, send)  # type: ignore[literal-required]
+        await app(scope, receive, send)
+
+    return entry
 
 
 @websocket("/ws")
@@ -123,6 +140,11 @@ class WsSession:
         self._closer: asyncio.Task[None] | None = None
         self._reader_done = asyncio.Event()
         self._sending = False
+        # After the accept, frames go straight to the server's receive/send (see gateway.app.with_raw_websocket_io):
+        # litestar's wrappers would cost two extra calls per frame in each direction.
+        raw: tuple[Receive, ASGISend] | None = socket.scope.get(RAW_ASGI)  # type: ignore[assignment]
+        self.raw_receive: Receive = raw[0] if raw else socket.receive
+        self.raw_send: ASGISend = raw[1] if raw else socket.send
 
     async def run(self) -> None:
         node, conn = self.node, self.conn
@@ -156,7 +178,7 @@ class WsSession:
             await node.disconnected(conn)
 
     async def _read_loop(self) -> None:
-        receive, node, conn, limits = self.socket.receive, self.node, self.conn, self.limits
+        receive, node, conn, limits = self.raw_receive, self.node, self.conn, self.limits
         metrics = node.metrics
         while True:
             msg = await receive()
@@ -206,7 +228,7 @@ class WsSession:
 
     async def _write_loop(self) -> None:
         outbox = self.conn.outbox
-        send = self.socket.send
+        send = self.raw_send
         metrics = self.node.metrics
         while True:
             await outbox.wake.wait()
