@@ -56,6 +56,12 @@ class Err(enum.Enum):
         "Ask a member or an admin.",
     )
     NOT_FOUND = ErrorInfo("not_found", 404, "No such room, user, message or upload.", "Check the name.")
+    GONE = ErrorInfo(
+        "gone",
+        410,
+        "The message was deleted: it can no longer be edited, deleted again or reacted to.",
+        "Show it as deleted; do not resend the change.",
+    )
     METHOD_NOT_ALLOWED = ErrorInfo(
         "method_not_allowed",
         405,

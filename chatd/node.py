@@ -212,7 +212,7 @@ class Node:
                     if not feed.gap():
                         return
                     continue
-                page = await self.store.history(room, after=feed.last, limit=min(REPLAY_PAGE, target - feed.last))
+                page = await self.store.stream(room, after=feed.last, limit=min(REPLAY_PAGE, target - feed.last))
                 if not page:
                     log.error(
                         "room %s: the store has no messages after seq %d, expected up to %d", room, feed.last, target
@@ -236,10 +236,7 @@ class Node:
             b = self._buckets[user] = TokenBucket(lim.send_rate, lim.send_burst, time.monotonic())
         return b
 
-    async def submit(
-        self, user: str, room: str, body: str, client_id: str, attachments: list[str], reply: Reply
-    ) -> None:
-        """Validate a send and queue it. ``reply`` gets its Completion once it is stored (or refused)."""
+    def _admit(self, user: str, client_id: str) -> None:
         if self.draining:
             raise ChatError(Err.UNAVAILABLE, "server is draining; resend after reconnecting", client_id)
         bucket = self.bucket(user)  # one bucket per user, shared by their sockets and REST calls
@@ -248,6 +245,19 @@ class Node:
             raise ChatError(
                 Err.RATE_LIMITED, f"send rate over the limit; retry in {bucket.retry_after():.2f}s", client_id
             )
+
+    async def submit(
+        self,
+        user: str,
+        room: str,
+        body: str,
+        client_id: str,
+        attachments: list[str],
+        reply: Reply,
+        reply_to: int = 0,
+    ) -> None:
+        """Validate a send and queue it. ``reply`` gets its Completion once it is stored (or refused)."""
+        self._admit(user, client_id)
         await self.rooms.require_member(room, user)
         if attachments:
             wanted = list(dict.fromkeys(attachments))
@@ -256,15 +266,25 @@ class Node:
                 missing = sorted(set(wanted) - set(bound))
                 raise ChatError(Err.NOT_FOUND, f"unknown attachment(s): {', '.join(missing)}", client_id)
             attachments = wanted
+        await self._enqueue(NewMessage(room, user, client_id, body, attachments, reply_to=reply_to), reply)
+
+    async def submit_change(self, change: NewMessage, reply: Reply) -> None:
+        """Queue a room change (edit, delete, reaction, topic: ``chatd.store.changes``) exactly like a send: the
+        same rate, membership check, ingest queue and ack after storage; the store decides whether it is allowed."""
+        self._admit(change.sender, change.client_id)
+        await self.rooms.require_member(change.room, change.sender)
+        await self._enqueue(change, reply)
+
+    async def _enqueue(self, msg: NewMessage, reply: Reply) -> None:
         self._next_ticket += 1
         ticket = self._next_ticket
         self._tickets[ticket] = reply
         try:
-            await self.broker.submit(IngestItem(NewMessage(room, user, client_id, body, attachments), self.id, ticket))
+            await self.broker.submit(IngestItem(msg, self.id, ticket))
         except BrokerUnavailable:
             self._tickets.pop(ticket, None)
             raise ChatError(
-                Err.UNAVAILABLE, "the message queue is unreachable; resend with the same client_id", client_id
+                Err.UNAVAILABLE, "the message queue is unreachable; resend with the same client_id", msg.client_id
             ) from None
         except BaseException:
             self._tickets.pop(ticket, None)
@@ -272,7 +292,7 @@ class Node:
         self.metrics.messages_in += 1
 
     async def submit_and_wait(
-        self, user: str, room: str, body: str, client_id: str, attachments: list[str]
+        self, user: str, room: str, body: str, client_id: str, attachments: list[str], reply_to: int = 0
     ) -> Completion:
         fut: asyncio.Future[Completion] = asyncio.get_running_loop().create_future()
 
@@ -280,7 +300,18 @@ class Node:
             if not fut.done():
                 fut.set_result(c)
 
-        await self.submit(user, room, body, client_id, attachments, reply)
+        await self.submit(user, room, body, client_id, attachments, reply, reply_to)
+        return await fut
+
+    async def change_and_wait(self, change: NewMessage) -> Completion:
+        """``submit_change`` for REST: returns once the change is stored or refused."""
+        fut: asyncio.Future[Completion] = asyncio.get_running_loop().create_future()
+
+        def reply(c: Completion) -> None:
+            if not fut.done():
+                fut.set_result(c)
+
+        await self.submit_change(change, reply)
         return await fut
 
     def _on_complete(self, c: Completion) -> None:
@@ -319,7 +350,7 @@ class Node:
             through = since if since is not None else last
             remaining = count
             while remaining:
-                page = await self.store.history(room, after=through, limit=min(REPLAY_PAGE, remaining))
+                page = await self.store.stream(room, after=through, limit=min(REPLAY_PAGE, remaining))
                 if not page:
                     break
                 for m in page:

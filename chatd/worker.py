@@ -107,6 +107,9 @@ class Worker:
                 if out.stored is None:
                     continue
                 stored = out.stored
+            elif out.stored is not None:  # a room change: the store built its frame from what it applied
+                self.metrics.messages_stored += 1
+                stored = out.stored
             else:
                 self.metrics.messages_stored += 1
                 stored = Message(
@@ -117,6 +120,7 @@ class Worker:
                     client_id=m.client_id,
                     ts=out.ts,
                     attachments=m.attachments,
+                    reply_to=m.reply_to,
                 )
             deliveries.append(Delivery(m.room, out.seq, encode(stored), item.origin))
         if deliveries:

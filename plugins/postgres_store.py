@@ -24,13 +24,13 @@ import msgspec
 
 from chatd.config import StoreConfig
 from chatd.errors import ChatError, Err
-from chatd.protocol.frames import Message
+from chatd.protocol.frames import Entry, Message
+from chatd.store import changes
 from chatd.store.base import NewMessage, Outcome, RoomRecord, Store, UploadRecord, UserRecord
 
 log = logging.getLogger("chatd.store.postgres")
 
 _json = msgspec.json.Encoder()
-_list_decoder = msgspec.json.Decoder(list[str])
 NOW_MS = "(extract(epoch FROM clock_timestamp()) * 1000)::bigint"
 MIGRATE_LOCK = 0x63686174  # "chat": the advisory lock that serialises migrations
 # SQLSTATE classes of faults worth retrying as is: connection, resources, operator intervention, system, rollback.
@@ -103,26 +103,43 @@ MIGRATIONS: list[tuple[str, str]] = [
         "003_deployment_key",
         "CREATE TABLE deployment (name TEXT PRIMARY KEY, value BYTEA NOT NULL);",
     ),
+    (
+        # Room changes are rows of messages with a kind (chatd.store.changes); see the SQLite migration of the
+        # same name.
+        "005_room_events",
+        """
+        ALTER TABLE messages
+            ADD COLUMN kind TEXT,
+            ADD COLUMN target BIGINT,
+            ADD COLUMN reply_to BIGINT,
+            ADD COLUMN edited BIGINT,
+            ADD COLUMN deleted BOOLEAN NOT NULL DEFAULT false,
+            ADD COLUMN reactions TEXT,
+            ADD COLUMN data TEXT;
+        CREATE INDEX messages_edits ON messages (room, target) WHERE kind = 'edit';
+        ALTER TABLE rooms ADD COLUMN topic TEXT;
+        """,
+    ),
 ]
 
 # An exact spelling wins, for databases made before names were case-insensitive.
 BY_NAME = "WHERE lower(name) = lower($1) ORDER BY name = $1 DESC LIMIT 1"
 
 
-def _message(r: asyncpg.Record) -> Message:
-    return Message(
-        room=r["room"],
-        seq=r["seq"],
-        from_=r["sender"],
-        body=r["body"],
-        client_id=r["client_id"],
-        ts=r["ts"],
-        attachments=_list_decoder.decode(r["attachments"]) if r["attachments"] else [],
-    )
+def _entry(r: asyncpg.Record) -> Entry:
+    return changes.entry(tuple(r[c] for c in ENTRY_FIELDS))
+
+
+ENTRY_FIELDS = [c.strip() for c in changes.ENTRY_COLS.split(",")]
+
+
+def _as_message(e: Entry) -> Message:
+    assert isinstance(e, Message), "a history row without a kind is a message"
+    return e
 
 
 def _room(r: asyncpg.Record) -> RoomRecord:
-    return RoomRecord(r["name"], r["private"], r["created_by"] or "", r["created"], r["last_seq"])
+    return RoomRecord(r["name"], r["private"], r["created_by"] or "", r["created"], r["last_seq"], r["topic"] or "")
 
 
 def _user(r: asyncpg.Record) -> UserRecord:
@@ -252,7 +269,7 @@ class PostgresStore(Store):
             try:
                 r = await c.fetchrow(
                     "INSERT INTO rooms (name, private, created_by, created, last_seq) "
-                    f"VALUES ($1, $2, $3, {NOW_MS}, 0) RETURNING name, private, created_by, created, last_seq",
+                    f"VALUES ($1, $2, $3, {NOW_MS}, 0) RETURNING name, private, created_by, created, last_seq, topic",
                     name,
                     private,
                     created_by,
@@ -266,7 +283,7 @@ class PostgresStore(Store):
 
     async def get_room(self, name: str) -> RoomRecord | None:
         r = await self._p.fetchrow(
-            "SELECT name, private, created_by, created, last_seq FROM rooms WHERE name = $1", name
+            "SELECT name, private, created_by, created, last_seq, topic FROM rooms WHERE name = $1", name
         )
         return _room(r) if r else None
 
@@ -275,7 +292,7 @@ class PostgresStore(Store):
     ) -> list[tuple[RoomRecord, bool]]:
         # COLLATE "C": byte order, as the contract says, whatever the database's collation.
         rows = await self._p.fetch(
-            "SELECT r.name, r.private, r.created_by, r.created, r.last_seq, m.username IS NOT NULL AS member "
+            "SELECT r.name, r.private, r.created_by, r.created, r.last_seq, r.topic, m.username IS NOT NULL AS member "
             "FROM rooms r LEFT JOIN members m ON m.room = r.name AND m.username = $1 "
             'WHERE (NOT r.private OR m.username IS NOT NULL) AND r.name COLLATE "C" > $2 '
             'ORDER BY r.name COLLATE "C" LIMIT $3',
@@ -326,9 +343,9 @@ class PostgresStore(Store):
         keys = list({(m.room, m.sender, m.client_id) for m in batch})
         # Read after taking the locks: a racing append to the same room has committed by now, and its rows show.
         existing: dict[tuple[str, str, str], Outcome] = {
-            (r["room"], r["sender"], r["client_id"]): Outcome(r["seq"], r["ts"], True, stored=_message(r))
+            (r["room"], r["sender"], r["client_id"]): Outcome(r["seq"], r["ts"], True, stored=_entry(r))
             for r in await c.fetch(
-                "SELECT m.room, m.seq, m.sender, m.client_id, m.body, m.ts, m.attachments "
+                f"SELECT {changes.ENTRY_COLS} "
                 "FROM unnest($1::text[], $2::text[], $3::text[]) AS k(room, sender, client_id) "
                 "JOIN messages m USING (room, sender, client_id)",
                 [k[0] for k in keys],
@@ -346,7 +363,21 @@ class PostgresStore(Store):
                 [p[1] for p in pairs],
             )
         }
-        cols: tuple[list, ...] = ([], [], [], [], [], [], [])
+        cols: tuple[list, ...] = ([], [], [], [], [], [], [], [])
+        touched: set[str] = set()
+
+        async def flush() -> None:
+            # A change reads its target, which may be a message earlier in this batch: those rows go in first.
+            if cols[0]:
+                await c.execute(
+                    "INSERT INTO messages (room, seq, sender, client_id, body, ts, attachments, reply_to) "
+                    "SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], "
+                    "$6::bigint[], $7::text[], $8::bigint[])",
+                    *cols,
+                )
+                for col in cols:
+                    col.clear()
+
         outcomes: list[Outcome] = []
         for m in batch:
             key = (m.room, m.sender, m.client_id)
@@ -357,8 +388,19 @@ class PostgresStore(Store):
                 outcomes.append(Outcome(error=Err.NOT_FOUND.code, message=f"room {m.room!r} does not exist"))
             elif (m.room, m.sender) not in members:
                 outcomes.append(Outcome(error=Err.NOT_MEMBER.code, message=f"you are not a member of {m.room!r}"))
+            elif m.reply_to and not 0 < m.reply_to <= last[m.room]:
+                outcomes.append(Outcome(error=Err.NOT_FOUND.code, message=f"no message {m.reply_to} in {m.room!r}"))
+            elif m.kind:
+                await flush()
+                out = await self._apply_change(c, m, last[m.room] + 1, ts)
+                if not out.error:
+                    last[m.room] += 1
+                    touched.add(m.room)
+                    existing[key] = Outcome(out.seq, ts, True, stored=out.stored)
+                outcomes.append(out)
             else:
                 seq = last[m.room] = last[m.room] + 1
+                touched.add(m.room)
                 row = (
                     m.room,
                     seq,
@@ -367,6 +409,7 @@ class PostgresStore(Store):
                     m.body,
                     ts,
                     _json.encode(m.attachments).decode() if m.attachments else None,
+                    m.reply_to or None,
                 )
                 for col, value in zip(cols, row, strict=True):
                     col.append(value)
@@ -379,46 +422,101 @@ class PostgresStore(Store):
                     client_id=m.client_id,
                     ts=ts,
                     attachments=m.attachments,
+                    reply_to=m.reply_to,
                 )
                 existing[key] = Outcome(seq, ts, True, stored=stored)  # a repeat later in the batch is a duplicate
-        if cols[0]:
-            await c.execute(
-                "INSERT INTO messages (room, seq, sender, client_id, body, ts, attachments) "
-                "SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::bigint[], "
-                "$7::text[])",
-                *cols,
-            )
-            touched = sorted(set(cols[0]))
+        await flush()
+        if touched:
+            names = sorted(touched)
             await c.execute(
                 "UPDATE rooms SET last_seq = v.last FROM unnest($1::text[], $2::bigint[]) AS v(name, last) "
                 "WHERE rooms.name = v.name",
-                touched,
-                [last[n] for n in touched],
+                names,
+                [last[n] for n in names],
             )
         return outcomes
+
+    async def _apply_change(self, c: asyncpg.Connection, m: NewMessage, seq: int, ts: int) -> Outcome:
+        """Check and apply one room change at ``seq`` (see ``chatd.store.changes``)."""
+        target: changes.Target | None = None
+        if m.kind in changes.TARGETED:
+            row = await c.fetchrow(
+                "SELECT sender, kind, deleted, reactions FROM messages WHERE room = $1 AND seq = $2 FOR UPDATE",
+                m.room,
+                m.target,
+            )
+            if row is not None:
+                target = changes.Target(
+                    row["sender"], row["kind"], row["deleted"], changes.decode_reactions(row["reactions"])
+                )
+        admin = False
+        if m.kind == changes.DELETE and target is not None and target.sender != m.sender:
+            admin = bool(await c.fetchval("SELECT admin FROM users WHERE name = $1", m.sender))
+        refused = changes.refusal(m, target, admin)
+        if refused is not None:
+            return Outcome(error=refused[0], message=refused[1])
+        effect = changes.apply(m, target)
+        if m.kind == changes.EDIT:
+            await c.execute(
+                "UPDATE messages SET body = $1, edited = $2 WHERE room = $3 AND seq = $4", m.body, ts, m.room, m.target
+            )
+        elif m.kind == changes.DELETE:
+            await c.execute(
+                "UPDATE messages SET body = '', attachments = NULL, reactions = NULL, edited = NULL, deleted = true "
+                "WHERE room = $1 AND seq = $2",
+                m.room,
+                m.target,
+            )
+            await c.execute(
+                "UPDATE messages SET body = '' WHERE room = $1 AND target = $2 AND kind = 'edit'", m.room, m.target
+            )
+        elif effect.reactions is not None:
+            await c.execute(
+                "UPDATE messages SET reactions = $1 WHERE room = $2 AND seq = $3",
+                changes.encode_reactions(effect.reactions),
+                m.room,
+                m.target,
+            )
+        elif m.kind == changes.TOPIC:
+            await c.execute("UPDATE rooms SET topic = $1 WHERE name = $2", m.body, m.room)
+        await c.execute(
+            "INSERT INTO messages (room, seq, sender, client_id, body, ts, kind, target, data) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            m.room,
+            seq,
+            m.sender,
+            m.client_id,
+            "" if m.kind == changes.DELETE else m.body,
+            ts,
+            m.kind,
+            m.target or None,
+            effect.data,
+        )
+        return Outcome(seq, ts, stored=changes.fresh(m, seq, ts, effect))
 
     async def history(
         self, room: str, *, after: int | None = None, before: int | None = None, limit: int = 100
     ) -> list[Message]:
-        cols = "room, seq, sender, client_id, body, ts, attachments"
+        # Change events are left out: their effect is already in the messages they changed.
+        cols = changes.ENTRY_COLS
         if after is not None:
             rows = await self._p.fetch(
                 f"SELECT {cols} FROM messages WHERE room = $1 AND seq > $2 AND ($3::bigint IS NULL OR seq < $3) "
-                "ORDER BY seq LIMIT $4",
+                "AND kind IS NULL ORDER BY seq LIMIT $4",
                 room,
                 after,
                 before,
                 limit,
             )
-            return [_message(r) for r in rows]
+            return [_as_message(_entry(r)) for r in rows]
         rows = await self._p.fetch(
-            f"SELECT {cols} FROM messages WHERE room = $1 AND ($2::bigint IS NULL OR seq < $2) "
+            f"SELECT {cols} FROM messages WHERE room = $1 AND ($2::bigint IS NULL OR seq < $2) AND kind IS NULL "
             "ORDER BY seq DESC LIMIT $3",
             room,
             before,
             limit,
         )
-        return [_message(r) for r in reversed(rows)]
+        return [_as_message(_entry(r)) for r in reversed(rows)]
 
     async def last_seq(self, room: str) -> int:
         return await self._p.fetchval("SELECT last_seq FROM rooms WHERE name = $1", room) or 0
@@ -482,3 +580,14 @@ class PostgresStore(Store):
         )
         bound = {r["id"] for r in rows}
         return [i for i in ids if i in bound]
+
+    # --- room streams -------------------------------------------------------------------------------------------
+
+    async def stream(self, room: str, *, after: int, limit: int = 100) -> list[Entry]:
+        rows = await self._p.fetch(
+            f"SELECT {changes.ENTRY_COLS} FROM messages WHERE room = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+            room,
+            after,
+            limit,
+        )
+        return [_entry(r) for r in rows]

@@ -60,6 +60,7 @@ class RoomOut(msgspec.Struct):
     created: int
     last_seq: int
     member: bool
+    topic: str = ""
 
 
 class Invite(msgspec.Struct, forbid_unknown_fields=True):
@@ -70,6 +71,7 @@ class NewMessageIn(msgspec.Struct, forbid_unknown_fields=True):
     body: str
     client_id: ClientId | None = None
     attachments: Annotated[list[UploadId], msgspec.Meta(max_length=10)] = []
+    reply_to: Annotated[int, msgspec.Meta(ge=1, le=SEQ_MAX)] | None = None
 
 
 class SentOut(msgspec.Struct):
@@ -84,6 +86,7 @@ class SentOut(msgspec.Struct):
     ts: int = 0
     attachments: list[str] = []
     duplicate: bool = False
+    reply_to: int = 0
 
 
 class BotsIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -113,7 +116,9 @@ async def provide_principal(request: Request[Any, Any, Any]) -> Principal:
 
 
 def _room_out(record: RoomRecord, member: bool) -> RoomOut:
-    return RoomOut(record.name, record.private, record.created_by, record.created, record.last_seq, member)
+    return RoomOut(
+        record.name, record.private, record.created_by, record.created, record.last_seq, member, record.topic
+    )
 
 
 # --- accounts -------------------------------------------------------------------------------------------------
@@ -354,10 +359,13 @@ async def send_message(request: Request[Any, Any, Any], principal: Principal, ro
     if utf8_len_exceeds(data.body, node.cfg.limits.max_frame_bytes):
         raise ChatError(Err.TOO_LARGE, f"body exceeds {node.cfg.limits.max_frame_bytes} bytes", client_id)
     request.app.state.store_disk.require(client_id)
-    c = await node.submit_and_wait(user, room, data.body, client_id, list(data.attachments))
+    reply_to = data.reply_to or 0
+    c = await node.submit_and_wait(user, room, data.body, client_id, list(data.attachments), reply_to)
     if c.error:
         raise ChatError(Err.by_code(c.error), c.message, client_id)
-    return SentOut("message", room, c.seq, user, data.body, client_id, c.ts, list(data.attachments), c.duplicate)
+    return SentOut(
+        "message", room, c.seq, user, data.body, client_id, c.ts, list(data.attachments), c.duplicate, reply_to
+    )
 
 
 # --- admin ----------------------------------------------------------------------------------------------------

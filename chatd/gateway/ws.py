@@ -28,6 +28,8 @@ from chatd.gateway.tickets import WS
 from chatd.hub import Conn
 from chatd.node import Node
 from chatd.protocol.frames import (
+    CHANGE_FRAMES,
+    FEATURES,
     PONG,
     PROTOCOL_VERSION,
     ClientFrame,
@@ -41,6 +43,7 @@ from chatd.protocol.frames import (
     encode_error,
 )
 from chatd.protocol.session import FrameLimits, FrameRejected, decode_frame
+from chatd.room_changes import change_of
 from chatd.throttle import KeyedBuckets, refuse
 from chatd.uploads import StoreDisk
 
@@ -158,6 +161,7 @@ class WsSession:
                     node=node.id,
                     max_frame_bytes=node.cfg.limits.max_frame_bytes,
                     heartbeat_interval=node.cfg.limits.heartbeat_interval,
+                    features=list(FEATURES),
                 )
             )
         )
@@ -197,7 +201,18 @@ class WsSession:
                 frame = decode_frame(data, limits)
                 if type(frame) is Send:
                     self.store_disk.require(frame.client_id)
-                    await node.submit(conn.user, frame.room, frame.body, frame.client_id, frame.attachments, self.reply)
+                    await node.submit(
+                        conn.user,
+                        frame.room,
+                        frame.body,
+                        frame.client_id,
+                        frame.attachments,
+                        self.reply,
+                        frame.reply_to or 0,
+                    )
+                elif isinstance(frame, CHANGE_FRAMES):
+                    self.store_disk.require(frame.client_id)
+                    await node.submit_change(change_of(conn.user, frame), self.reply)
                 elif type(frame) is Join:
                     await node.join(conn, frame.room, frame.since)
                 elif type(frame) is Leave:

@@ -13,6 +13,9 @@ import msgspec
 from msgspec import Meta
 
 PROTOCOL_VERSION = 1
+# What this server does beyond the frames of the first v1 release, listed in ``hello`` so a client can offer only
+# what works.
+FEATURES = ("edit", "delete", "react", "reply", "topic")
 
 # ``(?!\n)$`` rather than ``$``: Python's ``$`` (which msgspec's pattern check uses) also matches before a trailing
 # newline, so ``alice\n`` passed as ``alice``. The lookahead means "the very end" in Python and in JSON Schema's
@@ -30,6 +33,12 @@ UserName = Annotated[str, Meta(min_length=1, max_length=USER_MAX, pattern=USER_P
 ClientId = Annotated[str, Meta(min_length=1, max_length=CLIENT_ID_MAX)]
 Seq = Annotated[int, Meta(ge=0, le=SEQ_MAX)]
 UploadId = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+TargetSeq = Annotated[int, Meta(ge=1, le=SEQ_MAX)]
+# An emoji can be several code points (skin tones, ZWJ sequences, flags); whitespace and control characters are
+# never part of one, and refusing them keeps a reaction from smuggling layout into a client.
+Emoji = Annotated[str, Meta(min_length=1, max_length=32, pattern=r"^[^\s\x00-\x1f\x7f]+(?!\n)$")]
+TOPIC_MAX = 300
+Topic = Annotated[str, Meta(max_length=TOPIC_MAX)]
 
 
 # --- client → server ------------------------------------------------------------------------------------------
@@ -53,6 +62,40 @@ class Send(_ClientFrame, tag="send"):
     body: str
     client_id: ClientId
     attachments: Annotated[list[UploadId], Meta(max_length=ATTACHMENTS_MAX)] = []
+    reply_to: TargetSeq | None = None
+
+
+class EditMessage(_ClientFrame, tag="edit"):
+    room: Room
+    seq: TargetSeq
+    body: str
+    client_id: ClientId
+
+
+class DeleteMessage(_ClientFrame, tag="delete"):
+    room: Room
+    seq: TargetSeq
+    client_id: ClientId
+
+
+class React(_ClientFrame, tag="react"):
+    room: Room
+    seq: TargetSeq
+    emoji: Emoji
+    client_id: ClientId
+    remove: bool = False
+
+
+class SetTopic(_ClientFrame, tag="topic"):
+    room: Room
+    topic: Topic
+    client_id: ClientId
+
+
+class MarkRead(_ClientFrame, tag="read"):
+    room: Room
+    seq: Seq
+    client_id: ClientId | None = None
 
 
 class Typing(_ClientFrame, tag="typing"):
@@ -67,8 +110,12 @@ class Pong(_ClientFrame, tag="pong"):
     """The answer to a server heartbeat ping. Any frame proves liveness; this one does nothing else."""
 
 
-ClientFrame = Join | Leave | Send | Typing | Ping | Pong
-CLIENT_TYPES = frozenset(("join", "leave", "send", "typing", "ping", "pong"))
+ClientFrame = Join | Leave | Send | Typing | Ping | Pong | EditMessage | DeleteMessage | React | SetTopic | MarkRead
+CLIENT_TYPES = frozenset(
+    ("join", "leave", "send", "typing", "ping", "pong", "edit", "delete", "react", "topic", "read")
+)
+# Room changes: stored as events in the room's ordered stream, acked like a send.
+CHANGE_FRAMES = (EditMessage, DeleteMessage, React, SetTopic)
 
 
 # --- server → client ------------------------------------------------------------------------------------------
@@ -84,6 +131,7 @@ class Hello(_ServerFrame, tag="hello"):
     node: str = ""
     max_frame_bytes: int = 0
     heartbeat_interval: float = 0.0
+    features: list[str] = []
 
 
 class Joined(_ServerFrame, tag="joined"):
@@ -116,6 +164,78 @@ class Message(_ServerFrame, tag="message"):
     client_id: str
     ts: int
     attachments: list[str] = []
+    reply_to: int = 0  # the seq this message answers
+    edited: int = 0  # when it was last edited (ms), in its current state
+    deleted: bool = False  # a tombstone: body and attachments are gone
+    reactions: dict[str, list[str]] = {}  # emoji -> who reacted, in the order they did
+
+
+# Room events: changes to a room, each with its own seq in the room's stream, so they are ordered with messages,
+# replayed by join + since and filled across nodes exactly like messages. ``target`` is the seq of the message
+# changed. Applying one twice has the same effect as once (each carries the resulting state, not a delta).
+
+
+class Edited(_ServerFrame, tag="edit"):
+    room: str
+    seq: int
+    from_: str = msgspec.field(name="from")
+    target: int
+    body: str
+    client_id: str
+    ts: int
+
+
+class Deleted(_ServerFrame, tag="delete"):
+    room: str
+    seq: int
+    from_: str = msgspec.field(name="from")
+    target: int
+    client_id: str
+    ts: int
+
+
+class Reaction(_ServerFrame, tag="reaction"):
+    room: str
+    seq: int
+    from_: str = msgspec.field(name="from")
+    target: int
+    emoji: str
+    on: bool  # whether ``from`` added (true) or removed (false) it
+    users: list[str]  # everyone who has this emoji on the target now
+    client_id: str
+    ts: int
+
+
+class TopicChanged(_ServerFrame, tag="topic"):
+    room: str
+    seq: int
+    from_: str = msgspec.field(name="from")
+    topic: str
+    client_id: str
+    ts: int
+
+
+# One entry of a room's stream: what replay, gap fill and fan-out carry.
+Entry = Message | Edited | Deleted | Reaction | TopicChanged
+
+
+class ReadState(_ServerFrame, tag="read"):
+    """Where a user has read up to in a room, sent to every connection of that user when it moves."""
+
+    room: str
+    seq: int
+    unread: int
+    client_id: str = ""
+
+
+class Mention(_ServerFrame, tag="mention"):
+    """Someone wrote ``@you`` in a room you are a member of; sent to every connection you have."""
+
+    room: str
+    seq: int
+    from_: str = msgspec.field(name="from")
+    body: str
+    ts: int
 
 
 class TypingNotice(_ServerFrame, tag="typing"):

@@ -13,7 +13,13 @@ Contract for implementations:
     with ``error`` set to ``not_found`` or ``not_member``; membership is checked in the same transaction, so a
     member removed on one node cannot send through a stale cache on another. A refusal does not affect the
     other messages of the batch.
-- Reads see only committed data. ``history`` returns messages oldest first.
+- Room changes (``NewMessage.kind``, see ``chatd.store.changes``) go through ``append`` too: each takes the room's
+  next seq like a message, is idempotent under the same key, is refused alone when not allowed (``not_found`` for
+  a missing target, ``gone`` for a deleted one, ``forbidden`` for someone else's message), and rewrites its target
+  to its current state in the same transaction. A delete leaves a tombstone: the body, attachments, reactions and
+  the bodies of earlier edits are gone from the store. A message's ``reply_to`` must name an earlier seq.
+- Reads see only committed data. ``history`` returns messages oldest first, in their current state, without
+  change events; ``stream`` returns every entry (messages and changes) in seq order, for replay and gap fills.
 - Room, user and membership writes are visible to every node's reads once the call returns.
 - **User names are case-insensitive for identity, case-preserving for display.** Two names are the same user when
   their ASCII ``lower()`` is equal (names are ASCII by ``USER_PATTERN``). ``create_user`` refuses a name equal to an
@@ -30,7 +36,7 @@ from collections.abc import Sequence
 
 import msgspec
 
-from chatd.protocol.frames import Message
+from chatd.protocol.frames import Entry, Message
 
 
 class StoreRefused(Exception):
@@ -51,6 +57,7 @@ class RoomRecord(msgspec.Struct, frozen=True):
     created_by: str
     created: int
     last_seq: int = 0
+    topic: str = ""
 
 
 class UploadRecord(msgspec.Struct, frozen=True):
@@ -71,6 +78,11 @@ class NewMessage(msgspec.Struct, frozen=True, array_like=True):
     client_id: str
     body: str
     attachments: list[str] = []
+    # A room change (chatd.store.changes): "edit", "delete", "react", "unreact" or "topic"; "" for a message.
+    # ``body`` carries the change's text (new body, emoji, topic) and ``target`` the seq of the message changed.
+    kind: str = ""
+    target: int = 0
+    reply_to: int = 0
 
 
 class Outcome(msgspec.Struct, frozen=True, array_like=True):
@@ -81,7 +93,7 @@ class Outcome(msgspec.Struct, frozen=True, array_like=True):
     duplicate: bool = False
     error: str = ""  # an error code from chatd.errors when the message was refused
     message: str = ""
-    stored: Message | None = None  # the message as first stored, for a duplicate
+    stored: Entry | None = None  # the entry as first stored, for a duplicate; for a new change, its frame
 
 
 class Store(abc.ABC):
@@ -238,3 +250,9 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def attach_uploads(self, ids: Sequence[str], owner: str, room: str) -> list[str]:
         """Bind the owner's not-yet-posted uploads to ``room``; returns the ids that were bound."""
+
+    # room streams (messages and changes)
+    @abc.abstractmethod
+    async def stream(self, room: str, *, after: int, limit: int = 100) -> list[Entry]:
+        """Every entry of ``room`` with seq > ``after``, in seq order: messages in their current state and change
+        events, as their frames. What ``join`` + ``since`` replays and gap fills read."""

@@ -81,10 +81,30 @@ def m003_deployment_key(db: sqlite_utils.Database) -> None:
     db.execute("CREATE TABLE deployment (name TEXT PRIMARY KEY, value BLOB NOT NULL)")
 
 
+def m005_room_events(db: sqlite_utils.Database) -> None:
+    """Room changes are rows of ``messages`` with a ``kind`` (chatd.store.changes), so they share the room's seqs,
+    the idempotency index and the replay path; a message row keeps its current state (edited, deleted, reactions,
+    the seq it replies to). ``data`` holds a change's extra result (a reaction's users)."""
+    for column in (
+        "kind TEXT",
+        "target INTEGER",
+        "reply_to INTEGER",
+        "edited INTEGER",
+        "deleted INTEGER NOT NULL DEFAULT 0",
+        "reactions TEXT",
+        "data TEXT",
+    ):
+        db.execute(f"ALTER TABLE messages ADD COLUMN {column}")
+    # A delete clears the bodies of the target's earlier edits; this finds them without scanning the room.
+    db.execute("CREATE INDEX messages_edits ON messages (room, target) WHERE kind = 'edit'")
+    db.execute("ALTER TABLE rooms ADD COLUMN topic TEXT")
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_initial", m001_initial),
     ("002_nocase_users_and_upload_indexes", m002_nocase_users_and_upload_indexes),
     ("003_deployment_key", m003_deployment_key),
+    ("005_room_events", m005_room_events),
 ]
 
 

@@ -25,7 +25,8 @@ import msgspec
 import sqlite_utils
 
 from chatd.errors import ChatError, Err
-from chatd.protocol.frames import Message
+from chatd.protocol.frames import Entry, Message
+from chatd.store import changes
 from chatd.store.base import NewMessage, Outcome, RoomRecord, Store, StoreRefused, UploadRecord, UserRecord
 from chatd.store.migrations import migrate
 from chatd.store.sqltx import transaction
@@ -39,10 +40,20 @@ def now_ms() -> int:
 
 
 def _room(row: sqlite3.Row | tuple) -> RoomRecord:
-    return RoomRecord(name=row[0], private=bool(row[1]), created_by=row[2] or "", created=row[3], last_seq=row[4])
+    return RoomRecord(
+        name=row[0], private=bool(row[1]), created_by=row[2] or "", created=row[3], last_seq=row[4], topic=row[5] or ""
+    )
 
 
-_MESSAGE_COLS = "m.room, m.seq, m.sender, m.client_id, m.body, m.ts, m.attachments"
+_ROOM_COLS = "name, private, created_by, created, last_seq, topic"
+
+
+def _as_message(e: Entry) -> Message:
+    assert isinstance(e, Message), "a history row without a kind is a message"
+    return e
+
+
+_MESSAGE_COLS = ", ".join(f"m.{c.strip()}" for c in changes.ENTRY_COLS.split(","))
 
 
 def _marks(rows: int, width: int = 1) -> str:
@@ -69,7 +80,7 @@ def _append_sync(conn: sqlite3.Connection, batch: Sequence[NewMessage]) -> list[
 def _append_rows(conn: sqlite3.Connection, batch: Sequence[NewMessage]) -> list[Outcome]:
     keys = {(m.room, m.sender, m.client_id) for m in batch}
     existing: dict[tuple[str, str, str], Outcome] = {
-        (r[0], r[2], r[3]): Outcome(r[1], r[5], True, stored=_message(r))
+        (r[0], r[2], r[3]): Outcome(r[1], r[5], True, stored=changes.entry(r))
         for r in conn.execute(
             f"WITH k(room, sender, client_id) AS (VALUES {_marks(len(keys), 3)}) "
             f"SELECT {_MESSAGE_COLS} FROM k JOIN messages m "
@@ -92,6 +103,16 @@ def _append_rows(conn: sqlite3.Connection, batch: Sequence[NewMessage]) -> list[
     rows: list[tuple] = []
     fresh: dict[tuple[str, str, str], int] = {}  # key -> index in rows, for a repeat later in the same batch
     outcomes: list[Outcome] = []
+
+    def flush() -> None:
+        # A change reads its target, which may be a message earlier in this batch: those rows go in first.
+        if rows:
+            conn.executemany(f"INSERT INTO messages ({_INSERT_COLS}) VALUES ({_marks(8)})", rows)
+            for key, index in fresh.items():
+                existing[key] = Outcome(rows[index][1], ts, True, stored=_message(rows[index]))
+            rows.clear()
+            fresh.clear()
+
     for m in batch:
         key = (m.room, m.sender, m.client_id)
         seen = existing.get(key)
@@ -104,24 +125,81 @@ def _append_rows(conn: sqlite3.Connection, batch: Sequence[NewMessage]) -> list[
             outcomes.append(Outcome(error=Err.NOT_FOUND.code, message=f"room {m.room!r} does not exist"))
         elif (m.room, m.sender) not in members:
             outcomes.append(Outcome(error=Err.NOT_MEMBER.code, message=f"you are not a member of {m.room!r}"))
+        elif m.reply_to and not 0 < m.reply_to <= last[m.room]:
+            outcomes.append(Outcome(error=Err.NOT_FOUND.code, message=f"no message {m.reply_to} in {m.room!r}"))
+        elif m.kind:
+            flush()
+            out = _apply_change(conn, m, last[m.room] + 1, ts)
+            if not out.error:
+                last[m.room] += 1
+                existing[key] = Outcome(out.seq, ts, True, stored=out.stored)
+            outcomes.append(out)
         else:
             seq = last[m.room] = last[m.room] + 1
             attachments = _json.encode(m.attachments).decode() if m.attachments else None
             fresh[key] = len(rows)
-            rows.append((m.room, seq, m.sender, m.client_id, m.body, ts, attachments))
+            rows.append((m.room, seq, m.sender, m.client_id, m.body, ts, attachments, m.reply_to or None))
             outcomes.append(Outcome(seq, ts))
-    if rows:
-        conn.executemany(
-            "INSERT INTO messages (room, seq, sender, client_id, body, ts, attachments) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            rows,
-        )
-        touched = {r[0] for r in rows}
+    flush()
+    touched = {m.room for m, out in zip(batch, outcomes, strict=True) if out.seq and not out.duplicate}
+    if touched:
         conn.executemany("UPDATE rooms SET last_seq = ? WHERE name = ?", [(last[n], n) for n in touched])
     return outcomes
 
 
+_INSERT_COLS = "room, seq, sender, client_id, body, ts, attachments, reply_to"
+
+
+def _apply_change(conn: sqlite3.Connection, m: NewMessage, seq: int, ts: int) -> Outcome:
+    """Check and apply one room change at ``seq`` (see ``chatd.store.changes``)."""
+    target: changes.Target | None = None
+    if m.kind in changes.TARGETED:
+        row = conn.execute(
+            "SELECT sender, kind, deleted, reactions FROM messages WHERE room = ? AND seq = ?", (m.room, m.target)
+        ).fetchone()
+        if row is not None:
+            target = changes.Target(row[0], row[1], bool(row[2]), changes.decode_reactions(row[3]))
+    admin = False
+    if m.kind == changes.DELETE and target is not None and target.sender != m.sender:
+        found = conn.execute("SELECT admin FROM users WHERE name = ?", (m.sender,)).fetchone()
+        admin = bool(found and found[0])
+    refused = changes.refusal(m, target, admin)
+    if refused is not None:
+        return Outcome(error=refused[0], message=refused[1])
+    effect = changes.apply(m, target)
+    if m.kind == changes.EDIT:
+        conn.execute(
+            "UPDATE messages SET body = ?, edited = ? WHERE room = ? AND seq = ?", (m.body, ts, m.room, m.target)
+        )
+    elif m.kind == changes.DELETE:
+        conn.execute(
+            "UPDATE messages SET body = '', attachments = NULL, reactions = NULL, edited = NULL, deleted = 1 "
+            "WHERE room = ? AND seq = ?",
+            (m.room, m.target),
+        )
+        conn.execute(
+            "UPDATE messages SET body = '' WHERE room = ? AND target = ? AND kind = 'edit'", (m.room, m.target)
+        )
+    elif effect.reactions is not None:
+        conn.execute(
+            "UPDATE messages SET reactions = ? WHERE room = ? AND seq = ?",
+            (changes.encode_reactions(effect.reactions), m.room, m.target),
+        )
+    elif m.kind == changes.TOPIC:
+        conn.execute("UPDATE rooms SET topic = ? WHERE name = ?", (m.body, m.room))
+    # A delete's own row keeps no text; an edit's keeps the new body until the target is deleted.
+    body = "" if m.kind == changes.DELETE else m.body
+    conn.execute(
+        "INSERT INTO messages (room, seq, sender, client_id, body, ts, kind, target, data) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (m.room, seq, m.sender, m.client_id, body, ts, m.kind, m.target or None, effect.data),
+    )
+    return Outcome(seq, ts, stored=changes.fresh(m, seq, ts, effect))
+
+
 def _message(row: tuple) -> Message:
-    room, seq, sender, client_id, body, ts, attachments = row
+    """A message row as written by ``append`` (``_INSERT_COLS``): a fresh message has no changes yet."""
+    room, seq, sender, client_id, body, ts, attachments, reply_to = row
     return Message(
         room=room,
         seq=seq,
@@ -130,6 +208,7 @@ def _message(row: tuple) -> Message:
         client_id=client_id,
         ts=ts,
         attachments=_list_decoder.decode(attachments) if attachments else [],
+        reply_to=reply_to or 0,
     )
 
 
@@ -316,19 +395,19 @@ class SQLiteStore(Store):
         return RoomRecord(name, private, created_by, created, 0)
 
     async def get_room(self, name: str) -> RoomRecord | None:
-        row = await self._one("SELECT name, private, created_by, created, last_seq FROM rooms WHERE name = ?", (name,))
+        row = await self._one(f"SELECT {_ROOM_COLS} FROM rooms WHERE name = ?", (name,))
         return _room(row) if row else None
 
     async def list_rooms(
         self, user: str, *, after: str | None = None, limit: int | None = None
     ) -> list[tuple[RoomRecord, bool]]:
         rows = await self._r.execute_fetchall(
-            "SELECT r.name, r.private, r.created_by, r.created, r.last_seq, m.user IS NOT NULL "
+            "SELECT r.name, r.private, r.created_by, r.created, r.last_seq, r.topic, m.user IS NOT NULL "
             "FROM rooms r LEFT JOIN members m ON m.room = r.name AND m.user = ? "
             "WHERE (r.private = 0 OR m.user IS NOT NULL) AND r.name > ? ORDER BY r.name LIMIT ?",
             (user, after or "", -1 if limit is None else limit),
         )
-        return [(_room(row), bool(row[5])) for row in rows]
+        return [(_room(row), bool(row[6])) for row in rows]
 
     async def add_member(self, room: str, user: str) -> bool:
         try:
@@ -364,22 +443,23 @@ class SQLiteStore(Store):
     async def history(
         self, room: str, *, after: int | None = None, before: int | None = None, limit: int = 100
     ) -> list[Message]:
-        cols = "room, seq, sender, client_id, body, ts, attachments"
+        # Change events are left out: their effect is already in the messages they changed.
+        cols, only = changes.ENTRY_COLS, "kind IS NULL"
         if after is not None:
-            sql = f"SELECT {cols} FROM messages WHERE room = ? AND seq > ?"
+            sql = f"SELECT {cols} FROM messages WHERE room = ? AND seq > ? AND {only}"
             params: list[object] = [room, after]
             if before is not None:
                 sql += " AND seq < ?"
                 params.append(before)
             rows = await self._r.execute_fetchall(sql + " ORDER BY seq LIMIT ?", (*params, limit))
-            return [_message(tuple(r)) for r in rows]
-        sql = f"SELECT {cols} FROM messages WHERE room = ?"
+            return [_as_message(changes.entry(tuple(r))) for r in rows]
+        sql = f"SELECT {cols} FROM messages WHERE room = ? AND {only}"
         params = [room]
         if before is not None:
             sql += " AND seq < ?"
             params.append(before)
         rows = list(await self._r.execute_fetchall(sql + " ORDER BY seq DESC LIMIT ?", (*params, limit)))
-        return [_message(tuple(r)) for r in reversed(rows)]
+        return [_as_message(changes.entry(tuple(r))) for r in reversed(rows)]
 
     async def last_seq(self, room: str) -> int:
         row = await self._one("SELECT last_seq FROM rooms WHERE name = ?", (room,))
@@ -457,3 +537,12 @@ class SQLiteStore(Store):
                 if cur.rowcount:
                     bound.append(upload_id)
         return bound
+
+    # --- room streams -------------------------------------------------------------------------------------------
+
+    async def stream(self, room: str, *, after: int, limit: int = 100) -> list[Entry]:
+        rows = await self._r.execute_fetchall(
+            f"SELECT {changes.ENTRY_COLS} FROM messages WHERE room = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (room, after, limit),
+        )
+        return [changes.entry(tuple(r)) for r in rows]

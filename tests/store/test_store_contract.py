@@ -223,3 +223,104 @@ async def test_the_deployment_key_is_made_once_and_shared_by_every_node(make: Ma
     a, b = await make(), await make()
     ka, kb = await asyncio.gather(a.deployment_key(), b.deployment_key())
     assert ka is not None and len(ka) == 32 and ka == kb == await b.deployment_key()
+
+
+# --- room changes (chatd.store.changes) ------------------------------------------------------------------------
+
+
+def change(room: str, sender: str, cid: str, kind: str, target: int = 0, body: str = "") -> NewMessage:
+    return NewMessage(room, sender, cid, body, kind=kind, target=target)
+
+
+async def test_changes_take_the_rooms_next_seq_and_history_shows_the_current_state(make: MakeStore) -> None:
+    store = await make()
+    await room_with(store, "r", "ann", "bob")
+    await store.append([msg("r", "ann", "m1", "helo"), msg("r", "bob", "m2", "hi ann")])
+    out = await store.append(
+        [
+            change("r", "ann", "e1", "edit", 1, "hello"),
+            change("r", "bob", "x1", "react", 1, "👍"),
+            change("r", "ann", "x2", "react", 1, "👍"),
+            change("r", "ann", "x3", "unreact", 1, "👍"),
+            change("r", "ann", "t1", "topic", body="launch week"),
+        ]
+    )
+    assert [(o.seq, o.error) for o in out] == [(3, ""), (4, ""), (5, ""), (6, ""), (7, "")]
+    assert await store.last_seq("r") == 7
+    first, second = await store.history("r")  # change events are not messages
+    assert (first.body, first.edited, first.reactions) == ("hello", out[0].ts, {"👍": ["bob"]})
+    assert second.body == "hi ann" and not second.edited
+    kinds = [type(e).__name__ for e in await store.stream("r", after=0)]
+    assert kinds == ["Message", "Message", "Edited", "Reaction", "Reaction", "Reaction", "TopicChanged"]
+    reaction = (await store.stream("r", after=4, limit=1))[0]
+    assert reaction.users == ["bob", "ann"] and reaction.on  # type: ignore[union-attr]
+    room = await store.get_room("r")
+    assert room is not None and room.topic == "launch week"
+
+
+async def test_a_delete_leaves_a_tombstone_and_no_body_anywhere_in_the_store(make: MakeStore) -> None:
+    store = await make()
+    await room_with(store, "r", "ann", "bob")
+    await store.append([msg("r", "ann", "m1", "the secret is 42")])
+    await store.append(
+        [change("r", "ann", "e1", "edit", 1, "the secret is 43"), change("r", "bob", "x", "react", 1, "😮")]
+    )
+    out = await store.append([change("r", "ann", "d1", "delete", 1)])
+    assert (out[0].seq, out[0].error) == (4, "")
+    (tomb,) = await store.history("r")
+    assert tomb.deleted and tomb.body == "" and tomb.reactions == {} and not tomb.edited
+    for entry in await store.stream("r", after=0):
+        assert "secret" not in str(entry)  # neither the message nor its edit keeps the text
+    # A deleted message takes no more changes; a repeat of the delete itself is an idempotent duplicate.
+    again = await store.append([change("r", "ann", "d1", "delete", 1), change("r", "ann", "e2", "edit", 1, "x")])
+    assert again[0].duplicate and again[0].seq == 4
+    assert again[1].error == "gone"
+    assert await store.last_seq("r") == 4
+
+
+async def test_changes_are_refused_alone_when_not_allowed(make: MakeStore) -> None:
+    store = await make()
+    await room_with(store, "r", "ann", "bob")
+    await store.create_user("root", None, admin=True)
+    await store.add_member("r", "root")
+    await store.create_user("eve", None)
+    await store.append([msg("r", "ann", "m1"), msg("r", "ann", "m2")])
+    out = await store.append(
+        [
+            change("r", "bob", "1", "edit", 1, "mine now"),  # someone else's message
+            change("r", "bob", "2", "delete", 1),  # ditto, and bob is no admin
+            change("r", "eve", "3", "react", 1, "👍"),  # not a member
+            change("r", "ann", "4", "edit", 99, "x"),  # no such message
+            change("r", "ann", "5", "edit", 1, "fixed"),  # allowed, between refusals
+            change("r", "ann", "6", "react", 3, "👍"),  # seq 3 is the edit event, not a message
+            change("r", "root", "7", "delete", 2),  # an admin deletes anyone's
+            NewMessage("r", "ann", "8", "answer", reply_to=50),  # a reply to a seq that does not exist
+            NewMessage("r", "ann", "9", "answer", reply_to=1),
+        ]
+    )
+    assert [o.error for o in out] == [
+        "forbidden",
+        "forbidden",
+        "not_member",
+        "not_found",
+        "",
+        "not_found",
+        "",
+        "not_found",
+        "",
+    ]
+    assert [o.seq for o in out if not o.error] == [3, 4, 5]
+    first, second, third = await store.history("r")
+    assert first.body == "fixed" and second.deleted and third.reply_to == 1
+
+
+async def test_a_change_to_a_message_sent_earlier_in_the_same_batch_sees_it(make: MakeStore) -> None:
+    store = await make()
+    await room_with(store, "r", "ann")
+    out = await store.append(
+        [msg("r", "ann", "m1", "tpyo"), change("r", "ann", "e1", "edit", 1, "typo"), msg("r", "ann", "m2", "next")]
+    )
+    assert [(o.seq, o.error) for o in out] == [(1, ""), (2, ""), (3, "")]
+    assert [m.body for m in await store.history("r")] == ["typo", "next"]
+    dup = await store.append([change("r", "ann", "e1", "edit", 1, "typo")])
+    assert dup[0].duplicate and dup[0].stored is not None and dup[0].stored.seq == 2

@@ -1,0 +1,28 @@
+"""Client frames that change a room (edit, delete, react, topic) turned into store changes.
+
+Both the WebSocket and the REST paths go through :func:`change_of`, so the two accept the same changes; the store
+decides whether each is allowed, in the transaction that stores it (``chatd.store.changes``).
+"""
+
+from __future__ import annotations
+
+from chatd.errors import ChatError, Err
+from chatd.protocol.frames import DeleteMessage, EditMessage, React, SetTopic
+from chatd.store import changes
+from chatd.store.base import NewMessage
+
+Change = EditMessage | DeleteMessage | React | SetTopic
+
+
+def change_of(user: str, frame: Change) -> NewMessage:
+    """The store change a client frame asks for, on behalf of ``user``."""
+    if isinstance(frame, EditMessage):
+        if not frame.body.strip():
+            raise ChatError(Err.BAD_FRAME, "an edit needs a body; delete the message instead", frame.client_id)
+        return NewMessage(frame.room, user, frame.client_id, frame.body, kind=changes.EDIT, target=frame.seq)
+    if isinstance(frame, DeleteMessage):
+        return NewMessage(frame.room, user, frame.client_id, "", kind=changes.DELETE, target=frame.seq)
+    if isinstance(frame, React):
+        kind = changes.UNREACT if frame.remove else changes.REACT
+        return NewMessage(frame.room, user, frame.client_id, frame.emoji, kind=kind, target=frame.seq)
+    return NewMessage(frame.room, user, frame.client_id, frame.topic.strip(), kind=changes.TOPIC)
