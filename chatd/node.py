@@ -22,6 +22,7 @@ from chatd.config import Config
 from chatd.errors import ChatError, Close, Err
 from chatd.hub import Conn, Hub, Outbox
 from chatd.metrics import Metrics
+from chatd.personal import Personal
 from chatd.presence import GossipPresence, LocalPresence, Presence
 from chatd.protocol.frames import PING, Ack, Joined, Left, TypingNotice, encode, encode_error
 from chatd.protocol.frames import Presence as PresenceFrame
@@ -71,6 +72,7 @@ class Node:
                 timeout=cfg.broker.node_timeout,
             )
         self.cluster = Cluster(self.id, self.hub, self.rooms, self.broker, self.presence, self.metrics)
+        self.personal = Personal(self.store, self.rooms, self.tell_user)
         self.draining = False
         self.link_up = True
         self._buckets: dict[str, TokenBucket] = {}

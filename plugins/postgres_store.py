@@ -26,7 +26,7 @@ from chatd.config import StoreConfig
 from chatd.errors import ChatError, Err
 from chatd.protocol.frames import Entry, Message
 from chatd.store import changes
-from chatd.store.base import NewMessage, Outcome, RoomRecord, Store, UploadRecord, UserRecord
+from chatd.store.base import UNREAD_MAX, NewMessage, Outcome, ReadPosition, RoomRecord, Store, UploadRecord, UserRecord
 
 log = logging.getLogger("chatd.store.postgres")
 
@@ -118,6 +118,18 @@ MIGRATIONS: list[tuple[str, str]] = [
             ADD COLUMN data TEXT;
         CREATE INDEX messages_edits ON messages (room, target) WHERE kind = 'edit';
         ALTER TABLE rooms ADD COLUMN topic TEXT;
+        """,
+    ),
+    (
+        "006_read_state",
+        """
+        CREATE TABLE reads (
+            username TEXT NOT NULL,
+            room TEXT NOT NULL,
+            seq BIGINT NOT NULL,
+            ts BIGINT NOT NULL,
+            PRIMARY KEY (username, room)
+        );
         """,
     ),
 ]
@@ -591,3 +603,32 @@ class PostgresStore(Store):
             limit,
         )
         return [_entry(r) for r in rows]
+
+    # --- read state ---------------------------------------------------------------------------------------------
+
+    async def set_read(self, user: str, room: str, seq: int) -> int:
+        stored = await self._p.fetchval(
+            "INSERT INTO reads (username, room, seq, ts) "
+            f"SELECT $1, name, LEAST($2, last_seq), {NOW_MS} FROM rooms WHERE name = $3 "
+            "ON CONFLICT (username, room) DO UPDATE SET seq = GREATEST(reads.seq, excluded.seq), ts = excluded.ts "
+            "RETURNING seq",
+            user,
+            seq,
+            room,
+        )
+        return stored or 0
+
+    async def read_positions(self, user: str, room: str | None = None) -> list[ReadPosition]:
+        # Counting stops at UNREAD_MAX, so a long-unread room costs a bounded scan.
+        rows = await self._p.fetch(
+            "SELECT m.room, COALESCE(r.seq, 0) AS pos, rooms.last_seq, "
+            "(SELECT COUNT(*) FROM (SELECT 1 FROM messages x WHERE x.room = m.room AND x.seq > COALESCE(r.seq, 0) "
+            "AND x.kind IS NULL AND NOT x.deleted AND x.sender <> m.username LIMIT $3) AS u) AS unread "
+            "FROM members m JOIN rooms ON rooms.name = m.room "
+            "LEFT JOIN reads r ON r.username = m.username AND r.room = m.room "
+            'WHERE m.username = $1 AND ($2::text IS NULL OR m.room = $2) ORDER BY m.room COLLATE "C"',
+            user,
+            room,
+            UNREAD_MAX,
+        )
+        return [ReadPosition(r["room"], r["pos"], r["last_seq"], r["unread"]) for r in rows]

@@ -20,6 +20,7 @@ from chatd.accounts import PASSWORD_MAX, PASSWORD_MIN
 from chatd.errors import ChatError, Err
 from chatd.gateway.auth import Principal, authenticate, client_ip
 from chatd.gateway.openapi import PUBLIC, SECURED, SendOperation, errors
+from chatd.gateway.rest_features import FEATURE_STRUCTS, feature_handlers
 from chatd.gateway.tickets import MEDIA, WS, Tickets
 from chatd.gateway.uploads import upload_handlers
 from chatd.node import Node
@@ -391,7 +392,15 @@ async def create_bots(request: Request[Any, Any, Any], principal: Principal, dat
     return {"bots": [Bot(i.user.name, i.token) for i in issued]}
 
 
-REQUEST_STRUCTS = (Credentials, Login, NewRoom, Invite, NewMessageIn, BotsIn)
+REQUEST_STRUCTS: tuple[type[msgspec.Struct], ...] = (
+    Credentials,
+    Login,
+    NewRoom,
+    Invite,
+    NewMessageIn,
+    BotsIn,
+    *FEATURE_STRUCTS,
+)
 
 api_router = Router(
     path="/api",
@@ -412,6 +421,7 @@ api_router = Router(
         send_message,
         create_bots,
         *upload_handlers,
+        *feature_handlers,
     ],
     dependencies={"principal": Provide(provide_principal)},
 )

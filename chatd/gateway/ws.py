@@ -36,6 +36,7 @@ from chatd.protocol.frames import (
     Hello,
     Join,
     Leave,
+    MarkRead,
     Ping,
     Send,
     Typing,
@@ -210,6 +211,8 @@ class WsSession:
                         self.reply,
                         frame.reply_to or 0,
                     )
+                elif type(frame) is MarkRead:
+                    await node.personal.mark_read(conn.user, frame.room, frame.seq, frame.client_id or "")
                 elif isinstance(frame, CHANGE_FRAMES):
                     self.store_disk.require(frame.client_id)
                     await node.submit_change(change_of(conn.user, frame), self.reply)

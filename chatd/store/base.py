@@ -70,6 +70,18 @@ class UploadRecord(msgspec.Struct, frozen=True):
     room: str | None = None
 
 
+class ReadPosition(msgspec.Struct, frozen=True):
+    """Where a user has read up to in one room they are a member of."""
+
+    room: str
+    seq: int  # the last seq the user has read (0: nothing yet)
+    last_seq: int  # the room's last seq now
+    unread: int  # messages after ``seq`` from others, not deleted; counted up to UNREAD_MAX
+
+
+UNREAD_MAX = 1000
+
+
 class NewMessage(msgspec.Struct, frozen=True, array_like=True):
     """What ``append`` needs to store one message."""
 
@@ -256,3 +268,13 @@ class Store(abc.ABC):
     async def stream(self, room: str, *, after: int, limit: int = 100) -> list[Entry]:
         """Every entry of ``room`` with seq > ``after``, in seq order: messages in their current state and change
         events, as their frames. What ``join`` + ``since`` replays and gap fills read."""
+
+    # per-user read state
+    @abc.abstractmethod
+    async def set_read(self, user: str, room: str, seq: int) -> int:
+        """Move ``user``'s read position in ``room`` forward to ``seq`` (never back, never past the room's last
+        seq; two devices marking at once converge on the higher). Returns the position now stored."""
+
+    @abc.abstractmethod
+    async def read_positions(self, user: str, room: str | None = None) -> list[ReadPosition]:
+        """``user``'s read position in every room they are a member of (or in ``room`` only), by room name."""

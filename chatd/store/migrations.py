@@ -100,11 +100,20 @@ def m005_room_events(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE rooms ADD COLUMN topic TEXT")
 
 
+def m006_read_state(db: sqlite_utils.Database) -> None:
+    """Each user's last-read seq per room, kept on the server so every device of theirs agrees."""
+    db.execute(
+        "CREATE TABLE reads (user TEXT NOT NULL, room TEXT NOT NULL, seq INTEGER NOT NULL, ts INTEGER NOT NULL, "
+        "PRIMARY KEY (user, room)) WITHOUT ROWID"
+    )
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_initial", m001_initial),
     ("002_nocase_users_and_upload_indexes", m002_nocase_users_and_upload_indexes),
     ("003_deployment_key", m003_deployment_key),
     ("005_room_events", m005_room_events),
+    ("006_read_state", m006_read_state),
 ]
 
 

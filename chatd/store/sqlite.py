@@ -27,7 +27,17 @@ import sqlite_utils
 from chatd.errors import ChatError, Err
 from chatd.protocol.frames import Entry, Message
 from chatd.store import changes
-from chatd.store.base import NewMessage, Outcome, RoomRecord, Store, StoreRefused, UploadRecord, UserRecord
+from chatd.store.base import (
+    UNREAD_MAX,
+    NewMessage,
+    Outcome,
+    ReadPosition,
+    RoomRecord,
+    Store,
+    StoreRefused,
+    UploadRecord,
+    UserRecord,
+)
 from chatd.store.migrations import migrate
 from chatd.store.sqltx import transaction
 
@@ -546,3 +556,31 @@ class SQLiteStore(Store):
             (room, after, limit),
         )
         return [changes.entry(tuple(r)) for r in rows]
+
+    # --- read state ---------------------------------------------------------------------------------------------
+
+    async def set_read(self, user: str, room: str, seq: int) -> int:
+        async with self._write_lock:
+            await self._w.execute(
+                "INSERT INTO reads (user, room, seq, ts) "
+                "SELECT ?, name, min(?, last_seq), ? FROM rooms WHERE name = ? "
+                "ON CONFLICT (user, room) DO UPDATE SET seq = max(seq, excluded.seq), ts = excluded.ts",
+                (user, seq, now_ms(), room),
+            )
+            rows = list(
+                await self._w.execute_fetchall("SELECT seq FROM reads WHERE user = ? AND room = ?", (user, room))
+            )
+        return rows[0][0] if rows else 0
+
+    async def read_positions(self, user: str, room: str | None = None) -> list[ReadPosition]:
+        # Counting stops at UNREAD_MAX, so a long-unread room costs a bounded scan.
+        rows = await self._r.execute_fetchall(
+            "SELECT m.room, COALESCE(r.seq, 0) AS pos, rooms.last_seq, "
+            "(SELECT COUNT(*) FROM (SELECT 1 FROM messages x WHERE x.room = m.room AND x.seq > COALESCE(r.seq, 0) "
+            "AND x.kind IS NULL AND x.deleted = 0 AND x.sender != m.user LIMIT ?)) "
+            "FROM members m JOIN rooms ON rooms.name = m.room "
+            "LEFT JOIN reads r ON r.user = m.user AND r.room = m.room "
+            "WHERE m.user = ? AND (? IS NULL OR m.room = ?) ORDER BY m.room",
+            (UNREAD_MAX, user, room, room),
+        )
+        return [ReadPosition(r[0], r[1], r[2], r[3]) for r in rows]

@@ -324,3 +324,20 @@ async def test_a_change_to_a_message_sent_earlier_in_the_same_batch_sees_it(make
     assert [m.body for m in await store.history("r")] == ["typo", "next"]
     dup = await store.append([change("r", "ann", "e1", "edit", 1, "typo")])
     assert dup[0].duplicate and dup[0].stored is not None and dup[0].stored.seq == 2
+
+
+async def test_read_positions_move_only_forward_and_count_what_others_wrote(make: MakeStore) -> None:
+    store = await make()
+    await room_with(store, "r", "ann", "bob")
+    await room_with(store, "s", "bob")
+    await store.append([msg("r", "bob", str(n)) for n in range(1, 6)] + [msg("r", "ann", "own")])
+    await store.append([change("r", "bob", "d", "delete", 2), change("r", "bob", "x", "react", 1, "👍")])
+    # seqs: 1..5 bob, 6 ann, 7 delete of 2, 8 reaction on 1
+    (pos,) = await store.read_positions("ann")  # ann is not in s
+    assert (pos.room, pos.seq, pos.last_seq, pos.unread) == ("r", 0, 8, 4)  # 1, 3, 4, 5: not hers, not deleted
+    assert await store.set_read("ann", "r", 3) == 3
+    assert await store.set_read("ann", "r", 1) == 3  # a slower device cannot move it back
+    assert (await store.read_positions("ann", "r"))[0].unread == 2
+    assert await store.set_read("ann", "r", 999) == 8  # never past the room's end
+    assert [(p.room, p.unread) for p in await store.read_positions("bob")] == [("r", 1), ("s", 0)]
+    assert await store.set_read("ann", "nope", 1) == 0

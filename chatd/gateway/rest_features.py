@@ -1,0 +1,52 @@
+"""REST routes for what a team expects on day one: read state (and, later, mentions, DMs and search).
+
+Kept apart from ``rest.py`` so that module stays about accounts, rooms and messages; the routes share its
+principal dependency through the ``/api`` router.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Request, get, post
+from litestar.status_codes import HTTP_200_OK
+
+from chatd.gateway.auth import Principal
+from chatd.gateway.openapi import SECURED, errors
+from chatd.node import Node
+from chatd.protocol.frames import SEQ_MAX, ReadState
+from chatd.store.base import ReadPosition
+
+
+class ReadIn(msgspec.Struct, forbid_unknown_fields=True):
+    seq: Annotated[int, msgspec.Meta(ge=0, le=SEQ_MAX)]
+
+
+def _node(request: Request[Any, Any, Any]) -> Node:
+    return request.app.state.node
+
+
+@get(
+    "/read",
+    summary="Your read position and unread count in every room you are a member of",
+    responses=errors(),
+    security=SECURED,
+)
+async def read_positions(request: Request[Any, Any, Any], principal: Principal) -> dict[str, list[ReadPosition]]:
+    return {"rooms": await _node(request).personal.positions(principal.user.name)}
+
+
+@post(
+    "/rooms/{room:str}/read",
+    status_code=HTTP_200_OK,
+    summary="Mark a room read up to a seq (only ever forward); your other connections are told at once",
+    responses=errors(403, 404, body=True),
+    security=SECURED,
+)
+async def mark_read(request: Request[Any, Any, Any], principal: Principal, room: str, data: ReadIn) -> ReadState:
+    return await _node(request).personal.mark_read(principal.user.name, room, data.seq)
+
+
+feature_handlers = [read_positions, mark_read]
+FEATURE_STRUCTS: tuple[type[msgspec.Struct], ...] = (ReadIn,)

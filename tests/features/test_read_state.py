@@ -1,0 +1,63 @@
+"""Read state is the server's: a read on one device reaches the user's other connections at once (and nobody
+else's), REST reads and moves it, and it survives a restart."""
+
+from __future__ import annotations
+
+from harness import ChatdProcess, Client
+
+
+async def test_a_read_on_one_connection_reaches_the_users_other_connections(server: ChatdProcess) -> None:
+    room = "rs-devices"
+    bob = await Client.connect(server.ws, user="rs_bob")
+    await bob.join(room)
+    for n in range(1, 6):
+        await bob.say(room, f"news {n}", f"n{n}")
+    phone = await Client.connect(server.ws, user="rs_ann")
+    laptop = await Client.connect(server.ws, user="rs_ann")
+    await phone.join(room)
+    positions = server.get("/api/read?user=rs_ann").json()["rooms"]
+    assert positions == [{"room": room, "seq": 0, "last_seq": 5, "unread": 5}]
+    await phone.send({"type": "read", "room": room, "seq": 3, "client_id": "rd-1"})
+    for device in (phone, laptop):  # the laptop never joined the room and still hears of it
+        frame = await device.expect("read", skip=("presence", "ping", "typing", "message"))
+        assert frame == {"type": "read", "room": room, "seq": 3, "unread": 2, "client_id": "rd-1"}
+    # bob is told nothing about ann's reading
+    await bob.send({"type": "ping"})
+    assert (await bob.expect("pong", skip=("presence", "ping", "typing", "message", "ack")))["type"] == "pong"
+    r = server.post(f"/api/rooms/{room}/read?user=rs_ann", json={"seq": 5})
+    assert r.status_code == 200 and r.json()["unread"] == 0
+    assert (await laptop.expect("read", skip=("presence",)))["seq"] == 5
+    # Moving back is ignored: everyone is told the stored position.
+    await laptop.send({"type": "read", "room": room, "seq": 1})
+    assert (await phone.expect("read", skip=("presence", "message")))["seq"] == 5
+    for client in (bob, phone, laptop):
+        await client.close()
+
+
+async def test_reading_a_room_you_are_not_in_is_refused(server: ChatdProcess) -> None:
+    owner = await Client.connect(server.ws, user="rs_owner")
+    await owner.join("rs-other")
+    outsider = await Client.connect(server.ws, user="rs_out")
+    await outsider.send({"type": "read", "room": "rs-other", "seq": 1, "client_id": "x"})
+    err = await outsider.expect("error")
+    assert (err["code"], err["ref"]) == ("not_member", "x")
+    assert server.post("/api/rooms/rs-nowhere/read?user=rs_out", json={"seq": 1}).json()["code"] == "not_found"
+    await owner.close()
+    await outsider.close()
+
+
+async def test_read_positions_survive_a_restart(make_server) -> None:
+    server = make_server().start()
+    bob = await Client.connect(server.ws, user="bob")
+    await bob.join("kept")
+    for n in range(4):
+        await bob.say("kept", f"m{n}", f"c{n}")
+    ann = await Client.connect(server.ws, user="ann")
+    await ann.join("kept")
+    await ann.send({"type": "read", "room": "kept", "seq": 3})
+    await ann.expect("read")
+    await ann.close()
+    await bob.close()
+    server.stop()
+    server.start()
+    assert server.get("/api/read?user=ann").json()["rooms"] == [{"room": "kept", "seq": 3, "last_seq": 4, "unread": 1}]
