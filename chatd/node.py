@@ -53,7 +53,13 @@ class Node:
         self.hub = Hub(self.id, self.metrics)
         self.hub.on_gap = self._schedule_fill
         self.worker = Worker(
-            self.broker, self.store, self.metrics, cfg.store.batch_max, self._on_complete, self._deliver_local
+            self.broker,
+            self.store,
+            self.metrics,
+            cfg.store.batch_max,
+            self._on_complete,
+            self._deliver_local,
+            lambda message, users: self.personal.mentioned(message, users),
         )
         self.accounts = Accounts(self.store, cfg.auth.token_ttl)
         self.rooms = Rooms(self.store, cfg.rooms.auto_create, cfg.rooms.create_per_hour)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from chatd.protocol.frames import ReadState, encode
+from chatd.protocol.frames import Mention, Message, ReadState, encode
 from chatd.rooms import Rooms
 from chatd.store.base import ReadPosition, Store
 
@@ -32,3 +32,13 @@ class Personal:
 
     async def positions(self, user: str) -> list[ReadPosition]:
         return await self.store.read_positions(user)
+
+    def mentioned(self, message: Message, users: list[str]) -> None:
+        """Tell each user named in a just-stored message, on every connection they have, whatever room they are
+        looking at."""
+        text = encode(Mention(message.room, message.seq, message.from_, message.body, message.ts))
+        for user in users:
+            self.tell_user(user, text)
+
+    async def mentions(self, user: str, before: int | None, limit: int) -> list[Message]:
+        return await self.store.mentions(user, before=before, limit=limit)

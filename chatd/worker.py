@@ -42,6 +42,7 @@ class Worker:
         batch_max: int,
         complete_local: Callable[[Completion], None],
         deliver_local: Callable[[list[Delivery]], None],
+        on_mentions: Callable[[Message, list[str]], None] = lambda message, users: None,
     ) -> None:
         self.broker = broker
         self.store = store
@@ -49,6 +50,7 @@ class Worker:
         self.batch_max = batch_max
         self.complete_local = complete_local
         self.deliver_local = deliver_local
+        self.on_mentions = on_mentions
         self.busy = False
         self.store_ok = True
         self._task: asyncio.Task[None] | None = None
@@ -123,6 +125,9 @@ class Worker:
                     reply_to=m.reply_to,
                 )
             deliveries.append(Delivery(m.room, out.seq, encode(stored), item.origin))
+            if out.mentions and isinstance(stored, Message):
+                # Only the node that stored the message tells the people it names, once: a duplicate carries none.
+                self.on_mentions(stored, out.mentions)
         if deliveries:
             self.deliver_local(deliveries)
         # Everything below is best effort: fan-out between nodes is at most once (hubs fill gaps from the store),

@@ -24,6 +24,7 @@ import msgspec
 
 from chatd.config import StoreConfig
 from chatd.errors import ChatError, Err
+from chatd.mentions import mentioned
 from chatd.protocol.frames import Entry, Message
 from chatd.store import changes
 from chatd.store.base import UNREAD_MAX, NewMessage, Outcome, ReadPosition, RoomRecord, Store, UploadRecord, UserRecord
@@ -130,6 +131,19 @@ MIGRATIONS: list[tuple[str, str]] = [
             ts BIGINT NOT NULL,
             PRIMARY KEY (username, room)
         );
+        """,
+    ),
+    (
+        "007_mentions",
+        """
+        CREATE TABLE mentions (
+            username TEXT NOT NULL,
+            room TEXT NOT NULL,
+            seq BIGINT NOT NULL,
+            ts BIGINT NOT NULL,
+            PRIMARY KEY (username, room, seq)
+        );
+        CREATE INDEX mentions_recent ON mentions (username, ts);
         """,
     ),
 ]
@@ -425,7 +439,8 @@ class PostgresStore(Store):
                 )
                 for col, value in zip(cols, row, strict=True):
                     col.append(value)
-                outcomes.append(Outcome(seq, ts))
+                named = await self._mention(c, m, seq, ts) if "@" in m.body else []
+                outcomes.append(Outcome(seq, ts, mentions=named))
                 stored = Message(
                     room=m.room,
                     seq=seq,
@@ -447,6 +462,24 @@ class PostgresStore(Store):
                 [last[n] for n in names],
             )
         return outcomes
+
+    async def _mention(self, c: asyncpg.Connection, m: NewMessage, seq: int, ts: int) -> list[str]:
+        """Record a mention for each member of the room the message names (not its sender); returns them."""
+        names = mentioned(m.body)
+        if not names:
+            return []
+        rows = await c.fetch(
+            "INSERT INTO mentions (username, room, seq, ts) "
+            "SELECT username, room, $3, $4 FROM members "
+            "WHERE room = $1 AND lower(username) = ANY($2::text[]) AND username <> $5 "
+            "ON CONFLICT DO NOTHING RETURNING username",
+            m.room,
+            names,
+            seq,
+            ts,
+            m.sender,
+        )
+        return [r["username"] for r in rows]
 
     async def _apply_change(self, c: asyncpg.Connection, m: NewMessage, seq: int, ts: int) -> Outcome:
         """Check and apply one room change at ``seq`` (see ``chatd.store.changes``)."""
@@ -632,3 +665,19 @@ class PostgresStore(Store):
             UNREAD_MAX,
         )
         return [ReadPosition(r["room"], r["pos"], r["last_seq"], r["unread"]) for r in rows]
+
+    # --- mentions -----------------------------------------------------------------------------------------------
+
+    async def mentions(self, user: str, *, before: int | None = None, limit: int = 50) -> list[Message]:
+        cols = ", ".join(f"x.{c}" for c in ENTRY_FIELDS)
+        rows = await self._p.fetch(
+            f"SELECT {cols} FROM mentions mn "
+            "JOIN members mb ON mb.room = mn.room AND mb.username = mn.username "
+            "JOIN messages x ON x.room = mn.room AND x.seq = mn.seq "
+            "WHERE mn.username = $1 AND ($2::bigint IS NULL OR mn.ts < $2) AND NOT x.deleted "
+            "ORDER BY mn.ts DESC, mn.room, mn.seq DESC LIMIT $3",
+            user,
+            before,
+            limit,
+        )
+        return [_as_message(_entry(r)) for r in rows]

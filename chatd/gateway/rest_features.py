@@ -10,12 +10,13 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, get, post
+from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK
 
 from chatd.gateway.auth import Principal
 from chatd.gateway.openapi import SECURED, errors
 from chatd.node import Node
-from chatd.protocol.frames import SEQ_MAX, ReadState
+from chatd.protocol.frames import SEQ_MAX, Message, ReadState
 from chatd.store.base import ReadPosition
 
 
@@ -48,5 +49,22 @@ async def mark_read(request: Request[Any, Any, Any], principal: Principal, room:
     return await _node(request).personal.mark_read(principal.user.name, room, data.seq)
 
 
-feature_handlers = [read_positions, mark_read]
+@get(
+    "/mentions",
+    summary="Recent messages that mention you (@name), newest first, from rooms you are still in",
+    responses=errors(),
+    security=SECURED,
+)
+async def mentions(
+    request: Request[Any, Any, Any],
+    principal: Principal,
+    before: Annotated[
+        int | None, Parameter(ge=1, le=SEQ_MAX, description="only mentions older than this ts (Unix ms)")
+    ] = None,
+    limit: Annotated[int, Parameter(ge=1, le=200, description="at most this many")] = 50,
+) -> dict[str, list[Message]]:
+    return {"mentions": await _node(request).personal.mentions(principal.user.name, before, limit)}
+
+
+feature_handlers = [read_positions, mark_read, mentions]
 FEATURE_STRUCTS: tuple[type[msgspec.Struct], ...] = (ReadIn,)

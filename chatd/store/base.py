@@ -18,6 +18,8 @@ Contract for implementations:
   a missing target, ``gone`` for a deleted one, ``forbidden`` for someone else's message), and rewrites its target
   to its current state in the same transaction. A delete leaves a tombstone: the body, attachments, reactions and
   the bodies of earlier edits are gone from the store. A message's ``reply_to`` must name an earlier seq.
+- A new message that names members of its room as ``@name`` records a mention for each (not the sender) in the
+  same transaction and lists them in ``Outcome.mentions``.
 - Reads see only committed data. ``history`` returns messages oldest first, in their current state, without
   change events; ``stream`` returns every entry (messages and changes) in seq order, for replay and gap fills.
 - Room, user and membership writes are visible to every node's reads once the call returns.
@@ -106,6 +108,7 @@ class Outcome(msgspec.Struct, frozen=True, array_like=True):
     error: str = ""  # an error code from chatd.errors when the message was refused
     message: str = ""
     stored: Entry | None = None  # the entry as first stored, for a duplicate; for a new change, its frame
+    mentions: list[str] = []  # members of the room a new message names with @name (chatd.mentions)
 
 
 class Store(abc.ABC):
@@ -278,3 +281,9 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def read_positions(self, user: str, room: str | None = None) -> list[ReadPosition]:
         """``user``'s read position in every room they are a member of (or in ``room`` only), by room name."""
+
+    # mentions
+    @abc.abstractmethod
+    async def mentions(self, user: str, *, before: int | None = None, limit: int = 50) -> list[Message]:
+        """Messages that mention ``user``, newest first, in their current state; only from rooms ``user`` is still
+        a member of, never deleted ones. ``before``: only mentions recorded before that time (Unix ms)."""

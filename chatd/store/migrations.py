@@ -108,12 +108,22 @@ def m006_read_state(db: sqlite_utils.Database) -> None:
     )
 
 
+def m007_mentions(db: sqlite_utils.Database) -> None:
+    """Who was named in which message, recorded by ``append``; listed per user newest first."""
+    db.execute(
+        "CREATE TABLE mentions (user TEXT NOT NULL, room TEXT NOT NULL, seq INTEGER NOT NULL, ts INTEGER NOT NULL, "
+        "PRIMARY KEY (user, room, seq)) WITHOUT ROWID"
+    )
+    db.execute("CREATE INDEX mentions_recent ON mentions (user, ts)")
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_initial", m001_initial),
     ("002_nocase_users_and_upload_indexes", m002_nocase_users_and_upload_indexes),
     ("003_deployment_key", m003_deployment_key),
     ("005_room_events", m005_room_events),
     ("006_read_state", m006_read_state),
+    ("007_mentions", m007_mentions),
 ]
 
 

@@ -25,6 +25,7 @@ import msgspec
 import sqlite_utils
 
 from chatd.errors import ChatError, Err
+from chatd.mentions import mentioned
 from chatd.protocol.frames import Entry, Message
 from chatd.store import changes
 from chatd.store.base import (
@@ -149,7 +150,8 @@ def _append_rows(conn: sqlite3.Connection, batch: Sequence[NewMessage]) -> list[
             attachments = _json.encode(m.attachments).decode() if m.attachments else None
             fresh[key] = len(rows)
             rows.append((m.room, seq, m.sender, m.client_id, m.body, ts, attachments, m.reply_to or None))
-            outcomes.append(Outcome(seq, ts))
+            named = _mention(conn, m, seq, ts) if "@" in m.body else []
+            outcomes.append(Outcome(seq, ts, mentions=named))
     flush()
     touched = {m.room for m, out in zip(batch, outcomes, strict=True) if out.seq and not out.duplicate}
     if touched:
@@ -205,6 +207,25 @@ def _apply_change(conn: sqlite3.Connection, m: NewMessage, seq: int, ts: int) ->
         (m.room, seq, m.sender, m.client_id, body, ts, m.kind, m.target or None, effect.data),
     )
     return Outcome(seq, ts, stored=changes.fresh(m, seq, ts, effect))
+
+
+def _mention(conn: sqlite3.Connection, m: NewMessage, seq: int, ts: int) -> list[str]:
+    """Record a mention for each member of the room the message names (not its sender); returns them."""
+    names = mentioned(m.body)
+    if not names:
+        return []
+    users = [
+        r[0]
+        for r in conn.execute(
+            f"SELECT user FROM members WHERE room = ? AND lower(user) IN ({_marks(len(names))}) AND user != ?",
+            (m.room, *names, m.sender),
+        )
+    ]
+    conn.executemany(
+        "INSERT OR IGNORE INTO mentions (user, room, seq, ts) VALUES (?, ?, ?, ?)",
+        [(u, m.room, seq, ts) for u in users],
+    )
+    return users
 
 
 def _message(row: tuple) -> Message:
@@ -584,3 +605,16 @@ class SQLiteStore(Store):
             (UNREAD_MAX, user, room, room),
         )
         return [ReadPosition(r[0], r[1], r[2], r[3]) for r in rows]
+
+    # --- mentions -----------------------------------------------------------------------------------------------
+
+    async def mentions(self, user: str, *, before: int | None = None, limit: int = 50) -> list[Message]:
+        cols = ", ".join(f"x.{c.strip()}" for c in changes.ENTRY_COLS.split(","))
+        rows = await self._r.execute_fetchall(
+            f"SELECT {cols} FROM mentions mn "
+            "JOIN members mb ON mb.room = mn.room AND mb.user = mn.user "
+            "JOIN messages x ON x.room = mn.room AND x.seq = mn.seq "
+            "WHERE mn.user = ? AND mn.ts < ? AND x.deleted = 0 ORDER BY mn.ts DESC, mn.room, mn.seq DESC LIMIT ?",
+            (user, before if before is not None else 2**62, limit),
+        )
+        return [_as_message(changes.entry(tuple(r))) for r in rows]

@@ -341,3 +341,24 @@ async def test_read_positions_move_only_forward_and_count_what_others_wrote(make
     assert await store.set_read("ann", "r", 999) == 8  # never past the room's end
     assert [(p.room, p.unread) for p in await store.read_positions("bob")] == [("r", 1), ("s", 0)]
     assert await store.set_read("ann", "nope", 1) == 0
+
+
+async def test_a_message_naming_members_records_mentions_of_them_only(make: MakeStore) -> None:
+    store = await make()
+    await room_with(store, "r", "ann", "Bob", "carol.x")
+    await store.create_user("eve", None)  # not a member: never mentioned, even when named
+    out = await store.append(
+        [
+            msg("r", "ann", "1", "@bob and @CAROL.X. and @eve and @ann, also mail ann@example.com"),
+            msg("r", "ann", "2", "no names here"),
+        ]
+    )
+    assert sorted(out[0].mentions) == ["Bob", "carol.x"] and out[1].mentions == []
+    again = await store.append([msg("r", "ann", "1", "@bob")])
+    assert again[0].duplicate and again[0].mentions == []  # a resend names nobody twice
+    await store.append([msg("r", "carol.x", "3", "thanks @Bob")])
+    assert [m.seq for m in await store.mentions("Bob")] == [3, 1]
+    await store.append([change("r", "carol.x", "d", "delete", 3)])
+    assert [m.seq for m in await store.mentions("Bob")] == [1]  # deleted messages are not listed
+    await store.remove_member("r", "Bob")
+    assert await store.mentions("Bob") == []  # nor rooms they are no longer in
