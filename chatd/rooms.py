@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 import time
 
+from chatd.dms import refuse_dm_name
 from chatd.errors import ChatError, Err
 from chatd.protocol.frames import ROOM_MAX, ROOM_PATTERN
 from chatd.store.base import RoomRecord, Store, UserRecord
@@ -89,6 +90,7 @@ class Rooms:
             if not self.auto_create:
                 raise ChatError(Err.NOT_FOUND, f"no room {room!r} (rooms.auto_create is off)")
             check_room_name(room)
+            refuse_dm_name(room)
             self._may_create(user)
             try:
                 record = await self.store.create_room(room, private=False, created_by=user)
@@ -106,6 +108,7 @@ class Rooms:
 
     async def create(self, room: str, private: bool, user: str) -> RoomRecord:
         check_room_name(room)
+        refuse_dm_name(room)
         if await self.store.get_room(room) is not None:
             raise ChatError(Err.CONFLICT, f"room {room!r} already exists")  # a taken name spends no creation
         self._may_create(user)
@@ -119,6 +122,8 @@ class Rooms:
         target = await self.store.get_user(invitee)
         if target is None:
             raise ChatError(Err.NOT_FOUND, f"no user {invitee!r}")
+        if record.dm:
+            raise ChatError(Err.FORBIDDEN, "a direct conversation is between two people; start a private room")
         if record.private:
             if not (inviter.admin or await self.is_member(room, inviter.name)):
                 raise ChatError(Err.FORBIDDEN, "only members can invite to a private room")

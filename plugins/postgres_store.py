@@ -146,6 +146,7 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX mentions_recent ON mentions (username, ts);
         """,
     ),
+    ("008_direct_messages", "ALTER TABLE rooms ADD COLUMN dm BOOLEAN NOT NULL DEFAULT false;"),
 ]
 
 # An exact spelling wins, for databases made before names were case-insensitive.
@@ -165,7 +166,9 @@ def _as_message(e: Entry) -> Message:
 
 
 def _room(r: asyncpg.Record) -> RoomRecord:
-    return RoomRecord(r["name"], r["private"], r["created_by"] or "", r["created"], r["last_seq"], r["topic"] or "")
+    return RoomRecord(
+        r["name"], r["private"], r["created_by"] or "", r["created"], r["last_seq"], r["topic"] or "", r["dm"]
+    )
 
 
 def _user(r: asyncpg.Record) -> UserRecord:
@@ -295,7 +298,8 @@ class PostgresStore(Store):
             try:
                 r = await c.fetchrow(
                     "INSERT INTO rooms (name, private, created_by, created, last_seq) "
-                    f"VALUES ($1, $2, $3, {NOW_MS}, 0) RETURNING name, private, created_by, created, last_seq, topic",
+                    f"VALUES ($1, $2, $3, {NOW_MS}, 0) "
+                    "RETURNING name, private, created_by, created, last_seq, topic, dm",
                     name,
                     private,
                     created_by,
@@ -309,7 +313,7 @@ class PostgresStore(Store):
 
     async def get_room(self, name: str) -> RoomRecord | None:
         r = await self._p.fetchrow(
-            "SELECT name, private, created_by, created, last_seq, topic FROM rooms WHERE name = $1", name
+            "SELECT name, private, created_by, created, last_seq, topic, dm FROM rooms WHERE name = $1", name
         )
         return _room(r) if r else None
 
@@ -318,7 +322,8 @@ class PostgresStore(Store):
     ) -> list[tuple[RoomRecord, bool]]:
         # COLLATE "C": byte order, as the contract says, whatever the database's collation.
         rows = await self._p.fetch(
-            "SELECT r.name, r.private, r.created_by, r.created, r.last_seq, r.topic, m.username IS NOT NULL AS member "
+            "SELECT r.name, r.private, r.created_by, r.created, r.last_seq, r.topic, r.dm, "
+            "m.username IS NOT NULL AS member "
             "FROM rooms r LEFT JOIN members m ON m.room = r.name AND m.username = $1 "
             'WHERE (NOT r.private OR m.username IS NOT NULL) AND r.name COLLATE "C" > $2 '
             'ORDER BY r.name COLLATE "C" LIMIT $3',
@@ -681,3 +686,27 @@ class PostgresStore(Store):
             limit,
         )
         return [_as_message(_entry(r)) for r in rows]
+
+    # --- direct messages ----------------------------------------------------------------------------------------
+
+    async def open_dm(self, name: str, a: str, b: str) -> tuple[RoomRecord, bool]:
+        async with self._p.acquire() as c, c.transaction():
+            made = await c.fetchval(
+                "INSERT INTO rooms (name, private, created_by, created, last_seq, dm) "
+                f"VALUES ($1, true, $2, {NOW_MS}, 0, true) ON CONFLICT (name) DO NOTHING RETURNING true",
+                name,
+                a,
+            )
+            r = await c.fetchrow(
+                "SELECT name, private, created_by, created, last_seq, topic, dm FROM rooms WHERE name = $1", name
+            )
+            record = _room(r)
+            if not record.dm:
+                raise ChatError(Err.CONFLICT, f"{name!r} is a room, not a direct conversation")
+            await c.execute(
+                f"INSERT INTO members (room, username, joined) SELECT $1, u, {NOW_MS} FROM unnest($2::text[]) AS u "
+                "ON CONFLICT DO NOTHING",
+                name,
+                [a, b],
+            )
+        return record, bool(made)

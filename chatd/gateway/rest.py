@@ -62,6 +62,7 @@ class RoomOut(msgspec.Struct):
     last_seq: int
     member: bool
     topic: str = ""
+    dm: bool = False
 
 
 class Invite(msgspec.Struct, forbid_unknown_fields=True):
@@ -118,7 +119,7 @@ async def provide_principal(request: Request[Any, Any, Any]) -> Principal:
 
 def _room_out(record: RoomRecord, member: bool) -> RoomOut:
     return RoomOut(
-        record.name, record.private, record.created_by, record.created, record.last_seq, member, record.topic
+        record.name, record.private, record.created_by, record.created, record.last_seq, member, record.topic, record.dm
     )
 
 

@@ -11,13 +11,24 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Request, get, post
 from litestar.params import Parameter
-from litestar.status_codes import HTTP_200_OK
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
+from chatd.dms import open_dm
 from chatd.gateway.auth import Principal
 from chatd.gateway.openapi import SECURED, errors
 from chatd.node import Node
-from chatd.protocol.frames import SEQ_MAX, Message, ReadState
+from chatd.protocol.frames import SEQ_MAX, Message, ReadState, UserName
 from chatd.store.base import ReadPosition
+
+
+class DmIn(msgspec.Struct, forbid_unknown_fields=True):
+    user: UserName
+
+
+class DmOut(msgspec.Struct):
+    room: str
+    user: str  # the other person, with their stored spelling
+    created: bool
 
 
 class ReadIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -66,5 +77,18 @@ async def mentions(
     return {"mentions": await _node(request).personal.mentions(principal.user.name, before, limit)}
 
 
-feature_handlers = [read_positions, mark_read, mentions]
-FEATURE_STRUCTS: tuple[type[msgspec.Struct], ...] = (ReadIn,)
+@post(
+    "/dms",
+    status_code=HTTP_201_CREATED,
+    summary="Open (or find) your direct conversation with a user: one private two-person room per pair",
+    responses=errors(403, 404, 409, body=True),
+    security=SECURED,
+)
+async def dms(request: Request[Any, Any, Any], principal: Principal, data: DmIn) -> DmOut:
+    node = _node(request)
+    record, other, created = await open_dm(node.store, node.tell_user, principal.user, data.user)
+    return DmOut(record.name, other, created)
+
+
+feature_handlers = [read_positions, mark_read, mentions, dms]
+FEATURE_STRUCTS: tuple[type[msgspec.Struct], ...] = (ReadIn, DmIn)

@@ -15,7 +15,7 @@ from msgspec import Meta
 PROTOCOL_VERSION = 1
 # What this server does beyond the frames of the first v1 release, listed in ``hello`` so a client can offer only
 # what works.
-FEATURES = ("edit", "delete", "react", "reply", "topic", "read", "mentions")
+FEATURES = ("edit", "delete", "react", "reply", "topic", "read", "mentions", "dms")
 
 # ``(?!\n)$`` rather than ``$``: Python's ``$`` (which msgspec's pattern check uses) also matches before a trailing
 # newline, so ``alice\n`` passed as ``alice``. The lookahead means "the very end" in Python and in JSON Schema's
@@ -236,6 +236,13 @@ class Mention(_ServerFrame, tag="mention"):
     from_: str = msgspec.field(name="from")
     body: str
     ts: int
+
+
+class DirectRoom(_ServerFrame, tag="dm"):
+    """A direct-message room with ``with`` was opened (or reopened); sent to every connection of both people."""
+
+    room: str
+    with_: str = msgspec.field(name="with")
 
 
 class TypingNotice(_ServerFrame, tag="typing"):

@@ -60,6 +60,7 @@ class RoomRecord(msgspec.Struct, frozen=True):
     created: int
     last_seq: int = 0
     topic: str = ""
+    dm: bool = False  # a direct-message room: private, exactly two members, opened by ``open_dm``
 
 
 class UploadRecord(msgspec.Struct, frozen=True):
@@ -287,3 +288,11 @@ class Store(abc.ABC):
     async def mentions(self, user: str, *, before: int | None = None, limit: int = 50) -> list[Message]:
         """Messages that mention ``user``, newest first, in their current state; only from rooms ``user`` is still
         a member of, never deleted ones. ``before``: only mentions recorded before that time (Unix ms)."""
+
+    # direct messages
+    @abc.abstractmethod
+    async def open_dm(self, name: str, a: str, b: str) -> tuple[RoomRecord, bool]:
+        """The direct-message room ``name`` of users ``a`` and ``b``: created private with both as members if it
+        does not exist, and both made members again if one had left. Returns it and whether it was created.
+        Atomic against a racing call for the same pair. Raises ChatError(CONFLICT) if ``name`` is a room that is
+        not a direct-message room."""

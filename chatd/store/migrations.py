@@ -117,6 +117,12 @@ def m007_mentions(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX mentions_recent ON mentions (user, ts)")
 
 
+def m008_direct_messages(db: sqlite_utils.Database) -> None:
+    """Direct-message rooms are private rooms marked as such, so clients can list them apart and nobody can
+    invite a third person into one."""
+    db.execute("ALTER TABLE rooms ADD COLUMN dm INTEGER NOT NULL DEFAULT 0")
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_initial", m001_initial),
     ("002_nocase_users_and_upload_indexes", m002_nocase_users_and_upload_indexes),
@@ -124,6 +130,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("005_room_events", m005_room_events),
     ("006_read_state", m006_read_state),
     ("007_mentions", m007_mentions),
+    ("008_direct_messages", m008_direct_messages),
 ]
 
 

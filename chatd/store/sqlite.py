@@ -52,11 +52,17 @@ def now_ms() -> int:
 
 def _room(row: sqlite3.Row | tuple) -> RoomRecord:
     return RoomRecord(
-        name=row[0], private=bool(row[1]), created_by=row[2] or "", created=row[3], last_seq=row[4], topic=row[5] or ""
+        name=row[0],
+        private=bool(row[1]),
+        created_by=row[2] or "",
+        created=row[3],
+        last_seq=row[4],
+        topic=row[5] or "",
+        dm=bool(row[6]),
     )
 
 
-_ROOM_COLS = "name, private, created_by, created, last_seq, topic"
+_ROOM_COLS = "name, private, created_by, created, last_seq, topic, dm"
 
 
 def _as_message(e: Entry) -> Message:
@@ -433,12 +439,12 @@ class SQLiteStore(Store):
         self, user: str, *, after: str | None = None, limit: int | None = None
     ) -> list[tuple[RoomRecord, bool]]:
         rows = await self._r.execute_fetchall(
-            "SELECT r.name, r.private, r.created_by, r.created, r.last_seq, r.topic, m.user IS NOT NULL "
+            "SELECT r.name, r.private, r.created_by, r.created, r.last_seq, r.topic, r.dm, m.user IS NOT NULL "
             "FROM rooms r LEFT JOIN members m ON m.room = r.name AND m.user = ? "
             "WHERE (r.private = 0 OR m.user IS NOT NULL) AND r.name > ? ORDER BY r.name LIMIT ?",
             (user, after or "", -1 if limit is None else limit),
         )
-        return [(_room(row), bool(row[6])) for row in rows]
+        return [(_room(row), bool(row[7])) for row in rows]
 
     async def add_member(self, room: str, user: str) -> bool:
         try:
@@ -618,3 +624,24 @@ class SQLiteStore(Store):
             (user, before if before is not None else 2**62, limit),
         )
         return [_as_message(changes.entry(tuple(r))) for r in rows]
+
+    # --- direct messages ----------------------------------------------------------------------------------------
+
+    async def open_dm(self, name: str, a: str, b: str) -> tuple[RoomRecord, bool]:
+        created = now_ms()
+        async with self._write_lock, transaction(self._w) as w:
+            cur = await w.execute(
+                "INSERT OR IGNORE INTO rooms (name, private, created_by, created, last_seq, dm) "
+                "VALUES (?, 1, ?, ?, 0, 1)",
+                (name, a, created),
+            )
+            made = cur.rowcount > 0
+            rows = list(await w.execute_fetchall(f"SELECT {_ROOM_COLS} FROM rooms WHERE name = ?", (name,)))
+            record = _room(rows[0])
+            if not record.dm:
+                raise ChatError(Err.CONFLICT, f"{name!r} is a room, not a direct conversation")
+            await w.executemany(
+                "INSERT OR IGNORE INTO members (room, user, joined) VALUES (?, ?, ?)",
+                [(name, a, created), (name, b, created)],
+            )
+        return record, made

@@ -362,3 +362,31 @@ async def test_a_message_naming_members_records_mentions_of_them_only(make: Make
     assert [m.seq for m in await store.mentions("Bob")] == [1]  # deleted messages are not listed
     await store.remove_member("r", "Bob")
     assert await store.mentions("Bob") == []  # nor rooms they are no longer in
+
+
+async def test_a_direct_room_is_opened_once_per_pair_and_reopening_brings_both_back(make: MakeStore) -> None:
+    store = await make()
+    for name in ("ann", "bob"):
+        await store.create_user(name, None)
+    room, created = await store.open_dm("dm:ann:bob", "ann", "bob")
+    assert created and room.dm and room.private
+    assert await store.members("dm:ann:bob") == ["ann", "bob"]
+    await store.remove_member("dm:ann:bob", "bob")
+    again, created = await store.open_dm("dm:ann:bob", "bob", "ann")
+    assert not created and again.name == room.name
+    assert await store.members("dm:ann:bob") == ["ann", "bob"]
+    await room_with(store, "dm:not-one", "ann", private=True)
+    with pytest.raises(ChatError):
+        await store.open_dm("dm:not-one", "ann", "bob")
+    assert [(r.name, r.dm) for r, _ in await store.list_rooms("bob")] == [("dm:ann:bob", True)]
+
+
+async def test_two_nodes_opening_the_same_direct_room_at_once_share_it(make: MakeStore) -> None:
+    if make.kind == "sqlite":  # type: ignore[attr-defined]
+        pytest.skip("several nodes need PostgreSQL")
+    a, b = await make(), await make()
+    for name in ("ann", "bob"):
+        await a.create_user(name, None)
+    results = await asyncio.gather(*(s.open_dm("dm:ann:bob", "ann", "bob") for s in (a, b, a, b)))
+    assert sorted(created for _, created in results) == [False, False, False, True]
+    assert await a.members("dm:ann:bob") == ["ann", "bob"]
