@@ -26,6 +26,7 @@ from chatd.config import StoreConfig
 from chatd.errors import ChatError, Err
 from chatd.mentions import mentioned
 from chatd.protocol.frames import Entry, Message
+from chatd.search import MARK_END, MARK_START, Hit, tsquery
 from chatd.store import changes
 from chatd.store.base import UNREAD_MAX, NewMessage, Outcome, ReadPosition, RoomRecord, Store, UploadRecord, UserRecord
 
@@ -147,6 +148,16 @@ MIGRATIONS: list[tuple[str, str]] = [
         """,
     ),
     ("008_direct_messages", "ALTER TABLE rooms ADD COLUMN dm BOOLEAN NOT NULL DEFAULT false;"),
+    (
+        # Full-text search: a stored generated column, so adding it indexes every existing message, and edits and
+        # deletes (which rewrite the body) keep it current. 'simple': no stemming, like SQLite's unicode61.
+        "009_search",
+        """
+        ALTER TABLE messages ADD COLUMN search tsvector
+            GENERATED ALWAYS AS (to_tsvector('simple', body)) STORED;
+        CREATE INDEX messages_search ON messages USING gin (search) WHERE kind IS NULL AND NOT deleted;
+        """,
+    ),
 ]
 
 # An exact spelling wins, for databases made before names were case-insensitive.
@@ -710,3 +721,25 @@ class PostgresStore(Store):
                 [a, b],
             )
         return record, bool(made)
+
+    # --- search -------------------------------------------------------------------------------------------------
+
+    async def search(
+        self, user: str, words: list[str], *, room: str | None = None, limit: int = 20, offset: int = 0
+    ) -> list[Hit]:
+        if not words:
+            return []
+        rows = await self._p.fetch(
+            "SELECT m.room, m.seq, m.sender, m.ts, ts_headline('simple', m.body, q, $6) AS snippet "
+            "FROM messages m JOIN rooms r ON r.name = m.room, to_tsquery('simple', $1) AS q "
+            "WHERE m.search @@ q AND m.kind IS NULL AND NOT m.deleted AND ($2::text IS NULL OR m.room = $2) "
+            "AND (NOT r.private OR EXISTS (SELECT 1 FROM members mb WHERE mb.room = m.room AND mb.username = $3)) "
+            "ORDER BY ts_rank(m.search, q) DESC, m.ts DESC LIMIT $4 OFFSET $5",
+            tsquery(words),
+            room,
+            user,
+            limit,
+            offset,
+            f'StartSel="{MARK_START}", StopSel="{MARK_END}", MaxWords=24, MinWords=8, ShortWord=0',
+        )
+        return [Hit(r["room"], r["seq"], r["sender"], r["ts"], r["snippet"]) for r in rows]

@@ -17,7 +17,8 @@ from chatd.dms import open_dm
 from chatd.gateway.auth import Principal
 from chatd.gateway.openapi import SECURED, errors
 from chatd.node import Node
-from chatd.protocol.frames import SEQ_MAX, Message, ReadState, UserName
+from chatd.protocol.frames import ROOM_MAX, SEQ_MAX, Message, ReadState, UserName
+from chatd.search import Part, snippet_parts, terms
 from chatd.store.base import ReadPosition
 
 
@@ -29,6 +30,21 @@ class DmOut(msgspec.Struct):
     room: str
     user: str  # the other person, with their stored spelling
     created: bool
+
+
+class SearchResult(msgspec.Struct):
+    room: str
+    seq: int
+    from_: str = msgspec.field(name="from")
+    ts: int = 0
+    snippet: list[Part] = []
+    """The matching passage in parts; ``match`` parts are the words found. Render as text, never as HTML."""
+
+
+class SearchPage(msgspec.Struct):
+    results: list[SearchResult]
+    next: int | None = None
+    """Pass as ``offset`` for the next page; null on the last page."""
 
 
 class ReadIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -90,5 +106,29 @@ async def dms(request: Request[Any, Any, Any], principal: Principal, data: DmIn)
     return DmOut(record.name, other, created)
 
 
-feature_handlers = [read_positions, mark_read, mentions, dms]
+@get(
+    "/search",
+    summary="Messages containing every word of q, best first, from rooms you may read; never a deleted one",
+    responses=errors(403, 404),
+    security=SECURED,
+)
+async def search(
+    request: Request[Any, Any, Any],
+    principal: Principal,
+    q: Annotated[str, Parameter(min_length=1, max_length=500, description="words to find")],
+    room: Annotated[str | None, Parameter(max_length=ROOM_MAX, description="only this room")] = None,
+    limit: Annotated[int, Parameter(ge=1, le=100, description="at most this many")] = 20,
+    offset: Annotated[int, Parameter(ge=0, le=10_000, description="skip this many (paging)")] = 0,
+) -> SearchPage:
+    node = _node(request)
+    user = principal.user.name
+    if room is not None:
+        await node.rooms.get_visible(room, user)  # a private room you are not (or no longer) in: forbidden
+    hits = await node.store.search(user, terms(q), room=room, limit=limit + 1, offset=offset)
+    more = len(hits) > limit
+    results = [SearchResult(h.room, h.seq, h.from_, h.ts, snippet_parts(h.snippet)) for h in hits[:limit]]
+    return SearchPage(results, offset + limit if more else None)
+
+
+feature_handlers = [read_positions, mark_read, mentions, dms, search]
 FEATURE_STRUCTS: tuple[type[msgspec.Struct], ...] = (ReadIn, DmIn)

@@ -15,7 +15,7 @@ from msgspec import Meta
 PROTOCOL_VERSION = 1
 # What this server does beyond the frames of the first v1 release, listed in ``hello`` so a client can offer only
 # what works.
-FEATURES = ("edit", "delete", "react", "reply", "topic", "read", "mentions", "dms")
+FEATURES = ("edit", "delete", "react", "reply", "topic", "read", "mentions", "dms", "search")
 
 # ``(?!\n)$`` rather than ``$``: Python's ``$`` (which msgspec's pattern check uses) also matches before a trailing
 # newline, so ``alice\n`` passed as ``alice``. The lookahead means "the very end" in Python and in JSON Schema's

@@ -39,6 +39,7 @@ from collections.abc import Sequence
 import msgspec
 
 from chatd.protocol.frames import Entry, Message
+from chatd.search import Hit
 
 
 class StoreRefused(Exception):
@@ -296,3 +297,12 @@ class Store(abc.ABC):
         does not exist, and both made members again if one had left. Returns it and whether it was created.
         Atomic against a racing call for the same pair. Raises ChatError(CONFLICT) if ``name`` is a room that is
         not a direct-message room."""
+
+    # search
+    @abc.abstractmethod
+    async def search(
+        self, user: str, words: list[str], *, room: str | None = None, limit: int = 20, offset: int = 0
+    ) -> list[Hit]:
+        """Messages containing every one of ``words`` (the last also as a prefix; see ``chatd.search``), best
+        first, from rooms ``user`` may read (public rooms, and private rooms they are a member of), optionally only
+        ``room``. Never a deleted message or a change event. The index covers history stored before it existed."""

@@ -123,6 +123,53 @@ def m008_direct_messages(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE rooms ADD COLUMN dm INTEGER NOT NULL DEFAULT 0")
 
 
+def m009_search(db: sqlite_utils.Database) -> None:
+    """Full-text search (FTS5) over message bodies, kept current by triggers and filled from existing history.
+
+    ``messages`` has no rowid (WITHOUT ROWID), so ``search_ids`` gives each searchable message one for the FTS
+    table. An edit re-indexes the body; a delete (body emptied, ``deleted`` set) takes it out of the index, content
+    and all. Change events are never indexed.
+    """
+    db.execute(
+        "CREATE TABLE search_ids (id INTEGER PRIMARY KEY, room TEXT NOT NULL, seq INTEGER NOT NULL, UNIQUE (room, seq))"
+    )
+    db.execute("CREATE VIRTUAL TABLE message_search USING fts5(body, tokenize = 'unicode61 remove_diacritics 2')")
+    db.execute(
+        """
+        CREATE TRIGGER messages_search_insert AFTER INSERT ON messages
+        WHEN new.kind IS NULL AND new.body != '' AND new.deleted = 0
+        BEGIN
+            INSERT OR IGNORE INTO search_ids (room, seq) VALUES (new.room, new.seq);
+            INSERT INTO message_search (rowid, body)
+                VALUES ((SELECT id FROM search_ids WHERE room = new.room AND seq = new.seq), new.body);
+        END
+        """
+    )
+    db.execute(
+        """
+        CREATE TRIGGER messages_search_update AFTER UPDATE OF body, deleted ON messages
+        WHEN new.kind IS NULL
+        BEGIN
+            DELETE FROM message_search
+                WHERE rowid = (SELECT id FROM search_ids WHERE room = old.room AND seq = old.seq);
+            INSERT OR IGNORE INTO search_ids (room, seq)
+                SELECT new.room, new.seq WHERE new.body != '' AND new.deleted = 0;
+            INSERT INTO message_search (rowid, body)
+                SELECT id, new.body FROM search_ids
+                WHERE room = new.room AND seq = new.seq AND new.body != '' AND new.deleted = 0;
+        END
+        """
+    )
+    db.execute(
+        "INSERT INTO search_ids (room, seq) SELECT room, seq FROM messages "
+        "WHERE kind IS NULL AND body != '' AND deleted = 0 ORDER BY room, seq"
+    )
+    db.execute(
+        "INSERT INTO message_search (rowid, body) "
+        "SELECT s.id, m.body FROM search_ids s JOIN messages m ON m.room = s.room AND m.seq = s.seq"
+    )
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_initial", m001_initial),
     ("002_nocase_users_and_upload_indexes", m002_nocase_users_and_upload_indexes),
@@ -131,6 +178,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("006_read_state", m006_read_state),
     ("007_mentions", m007_mentions),
     ("008_direct_messages", m008_direct_messages),
+    ("009_search", m009_search),
 ]
 
 

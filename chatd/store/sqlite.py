@@ -27,6 +27,7 @@ import sqlite_utils
 from chatd.errors import ChatError, Err
 from chatd.mentions import mentioned
 from chatd.protocol.frames import Entry, Message
+from chatd.search import MARK_END, MARK_START, Hit, fts5_query
 from chatd.store import changes
 from chatd.store.base import (
     UNREAD_MAX,
@@ -645,3 +646,22 @@ class SQLiteStore(Store):
                 [(name, a, created), (name, b, created)],
             )
         return record, made
+
+    # --- search -------------------------------------------------------------------------------------------------
+
+    async def search(
+        self, user: str, words: list[str], *, room: str | None = None, limit: int = 20, offset: int = 0
+    ) -> list[Hit]:
+        if not words:
+            return []
+        rows = await self._r.execute_fetchall(
+            "SELECT s.room, s.seq, m.sender, m.ts, snippet(message_search, 0, ?, ?, '…', 16) "
+            "FROM message_search JOIN search_ids s ON s.id = message_search.rowid "
+            "JOIN messages m ON m.room = s.room AND m.seq = s.seq "
+            "JOIN rooms r ON r.name = s.room "
+            "WHERE message_search MATCH ? AND m.deleted = 0 AND (? IS NULL OR s.room = ?) "
+            "AND (r.private = 0 OR EXISTS (SELECT 1 FROM members mb WHERE mb.room = s.room AND mb.user = ?)) "
+            "ORDER BY bm25(message_search), m.ts DESC LIMIT ? OFFSET ?",
+            (MARK_START, MARK_END, fts5_query(words), room, room, user, limit, offset),
+        )
+        return [Hit(r[0], r[1], r[2], r[3], r[4]) for r in rows]

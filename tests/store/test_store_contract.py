@@ -390,3 +390,68 @@ async def test_two_nodes_opening_the_same_direct_room_at_once_share_it(make: Mak
     results = await asyncio.gather(*(s.open_dm("dm:ann:bob", "ann", "bob") for s in (a, b, a, b)))
     assert sorted(created for _, created in results) == [False, False, False, True]
     assert await a.members("dm:ann:bob") == ["ann", "bob"]
+
+
+async def test_search_ranks_matches_and_never_returns_deleted_or_unreadable_messages(make: MakeStore) -> None:
+    store = await make()
+    await room_with(store, "pub", "ann", "bob")
+    await room_with(store, "secret", "ann", private=True)
+    await store.create_user("eve", None)
+    await store.append(
+        [
+            msg("pub", "ann", "1", "we picked postgres for the launch"),
+            msg("pub", "bob", "2", "postgres postgres postgres: the launch decision, postgres again"),
+            msg("pub", "bob", "3", "lunch at noon"),
+            msg("secret", "ann", "4", "postgres password is hunter2"),
+        ]
+    )
+    hits = await store.search("ann", ["postgres", "launch"])
+    assert [(h.room, h.seq) for h in hits[:2]] == [("pub", 2), ("pub", 1)]  # more occurrences rank first
+    assert {h.room for h in hits} == {"pub"}  # the secret room has no "launch"
+    assert {(h.room, h.seq) for h in await store.search("ann", ["postgres"])} == {("pub", 1), ("pub", 2), ("secret", 1)}
+    assert "\x02" in hits[0].snippet and hits[0].from_ == "bob"
+    assert {h.room for h in await store.search("eve", ["postgres"])} == {"pub"}  # not a member of secret
+    assert [h.seq for h in await store.search("ann", ["lun"])] == [3]  # the last word matches as a prefix
+    assert [h.seq for h in await store.search("ann", ["postgres"], room="pub", limit=1, offset=1)] in ([1], [2])
+    await store.append([change("pub", "bob", "e", "edit", 3, "dinner at eight")])
+    assert await store.search("ann", ["lunch"]) == []  # an edit re-indexes
+    assert [h.seq for h in await store.search("ann", ["dinner"])] == [3]
+    await store.append([change("pub", "bob", "d", "delete", 2)])
+    assert [h.seq for h in await store.search("ann", ["decision"])] == []  # deleted: gone from the index
+    await store.remove_member("secret", "ann")
+    assert {h.room for h in await store.search("ann", ["hunter2"])} == set()  # left the private room
+    assert await store.search("ann", []) == []
+
+
+async def test_the_search_migration_indexes_history_stored_before_it(make: MakeStore, tmp_path: Path) -> None:
+    store = await make()
+    await room_with(store, "old", "ann")
+    await store.append([msg("old", "ann", "1", "the quarterly numbers"), msg("old", "ann", "2", "gone soon")])
+    await store.append([change("old", "ann", "d", "delete", 2)])
+    # Take the database back to before migration 009, as a store from an earlier release would be.
+    if make.kind == "sqlite":  # type: ignore[attr-defined]
+        await store.close()
+        import sqlite3
+
+        db = sqlite3.connect(tmp_path / "chatd.db")
+        for trigger in ("messages_search_insert", "messages_search_update"):
+            db.execute(f"DROP TRIGGER {trigger}")
+        db.execute("DROP TABLE message_search")
+        db.execute("DROP TABLE search_ids")
+        db.execute("DELETE FROM _migrations WHERE name = '009_search'")
+        db.commit()
+        db.close()
+        store = SQLiteStore(tmp_path / "chatd.db")
+        await store.open()
+    else:
+        pool = store.pool  # type: ignore[attr-defined]
+        await pool.execute("ALTER TABLE messages DROP COLUMN search")
+        await pool.execute("DELETE FROM _migrations WHERE name = '009_search'")
+        await store.close()
+        await store.open()
+    try:
+        assert [h.seq for h in await store.search("ann", ["quarterly"])] == [1]
+        assert await store.search("ann", ["soon"]) == []
+    finally:
+        if make.kind == "sqlite":  # type: ignore[attr-defined]
+            await store.close()
