@@ -6,6 +6,7 @@
 
 import { Api } from "./api.js";
 import { Connection } from "./connection.js";
+import { EVENT_TYPES, Features } from "./features.js";
 import { Outbox } from "./outbox.js";
 import { Room } from "./room.js";
 import { ReadMarks, load, newClientId, save } from "./storage.js";
@@ -49,6 +50,7 @@ export class ChatApp {
     this.uploads = []; // attachments being prepared for the next message
     this.roomsRenderQueued = false;
     this.urlFor = (id) => this.api.uploadUrl(id);
+    this.features = new Features(this);
     this.el = {
       log: $("log"),
       messages: $("messages"),
@@ -61,6 +63,7 @@ export class ChatApp {
 
   async start() {
     this.bindUi();
+    this.features.bind();
     const c = this.connection;
     c.addEventListener("state", (e) => this.onState(e.detail.state));
     c.addEventListener("hello", () => this.onHello());
@@ -71,6 +74,7 @@ export class ChatApp {
     const imageTypes = (this.info.upload_types ?? []).filter((t) => t.startsWith("image/"));
     $("attach-input").accept = imageTypes.length ? imageTypes.join(",") : "image/*";
     await this.refreshRooms();
+    await this.features.loadReads();
     c.start();
     const first = [...this.rooms.values()].filter((r) => r.member).map((r) => r.name).sort()[0];
     this.openRoom(this.roomFromHash() ?? load(`active.${this.me}`) ?? first ?? null);
@@ -140,7 +144,12 @@ export class ChatApp {
       case "typing": return this.onTyping(f);
       case "presence": return this.onPresence(f);
       case "left": return this.onLeft(f);
-      default: return undefined; // frames from a newer protocol revision: ignore
+      case "read": return this.features.onRead(f);
+      case "mention": return this.features.onMention(f);
+      case "dm": return this.features.onDm(f);
+      default:
+        if (EVENT_TYPES.has(f.type)) return this.features.onEvent(f);
+        return undefined; // frames from a newer protocol revision: ignore
     }
   }
 
@@ -330,6 +339,11 @@ export class ChatApp {
     const room = this.active;
     if (!room) return;
     const body = this.el.input.value.trim();
+    if (this.features.submitEdit(body)) {
+      this.el.input.value = "";
+      this.autosize();
+      return;
+    }
     if (this.uploads.some((u) => u.state === "uploading")) {
       this.showError("Wait for the attachments to finish uploading.");
       return;
@@ -341,7 +355,7 @@ export class ChatApp {
       this.showError("That message is too long.");
       return;
     }
-    const entry = this.outbox.add(room.name, body, attachments);
+    const entry = this.outbox.add(room.name, body, attachments, this.features.replyTo(room.name));
     this.el.input.value = "";
     this.autosize();
     this.clearUploads();
@@ -449,8 +463,10 @@ export class ChatApp {
     save(`active.${this.me}`, name);
     this.clearUploads();
     document.body.dataset.room = name;
-    this.el.roomTitle.textContent = name;
-    this.el.input.placeholder = `Message #${name}`;
+    this.el.roomTitle.textContent = room.dm ? `@${this.features.dmPartner(room)}` : name;
+    this.el.input.placeholder = room.dm ? `Message ${this.features.dmPartner(room)}` : `Message #${name}`;
+    this.features.stopComposing();
+    this.features.renderTopic();
     this.el.input.disabled = false;
     $("send-button").disabled = false;
     this.renderTimeline();
@@ -496,13 +512,16 @@ export class ChatApp {
 
   unread(room) {
     if (room === this.active && this.nearBottom() && document.visibilityState === "visible") return 0;
-    return Math.max(0, room.latest - this.reads.get(room.name));
+    return this.features.unread(room);
   }
 
   markRead() {
     const room = this.active;
     if (!room || room.hi === null || document.visibilityState !== "visible" || !this.nearBottom()) return;
-    if (this.reads.advance(room.name, room.hi)) this.queueRoomsRender();
+    if (this.reads.advance(room.name, room.hi)) {
+      this.features.sendRead(room.name, room.hi);
+      this.queueRoomsRender();
+    }
     $("jump-latest").hidden = true;
   }
 
@@ -519,7 +538,8 @@ export class ChatApp {
 
   renderRooms() {
     const rooms = [...this.rooms.values()].sort((a, b) => a.name.localeCompare(b.name));
-    const mine = rooms.filter((r) => r.member);
+    const mine = rooms.filter((r) => r.member && !r.dm);
+    const dms = rooms.filter((r) => r.member && r.dm);
     const others = rooms.filter((r) => !r.member && !r.isPrivate && !r.joinError);
     let total = 0;
     $("room-list").replaceChildren(...mine.map((r) => {
@@ -528,6 +548,11 @@ export class ChatApp {
       return roomLink(r, { active: r === this.active, unread });
     }));
     $("room-list-empty").hidden = mine.length > 0;
+    $("dm-list").replaceChildren(...dms.map((r) => {
+      const unread = this.unread(r);
+      total += unread;
+      return roomLink(r, { active: r === this.active, unread, label: this.features.dmPartner(r) });
+    }));
     $("browse-list").replaceChildren(...others.map((r) => roomLink(r, { active: r === this.active, unread: 0 })));
     $("browse").hidden = others.length === 0;
     document.title = total ? `(${total}) chatd` : "chatd";
@@ -548,7 +573,7 @@ export class ChatApp {
 
   renderTimeline() {
     const room = this.active;
-    this.el.messages.replaceChildren(...room.sorted().map((m) => messageItem(m, this.me, this.urlFor)));
+    this.el.messages.replaceChildren(...room.sorted().map((m) => messageItem(m, this.me, this.urlFor, this.features.ctx)));
     this.renderPendingList();
     this.renderHistoryEdge();
     $("jump-latest").hidden = true;
@@ -557,10 +582,17 @@ export class ChatApp {
 
   renderMessage(m, forceScroll = false) {
     const stick = forceScroll || this.nearBottom();
-    insertBySeq(this.el.messages, messageItem(m, this.me, this.urlFor));
+    insertBySeq(this.el.messages, messageItem(m, this.me, this.urlFor, this.features.ctx));
     if (this.el.messages.childElementCount === 1) this.renderHistoryEdge(); // "no messages yet" is over
     if (stick) this.scrollToBottom();
     else if (m.seq >= (this.active.hi ?? 0)) $("jump-latest").hidden = false;
+  }
+
+  /** A message changed in place (edit, delete, reaction): draw it again where it is. */
+  rerenderMessage(seq) {
+    const m = this.active?.messages.get(seq);
+    const old = this.el.messages.querySelector(`.msg[data-seq="${seq}"]`);
+    if (m && old) old.replaceWith(messageItem(m, this.me, this.urlFor, this.features.ctx));
   }
 
   /** Older messages go on top without moving what the reader is looking at. */
@@ -572,9 +604,9 @@ export class ChatApp {
     const firstSeq = Number(list.firstElementChild?.dataset.seq ?? Infinity);
     const sorted = [...messages].sort((a, b) => a.seq - b.seq);
     if (sorted.at(-1).seq < firstSeq) {
-      list.prepend(...sorted.map((m) => messageItem(m, this.me, this.urlFor)));
+      list.prepend(...sorted.map((m) => messageItem(m, this.me, this.urlFor, this.features.ctx)));
     } else {
-      for (const m of sorted) insertBySeq(list, messageItem(m, this.me, this.urlFor));
+      for (const m of sorted) insertBySeq(list, messageItem(m, this.me, this.urlFor, this.features.ctx));
     }
     log.scrollTop = log.scrollHeight - fromBottom;
   }
@@ -780,6 +812,8 @@ export class ChatApp {
         this.switchRoom(e.key === "ArrowUp" ? -1 : 1);
       } else if (e.key === "Escape") {
         this.closeDrawer();
+        this.features.stopComposing();
+        this.features.closeSearch();
         if (!input.disabled) input.focus();
       }
     });

@@ -18,12 +18,13 @@ export class Outbox {
     }
   }
 
-  add(room, body, attachments) {
+  add(room, body, attachments, replyTo = 0) {
     const entry = {
       client_id: newClientId(),
       room,
       body,
       attachments,
+      reply_to: replyTo,
       state: "queued", // queued -> sent -> (acked: removed) | failed
       created: Date.now(),
       sentAt: 0,
@@ -54,6 +55,7 @@ export class Outbox {
   frame(entry) {
     const frame = { type: "send", room: entry.room, body: entry.body, client_id: entry.client_id };
     if (entry.attachments?.length) frame.attachments = entry.attachments;
+    if (entry.reply_to) frame.reply_to = entry.reply_to;
     return frame;
   }
 

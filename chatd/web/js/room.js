@@ -29,6 +29,8 @@ export class Room {
   /** Facts from GET /api/rooms. */
   update(info) {
     this.isPrivate = !!info.private;
+    this.dm = !!info.dm;
+    this.topic = info.topic ?? this.topic ?? "";
     this.member = !!info.member;
     this.listedSeq = Math.max(this.listedSeq ?? 0, info.last_seq ?? 0);
   }
@@ -125,5 +127,19 @@ export class Room {
   typingUsers(now) {
     for (const [user, until] of this.typing) if (until <= now) this.typing.delete(user);
     return [...this.typing.keys()].sort();
+  }
+
+  /** A room event (edit, delete, reaction, topic) from the stream: it has a seq of its own and moves the stream
+   * position like a message, but it is not one (features.js applies it). Returns {gap, rejoin} as streamed() does. */
+  streamedEvent(f) {
+    let gap = null;
+    if (this.hi !== null && f.seq > this.hi + 1) gap = [this.hi + 1, f.seq - 1];
+    if (this.hi === null || f.seq > this.hi) this.hi = f.seq;
+    let rejoin = false;
+    if (this.replayLeft > 0) {
+      this.replayLeft -= 1;
+      rejoin = this.replayLeft === 0 && this.capped;
+    }
+    return { gap, rejoin };
   }
 }

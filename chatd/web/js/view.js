@@ -1,6 +1,7 @@
 // DOM building blocks. Everything user-supplied goes in through textContent or attributes, never innerHTML.
 
 import { bidiSafe } from "./bidi.js";
+import { editedMark, messageActions, messageBody, reactionBar, replyQuote } from "./features.js";
 
 const timeFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
 const dateTimeFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
@@ -86,11 +87,12 @@ function attachmentList(ids, urlFor) {
   }));
 }
 
-/** One stored message. Own messages carry a delivered mark: the server has it. */
-export function messageItem(m, me, urlFor) {
+/** One stored message. Own messages carry a delivered mark: the server has it. ``ctx`` (features.js) adds the
+ * reply quote, reactions and actions. */
+export function messageItem(m, me, urlFor, ctx = null) {
   const mine = m.from === me;
   return h("li", {
-    class: mine ? "msg mine" : "msg",
+    class: ["msg", mine ? "mine" : "", m.deleted ? "deleted" : ""].filter(Boolean).join(" "),
     dataset: { seq: String(m.seq), clientId: m.client_id, from: m.from, state: "delivered" },
   },
     avatar(m.from),
@@ -99,10 +101,14 @@ export function messageItem(m, me, urlFor) {
         h("bdi", { class: "from" }, m.from),
         h("time", { datetime: new Date(m.ts).toISOString(), title: dateTimeFormat.format(new Date(m.ts)) },
           formatTime(m.ts)),
+        editedMark(m),
         mine ? h("span", { class: "status", title: "Delivered" }, "✓",
           h("span", { class: "visually-hidden" }, " delivered")) : null),
-      m.body ? h("p", { class: "body", dir: "auto" }, bidiSafe(m.body)) : null,
-      attachmentList(m.attachments, urlFor)));
+      replyQuote(m, ctx),
+      messageBody(m),
+      m.deleted ? null : attachmentList(m.attachments, urlFor),
+      reactionBar(m, ctx),
+      messageActions(m, ctx)));
 }
 
 const PENDING_TEXT = { queued: "Waiting for connection…", sent: "Sending…" };
@@ -132,7 +138,7 @@ export function insertBySeq(list, item) {
   else list.prepend(item);
 }
 
-export function roomLink(room, { active, unread }) {
+export function roomLink(room, { active, unread, label }) {
   const badge = unread > 0
     ? h("span", { class: "badge" }, unread > 99 ? "99+" : String(unread),
       h("span", { class: "visually-hidden" }, " unread"))
@@ -144,7 +150,8 @@ export function roomLink(room, { active, unread }) {
       "aria-current": active ? "page" : null,
       dataset: { room: room.name, unread: String(unread) },
     },
-    room.isPrivate ? icon("lock", "private room") : h("span", { class: "hash", "aria-hidden": "true" }, "#"),
-    h("span", { class: "room-name" }, room.name),
+    room.dm ? h("span", { class: "hash", "aria-hidden": "true" }, "@")
+      : room.isPrivate ? icon("lock", "private room") : h("span", { class: "hash", "aria-hidden": "true" }, "#"),
+    h("span", { class: "room-name" }, label ?? room.name),
     badge));
 }
