@@ -124,12 +124,15 @@ def test_read_state_follows_the_user_to_a_second_browser_and_survives_reload(
     laptop.open_room(news)
     laptop.wait_bodies([f"update {n}" for n in range(3)])
     phone.page.wait_for_function(f"() => document.querySelector('{badge}')?.dataset.unread === '0'")
-    assert server.get("/api/read", params={"user": "d1carol"}).json()["rooms"][0]["unread"] == 0
+    positions = {r["room"]: r for r in server.get("/api/read", params={"user": "d1carol"}).json()["rooms"]}
+    assert (positions[news]["seq"], positions[news]["unread"]) == (3, 0)
     # A reload (or a third browser) starts from the server's position, not from local storage.
     fresh = people("d1carol").goto(server, other).sign_in()
     fresh.wait_live(other)
     fresh.page.wait_for_function(f"() => document.querySelector('{badge}')?.dataset.unread === '0'")
+    laptop.open_room(other)  # nobody is looking at the news any more, so the next one stays unread everywhere
     poster.send("one more")
+    phone.page.wait_for_function(f"() => document.querySelector('{badge}')?.dataset.unread === '1'")
     fresh.page.wait_for_function(f"() => document.querySelector('{badge}')?.dataset.unread === '1'")
 
 

@@ -159,6 +159,7 @@ export class ChatApp {
     room.joinError = "";
     const at = this.joinQueue.indexOf(f.room);
     if (at >= 0) this.joinQueue.splice(at, 1);
+    this.features.joined(room, f);
     if (room.joined(f)) {
       this.flush(room);
       if (room === this.active) {

@@ -221,6 +221,15 @@ export class Features {
     this.app.queueRoomsRender();
   }
 
+  /** A join answered: messages stored between our last look at the server's counts and this join arrive neither
+   * live nor in the counts, so ask the server again (once for a burst of joins). */
+  joined(room, f) {
+    const server = this.serverReads.get(room.name);
+    if (server && f.seq <= server.last_seq) return;
+    clearTimeout(this.readsTimer);
+    this.readsTimer = setTimeout(() => this.loadReads(), 200);
+  }
+
   /** The user has seen ``room`` up to ``seq``: tell the server, which tells the user's other devices. */
   sendRead(room, seq) {
     this.app.connection.send({ type: "read", room, seq });
