@@ -252,8 +252,8 @@ async def list_rooms(
 @post(
     "/rooms",
     status_code=HTTP_201_CREATED,
-    summary="Create a room; you become its first member",
-    responses=errors(409, body=True),
+    summary="Create a room; you become its first member (names starting with dm: are reserved: forbidden)",
+    responses=errors(403, 409, body=True),
     security=SECURED,
 )
 async def create_room(request: Request[Any, Any, Any], principal: Principal, data: NewRoom) -> RoomOut:
