@@ -3,6 +3,8 @@ in seq order, interleaved with messages sent at the same time from every node.""
 
 from __future__ import annotations
 
+import httpx
+
 from clients import MakeCluster, history
 from harness import Client
 
@@ -40,3 +42,29 @@ async def test_changes_from_every_node_reach_every_node_in_one_order(cluster: Ma
     assert all(len(users) == len(clients) for users in first["reactions"].values())
     for cl in clients:
         await cl.close()
+
+
+async def test_read_state_mentions_and_dm_notices_reach_the_user_on_every_node(cluster: MakeCluster) -> None:
+    c = cluster(2)
+    # ann on both nodes (two devices), bob on one: nginx spreads connections, so open until both nodes have one
+    devices: list[Client] = []
+    while len({d.hello["node"].split("/")[0] for d in devices}) < 2:
+        devices.append(await Client.connect(c.ws, user="ann"))
+        assert len(devices) < 12, "nginx kept sending ann to one node"
+    bob = await Client.connect(c.ws, user="bob")
+    await devices[0].join(ROOM)
+    await bob.join(ROOM)
+    sent = await bob.say(ROOM, "@ann the numbers are in", "m1")
+    for device in devices:  # a mention reaches ann on both nodes, joined to the room or not
+        frame = await device.expect("mention", skip=("presence", "ping", "message", "ack"))
+        assert (frame["room"], frame["seq"]) == (ROOM, sent["seq"])
+    await devices[0].send({"type": "read", "room": ROOM, "seq": sent["seq"], "client_id": "r1"})
+    for device in devices:
+        frame = await device.expect("read", skip=("presence", "ping", "message", "ack"))
+        assert (frame["seq"], frame["unread"], frame["client_id"]) == (sent["seq"], 0, "r1")
+    r = httpx.post(f"{c.http}/api/dms?user=bob", json={"user": "ann"}, timeout=10)
+    assert r.status_code == 201, r.text
+    for device in devices:
+        assert (await device.expect("dm", skip=("presence", "ping", "message", "ack")))["with"] == "bob"
+    for client in (*devices, bob):
+        await client.close()
