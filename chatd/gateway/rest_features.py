@@ -6,18 +6,36 @@ principal dependency through the ``/api`` router.
 
 from __future__ import annotations
 
+import secrets
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Request, get, post
+from litestar import Request, delete, get, patch, post, put
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from chatd.dms import open_dm
+from chatd.errors import ChatError, Err
 from chatd.gateway.auth import Principal
 from chatd.gateway.openapi import SECURED, errors
 from chatd.node import Node
-from chatd.protocol.frames import ROOM_MAX, SEQ_MAX, Message, ReadState, UserName
+from chatd.protocol.frames import (
+    ROOM_MAX,
+    SEQ_MAX,
+    ClientId,
+    DeleteMessage,
+    EditBody,
+    EditMessage,
+    Emoji,
+    Message,
+    React,
+    ReadState,
+    SetTopic,
+    Topic,
+    UserName,
+)
+from chatd.protocol.limits import utf8_len_exceeds
+from chatd.room_changes import Change, change_of
 from chatd.search import Part, snippet_parts, terms
 from chatd.store.base import ReadPosition
 
@@ -45,6 +63,32 @@ class SearchPage(msgspec.Struct):
     results: list[SearchResult]
     next: int | None = None
     """Pass as ``offset`` for the next page; null on the last page."""
+
+
+class EditIn(msgspec.Struct, forbid_unknown_fields=True):
+    body: EditBody
+    client_id: ClientId | None = None
+
+
+class ReactIn(msgspec.Struct, forbid_unknown_fields=True):
+    emoji: Emoji
+    remove: bool = False
+    client_id: ClientId | None = None
+
+
+class TopicIn(msgspec.Struct, forbid_unknown_fields=True):
+    topic: Topic
+    client_id: ClientId | None = None
+
+
+class ChangeOut(msgspec.Struct):
+    """A stored room change, like its WebSocket ack: ``seq`` is the change's own place in the room's stream."""
+
+    room: str
+    seq: int
+    ts: int
+    client_id: str
+    duplicate: bool = False
 
 
 class ReadIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -130,5 +174,76 @@ async def search(
     return SearchPage(results, offset + limit if more else None)
 
 
-feature_handlers = [read_positions, mark_read, mentions, dms, search]
-FEATURE_STRUCTS: tuple[type[msgspec.Struct], ...] = (ReadIn, DmIn)
+async def _change(request: Request[Any, Any, Any], principal: Principal, frame: Change) -> ChangeOut:
+    node = _node(request)
+    request.app.state.store_disk.require(frame.client_id)
+    c = await node.change_and_wait(change_of(principal.user.name, frame))
+    if c.error:
+        raise ChatError(Err.by_code(c.error), c.message, frame.client_id)
+    return ChangeOut(c.room, c.seq, c.ts, c.client_id, c.duplicate)
+
+
+def _cid(given: str | None) -> str:
+    return given or f"rest-{secrets.token_hex(8)}"
+
+
+CHANGE_ERRORS = errors(403, 404, 410, 503, body=True)
+Seq = Annotated[int, Parameter(ge=1, le=SEQ_MAX)]
+
+
+@patch(
+    "/rooms/{room:str}/messages/{seq:int}",
+    status_code=HTTP_200_OK,
+    summary="Edit your message; answers once the edit (a room event with its own seq) is stored",
+    responses=CHANGE_ERRORS,
+    security=SECURED,
+)
+async def edit_message(
+    request: Request[Any, Any, Any], principal: Principal, room: str, seq: Seq, data: EditIn
+) -> ChangeOut:
+    if utf8_len_exceeds(data.body, _node(request).cfg.limits.max_frame_bytes):
+        raise ChatError(Err.TOO_LARGE, "body exceeds the frame limit", data.client_id)
+    return await _change(request, principal, EditMessage(room, seq, data.body, _cid(data.client_id)))
+
+
+@delete(
+    "/rooms/{room:str}/messages/{seq:int}",
+    status_code=HTTP_200_OK,
+    summary="Delete your message (admins: any); its body is removed from the store and the search index",
+    responses=CHANGE_ERRORS,
+    security=SECURED,
+)
+async def delete_message(
+    request: Request[Any, Any, Any],
+    principal: Principal,
+    room: str,
+    seq: Seq,
+    client_id: Annotated[str | None, Parameter(min_length=1, max_length=64, description="for a safe retry")] = None,
+) -> ChangeOut:
+    return await _change(request, principal, DeleteMessage(room, seq, _cid(client_id)))
+
+
+@post(
+    "/rooms/{room:str}/messages/{seq:int}/reactions",
+    status_code=HTTP_200_OK,
+    summary='Add (or with "remove": true take away) your reaction to a message',
+    responses=CHANGE_ERRORS,
+    security=SECURED,
+)
+async def react(request: Request[Any, Any, Any], principal: Principal, room: str, seq: Seq, data: ReactIn) -> ChangeOut:
+    return await _change(request, principal, React(room, seq, data.emoji, _cid(data.client_id), data.remove))
+
+
+@put(
+    "/rooms/{room:str}/topic",
+    status_code=HTTP_200_OK,
+    summary="Set the room's topic (a room event every member sees)",
+    responses=CHANGE_ERRORS,
+    security=SECURED,
+)
+async def set_topic(request: Request[Any, Any, Any], principal: Principal, room: str, data: TopicIn) -> ChangeOut:
+    return await _change(request, principal, SetTopic(room, data.topic, _cid(data.client_id)))
+
+
+feature_handlers = [read_positions, mark_read, mentions, dms, search, edit_message, delete_message, react, set_topic]
+FEATURE_STRUCTS: tuple[type[msgspec.Struct], ...] = (ReadIn, DmIn, EditIn, ReactIn, TopicIn)

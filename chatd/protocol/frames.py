@@ -37,6 +37,7 @@ TargetSeq = Annotated[int, Meta(ge=1, le=SEQ_MAX)]
 # An emoji can be several code points (skin tones, ZWJ sequences, flags); whitespace and control characters are
 # never part of one, and refusing them keeps a reaction from smuggling layout into a client.
 Emoji = Annotated[str, Meta(min_length=1, max_length=32, pattern=r"^[^\s\x00-\x1f\x7f]+(?!\n)$")]
+EditBody = Annotated[str, Meta(min_length=1, pattern=r"\S")]  # not blank: a message is deleted, not emptied
 TOPIC_MAX = 300
 Topic = Annotated[str, Meta(max_length=TOPIC_MAX)]
 
@@ -68,7 +69,7 @@ class Send(_ClientFrame, tag="send"):
 class EditMessage(_ClientFrame, tag="edit"):
     room: Room
     seq: TargetSeq
-    body: str
+    body: EditBody
     client_id: ClientId
 
 

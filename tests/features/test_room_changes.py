@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
+
 from harness import ChatdProcess, Client
 
 STREAM = ("message", "edit", "delete", "reaction", "topic")
@@ -160,3 +162,41 @@ async def test_changes_that_are_not_allowed_are_refused_with_documented_codes(se
     assert server.get(f"/api/rooms/{room}/messages?user=chg_watch").json()["messages"][0]["body"] == ""
     for client in (ann, bob, eve):
         await client.close()
+
+
+async def test_rest_edits_deletes_reactions_and_topics_are_the_same_room_events(server: ChatdProcess) -> None:
+    room = "chg-rest"
+    watcher = await Client.connect(server.ws, user="rest_watch")
+    await watcher.join(room)
+    as_ann = {"user": "rest_ann"}
+    assert server.post(f"/api/rooms/{room}/members", params=as_ann, json={"user": "rest_ann"}).status_code == 201
+    sent = server.post(f"/api/rooms/{room}/messages", params=as_ann, json={"body": "draft"}).json()
+    edit = httpx.patch(
+        f"{server.http}/api/rooms/{room}/messages/{sent['seq']}",
+        params=as_ann,
+        json={"body": "final", "client_id": "e-1"},
+        timeout=10,
+    )
+    assert edit.status_code == 200 and edit.json()["seq"] == sent["seq"] + 1
+    again = httpx.patch(
+        f"{server.http}/api/rooms/{room}/messages/{sent['seq']}",
+        params=as_ann,
+        json={"body": "final", "client_id": "e-1"},
+        timeout=10,
+    ).json()
+    assert again["duplicate"] and again["seq"] == edit.json()["seq"]
+    reaction = server.post(f"/api/rooms/{room}/messages/{sent['seq']}/reactions", params=as_ann, json={"emoji": "✅"})
+    assert reaction.status_code == 200
+    topic = httpx.put(f"{server.http}/api/rooms/{room}/topic", params=as_ann, json={"topic": "ship it"}, timeout=10)
+    assert topic.status_code == 200
+    bob_edit = httpx.patch(
+        f"{server.http}/api/rooms/{room}/messages/{sent['seq']}", params={"user": "rest_watch"}, json={"body": "x"}
+    )
+    assert (bob_edit.status_code, bob_edit.json()["code"]) == (403, "forbidden")
+    gone = httpx.delete(f"{server.http}/api/rooms/{room}/messages/{sent['seq']}", params=as_ann, timeout=10)
+    assert gone.status_code == 200
+    again = httpx.delete(f"{server.http}/api/rooms/{room}/messages/{sent['seq']}", params=as_ann, timeout=10)
+    assert (again.status_code, again.json()["code"]) == (410, "gone")
+    got = await entries(watcher, 5)
+    assert [f["type"] for f in got] == ["message", "edit", "reaction", "topic", "delete"]
+    await watcher.close()
