@@ -23,12 +23,12 @@ from chatd.errors import ChatError, Close, Err
 from chatd.hub import Conn, Hub, Outbox
 from chatd.metrics import Metrics
 from chatd.presence import GossipPresence, LocalPresence, Presence
-from chatd.protocol.frames import PING, Ack, Joined, Left, TypingNotice, encode, encode_error
+from chatd.protocol.frames import PING, Ack, Joined, Left, RoomChange, TypingNotice, encode, encode_error
 from chatd.protocol.frames import Presence as PresenceFrame
 from chatd.protocol.limits import TokenBucket
 from chatd.rooms import Rooms
 from chatd.store import make_store
-from chatd.store.base import NewMessage, UserRecord
+from chatd.store.base import NewMessage, RoomRecord, UserRecord
 from chatd.throttle import KeyedBuckets
 from chatd.uploads import Sweeper
 from chatd.worker import Worker
@@ -56,6 +56,7 @@ class Node:
         )
         self.accounts = Accounts(self.store, cfg.auth.token_ttl)
         self.rooms = Rooms(self.store, cfg.rooms.auto_create, cfg.rooms.create_per_hour)
+        self.rooms.listener = self._room_changed
         self.upload_sweeper = Sweeper(cfg.uploads, self.store)
         # Presence changes cost a frame to every member: a user flapping join/leave is not announced past this.
         self._presence_budget = KeyedBuckets(cfg.limits.presence_rate, cfg.limits.presence_burst)
@@ -386,7 +387,17 @@ class Node:
         record = await self.store.get_room(room)
         private = "private" if record is not None and record.private else "public"
         await self.cluster.emit(MEMBER_REMOVED, [room, target, private])
+        if removed and record is not None:
+            self._room_changed("left" if target == actor.name else "removed", record, target, actor.name)
         return removed
+
+    def _room_changed(self, change: str, record: RoomRecord, user: str, by: str) -> None:
+        """Push a room-list change to the sessions that should see it, on every node."""
+        text = encode(RoomChange(record.name, change, record.private, by))
+        if change == "created" and not record.private:
+            self.tell_everyone(text)
+        else:
+            self.tell_user(user, text)
 
     async def presence_of(self, room: str) -> list[str]:
         """Users connected to ``room`` on any node."""
