@@ -22,6 +22,7 @@ from chatd.gateway.info import server_info
 from chatd.gateway.openapi import components, tighten
 from chatd.gateway.ops import ops_handlers
 from chatd.gateway.rest import REQUEST_STRUCTS, api_router
+from chatd.gateway.schema_page import SchemaPage
 from chatd.gateway.slots import ConnectionSlots
 from chatd.gateway.tickets import Tickets
 from chatd.gateway.ws import ws_endpoint
@@ -171,6 +172,7 @@ def create_app(node: Node) -> Litestar:
             version=__version__,
             description="REST API of chatd. The WebSocket protocol is in docs/protocol.md.",
             components=components(),
+            render_plugins=[SchemaPage()],
         ),
         request_max_body_size=max(node.cfg.limits.max_frame_bytes * 2, 1024 * 1024),
         logging_config=None,
