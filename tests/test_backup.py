@@ -1,4 +1,4 @@
-"""The backup procedure in docs/operations.md, run as written against a live server: a server started on its
+"""The backup procedure in docs/backup.md, run as written against a live server: a server started on its
 output has the messages and serves their attachments."""
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 20
 
 
 def documented_script() -> str:
-    text = (ROOT / "docs" / "operations.md").read_text()
+    text = (ROOT / "docs" / "backup.md").read_text()
     block = re.search(r"<!-- backup-script:start -->\n```sh\n(.*?)```\n<!-- backup-script:end -->", text, re.S)
-    assert block, "docs/operations.md lost its backup script"
+    assert block, "docs/backup.md lost its backup script"
     return block.group(1)
 
 
