@@ -391,6 +391,19 @@ class Node:
             self._room_changed("left" if target == actor.name else "removed", record, target, actor.name)
         return removed
 
+    async def room_deleted(self, record: RoomRecord, members: list[str], by: str) -> None:
+        """A deleted room: every member's sockets, on every node, stop following it, and room lists drop it."""
+        for user in members:
+            await self.cluster.emit(MEMBER_REMOVED, [record.name, user, "private"])
+        for user in members if record.private else []:
+            self._room_changed("deleted", record, user, by)
+        if not record.private:
+            self.tell_everyone(encode(RoomChange(record.name, "deleted", False, by)))
+
+    async def user_deleted(self, user: str) -> None:
+        """A deleted user: their sockets, on every node, are closed as if their tokens were revoked."""
+        await self.cluster.emit(KICK_USER, [user, str(int(Close.UNAUTHORIZED))])
+
     def _room_changed(self, change: str, record: RoomRecord, user: str, by: str) -> None:
         """Push a room-list change to the sessions that should see it, on every node."""
         text = encode(RoomChange(record.name, change, record.private, by))

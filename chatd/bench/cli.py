@@ -60,7 +60,20 @@ run_options = _stacked(
         envvar="CHATD_BENCH_ADMIN_TOKEN",
         help="Create bench users as bots via POST /api/admin/bots with this admin token.",
     ),
-    click.option("--user-prefix", default="bench", show_default=True, help="Name prefix of bench users."),
+    click.option(
+        "--namespace",
+        "--user-prefix",
+        "user_prefix",
+        default="bench",
+        show_default=True,
+        help="What the run creates is named after this: users NAMESPACE1..., rooms NAMESPACE-<run id>-...",
+    ),
+    click.option(
+        "--cleanup/--no-cleanup",
+        default=None,
+        help="Delete the run's rooms and bot users afterwards (admin API). Default: on when --admin-token made "
+        "the users.",
+    ),
     click.option("--server-pid", type=int, help="Pid of a local server, to report its CPU and memory."),
     click.option("--quiet", "-q", is_flag=True, help="No progress output."),
     click.option(
@@ -93,16 +106,19 @@ def build_scenario(ref: str, **overrides: Any) -> Scenario:
         raise click.ClickException(str(e)) from None
 
 
-def build_auth(token_file: str | None, admin_token: str | None, prefix: str) -> Auth:
+def build_auth(token_file: str | None, admin_token: str | None, prefix: str, cleanup: bool | None = None) -> Auth:
+    if cleanup and not admin_token:
+        raise click.UsageError("--cleanup deletes through the admin API: give --admin-token too")
     if token_file:
         pairs: list[tuple[str, str]] = []
         for line in Path(token_file).read_text().splitlines():
             parts = line.split()
             if parts:
                 pairs.append((parts[0], parts[1]) if len(parts) > 1 else (f"token{len(pairs)}", parts[0]))
-        return Auth("tokens", pairs, prefix=prefix)
+        return Auth("tokens", pairs, admin_token=admin_token, prefix=prefix, cleanup=bool(cleanup))
     if admin_token:
-        return Auth("bots", admin_token=admin_token, prefix=prefix)
+        # The bench made these users and rooms itself, so by default it also takes them away.
+        return Auth("bots", admin_token=admin_token, prefix=prefix, cleanup=cleanup is not False)
     return Auth("open", prefix=prefix)
 
 
@@ -191,6 +207,7 @@ def bench(
     token_file: str | None,
     admin_token: str | None,
     user_prefix: str,
+    cleanup: bool | None,
     server_pid: int | None,
     quiet: bool,
     calm: float | None,
@@ -216,7 +233,7 @@ def bench(
     if ctx.invoked_subcommand is not None:
         return
     scn = build_scenario(scenario_ref, **overrides)
-    auth = build_auth(token_file, admin_token, user_prefix)
+    auth = build_auth(token_file, admin_token, user_prefix, cleanup)
     report = execute(scn, "spawn" if spawn_flag else target, procs, auth, server_pid, quiet, calm)
     click.echo(format_report(report), nl=False)
     write_outputs([report], json_path, html_path, svg_dir)
@@ -252,6 +269,7 @@ def compare(
     token_file: str | None,
     admin_token: str | None,
     user_prefix: str,
+    cleanup: bool | None,
     server_pid: int | None,
     quiet: bool,
     calm: float | None,
@@ -278,7 +296,7 @@ def compare(
     from chatd.bench.charts import format_comparison, format_rounds, median_report
 
     scn = build_scenario(scenario_ref, **overrides)
-    auth = build_auth(token_file, admin_token, user_prefix)
+    auth = build_auth(token_file, admin_token, user_prefix, cleanup)
     rounds: list[list[RunReport]] = []
     for n in range(max(1, repeat)):
         row = []

@@ -139,8 +139,9 @@ class RoomChange(_ServerFrame, tag="room"):
 
 
 # created: a public room anyone can join (to everyone), or your own private room (to your other sessions);
-# invited: you were added to the room; removed: someone removed you; left: you removed yourself (another session).
-ROOM_CHANGES = ("created", "invited", "removed", "left")
+# invited: you were added to the room; removed: someone removed you; left: you removed yourself (another session);
+# deleted: an admin deleted the room (to everyone for a public room, to its members for a private one).
+ROOM_CHANGES = ("created", "invited", "removed", "left", "deleted")
 
 
 class PongReply(_ServerFrame, tag="pong"):

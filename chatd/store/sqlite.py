@@ -400,6 +400,27 @@ class SQLiteStore(Store):
         # Disk full, I/O errors and a busy database pass; a constraint or a value SQLite refuses does not.
         return isinstance(exc, (sqlite3.OperationalError, OSError))
 
+    # --- removal ------------------------------------------------------------------------------------------------
+
+    async def delete_room(self, name: str) -> list[str] | None:
+        async with self._write_lock, transaction(self._w) as w:
+            if not list(await w.execute_fetchall("SELECT 1 FROM rooms WHERE name = ?", (name,))):
+                return None
+            ids = [r[0] for r in await w.execute_fetchall("SELECT id FROM uploads WHERE room = ?", (name,))]
+            # Members first: they refer to the room (foreign keys are on).
+            for sql in ("members WHERE room", "messages WHERE room", "uploads WHERE room", "rooms WHERE name"):
+                await w.execute(f"DELETE FROM {sql} = ?", (name,))
+        return ids
+
+    async def delete_user(self, name: str) -> list[str] | None:
+        async with self._write_lock, transaction(self._w) as w:
+            if not list(await w.execute_fetchall("SELECT 1 FROM users WHERE name = ?", (name,))):
+                return None
+            ids = [r[0] for r in await w.execute_fetchall("SELECT id FROM uploads WHERE owner = ?", (name,))]
+            for sql in ("tokens WHERE user", "members WHERE user", "uploads WHERE owner", "users WHERE name"):
+                await w.execute(f"DELETE FROM {sql} = ?", (name,))
+        return ids
+
     # --- uploads ------------------------------------------------------------------------------------------------
 
     async def add_upload(self, record: UploadRecord, quota: int = 0) -> bool:

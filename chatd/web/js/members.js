@@ -141,7 +141,7 @@ export class RoomAdmin {
         app.renderHistoryEdge();
       }
       if (app.connection.state === "open") app.join(room);
-    } else if (f.change === "removed" || f.change === "left") {
+    } else if (f.change === "removed" || f.change === "left" || f.change === "deleted") {
       if (known) this.forget(known, f.change, f.by);
     }
     app.queueRoomsRender();
@@ -151,10 +151,15 @@ export class RoomAdmin {
   forget(room, change, by) {
     room.member = false;
     room.live = false;
-    const note = change === "left"
-      ? `You left #${room.name}.`
-      : `You were removed from #${room.name}${by ? ` by ${by}` : ""}.`;
-    room.closedNote = room.isPrivate ? note : `${note} Open it again to rejoin.`;
+    const byWhom = by ? ` by ${by}` : "";
+    if (change === "deleted") {
+      // Gone for everyone: keep it out of both lists, and keep its box closed even for a public room.
+      room.isPrivate = true;
+      room.closedNote = `#${room.name} was deleted${byWhom}.`;
+    } else {
+      const note = change === "left" ? `You left #${room.name}.` : `You were removed from #${room.name}${byWhom}.`;
+      room.closedNote = room.isPrivate ? note : `${note} Open it again to rejoin.`;
+    }
     if (room.isPrivate) room.joinError = room.closedNote;
     if (room === this.room) {
       this.closeComposer(room, room.closedNote);
