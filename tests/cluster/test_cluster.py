@@ -72,7 +72,9 @@ async def presence_frame(client: Client, user: str, timeout: float = 10.0) -> bo
     """Read until a presence frame about ``user``; returns its ``online``."""
     deadline = time.monotonic() + timeout
     while True:
-        frame = await client.expect("presence", timeout=max(0.1, deadline - time.monotonic()), skip=("ping", "typing"))
+        frame = await client.expect(
+            "presence", timeout=max(0.1, deadline - time.monotonic()), skip=("ping", "typing", "room")
+        )
         if frame["user"] == user:
             return bool(frame["online"])
 
