@@ -48,6 +48,8 @@ def render(frame: dict[str, Any]) -> str | None:
         return f"* joined #{frame['room']} (last seq {frame['seq']})"
     if kind == "left" and frame.get("reason") == "removed":
         return f"* you were removed from #{frame['room']}"
+    if kind == "room" and frame.get("change") == "invited":
+        return f"* {frame.get('by') or 'someone'} invited you to #{frame['room']} (chatd chat --room {frame['room']})"
     return None
 
 
