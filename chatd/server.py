@@ -107,7 +107,7 @@ async def _serve(cfg: Config) -> int:
     )
     setup_logging(cfg.server.log_level)
     files = raise_open_files()
-    if files < lim.max_connections + 256:
+    if files < lim.max_connections:
         log.warning(
             "the open-files limit (%d) is below limits.max_connections (%d): connections past it will be refused; "
             "raise it (ulimit -n, or LimitNOFILE= in a systemd unit)",
