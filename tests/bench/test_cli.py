@@ -221,3 +221,14 @@ def test_token_mode_users_are_created_as_bots_with_the_admin_token(tmp_path: Pat
         assert "connections failed" in text and "closed 4401" in text
     finally:
         server.stop()
+
+
+def test_rest_sends_from_concurrent_clients_are_all_stored_and_counted(tmp_path: Path) -> None:
+    out = tmp_path / "rest.json"
+    code, text = run("rest", "-c", "40", "--rooms", "4", "--duration", "1.5", "--warmup", "0.2", "--json", str(out))
+    assert code == 0, text
+    r = json.loads(out.read_text())
+    assert r["errors"] == {} and r["lost"] == 0, text
+    assert r["created"] == r["sent"] > 40
+    assert r["latency_ms"]["count"] > 0 and r["throughput"] > 0
+    assert "CLEAN" in text
