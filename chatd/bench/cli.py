@@ -13,8 +13,10 @@ from chatd.bench.report import RunReport, format_report, write_json
 from chatd.bench.runner import Auth, run_scenario
 from chatd.bench.scenario import PRESETS, Scenario, load_scenario, override
 from chatd.bench.target import Target, resolve
+from chatd.rlimit import raise_open_files
 
 F = Callable[..., Any]
+OPEN_FILES = 131_072  # enough for the largest connect scenario on both sides of a loopback run
 
 
 def _stacked(*decorators: F) -> Callable[[F], F]:
@@ -230,6 +232,8 @@ def bench(
         chatd bench -t naive -s burst
         chatd bench compare -s ramp -t spawn -t naive
     """
+    # Every connection is a descriptor here and in a spawned server, which inherits the limit.
+    raise_open_files(OPEN_FILES)
     if ctx.invoked_subcommand is not None:
         return
     scn = build_scenario(scenario_ref, **overrides)
@@ -314,6 +318,55 @@ def compare(
     every = [r for row in rounds for r in row]
     write_outputs(reports if len(rounds) == 1 else every, json_path, None, None)
     write_outputs(reports, None, html_path, svg_dir)
+
+
+@bench.command("rest")
+@click.option(
+    "--target", "-t", default="spawn", show_default=True, help="'spawn', 'cluster:redis' and so on (open mode)."
+)
+@click.option("--clients", "-c", type=int, default=80, show_default=True, help="Concurrent clients, one request each.")
+@click.option("--rooms", type=int, default=10, show_default=True, help="Rooms the clients are spread over.")
+@click.option("--duration", type=float, default=20.0, show_default=True, help="Measured seconds.")
+@click.option("--warmup", type=float, default=2.0, show_default=True, help="Seconds before measuring.")
+@click.option("--body-bytes", type=int, default=100, show_default=True)
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the report as JSON here.")
+@click.option("--strict", is_flag=True, help="Exit 1 on any error or lost message.")
+def rest(
+    target: str,
+    clients: int,
+    rooms: int,
+    duration: float,
+    warmup: float,
+    body_bytes: int,
+    json_path: str | None,
+    strict: bool,
+) -> None:
+    """Send over REST from a fixed number of concurrent clients and report throughput, latency and errors.
+
+    Every client keeps one request in flight on its own keep-alive connection. After the run each message that was
+    answered 201 is looked up in its room's history; a missing one counts as lost.
+
+    \b
+    Example:
+        chatd bench rest                      # 80 clients against a spawned chatd
+        chatd bench rest -c 200 -t cluster:redis --json rest.json
+    """
+    import asyncio
+
+    import msgspec
+
+    from chatd.bench.rest import format_rest, run_rest
+
+    server = resolve(target, clients + 10)
+    try:
+        report = asyncio.run(run_rest(server, clients, rooms, duration, warmup, body_bytes))
+    finally:
+        server.stop()
+    click.echo(format_rest(report), nl=False)
+    if json_path:
+        Path(json_path).write_bytes(msgspec.json.format(msgspec.json.encode(report)))
+    if strict and (report.errors or report.lost):
+        sys.exit(1)
 
 
 def main() -> None:  # pragma: no cover - ``python -m chatd.bench.cli``
