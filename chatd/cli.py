@@ -319,6 +319,9 @@ def cluster_up(
 
 def _add_optional_commands() -> None:
     """Commands that live in their own packages, so ``chatd serve`` never imports them."""
+    from chatd.admin import register
+
+    register(cli)
     try:
         from chatd.bench.cli import bench
     except ModuleNotFoundError as e:

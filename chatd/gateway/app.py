@@ -17,6 +17,7 @@ from litestar.static_files import create_static_files_router
 
 from chatd import __version__
 from chatd.errors import ChatError, Err, internal_message, log_fault
+from chatd.gateway.control import control as admin_control
 from chatd.gateway.guard import request_guard
 from chatd.gateway.info import server_info
 from chatd.gateway.openapi import components, tighten
@@ -138,7 +139,7 @@ async def _page_headers(response: Response[Any]) -> Response[Any]:
 def create_app(node: Node) -> Litestar:
     lim = node.cfg.limits
     allow: dict[str, str] = {}  # filled once the routes exist
-    handlers: list[Any] = [ws_endpoint, api_router, server_info, *ops_handlers]
+    handlers: list[Any] = [ws_endpoint, api_router, server_info, *ops_handlers, admin_control]
     if (WEB_DIR / "index.html").exists():
         handlers.append(
             create_static_files_router(
