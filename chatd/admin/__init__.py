@@ -11,5 +11,6 @@ import click
 def register(cli: click.Group) -> None:
     """Attach the admin commands to ``cli`` (the ``users`` group gains its subcommands on import)."""
     from chatd.admin import users  # noqa: F401 - registers onto the users group
+    from chatd.admin.rooms import rooms
 
-    del cli
+    cli.add_command(rooms)
