@@ -11,6 +11,8 @@ import click
 def register(cli: click.Group) -> None:
     """Attach the admin commands to ``cli`` (the ``users`` group gains its subcommands on import)."""
     from chatd.admin import users  # noqa: F401 - registers onto the users group
+    from chatd.admin.data import backup, export_cmd, import_cmd, restore
     from chatd.admin.rooms import rooms
 
-    cli.add_command(rooms)
+    for command in (rooms, backup, restore, export_cmd, import_cmd):
+        cli.add_command(command)
