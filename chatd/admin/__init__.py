@@ -13,6 +13,7 @@ def register(cli: click.Group) -> None:
     from chatd.admin import users  # noqa: F401 - registers onto the users group
     from chatd.admin.data import backup, export_cmd, import_cmd, restore
     from chatd.admin.rooms import rooms
+    from chatd.admin.setup import doctor, init, migrate
 
-    for command in (rooms, backup, restore, export_cmd, import_cmd):
+    for command in (rooms, backup, restore, export_cmd, import_cmd, init, migrate, doctor):
         cli.add_command(command)
