@@ -33,6 +33,7 @@ class ServerConfig(_Section):
     node_id: str = ""
     drain_timeout: float = 10.0
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = "text"
     trusted_proxies: list[str] = msgspec.field(default_factory=list)
 
 
