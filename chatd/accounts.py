@@ -65,6 +65,11 @@ def new_token() -> str:
     return TOKEN_PREFIX + secrets.token_urlsafe(32)
 
 
+def new_invite() -> str:
+    # Shorter than a token, since people type or paste it once; 128 bits is still far beyond guessing.
+    return "inv_" + secrets.token_urlsafe(16)
+
+
 def valid_username(name: object) -> bool:
     return isinstance(name, str) and 0 < len(name) <= USER_MAX and _user_re.match(name) is not None
 
@@ -99,11 +104,25 @@ class Accounts:
         # A dummy hash to verify against for unknown users, so login time does not reveal which names exist.
         self._dummy = hash_password(secrets.token_hex(8))
 
-    async def register(self, name: str, password: str, admin_if_none: bool = False) -> Issued:
+    async def register(
+        self, name: str, password: str, admin_if_none: bool = False, invite: str | None = None
+    ) -> Issued:
+        """A new user with a password. With ``invite``, the code is spent by this registration (and given back
+        if the registration fails after all, e.g. the name is taken)."""
         check_username(name)
         check_password(password)
         hashed = await asyncio.to_thread(hash_password, password)
-        user = await self.store.create_user(name, hashed, admin_if_none=admin_if_none)
+        spent = None
+        if invite is not None:
+            spent = token_hash(invite)
+            if not await self.store.use_invite(spent, name, int(time.time() * 1000)):
+                raise ChatError(Err.FORBIDDEN, "this invite code is unknown, used or expired; ask for a new one")
+        try:
+            user = await self.store.create_user(name, hashed, admin_if_none=admin_if_none)
+        except BaseException:
+            if spent is not None:
+                await self.store.release_invite(spent, name)
+            raise
         return Issued(await self.issue(user.name), user)
 
     async def login(self, name: str, password: str) -> Issued:

@@ -39,7 +39,8 @@ class ServerConfig(_Section):
 
 class AuthConfig(_Section):
     mode: Literal["token", "open"] = "token"
-    registration: bool = True
+    # true and false, from before invites, mean "open" and "closed"
+    registration: bool | Literal["open", "invite", "closed"] = "open"
     first_user_admin: bool = False
     attempts_per_minute: float = 20.0
     registrations_per_hour: float = 20.0
@@ -49,6 +50,14 @@ class AuthConfig(_Section):
     secret: str = ""
     ticket_ttl: float = 30.0
     media_ttl: float = 43200.0
+
+
+def registration_mode(auth: AuthConfig) -> str:
+    """``auth.registration`` as one of "open", "invite", "closed"."""
+    value = auth.registration
+    if isinstance(value, bool):
+        return "open" if value else "closed"
+    return value
 
 
 class StoreConfig(_Section):

@@ -24,7 +24,7 @@ from granian.log import LogLevels
 from granian.server.embed import Server
 
 from chatd import __version__
-from chatd.config import Config, is_loopback
+from chatd.config import Config, is_loopback, registration_mode
 from chatd.gateway.app import create_app
 from chatd.gateway.ws import with_raw_websocket_io
 from chatd.node import Node
@@ -151,7 +151,7 @@ async def _serve(cfg: Config) -> int:
     )
     log.info(
         "settings: registration %s, token_ttl %gs, max_connections %d (%d per user), send_rate %g/s, log_format %s",
-        cfg.auth.registration,
+        registration_mode(cfg.auth),
         cfg.auth.token_ttl,
         lim.max_connections,
         lim.max_connections_per_user,

@@ -29,6 +29,7 @@ from chatd.protocol.frames import Message
 from chatd.store.base import (
     TOKEN_ID_LEN,
     AdminRoom,
+    InviteRecord,
     NewMessage,
     Outcome,
     RoomRecord,
@@ -621,3 +622,32 @@ class PostgresStore(Store):
         values = [tuple(import_value(c, row[c], sqlite=False) for c in cols) for row in rows]
         async with self._p.acquire() as c, c.transaction():
             await c.executemany(f"INSERT INTO {kind}s ({names}) VALUES ({marks})", values)
+
+    async def add_invite(self, code_hash: str, created_by: str, expires: int) -> None:
+        await self._p.execute(
+            f"INSERT INTO invites (hash, created_by, created, expires) VALUES ($1, $2, {NOW_MS}, $3)",
+            code_hash,
+            created_by,
+            expires,
+        )
+
+    async def use_invite(self, code_hash: str, user: str, now: int) -> bool:
+        status = await self._p.execute(
+            "UPDATE invites SET used_by = $2 WHERE hash = $1 AND used_by IS NULL AND expires > $3",
+            code_hash,
+            user,
+            now,
+        )
+        return status != "UPDATE 0"
+
+    async def release_invite(self, code_hash: str, user: str) -> None:
+        await self._p.execute("UPDATE invites SET used_by = NULL WHERE hash = $1 AND used_by = $2", code_hash, user)
+
+    async def invites(self) -> list[InviteRecord]:
+        rows = await self._p.fetch(
+            'SELECT hash, created_by, created, expires, used_by FROM invites ORDER BY created, hash COLLATE "C"'
+        )
+        return [
+            InviteRecord(r["hash"][:TOKEN_ID_LEN], r["created_by"], r["created"], r["expires"], r["used_by"], r["hash"])
+            for r in rows
+        ]

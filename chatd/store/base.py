@@ -101,6 +101,17 @@ EXPORT_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 
 
+class InviteRecord(msgspec.Struct, frozen=True):
+    """An invite code (only its hash is stored) and who used it."""
+
+    id: str
+    created_by: str
+    created: int
+    expires: int
+    used_by: str | None
+    hash: str
+
+
 class UploadRecord(msgspec.Struct, frozen=True):
     id: str
     owner: str
@@ -339,6 +350,23 @@ class Store(abc.ABC):
     async def import_rows(self, kind: str, rows: Sequence[dict[str, Any]]) -> None:
         """Insert rows as ``export_rows`` gives them, keeping seqs, client_ids and timestamps; a room's
         ``last_seq`` comes in with the room."""
+
+    @abc.abstractmethod
+    async def add_invite(self, code_hash: str, created_by: str, expires: int) -> None:
+        """Store an invite code's hash, good until ``expires`` (Unix ms)."""
+
+    @abc.abstractmethod
+    async def use_invite(self, code_hash: str, user: str, now: int) -> bool:
+        """Mark an unused, unexpired invite as used by ``user``, atomically (two registrations racing with one code:
+        one wins). False if there is no such usable invite."""
+
+    @abc.abstractmethod
+    async def release_invite(self, code_hash: str, user: str) -> None:
+        """Undo ``use_invite`` (the registration it was for failed)."""
+
+    @abc.abstractmethod
+    async def invites(self) -> list[InviteRecord]:
+        """Every invite, oldest first."""
 
 
 def export_row(kind: str, row: dict[str, Any], bools: set[str]) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from chatd.protocol.frames import Message
 from chatd.store.base import (
     TOKEN_ID_LEN,
     AdminRoom,
+    InviteRecord,
     NewMessage,
     Outcome,
     RoomRecord,
@@ -572,3 +573,27 @@ class SQLiteStore(Store):
         values = [tuple(import_value(c, row[c], sqlite=True) for c in cols) for row in rows]
         async with self._write_lock, transaction(self._w) as w:
             await w.executemany(f"INSERT INTO {kind}s ({', '.join(cols)}) VALUES ({_marks(len(cols))})", values)
+
+    async def add_invite(self, code_hash: str, created_by: str, expires: int) -> None:
+        await self._write(
+            "INSERT INTO invites (hash, created_by, created, expires) VALUES (?, ?, ?, ?)",
+            (code_hash, created_by, now_ms(), expires),
+        )
+
+    async def use_invite(self, code_hash: str, user: str, now: int) -> bool:
+        return (
+            await self._write(
+                "UPDATE invites SET used_by = ? WHERE hash = ? AND used_by IS NULL AND expires > ?",
+                (user, code_hash, now),
+            )
+            > 0
+        )
+
+    async def release_invite(self, code_hash: str, user: str) -> None:
+        await self._write("UPDATE invites SET used_by = NULL WHERE hash = ? AND used_by = ?", (code_hash, user))
+
+    async def invites(self) -> list[InviteRecord]:
+        rows = await self._r.execute_fetchall(
+            "SELECT hash, created_by, created, expires, used_by FROM invites ORDER BY created, hash"
+        )
+        return [InviteRecord(r[0][:TOKEN_ID_LEN], r[1], r[2], r[3], r[4], r[0]) for r in rows]

@@ -128,3 +128,17 @@ async def test_import_refuses_rows_with_unknown_columns(make: MakeStore) -> None
         await store.import_rows("user", [{"name": "x", "admin); DROP TABLE users; --": 1}])
     with pytest.raises(ValueError, match="unknown kind"):
         await store.import_rows("secrets", [{"a": 1}])
+
+
+async def test_an_invite_is_used_once_before_it_expires_and_can_be_given_back(make: MakeStore) -> None:
+    store = await make()
+    await store.add_invite("inv-hash-1", "admin", expires=10_000)
+    await store.add_invite("inv-hash-2", "admin", expires=10_000)
+    assert not await store.use_invite("inv-hash-2", "late", now=10_000)  # expired at that moment
+    assert not await store.use_invite("no-such", "x", now=0)
+    assert await store.use_invite("inv-hash-1", "first", now=5)
+    assert not await store.use_invite("inv-hash-1", "second", now=5)
+    await store.release_invite("inv-hash-1", "first")
+    assert await store.use_invite("inv-hash-1", "second", now=6)
+    listed = await store.invites()
+    assert [(i.hash, i.used_by) for i in listed] == [("inv-hash-1", "second"), ("inv-hash-2", None)]
