@@ -130,6 +130,12 @@ class UploadsConfig(_Section):
     min_free_bytes: int = 512 * MiB
 
 
+class RetentionConfig(_Section):
+    messages_days: float = 0.0
+    uploads_days: float = 0.0
+    interval: float = 3600.0
+
+
 class Config(_Section):
     server: ServerConfig = msgspec.field(default_factory=ServerConfig)
     auth: AuthConfig = msgspec.field(default_factory=AuthConfig)
@@ -139,6 +145,7 @@ class Config(_Section):
     limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
     web: WebConfig = msgspec.field(default_factory=WebConfig)
     uploads: UploadsConfig = msgspec.field(default_factory=UploadsConfig)
+    retention: RetentionConfig = msgspec.field(default_factory=RetentionConfig)
 
 
 class ConfigError(Exception):
@@ -253,6 +260,10 @@ def validate(cfg: Config) -> None:
     for key in ("queue_max_messages", "queue_max_bytes", "node_timeout", "presence_interval", "sweep_interval"):
         positive(f"broker.{key}", getattr(cfg.broker, key))
     positive("store.pool_size", cfg.store.pool_size)
+    positive("retention.interval", cfg.retention.interval)
+    for key in ("messages_days", "uploads_days"):
+        if getattr(cfg.retention, key) < 0:
+            problems.append(f"'retention.{key}' must be >= 0 (0 keeps everything)")
     if cfg.broker.gap_wait < 0:
         problems.append("'broker.gap_wait' must be >= 0")
     if cfg.broker.presence_interval >= cfg.broker.node_timeout:

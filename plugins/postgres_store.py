@@ -651,3 +651,28 @@ class PostgresStore(Store):
             InviteRecord(r["hash"][:TOKEN_ID_LEN], r["created_by"], r["created"], r["expires"], r["used_by"], r["hash"])
             for r in rows
         ]
+
+    async def purge_messages(self, before_ts: int) -> int:
+        async with self._p.acquire() as c, c.transaction():
+            await c.execute(
+                "UPDATE rooms r SET purged_through = p.through FROM "
+                "(SELECT room, MAX(seq) AS through FROM messages WHERE ts < $1 GROUP BY room) p "
+                "WHERE r.name = p.room AND p.through > r.purged_through",
+                before_ts,
+            )
+            status = await c.execute(
+                "DELETE FROM messages m USING rooms r WHERE r.name = m.room AND m.seq <= r.purged_through"
+            )
+        return int(status.split()[-1])
+
+    async def purged_through(self, room: str) -> int:
+        return int(await self._p.fetchval("SELECT purged_through FROM rooms WHERE name = $1", room) or 0)
+
+    async def old_uploads(self, created_before: int, limit: int) -> list[UploadRecord]:
+        rows = await self._p.fetch(
+            "SELECT id, owner, content_type, size, name, created, room FROM uploads "
+            "WHERE created < $1 ORDER BY created LIMIT $2",
+            created_before,
+            limit,
+        )
+        return [UploadRecord(*r) for r in rows]

@@ -340,7 +340,10 @@ async def history(
     if more:
         # ``after`` pages forward (keep the oldest), otherwise we page backward (keep the newest).
         messages = messages[:limit] if after is not None else messages[1:]
-    return {"messages": messages, "has_more": more}
+    answer: dict[str, Any] = {"messages": messages, "has_more": more}
+    if deleted := await node.store.purged_through(room):
+        answer["deleted_through"] = deleted  # older seqs were deleted by retention, not lost
+    return answer
 
 
 @post(

@@ -368,6 +368,20 @@ class Store(abc.ABC):
     async def invites(self) -> list[InviteRecord]:
         """Every invite, oldest first."""
 
+    @abc.abstractmethod
+    async def purge_messages(self, before_ts: int) -> int:
+        """Retention: in every room, delete the messages up to the newest one older than ``before_ts`` (Unix ms),
+        so what is left of a room is always a gapless tail, and move its ``purged_through`` there. Returns how
+        many messages were deleted."""
+
+    @abc.abstractmethod
+    async def purged_through(self, room: str) -> int:
+        """The last seq of ``room`` deleted by retention (0: none): clients are told history up to it is gone."""
+
+    @abc.abstractmethod
+    async def old_uploads(self, created_before: int, limit: int) -> list[UploadRecord]:
+        """Up to ``limit`` uploads, posted or not, created before ``created_before`` (Unix ms), oldest first."""
+
 
 def export_row(kind: str, row: dict[str, Any], bools: set[str]) -> dict[str, Any]:
     """One exported row in the form every store writes: booleans as booleans, attachments as a list."""

@@ -597,3 +597,26 @@ class SQLiteStore(Store):
             "SELECT hash, created_by, created, expires, used_by FROM invites ORDER BY created, hash"
         )
         return [InviteRecord(r[0][:TOKEN_ID_LEN], r[1], r[2], r[3], r[4], r[0]) for r in rows]
+
+    async def purge_messages(self, before_ts: int) -> int:
+        async with self._write_lock, transaction(self._w) as w:
+            await w.execute(
+                "UPDATE rooms SET purged_through = (SELECT MAX(seq) FROM messages WHERE room = rooms.name AND ts < ?) "
+                "WHERE (SELECT MAX(seq) FROM messages WHERE room = rooms.name AND ts < ?) > purged_through",
+                (before_ts, before_ts),
+            )
+            cur = await w.execute(
+                "DELETE FROM messages WHERE seq <= (SELECT purged_through FROM rooms r WHERE r.name = messages.room)"
+            )
+            return cur.rowcount
+
+    async def purged_through(self, room: str) -> int:
+        row = await self._one("SELECT purged_through FROM rooms WHERE name = ?", (room,))
+        return int(row[0]) if row else 0
+
+    async def old_uploads(self, created_before: int, limit: int) -> list[UploadRecord]:
+        rows = await self._r.execute_fetchall(
+            f"SELECT {self._UPLOAD_COLS} FROM uploads WHERE created < ? ORDER BY created LIMIT ?",
+            (created_before, limit),
+        )
+        return [UploadRecord(*tuple(r)) for r in rows]

@@ -142,3 +142,21 @@ async def test_an_invite_is_used_once_before_it_expires_and_can_be_given_back(ma
     assert await store.use_invite("inv-hash-1", "second", now=6)
     listed = await store.invites()
     assert [(i.hash, i.used_by) for i in listed] == [("inv-hash-1", "second"), ("inv-hash-2", None)]
+
+
+async def test_retention_deletes_a_prefix_of_each_room_and_seqs_carry_on(make: MakeStore) -> None:
+    store = await make()
+    await room_with(store, "old", "ret")
+    await room_with(store, "other", "ret")
+    await store.append([msg("old", "ret", str(i)) for i in range(3)])
+    await store.add_upload(UploadRecord("aged", "ret", "image/png", 1, "a", 5))
+    assert await store.purged_through("old") == 0
+    assert await store.purge_messages(before_ts=1) == 0  # nothing that old
+    cutoff = (await store.history("old"))[-1].ts + 1
+    assert await store.purge_messages(before_ts=cutoff) == 3
+    assert await store.purged_through("old") == 3 and await store.purged_through("other") == 0
+    assert await store.history("old") == []
+    assert (await store.append([msg("old", "ret", "new")]))[0].seq == 4
+    assert [m.seq for m in await store.history("old", after=0)] == [4]
+    assert await store.purge_messages(before_ts=cutoff) == 0  # idempotent
+    assert [u.id for u in await store.old_uploads(10, 10)] == ["aged"] and await store.old_uploads(5, 10) == []
