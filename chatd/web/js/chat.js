@@ -201,6 +201,9 @@ export class ChatApp {
       const room = this.room(this.joinQueue.shift());
       room.joining = false;
       room.joinError = f.message || f.code;
+      // A refused room may have been listed under "browse" while its join was in flight: drop it now, in the same
+      // task that shows the refusal.
+      this.renderRooms();
       if (room === this.active) this.renderHistoryEdge();
       else this.showError(`#${room.name}: ${room.joinError}`);
     } else {
