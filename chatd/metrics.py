@@ -68,6 +68,7 @@ class Metrics:
         self.connections_opened = 0
         self.connections_refused = 0
         self.rate_limited = 0
+        self.http_rate_limited = 0  # REST answers 429: sign-in attempts, requests in flight, uploads, new rooms
         self.store_errors = 0  # failed store appends (each retry counts)
         self.broker_reconnects = 0
         self.control_applied = 0  # cluster control events applied (own and other nodes')
@@ -136,6 +137,7 @@ COUNTERS = (
     ("chatd_connections_opened_total", "connections_opened", "WebSocket sessions accepted."),
     ("chatd_connections_refused_total", "connections_refused", "Handshakes refused."),
     ("chatd_rate_limited_total", "rate_limited", "Sends refused by the rate limit."),
+    ("chatd_http_rate_limited_total", "http_rate_limited", "REST requests answered 429 (sign-in, uploads, ...)."),
     ("chatd_store_errors_total", "store_errors", "Store appends that failed (each retry counts)."),
     ("chatd_broker_reconnects_total", "broker_reconnects", "Times the broker link came back."),
     ("chatd_control_events_total", "control_applied", "Cluster control events applied."),

@@ -14,6 +14,7 @@ race; each is recorded in ``_migrations``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 from collections.abc import AsyncIterator, Sequence
@@ -166,7 +167,7 @@ class PostgresStore(Store):
     def __init__(self, cfg: StoreConfig) -> None:
         self.cfg = cfg
         self.pool: asyncpg.Pool | None = None
-        self.migrations_applied: list[str] = []
+        self._snapshot: asyncpg.Connection | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------------------------
 
@@ -179,7 +180,6 @@ class PostgresStore(Store):
             await c.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied BIGINT NOT NULL)")
             done = {r["name"] for r in await c.fetch("SELECT name FROM _migrations")}
             check_not_newer(sorted(done), [name for name, _ in MIGRATIONS])
-            self.migrations_applied = [name for name, _ in MIGRATIONS if name not in done]
             for name, sql in MIGRATIONS:
                 if name not in done:
                     await c.execute(sql)
@@ -608,7 +608,20 @@ class PostgresStore(Store):
         "upload": 'SELECT id, owner, room, content_type, size, name, created FROM uploads ORDER BY id COLLATE "C"',
     }
 
+    @contextlib.asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[None]:
+        async with self._p.acquire() as c, c.transaction(isolation="repeatable_read", readonly=True):
+            self._snapshot = c
+            try:
+                yield
+            finally:
+                self._snapshot = None
+
     async def export_rows(self, kind: str) -> AsyncIterator[dict[str, Any]]:
+        if self._snapshot is not None:
+            async for r in self._snapshot.cursor(self._EXPORT_SQL[kind], prefetch=500):
+                yield export_row(kind, dict(r.items()), set())
+            return
         async with self._p.acquire() as c, c.transaction(readonly=True):
             async for r in c.cursor(self._EXPORT_SQL[kind], prefetch=500):
                 yield export_row(kind, dict(r.items()), set())

@@ -21,7 +21,7 @@ import os
 import sqlite3
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -171,28 +171,12 @@ def restore(config_path: str | None, file: str) -> None:
 async def write_export(store: Store, out: IO[bytes]) -> dict[str, int]:
     counts = dict.fromkeys(EXPORT_KINDS, 0)
     out.write(_encoder.encode(HEADER) + b"\n")
-    async with snapshot(store):
+    async with store.snapshot():
         for kind in EXPORT_KINDS:
             async for row in store.export_rows(kind):
                 out.write(_encoder.encode({"kind": kind, **row}) + b"\n")
                 counts[kind] += 1
     return counts
-
-
-@contextlib.asynccontextmanager
-async def snapshot(store: Store) -> AsyncIterator[None]:
-    """Read every kind from one moment's data where the store can (SQLite: one read transaction)."""
-    from chatd.store.sqlite import SQLiteStore
-
-    if not isinstance(store, SQLiteStore):
-        yield
-        return
-    reader = store._r  # noqa: SLF001 - the export is the store's own reader, in one transaction
-    await reader.execute("BEGIN")
-    try:
-        yield
-    finally:
-        await reader.execute("COMMIT")
 
 
 async def read_import(store: Store, lines: IO[bytes]) -> dict[str, int]:
@@ -245,7 +229,7 @@ def summary(counts: dict[str, int]) -> str:
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True), default="-")
 def export_cmd(config_path: str | None, file: str) -> None:
     """Write every user, token hash, room, member, message and upload record of the store as JSON Lines to FILE
-    (default: standard output). Works while the server runs (SQLite: one consistent moment). Attachment files
+    (default: standard output). Works while the server runs (one consistent moment). Attachment files
     themselves stay in uploads.dir: copy that directory alongside.
 
     \b

@@ -75,7 +75,9 @@ def _body(err: Err, message: str, ref: str | None = None) -> dict[str, Any]:
     return {"code": err.code, "message": message, "ref": ref}
 
 
-def _chat_error(_: Request[Any, Any, Any], exc: ChatError) -> Response[dict[str, Any]]:
+def _chat_error(request: Request[Any, Any, Any], exc: ChatError) -> Response[dict[str, Any]]:
+    if exc.err is Err.RATE_LIMITED:
+        request.app.state.node.metrics.http_rate_limited += 1
     return Response(
         _body(exc.err, exc.message, exc.ref),
         status_code=exc.err.http_status,

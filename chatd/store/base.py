@@ -26,6 +26,7 @@ Contract for implementations:
 from __future__ import annotations
 
 import abc
+import contextlib
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -340,6 +341,13 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def is_empty(self) -> bool:
         """Whether the store holds no users and no rooms (what ``import`` requires)."""
+
+    @contextlib.asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[None]:
+        """Inside it, ``export_rows`` of every kind reads one moment's data (a read transaction), so an export
+        taken while nodes write is consistent: no member of a room the rooms do not list, no message past a
+        room's ``last_seq``. The default gives no such promise."""
+        yield
 
     @abc.abstractmethod
     def export_rows(self, kind: str) -> AsyncIterator[dict[str, Any]]:

@@ -12,6 +12,7 @@ one writer connection is what keeps SQLite fast and free of ``database is locked
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import os
 import secrets
@@ -559,6 +560,15 @@ class SQLiteStore(Store):
         "upload": "SELECT id, owner, room, content_type, size, name, created FROM uploads ORDER BY id",
     }
     _BOOLS = {"admin", "bot", "disabled", "private", "archived"}
+
+    @contextlib.asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[None]:
+        # WAL: a read transaction on the reader sees one commit's state for its whole length.
+        await self._r.execute("BEGIN")
+        try:
+            yield
+        finally:
+            await self._r.execute("COMMIT")
 
     async def export_rows(self, kind: str) -> AsyncIterator[dict[str, Any]]:
         async with self._r.execute(self._EXPORT_SQL[kind]) as cur:

@@ -58,3 +58,5 @@ def test_sign_in_attempts_past_the_per_address_limit_get_429_with_retry_after(
     ]
     assert [a.status_code for a in answers[:3]] == [401, 401, 401]
     assert answers[4].status_code == 429 and int(answers[4].headers["retry-after"]) >= 1
+    refused = sum(a.status_code == 429 for a in answers)
+    assert server.metrics()["chatd_http_rate_limited_total"] == refused

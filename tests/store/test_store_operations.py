@@ -160,3 +160,15 @@ async def test_retention_deletes_a_prefix_of_each_room_and_seqs_carry_on(make: M
     assert [m.seq for m in await store.history("old", after=0)] == [4]
     assert await store.purge_messages(before_ts=cutoff) == 0  # idempotent
     assert [u.id for u in await store.old_uploads(10, 10)] == ["aged"] and await store.old_uploads(5, 10) == []
+
+
+async def test_an_export_inside_a_snapshot_does_not_see_writes_made_meanwhile(make: MakeStore) -> None:
+    reader, writer = await make(), await make()
+    await writer.create_user("early", None)
+    async with reader.snapshot():
+        before = [row async for row in reader.export_rows("user")]
+        await writer.create_user("late", None)
+        during = [row async for row in reader.export_rows("user")]
+    after = [row async for row in reader.export_rows("user")]
+    assert [r["name"] for r in before] == [r["name"] for r in during] == ["early"]
+    assert [r["name"] for r in after] == ["early", "late"]
