@@ -11,8 +11,8 @@ Contract for implementations:
     original seq and ts with ``duplicate=True`` and the stored message as ``stored``;
   - a message to a room that does not exist, or from a sender who is not (or no longer) a member, is refused
     with ``error`` set to ``not_found`` or ``not_member``; membership is checked in the same transaction, so a
-    member removed on one node cannot send through a stale cache on another. A refusal does not affect the
-    other messages of the batch.
+    member removed on one node cannot send through a stale cache on another. A message to an archived room is
+    refused with ``archived``, checked the same way. A refusal does not affect the other messages of the batch.
 - Reads see only committed data. ``history`` returns messages oldest first.
 - Room, user and membership writes are visible to every node's reads once the call returns.
 - **User names are case-insensitive for identity, case-preserving for display.** Two names are the same user when
