@@ -20,9 +20,8 @@ def server_option(fn: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--server",
         "server_url",
-        envvar="CHATD_ADMIN_SERVER",
         help="A running node to tell, which tells every other node (default: server.host and server.port from the "
-        "config; $CHATD_ADMIN_SERVER).",
+        "config).",
     )(fn)
 
 
