@@ -29,6 +29,7 @@ from chatd.gateway.app import create_app
 from chatd.gateway.ws import with_raw_websocket_io
 from chatd.node import Node
 from chatd.registry import BackendError, load
+from chatd.rlimit import raise_open_files
 from chatd.store.base import StoreRefused
 
 log = logging.getLogger("chatd")
@@ -125,6 +126,14 @@ async def _serve(cfg: Config) -> int:
         log_level=LogLevels.error,
     )
     setup_logging(cfg.server.log_level, cfg.server.log_format)
+    files = raise_open_files()
+    if files < lim.max_connections:
+        log.warning(
+            "the open-files limit (%d) is below limits.max_connections (%d): connections past it will be refused; "
+            "raise it (ulimit -n, or LimitNOFILE= in a systemd unit)",
+            files,
+            lim.max_connections,
+        )
     await node.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

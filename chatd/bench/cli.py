@@ -13,8 +13,10 @@ from chatd.bench.report import RunReport, format_report, write_json
 from chatd.bench.runner import Auth, run_scenario
 from chatd.bench.scenario import PRESETS, Scenario, load_scenario, override
 from chatd.bench.target import Target, resolve
+from chatd.rlimit import raise_open_files
 
 F = Callable[..., Any]
+OPEN_FILES = 131_072  # enough for the largest connect scenario on both sides of a loopback run
 
 
 def _stacked(*decorators: F) -> Callable[[F], F]:
@@ -213,6 +215,8 @@ def bench(
         chatd bench -t naive -s burst
         chatd bench compare -s ramp -t spawn -t naive
     """
+    # Every connection is a descriptor here and in a spawned server, which inherits the limit.
+    raise_open_files(OPEN_FILES)
     if ctx.invoked_subcommand is not None:
         return
     scn = build_scenario(scenario_ref, **overrides)

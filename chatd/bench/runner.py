@@ -192,8 +192,13 @@ async def run_scenario(
         if progress:
             progress(f"connected {connect.ok:,}/{connect.attempted:,} clients to {target.label}\n")
         rss_held: int | None = None
+        idle_cpu: float | None = None
         if scn.kind == "connect":
+            cpu_idle0, idle0 = target.cpu(), time.monotonic()
             await asyncio.sleep(scn.hold)
+            cpu_idle1 = target.cpu()
+            if cpu_idle0 is not None and cpu_idle1 is not None:
+                idle_cpu = 100.0 * (cpu_idle1 - cpu_idle0) / (time.monotonic() - idle0)
             rss_held = target.rss()
             await watcher.sample()
             for pipe in pipes:
@@ -266,6 +271,7 @@ async def run_scenario(
         machine_pct,
         load_average,
         parts_cpu,
+        idle_cpu,
     )
     report.server_metrics = final_metrics or {}
     return report

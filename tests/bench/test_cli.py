@@ -9,7 +9,10 @@ import pytest
 from click.testing import CliRunner
 
 from chatd.bench.cli import bench
+from chatd.bench.client import PORTS_PER_SOURCE, source_address
 from chatd.bench.scenario import PRESETS, frame_size, layout, load_scenario
+from chatd.bench.target import spawn_chatd
+from chatd.bench.wsconn import WsConn, with_user
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -75,6 +78,28 @@ def test_connect_scenario_reports_success_and_memory_per_connection(tmp_path: Pa
     assert c["ok"] == c["attempted"] == 200 and c["still_open"] == 200
     assert c["success_percent"] == 100.0 and c["connect_ms"]["count"] == 200
     assert c["rss_per_connection"] is not None
+    assert c["idle_cpu_percent"] is not None and 0.0 <= c["idle_cpu_percent"] < 200.0
+    assert "server CPU idle" in text
+
+
+def test_loopback_connections_past_one_source_addresses_ports_use_the_next_address() -> None:
+    assert source_address("127.0.0.1", 0) is None
+    assert source_address("127.0.0.1", PORTS_PER_SOURCE - 1) is None
+    assert source_address("127.0.0.1", PORTS_PER_SOURCE) == "127.0.0.2"
+    assert source_address("127.0.0.1", 2 * PORTS_PER_SOURCE + 5) == "127.0.0.3"
+    assert source_address("10.0.0.7", 5 * PORTS_PER_SOURCE) is None  # off loopback the kernel picks
+
+
+async def test_a_connection_from_another_loopback_source_address_reaches_the_server() -> None:
+    target = spawn_chatd(10)
+    try:
+        url = with_user(target.ws_url, "src")
+        conn = await WsConn.open(url, target.host, target.port, local_host="127.0.0.3")
+        assert conn.transport is not None and conn.transport.get_extra_info("sockname")[0] == "127.0.0.3"
+        assert conn.hello is not None
+        conn.abort()
+    finally:
+        target.stop()
 
 
 def test_compare_runs_each_target_and_prints_ratios(tmp_path: Path) -> None:
