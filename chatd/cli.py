@@ -57,7 +57,10 @@ def cli() -> None:
 @click.option("--host", help="Address to listen on (server.host).")
 @click.option("--port", type=int, help="Port to listen on (server.port; also $PORT).")
 @click.option("--dev", is_flag=True, help="Open mode: connect as ?user=NAME with no password. Loopback only.")
-def serve(config_path: str | None, host: str | None, port: int | None, dev: bool) -> None:
+@click.option(
+    "--log-format", type=click.Choice(["text", "json"]), help="server.log_format: json is one object per line."
+)
+def serve(config_path: str | None, host: str | None, port: int | None, dev: bool, log_format: str | None) -> None:
     """Run the chat server: WebSocket gateway, REST API and worker in one process.
 
     \b
@@ -65,6 +68,7 @@ def serve(config_path: str | None, host: str | None, port: int | None, dev: bool
         chatd serve                      # built-in defaults, http://127.0.0.1:8000
         chatd serve --dev --port 9000    # open mode for a quick local try
         chatd serve -c config/chatd.example.toml
+        chatd serve --log-format json 2>> /var/log/chatd.jsonl
     """
     overrides: dict[str, dict[str, Any]] = {}
     if host:
@@ -73,6 +77,8 @@ def serve(config_path: str | None, host: str | None, port: int | None, dev: bool
         overrides.setdefault("server", {})["port"] = port
     if dev:
         overrides.setdefault("server", {})["dev"] = True
+    if log_format:
+        overrides.setdefault("server", {})["log_format"] = log_format
     cfg = build_config(config_path, overrides)
     from chatd.server import serve as run
 
@@ -236,22 +242,32 @@ def users_token(config_path: str | None, name: str) -> None:
 @click.option("--room", default="lobby", show_default=True, help="Room to join (created if public and new).")
 @click.option("--user", help="Open mode: the name to chat as.")
 @click.option("--token", envvar="CHATD_TOKEN", help="Token mode: an API token (or $CHATD_TOKEN).")
-def chat(url: str, room: str, user: str | None, token: str | None) -> None:
-    """Chat from a terminal: lines you type are sent, messages are printed.
+@click.option(
+    "--history", default=20, show_default=True, type=click.IntRange(min=0), help="Recent messages to show on joining."
+)
+def chat(url: str, room: str, user: str | None, token: str | None, history: int) -> None:
+    """Chat from a terminal: lines you type (or pipe in) are sent, messages are printed.
+
+    At the end of input (Ctrl-D, or the end of a piped file) it exits once every line it read is stored. It exits
+    non-zero when the server refuses the token or cannot be reached at all.
 
     \b
     Example:
         chatd chat --user alice                  # against chatd serve --dev
         chatd chat --token "$(chatd users add bob)" --room lobby
+        chatd chat --user bot --room news < announcement.txt
     """
     if not (user or token):
         raise click.UsageError("give --user (open mode) or --token (token mode)")
+    from chatd.terminal import ChatExit
     from chatd.terminal import chat as run
 
     try:
-        asyncio.run(run(url, room, user, token))
+        asyncio.run(run(url, room, user, token, history))
     except KeyboardInterrupt:
         pass
+    except ChatExit as e:
+        raise click.ClickException(str(e)) from None
 
 
 @cli.group()
@@ -319,6 +335,9 @@ def cluster_up(
 
 def _add_optional_commands() -> None:
     """Commands that live in their own packages, so ``chatd serve`` never imports them."""
+    from chatd.admin import register
+
+    register(cli)
     try:
         from chatd.bench.cli import bench
     except ModuleNotFoundError as e:

@@ -7,12 +7,13 @@ top of the repository; ``tests/test_config.py`` fails if the two drift apart.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 
 import msgspec
 
@@ -33,12 +34,14 @@ class ServerConfig(_Section):
     node_id: str = ""
     drain_timeout: float = 10.0
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = "text"
     trusted_proxies: list[str] = msgspec.field(default_factory=list)
 
 
 class AuthConfig(_Section):
     mode: Literal["token", "open"] = "token"
-    registration: bool = True
+    # true and false, from before invites, mean "open" and "closed"
+    registration: bool | Literal["open", "invite", "closed"] = "open"
     first_user_admin: bool = False
     attempts_per_minute: float = 20.0
     registrations_per_hour: float = 20.0
@@ -48,6 +51,14 @@ class AuthConfig(_Section):
     secret: str = ""
     ticket_ttl: float = 30.0
     media_ttl: float = 43200.0
+
+
+def registration_mode(auth: AuthConfig) -> str:
+    """``auth.registration`` as one of "open", "invite", "closed"."""
+    value = auth.registration
+    if isinstance(value, bool):
+        return "open" if value else "closed"
+    return value
 
 
 class StoreConfig(_Section):
@@ -120,6 +131,12 @@ class UploadsConfig(_Section):
     min_free_bytes: int = 512 * MiB
 
 
+class RetentionConfig(_Section):
+    messages_days: float = 0.0
+    uploads_days: float = 0.0
+    interval: float = 3600.0
+
+
 class Config(_Section):
     server: ServerConfig = msgspec.field(default_factory=ServerConfig)
     auth: AuthConfig = msgspec.field(default_factory=AuthConfig)
@@ -129,6 +146,7 @@ class Config(_Section):
     limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
     web: WebConfig = msgspec.field(default_factory=WebConfig)
     uploads: UploadsConfig = msgspec.field(default_factory=UploadsConfig)
+    retention: RetentionConfig = msgspec.field(default_factory=RetentionConfig)
 
 
 class ConfigError(Exception):
@@ -138,8 +156,27 @@ class ConfigError(Exception):
 _PATH_RE = re.compile(r"`\$((?:\.[A-Za-z_][A-Za-z0-9_]*|\[\d+\])*)`")
 
 
-def _explain(err: msgspec.ValidationError, source: str) -> ConfigError:
-    """Rewrite msgspec's ``... - at `$.server.port``` into ``server.port: ...`` so the key leads."""
+# CHATD_* variables that are not config keys: read by other commands, or by the tests.
+OTHER_VARS = frozenset({"CHATD_CONFIG", "CHATD_TOKEN", "CHATD_CHROMIUM"})
+OTHER_PREFIXES = ("CHATD_BENCH_",)
+
+
+def _valid_values(key: str) -> str:
+    """``; valid values: a, b`` for a key with a few possible values, else nothing."""
+    section, _, name = key.partition(".")
+    for f in msgspec.structs.fields(_section_types().get(section, _Section)):
+        if f.name != name:
+            continue
+        if get_origin(f.type) is Literal:
+            return "; valid values: " + ", ".join(str(v) for v in get_args(f.type))
+        if f.type is bool or f.type == "bool":
+            return "; valid values: true, false"
+    return ""
+
+
+def _explain(err: msgspec.ValidationError, source: str, env_names: dict[str, str] | None = None) -> ConfigError:
+    """Rewrite msgspec's ``... - at `$.server.port``` into ``server.port: ...`` so the key leads. With
+    ``env_names`` (key → the variable that set it), the variable is named, since that is what the user wrote."""
     text = str(err)
     unknown = re.match(r"Object contains unknown field `([^`]+)`(?: - at `\$\.?([^`]*)`)?", text)
     if unknown:
@@ -147,8 +184,37 @@ def _explain(err: msgspec.ValidationError, source: str) -> ConfigError:
         return ConfigError(f"{source}: unknown key '{key}'")
     m = _PATH_RE.search(text)
     key = m.group(1).lstrip(".") if m else "?"
-    reason = text.split(" - at ")[0]
+    reason = text.split(" - at ")[0] + _valid_values(key)
+    if env_names and key in env_names:
+        return ConfigError(f"{source}: invalid value {env_names[key]} (for '{key}'): {reason}")
     return ConfigError(f"{source}: invalid value for '{key}': {reason}")
+
+
+def _check_env_names(environ: dict[str, str]) -> None:
+    """A misspelt CHATD_* variable stops start-up, as the same typo in the file does, instead of being ignored."""
+    known = {
+        f"CHATD_{section.upper()}_{f.name.upper()}"
+        for section, t in _section_types().items()
+        for f in msgspec.structs.fields(t)
+    }
+    bad = sorted(
+        var
+        for var in environ
+        if var.startswith("CHATD_")
+        and var not in known
+        and var not in OTHER_VARS
+        and not var.startswith(OTHER_PREFIXES)
+    )
+    if not bad:
+        return
+    hints = []
+    for var in bad:
+        close = difflib.get_close_matches(var, known, n=1, cutoff=0.8)
+        hints.append(f"{var} (did you mean {close[0]}?)" if close else var)
+    raise ConfigError(
+        f"environment: unknown variable{'s' if len(bad) > 1 else ''} {', '.join(hints)}; config variables are "
+        "CHATD_<SECTION>_<KEY> for a key in chatd.toml, such as CHATD_STORE_PATH for [store] path"
+    )
 
 
 def _coerce_env(value: str, hint: Any) -> Any:
@@ -161,7 +227,8 @@ def _coerce_env(value: str, hint: Any) -> Any:
     return value
 
 
-def _env_overrides(environ: dict[str, str]) -> dict[str, dict[str, Any]]:
+def _env_overrides(environ: dict[str, str], names: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """The overrides the environment makes; ``names`` is filled with key → ``VAR='value'`` that set it."""
     out: dict[str, dict[str, Any]] = {}
     hints = {name: msgspec.structs.fields(t) for name, t in _section_types().items()}
     for section, fields in hints.items():
@@ -169,8 +236,10 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, dict[str, Any]]:
             var = f"CHATD_{section.upper()}_{f.name.upper()}"
             if var in environ:
                 out.setdefault(section, {})[f.name] = _coerce_env(environ[var], f.type)
+                names[f"{section}.{f.name}"] = f"{var}={environ[var]!r}"
     if "PORT" in environ and "CHATD_SERVER_PORT" not in environ:
         out.setdefault("server", {})["port"] = environ["PORT"]
+        names["server.port"] = f"PORT={environ['PORT']!r}"
     return out
 
 
@@ -211,12 +280,14 @@ def load_config(
         cfg = msgspec.convert(raw, Config)
     except msgspec.ValidationError as e:
         raise _explain(e, source) from None
-    env = _env_overrides(environ)
+    _check_env_names(environ)
+    env_names: dict[str, str] = {}
+    env = _env_overrides(environ, env_names)
     if env:
         try:
             cfg = msgspec.convert(_merge(msgspec.to_builtins(cfg), env), Config, strict=False)
         except msgspec.ValidationError as e:
-            raise _explain(e, "environment") from None
+            raise _explain(e, "environment", env_names) from None
     if overrides:
         try:
             cfg = msgspec.convert(_merge(msgspec.to_builtins(cfg), overrides), Config, strict=False)
@@ -243,6 +314,10 @@ def validate(cfg: Config) -> None:
     for key in ("queue_max_messages", "queue_max_bytes", "node_timeout", "presence_interval", "sweep_interval"):
         positive(f"broker.{key}", getattr(cfg.broker, key))
     positive("store.pool_size", cfg.store.pool_size)
+    positive("retention.interval", cfg.retention.interval)
+    for key in ("messages_days", "uploads_days"):
+        if getattr(cfg.retention, key) < 0:
+            problems.append(f"'retention.{key}' must be >= 0 (0 keeps everything)")
     if cfg.broker.gap_wait < 0:
         problems.append("'broker.gap_wait' must be >= 0")
     if cfg.broker.presence_interval >= cfg.broker.node_timeout:

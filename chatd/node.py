@@ -24,12 +24,13 @@ from chatd.hub import Conn, Hub, Outbox
 from chatd.metrics import Metrics
 from chatd.personal import Personal
 from chatd.presence import GossipPresence, LocalPresence, Presence
-from chatd.protocol.frames import PING, Ack, Joined, Left, TypingNotice, encode, encode_error
+from chatd.protocol.frames import PING, Ack, Joined, Left, RoomChange, TypingNotice, encode, encode_error
 from chatd.protocol.frames import Presence as PresenceFrame
 from chatd.protocol.limits import TokenBucket
+from chatd.retention import Retention
 from chatd.rooms import Rooms
 from chatd.store import make_store
-from chatd.store.base import NewMessage, UserRecord
+from chatd.store.base import NewMessage, RoomRecord, UserRecord
 from chatd.throttle import KeyedBuckets
 from chatd.uploads import Sweeper
 from chatd.worker import Worker
@@ -63,7 +64,9 @@ class Node:
         )
         self.accounts = Accounts(self.store, cfg.auth.token_ttl)
         self.rooms = Rooms(self.store, cfg.rooms.auto_create, cfg.rooms.create_per_hour)
+        self.rooms.listener = self._room_changed
         self.upload_sweeper = Sweeper(cfg.uploads, self.store)
+        self.retention = Retention(cfg.retention, cfg.uploads.dir, self.store)
         # Presence changes cost a frame to every member: a user flapping join/leave is not announced past this.
         self._presence_budget = KeyedBuckets(cfg.limits.presence_rate, cfg.limits.presence_burst)
         self.presence: Presence
@@ -106,6 +109,7 @@ class Node:
         self._tasks = [asyncio.create_task(coro, name=name) for coro, name in background]
         self.metrics.watch_gc()
         self.upload_sweeper.start()
+        self.retention.start()
 
     async def drain(self) -> None:
         """Stop taking sends, store and ack this node's own pending sends, then close every socket with 1001."""
@@ -127,6 +131,7 @@ class Node:
         for task in [*self._tasks, *self._fills.values()]:
             task.cancel()
         self.upload_sweeper.stop()
+        self.retention.stop()
         self.metrics.unwatch_gc()
         await self.worker.stop()
         await self.broker.close()
@@ -350,11 +355,15 @@ class Node:
         try:
             last = await self.store.last_seq(room)
             self.hub.anchor(room, last)
+            # Only a replay can reach deleted history; a plain join costs no extra read.
+            deleted = await self.store.purged_through(room) if since is not None and since < last else 0
+            if since is not None and since < deleted:
+                since = deleted  # retention took those: the replay starts after them, and the client is told
             # seqs are gapless, so the number of messages after ``since`` is known before reading them.
             backlog = max(0, last - since) if since is not None else 0
             count = min(backlog, self.cfg.rooms.replay_max)
             capped = backlog > count
-            conn.send(encode(Joined(room, last, count, capped)))
+            conn.send(encode(Joined(room, last, count, capped, deleted)))
             through = since if since is not None else last
             remaining = count
             while remaining:
@@ -425,7 +434,30 @@ class Node:
         record = await self.store.get_room(room)
         private = "private" if record is not None and record.private else "public"
         await self.cluster.emit(MEMBER_REMOVED, [room, target, private])
+        if removed and record is not None:
+            self._room_changed("left" if target == actor.name else "removed", record, target, actor.name)
         return removed
+
+    async def room_deleted(self, record: RoomRecord, members: list[str], by: str) -> None:
+        """A deleted room: every member's sockets, on every node, stop following it, and room lists drop it."""
+        for user in members:
+            await self.cluster.emit(MEMBER_REMOVED, [record.name, user, "private"])
+        for user in members if record.private else []:
+            self._room_changed("deleted", record, user, by)
+        if not record.private:
+            self.tell_everyone(encode(RoomChange(record.name, "deleted", False, by)))
+
+    async def user_deleted(self, user: str) -> None:
+        """A deleted user: their sockets, on every node, are closed as if their tokens were revoked."""
+        await self.cluster.emit(KICK_USER, [user, str(int(Close.UNAUTHORIZED))])
+
+    def _room_changed(self, change: str, record: RoomRecord, user: str, by: str) -> None:
+        """Push a room-list change to the sessions that should see it, on every node."""
+        text = encode(RoomChange(record.name, change, record.private, by))
+        if change == "created" and not record.private:
+            self.tell_everyone(text)
+        else:
+            self.tell_user(user, text)
 
     async def presence_of(self, room: str) -> list[str]:
         """Users connected to ``room`` on any node."""

@@ -81,6 +81,18 @@ class WorkerResult(msgspec.Struct):
     phase_cpu: list[float] = []  # % of a core used in each phase
 
 
+PORTS_PER_SOURCE = 20_000  # of the ~28,000 ephemeral ports Linux gives one source address by default
+
+
+def source_address(host: str, index: int) -> str | None:
+    """The loopback source address for client ``index``: 127.0.0.1 for the first 20,000, then .2, .3 and so on.
+
+    Only a loopback server can be reached from any 127.x address; elsewhere the kernel chooses."""
+    if not host.startswith("127.") or index < PORTS_PER_SOURCE:
+        return None
+    return f"127.0.0.{1 + index // PORTS_PER_SOURCE}"
+
+
 # --- pipe messages ---------------------------------------------------------------------------------------------
 
 _enc = msgspec.msgpack.Encoder()
@@ -225,7 +237,14 @@ class Worker:
             started = time.monotonic_ns()
             try:
                 conn = await WsConn.open(
-                    url, plan.host, plan.port, ident.token, self.scn.connect_timeout, client.on_frame, client.on_close
+                    url,
+                    plan.host,
+                    plan.port,
+                    ident.token,
+                    self.scn.connect_timeout,
+                    client.on_frame,
+                    client.on_close,
+                    source_address(plan.host, client.index),
                 )
             except ConnectError as e:
                 reason = f"closed {e.code}" if e.code is not None else e.reason

@@ -107,6 +107,7 @@ class ConnectReport(msgspec.Struct):
     rss_held: int | None
     rss_per_connection: float | None
     generator_rss_bytes: list[int]
+    idle_cpu_percent: float | None = None  # server CPU while every connection sat idle through the hold
 
 
 class RunReport(msgspec.Struct):
@@ -210,6 +211,7 @@ def build_report(
     machine_pct: float | None,
     load_average: float | None = None,
     parts_cpu: dict[str, float] | None = None,
+    idle_cpu_percent: float | None = None,
 ) -> RunReport:
     t = tally(ledger, joined)
     phase_reports: list[PhaseReport] = []
@@ -320,6 +322,7 @@ def build_report(
             rss_held,
             (rss_held - rss_before) / ok if ok and rss_held is not None and rss_before is not None else None,
             [r.rss_bytes for r in results],
+            idle_cpu_percent,
         )
     _judge(report)
     return report
@@ -398,6 +401,9 @@ def format_report(r: RunReport) -> str:
                 else "n/a per connection"
             ),
             f"  generator RSS    {', '.join(_mb(x) for x in c.generator_rss_bytes)}",
+            "  server CPU idle  "
+            + ("n/a" if c.idle_cpu_percent is None else f"{c.idle_cpu_percent:.1f}% of a core")
+            + " while every connection sat idle through the hold",
         ]
         if c.failures:
             lines.append(f"  failures         {c.failures}")

@@ -92,13 +92,18 @@ class WsConn(asyncio.Protocol):
         timeout: float = 30.0,
         on_frame: Callable[[Frame, int], None] | None = None,
         on_close: Callable[[WsConn], None] | None = None,
+        local_host: str | None = None,
     ) -> WsConn:
-        """Connect, handshake and wait for the server's hello. Raises ConnectError."""
+        """Connect, handshake and wait for the server's hello. Raises ConnectError.
+
+        ``local_host`` picks the source address: one source address has only ~28,000 ephemeral ports towards one
+        server port, so past that many connections to a loopback server they are spread over 127.0.0.x."""
         loop = asyncio.get_running_loop()
         conn = cls(url, token, on_frame, on_close)
         try:
             async with asyncio.timeout(timeout):
-                await loop.create_connection(lambda: conn, host, port)
+                local = (local_host, 0) if local_host else None
+                await loop.create_connection(lambda: conn, host, port, local_addr=local)
                 await conn.ready
         except TimeoutError:
             conn.abort()

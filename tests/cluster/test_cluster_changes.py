@@ -56,15 +56,15 @@ async def test_read_state_mentions_and_dm_notices_reach_the_user_on_every_node(c
     await bob.join(ROOM)
     sent = await bob.say(ROOM, "@ann the numbers are in", "m1")
     for device in devices:  # a mention reaches ann on both nodes, joined to the room or not
-        frame = await device.expect("mention", skip=("presence", "ping", "message", "ack"))
+        frame = await device.expect("mention", skip=("room", "presence", "ping", "message", "ack"))
         assert (frame["room"], frame["seq"]) == (ROOM, sent["seq"])
     await devices[0].send({"type": "read", "room": ROOM, "seq": sent["seq"], "client_id": "r1"})
     for device in devices:
-        frame = await device.expect("read", skip=("presence", "ping", "message", "ack"))
+        frame = await device.expect("read", skip=("room", "presence", "ping", "message", "ack"))
         assert (frame["seq"], frame["unread"], frame["client_id"]) == (sent["seq"], 0, "r1")
     r = httpx.post(f"{c.http}/api/dms?user=bob", json={"user": "ann"}, timeout=10)
     assert r.status_code == 201, r.text
     for device in devices:
-        assert (await device.expect("dm", skip=("presence", "ping", "message", "ack")))["with"] == "bob"
+        assert (await device.expect("dm", skip=("room", "presence", "ping", "message", "ack")))["with"] == "bob"
     for client in (*devices, bob):
         await client.close()

@@ -20,7 +20,7 @@ async def entries(client: Client, n: int, timeout: float = 10.0) -> list[dict[st
         frame = await client.recv(timeout)
         if frame["type"] in STREAM:
             out.append(frame)
-        elif frame["type"] not in ("ack", "presence", "ping", "typing"):
+        elif frame["type"] not in ("ack", "presence", "ping", "typing", "room"):
             raise AssertionError(f"unexpected frame {frame}")
     return out
 

@@ -434,7 +434,7 @@ async def test_the_search_migration_indexes_history_stored_before_it(make: MakeS
         import sqlite3
 
         db = sqlite3.connect(tmp_path / "chatd.db")
-        for trigger in ("messages_search_insert", "messages_search_update"):
+        for trigger in ("messages_search_insert", "messages_search_update", "messages_search_delete"):
             db.execute(f"DROP TRIGGER {trigger}")
         db.execute("DROP TABLE message_search")
         db.execute("DROP TABLE search_ids")

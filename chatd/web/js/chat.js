@@ -7,6 +7,7 @@
 import { Api } from "./api.js";
 import { Connection } from "./connection.js";
 import { EVENT_TYPES, Features } from "./features.js";
+import { RoomAdmin } from "./members.js";
 import { Outbox } from "./outbox.js";
 import { Room } from "./room.js";
 import { ReadMarks, load, newClientId, save } from "./storage.js";
@@ -15,7 +16,9 @@ import { avatar, h, insertBySeq, messageItem, pendingItem, roomLink } from "./vi
 const PAGE = 50; // history page size
 const TYPING_EVERY_MS = 3000; // at most one typing frame per this interval
 const TYPING_SHOWN_MS = 6000; // how long "x is typing" stays after the last typing frame
-const ROOMS_REFRESH_MS = 30_000; // new rooms created by others, unread counts of rooms we could not join
+// Room-list changes are pushed (members.js); this only catches up on what a lost push missed, and on unread
+// counts of rooms we could not join.
+const ROOMS_REFRESH_MS = 120_000;
 const NEAR_BOTTOM_PX = 80;
 const NEAR_TOP_PX = 150;
 const BACKGROUND_MAX = 1000; // messages kept for a room that is not on screen...
@@ -64,6 +67,7 @@ export class ChatApp {
   async start() {
     this.bindUi();
     this.features.bind();
+    this.admin = new RoomAdmin(this);
     const c = this.connection;
     c.addEventListener("state", (e) => this.onState(e.detail.state));
     c.addEventListener("hello", () => this.onHello());
@@ -144,6 +148,7 @@ export class ChatApp {
       case "typing": return this.onTyping(f);
       case "presence": return this.onPresence(f);
       case "left": return this.onLeft(f);
+      case "room": return this.admin.onPush(f);
       case "read": return this.features.onRead(f);
       case "mention": return this.features.onMention(f);
       case "dm": return this.features.onDm(f);
@@ -211,6 +216,9 @@ export class ChatApp {
       const room = this.room(this.joinQueue.shift());
       room.joining = false;
       room.joinError = f.message || f.code;
+      // A refused room may have been listed under "browse" while its join was in flight: drop it now, in the same
+      // task that shows the refusal.
+      this.renderRooms();
       if (room === this.active) this.renderHistoryEdge();
       else this.showError(`#${room.name}: ${room.joinError}`);
     } else {
@@ -227,6 +235,7 @@ export class ChatApp {
       room.member = false;
       room.joinError = "You were removed from this room.";
       if (room === this.active) this.renderHistoryEdge();
+      this.admin.forget(room, "removed", ""); // the room frame that follows names who did it
     }
     this.queueRoomsRender();
   }
@@ -452,6 +461,7 @@ export class ChatApp {
     if (!name) {
       this.active = null;
       this.renderEmpty();
+      this.admin.show(null);
       return;
     }
     const room = this.room(name);
@@ -474,6 +484,7 @@ export class ChatApp {
     this.renderPresence();
     this.renderTyping();
     this.queueRoomsRender();
+    this.admin.show(room);
     if (room.live) {
       this.loadPresence(room);
       this.ensureHistory(room);

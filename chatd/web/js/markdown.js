@@ -1,5 +1,5 @@
 // A small, safe Markdown subset for message bodies: **bold**, *italic* or _italic_, `code`, ``` blocks ```,
-// links ([text](https://…) and bare http(s) URLs), - and 1. lists, and > quotes.
+// links ([text](https://…), and bare http(s) addresses through links.js), - and 1. lists, and > quotes.
 //
 // Safety comes from how it is built, not from filtering: the text is never parsed as HTML. Every piece becomes
 // a DOM node made with createElement and filled through text nodes (with bidi controls made visible), so a
@@ -7,6 +7,7 @@
 // https URLs and open in a new tab with rel="noopener noreferrer".
 
 import { bidiSafe } from "./bidi.js";
+import { linkify } from "./links.js";
 
 const INLINE = new RegExp(
   [
@@ -14,7 +15,6 @@ const INLINE = new RegExp(
     "(\\*\\*[^*\\n]+\\*\\*)", // 2: bold
     "(\\*[^*\\s][^*\\n]*\\*|(?<![\\w])_[^_\\s][^_\\n]*_(?![\\w]))", // 3: italic
     "(\\[[^\\]\\n]+\\]\\((https?:\\/\\/[^\\s)]+)\\))", // 4: [text](url), 5: its url
-    "(https?:\\/\\/[^\\s<>\"]*[^\\s<>\".,;:!?)\\]'])", // 6: a bare URL, without trailing punctuation
   ].join("|"),
   "g",
 );
@@ -41,23 +41,27 @@ function link(href, children) {
   return a;
 }
 
+/** Plain text, with bare web addresses made links (links.js). */
+function plain(text) {
+  return linkify(bidiSafe(text));
+}
+
 /** Inline Markdown of one line as a DocumentFragment. */
 export function inline(text) {
   const out = document.createDocumentFragment();
   let last = 0;
   for (const m of text.matchAll(INLINE)) {
-    if (m.index > last) out.append(bidiSafe(text.slice(last, m.index)));
-    const [whole, code, bold, italic, labelled, labelledUrl, bare] = m;
+    if (m.index > last) out.append(plain(text.slice(last, m.index)));
+    const [whole, code, bold, italic, labelled, labelledUrl] = m;
     let node = null;
     if (code) node = el("code", bidiSafe(code.slice(1, -1)));
     else if (bold) node = el("strong", inline(bold.slice(2, -2)));
     else if (italic) node = el("em", inline(italic.slice(1, -1)));
     else if (labelled) node = link(labelledUrl, [bidiSafe(labelled.slice(1, labelled.indexOf("](")))]);
-    else if (bare) node = link(bare, [bidiSafe(bare)]);
-    out.append(node ?? bidiSafe(whole));
+    out.append(node ?? plain(whole));
     last = m.index + whole.length;
   }
-  if (last < text.length) out.append(bidiSafe(text.slice(last)));
+  if (last < text.length) out.append(plain(text.slice(last)));
   return out;
 }
 
