@@ -890,7 +890,7 @@ class PostgresStore(Store):
         'ORDER BY name COLLATE "C"',
         "member": 'SELECT room, username AS "user", joined FROM members '
         'ORDER BY room COLLATE "C", username COLLATE "C"',
-        "message": f'SELECT {changes.ENTRY_COLS} FROM messages ORDER BY room COLLATE "C", seq',
+        "message": f'SELECT {changes.EXPORT_COLS} FROM messages ORDER BY room COLLATE "C", seq',
         "upload": 'SELECT id, owner, room, content_type, size, name, created FROM uploads ORDER BY id COLLATE "C"',
     }
 
@@ -916,7 +916,7 @@ class PostgresStore(Store):
         if not rows:
             return
         cols = check_import(kind, rows)
-        names = ", ".join("username" if c == "user" else c for c in cols)
+        names = ", ".join({"user": "username", "change": "kind"}.get(c, c) for c in cols)
         marks = ", ".join(f"${i}" for i in range(1, len(cols) + 1))
         values = [tuple(import_value(c, row[c], sqlite=False) for c in cols) for row in rows]
         async with self._p.acquire() as c, c.transaction():

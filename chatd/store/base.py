@@ -108,7 +108,7 @@ EXPORT_COLUMNS: dict[str, tuple[str, ...]] = {
     "token": ("hash", "user", "created", "last_used"),
     "room": ("name", "private", "created_by", "created", "last_seq", "archived", "purged_through", "topic", "dm"),
     "member": ("room", "user", "joined"),
-    # A row with a ``kind`` is a room change (chatd.store.changes), kept so an import replays the same stream.
+    # A row with a ``change`` is a room change (chatd.store.changes), kept so an import replays the same stream.
     "message": (
         "room",
         "seq",
@@ -117,7 +117,7 @@ EXPORT_COLUMNS: dict[str, tuple[str, ...]] = {
         "body",
         "ts",
         "attachments",
-        "kind",
+        "change",  # the row's ``kind`` column, renamed: an export line's "kind" says which table it is
         "target",
         "reply_to",
         "edited",

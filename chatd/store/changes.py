@@ -98,6 +98,10 @@ ENTRY_COLS = (
 )
 
 
+# The same columns for an export, where a line's "kind" names its table, so the change's kind is "change".
+EXPORT_COLS = ENTRY_COLS.replace(" kind,", " kind AS change,")
+
+
 def entry(row: tuple | list) -> Entry:
     """A stored row (``ENTRY_COLS``) as the frame it is on the wire."""
     room, seq, sender, client_id, body, ts, attachments, kind, target, reply_to, edited, deleted, reactions, data = row

@@ -782,7 +782,7 @@ class SQLiteStore(Store):
         "room": "SELECT name, private, created_by, created, last_seq, archived, purged_through, topic, dm FROM rooms "
         "ORDER BY name",
         "member": "SELECT room, user, joined FROM members ORDER BY room, user",
-        "message": f"SELECT {changes.ENTRY_COLS} FROM messages ORDER BY room, seq",
+        "message": f"SELECT {changes.EXPORT_COLS} FROM messages ORDER BY room, seq",
         "upload": "SELECT id, owner, room, content_type, size, name, created FROM uploads ORDER BY id",
     }
     _BOOLS = {"admin", "bot", "disabled", "private", "archived", "dm", "deleted"}
@@ -808,7 +808,8 @@ class SQLiteStore(Store):
         cols = check_import(kind, rows)
         values = [tuple(import_value(c, row[c], sqlite=True) for c in cols) for row in rows]
         async with self._write_lock, transaction(self._w) as w:
-            await w.executemany(f"INSERT INTO {kind}s ({', '.join(cols)}) VALUES ({_marks(len(cols))})", values)
+            names = ", ".join("kind" if c == "change" else c for c in cols)
+            await w.executemany(f"INSERT INTO {kind}s ({names}) VALUES ({_marks(len(cols))})", values)
 
     async def add_invite(self, code_hash: str, created_by: str, expires: int) -> None:
         await self._write(
