@@ -242,22 +242,32 @@ def users_token(config_path: str | None, name: str) -> None:
 @click.option("--room", default="lobby", show_default=True, help="Room to join (created if public and new).")
 @click.option("--user", help="Open mode: the name to chat as.")
 @click.option("--token", envvar="CHATD_TOKEN", help="Token mode: an API token (or $CHATD_TOKEN).")
-def chat(url: str, room: str, user: str | None, token: str | None) -> None:
-    """Chat from a terminal: lines you type are sent, messages are printed.
+@click.option(
+    "--history", default=20, show_default=True, type=click.IntRange(min=0), help="Recent messages to show on joining."
+)
+def chat(url: str, room: str, user: str | None, token: str | None, history: int) -> None:
+    """Chat from a terminal: lines you type (or pipe in) are sent, messages are printed.
+
+    At the end of input (Ctrl-D, or the end of a piped file) it exits once every line it read is stored. It exits
+    non-zero when the server refuses the token or cannot be reached at all.
 
     \b
     Example:
         chatd chat --user alice                  # against chatd serve --dev
         chatd chat --token "$(chatd users add bob)" --room lobby
+        chatd chat --user bot --room news < announcement.txt
     """
     if not (user or token):
         raise click.UsageError("give --user (open mode) or --token (token mode)")
+    from chatd.terminal import ChatExit
     from chatd.terminal import chat as run
 
     try:
-        asyncio.run(run(url, room, user, token))
+        asyncio.run(run(url, room, user, token, history))
     except KeyboardInterrupt:
         pass
+    except ChatExit as e:
+        raise click.ClickException(str(e)) from None
 
 
 @cli.group()

@@ -7,12 +7,13 @@ top of the repository; ``tests/test_config.py`` fails if the two drift apart.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 
 import msgspec
 
@@ -155,8 +156,27 @@ class ConfigError(Exception):
 _PATH_RE = re.compile(r"`\$((?:\.[A-Za-z_][A-Za-z0-9_]*|\[\d+\])*)`")
 
 
-def _explain(err: msgspec.ValidationError, source: str) -> ConfigError:
-    """Rewrite msgspec's ``... - at `$.server.port``` into ``server.port: ...`` so the key leads."""
+# CHATD_* variables that are not config keys: read by other commands, or by the tests.
+OTHER_VARS = frozenset({"CHATD_CONFIG", "CHATD_TOKEN", "CHATD_CHROMIUM"})
+OTHER_PREFIXES = ("CHATD_BENCH_",)
+
+
+def _valid_values(key: str) -> str:
+    """``; valid values: a, b`` for a key with a few possible values, else nothing."""
+    section, _, name = key.partition(".")
+    for f in msgspec.structs.fields(_section_types().get(section, _Section)):
+        if f.name != name:
+            continue
+        if get_origin(f.type) is Literal:
+            return "; valid values: " + ", ".join(str(v) for v in get_args(f.type))
+        if f.type is bool or f.type == "bool":
+            return "; valid values: true, false"
+    return ""
+
+
+def _explain(err: msgspec.ValidationError, source: str, env_names: dict[str, str] | None = None) -> ConfigError:
+    """Rewrite msgspec's ``... - at `$.server.port``` into ``server.port: ...`` so the key leads. With
+    ``env_names`` (key → the variable that set it), the variable is named, since that is what the user wrote."""
     text = str(err)
     unknown = re.match(r"Object contains unknown field `([^`]+)`(?: - at `\$\.?([^`]*)`)?", text)
     if unknown:
@@ -164,8 +184,37 @@ def _explain(err: msgspec.ValidationError, source: str) -> ConfigError:
         return ConfigError(f"{source}: unknown key '{key}'")
     m = _PATH_RE.search(text)
     key = m.group(1).lstrip(".") if m else "?"
-    reason = text.split(" - at ")[0]
+    reason = text.split(" - at ")[0] + _valid_values(key)
+    if env_names and key in env_names:
+        return ConfigError(f"{source}: invalid value {env_names[key]} (for '{key}'): {reason}")
     return ConfigError(f"{source}: invalid value for '{key}': {reason}")
+
+
+def _check_env_names(environ: dict[str, str]) -> None:
+    """A misspelt CHATD_* variable stops start-up, as the same typo in the file does, instead of being ignored."""
+    known = {
+        f"CHATD_{section.upper()}_{f.name.upper()}"
+        for section, t in _section_types().items()
+        for f in msgspec.structs.fields(t)
+    }
+    bad = sorted(
+        var
+        for var in environ
+        if var.startswith("CHATD_")
+        and var not in known
+        and var not in OTHER_VARS
+        and not var.startswith(OTHER_PREFIXES)
+    )
+    if not bad:
+        return
+    hints = []
+    for var in bad:
+        close = difflib.get_close_matches(var, known, n=1, cutoff=0.8)
+        hints.append(f"{var} (did you mean {close[0]}?)" if close else var)
+    raise ConfigError(
+        f"environment: unknown variable{'s' if len(bad) > 1 else ''} {', '.join(hints)}; config variables are "
+        "CHATD_<SECTION>_<KEY> for a key in chatd.toml, such as CHATD_STORE_PATH for [store] path"
+    )
 
 
 def _coerce_env(value: str, hint: Any) -> Any:
@@ -178,7 +227,8 @@ def _coerce_env(value: str, hint: Any) -> Any:
     return value
 
 
-def _env_overrides(environ: dict[str, str]) -> dict[str, dict[str, Any]]:
+def _env_overrides(environ: dict[str, str], names: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """The overrides the environment makes; ``names`` is filled with key → ``VAR='value'`` that set it."""
     out: dict[str, dict[str, Any]] = {}
     hints = {name: msgspec.structs.fields(t) for name, t in _section_types().items()}
     for section, fields in hints.items():
@@ -186,8 +236,10 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, dict[str, Any]]:
             var = f"CHATD_{section.upper()}_{f.name.upper()}"
             if var in environ:
                 out.setdefault(section, {})[f.name] = _coerce_env(environ[var], f.type)
+                names[f"{section}.{f.name}"] = f"{var}={environ[var]!r}"
     if "PORT" in environ and "CHATD_SERVER_PORT" not in environ:
         out.setdefault("server", {})["port"] = environ["PORT"]
+        names["server.port"] = f"PORT={environ['PORT']!r}"
     return out
 
 
@@ -228,12 +280,14 @@ def load_config(
         cfg = msgspec.convert(raw, Config)
     except msgspec.ValidationError as e:
         raise _explain(e, source) from None
-    env = _env_overrides(environ)
+    _check_env_names(environ)
+    env_names: dict[str, str] = {}
+    env = _env_overrides(environ, env_names)
     if env:
         try:
             cfg = msgspec.convert(_merge(msgspec.to_builtins(cfg), env), Config, strict=False)
         except msgspec.ValidationError as e:
-            raise _explain(e, "environment") from None
+            raise _explain(e, "environment", env_names) from None
     if overrides:
         try:
             cfg = msgspec.convert(_merge(msgspec.to_builtins(cfg), overrides), Config, strict=False)

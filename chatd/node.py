@@ -23,13 +23,13 @@ from chatd.errors import ChatError, Close, Err
 from chatd.hub import Conn, Hub, Outbox
 from chatd.metrics import Metrics
 from chatd.presence import GossipPresence, LocalPresence, Presence
-from chatd.protocol.frames import PING, Ack, Joined, Left, TypingNotice, encode, encode_error
+from chatd.protocol.frames import PING, Ack, Joined, Left, RoomChange, TypingNotice, encode, encode_error
 from chatd.protocol.frames import Presence as PresenceFrame
 from chatd.protocol.limits import TokenBucket
 from chatd.retention import Retention
 from chatd.rooms import Rooms
 from chatd.store import make_store
-from chatd.store.base import NewMessage, UserRecord
+from chatd.store.base import NewMessage, RoomRecord, UserRecord
 from chatd.throttle import KeyedBuckets
 from chatd.uploads import Sweeper
 from chatd.worker import Worker
@@ -57,6 +57,7 @@ class Node:
         )
         self.accounts = Accounts(self.store, cfg.auth.token_ttl)
         self.rooms = Rooms(self.store, cfg.rooms.auto_create, cfg.rooms.create_per_hour)
+        self.rooms.listener = self._room_changed
         self.upload_sweeper = Sweeper(cfg.uploads, self.store)
         self.retention = Retention(cfg.retention, cfg.uploads.dir, self.store)
         # Presence changes cost a frame to every member: a user flapping join/leave is not announced past this.
@@ -394,7 +395,30 @@ class Node:
         record = await self.store.get_room(room)
         private = "private" if record is not None and record.private else "public"
         await self.cluster.emit(MEMBER_REMOVED, [room, target, private])
+        if removed and record is not None:
+            self._room_changed("left" if target == actor.name else "removed", record, target, actor.name)
         return removed
+
+    async def room_deleted(self, record: RoomRecord, members: list[str], by: str) -> None:
+        """A deleted room: every member's sockets, on every node, stop following it, and room lists drop it."""
+        for user in members:
+            await self.cluster.emit(MEMBER_REMOVED, [record.name, user, "private"])
+        for user in members if record.private else []:
+            self._room_changed("deleted", record, user, by)
+        if not record.private:
+            self.tell_everyone(encode(RoomChange(record.name, "deleted", False, by)))
+
+    async def user_deleted(self, user: str) -> None:
+        """A deleted user: their sockets, on every node, are closed as if their tokens were revoked."""
+        await self.cluster.emit(KICK_USER, [user, str(int(Close.UNAUTHORIZED))])
+
+    def _room_changed(self, change: str, record: RoomRecord, user: str, by: str) -> None:
+        """Push a room-list change to the sessions that should see it, on every node."""
+        text = encode(RoomChange(record.name, change, record.private, by))
+        if change == "created" and not record.private:
+            self.tell_everyone(text)
+        else:
+            self.tell_user(user, text)
 
     async def presence_of(self, room: str) -> list[str]:
         """Users connected to ``room`` on any node."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 
 from chatd.errors import ChatError, Err
 from chatd.protocol.frames import ROOM_MAX, ROOM_PATTERN
@@ -42,6 +43,13 @@ class Rooms:
         self.auto_create = auto_create
         self._members: set[tuple[str, str]] = set()
         self._creations = KeyedBuckets(create_per_hour / 3600, create_per_hour)
+        # Told (change, room, user it concerns, who did it) after a room is created or someone is added to one,
+        # so the node can push the change to the sessions that should see it.
+        self.listener: Callable[[str, RoomRecord, str, str], None] | None = None
+
+    def _changed(self, change: str, record: RoomRecord, user: str, by: str) -> None:
+        if self.listener is not None:
+            self.listener(change, record, user, by)
 
     def _may_create(self, user: str) -> None:
         wait = self._creations.take(user, time.monotonic())
@@ -92,6 +100,7 @@ class Rooms:
             self._may_create(user)
             try:
                 record = await self.store.create_room(room, private=False, created_by=user)
+                self._changed("created", record, user, user)
             except ChatError:
                 record = await self.store.get_room(room)  # created by a racing join
                 assert record is not None
@@ -111,6 +120,7 @@ class Rooms:
         self._may_create(user)
         record = await self.store.create_room(room, private, user)
         self._remember(room, user)
+        self._changed("created", record, user, user)
         return record
 
     async def invite(self, room: str, inviter: UserRecord, invitee: str) -> tuple[bool, str]:
@@ -128,6 +138,8 @@ class Rooms:
             )
         added = await self.store.add_member(room, target.name)
         self._remember(room, target.name)
+        if added and target.name != inviter.name:
+            self._changed("invited", record, target.name, inviter.name)
         return added, target.name
 
     async def remove(self, room: str, actor: UserRecord, target: str) -> tuple[bool, str]:

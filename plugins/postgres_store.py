@@ -467,6 +467,27 @@ class PostgresStore(Store):
         rows = await self._p.fetch("SELECT name, last_seq FROM rooms WHERE name = ANY($1::text[])", list(rooms))
         return {r["name"]: r["last_seq"] for r in rows}
 
+    # --- removal ------------------------------------------------------------------------------------------------
+
+    async def delete_room(self, name: str) -> list[str] | None:
+        async with self._p.acquire() as c, c.transaction():
+            # The row lock serialises this with appends, which lock the room's row to take a seq.
+            if await c.fetchval("SELECT 1 FROM rooms WHERE name = $1 FOR UPDATE", name) is None:
+                return None
+            ids = [r["id"] for r in await c.fetch("SELECT id FROM uploads WHERE room = $1", name)]
+            for sql in ("members WHERE room", "messages WHERE room", "uploads WHERE room", "rooms WHERE name"):
+                await c.execute(f"DELETE FROM {sql} = $1", name)
+        return ids
+
+    async def delete_user(self, name: str) -> list[str] | None:
+        async with self._p.acquire() as c, c.transaction():
+            if await c.fetchval("SELECT 1 FROM users WHERE name = $1 FOR UPDATE", name) is None:
+                return None
+            ids = [r["id"] for r in await c.fetch("SELECT id FROM uploads WHERE owner = $1", name)]
+            for sql in ("tokens WHERE username", "members WHERE username", "uploads WHERE owner", "users WHERE name"):
+                await c.execute(f"DELETE FROM {sql} = $1", name)
+        return ids
+
     # --- uploads ------------------------------------------------------------------------------------------------
 
     async def add_upload(self, record: UploadRecord, quota: int = 0) -> bool:
@@ -580,17 +601,6 @@ class PostgresStore(Store):
 
     async def set_room_archived(self, name: str, archived: bool) -> bool:
         return await self._p.execute("UPDATE rooms SET archived = $2 WHERE name = $1", name, archived) != "UPDATE 0"
-
-    async def delete_room(self, name: str) -> list[str] | None:
-        async with self._p.acquire() as c, c.transaction():
-            # The room's row lock makes a concurrent append wait, then find no room.
-            if await c.fetchval("SELECT 1 FROM rooms WHERE name = $1 FOR UPDATE", name) is None:
-                return None
-            uploads = [r["id"] for r in await c.fetch("DELETE FROM uploads WHERE room = $1 RETURNING id", name)]
-            await c.execute("DELETE FROM messages WHERE room = $1", name)
-            await c.execute("DELETE FROM members WHERE room = $1", name)
-            await c.execute("DELETE FROM rooms WHERE name = $1", name)
-        return uploads
 
     async def is_empty(self) -> bool:
         return not await self._p.fetchval("SELECT EXISTS (SELECT 1 FROM users) OR EXISTS (SELECT 1 FROM rooms)")

@@ -120,6 +120,11 @@ class ChatdProcess(NodeProcess, HttpMixin):
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+# Frames no test sequence waits for: ephemeral ones, and room-list pushes, which any session may get whenever
+# another test creates a public room.
+NOISE = ("presence", "ping", "typing", "room")
+
+
 class Client:
     """A protocol-v1 client over a real WebSocket."""
 
@@ -179,7 +184,7 @@ class Client:
         self,
         kind: str,
         timeout: float = 10.0,
-        skip: tuple[str, ...] = ("presence", "ping", "typing"),
+        skip: tuple[str, ...] = NOISE,
     ) -> dict[str, Any]:
         """The next frame of ``kind``, skipping ephemeral noise; any other unexpected frame fails."""
         deadline = time.monotonic() + timeout
@@ -211,7 +216,7 @@ class Client:
     async def say(self, room: str, body: str, client_id: str) -> dict[str, Any]:
         """Send and wait for the ack (skipping our own message frames)."""
         await self.send({"type": "send", "room": room, "body": body, "client_id": client_id})
-        return await self.expect("ack", skip=("presence", "ping", "typing", "message"))
+        return await self.expect("ack", skip=(*NOISE, "message"))
 
     async def messages(self, n: int, timeout: float = 20.0) -> list[dict[str, Any]]:
         """The next ``n`` message frames, skipping acks and ephemeral frames."""
@@ -221,7 +226,7 @@ class Client:
             frame = await self.recv(max(0.01, deadline - time.monotonic()))
             if frame["type"] == "message":
                 out.append(frame)
-            elif frame["type"] not in ("ack", "presence", "ping", "typing"):
+            elif frame["type"] not in ("ack", *NOISE):
                 raise AssertionError(f"unexpected frame {frame}")
         return out
 

@@ -95,6 +95,30 @@ def test_bad_environment_values_name_the_variable_key() -> None:
         load_config(None, environ={"CHATD_AUTH_MODE": "sometimes"})
 
 
+def test_a_misspelt_environment_variable_stops_startup_naming_it() -> None:
+    with pytest.raises(ConfigError, match=r"unknown variable CHATD_STORE_PTH \(did you mean CHATD_STORE_PATH\?\)"):
+        load_config(None, environ={"CHATD_STORE_PTH": "elsewhere.db"})
+    with pytest.raises(ConfigError, match="CHATD_LIMITS_NOPE, CHATD_STROE_PATH"):  # all of them at once
+        load_config(None, environ={"CHATD_STROE_PATH": "x.db", "CHATD_LIMITS_NOPE": "1"})
+    # Variables other commands read are not config keys, and are not refused.
+    others = {"CHATD_CONFIG": "c.toml", "CHATD_TOKEN": "t", "CHATD_BENCH_ADMIN_TOKEN": "t", "CHATD_CHROMIUM": "c"}
+    assert load_config(None, environ=others).server.port == 8000
+
+
+def test_a_bad_port_names_the_variable_and_few_valued_keys_list_their_values() -> None:
+    with pytest.raises(ConfigError, match=r"PORT='abc' \(for 'server.port'\)"):
+        load_config(None, environ={"PORT": "abc"})
+    with pytest.raises(ConfigError, match=r"CHATD_AUTH_MODE='opn'.*valid values: token, open$"):
+        load_config(None, environ={"CHATD_AUTH_MODE": "opn"})
+    with pytest.raises(ConfigError, match=r"CHATD_SERVER_DEV='maybe'.*valid values: true, false$"):
+        load_config(None, environ={"CHATD_SERVER_DEV": "maybe"})
+
+
+def test_serve_refuses_a_misspelt_variable_before_listening(tmp_path: Path) -> None:
+    r = run_cli("serve", "--port", "0", env={"CHATD_AUTH_MOD": "open"}, cwd=tmp_path)
+    assert r.returncode != 0 and "CHATD_AUTH_MOD" in r.stderr and "CHATD_AUTH_MODE" in r.stderr
+
+
 def test_dev_flag_means_open_mode() -> None:
     assert load_config(None, environ={}, overrides={"server": {"dev": True}}).auth.mode == "open"
 

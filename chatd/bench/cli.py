@@ -62,7 +62,20 @@ run_options = _stacked(
         envvar="CHATD_BENCH_ADMIN_TOKEN",
         help="Create bench users as bots via POST /api/admin/bots with this admin token.",
     ),
-    click.option("--user-prefix", default="bench", show_default=True, help="Name prefix of bench users."),
+    click.option(
+        "--namespace",
+        "--user-prefix",
+        "user_prefix",
+        default="bench",
+        show_default=True,
+        help="What the run creates is named after this: users NAMESPACE1..., rooms NAMESPACE-<run id>-...",
+    ),
+    click.option(
+        "--cleanup/--no-cleanup",
+        default=None,
+        help="Delete the run's rooms and bot users afterwards (admin API). Default: on when --admin-token made "
+        "the users.",
+    ),
     click.option("--server-pid", type=int, help="Pid of a local server, to report its CPU and memory."),
     click.option("--quiet", "-q", is_flag=True, help="No progress output."),
     click.option(
@@ -95,16 +108,19 @@ def build_scenario(ref: str, **overrides: Any) -> Scenario:
         raise click.ClickException(str(e)) from None
 
 
-def build_auth(token_file: str | None, admin_token: str | None, prefix: str) -> Auth:
+def build_auth(token_file: str | None, admin_token: str | None, prefix: str, cleanup: bool | None = None) -> Auth:
+    if cleanup and not admin_token:
+        raise click.UsageError("--cleanup deletes through the admin API: give --admin-token too")
     if token_file:
         pairs: list[tuple[str, str]] = []
         for line in Path(token_file).read_text().splitlines():
             parts = line.split()
             if parts:
                 pairs.append((parts[0], parts[1]) if len(parts) > 1 else (f"token{len(pairs)}", parts[0]))
-        return Auth("tokens", pairs, prefix=prefix)
+        return Auth("tokens", pairs, admin_token=admin_token, prefix=prefix, cleanup=bool(cleanup))
     if admin_token:
-        return Auth("bots", admin_token=admin_token, prefix=prefix)
+        # The bench made these users and rooms itself, so by default it also takes them away.
+        return Auth("bots", admin_token=admin_token, prefix=prefix, cleanup=cleanup is not False)
     return Auth("open", prefix=prefix)
 
 
@@ -193,6 +209,7 @@ def bench(
     token_file: str | None,
     admin_token: str | None,
     user_prefix: str,
+    cleanup: bool | None,
     server_pid: int | None,
     quiet: bool,
     calm: float | None,
@@ -220,7 +237,7 @@ def bench(
     if ctx.invoked_subcommand is not None:
         return
     scn = build_scenario(scenario_ref, **overrides)
-    auth = build_auth(token_file, admin_token, user_prefix)
+    auth = build_auth(token_file, admin_token, user_prefix, cleanup)
     report = execute(scn, "spawn" if spawn_flag else target, procs, auth, server_pid, quiet, calm)
     click.echo(format_report(report), nl=False)
     write_outputs([report], json_path, html_path, svg_dir)
@@ -256,6 +273,7 @@ def compare(
     token_file: str | None,
     admin_token: str | None,
     user_prefix: str,
+    cleanup: bool | None,
     server_pid: int | None,
     quiet: bool,
     calm: float | None,
@@ -282,7 +300,7 @@ def compare(
     from chatd.bench.charts import format_comparison, format_rounds, median_report
 
     scn = build_scenario(scenario_ref, **overrides)
-    auth = build_auth(token_file, admin_token, user_prefix)
+    auth = build_auth(token_file, admin_token, user_prefix, cleanup)
     rounds: list[list[RunReport]] = []
     for n in range(max(1, repeat)):
         row = []
@@ -300,6 +318,55 @@ def compare(
     every = [r for row in rounds for r in row]
     write_outputs(reports if len(rounds) == 1 else every, json_path, None, None)
     write_outputs(reports, None, html_path, svg_dir)
+
+
+@bench.command("rest")
+@click.option(
+    "--target", "-t", default="spawn", show_default=True, help="'spawn', 'cluster:redis' and so on (open mode)."
+)
+@click.option("--clients", "-c", type=int, default=80, show_default=True, help="Concurrent clients, one request each.")
+@click.option("--rooms", type=int, default=10, show_default=True, help="Rooms the clients are spread over.")
+@click.option("--duration", type=float, default=20.0, show_default=True, help="Measured seconds.")
+@click.option("--warmup", type=float, default=2.0, show_default=True, help="Seconds before measuring.")
+@click.option("--body-bytes", type=int, default=100, show_default=True)
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the report as JSON here.")
+@click.option("--strict", is_flag=True, help="Exit 1 on any error or lost message.")
+def rest(
+    target: str,
+    clients: int,
+    rooms: int,
+    duration: float,
+    warmup: float,
+    body_bytes: int,
+    json_path: str | None,
+    strict: bool,
+) -> None:
+    """Send over REST from a fixed number of concurrent clients and report throughput, latency and errors.
+
+    Every client keeps one request in flight on its own keep-alive connection. After the run each message that was
+    answered 201 is looked up in its room's history; a missing one counts as lost.
+
+    \b
+    Example:
+        chatd bench rest                      # 80 clients against a spawned chatd
+        chatd bench rest -c 200 -t cluster:redis --json rest.json
+    """
+    import asyncio
+
+    import msgspec
+
+    from chatd.bench.rest import format_rest, run_rest
+
+    server = resolve(target, clients + 10)
+    try:
+        report = asyncio.run(run_rest(server, clients, rooms, duration, warmup, body_bytes))
+    finally:
+        server.stop()
+    click.echo(format_rest(report), nl=False)
+    if json_path:
+        Path(json_path).write_bytes(msgspec.json.format(msgspec.json.encode(report)))
+    if strict and (report.errors or report.lost):
+        sys.exit(1)
 
 
 def main() -> None:  # pragma: no cover - ``python -m chatd.bench.cli``

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from typing import Any
+from urllib.parse import quote
 
 import msgspec
 
@@ -31,9 +32,9 @@ from chatd.bench.client import (
     worker_main,
 )
 from chatd.bench.report import RunReport, ServerSample, build_report
-from chatd.bench.scenario import Scenario, layout, phases
+from chatd.bench.scenario import Layout, Scenario, layout, phases
 from chatd.bench.stats import Ledger
-from chatd.bench.target import Target, bot_tokens, machine_busy
+from chatd.bench.target import Target, bot_tokens, http_json, machine_busy
 
 Progress = Callable[[str], None]
 
@@ -44,7 +45,8 @@ class Auth(msgspec.Struct):
     mode: str = "open"  # "open" | "tokens" | "bots"
     tokens: list[tuple[str, str]] = []
     admin_token: str | None = None
-    prefix: str = "bench"
+    prefix: str = "bench"  # the namespace: user names start with it, room names with it and a dash
+    cleanup: bool = False  # delete the run's rooms (and, for bots, its users) afterwards; needs admin_token
 
 
 def identities(scn: Scenario, target: Target, auth: Auth, count: int) -> list[Identity]:
@@ -141,9 +143,45 @@ async def run_scenario(
     auth = auth or Auth()
     procs = max(1, procs)
     nonce = secrets.token_hex(3)
-    lay = layout(scn, nonce)
+    lay = layout(scn, nonce, auth.prefix)
     count = scn.connections if scn.kind == "connect" else scn.clients
     idents = identities(scn, target, auth, count)
+    try:
+        return await _run(scn, target, procs, auth, progress, nonce, lay, idents)
+    finally:
+        if auth.cleanup and auth.admin_token:
+            bots = [i.name for i in idents] if auth.mode == "bots" else []
+            gone = await asyncio.to_thread(clean_up, target.base, auth.admin_token, lay.room_names, bots)
+            if progress:
+                progress(f"cleaned up {gone[0]} room(s) and {gone[1]} user(s) in namespace {auth.prefix!r}\n")
+
+
+def clean_up(base: str, admin_token: str, rooms: list[str], users: list[str]) -> tuple[int, int]:
+    """Delete what a run made through the admin API; returns how many rooms and users were deleted. A room the
+    run never got to create answers 404 and is skipped."""
+    counts = [0, 0]
+    for i, (kind, names) in enumerate((("rooms", rooms), ("users", users))):
+        for name in names:
+            try:
+                http_json("DELETE", f"{base}/api/admin/{kind}/{quote(name, safe='')}", None, admin_token)
+                counts[i] += 1
+            except RuntimeError as e:
+                if "HTTP 404" not in str(e):
+                    raise
+    return counts[0], counts[1]
+
+
+async def _run(
+    scn: Scenario,
+    target: Target,
+    procs: int,
+    auth: Auth,
+    progress: Progress | None,
+    nonce: str,
+    lay: Layout,
+    idents: list[Identity],
+) -> RunReport:
+    count = scn.connections if scn.kind == "connect" else scn.clients
     pair_order = lay.pairs()
     plan_phases = phases(scn, len(pair_order))
     ctx = mp.get_context("spawn")

@@ -231,16 +231,18 @@ class Layout(msgspec.Struct):
         return out
 
 
-def layout(scn: Scenario, nonce: str) -> Layout:
+def layout(scn: Scenario, nonce: str, namespace: str = "bench") -> Layout:
+    """Rooms are named ``<namespace>-<nonce>-…``: each run gets fresh rooms, and everything a run made can be told
+    apart (and deleted) by its namespace."""
     if scn.kind == "connect":
         return Layout([], {}, {})
     if scn.kind == "dm":
         n_rooms = scn.clients // 2
-        names = [f"dm-{nonce}-{2 * r}-{2 * r + 1}" for r in range(n_rooms)]
+        names = [f"{namespace}-{nonce}-dm{2 * r}-{2 * r + 1}" for r in range(n_rooms)]
         members = {r: [2 * r, 2 * r + 1] for r in range(n_rooms)}
     else:
         n_rooms = scn.rooms
-        names = [f"bench-{nonce}-r{r}" for r in range(n_rooms)]
+        names = [f"{namespace}-{nonce}-r{r}" for r in range(n_rooms)]
         members = {r: [] for r in range(n_rooms)}
         for c in range(scn.clients):
             members[c % n_rooms].append(c)

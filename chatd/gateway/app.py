@@ -17,12 +17,14 @@ from litestar.static_files import create_static_files_router
 
 from chatd import __version__
 from chatd.errors import ChatError, Err, internal_message, log_fault
+from chatd.gateway.admin import admin_router
 from chatd.gateway.control import control as admin_control
 from chatd.gateway.guard import request_guard
 from chatd.gateway.info import server_info
 from chatd.gateway.openapi import components, tighten
 from chatd.gateway.ops import ops_handlers
 from chatd.gateway.rest import REQUEST_STRUCTS, api_router
+from chatd.gateway.schema_page import SchemaPage
 from chatd.gateway.slots import ConnectionSlots
 from chatd.gateway.tickets import Tickets
 from chatd.gateway.ws import ws_endpoint
@@ -141,7 +143,7 @@ async def _page_headers(response: Response[Any]) -> Response[Any]:
 def create_app(node: Node) -> Litestar:
     lim = node.cfg.limits
     allow: dict[str, str] = {}  # filled once the routes exist
-    handlers: list[Any] = [ws_endpoint, api_router, server_info, *ops_handlers, admin_control]
+    handlers: list[Any] = [ws_endpoint, api_router, admin_router, server_info, *ops_handlers, admin_control]
     if (WEB_DIR / "index.html").exists():
         handlers.append(
             create_static_files_router(
@@ -174,6 +176,7 @@ def create_app(node: Node) -> Litestar:
             version=__version__,
             description="REST API of chatd. The WebSocket protocol is in docs/protocol.md.",
             components=components(),
+            render_plugins=[SchemaPage()],
         ),
         request_max_body_size=max(node.cfg.limits.max_frame_bytes * 2, 1024 * 1024),
         logging_config=None,

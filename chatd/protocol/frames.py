@@ -130,6 +130,21 @@ class Presence(_ServerFrame, tag="presence"):
     online: bool
 
 
+class RoomChange(_ServerFrame, tag="room"):
+    """Pushed to the user a change is about, on every node, so room lists need no polling."""
+
+    room: str
+    change: str  # ROOM_CHANGES
+    private: bool = False
+    by: str = ""  # who did it
+
+
+# created: a public room anyone can join (to everyone), or your own private room (to your other sessions);
+# invited: you were added to the room; removed: someone removed you; left: you removed yourself (another session);
+# deleted: an admin deleted the room (to everyone for a public room, to its members for a private one).
+ROOM_CHANGES = ("created", "invited", "removed", "left", "deleted")
+
+
 class PongReply(_ServerFrame, tag="pong"):
     pass
 

@@ -285,6 +285,17 @@ class Store(abc.ABC):
     async def get_upload(self, upload_id: str) -> UploadRecord | None: ...
 
     @abc.abstractmethod
+    async def delete_room(self, name: str) -> list[str] | None:
+        """Delete a room with its members, messages and upload records in one transaction; returns the ids of
+        the uploads whose files the caller should delete, or None if there was no such room."""
+
+    @abc.abstractmethod
+    async def delete_user(self, name: str) -> list[str] | None:
+        """Delete a user (exact stored name) with their tokens, memberships and upload records in one
+        transaction; messages they sent stay, under their name. Returns the ids of the uploads whose files the
+        caller should delete, or None if there was no such user."""
+
+    @abc.abstractmethod
     async def delete_upload(self, upload_id: str, *, unposted_only: bool = False) -> bool:
         """Delete an upload's record; with ``unposted_only``, only while it is bound to no room (so an expiry
         sweep cannot race a message that attaches it: one of the two wins). Returns whether a record was deleted.
@@ -332,11 +343,6 @@ class Store(abc.ABC):
     async def set_room_archived(self, name: str, archived: bool) -> bool:
         """Archive (read-only: ``append`` refuses new messages with ``archived``) or unarchive a room; False if
         there is no such room."""
-
-    @abc.abstractmethod
-    async def delete_room(self, name: str) -> list[str] | None:
-        """Delete a room with its members, messages and upload records in one transaction; returns the ids of
-        the uploads whose files the caller should delete, or None if there was no such room."""
 
     @abc.abstractmethod
     async def is_empty(self) -> bool:

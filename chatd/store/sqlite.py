@@ -425,6 +425,27 @@ class SQLiteStore(Store):
         # Disk full, I/O errors and a busy database pass; a constraint or a value SQLite refuses does not.
         return isinstance(exc, (sqlite3.OperationalError, OSError))
 
+    # --- removal ------------------------------------------------------------------------------------------------
+
+    async def delete_room(self, name: str) -> list[str] | None:
+        async with self._write_lock, transaction(self._w) as w:
+            if not list(await w.execute_fetchall("SELECT 1 FROM rooms WHERE name = ?", (name,))):
+                return None
+            ids = [r[0] for r in await w.execute_fetchall("SELECT id FROM uploads WHERE room = ?", (name,))]
+            # Members first: they refer to the room (foreign keys are on).
+            for sql in ("members WHERE room", "messages WHERE room", "uploads WHERE room", "rooms WHERE name"):
+                await w.execute(f"DELETE FROM {sql} = ?", (name,))
+        return ids
+
+    async def delete_user(self, name: str) -> list[str] | None:
+        async with self._write_lock, transaction(self._w) as w:
+            if not list(await w.execute_fetchall("SELECT 1 FROM users WHERE name = ?", (name,))):
+                return None
+            ids = [r[0] for r in await w.execute_fetchall("SELECT id FROM uploads WHERE owner = ?", (name,))]
+            for sql in ("tokens WHERE user", "members WHERE user", "uploads WHERE owner", "users WHERE name"):
+                await w.execute(f"DELETE FROM {sql} = ?", (name,))
+        return ids
+
     # --- uploads ------------------------------------------------------------------------------------------------
 
     async def add_upload(self, record: UploadRecord, quota: int = 0) -> bool:
@@ -536,15 +557,6 @@ class SQLiteStore(Store):
 
     async def set_room_archived(self, name: str, archived: bool) -> bool:
         return await self._write("UPDATE rooms SET archived = ? WHERE name = ?", (int(archived), name)) > 0
-
-    async def delete_room(self, name: str) -> list[str] | None:
-        async with self._write_lock, transaction(self._w) as w:
-            if not list(await w.execute_fetchall("SELECT 1 FROM rooms WHERE name = ?", (name,))):
-                return None
-            uploads = [r[0] for r in await w.execute_fetchall("SELECT id FROM uploads WHERE room = ?", (name,))]
-            for table, column in (("uploads", "room"), ("messages", "room"), ("members", "room"), ("rooms", "name")):
-                await w.execute(f"DELETE FROM {table} WHERE {column} = ?", (name,))
-        return uploads
 
     async def is_empty(self) -> bool:
         row = await self._one("SELECT (SELECT COUNT(*) FROM users) + (SELECT COUNT(*) FROM rooms)")

@@ -183,7 +183,7 @@ def test_every_scenario_field_and_option_is_documented() -> None:
 
 def test_token_mode_users_are_created_as_bots_with_the_admin_token(tmp_path: Path) -> None:
     """Against a server in token mode, --admin-token makes the users through POST /api/admin/bots."""
-    from harness import ChatdProcess, register
+    from harness import ChatdProcess, register, run_cli
 
     server = ChatdProcess(tmp_path / "srv", {"auth": {"mode": "token", "first_user_admin": True}}).start()
     try:
@@ -194,8 +194,9 @@ def test_token_mode_users_are_created_as_bots_with_the_admin_token(tmp_path: Pat
             server.ws,
             "--admin-token",
             admin,
-            "--user-prefix",
+            "--namespace",
             "bot",
+            "--no-cleanup",
             "-s",
             "smoke",
             "--duration",
@@ -211,7 +212,7 @@ def test_token_mode_users_are_created_as_bots_with_the_admin_token(tmp_path: Pat
         assert json.loads(out.read_text())["tally"]["lost"] == 0
         auth = {"Authorization": f"Bearer {admin}"}
         rooms = [
-            r["name"] for r in server.get("/api/rooms", headers=auth).json()["rooms"] if r["name"].startswith("bench-")
+            r["name"] for r in server.get("/api/rooms", headers=auth).json()["rooms"] if r["name"].startswith("bot-")
         ]
         members = {
             m for room in rooms for m in server.get(f"/api/rooms/{room}/members", headers=auth).json()["members"]
@@ -219,5 +220,28 @@ def test_token_mode_users_are_created_as_bots_with_the_admin_token(tmp_path: Pat
         assert len(rooms) == 2 and members == {f"bot{i}" for i in range(1, 7)}  # the server numbers bots from 1
         code, text = run("-t", server.ws, "-s", "smoke", "--duration", "1", "-q")  # no credentials: refused
         assert "connections failed" in text and "closed 4401" in text
+
+        # By default a run that made its own users deletes them and its rooms afterwards.
+        code, text = run(
+            *("-t", server.ws, "--admin-token", admin, "--namespace", "tidy", "-s", "smoke"),
+            *("--duration", "1", "--warmup", "0", "--strict"),
+        )
+        assert code == 0, text
+        assert "cleaned up 2 room(s) and 6 user(s) in namespace 'tidy'" in text
+        names = [r["name"] for r in server.get("/api/rooms", headers=auth).json()["rooms"]]
+        assert not [n for n in names if n.startswith("tidy")] and len([n for n in names if n.startswith("bot-")]) == 2
+        gone = run_cli("users", "token", "tidy1", "--config", str(server.config_path), cwd=server.workdir)
+        assert gone.returncode != 0 and "no user 'tidy1'" in gone.stderr
     finally:
         server.stop()
+
+
+def test_rest_sends_from_concurrent_clients_are_all_stored_and_counted(tmp_path: Path) -> None:
+    out = tmp_path / "rest.json"
+    code, text = run("rest", "-c", "40", "--rooms", "4", "--duration", "1.5", "--warmup", "0.2", "--json", str(out))
+    assert code == 0, text
+    r = json.loads(out.read_text())
+    assert r["errors"] == {} and r["lost"] == 0, text
+    assert r["created"] == r["sent"] > 40
+    assert r["latency_ms"]["count"] > 0 and r["throughput"] > 0
+    assert "CLEAN" in text

@@ -72,7 +72,9 @@ async def presence_frame(client: Client, user: str, timeout: float = 10.0) -> bo
     """Read until a presence frame about ``user``; returns its ``online``."""
     deadline = time.monotonic() + timeout
     while True:
-        frame = await client.expect("presence", timeout=max(0.1, deadline - time.monotonic()), skip=("ping", "typing"))
+        frame = await client.expect(
+            "presence", timeout=max(0.1, deadline - time.monotonic()), skip=("ping", "typing", "room")
+        )
         if frame["user"] == user:
             return bool(frame["online"])
 
@@ -117,7 +119,7 @@ async def test_membership_changes_reach_every_node_before_the_rest_call_returns(
         frame = await bob.recv(5)
         if frame["type"] == "message":
             assert frame["seq"] == 1, frame  # his own earlier message; nothing after it
-        elif frame["type"] not in ("presence", "ping", "typing"):
+        elif frame["type"] not in ("presence", "ping", "typing", "room"):
             kinds[frame["type"]] = frame
     assert kinds["left"]["reason"] == "removed", kinds
     assert kinds["error"]["code"] == "not_member" and kinds["error"]["ref"] == "b2", kinds

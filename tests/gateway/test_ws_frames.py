@@ -36,7 +36,7 @@ async def test_send_acks_after_storage_and_fans_out_to_every_joined_connection(s
     await b.join("send-room")
     out_before = server.metrics()["chatd_messages_out_total"]
     await a.send({"type": "send", "room": "send-room", "body": "hello", "client_id": "k1"})
-    ack = await a.expect("ack", skip=("presence", "message"))
+    ack = await a.expect("ack", skip=("presence", "message", "room"))
     assert ack["client_id"] == "k1" and ack["room"] == "send-room" and ack["seq"] == 1 and "ts" in ack
     assert "duplicate" not in ack
     for client in (a, b):  # the sender's own connection gets the message too
@@ -105,9 +105,13 @@ async def test_typing_reaches_others_and_is_never_stored(server: ChatdProcess) -
     await a.join("typing-room")
     await b.join("typing-room")
     await a.send({"type": "typing", "room": "typing-room"})
-    assert await b.expect("typing", skip=("presence",)) == {"type": "typing", "room": "typing-room", "user": "t_alice"}
+    assert await b.expect("typing", skip=("presence", "room")) == {
+        "type": "typing",
+        "room": "typing-room",
+        "user": "t_alice",
+    }
     await a.send({"type": "ping"})
-    assert await a.expect("pong", skip=("presence",)) == {"type": "pong"}  # the typist got no echo
+    assert await a.expect("pong", skip=("presence", "room")) == {"type": "pong"}  # the typist got no echo
     assert server.get("/api/rooms/typing-room/messages?user=t_bob").json()["messages"] == []
     await a.close()
     await b.close()
@@ -116,15 +120,15 @@ async def test_typing_reaches_others_and_is_never_stored(server: ChatdProcess) -
 async def test_presence_frames_announce_arrivals_and_departures(server: ChatdProcess) -> None:
     a = await Client.connect(server.ws, user="p_alice")
     await a.join("presence-room")
-    own = await a.expect("presence", skip=("ping",))
+    own = await a.expect("presence", skip=("ping", "room"))
     assert own == {"type": "presence", "room": "presence-room", "user": "p_alice", "online": True}
     b = await Client.connect(server.ws, user="p_bob")
     await b.join("presence-room")
-    online = await a.expect("presence", skip=("ping",))
+    online = await a.expect("presence", skip=("ping", "room"))
     assert online == {"type": "presence", "room": "presence-room", "user": "p_bob", "online": True}
     assert server.get("/api/rooms/presence-room/presence?user=p_alice").json()["users"] == ["p_alice", "p_bob"]
     await b.close()
-    offline = await a.expect("presence", skip=("ping",))
+    offline = await a.expect("presence", skip=("ping", "room"))
     assert offline["online"] is False and offline["user"] == "p_bob"
     await a.close()
 

@@ -6,6 +6,7 @@
 
 import { Api } from "./api.js";
 import { Connection } from "./connection.js";
+import { RoomAdmin } from "./members.js";
 import { Outbox } from "./outbox.js";
 import { Room } from "./room.js";
 import { ReadMarks, load, newClientId, save } from "./storage.js";
@@ -14,7 +15,9 @@ import { avatar, h, insertBySeq, messageItem, pendingItem, roomLink } from "./vi
 const PAGE = 50; // history page size
 const TYPING_EVERY_MS = 3000; // at most one typing frame per this interval
 const TYPING_SHOWN_MS = 6000; // how long "x is typing" stays after the last typing frame
-const ROOMS_REFRESH_MS = 30_000; // new rooms created by others, unread counts of rooms we could not join
+// Room-list changes are pushed (members.js); this only catches up on what a lost push missed, and on unread
+// counts of rooms we could not join.
+const ROOMS_REFRESH_MS = 120_000;
 const NEAR_BOTTOM_PX = 80;
 const NEAR_TOP_PX = 150;
 const BACKGROUND_MAX = 1000; // messages kept for a room that is not on screen...
@@ -61,6 +64,7 @@ export class ChatApp {
 
   async start() {
     this.bindUi();
+    this.admin = new RoomAdmin(this);
     const c = this.connection;
     c.addEventListener("state", (e) => this.onState(e.detail.state));
     c.addEventListener("hello", () => this.onHello());
@@ -140,6 +144,7 @@ export class ChatApp {
       case "typing": return this.onTyping(f);
       case "presence": return this.onPresence(f);
       case "left": return this.onLeft(f);
+      case "room": return this.admin.onPush(f);
       default: return undefined; // frames from a newer protocol revision: ignore
     }
   }
@@ -220,6 +225,7 @@ export class ChatApp {
       room.member = false;
       room.joinError = "You were removed from this room.";
       if (room === this.active) this.renderHistoryEdge();
+      this.admin.forget(room, "removed", ""); // the room frame that follows names who did it
     }
     this.queueRoomsRender();
   }
@@ -440,6 +446,7 @@ export class ChatApp {
     if (!name) {
       this.active = null;
       this.renderEmpty();
+      this.admin.show(null);
       return;
     }
     const room = this.room(name);
@@ -460,6 +467,7 @@ export class ChatApp {
     this.renderPresence();
     this.renderTyping();
     this.queueRoomsRender();
+    this.admin.show(room);
     if (room.live) {
       this.loadPresence(room);
       this.ensureHistory(room);

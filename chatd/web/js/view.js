@@ -1,6 +1,7 @@
 // DOM building blocks. Everything user-supplied goes in through textContent or attributes, never innerHTML.
 
 import { bidiSafe } from "./bidi.js";
+import { linkify } from "./links.js";
 
 const timeFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
 const dateTimeFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
@@ -101,7 +102,7 @@ export function messageItem(m, me, urlFor) {
           formatTime(m.ts)),
         mine ? h("span", { class: "status", title: "Delivered" }, "✓",
           h("span", { class: "visually-hidden" }, " delivered")) : null),
-      m.body ? h("p", { class: "body", dir: "auto" }, bidiSafe(m.body)) : null,
+      m.body ? h("p", { class: "body", dir: "auto" }, linkify(bidiSafe(m.body))) : null,
       attachmentList(m.attachments, urlFor)));
 }
 

@@ -1,0 +1,83 @@
+"""``/api/admin``: deleting rooms and users (admins only).
+
+What ``chatd bench`` creates on a live server (bot users, rooms) has to go again when the run ends, and an admin
+needs the same for spam rooms and throwaway accounts. Deletion is for good: a room goes with its history and
+attachments; a user with their tokens, memberships and uploads (what they wrote in other rooms stays, under their
+name). Open sockets are told on every node first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from litestar import Request, Router, delete
+from litestar.di import Provide
+from litestar.status_codes import HTTP_200_OK
+
+from chatd.errors import ChatError, Err
+from chatd.gateway.auth import Principal
+from chatd.gateway.openapi import SECURED, errors
+from chatd.gateway.rest import provide_principal
+from chatd.node import Node
+from chatd.uploads import upload_path
+
+
+def _admin_node(request: Request[Any, Any, Any], principal: Principal) -> Node:
+    if not principal.user.admin:
+        raise ChatError(Err.FORBIDDEN, "admin only")
+    return request.app.state.node
+
+
+async def _delete_files(node: Node, upload_ids: list[str]) -> None:
+    root = node.cfg.uploads.dir
+    for upload_id in upload_ids:
+        await asyncio.to_thread(upload_path(root, upload_id).unlink, True)
+
+
+@delete(
+    "/rooms/{room:str}",
+    status_code=HTTP_200_OK,
+    summary="Delete a room with its history and attachments; its members are told (admin)",
+    responses=errors(403, 404),
+    security=SECURED,
+)
+async def delete_room(request: Request[Any, Any, Any], principal: Principal, room: str) -> dict[str, Any]:
+    node = _admin_node(request, principal)
+    record = await node.store.get_room(room)
+    members = await node.store.members(room)
+    upload_ids = await node.store.delete_room(room)
+    if record is None or upload_ids is None:
+        raise ChatError(Err.NOT_FOUND, f"no room {room!r}")
+    await _delete_files(node, upload_ids)
+    await node.room_deleted(record, members, principal.user.name)
+    return {"room": room, "deleted": True, "members": len(members), "uploads": len(upload_ids)}
+
+
+@delete(
+    "/users/{user:str}",
+    status_code=HTTP_200_OK,
+    summary="Delete a user with their tokens, memberships and uploads; their sockets are closed (admin)",
+    responses=errors(403, 404),
+    security=SECURED,
+)
+async def delete_user(request: Request[Any, Any, Any], principal: Principal, user: str) -> dict[str, Any]:
+    node = _admin_node(request, principal)
+    target = await node.store.get_user(user)
+    if target is None:
+        raise ChatError(Err.NOT_FOUND, f"no user {user!r}")
+    if target.name == principal.user.name:
+        raise ChatError(Err.FORBIDDEN, "an admin cannot delete themselves; ask another admin")
+    upload_ids = await node.store.delete_user(target.name)
+    if upload_ids is None:
+        raise ChatError(Err.NOT_FOUND, f"no user {user!r}")
+    await node.user_deleted(target.name)
+    await _delete_files(node, upload_ids)
+    return {"user": target.name, "deleted": True, "uploads": len(upload_ids)}
+
+
+admin_router = Router(
+    path="/api/admin",
+    route_handlers=[delete_room, delete_user],
+    dependencies={"principal": Provide(provide_principal)},
+)

@@ -1,0 +1,189 @@
+// Managing a room from the page: its member list, inviting, removing and leaving; and the server's `room`
+// frames, which push room-list changes (an invitation, a removal, a new public room) to every open page of the
+// user, so nobody has to reload or wait for a poll to see a room they were just invited to.
+
+import { avatar, h } from "./view.js";
+
+const $ = (id) => document.getElementById(id);
+
+export class RoomAdmin {
+  constructor(app) {
+    this.app = app;
+    this.room = null;
+    this.creator = new Map(); // room name -> who created it (decides who may remove others)
+    this.admin = null; // whether the signed-in user is an admin, from GET /api/me
+    this.el = {
+      panel: $("members"),
+      summary: $("members-summary"),
+      list: $("member-list"),
+      invite: $("invite-form"),
+      name: $("invite-name"),
+      error: $("members-error"),
+      leave: $("leave-room"),
+      closed: $("composer-closed"),
+    };
+    this.el.panel.addEventListener("toggle", () => {
+      if (this.el.panel.open) this.load();
+    });
+    this.el.invite.addEventListener("submit", (e) => {
+      e.preventDefault();
+      this.invite(this.el.name.value.trim());
+    });
+    this.el.leave.addEventListener("click", () => this.leave());
+  }
+
+  /** The open room changed (or was reopened): show its panel, and keep a closed room's message box closed. */
+  show(room) {
+    this.room = room;
+    this.el.panel.hidden = !room;
+    this.el.error.textContent = "";
+    this.el.summary.textContent = "Members";
+    if (!room) return;
+    if (room.closedNote && !room.isPrivate) room.closedNote = ""; // opening a public room joins it again
+    if (room.closedNote) this.closeComposer(room, room.closedNote);
+    else this.openComposer();
+    if (this.el.panel.open) this.load();
+  }
+
+  async load() {
+    const room = this.room;
+    if (!room) return;
+    const api = this.app.api;
+    const path = `/api/rooms/${encodeURIComponent(room.name)}`;
+    let members;
+    try {
+      if (this.admin === null) this.admin = !!(await api.me()).admin;
+      if (!this.creator.has(room.name)) this.creator.set(room.name, (await api.call("GET", path)).created_by);
+      members = (await api.call("GET", `${path}/members`)).members;
+    } catch (err) {
+      if (room === this.room) this.el.error.textContent = err.message;
+      return;
+    }
+    if (room !== this.room) return;
+    const me = this.app.me;
+    const mayRemove = this.admin || this.creator.get(room.name) === me;
+    this.el.summary.textContent = `${members.length} member${members.length === 1 ? "" : "s"}`;
+    this.el.list.replaceChildren(...members.sort().map((u) => h("li", { dataset: { user: u } },
+      avatar(u),
+      h("span", { class: "member-name" }, u === me ? `${u} (you)` : u),
+      u !== me && mayRemove
+        ? h("button", {
+          type: "button", class: "link remove-member", "aria-label": `Remove ${u} from #${room.name}`,
+          onclick: () => this.remove(u),
+        }, "Remove")
+        : null)));
+    this.el.leave.hidden = !members.includes(me);
+  }
+
+  async invite(name) {
+    const room = this.room;
+    if (!room || !name) return;
+    this.el.error.textContent = "";
+    try {
+      await this.app.api.call("POST", `/api/rooms/${encodeURIComponent(room.name)}/members`, { json: { user: name } });
+    } catch (err) {
+      this.el.error.textContent = err.code === "not_found" ? `There is no user called "${name}".` : err.message;
+      return;
+    }
+    this.el.invite.reset();
+    this.load();
+  }
+
+  async remove(user) {
+    const room = this.room;
+    if (!room) return;
+    this.el.error.textContent = "";
+    try {
+      await this.app.api.call(
+        "DELETE", `/api/rooms/${encodeURIComponent(room.name)}/members/${encodeURIComponent(user)}`);
+    } catch (err) {
+      this.el.error.textContent = err.message;
+      return;
+    }
+    this.load();
+  }
+
+  async leave() {
+    const room = this.room;
+    if (!room) return;
+    const me = this.app.me;
+    try {
+      await this.app.api.call(
+        "DELETE", `/api/rooms/${encodeURIComponent(room.name)}/members/${encodeURIComponent(me)}`);
+    } catch (err) {
+      this.el.error.textContent = err.message;
+      return;
+    }
+    // The server unsubscribes this page from a private room itself; a public room's live messages stop here.
+    this.app.connection.send({ type: "leave", room: room.name });
+    this.forget(room, "left", me);
+    this.el.panel.open = false;
+    const next = [...this.app.rooms.values()].filter((r) => r.member).map((r) => r.name).sort()[0];
+    this.app.openRoom(next ?? null);
+  }
+
+  /** A `room` frame: the user's room list changed, here or in another of their sessions. */
+  onPush(f) {
+    const app = this.app;
+    const known = app.rooms.get(f.room);
+    if (f.change === "created") {
+      if (known && known.member) return;
+      const room = app.room(f.room);
+      room.update({ private: !!f.private, member: f.by === app.me, last_seq: room.listedSeq });
+      if (room.member && app.connection.state === "open") app.join(room);
+    } else if (f.change === "invited") {
+      const room = app.room(f.room);
+      room.update({ private: !!f.private, member: true, last_seq: room.listedSeq });
+      room.joinError = "";
+      room.closedNote = "";
+      if (room === this.room) {
+        this.openComposer();
+        app.renderHistoryEdge();
+      }
+      if (app.connection.state === "open") app.join(room);
+    } else if (f.change === "removed" || f.change === "left" || f.change === "deleted") {
+      if (known) this.forget(known, f.change, f.by);
+    }
+    app.queueRoomsRender();
+  }
+
+  /** We are no longer a member of ``room``: say why where the message box was, and close it. */
+  forget(room, change, by) {
+    room.member = false;
+    room.live = false;
+    const byWhom = by ? ` by ${by}` : "";
+    if (change === "deleted") {
+      // Gone for everyone: keep it out of both lists, and keep its box closed even for a public room.
+      room.isPrivate = true;
+      room.closedNote = `#${room.name} was deleted${byWhom}.`;
+    } else {
+      const note = change === "left" ? `You left #${room.name}.` : `You were removed from #${room.name}${byWhom}.`;
+      room.closedNote = room.isPrivate ? note : `${note} Open it again to rejoin.`;
+    }
+    if (room.isPrivate) room.joinError = room.closedNote;
+    if (room === this.room) {
+      this.closeComposer(room, room.closedNote);
+      this.app.renderHistoryEdge();
+      if (this.el.panel.open) this.load();
+    }
+    this.app.queueRoomsRender();
+  }
+
+  closeComposer(room, note) {
+    if (room !== this.room) return;
+    const { input } = this.app.el;
+    input.disabled = true;
+    $("send-button").disabled = true;
+    $("attach-button").disabled = true;
+    this.el.closed.textContent = note;
+    this.el.closed.hidden = false;
+  }
+
+  openComposer() {
+    this.app.el.input.disabled = false;
+    $("send-button").disabled = false;
+    $("attach-button").disabled = false;
+    this.el.closed.hidden = true;
+    this.el.closed.textContent = "";
+  }
+}
