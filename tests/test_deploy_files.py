@@ -140,6 +140,7 @@ def test_the_compose_nginx_config_is_the_template_and_nginx_accepts_it(tmp_path:
     shipped = (ROOT / "config" / "nginx-compose.conf").read_text()
     assert shipped == compose(), "config/nginx-compose.conf drifted from chatd/deploy/nginx.py; regenerate it"
     local = shipped.replace(COMPOSE_RUN_DIR, str(tmp_path / "run")).replace("listen 80;", f"listen {free_port()};")
+    local = local.replace("/var/log/nginx", str(tmp_path))
     for upstream in COMPOSE_UPSTREAMS:  # compose's service names resolve only inside its network
         local = local.replace(upstream, f"127.0.0.1:{free_port()}")
     prepare_run_dir(tmp_path / "run")

@@ -132,5 +132,6 @@ def compose() -> str:
         COMPOSE_UPSTREAMS,
         "80",
         COMPOSE_RUN_DIR,
+        access_log="/var/log/nginx/access.log",  # the nginx image sends this file to docker logs
         purpose="Used by docker-compose.yml; the node names are its service names.",
     )

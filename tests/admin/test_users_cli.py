@@ -128,3 +128,14 @@ async def test_disabling_a_user_closes_their_sockets_on_every_node(cluster: Call
     r = run_cli("users", "disable", "wanderer", "--config", str(n1.config_path), env=n1.env)
     assert r.returncode == 0, r.stderr
     assert (await far.closed())[0] == 4401 and (await near.closed())[0] == 4401
+
+
+def test_tokens_show_when_they_expire_under_token_ttl(make_server: Callable[..., ChatdProcess]) -> None:
+    server = make_server({"auth": {"mode": "token", "token_ttl": 3600}}).start()
+    register(server, "temp", "temp password")
+    table = ok(cli(server, "users", "tokens", "temp")).stdout.splitlines()
+    assert table[0].split()[-1] == "EXPIRES"
+    issued, expires = table[1].split()[1:3], table[1].split()[-2:]
+    assert issued[0] == expires[0] or expires[0] > issued[0]  # same day or the next
+    hour = int(issued[1][:2])
+    assert int(expires[1][:2]) == (hour + 1) % 24

@@ -119,7 +119,7 @@ async def fresh(make: MakeStore, source: Store) -> Store:
         other = SQLiteStore(Path(source.path).with_name("other.db"))
         await other.open()
         return other
-    pytest.skip("one PostgreSQL database per test: tests/test_data.py moves SQLite into PostgreSQL and back")
+    pytest.skip("one PostgreSQL database per test: tests/admin/test_data.py moves SQLite into PostgreSQL and back")
 
 
 async def test_import_refuses_rows_with_unknown_columns(make: MakeStore) -> None:

@@ -53,6 +53,9 @@ export class Room {
       this.hi = frame.seq;
       this.floor = frame.seq + 1;
       this.complete = frame.seq === 0;
+    } else if (frame.deleted_through > this.hi) {
+      // Retention deleted these seqs on the server: the replay starts after them, and that is not a gap to fill.
+      this.hi = frame.deleted_through;
     }
     this.capped = !!frame.capped;
     this.replayLeft = frame.replay ?? 0;
