@@ -11,6 +11,7 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import logging
 import re
 import secrets
 import time
@@ -24,7 +25,10 @@ from chatd.store.base import Store, UserRecord
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 PASSWORD_MIN, PASSWORD_MAX = 8, 1024
 TOKEN_PREFIX = "chatd_"
+TOUCH_EVERY = 60.0
+TOUCHED_MAX = 100_000
 _user_re = re.compile(USER_PATTERN)
+log = logging.getLogger("chatd.auth")
 
 
 def _b64(data: bytes) -> str:
@@ -61,6 +65,11 @@ def new_token() -> str:
     return TOKEN_PREFIX + secrets.token_urlsafe(32)
 
 
+def new_invite() -> str:
+    # Shorter than a token, since people type or paste it once; 128 bits is still far beyond guessing.
+    return "inv_" + secrets.token_urlsafe(16)
+
+
 def valid_username(name: object) -> bool:
     return isinstance(name, str) and 0 < len(name) <= USER_MAX and _user_re.match(name) is not None
 
@@ -91,14 +100,29 @@ class Accounts:
     def __init__(self, store: Store, token_ttl: float = 0.0) -> None:
         self.store = store
         self.token_ttl = token_ttl
+        self._touched: dict[str, float] = {}
         # A dummy hash to verify against for unknown users, so login time does not reveal which names exist.
         self._dummy = hash_password(secrets.token_hex(8))
 
-    async def register(self, name: str, password: str, admin_if_none: bool = False) -> Issued:
+    async def register(
+        self, name: str, password: str, admin_if_none: bool = False, invite: str | None = None
+    ) -> Issued:
+        """A new user with a password. With ``invite``, the code is spent by this registration (and given back
+        if the registration fails after all, e.g. the name is taken)."""
         check_username(name)
         check_password(password)
         hashed = await asyncio.to_thread(hash_password, password)
-        user = await self.store.create_user(name, hashed, admin_if_none=admin_if_none)
+        spent = None
+        if invite is not None:
+            spent = token_hash(invite)
+            if not await self.store.use_invite(spent, name, int(time.time() * 1000)):
+                raise ChatError(Err.FORBIDDEN, "this invite code is unknown, used or expired; ask for a new one")
+        try:
+            user = await self.store.create_user(name, hashed, admin_if_none=admin_if_none)
+        except BaseException:
+            if spent is not None:
+                await self.store.release_invite(spent, name)
+            raise
         return Issued(await self.issue(user.name), user)
 
     async def login(self, name: str, password: str) -> Issued:
@@ -109,7 +133,14 @@ class Accounts:
         ok = await asyncio.to_thread(verify_password, password, stored or self._dummy)
         if not (ok and stored and user):
             raise ChatError(Err.UNAUTHORIZED, "wrong username or password")
+        if await self.disabled(user.name):
+            # Only after the password matched, so the answer tells nothing to someone guessing.
+            raise ChatError(Err.UNAUTHORIZED, "this account is disabled; ask an admin")
         return Issued(await self.issue(user.name), user)
+
+    async def disabled(self, name: str) -> bool:
+        info = await self.store.user_info(name)
+        return bool(info and info[0].disabled)
 
     async def issue(self, name: str) -> str:
         token = new_token()
@@ -119,7 +150,25 @@ class Accounts:
     async def authenticate(self, token: str) -> UserRecord | None:
         if not token.startswith(TOKEN_PREFIX) or len(token) > 128:
             return None
-        return await self.user_for_hash(token_hash(token))
+        hashed = token_hash(token)
+        user = await self.user_for_hash(hashed)
+        if user is not None:
+            await self._touch(hashed)
+        return user
+
+    async def _touch(self, hashed: str) -> None:
+        """Record the token's last use for ``chatd users tokens``, at most once per ``TOUCH_EVERY`` per token per
+        process: one store write a minute per active token, not one per request."""
+        now = time.monotonic()
+        if now - self._touched.get(hashed, -TOUCH_EVERY) < TOUCH_EVERY:
+            return
+        if len(self._touched) >= TOUCHED_MAX:
+            self._touched.clear()  # forgetting only costs an extra write per token
+        self._touched[hashed] = now
+        try:
+            await self.store.touch_token(hashed, int(time.time() * 1000), int(TOUCH_EVERY * 1000))
+        except Exception as e:  # noqa: BLE001 - last use is informative; never refuse a session over it
+            log.debug("could not record a token's last use: %s", e)
 
     async def user_for_hash(self, hashed: str) -> UserRecord | None:
         """The holder of the token with this hash, unless it was revoked or is older than ``auth.token_ttl``."""
@@ -139,6 +188,8 @@ class Accounts:
                 user = await self.store.create_user(name, None)
             except ChatError:
                 user = await self.store.get_user(name)  # created by a racing request
+        if user is not None and await self.disabled(user.name):
+            return None
         return user
 
     async def create_bots(self, names: list[str]) -> list[Issued]:

@@ -57,7 +57,10 @@ def cli() -> None:
 @click.option("--host", help="Address to listen on (server.host).")
 @click.option("--port", type=int, help="Port to listen on (server.port; also $PORT).")
 @click.option("--dev", is_flag=True, help="Open mode: connect as ?user=NAME with no password. Loopback only.")
-def serve(config_path: str | None, host: str | None, port: int | None, dev: bool) -> None:
+@click.option(
+    "--log-format", type=click.Choice(["text", "json"]), help="server.log_format: json is one object per line."
+)
+def serve(config_path: str | None, host: str | None, port: int | None, dev: bool, log_format: str | None) -> None:
     """Run the chat server: WebSocket gateway, REST API and worker in one process.
 
     \b
@@ -65,6 +68,7 @@ def serve(config_path: str | None, host: str | None, port: int | None, dev: bool
         chatd serve                      # built-in defaults, http://127.0.0.1:8000
         chatd serve --dev --port 9000    # open mode for a quick local try
         chatd serve -c config/chatd.example.toml
+        chatd serve --log-format json 2>> /var/log/chatd.jsonl
     """
     overrides: dict[str, dict[str, Any]] = {}
     if host:
@@ -73,6 +77,8 @@ def serve(config_path: str | None, host: str | None, port: int | None, dev: bool
         overrides.setdefault("server", {})["port"] = port
     if dev:
         overrides.setdefault("server", {})["dev"] = True
+    if log_format:
+        overrides.setdefault("server", {})["log_format"] = log_format
     cfg = build_config(config_path, overrides)
     from chatd.server import serve as run
 
@@ -329,6 +335,9 @@ def cluster_up(
 
 def _add_optional_commands() -> None:
     """Commands that live in their own packages, so ``chatd serve`` never imports them."""
+    from chatd.admin import register
+
+    register(cli)
     try:
         from chatd.bench.cli import bench
     except ModuleNotFoundError as e:

@@ -34,12 +34,14 @@ class ServerConfig(_Section):
     node_id: str = ""
     drain_timeout: float = 10.0
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = "text"
     trusted_proxies: list[str] = msgspec.field(default_factory=list)
 
 
 class AuthConfig(_Section):
     mode: Literal["token", "open"] = "token"
-    registration: bool = True
+    # true and false, from before invites, mean "open" and "closed"
+    registration: bool | Literal["open", "invite", "closed"] = "open"
     first_user_admin: bool = False
     attempts_per_minute: float = 20.0
     registrations_per_hour: float = 20.0
@@ -49,6 +51,14 @@ class AuthConfig(_Section):
     secret: str = ""
     ticket_ttl: float = 30.0
     media_ttl: float = 43200.0
+
+
+def registration_mode(auth: AuthConfig) -> str:
+    """``auth.registration`` as one of "open", "invite", "closed"."""
+    value = auth.registration
+    if isinstance(value, bool):
+        return "open" if value else "closed"
+    return value
 
 
 class StoreConfig(_Section):
@@ -121,6 +131,12 @@ class UploadsConfig(_Section):
     min_free_bytes: int = 512 * MiB
 
 
+class RetentionConfig(_Section):
+    messages_days: float = 0.0
+    uploads_days: float = 0.0
+    interval: float = 3600.0
+
+
 class Config(_Section):
     server: ServerConfig = msgspec.field(default_factory=ServerConfig)
     auth: AuthConfig = msgspec.field(default_factory=AuthConfig)
@@ -130,6 +146,7 @@ class Config(_Section):
     limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
     web: WebConfig = msgspec.field(default_factory=WebConfig)
     uploads: UploadsConfig = msgspec.field(default_factory=UploadsConfig)
+    retention: RetentionConfig = msgspec.field(default_factory=RetentionConfig)
 
 
 class ConfigError(Exception):
@@ -297,6 +314,10 @@ def validate(cfg: Config) -> None:
     for key in ("queue_max_messages", "queue_max_bytes", "node_timeout", "presence_interval", "sweep_interval"):
         positive(f"broker.{key}", getattr(cfg.broker, key))
     positive("store.pool_size", cfg.store.pool_size)
+    positive("retention.interval", cfg.retention.interval)
+    for key in ("messages_days", "uploads_days"):
+        if getattr(cfg.retention, key) < 0:
+            problems.append(f"'retention.{key}' must be >= 0 (0 keeps everything)")
     if cfg.broker.gap_wait < 0:
         problems.append("'broker.gap_wait' must be >= 0")
     if cfg.broker.presence_interval >= cfg.broker.node_timeout:

@@ -55,6 +55,13 @@ class Err(enum.Enum):
         "The room is private and the user is not invited, or the action needs a role the user lacks.",
         "Ask a member or an admin.",
     )
+    ARCHIVED = ErrorInfo(
+        "archived",
+        403,
+        "The room is archived by an admin: its history can be read, nothing new can be sent to it. Nothing of the "
+        "refused send was stored.",
+        "Do not resend; read the history, or ask an admin to unarchive the room (chatd rooms unarchive).",
+    )
     NOT_FOUND = ErrorInfo("not_found", 404, "No such room, user, message or upload.", "Check the name.")
     METHOD_NOT_ALLOWED = ErrorInfo(
         "method_not_allowed",
@@ -169,7 +176,8 @@ CLOSE_INFO: dict[Close, tuple[str, str]] = {
         "Close other sessions or retry later with backoff.",
     ),
     Close.UNAUTHORIZED: (
-        "No valid credentials at the handshake, or the token was revoked (logout).",
+        "No valid credentials at the handshake, or the token was revoked (logout, chatd users revoke) or its user "
+        "disabled (chatd users disable).",
         "Do not reconnect with the same token; log in again.",
     ),
     Close.FORBIDDEN_ORIGIN: (

@@ -1,7 +1,8 @@
-"""Counters and histograms exposed as Prometheus text on /metrics.
+"""Counters and histograms exposed on /metrics through ``prometheus-client``.
 
-Hand-rolled rather than a client library: a handful of numbers, updated on hot paths as plain attribute
-increments, rendered only when scraped.
+The hot paths update plain attributes (an integer increment costs nothing measurable); a custom collector reads
+them only when Prometheus scrapes, and the library writes the exposition format, its escaping, and OpenMetrics
+when the scraper asks for it. No metric carries a per-room or per-user label: their number would grow with use.
 """
 
 from __future__ import annotations
@@ -12,7 +13,11 @@ import gc
 import os
 import resource
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import Collector, CollectorRegistry
 
 
 class Histogram:
@@ -29,16 +34,14 @@ class Histogram:
         self.total += value
         self.count += 1
 
-    def render(self, name: str, help_text: str) -> list[str]:
-        lines = [f"# HELP {name} {help_text}", f"# TYPE {name} histogram"]
+    def family(self, name: str, help_text: str) -> HistogramMetricFamily:
+        buckets: list[tuple[str, float]] = []
         running = 0
         for bound, n in zip(self.bounds, self.counts, strict=False):
             running += n
-            lines.append(f'{name}_bucket{{le="{bound:g}"}} {running}')
-        lines.append(f'{name}_bucket{{le="+Inf"}} {self.count}')
-        lines.append(f"{name}_sum {self.total:.6f}")
-        lines.append(f"{name}_count {self.count}")
-        return lines
+            buckets.append((f"{bound:g}", running))
+        buckets.append(("+Inf", self.count))
+        return HistogramMetricFamily(name, help_text, buckets=buckets, sum_value=self.total)
 
 
 def rss_bytes() -> int:
@@ -65,6 +68,7 @@ class Metrics:
         self.connections_opened = 0
         self.connections_refused = 0
         self.rate_limited = 0
+        self.http_rate_limited = 0  # REST answers 429: sign-in attempts, requests in flight, uploads, new rooms
         self.store_errors = 0  # failed store appends (each retry counts)
         self.broker_reconnects = 0
         self.control_applied = 0  # cluster control events applied (own and other nodes')
@@ -80,6 +84,7 @@ class Metrics:
         self.gauges: dict[str, Callable[[], float]] = {}
         # Other parts' own numbers, read at scrape time; a name ending in _total is rendered as a counter.
         self.sources: list[Callable[[], dict[str, float]]] = []
+        self._registry: CollectorRegistry | None = None
 
     def watch_gc(self) -> None:
         gc.callbacks.append(self._on_gc)
@@ -102,41 +107,63 @@ class Metrics:
             await asyncio.sleep(period)
             self.loop_lag.observe(max(0.0, loop.time() - due))
 
+    def exposition(self, accept: str = "") -> tuple[bytes, str]:
+        """The scrape answer for a request's Accept header: (body, content type)."""
+        encoder, content_type = choose_encoder(accept)
+        return encoder(self.registry), content_type
+
     def render(self) -> str:
-        lines: list[str] = []
+        return self.exposition()[0].decode()
 
-        def counter(name: str, value: float, help_text: str) -> None:
-            lines.extend((f"# HELP {name} {help_text}", f"# TYPE {name} counter", f"{name} {value}"))
+    @property
+    def registry(self) -> CollectorRegistry:
+        if self._registry is None:
+            self._registry = CollectorRegistry(auto_describe=False)
+            self._registry.register(_Collector(self))
+        return self._registry
 
-        def gauge(name: str, value: float, help_text: str = "") -> None:
-            lines.extend((f"# HELP {name} {help_text or name}", f"# TYPE {name} gauge", f"{name} {value}"))
 
-        counter("chatd_messages_in_total", self.messages_in, "Sends accepted onto the ingest queue.")
-        counter("chatd_messages_stored_total", self.messages_stored, "Messages committed to the store.")
-        counter("chatd_messages_duplicate_total", self.duplicates, "Resends recognised by client_id.")
-        counter("chatd_messages_out_total", self.messages_out, "Message frames queued to connections.")
-        counter("chatd_deliveries_total", self.deliveries, "All frames fanned out to connections.")
-        counter("chatd_frames_in_total", self.frames_in, "WebSocket frames received.")
-        counter("chatd_errors_sent_total", self.errors_sent, "Error frames sent.")
-        counter("chatd_ws_sends_total", self.ws_sends, "WebSocket messages written (after packing).")
-        counter("chatd_ws_bytes_out_total", self.ws_bytes_out, "Characters written in WebSocket messages.")
-        counter("chatd_slow_consumer_closes_total", self.slow_consumer_closes, "Connections closed with 4008.")
-        counter("chatd_connections_opened_total", self.connections_opened, "WebSocket sessions accepted.")
-        counter("chatd_connections_refused_total", self.connections_refused, "Handshakes refused.")
-        counter("chatd_rate_limited_total", self.rate_limited, "Sends refused by the rate limit.")
-        counter("chatd_store_errors_total", self.store_errors, "Store appends that failed (each retry counts).")
-        counter("chatd_broker_reconnects_total", self.broker_reconnects, "Times the broker link came back.")
-        counter("chatd_control_events_total", self.control_applied, "Cluster control events applied.")
-        counter("chatd_control_dropped_total", self.control_dropped, "Control events not sent to other nodes.")
-        counter("chatd_gap_fill_messages_total", self.gap_fills, "Messages read from the store to fill gaps.")
-        for name, fn in sorted(self.gauges.items()):
-            gauge(name, fn())
-        for source in self.sources:
+COUNTERS = (
+    ("chatd_messages_in_total", "messages_in", "Sends accepted onto the ingest queue."),
+    ("chatd_messages_stored_total", "messages_stored", "Messages committed to the store."),
+    ("chatd_messages_duplicate_total", "duplicates", "Resends recognised by client_id."),
+    ("chatd_messages_out_total", "messages_out", "Message frames queued to connections."),
+    ("chatd_deliveries_total", "deliveries", "All frames fanned out to connections."),
+    ("chatd_frames_in_total", "frames_in", "WebSocket frames received."),
+    ("chatd_errors_sent_total", "errors_sent", "Error frames sent."),
+    ("chatd_ws_sends_total", "ws_sends", "WebSocket messages written (after packing)."),
+    ("chatd_ws_bytes_out_total", "ws_bytes_out", "Characters written in WebSocket messages."),
+    ("chatd_slow_consumer_closes_total", "slow_consumer_closes", "Connections closed with 4008."),
+    ("chatd_connections_opened_total", "connections_opened", "WebSocket sessions accepted."),
+    ("chatd_connections_refused_total", "connections_refused", "Handshakes refused."),
+    ("chatd_rate_limited_total", "rate_limited", "Sends refused by the rate limit."),
+    ("chatd_http_rate_limited_total", "http_rate_limited", "REST requests answered 429 (sign-in, uploads, ...)."),
+    ("chatd_store_errors_total", "store_errors", "Store appends that failed (each retry counts)."),
+    ("chatd_broker_reconnects_total", "broker_reconnects", "Times the broker link came back."),
+    ("chatd_control_events_total", "control_applied", "Cluster control events applied."),
+    ("chatd_control_dropped_total", "control_dropped", "Control events not sent to other nodes."),
+    ("chatd_gap_fill_messages_total", "gap_fills", "Messages read from the store to fill gaps."),
+)
+
+
+class _Collector(Collector):
+    """Reads a node's Metrics at scrape time."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        m = self.metrics
+        for name, attr, help_text in COUNTERS:
+            yield CounterMetricFamily(name, help_text, value=getattr(m, attr))
+        for name, fn in sorted(m.gauges.items()):
+            yield GaugeMetricFamily(name, name, value=fn())
+        for source in m.sources:
             for name, value in sorted(source().items()):
-                (counter if name.endswith("_total") else gauge)(name, value, name)
-        gauge("chatd_process_rss_bytes", rss_bytes(), "Resident memory of the server process.")
-        lines += self.persist_batch.render("chatd_persist_batch_size", "Messages per store transaction.")
-        lines += self.persist_seconds.render("chatd_persist_seconds", "Time to commit one batch.")
-        lines += self.loop_lag.render("chatd_loop_lag_seconds", "How late the event loop ran a 0.1 s timer.")
-        lines += self.gc_pause.render("chatd_gc_pause_seconds", "Garbage collector pauses.")
-        return "\n".join(lines) + "\n"
+                family = CounterMetricFamily if name.endswith("_total") else GaugeMetricFamily
+                yield family(name, name, value=value)
+        yield GaugeMetricFamily("chatd_process_rss_bytes", "Resident memory of the server process.", value=rss_bytes())
+        yield m.persist_batch.family("chatd_persist_batch_size", "Messages per store transaction.")
+        yield m.persist_seconds.family("chatd_persist_seconds", "Time to commit one batch.")
+        yield m.loop_lag.family("chatd_loop_lag_seconds", "How late the event loop ran a 0.1 s timer.")
+        yield m.gc_pause.family("chatd_gc_pause_seconds", "Garbage collector pauses.")

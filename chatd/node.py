@@ -26,6 +26,7 @@ from chatd.presence import GossipPresence, LocalPresence, Presence
 from chatd.protocol.frames import PING, Ack, Joined, Left, RoomChange, TypingNotice, encode, encode_error
 from chatd.protocol.frames import Presence as PresenceFrame
 from chatd.protocol.limits import TokenBucket
+from chatd.retention import Retention
 from chatd.rooms import Rooms
 from chatd.store import make_store
 from chatd.store.base import NewMessage, RoomRecord, UserRecord
@@ -58,6 +59,7 @@ class Node:
         self.rooms = Rooms(self.store, cfg.rooms.auto_create, cfg.rooms.create_per_hour)
         self.rooms.listener = self._room_changed
         self.upload_sweeper = Sweeper(cfg.uploads, self.store)
+        self.retention = Retention(cfg.retention, cfg.uploads.dir, self.store)
         # Presence changes cost a frame to every member: a user flapping join/leave is not announced past this.
         self._presence_budget = KeyedBuckets(cfg.limits.presence_rate, cfg.limits.presence_burst)
         self.presence: Presence
@@ -99,6 +101,7 @@ class Node:
         self._tasks = [asyncio.create_task(coro, name=name) for coro, name in background]
         self.metrics.watch_gc()
         self.upload_sweeper.start()
+        self.retention.start()
 
     async def drain(self) -> None:
         """Stop taking sends, store and ack this node's own pending sends, then close every socket with 1001."""
@@ -120,6 +123,7 @@ class Node:
         for task in [*self._tasks, *self._fills.values()]:
             task.cancel()
         self.upload_sweeper.stop()
+        self.retention.stop()
         self.metrics.unwatch_gc()
         await self.worker.stop()
         await self.broker.close()
@@ -312,11 +316,15 @@ class Node:
         try:
             last = await self.store.last_seq(room)
             self.hub.anchor(room, last)
+            # Only a replay can reach deleted history; a plain join costs no extra read.
+            deleted = await self.store.purged_through(room) if since is not None and since < last else 0
+            if since is not None and since < deleted:
+                since = deleted  # retention took those: the replay starts after them, and the client is told
             # seqs are gapless, so the number of messages after ``since`` is known before reading them.
             backlog = max(0, last - since) if since is not None else 0
             count = min(backlog, self.cfg.rooms.replay_max)
             capped = backlog > count
-            conn.send(encode(Joined(room, last, count, capped)))
+            conn.send(encode(Joined(room, last, count, capped, deleted)))
             through = since if since is not None else last
             remaining = count
             while remaining:

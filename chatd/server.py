@@ -14,7 +14,9 @@ import os
 import signal
 import socket
 import sys
+import time
 
+import msgspec
 import uvloop
 from granian.constants import Interfaces
 from granian.http import HTTP1Settings
@@ -22,7 +24,7 @@ from granian.log import LogLevels
 from granian.server.embed import Server
 
 from chatd import __version__
-from chatd.config import Config, is_loopback
+from chatd.config import Config, is_loopback, registration_mode
 from chatd.gateway.app import create_app
 from chatd.gateway.ws import with_raw_websocket_io
 from chatd.node import Node
@@ -33,9 +35,27 @@ from chatd.store.base import StoreRefused
 log = logging.getLogger("chatd")
 
 
-def setup_logging(level: str) -> None:
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, for log shippers: the same events and words as the text format."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return msgspec.json.encode(entry).decode()
+
+
+def setup_logging(level: str, fmt: str = "text") -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
     root = logging.getLogger("chatd")
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -105,7 +125,7 @@ async def _serve(cfg: Config) -> int:
         http1_settings=HTTP1Settings(header_read_timeout=int(lim.handshake_timeout * 1000)),
         log_level=LogLevels.error,
     )
-    setup_logging(cfg.server.log_level)
+    setup_logging(cfg.server.log_level, cfg.server.log_format)
     files = raise_open_files()
     if files < lim.max_connections:
         log.warning(
@@ -137,6 +157,15 @@ async def _serve(cfg: Config) -> int:
         cfg.store.path if cfg.store.backend == "sqlite" else "",
         cfg.broker.backend,
         node.id,
+    )
+    log.info(
+        "settings: registration %s, token_ttl %gs, max_connections %d (%d per user), send_rate %g/s, log_format %s",
+        registration_mode(cfg.auth),
+        cfg.auth.token_ttl,
+        lim.max_connections,
+        lim.max_connections_per_user,
+        lim.send_rate,
+        cfg.server.log_format,
     )
     stopper = asyncio.create_task(stop.wait())
     await asyncio.wait({serving, stopper}, return_when=asyncio.FIRST_COMPLETED)

@@ -14,9 +14,11 @@ race; each is recorded in ``_migrations``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -25,7 +27,23 @@ import msgspec
 from chatd.config import StoreConfig
 from chatd.errors import ChatError, Err
 from chatd.protocol.frames import Message
-from chatd.store.base import NewMessage, Outcome, RoomRecord, Store, UploadRecord, UserRecord
+from chatd.store.base import (
+    TOKEN_ID_LEN,
+    AdminRoom,
+    InviteRecord,
+    NewMessage,
+    Outcome,
+    RoomRecord,
+    Store,
+    TokenRecord,
+    UploadRecord,
+    UserInfo,
+    UserRecord,
+    check_import,
+    export_row,
+    import_value,
+)
+from chatd.store.migrations import check_not_newer
 
 log = logging.getLogger("chatd.store.postgres")
 
@@ -103,6 +121,22 @@ MIGRATIONS: list[tuple[str, str]] = [
         "003_deployment_key",
         "CREATE TABLE deployment (name TEXT PRIMARY KEY, value BYTEA NOT NULL);",
     ),
+    (
+        "004_operations",
+        """
+        ALTER TABLE users ADD COLUMN disabled BOOLEAN NOT NULL DEFAULT false;
+        ALTER TABLE tokens ADD COLUMN last_used BIGINT;
+        ALTER TABLE rooms ADD COLUMN archived BOOLEAN NOT NULL DEFAULT false;
+        ALTER TABLE rooms ADD COLUMN purged_through BIGINT NOT NULL DEFAULT 0;
+        CREATE TABLE invites (
+            hash TEXT PRIMARY KEY,
+            created_by TEXT NOT NULL,
+            created BIGINT NOT NULL,
+            expires BIGINT NOT NULL,
+            used_by TEXT
+        );
+        """,
+    ),
 ]
 
 # An exact spelling wins, for databases made before names were case-insensitive.
@@ -133,6 +167,7 @@ class PostgresStore(Store):
     def __init__(self, cfg: StoreConfig) -> None:
         self.cfg = cfg
         self.pool: asyncpg.Pool | None = None
+        self._snapshot: asyncpg.Connection | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------------------------
 
@@ -144,6 +179,7 @@ class PostgresStore(Store):
             await c.execute("SELECT pg_advisory_xact_lock($1)", MIGRATE_LOCK)
             await c.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied BIGINT NOT NULL)")
             done = {r["name"] for r in await c.fetch("SELECT name FROM _migrations")}
+            check_not_newer(sorted(done), [name for name, _ in MIGRATIONS])
             for name, sql in MIGRATIONS:
                 if name not in done:
                     await c.execute(sql)
@@ -236,7 +272,7 @@ class PostgresStore(Store):
     async def user_for_token(self, token_hash: str, issued_after: int = 0) -> UserRecord | None:
         r = await self._p.fetchrow(
             "SELECT u.name, u.admin, u.bot, u.created FROM tokens t JOIN users u ON u.name = t.username "
-            "WHERE t.hash = $1 AND t.created > $2",
+            "WHERE t.hash = $1 AND t.created > $2 AND NOT u.disabled",
             token_hash,
             issued_after,
         )
@@ -318,10 +354,12 @@ class PostgresStore(Store):
     async def _append_in_tx(self, c: asyncpg.Connection, batch: Sequence[NewMessage]) -> list[Outcome]:
         names = sorted({m.room for m in batch})
         locked = await c.fetch(
-            f"SELECT name, last_seq, {NOW_MS} AS now FROM rooms WHERE name = ANY($1::text[]) ORDER BY name FOR UPDATE",
+            f"SELECT name, last_seq, archived, {NOW_MS} AS now FROM rooms WHERE name = ANY($1::text[]) "
+            "ORDER BY name FOR UPDATE",
             names,
         )
         last: dict[str, int] = {r["name"]: r["last_seq"] for r in locked}
+        archived = {r["name"] for r in locked if r["archived"]}
         ts = locked[0]["now"] if locked else 0
         keys = list({(m.room, m.sender, m.client_id) for m in batch})
         # Read after taking the locks: a racing append to the same room has committed by now, and its rows show.
@@ -357,6 +395,8 @@ class PostgresStore(Store):
                 outcomes.append(Outcome(error=Err.NOT_FOUND.code, message=f"room {m.room!r} does not exist"))
             elif (m.room, m.sender) not in members:
                 outcomes.append(Outcome(error=Err.NOT_MEMBER.code, message=f"you are not a member of {m.room!r}"))
+            elif m.room in archived:
+                outcomes.append(Outcome(error=Err.ARCHIVED.code, message=f"room {m.room!r} is archived (read-only)"))
             else:
                 seq = last[m.room] = last[m.room] + 1
                 row = (
@@ -503,3 +543,159 @@ class PostgresStore(Store):
         )
         bound = {r["id"] for r in rows}
         return [i for i in ids if i in bound]
+
+    # --- operations: the admin CLI, export/import ----------------------------------------------------------------
+
+    async def user_info(self, name: str | None = None) -> list[UserInfo]:
+        sql = (
+            "SELECT u.name, u.admin, u.bot, u.created, u.disabled, u.password_hash IS NOT NULL AS has_password, "
+            "(SELECT COUNT(*) FROM tokens t WHERE t.username = u.name) AS tokens FROM users u "
+        )
+        if name is None:
+            rows = await self._p.fetch(sql + 'ORDER BY u.name COLLATE "C"')
+        else:
+            rows = await self._p.fetch(sql + "WHERE lower(u.name) = lower($1) ORDER BY u.name = $1 DESC LIMIT 1", name)
+        return [UserInfo(*r) for r in rows]
+
+    async def set_user(self, name: str, *, disabled: bool | None = None, admin: bool | None = None) -> bool:
+        status = await self._p.execute(
+            "UPDATE users SET disabled = COALESCE($2, disabled), admin = COALESCE($3, admin) WHERE name = $1",
+            name,
+            disabled,
+            admin,
+        )
+        return status != "UPDATE 0"
+
+    async def set_password_hash(self, name: str, password_hash: str | None) -> bool:
+        status = await self._p.execute("UPDATE users SET password_hash = $2 WHERE name = $1", name, password_hash)
+        return status != "UPDATE 0"
+
+    async def tokens(self, *, user: str | None = None, id_prefix: str | None = None) -> list[TokenRecord]:
+        if user is not None:
+            where, param = "username = $1", user
+        elif not id_prefix:
+            return []
+        else:
+            where, param = "starts_with(hash, $1)", id_prefix
+        rows = await self._p.fetch(
+            f"SELECT hash, username, created, last_used FROM tokens WHERE {where} ORDER BY created, hash", param
+        )
+        return [
+            TokenRecord(r["hash"][:TOKEN_ID_LEN], r["username"], r["created"], r["last_used"], r["hash"]) for r in rows
+        ]
+
+    async def touch_token(self, token_hash: str, now: int, every: int) -> None:
+        await self._p.execute(
+            "UPDATE tokens SET last_used = $2 WHERE hash = $1 AND (last_used IS NULL OR last_used < $3)",
+            token_hash,
+            now,
+            now - every,
+        )
+
+    async def admin_rooms(self) -> list[AdminRoom]:
+        rows = await self._p.fetch(
+            "SELECT r.name, r.private, COALESCE(r.created_by, '') AS created_by, r.created, r.last_seq, r.archived, "
+            '(SELECT COUNT(*) FROM members m WHERE m.room = r.name) AS members FROM rooms r ORDER BY r.name COLLATE "C"'
+        )
+        return [AdminRoom(*r) for r in rows]
+
+    async def set_room_archived(self, name: str, archived: bool) -> bool:
+        return await self._p.execute("UPDATE rooms SET archived = $2 WHERE name = $1", name, archived) != "UPDATE 0"
+
+    async def is_empty(self) -> bool:
+        return not await self._p.fetchval("SELECT EXISTS (SELECT 1 FROM users) OR EXISTS (SELECT 1 FROM rooms)")
+
+    # Column names as every store exports them (PostgreSQL says "username" where SQLite says "user").
+    _EXPORT_SQL = {
+        "user": 'SELECT name, password_hash, admin, bot, created, disabled FROM users ORDER BY name COLLATE "C"',
+        "token": 'SELECT hash, username AS "user", created, last_used FROM tokens ORDER BY hash COLLATE "C"',
+        "room": "SELECT name, private, created_by, created, last_seq, archived, purged_through FROM rooms "
+        'ORDER BY name COLLATE "C"',
+        "member": 'SELECT room, username AS "user", joined FROM members '
+        'ORDER BY room COLLATE "C", username COLLATE "C"',
+        "message": "SELECT room, seq, sender, client_id, body, ts, attachments FROM messages "
+        'ORDER BY room COLLATE "C", seq',
+        "upload": 'SELECT id, owner, room, content_type, size, name, created FROM uploads ORDER BY id COLLATE "C"',
+    }
+
+    @contextlib.asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[None]:
+        async with self._p.acquire() as c, c.transaction(isolation="repeatable_read", readonly=True):
+            self._snapshot = c
+            try:
+                yield
+            finally:
+                self._snapshot = None
+
+    async def export_rows(self, kind: str) -> AsyncIterator[dict[str, Any]]:
+        if self._snapshot is not None:
+            async for r in self._snapshot.cursor(self._EXPORT_SQL[kind], prefetch=500):
+                yield export_row(kind, dict(r.items()), set())
+            return
+        async with self._p.acquire() as c, c.transaction(readonly=True):
+            async for r in c.cursor(self._EXPORT_SQL[kind], prefetch=500):
+                yield export_row(kind, dict(r.items()), set())
+
+    async def import_rows(self, kind: str, rows: Sequence[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        cols = check_import(kind, rows)
+        names = ", ".join("username" if c == "user" else c for c in cols)
+        marks = ", ".join(f"${i}" for i in range(1, len(cols) + 1))
+        values = [tuple(import_value(c, row[c], sqlite=False) for c in cols) for row in rows]
+        async with self._p.acquire() as c, c.transaction():
+            await c.executemany(f"INSERT INTO {kind}s ({names}) VALUES ({marks})", values)
+
+    async def add_invite(self, code_hash: str, created_by: str, expires: int) -> None:
+        await self._p.execute(
+            f"INSERT INTO invites (hash, created_by, created, expires) VALUES ($1, $2, {NOW_MS}, $3)",
+            code_hash,
+            created_by,
+            expires,
+        )
+
+    async def use_invite(self, code_hash: str, user: str, now: int) -> bool:
+        status = await self._p.execute(
+            "UPDATE invites SET used_by = $2 WHERE hash = $1 AND used_by IS NULL AND expires > $3",
+            code_hash,
+            user,
+            now,
+        )
+        return status != "UPDATE 0"
+
+    async def release_invite(self, code_hash: str, user: str) -> None:
+        await self._p.execute("UPDATE invites SET used_by = NULL WHERE hash = $1 AND used_by = $2", code_hash, user)
+
+    async def invites(self) -> list[InviteRecord]:
+        rows = await self._p.fetch(
+            'SELECT hash, created_by, created, expires, used_by FROM invites ORDER BY created, hash COLLATE "C"'
+        )
+        return [
+            InviteRecord(r["hash"][:TOKEN_ID_LEN], r["created_by"], r["created"], r["expires"], r["used_by"], r["hash"])
+            for r in rows
+        ]
+
+    async def purge_messages(self, before_ts: int) -> int:
+        async with self._p.acquire() as c, c.transaction():
+            await c.execute(
+                "UPDATE rooms r SET purged_through = p.through FROM "
+                "(SELECT room, MAX(seq) AS through FROM messages WHERE ts < $1 GROUP BY room) p "
+                "WHERE r.name = p.room AND p.through > r.purged_through",
+                before_ts,
+            )
+            status = await c.execute(
+                "DELETE FROM messages m USING rooms r WHERE r.name = m.room AND m.seq <= r.purged_through"
+            )
+        return int(status.split()[-1])
+
+    async def purged_through(self, room: str) -> int:
+        return int(await self._p.fetchval("SELECT purged_through FROM rooms WHERE name = $1", room) or 0)
+
+    async def old_uploads(self, created_before: int, limit: int) -> list[UploadRecord]:
+        rows = await self._p.fetch(
+            "SELECT id, owner, content_type, size, name, created, room FROM uploads "
+            "WHERE created < $1 ORDER BY created LIMIT $2",
+            created_before,
+            limit,
+        )
+        return [UploadRecord(*r) for r in rows]

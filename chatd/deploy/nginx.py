@@ -119,3 +119,18 @@ def example() -> str:
         access_log="/var/log/nginx/chatd-access.log",
         purpose="Copy it, set the node addresses, and add TLS (listen 443 ssl; ssl_certificate …).",
     )
+
+
+COMPOSE_UPSTREAMS = ["chatd-1:8000", "chatd-2:8000"]
+COMPOSE_RUN_DIR = "/var/cache/chatd-nginx"
+
+
+def compose() -> str:
+    """``config/nginx-compose.conf``: nginx in docker-compose.yml, in front of its two nodes (a test keeps it in
+    step)."""
+    return render(
+        COMPOSE_UPSTREAMS,
+        "80",
+        COMPOSE_RUN_DIR,
+        purpose="Used by docker-compose.yml; the node names are its service names.",
+    )

@@ -18,6 +18,7 @@ from litestar.static_files import create_static_files_router
 from chatd import __version__
 from chatd.errors import ChatError, Err, internal_message, log_fault
 from chatd.gateway.admin import admin_router
+from chatd.gateway.control import control as admin_control
 from chatd.gateway.guard import request_guard
 from chatd.gateway.info import server_info
 from chatd.gateway.openapi import components, tighten
@@ -76,7 +77,9 @@ def _body(err: Err, message: str, ref: str | None = None) -> dict[str, Any]:
     return {"code": err.code, "message": message, "ref": ref}
 
 
-def _chat_error(_: Request[Any, Any, Any], exc: ChatError) -> Response[dict[str, Any]]:
+def _chat_error(request: Request[Any, Any, Any], exc: ChatError) -> Response[dict[str, Any]]:
+    if exc.err is Err.RATE_LIMITED:
+        request.app.state.node.metrics.http_rate_limited += 1
     return Response(
         _body(exc.err, exc.message, exc.ref),
         status_code=exc.err.http_status,
@@ -140,7 +143,7 @@ async def _page_headers(response: Response[Any]) -> Response[Any]:
 def create_app(node: Node) -> Litestar:
     lim = node.cfg.limits
     allow: dict[str, str] = {}  # filled once the routes exist
-    handlers: list[Any] = [ws_endpoint, api_router, admin_router, server_info, *ops_handlers]
+    handlers: list[Any] = [ws_endpoint, api_router, admin_router, server_info, *ops_handlers, admin_control]
     if (WEB_DIR / "index.html").exists():
         handlers.append(
             create_static_files_router(

@@ -13,6 +13,7 @@ import msgspec
 from litestar import Request, get
 
 from chatd import __version__
+from chatd.config import registration_mode
 from chatd.gateway.openapi import PUBLIC, errors
 from chatd.node import Node
 
@@ -28,6 +29,8 @@ class ServerInfo(msgspec.Struct):
     """True when this build serves ``POST /api/uploads``; clients hide attachments otherwise."""
     upload_max_bytes: int
     upload_types: list[str]
+    registration_mode: str = "open"
+    """"open", "invite" (registering needs an invite code) or "closed"."""
 
 
 def _serves_uploads(request: Request[Any, Any, Any]) -> bool:
@@ -51,8 +54,9 @@ async def server_info(request: Request[Any, Any, Any]) -> ServerInfo:
         auth_mode=cfg.auth.mode,
         version=__version__,
         max_frame_bytes=cfg.limits.max_frame_bytes,
-        registration=cfg.auth.mode == "token" and cfg.auth.registration,
+        registration=cfg.auth.mode == "token" and registration_mode(cfg.auth) != "closed",
         uploads=_serves_uploads(request),
         upload_max_bytes=cfg.uploads.max_bytes,
         upload_types=list(cfg.uploads.allowed_types),
+        registration_mode=registration_mode(cfg.auth),
     )

@@ -27,9 +27,11 @@ async def readyz(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
     return Response({"ready": ok, **checks}, status_code=200 if ok else 503)
 
 
-@get("/metrics", summary="Prometheus text", media_type="text/plain; version=0.0.4")
-async def metrics(request: Request[Any, Any, Any]) -> str:
-    return request.app.state.node.metrics.render()
+@get("/metrics", summary="Prometheus text (OpenMetrics when the Accept header asks for it)", media_type=MediaType.TEXT)
+async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
+    body, content_type = request.app.state.node.metrics.exposition(request.headers.get("accept", ""))
+    # litestar adds the charset to text types itself; the library's own would make it appear twice.
+    return Response(body, media_type=content_type.replace("; charset=utf-8", ""))
 
 
 ops_handlers = [healthz, readyz, metrics]

@@ -17,6 +17,7 @@ from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from chatd.accounts import PASSWORD_MAX, PASSWORD_MIN
+from chatd.config import registration_mode
 from chatd.errors import ChatError, Err
 from chatd.gateway.auth import Principal, authenticate, client_ip
 from chatd.gateway.openapi import PUBLIC, SECURED, SendOperation, errors
@@ -34,6 +35,7 @@ class Credentials(msgspec.Struct, forbid_unknown_fields=True):
 
     username: UserName
     password: Annotated[str, msgspec.Meta(min_length=PASSWORD_MIN, max_length=PASSWORD_MAX)]
+    invite: Annotated[str, msgspec.Meta(max_length=128)] | None = None  # needed when auth.registration = "invite"
 
 
 class Login(msgspec.Struct, forbid_unknown_fields=True):
@@ -134,11 +136,15 @@ def _ip(request: Request[Any, Any, Any]) -> str:
 )
 async def register(request: Request[Any, Any, Any], data: Credentials) -> TokenOut:
     node = _node(request)
-    if not node.cfg.auth.registration:
+    mode = registration_mode(node.cfg.auth)
+    if mode == "closed":
         raise ChatError(Err.FORBIDDEN, "registration is closed on this server")
     ip = _ip(request)
     request.app.state.auth_throttle.attempt(ip, registering=True)
-    issued = await node.accounts.register(data.username, data.password, node.cfg.auth.first_user_admin)
+    if mode == "invite" and not data.invite:
+        raise ChatError(Err.FORBIDDEN, "registration needs an invite code on this server")
+    invite = data.invite if mode == "invite" else None
+    issued = await node.accounts.register(data.username, data.password, node.cfg.auth.first_user_admin, invite)
     log.info("registered user %s from %s%s", shown(issued.user.name), ip, " as admin" if issued.user.admin else "")
     return TokenOut(issued.token, issued.user)
 
@@ -334,7 +340,10 @@ async def history(
     if more:
         # ``after`` pages forward (keep the oldest), otherwise we page backward (keep the newest).
         messages = messages[:limit] if after is not None else messages[1:]
-    return {"messages": messages, "has_more": more}
+    answer: dict[str, Any] = {"messages": messages, "has_more": more}
+    if deleted := await node.store.purged_through(room):
+        answer["deleted_through"] = deleted  # older seqs were deleted by retention, not lost
+    return answer
 
 
 @post(

@@ -64,6 +64,10 @@ class Tickets:
             self._key = await self._store.deployment_key() or secrets.token_bytes(32)
         return self._key
 
+    async def signing_key(self) -> bytes:
+        """The deployment's key; other signed requests (``chatd.admin.control``) derive theirs from it."""
+        return await self._signing_key()
+
     async def issue(self, kind: str, user: str, token_hash: str, ttl: float) -> str:
         payload = _b64(msgspec.json.encode(Claims(kind, user, token_hash, round(time.time() + ttl, 3))))
         return f"{payload}.{self._sign(await self._signing_key(), payload)}"

@@ -22,7 +22,7 @@ from litestar.types import ASGIApp, Receive, Scope, WebSocketSendEvent
 from litestar.types import Send as ASGISend
 
 from chatd.errors import ChatError, Close, Err, internal_message, log_fault
-from chatd.gateway.auth import authenticate, origin_allowed
+from chatd.gateway.auth import authenticate, client_ip, origin_allowed
 from chatd.gateway.slots import ConnectionSlots
 from chatd.gateway.tickets import WS
 from chatd.hub import Conn
@@ -41,7 +41,7 @@ from chatd.protocol.frames import (
     encode_error,
 )
 from chatd.protocol.session import FrameLimits, FrameRejected, decode_frame
-from chatd.throttle import KeyedBuckets, refuse
+from chatd.throttle import KeyedBuckets, refuse, shown
 from chatd.uploads import StoreDisk
 
 log = logging.getLogger("chatd.ws")
@@ -117,11 +117,16 @@ async def ws_endpoint(socket: WebSocket) -> None:
 async def _refuse(node: Node, socket: WebSocket, code: Close, reason: str) -> None:
     """Accept only to close at once with ``code``: a browser sees close codes, never an HTTP refusal's status."""
     node.metrics.connections_refused += 1
+    log.info("WebSocket refused from %s: %d %s", _peer(node, socket), int(code), reason)
     try:
         await socket.accept()
         await socket.close(code=code, reason=reason)
     except Exception:  # noqa: BLE001 - the peer left during the handshake; nothing to tell it
         pass
+
+
+def _peer(node: Node, socket: WebSocket) -> str:
+    return client_ip(socket.client.host if socket.client else None, socket.headers, node.cfg.server.trusted_proxies)
 
 
 class WsSession:
@@ -135,6 +140,7 @@ class WsSession:
         self.typing_budget: KeyedBuckets = socket.app.state.typing_budget
         self.store_disk: StoreDisk = socket.app.state.store_disk
         self.closing: Close | None = None
+        self.peer_code: int = 1006  # no close frame seen: the connection dropped
         self._task = asyncio.current_task()
         self._writer: asyncio.Task[None] | None = None
         self._closer: asyncio.Task[None] | None = None
@@ -150,6 +156,8 @@ class WsSession:
         node, conn = self.node, self.conn
         node.hub.register(conn)
         node.metrics.connections_opened += 1
+        opened = time.monotonic()
+        log.info("session %d opened: user %s from %s", conn.id, shown(conn.user), _peer(node, self.socket))
         conn.send(
             encode(
                 Hello(
@@ -176,6 +184,18 @@ class WsSession:
                 await self._send_close(self.closing)
         finally:
             await node.disconnected(conn)
+            if self.closing is not None:
+                code, reason = int(self.closing), f"closed by the server: {self.closing.name.lower()}"
+            else:
+                code, reason = self.peer_code, "closed by the client"
+            log.info(
+                "session %d closed: user %s, code %s (%s) after %.0fs",
+                conn.id,
+                shown(conn.user),
+                code,
+                reason,
+                time.monotonic() - opened,
+            )
 
     async def _read_loop(self) -> None:
         receive, node, conn, limits = self.raw_receive, self.node, self.conn, self.limits
@@ -183,6 +203,7 @@ class WsSession:
         while True:
             msg = await receive()
             if msg["type"] != "websocket.receive":
+                self.peer_code = msg.get("code", 1005)  # type: ignore[assignment]
                 return
             data: str | bytes | None = msg.get("text")
             if data is None:
@@ -250,6 +271,12 @@ class WsSession:
         self.closing = code
         if code == Close.SLOW_CONSUMER:
             self.node.metrics.slow_consumer_closes += 1
+            log.warning(
+                "session %d of %s cut as a slow consumer: over %d bytes waiting to be written",
+                self.conn.id,
+                shown(self.conn.user),
+                self.node.cfg.limits.outbound_queue_bytes,
+            )
         self._closer = asyncio.get_running_loop().create_task(self._close(code))
 
     async def _close(self, code: Close) -> None:

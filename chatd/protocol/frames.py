@@ -91,6 +91,7 @@ class Joined(_ServerFrame, tag="joined"):
     seq: int
     replay: int = 0
     capped: bool = False
+    deleted_through: int = 0  # seqs up to this one were deleted by retention: not a gap, not coming
 
 
 class Left(_ServerFrame, tag="left"):

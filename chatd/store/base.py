@@ -11,8 +11,8 @@ Contract for implementations:
     original seq and ts with ``duplicate=True`` and the stored message as ``stored``;
   - a message to a room that does not exist, or from a sender who is not (or no longer) a member, is refused
     with ``error`` set to ``not_found`` or ``not_member``; membership is checked in the same transaction, so a
-    member removed on one node cannot send through a stale cache on another. A refusal does not affect the
-    other messages of the batch.
+    member removed on one node cannot send through a stale cache on another. A message to an archived room is
+    refused with ``archived``, checked the same way. A refusal does not affect the other messages of the batch.
 - Reads see only committed data. ``history`` returns messages oldest first.
 - Room, user and membership writes are visible to every node's reads once the call returns.
 - **User names are case-insensitive for identity, case-preserving for display.** Two names are the same user when
@@ -26,7 +26,9 @@ Contract for implementations:
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import msgspec
 
@@ -51,6 +53,64 @@ class RoomRecord(msgspec.Struct, frozen=True):
     created_by: str
     created: int
     last_seq: int = 0
+
+
+class UserInfo(msgspec.Struct, frozen=True):
+    """A user as an operator sees it (``chatd users list``)."""
+
+    name: str
+    admin: bool
+    bot: bool
+    created: int
+    disabled: bool
+    has_password: bool
+    tokens: int = 0
+
+
+class TokenRecord(msgspec.Struct, frozen=True):
+    """A token as an operator sees it. ``id`` is the start of its hash: enough to name it, useless to sign in."""
+
+    id: str
+    user: str
+    created: int
+    last_used: int | None
+    hash: str
+
+
+class AdminRoom(msgspec.Struct, frozen=True):
+    """A room as an operator sees it (``chatd rooms list``), private ones included."""
+
+    name: str
+    private: bool
+    created_by: str
+    created: int
+    last_seq: int
+    archived: bool
+    members: int
+
+
+TOKEN_ID_LEN = 12
+# What export/import move, in the order an import must insert them (foreign keys point backwards).
+EXPORT_KINDS = ("user", "token", "room", "member", "message", "upload")
+EXPORT_COLUMNS: dict[str, tuple[str, ...]] = {
+    "user": ("name", "password_hash", "admin", "bot", "created", "disabled"),
+    "token": ("hash", "user", "created", "last_used"),
+    "room": ("name", "private", "created_by", "created", "last_seq", "archived", "purged_through"),
+    "member": ("room", "user", "joined"),
+    "message": ("room", "seq", "sender", "client_id", "body", "ts", "attachments"),
+    "upload": ("id", "owner", "room", "content_type", "size", "name", "created"),
+}
+
+
+class InviteRecord(msgspec.Struct, frozen=True):
+    """An invite code (only its hash is stored) and who used it."""
+
+    id: str
+    created_by: str
+    created: int
+    expires: int
+    used_by: str | None
+    hash: str
 
 
 class UploadRecord(msgspec.Struct, frozen=True):
@@ -249,3 +309,117 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def attach_uploads(self, ids: Sequence[str], owner: str, room: str) -> list[str]:
         """Bind the owner's not-yet-posted uploads to ``room``; returns the ids that were bound."""
+
+    # --- operations: the admin CLI, export/import (issue 10) --------------------------------------------------
+
+    @abc.abstractmethod
+    async def user_info(self, name: str | None = None) -> list[UserInfo]:
+        """Every user by name (byte order), or the one ``get_user(name)`` finds (an empty list for none)."""
+
+    @abc.abstractmethod
+    async def set_user(self, name: str, *, disabled: bool | None = None, admin: bool | None = None) -> bool:
+        """Change a user's flags (None: leave as is); False if there is no such user. A disabled user's tokens stop
+        authenticating at once (``user_for_token`` skips them) and they cannot sign in."""
+
+    @abc.abstractmethod
+    async def set_password_hash(self, name: str, password_hash: str | None) -> bool:
+        """Replace a user's password hash (None: token-only); False if there is no such user."""
+
+    @abc.abstractmethod
+    async def tokens(self, *, user: str | None = None, id_prefix: str | None = None) -> list[TokenRecord]:
+        """Tokens of ``user``, or those whose hash starts with ``id_prefix`` (an empty prefix finds none), oldest
+        first."""
+
+    @abc.abstractmethod
+    async def touch_token(self, token_hash: str, now: int, every: int) -> None:
+        """Record that a token was used at ``now`` (Unix ms), unless that was already recorded within ``every``
+        ms: last use is for people, and a write per request would cost more than it tells."""
+
+    @abc.abstractmethod
+    async def admin_rooms(self) -> list[AdminRoom]:
+        """Every room, private ones included, by name (byte order)."""
+
+    @abc.abstractmethod
+    async def set_room_archived(self, name: str, archived: bool) -> bool:
+        """Archive (read-only: ``append`` refuses new messages with ``archived``) or unarchive a room; False if
+        there is no such room."""
+
+    @abc.abstractmethod
+    async def is_empty(self) -> bool:
+        """Whether the store holds no users and no rooms (what ``import`` requires)."""
+
+    @contextlib.asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[None]:
+        """Inside it, ``export_rows`` of every kind reads one moment's data (a read transaction), so an export
+        taken while nodes write is consistent: no member of a room the rooms do not list, no message past a
+        room's ``last_seq``. The default gives no such promise."""
+        yield
+
+    @abc.abstractmethod
+    def export_rows(self, kind: str) -> AsyncIterator[dict[str, Any]]:
+        """Every row of ``kind`` (one of ``EXPORT_KINDS``) as a dict of plain values, in a stable order (primary
+        key), with the same keys whichever store wrote it."""
+
+    @abc.abstractmethod
+    async def import_rows(self, kind: str, rows: Sequence[dict[str, Any]]) -> None:
+        """Insert rows as ``export_rows`` gives them, keeping seqs, client_ids and timestamps; a room's
+        ``last_seq`` comes in with the room."""
+
+    @abc.abstractmethod
+    async def add_invite(self, code_hash: str, created_by: str, expires: int) -> None:
+        """Store an invite code's hash, good until ``expires`` (Unix ms)."""
+
+    @abc.abstractmethod
+    async def use_invite(self, code_hash: str, user: str, now: int) -> bool:
+        """Mark an unused, unexpired invite as used by ``user``, atomically (two registrations racing with one code:
+        one wins). False if there is no such usable invite."""
+
+    @abc.abstractmethod
+    async def release_invite(self, code_hash: str, user: str) -> None:
+        """Undo ``use_invite`` (the registration it was for failed)."""
+
+    @abc.abstractmethod
+    async def invites(self) -> list[InviteRecord]:
+        """Every invite, oldest first."""
+
+    @abc.abstractmethod
+    async def purge_messages(self, before_ts: int) -> int:
+        """Retention: in every room, delete the messages up to the newest one older than ``before_ts`` (Unix ms),
+        so what is left of a room is always a gapless tail, and move its ``purged_through`` there. Returns how
+        many messages were deleted."""
+
+    @abc.abstractmethod
+    async def purged_through(self, room: str) -> int:
+        """The last seq of ``room`` deleted by retention (0: none): clients are told history up to it is gone."""
+
+    @abc.abstractmethod
+    async def old_uploads(self, created_before: int, limit: int) -> list[UploadRecord]:
+        """Up to ``limit`` uploads, posted or not, created before ``created_before`` (Unix ms), oldest first."""
+
+
+def export_row(kind: str, row: dict[str, Any], bools: set[str]) -> dict[str, Any]:
+    """One exported row in the form every store writes: booleans as booleans, attachments as a list."""
+    out = {k: (bool(v) if k in bools else v) for k, v in row.items()}
+    if kind == "message":
+        out["attachments"] = msgspec.json.decode(row["attachments"]) if row["attachments"] else []
+    return out
+
+
+def check_import(kind: str, rows: Sequence[dict[str, Any]]) -> tuple[str, ...]:
+    """The columns of ``kind``, after checking every row has exactly them (the names go into SQL)."""
+    cols = EXPORT_COLUMNS.get(kind)
+    if cols is None:
+        raise ValueError(f"unknown kind of row {kind!r}; known: {', '.join(EXPORT_KINDS)}")
+    for row in rows:
+        if set(row) != set(cols):
+            raise ValueError(f"a {kind} row must have exactly the keys {', '.join(cols)}; got {', '.join(row)}")
+    return cols
+
+
+def import_value(column: str, value: Any, sqlite: bool) -> Any:
+    """A value of an exported row as the store keeps it."""
+    if column == "attachments":
+        return msgspec.json.encode(value).decode() if value else None
+    if sqlite and isinstance(value, bool):
+        return int(value)
+    return value

@@ -11,6 +11,8 @@ from collections.abc import Callable
 
 import sqlite_utils
 
+from chatd.store.base import StoreRefused
+
 Migration = Callable[[sqlite_utils.Database], None]
 
 
@@ -81,25 +83,67 @@ def m003_deployment_key(db: sqlite_utils.Database) -> None:
     db.execute("CREATE TABLE deployment (name TEXT PRIMARY KEY, value BLOB NOT NULL)")
 
 
+def m004_operations(db: sqlite_utils.Database) -> None:
+    """What running a deployment needs: disabled users, token last use, archived rooms, invite codes, and how far
+    retention has deleted a room's history (so clients are told "deleted", not shown a gap)."""
+    db.execute("ALTER TABLE users ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE tokens ADD COLUMN last_used INTEGER")
+    db.execute("ALTER TABLE rooms ADD COLUMN archived INTEGER NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE rooms ADD COLUMN purged_through INTEGER NOT NULL DEFAULT 0")
+    db.execute(
+        "CREATE TABLE invites (hash TEXT PRIMARY KEY, created_by TEXT NOT NULL, created INTEGER NOT NULL, "
+        "expires INTEGER NOT NULL, used_by TEXT)"
+    )
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_initial", m001_initial),
     ("002_nocase_users_and_upload_indexes", m002_nocase_users_and_upload_indexes),
     ("003_deployment_key", m003_deployment_key),
+    ("004_operations", m004_operations),
 ]
 
 
-def migrate(db: sqlite_utils.Database) -> list[str]:
-    """Apply pending migrations; returns the names applied."""
+class SchemaTooNew(StoreRefused):
+    """The database was migrated by a newer chatd than this one."""
+
+
+def applied(db: sqlite_utils.Database) -> list[str]:
+    """Names of the migrations this database has had, oldest first (empty for a new database)."""
+    if not db.table("_migrations").exists():
+        return []
+    return [row["name"] for row in db.query("SELECT name FROM _migrations ORDER BY name")]
+
+
+def check_not_newer(done: list[str], known: list[str]) -> None:
+    """Refuse a database that has migrations this code does not know: a newer chatd wrote it, and this one would
+    misread what it does not expect."""
+    unknown = sorted(set(done) - set(known))
+    if unknown:
+        raise SchemaTooNew(
+            f"the database has schema migrations this chatd does not know ({', '.join(unknown)}): it was upgraded "
+            "by a newer chatd. Run that version, or restore a backup taken before the upgrade"
+        )
+
+
+def migrate(db: sqlite_utils.Database, apply: bool = True) -> list[str]:
+    """Apply pending migrations; returns the names applied (with ``apply=False``: the names pending). Raises
+    SchemaTooNew for a database from a newer chatd."""
+    check_not_newer(applied(db), [name for name, _ in MIGRATIONS])
     table = db.table("_migrations")
     if not table.exists():
+        if not apply:
+            return [name for name, _ in MIGRATIONS]
         db.table("_migrations").create({"name": str, "applied": int}, pk="name")
     done = {row["name"] for row in db.table("_migrations").rows}
-    applied = []
+    if not apply:
+        return [name for name, _ in MIGRATIONS if name not in done]
+    now_applied = []
     for name, fn in MIGRATIONS:
         if name in done:
             continue
         with db.conn:
             fn(db)
             db.table("_migrations").insert({"name": name, "applied": int(time.time())})
-        applied.append(name)
-    return applied
+        now_applied.append(name)
+    return now_applied

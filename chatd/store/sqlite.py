@@ -12,13 +12,15 @@ one writer connection is what keeps SQLite fast and free of ``database is locked
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import os
 import secrets
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import aiosqlite
 import msgspec
@@ -26,7 +28,23 @@ import sqlite_utils
 
 from chatd.errors import ChatError, Err
 from chatd.protocol.frames import Message
-from chatd.store.base import NewMessage, Outcome, RoomRecord, Store, StoreRefused, UploadRecord, UserRecord
+from chatd.store.base import (
+    TOKEN_ID_LEN,
+    AdminRoom,
+    InviteRecord,
+    NewMessage,
+    Outcome,
+    RoomRecord,
+    Store,
+    StoreRefused,
+    TokenRecord,
+    UploadRecord,
+    UserInfo,
+    UserRecord,
+    check_import,
+    export_row,
+    import_value,
+)
 from chatd.store.migrations import migrate
 from chatd.store.sqltx import transaction
 
@@ -78,9 +96,14 @@ def _append_rows(conn: sqlite3.Connection, batch: Sequence[NewMessage]) -> list[
         )
     }
     names = list({m.room for m in batch})
-    last: dict[str, int] = dict(
-        conn.execute(f"SELECT name, last_seq FROM rooms WHERE name IN ({_marks(len(names))})", names).fetchall()
-    )
+    last: dict[str, int] = {}
+    archived: set[str] = set()
+    for name, last_seq, is_archived in conn.execute(
+        f"SELECT name, last_seq, archived FROM rooms WHERE name IN ({_marks(len(names))})", names
+    ):
+        last[name] = last_seq
+        if is_archived:
+            archived.add(name)
     pairs = list({(m.room, m.sender) for m in batch})
     members = set(
         conn.execute(
@@ -104,6 +127,8 @@ def _append_rows(conn: sqlite3.Connection, batch: Sequence[NewMessage]) -> list[
             outcomes.append(Outcome(error=Err.NOT_FOUND.code, message=f"room {m.room!r} does not exist"))
         elif (m.room, m.sender) not in members:
             outcomes.append(Outcome(error=Err.NOT_MEMBER.code, message=f"you are not a member of {m.room!r}"))
+        elif m.room in archived:
+            outcomes.append(Outcome(error=Err.ARCHIVED.code, message=f"room {m.room!r} is archived (read-only)"))
         else:
             seq = last[m.room] = last[m.room] + 1
             attachments = _json.encode(m.attachments).decode() if m.attachments else None
@@ -289,7 +314,7 @@ class SQLiteStore(Store):
     async def user_for_token(self, token_hash: str, issued_after: int = 0) -> UserRecord | None:
         row = await self._one(
             "SELECT u.name, u.admin, u.bot, u.created FROM tokens t JOIN users u ON u.name = t.user "
-            "WHERE t.hash = ? AND t.created > ?",
+            "WHERE t.hash = ? AND t.created > ? AND NOT u.disabled",
             (token_hash, issued_after),
         )
         return UserRecord(row[0], bool(row[1]), bool(row[2]), row[3]) if row else None
@@ -478,3 +503,142 @@ class SQLiteStore(Store):
                 if cur.rowcount:
                     bound.append(upload_id)
         return bound
+
+    # --- operations: the admin CLI, export/import ----------------------------------------------------------------
+
+    async def user_info(self, name: str | None = None) -> list[UserInfo]:
+        sql = (
+            "SELECT u.name, u.admin, u.bot, u.created, u.disabled, u.password_hash IS NOT NULL, "
+            "(SELECT COUNT(*) FROM tokens t WHERE t.user = u.name) FROM users u "
+        )
+        if name is None:
+            rows = await self._r.execute_fetchall(sql + "ORDER BY u.name")
+        else:
+            rows = await self._r.execute_fetchall(
+                sql + "WHERE u.name = ? COLLATE NOCASE ORDER BY u.name = ? DESC LIMIT 1", (name, name)
+            )
+        return [UserInfo(r[0], bool(r[1]), bool(r[2]), r[3], bool(r[4]), bool(r[5]), r[6]) for r in rows]
+
+    async def set_user(self, name: str, *, disabled: bool | None = None, admin: bool | None = None) -> bool:
+        changes = {k: int(v) for k, v in (("disabled", disabled), ("admin", admin)) if v is not None}
+        if not changes:
+            return bool(await self.user_info(name))
+        sets = ", ".join(f"{k} = ?" for k in changes)
+        return await self._write(f"UPDATE users SET {sets} WHERE name = ?", (*changes.values(), name)) > 0
+
+    async def set_password_hash(self, name: str, password_hash: str | None) -> bool:
+        return await self._write("UPDATE users SET password_hash = ? WHERE name = ?", (password_hash, name)) > 0
+
+    async def tokens(self, *, user: str | None = None, id_prefix: str | None = None) -> list[TokenRecord]:
+        if user is not None:
+            where, param = "user = ?", user
+        else:
+            prefix = id_prefix or ""
+            if not prefix or any(c not in "0123456789abcdef" for c in prefix):
+                return []  # token hashes are lowercase hex; anything else (a LIKE wildcard) matches none
+            where, param = "hash LIKE ?", prefix + "%"
+        rows = await self._r.execute_fetchall(
+            f"SELECT hash, user, created, last_used FROM tokens WHERE {where} ORDER BY created, hash", (param,)
+        )
+        return [TokenRecord(r[0][:TOKEN_ID_LEN], r[1], r[2], r[3], r[0]) for r in rows]
+
+    async def touch_token(self, token_hash: str, now: int, every: int) -> None:
+        await self._write(
+            "UPDATE tokens SET last_used = ? WHERE hash = ? AND (last_used IS NULL OR last_used < ?)",
+            (now, token_hash, now - every),
+        )
+
+    async def admin_rooms(self) -> list[AdminRoom]:
+        rows = await self._r.execute_fetchall(
+            "SELECT r.name, r.private, r.created_by, r.created, r.last_seq, r.archived, "
+            "(SELECT COUNT(*) FROM members m WHERE m.room = r.name) FROM rooms r ORDER BY r.name"
+        )
+        return [AdminRoom(r[0], bool(r[1]), r[2] or "", r[3], r[4], bool(r[5]), r[6]) for r in rows]
+
+    async def set_room_archived(self, name: str, archived: bool) -> bool:
+        return await self._write("UPDATE rooms SET archived = ? WHERE name = ?", (int(archived), name)) > 0
+
+    async def is_empty(self) -> bool:
+        row = await self._one("SELECT (SELECT COUNT(*) FROM users) + (SELECT COUNT(*) FROM rooms)")
+        return not row or row[0] == 0
+
+    _EXPORT_SQL = {
+        "user": "SELECT name, password_hash, admin, bot, created, disabled FROM users ORDER BY name",
+        "token": "SELECT hash, user, created, last_used FROM tokens ORDER BY hash",
+        "room": "SELECT name, private, created_by, created, last_seq, archived, purged_through FROM rooms "
+        "ORDER BY name",
+        "member": "SELECT room, user, joined FROM members ORDER BY room, user",
+        "message": "SELECT room, seq, sender, client_id, body, ts, attachments FROM messages ORDER BY room, seq",
+        "upload": "SELECT id, owner, room, content_type, size, name, created FROM uploads ORDER BY id",
+    }
+    _BOOLS = {"admin", "bot", "disabled", "private", "archived"}
+
+    @contextlib.asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[None]:
+        # WAL: a read transaction on the reader sees one commit's state for its whole length.
+        await self._r.execute("BEGIN")
+        try:
+            yield
+        finally:
+            await self._r.execute("COMMIT")
+
+    async def export_rows(self, kind: str) -> AsyncIterator[dict[str, Any]]:
+        async with self._r.execute(self._EXPORT_SQL[kind]) as cur:
+            cols = [d[0] for d in cur.description]
+            async for row in cur:
+                yield export_row(kind, dict(zip(cols, row, strict=True)), self._BOOLS)
+
+    async def import_rows(self, kind: str, rows: Sequence[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        cols = check_import(kind, rows)
+        values = [tuple(import_value(c, row[c], sqlite=True) for c in cols) for row in rows]
+        async with self._write_lock, transaction(self._w) as w:
+            await w.executemany(f"INSERT INTO {kind}s ({', '.join(cols)}) VALUES ({_marks(len(cols))})", values)
+
+    async def add_invite(self, code_hash: str, created_by: str, expires: int) -> None:
+        await self._write(
+            "INSERT INTO invites (hash, created_by, created, expires) VALUES (?, ?, ?, ?)",
+            (code_hash, created_by, now_ms(), expires),
+        )
+
+    async def use_invite(self, code_hash: str, user: str, now: int) -> bool:
+        return (
+            await self._write(
+                "UPDATE invites SET used_by = ? WHERE hash = ? AND used_by IS NULL AND expires > ?",
+                (user, code_hash, now),
+            )
+            > 0
+        )
+
+    async def release_invite(self, code_hash: str, user: str) -> None:
+        await self._write("UPDATE invites SET used_by = NULL WHERE hash = ? AND used_by = ?", (code_hash, user))
+
+    async def invites(self) -> list[InviteRecord]:
+        rows = await self._r.execute_fetchall(
+            "SELECT hash, created_by, created, expires, used_by FROM invites ORDER BY created, hash"
+        )
+        return [InviteRecord(r[0][:TOKEN_ID_LEN], r[1], r[2], r[3], r[4], r[0]) for r in rows]
+
+    async def purge_messages(self, before_ts: int) -> int:
+        async with self._write_lock, transaction(self._w) as w:
+            await w.execute(
+                "UPDATE rooms SET purged_through = (SELECT MAX(seq) FROM messages WHERE room = rooms.name AND ts < ?) "
+                "WHERE (SELECT MAX(seq) FROM messages WHERE room = rooms.name AND ts < ?) > purged_through",
+                (before_ts, before_ts),
+            )
+            cur = await w.execute(
+                "DELETE FROM messages WHERE seq <= (SELECT purged_through FROM rooms r WHERE r.name = messages.room)"
+            )
+            return cur.rowcount
+
+    async def purged_through(self, room: str) -> int:
+        row = await self._one("SELECT purged_through FROM rooms WHERE name = ?", (room,))
+        return int(row[0]) if row else 0
+
+    async def old_uploads(self, created_before: int, limit: int) -> list[UploadRecord]:
+        rows = await self._r.execute_fetchall(
+            f"SELECT {self._UPLOAD_COLS} FROM uploads WHERE created < ? ORDER BY created LIMIT ?",
+            (created_before, limit),
+        )
+        return [UploadRecord(*tuple(r)) for r in rows]

@@ -35,12 +35,12 @@ export function serverInfo() {
   return request("/api/server");
 }
 
-/** Register or log in (token mode). Returns {token, user}. */
-export function authenticate(kind, username, password) {
-  return request(`/api/auth/${kind === "register" ? "register" : "login"}`, {
-    method: "POST",
-    json: { username, password },
-  });
+/** Register or log in (token mode). Returns {token, user}. ``invite``: the code a registration needs on a server
+ * with auth.registration = "invite". */
+export function authenticate(kind, username, password, invite = "") {
+  const json = { username, password };
+  if (kind === "register" && invite) json.invite = invite;
+  return request(`/api/auth/${kind === "register" ? "register" : "login"}`, { method: "POST", json });
 }
 
 /** An API client bound to one session: {mode, user, token?}. */

@@ -17,11 +17,15 @@ export function signIn(info, notice = "") {
   $("signin-title").textContent = open ? "Join the chat" : "Sign in to chatd";
   $("signin-hint").textContent = open
     ? "This server is in open mode: pick a name and you are in."
-    : "Log in with your account, or register a new one.";
+    : info.registration_mode === "invite"
+      ? "Log in with your account, or register a new one with an invite code."
+      : "Log in with your account, or register a new one.";
   $("password-row").hidden = open;
   password.required = !open;
   $("login-button").textContent = open ? "Enter chat" : "Log in";
   $("register-button").hidden = open || !info.registration;
+  const byInvite = !open && info.registration_mode === "invite";
+  $("invite-row").hidden = !byInvite;
   error.textContent = notice;
   document.body.dataset.view = "signin";
   $("signin").hidden = false;
@@ -51,7 +55,7 @@ export function signIn(info, notice = "") {
           session = { mode: "open", user };
           await new Api(session).me(); // the server has the last word on what a valid name is
         } else {
-          const res = await authenticate(kind, user, password.value);
+          const res = await authenticate(kind, user, password.value, $("signin-invite").value.trim());
           session = { mode: "token", user: res.user.name, token: res.token };
         }
         form.removeEventListener("submit", submit);
@@ -70,7 +74,9 @@ export function signIn(info, notice = "") {
 function explain(err, kind) {
   if (err.code === "conflict") return "That name is taken. Log in instead, or pick another name.";
   if (err.code === "unauthorized") return kind === "register" ? err.message : "Wrong name or password.";
-  if (err.code === "forbidden" && kind === "register") return "Registration is closed on this server.";
+  if (err.code === "forbidden" && kind === "register") {
+    return /invite/.test(err.message) ? err.message : "Registration is closed on this server.";
+  }
   if (err.code === "network") return "Cannot reach the server. Check your connection and try again.";
   return err.message || "Something went wrong.";
 }

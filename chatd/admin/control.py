@@ -1,0 +1,99 @@
+"""How the admin CLI reaches running nodes: a signed request to one node, which applies it on every node.
+
+``chatd users disable`` and ``chatd users revoke`` change the store, which stops new sessions at once; the sockets
+already open live in server processes. The CLI therefore posts the matching control events to one node
+(``POST /api/admin/control``), which applies them and broadcasts them to the others (``chatd.cluster``), so the
+sockets close wherever they are.
+
+The request is signed with HMAC-SHA256 under a key derived from the deployment's signing key (``auth.secret`` when
+set, else the key kept in the store): whoever can run the CLI against the store can compute it, nobody else. The
+signature covers a timestamp, so a captured request stops working after ``MAX_AGE`` seconds; replaying one within
+that window only repeats an idempotent kick.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+
+import msgspec
+
+from chatd.store.base import Store
+
+HEADER = "x-chatd-control"
+PATH = "/api/admin/control"
+MAX_AGE = 60.0
+# What the CLI may ask of a node; each maps to a chatd.cluster event applied everywhere.
+KINDS = {"kick-user": 1, "kick-token": 2, "member-": 2}
+
+
+class ControlRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """Events as ``[kind, *args]``: ``["kick-user", user]``, ``["kick-token", user, token_hash]``,
+    ``["member-", room, user]``."""
+
+    events: list[list[str]]
+
+
+async def base_key(secret: str, store: Store) -> bytes | None:
+    """The deployment's signing key, as ``chatd.gateway.tickets.Tickets`` picks it."""
+    return hashlib.sha256(secret.encode()).digest() if secret else await store.deployment_key()
+
+
+def control_key(base: bytes) -> bytes:
+    # A key of its own, so nothing signed for tickets can pass as a control request, and back.
+    return hmac.new(base, b"chatd admin control v1", hashlib.sha256).digest()
+
+
+def sign(key: bytes, body: bytes, now: float | None = None) -> str:
+    ts = f"{time.time() if now is None else now:.3f}"
+    return f"{ts}.{hmac.new(key, ts.encode() + b'.' + body, hashlib.sha256).hexdigest()}"
+
+
+def verify(key: bytes, body: bytes, header: str, now: float | None = None) -> bool:
+    ts, _, sig = header.rpartition(".")
+    try:
+        age = (time.time() if now is None else now) - float(ts)
+    except ValueError:
+        return False
+    expected = hmac.new(key, ts.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return abs(age) <= MAX_AGE and hmac.compare_digest(sig, expected)
+
+
+def check_events(events: list[list[str]]) -> str | None:
+    """What is wrong with a request's events, or None."""
+    for event in events:
+        if not event or event[0] not in KINDS or len(event) != KINDS[event[0]] + 1:
+            return f"unknown or malformed event {event[:1]!r}; known: {', '.join(sorted(KINDS))}"
+    return None
+
+
+def node_url(host: str, port: int) -> str:
+    """Where a CLI on the node's machine reaches it: a wildcard listen address is reached through loopback."""
+    if host in ("", "0.0.0.0"):  # noqa: S104 - reading the setting, not binding
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def post_events(url: str, key: bytes, events: list[list[str]], timeout: float = 5.0) -> str | None:
+    """Send events to the node at ``url``; None when it applied them, else what went wrong, in plain words."""
+    import urllib.error
+    import urllib.request
+
+    body = msgspec.json.encode(ControlRequest(events))
+    req = urllib.request.Request(  # noqa: S310 - the URL is the operator's own node
+        url.rstrip("/") + PATH,
+        data=body,
+        method="POST",
+        headers={"content-type": "application/json", HEADER: sign(key, body)},
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310
+            resp.read()
+        return None
+    except urllib.error.HTTPError as e:
+        return f"{url} answered {e.code}: {e.read()[:200].decode(errors='replace')}"
+    except (urllib.error.URLError, OSError) as e:
+        return f"no chatd server answered at {url} ({getattr(e, 'reason', e)})"

@@ -1,0 +1,63 @@
+"""Retention: ``[retention] messages_days`` and ``uploads_days``, applied by a periodic pass on every node.
+
+Messages are deleted as a prefix of each room's history (everything up to the newest message older than the
+cutoff), and the room remembers where the cut is (``Store.purged_through``), so clients are told "deleted" by
+``joined`` and by history answers instead of meeting a gap, and seqs carry on. Passes are idempotent, so several
+nodes running them at once only repeat each other's work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from chatd.config import RetentionConfig
+from chatd.store.base import Store
+from chatd.uploads import delete_file
+
+log = logging.getLogger("chatd.retention")
+BATCH = 500
+
+
+class Retention:
+    def __init__(self, cfg: RetentionConfig, uploads_dir: str, store: Store) -> None:
+        self.cfg = cfg
+        self.uploads_dir = uploads_dir
+        self.store = store
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self.cfg.messages_days > 0 or self.cfg.uploads_days > 0:
+            self._task = asyncio.create_task(self._run(), name="chatd-retention")
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    async def sweep(self, now: float | None = None) -> tuple[int, int]:
+        """One pass: (messages deleted, uploads deleted)."""
+        now = time.time() if now is None else now
+        messages = uploads = 0
+        if self.cfg.messages_days > 0:
+            messages = await self.store.purge_messages(int((now - self.cfg.messages_days * 86400) * 1000))
+        if self.cfg.uploads_days > 0:
+            cutoff = int((now - self.cfg.uploads_days * 86400) * 1000)
+            while batch := await self.store.old_uploads(cutoff, BATCH):
+                for record in batch:
+                    if await self.store.delete_upload(record.id):
+                        await delete_file(self.uploads_dir, record.id)
+                        uploads += 1
+                if len(batch) < BATCH:
+                    break
+        return messages, uploads
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                messages, uploads = await self.sweep()
+                if messages or uploads:
+                    log.info("retention deleted %d message(s) and %d upload(s)", messages, uploads)
+            except Exception:  # noqa: BLE001 - a failed pass is logged; the next one tries again
+                log.exception("retention pass failed")
+            await asyncio.sleep(self.cfg.interval)

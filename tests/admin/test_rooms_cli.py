@@ -1,0 +1,96 @@
+"""``chatd rooms …`` through a real process against a running server: what each command changes is checked
+through the server's WebSocket and REST answers."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable
+
+import pytest
+
+from harness import ChatdProcess, Client, register, run_cli
+
+
+def cli(server: ChatdProcess, *args: str) -> subprocess.CompletedProcess[str]:
+    return run_cli(*args, "--config", str(server.config_path))
+
+
+def ok(r: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
+    assert r.returncode == 0, r.stderr
+    return r
+
+
+@pytest.fixture
+def server(make_server: Callable[..., ChatdProcess]) -> ChatdProcess:
+    """A token-mode server of this test's own."""
+    return make_server({"auth": {"mode": "token"}}).start()
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {token}"}
+
+
+def listed(server: ChatdProcess) -> dict[str, dict]:
+    rows = ok(cli(server, "rooms", "list", "--json")).stdout.splitlines()
+    return {r["name"]: r for r in map(json.loads, rows)}
+
+
+async def test_an_archived_room_refuses_sends_with_archived_and_keeps_its_history(server: ChatdProcess) -> None:
+    token = register(server, "owner", "owner password")
+    ok(cli(server, "rooms", "create", "minutes", "--owner", "owner"))
+    c = await Client.connect(server.ws, token=token)
+    await c.join("minutes")
+    assert (await c.say("minutes", "first", "m1"))["seq"] == 1
+    ok(cli(server, "rooms", "archive", "minutes"))
+    assert listed(server)["minutes"]["archived"] is True
+    await c.send({"type": "send", "room": "minutes", "body": "late", "client_id": "m2"})
+    error = await c.expect("error", skip=("presence", "ping", "typing", "message"))
+    assert error["code"] == "archived" and error["ref"] == "m2"
+    r = server.post("/api/rooms/minutes/messages", json={"body": "late", "client_id": "m3"}, headers=auth(token))
+    assert r.status_code == 403 and r.json()["code"] == "archived"
+    hist = server.get("/api/rooms/minutes/messages", headers=auth(token)).json()
+    assert [m["body"] for m in hist["messages"]] == ["first"]
+    ok(cli(server, "rooms", "unarchive", "minutes"))
+    assert (await c.say("minutes", "again", "m4"))["seq"] == 2  # nothing refused took a seq
+    await c.close()
+
+
+async def test_delete_needs_yes_then_removes_the_room_and_tells_its_followers(server: ChatdProcess) -> None:
+    token = register(server, "dan", "dan password")
+    ok(cli(server, "rooms", "create", "doomed", "--owner", "dan", "--private"))
+    c = await Client.connect(server.ws, token=token)
+    await c.join("doomed")
+    await c.say("doomed", "bye", "d1")
+    refused = cli(server, "rooms", "delete", "doomed")
+    assert refused.returncode != 0 and "--yes" in refused.stderr and "doomed" in listed(server)
+    r = ok(cli(server, "rooms", "delete", "doomed", "--yes"))
+    assert "1 message" in r.stdout
+    left = await c.expect("left", skip=("presence", "ping", "typing", "message", "ack"))
+    assert left["room"] == "doomed"
+    assert "doomed" not in listed(server)
+    assert server.get("/api/rooms/doomed", headers=auth(token)).status_code == 404
+    await c.close()
+
+
+def test_members_are_added_and_removed_by_name(server: ChatdProcess) -> None:
+    for name in ("olga", "pim", "quin"):
+        register(server, name, f"{name} password")
+    ok(cli(server, "rooms", "create", "team", "--owner", "olga", "--private"))
+    assert ok(cli(server, "rooms", "members", "team", "--add", "pim", "--add", "quin")).stdout.split() == [
+        "olga",
+        "pim",
+        "quin",
+    ]
+    assert ok(cli(server, "rooms", "members", "team", "--remove", "pim")).stdout.split() == ["olga", "quin"]
+    assert listed(server)["team"]["members"] == 2 and listed(server)["team"]["private"] is True
+    missing = cli(server, "rooms", "members", "nope")
+    assert missing.returncode != 0 and "no room 'nope'" in missing.stderr
+    bad = cli(server, "rooms", "create", "bad name", "--owner", "olga")
+    assert bad.returncode != 0 and "room names" in bad.stderr
+
+
+@pytest.mark.parametrize("command", ["list", "create", "archive", "unarchive", "delete", "members"])
+def test_every_rooms_command_has_an_example(command: str) -> None:
+    r = run_cli("rooms", command, "--help")
+    assert r.returncode == 0 and "Example:" in r.stdout
