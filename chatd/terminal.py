@@ -98,6 +98,11 @@ class Session:
     since_sent: int | None = None  # the since of the last join sent
     replay_end: int | None = None  # when a capped replay ends, at this seq, join again from there
 
+    def add(self, client_id: str, body: str) -> str:
+        self.pending[client_id] = body
+        self.acked.clear()
+        return client_id
+
     def settle(self, client_id: str) -> None:
         self.pending.pop(client_id, None)
         if not self.pending:
@@ -179,10 +184,7 @@ async def chat(url: str, room: str, user: str | None, token: str | None, history
                         if line is None:
                             eof = True
                         elif line.strip():
-                            cid = f"{prefix}{next(ids)}"
-                            session.pending[cid] = line
-                            session.acked.clear()
-                            await ws.send(session.send_frame(cid))
+                            await ws.send(session.send_frame(session.add(f"{prefix}{next(ids)}", line)))
                     if reader in done:
                         code = reader.result()
                         if code is not None:
@@ -205,7 +207,26 @@ async def chat(url: str, room: str, user: str | None, token: str | None, history
             if not connected_once and attempts >= FIRST_CONNECT_ATTEMPTS:
                 raise ChatExit(f"{why} (gave up after {attempts} attempts)") from None
         print(f"* {why}; retrying in {backoff:.1f}s", file=sys.stderr, flush=True)
-        await asyncio.sleep(backoff)
+        # Keep reading while disconnected: a line typed now waits in pending for the next connection, and Ctrl-D
+        # with nothing unsent ends the client at once instead of after the server is back.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + backoff
+        while not eof and (left := deadline - loop.time()) > 0:
+            if next_line is None:
+                next_line = asyncio.create_task(stdin.queue.get())
+            done, _ = await asyncio.wait({next_line}, timeout=left)
+            if not done:
+                break
+            line, next_line = next_line.result(), None
+            if line is None:
+                eof = True
+            elif line.strip():
+                session.add(f"{prefix}{next(ids)}", line)
+        if eof and not session.pending:
+            if not connected_once:
+                raise ChatExit(why)  # nothing to send, but the server was never reached: say so
+            return
+        await asyncio.sleep(max(0.0, deadline - loop.time()))
         backoff = min(backoff * 2, BACKOFF_MAX)
 
 

@@ -87,7 +87,12 @@ def test_cluster_up_starts_nodes_behind_nginx_and_a_signal_stops_them_all(
             time.sleep(0.2)
         for i in range(4):
             assert httpx.get(f"http://127.0.0.1:{port}/api/me?user=u{i}").status_code == 200
-        log = (workdir / "nginx" / "access.log").read_text()
+        # nginx writes the access log line after it sent the response: give the last line a moment.
+        log_path = workdir / "nginx" / "access.log"
+        deadline = time.monotonic() + 5
+        while log_path.read_text().count('GET /api/me"') < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        log = log_path.read_text()
         assert log.count('GET /api/me"') == 4 and "user=" not in log  # proxied, and no query strings logged
         upstreams = {line.split()[-1] for line in log.splitlines() if "/api/me" in line}
         assert len(upstreams) == 2  # both nodes served

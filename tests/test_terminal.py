@@ -102,12 +102,18 @@ async def test_no_line_and_no_ctrl_d_is_lost_across_server_restarts(make_server)
 
         server.stop()
         at = await term.expect("retrying", at)
+        term.type(b"typed while the server was down\n")
         server.start()
         at = await term.expect("joined #restart-room", at)
+        at = await term.expect("restarter: typed while the server was down", at)
         # The first line after a reconnect is the one a reader left over from the old connection used to take.
         term.type(b"first line after the restart\n")
         at = await term.expect("restarter: first line after the restart", at)
-        assert await bodies_in(server, "restart-room", 2) == ["before the restart", "first line after the restart"]
+        assert await bodies_in(server, "restart-room", 3) == [
+            "before the restart",
+            "typed while the server was down",
+            "first line after the restart",
+        ]
 
         server.stop()
         at = await term.expect("retrying", at)
@@ -115,6 +121,19 @@ async def test_no_line_and_no_ctrl_d_is_lost_across_server_restarts(make_server)
         await term.expect("joined #restart-room", at)
         term.type(CTRL_D)
         assert await term.exit_code(10) == 0, term.text()
+    finally:
+        term.close()
+
+
+async def test_ctrl_d_during_an_outage_with_nothing_unsent_exits_at_once(make_server) -> None:
+    server: ChatdProcess = make_server().start()
+    term = await Terminal("--url", server.ws, "--user", "quitter", "--room", "outage-room").start()
+    try:
+        at = await term.expect("joined #outage-room")
+        server.stop()
+        await term.expect("retrying", at)
+        term.type(CTRL_D)
+        assert await term.exit_code(5) == 0, term.text()  # not after the backoff, and not after the server is back
     finally:
         term.close()
 

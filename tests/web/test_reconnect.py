@@ -188,8 +188,12 @@ def test_pending_then_delivered_and_a_lost_ack_never_double_posts(
 
     ids = [s["client_id"] for s in swallower.sends if s["body"] == "exactly once"]
     assert len(ids) == 2 and ids[0] == ids[1]  # sent twice, under one client_id
-    duplicate = [a for a in swallower.acks if a["client_id"] == ids[0] and a.get("duplicate")]
-    assert duplicate, "the resend should have been acknowledged as a duplicate"
+    # The replay after the reconnect may show the message before the resend's ack arrives: wait for that ack.
+    eventually(
+        alice.page,
+        lambda: [a for a in swallower.acks if a["client_id"] == ids[0] and a.get("duplicate")],
+        "the resend to be acknowledged as a duplicate",
+    )
     assert stored_bodies(server, room, "alice") == ["first", "exactly once"]
 
 

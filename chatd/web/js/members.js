@@ -152,16 +152,21 @@ export class RoomAdmin {
     room.member = false;
     room.live = false;
     const byWhom = by ? ` by ${by}` : "";
+    let why;
     if (change === "deleted") {
       // Gone for everyone: keep it out of both lists, and keep its box closed even for a public room.
       room.isPrivate = true;
       room.closedNote = `#${room.name} was deleted${byWhom}.`;
+      why = `it was deleted${byWhom}`;
     } else {
       const note = change === "left" ? `You left #${room.name}.` : `You were removed from #${room.name}${byWhom}.`;
       room.closedNote = room.isPrivate ? note : `${note} Open it again to rejoin.`;
+      why = change === "left" ? "you left it" : `you were removed${byWhom}`;
     }
-    if (room.isPrivate) room.joinError = room.closedNote;
+    if (room.isPrivate) room.joinError = why; // shown as "You cannot read #room: <why>"
+    room.presence.clear();
     if (room === this.room) {
+      this.app.renderPresence();
       this.closeComposer(room, room.closedNote);
       this.app.renderHistoryEdge();
       if (this.el.panel.open) this.load();

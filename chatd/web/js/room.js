@@ -31,7 +31,8 @@ export class Room {
     this.isPrivate = !!info.private;
     this.dm = !!info.dm;
     this.topic = info.topic ?? this.topic ?? "";
-    this.member = !!info.member;
+    // A room list read before our own join committed says "not a member"; a live room is one we belong to.
+    this.member = !!info.member || this.live;
     this.listedSeq = Math.max(this.listedSeq ?? 0, info.last_seq ?? 0);
   }
 
