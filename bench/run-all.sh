@@ -3,6 +3,7 @@
 #
 #   bash bench/run-all.sh            # all of them, ~30 minutes
 #   bash bench/run-all.sh steady     # any of: steady steady2 ramp ramp2 burst connect large dm
+#                                    #   dm-ramp ramp-ceiling connect-20k rest
 #                                    #   cluster-steady cluster-ramp cluster-burst (need Redis, RabbitMQ,
 #                                    #   PostgreSQL and nginx on this machine)
 #
@@ -35,7 +36,8 @@ run() {  # run NAME ARGS...: one bench command, its table to $OUT/NAME.txt
 
 want() { [ $# -eq 0 ] || [[ " $* " == *" $WHICH "* ]]; }
 
-for WHICH in steady steady2 ramp ramp2 burst connect large dm cluster-steady cluster-ramp cluster-burst; do
+for WHICH in steady steady2 ramp ramp2 burst connect large dm dm-ramp ramp-ceiling connect-20k rest \
+             cluster-steady cluster-ramp cluster-burst; do
   if ! want "$@"; then continue; fi
   case $WHICH in
     steady)  run steady compare -s bench/scenarios/steady.toml -t spawn -t naive ;;
@@ -46,6 +48,13 @@ for WHICH in steady steady2 ramp ramp2 burst connect large dm cluster-steady clu
     connect) run connect compare -s bench/scenarios/connect.toml -t spawn -t naive ;;
     large)   run large compare -s bench/scenarios/large.toml -t spawn -t naive ;;
     dm)      run dm compare -s bench/scenarios/dm.toml -t spawn -t naive ;;
+    dm-ramp) run dm-ramp compare -s bench/scenarios/dm-ramp.toml -t spawn -t naive -t ceiling --procs 2 ;;
+    ramp-ceiling) run ramp-ceiling compare -s bench/scenarios/ramp.toml -t spawn -t naive -t ceiling --procs 2 ;;
+    # 30,000 where the hard open-files limit allows it; 19,500 fits under a hard limit of 20,000
+    connect-20k) run connect-20k compare -s bench/scenarios/connect-30k.toml --connections "${CONNECTIONS:-19500}" \
+                   --procs 2 -t spawn -t naive -t ceiling ;;
+    rest)    wait_quiet
+             "$CHATD" bench rest -c 80 --json "$OUT/rest.json" | tee "$OUT/rest.txt" ;;
     cluster-steady) run cluster-steady compare -s bench/scenarios/steady.toml --rate 2400 \
                       -t spawn -t cluster:redis -t cluster:rabbitmq ;;
     cluster-ramp)   run cluster-ramp compare -s bench/scenarios/cluster-ramp.toml \
