@@ -892,6 +892,9 @@ class PostgresStore(Store):
         'ORDER BY room COLLATE "C", username COLLATE "C"',
         "message": f'SELECT {changes.EXPORT_COLS} FROM messages ORDER BY room COLLATE "C", seq',
         "upload": 'SELECT id, owner, room, content_type, size, name, created FROM uploads ORDER BY id COLLATE "C"',
+        "read": 'SELECT username AS "user", room, seq, ts FROM reads ORDER BY username COLLATE "C", room COLLATE "C"',
+        "mention": 'SELECT username AS "user", room, seq, ts FROM mentions '
+        'ORDER BY username COLLATE "C", room COLLATE "C", seq',
     }
 
     @contextlib.asynccontextmanager

@@ -7,7 +7,8 @@ copies a backup back through the same API while holding the server's lock file, 
 database meanwhile; the database it replaces is kept next to it.
 
 An export is one JSON object per line: a header, then every user, token (its hash), room, member, message (with
-its seq, client_id and timestamp) and upload record, each ``{"kind": …, <columns>}``, in a stable order, so two
+its seq, client_id and timestamp), upload record, read position and mention, each ``{"kind": …, <columns>}``, in
+a stable order, so two
 exports of the same data are byte-identical whichever store they came from. An import needs an empty store and
 keeps every value, so a deployment moves from SQLite to PostgreSQL (or back) without a client noticing: seqs,
 idempotency keys and tokens still hold.
@@ -228,9 +229,9 @@ def summary(counts: dict[str, int]) -> str:
 @config_option
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True), default="-")
 def export_cmd(config_path: str | None, file: str) -> None:
-    """Write every user, token hash, room, member, message and upload record of the store as JSON Lines to FILE
-    (default: standard output). Works while the server runs (one consistent moment). Attachment files
-    themselves stay in uploads.dir: copy that directory alongside.
+    """Write every user, token hash, room, member, message, upload record, read position and mention of the store
+    as JSON Lines to FILE (default: standard output). Works while the server runs (one consistent moment).
+    Attachment files themselves stay in uploads.dir: copy that directory alongside.
 
     \b
     Example:

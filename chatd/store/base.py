@@ -102,7 +102,7 @@ class AdminRoom(msgspec.Struct, frozen=True):
 
 TOKEN_ID_LEN = 12
 # What export/import move, in the order an import must insert them (foreign keys point backwards).
-EXPORT_KINDS = ("user", "token", "room", "member", "message", "upload")
+EXPORT_KINDS = ("user", "token", "room", "member", "message", "upload", "read", "mention")
 EXPORT_COLUMNS: dict[str, tuple[str, ...]] = {
     "user": ("name", "password_hash", "admin", "bot", "created", "disabled"),
     "token": ("hash", "user", "created", "last_used"),
@@ -126,6 +126,9 @@ EXPORT_COLUMNS: dict[str, tuple[str, ...]] = {
         "data",
     ),
     "upload": ("id", "owner", "room", "content_type", "size", "name", "created"),
+    # Read positions and mentions: import stores messages directly, not through append, which records mentions.
+    "read": ("user", "room", "seq", "ts"),
+    "mention": ("user", "room", "seq", "ts"),
 }
 
 

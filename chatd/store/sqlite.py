@@ -784,6 +784,8 @@ class SQLiteStore(Store):
         "member": "SELECT room, user, joined FROM members ORDER BY room, user",
         "message": f"SELECT {changes.EXPORT_COLS} FROM messages ORDER BY room, seq",
         "upload": "SELECT id, owner, room, content_type, size, name, created FROM uploads ORDER BY id",
+        "read": "SELECT user, room, seq, ts FROM reads ORDER BY user, room",
+        "mention": "SELECT user, room, seq, ts FROM mentions ORDER BY user, room, seq",
     }
     _BOOLS = {"admin", "bot", "disabled", "private", "archived", "dm", "deleted"}
 

@@ -88,6 +88,8 @@ async def fill(store: Store) -> None:
     await store.add_upload(UploadRecord("upl", "ann", "image/png", 3, "a.png", 5))
     await store.attach_uploads(["upl"], "ann", "lobby")
     await store.append([NewMessage("lobby", "ann", "c3", "see", ["upl"])])
+    await store.append([NewMessage("lobby", "bob", "c4", "ping @ann")])  # a mention of ann
+    await store.set_read("ann", "lobby", 2)
     await store.set_room_archived("secret", True)
     await store.set_user("bob", disabled=True)
 
@@ -100,8 +102,10 @@ async def test_export_then_import_into_an_empty_store_gives_the_same_rows(make: 
     source = await make()
     await fill(source)
     rows = await dump(source)
-    assert [m["seq"] for m in rows["message"]] == [1, 2, 3]
-    assert rows["message"][2]["attachments"] == ["upl"] and rows["room"][0]["last_seq"] == 3
+    assert [m["seq"] for m in rows["message"]] == [1, 2, 3, 4]
+    assert rows["message"][2]["attachments"] == ["upl"] and rows["room"][0]["last_seq"] == 4
+    assert [(r["user"], r["seq"]) for r in rows["read"]] == [("ann", 2)]
+    assert [(r["user"], r["room"], r["seq"]) for r in rows["mention"]] == [("ann", "lobby", 4)]
     assert not await source.is_empty()
     target = await fresh(make, source)
     assert await target.is_empty()
@@ -109,7 +113,7 @@ async def test_export_then_import_into_an_empty_store_gives_the_same_rows(make: 
         await target.import_rows(kind, rows[kind])
     assert await dump(target) == rows
     # the imported store goes on where the source stopped
-    assert (await target.append([msg("lobby", "ann", "c4")]))[0].seq == 4
+    assert (await target.append([msg("lobby", "ann", "c5")]))[0].seq == 5
     assert (await target.append([msg("lobby", "ann", "c1")]))[0].duplicate
 
 
