@@ -197,6 +197,37 @@ def m009_search(db: sqlite_utils.Database) -> None:
     )
 
 
+def m010_search_deferred(db: sqlite_utils.Database) -> None:
+    """Index new messages for search in bulk, off the append transaction.
+
+    Indexing each message in the append transaction (009's insert trigger) cost about 60 µs of SQLite CPU per
+    message, more than the rest of the append together, because FTS5 writes a segment per small transaction. Now
+    ``rooms.search_seq`` says how far each room is indexed, and the store indexes what lies past it in bulk (a few
+    µs per message) before each search and after every few thousand appends. Edits and deletes of messages that are
+    already indexed still re-index at once (the update trigger); later ones are indexed in their current state.
+    History indexed by 009 stays indexed.
+    """
+    db.execute("DROP TRIGGER messages_search_insert")
+    db.execute("DROP TRIGGER messages_search_update")
+    db.execute("ALTER TABLE rooms ADD COLUMN search_seq INTEGER NOT NULL DEFAULT 0")
+    db.execute("UPDATE rooms SET search_seq = last_seq")
+    db.execute(
+        """
+        CREATE TRIGGER messages_search_update AFTER UPDATE OF body, deleted ON messages
+        WHEN new.kind IS NULL AND new.seq <= (SELECT search_seq FROM rooms WHERE name = new.room)
+        BEGIN
+            DELETE FROM message_search
+                WHERE rowid = (SELECT id FROM search_ids WHERE room = old.room AND seq = old.seq);
+            INSERT OR IGNORE INTO search_ids (room, seq)
+                SELECT new.room, new.seq WHERE new.body != '' AND new.deleted = 0;
+            INSERT INTO message_search (rowid, body)
+                SELECT id, new.body FROM search_ids
+                WHERE room = new.room AND seq = new.seq AND new.body != '' AND new.deleted = 0;
+        END
+        """
+    )
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_initial", m001_initial),
     ("002_nocase_users_and_upload_indexes", m002_nocase_users_and_upload_indexes),
@@ -207,6 +238,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("007_mentions", m007_mentions),
     ("008_direct_messages", m008_direct_messages),
     ("009_search", m009_search),
+    ("010_search_deferred", m010_search_deferred),
 ]
 
 

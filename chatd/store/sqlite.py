@@ -73,6 +73,8 @@ def _room(row: sqlite3.Row | tuple) -> RoomRecord:
     )
 
 
+INDEX_AFTER = 2_000  # appended messages that start a background catch-up of the search index
+INDEX_CHUNK = 1_000  # messages indexed per transaction (about 5 ms of the writer)
 _ROOM_COLS = "name, private, created_by, created, last_seq, topic, dm"
 
 
@@ -103,6 +105,39 @@ def _append_sync(conn: sqlite3.Connection, batch: Sequence[NewMessage]) -> list[
             conn.execute("ROLLBACK")
         raise
     return outcomes
+
+
+def _index_sync(conn: sqlite3.Connection, max_rows: int) -> int:
+    """Index for search up to about ``max_rows`` messages past the rooms' ``search_seq``, in one transaction, on
+    the writer's thread. Returns how many seqs it covered (0: nothing was pending)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        covered = 0
+        pending = conn.execute(
+            "SELECT name, search_seq, last_seq FROM rooms WHERE last_seq > search_seq LIMIT 256"
+        ).fetchall()
+        for room, done, last in pending:
+            upto = min(last, done + max_rows - covered)
+            conn.execute(
+                "INSERT OR IGNORE INTO search_ids (room, seq) SELECT room, seq FROM messages "
+                "WHERE room = ? AND seq > ? AND seq <= ? AND kind IS NULL AND body != '' AND deleted = 0",
+                (room, done, upto),
+            )
+            conn.execute(
+                "INSERT INTO message_search (rowid, body) SELECT s.id, m.body FROM search_ids s "
+                "JOIN messages m ON m.room = s.room AND m.seq = s.seq WHERE s.room = ? AND s.seq > ? AND s.seq <= ?",
+                (room, done, upto),
+            )
+            conn.execute("UPDATE rooms SET search_seq = ? WHERE name = ?", (upto, room))
+            covered += upto - done
+            if covered >= max_rows:
+                break
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return covered
 
 
 def _append_rows(conn: sqlite3.Connection, batch: Sequence[NewMessage]) -> list[Outcome]:
@@ -282,6 +317,8 @@ class SQLiteStore(Store):
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._write_lock = asyncio.Lock()
+        self._unindexed = 0  # messages appended since the search index last caught up
+        self._indexing: asyncio.Task[None] | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------------------------
 
@@ -323,6 +360,10 @@ class SQLiteStore(Store):
         return conn
 
     async def close(self) -> None:
+        if self._indexing is not None:
+            self._indexing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._indexing
         async with self._write_lock:
             for conn in (self._reader, self._writer):
                 if conn is not None:
@@ -493,7 +534,22 @@ class SQLiteStore(Store):
         async with self._write_lock:
             # The whole transaction is one call on the writer's thread: one hand-off per batch instead of one per
             # statement (each hand-off is a queue put, a thread wake-up and a future back on the loop).
-            return await self._w._execute(_append_sync, self._w._conn, batch)
+            outcomes = await self._w._execute(_append_sync, self._w._conn, batch)
+        self._unindexed += len(batch)
+        if self._unindexed >= INDEX_AFTER and (self._indexing is None or self._indexing.done()):
+            self._indexing = asyncio.create_task(self._index_pending(), name="chatd-search-index")
+        return outcomes
+
+    async def _index_pending(self) -> None:
+        """Bring the search index up to date, a chunk per transaction so appends wait at most one chunk."""
+        self._unindexed = 0
+        while True:
+            async with self._write_lock:
+                if self._writer is None:
+                    return
+                covered = await self._w._execute(_index_sync, self._w._conn, INDEX_CHUNK)
+            if covered == 0:
+                return
 
     async def history(
         self, room: str, *, after: int | None = None, before: int | None = None, limit: int = 100
@@ -706,6 +762,7 @@ class SQLiteStore(Store):
     ) -> list[Hit]:
         if not words:
             return []
+        await self._index_pending()  # a search sees every stored message
         rows = await self._r.execute_fetchall(
             "SELECT s.room, s.seq, m.sender, m.ts, snippet(message_search, 0, ?, ?, '…', 16) "
             "FROM message_search JOIN search_ids s ON s.id = message_search.rowid "

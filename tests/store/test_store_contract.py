@@ -435,10 +435,11 @@ async def test_the_search_migration_indexes_history_stored_before_it(make: MakeS
 
         db = sqlite3.connect(tmp_path / "chatd.db")
         for trigger in ("messages_search_insert", "messages_search_update", "messages_search_delete"):
-            db.execute(f"DROP TRIGGER {trigger}")
+            db.execute(f"DROP TRIGGER IF EXISTS {trigger}")
         db.execute("DROP TABLE message_search")
         db.execute("DROP TABLE search_ids")
-        db.execute("DELETE FROM _migrations WHERE name = '009_search'")
+        db.execute("ALTER TABLE rooms DROP COLUMN search_seq")
+        db.execute("DELETE FROM _migrations WHERE name IN ('009_search', '010_search_deferred')")
         db.commit()
         db.close()
         store = SQLiteStore(tmp_path / "chatd.db")
