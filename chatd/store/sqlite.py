@@ -74,7 +74,7 @@ def _room(row: sqlite3.Row | tuple) -> RoomRecord:
 
 
 INDEX_AFTER = 2_000  # appended messages that start a background catch-up of the search index
-INDEX_CHUNK = 1_000  # messages indexed per transaction (about 5 ms of the writer)
+INDEX_CHUNK = 250  # messages indexed per transaction: about 1.5 ms of the writer, which appends wait out
 _ROOM_COLS = "name, private, created_by, created, last_seq, topic, dm"
 
 
@@ -169,25 +169,24 @@ def _append_rows(conn: sqlite3.Connection, batch: Sequence[NewMessage]) -> list[
     )
     ts = now_ms()
     rows: list[tuple] = []
-    fresh: dict[tuple[str, str, str], int] = {}  # key -> index in rows, for a repeat later in the same batch
+    # Rows this batch wrote, by key, for a repeat later in the same batch. Turned into a Message only when one
+    # repeats (rarely): building one per row cost ~10 % of the loop's time at 4,000 DMs/s.
+    written: dict[tuple[str, str, str], tuple] = {}
     outcomes: list[Outcome] = []
 
     def flush() -> None:
         # A change reads its target, which may be a message earlier in this batch: those rows go in first.
         if rows:
             conn.executemany(f"INSERT INTO messages ({_INSERT_COLS}) VALUES ({_marks(8)})", rows)
-            for key, index in fresh.items():
-                existing[key] = Outcome(rows[index][1], ts, True, stored=_message(rows[index]))
             rows.clear()
-            fresh.clear()
 
     for m in batch:
         key = (m.room, m.sender, m.client_id)
         seen = existing.get(key)
         if seen is not None:
             outcomes.append(seen)
-        elif key in fresh:
-            row = rows[fresh[key]]
+        elif key in written:
+            row = written[key]
             outcomes.append(Outcome(row[1], ts, True, stored=_message(row)))
         elif m.room not in last:
             outcomes.append(Outcome(error=Err.NOT_FOUND.code, message=f"room {m.room!r} does not exist"))
@@ -207,8 +206,9 @@ def _append_rows(conn: sqlite3.Connection, batch: Sequence[NewMessage]) -> list[
         else:
             seq = last[m.room] = last[m.room] + 1
             attachments = _json.encode(m.attachments).decode() if m.attachments else None
-            fresh[key] = len(rows)
-            rows.append((m.room, seq, m.sender, m.client_id, m.body, ts, attachments, m.reply_to or None))
+            row = (m.room, seq, m.sender, m.client_id, m.body, ts, attachments, m.reply_to or None)
+            rows.append(row)
+            written[key] = row
             named = _mention(conn, m, seq, ts) if "@" in m.body else []
             outcomes.append(Outcome(seq, ts, mentions=named))
     flush()
