@@ -19,20 +19,11 @@ from pathlib import Path
 
 import sqlite_utils
 
-from chatd.store.migrations import migrate
+from chatd.store.migrations import SEARCH_INSERT_TRIGGER_009, migrate
 from chatd.store.sqlite import _index_sync
 
 N = 16_000
 BODY = "hello world this is a message of about a hundred bytes lorem ipsum dolor sit amet consectetur"
-TRIGGER_009 = """
-CREATE TRIGGER messages_search_insert AFTER INSERT ON messages
-WHEN new.kind IS NULL AND new.body != '' AND new.deleted = 0
-BEGIN
-    INSERT OR IGNORE INTO search_ids (room, seq) VALUES (new.room, new.seq);
-    INSERT INTO message_search (rowid, body)
-        VALUES ((SELECT id FROM search_ids WHERE room = new.room AND seq = new.seq), new.body);
-END
-"""
 
 
 def run(mode: str, batch: int) -> tuple[float, float]:
@@ -44,7 +35,7 @@ def run(mode: str, batch: int) -> tuple[float, float]:
     rooms = [(f"r{r}",) for r in range(10)]
     conn.executemany("INSERT INTO rooms (name, private, created_by, created) VALUES (?, 0, 'u', 0)", rooms)
     if mode == "trigger":
-        conn.execute(TRIGGER_009)
+        conn.execute(SEARCH_INSERT_TRIGGER_009)
     seq = dict.fromkeys((f"r{r}" for r in range(10)), 0)
     indexing = 0.0
     started = time.process_time()

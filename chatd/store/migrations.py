@@ -138,6 +138,35 @@ def m008_direct_messages(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE rooms ADD COLUMN dm INTEGER NOT NULL DEFAULT 0")
 
 
+# Migration 009's per-message indexing, kept by name so bench/experiments/search_index_cost.py can measure it.
+SEARCH_INSERT_TRIGGER_009 = """
+CREATE TRIGGER messages_search_insert AFTER INSERT ON messages
+WHEN new.kind IS NULL AND new.body != '' AND new.deleted = 0
+BEGIN
+    INSERT OR IGNORE INTO search_ids (room, seq) VALUES (new.room, new.seq);
+    INSERT INTO message_search (rowid, body)
+        VALUES ((SELECT id FROM search_ids WHERE room = new.room AND seq = new.seq), new.body);
+END
+"""
+
+
+def _search_update_trigger(when: str) -> str:
+    """An edit or delete of an indexed message re-indexes it: out with the old body, in with the new unless gone."""
+    return f"""
+    CREATE TRIGGER messages_search_update AFTER UPDATE OF body, deleted ON messages
+    WHEN {when}
+    BEGIN
+        DELETE FROM message_search
+            WHERE rowid = (SELECT id FROM search_ids WHERE room = old.room AND seq = old.seq);
+        INSERT OR IGNORE INTO search_ids (room, seq)
+            SELECT new.room, new.seq WHERE new.body != '' AND new.deleted = 0;
+        INSERT INTO message_search (rowid, body)
+            SELECT id, new.body FROM search_ids
+            WHERE room = new.room AND seq = new.seq AND new.body != '' AND new.deleted = 0;
+    END
+    """
+
+
 def m009_search(db: sqlite_utils.Database) -> None:
     """Full-text search (FTS5) over message bodies, kept current by triggers and filled from existing history.
 
@@ -149,32 +178,8 @@ def m009_search(db: sqlite_utils.Database) -> None:
         "CREATE TABLE search_ids (id INTEGER PRIMARY KEY, room TEXT NOT NULL, seq INTEGER NOT NULL, UNIQUE (room, seq))"
     )
     db.execute("CREATE VIRTUAL TABLE message_search USING fts5(body, tokenize = 'unicode61 remove_diacritics 2')")
-    db.execute(
-        """
-        CREATE TRIGGER messages_search_insert AFTER INSERT ON messages
-        WHEN new.kind IS NULL AND new.body != '' AND new.deleted = 0
-        BEGIN
-            INSERT OR IGNORE INTO search_ids (room, seq) VALUES (new.room, new.seq);
-            INSERT INTO message_search (rowid, body)
-                VALUES ((SELECT id FROM search_ids WHERE room = new.room AND seq = new.seq), new.body);
-        END
-        """
-    )
-    db.execute(
-        """
-        CREATE TRIGGER messages_search_update AFTER UPDATE OF body, deleted ON messages
-        WHEN new.kind IS NULL
-        BEGIN
-            DELETE FROM message_search
-                WHERE rowid = (SELECT id FROM search_ids WHERE room = old.room AND seq = old.seq);
-            INSERT OR IGNORE INTO search_ids (room, seq)
-                SELECT new.room, new.seq WHERE new.body != '' AND new.deleted = 0;
-            INSERT INTO message_search (rowid, body)
-                SELECT id, new.body FROM search_ids
-                WHERE room = new.room AND seq = new.seq AND new.body != '' AND new.deleted = 0;
-        END
-        """
-    )
+    db.execute(SEARCH_INSERT_TRIGGER_009)
+    db.execute(_search_update_trigger("new.kind IS NULL"))
     # Rows deleted outright (retention, a deleted room) leave the index with their text.
     db.execute(
         """
@@ -212,19 +217,7 @@ def m010_search_deferred(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE rooms ADD COLUMN search_seq INTEGER NOT NULL DEFAULT 0")
     db.execute("UPDATE rooms SET search_seq = last_seq")
     db.execute(
-        """
-        CREATE TRIGGER messages_search_update AFTER UPDATE OF body, deleted ON messages
-        WHEN new.kind IS NULL AND new.seq <= (SELECT search_seq FROM rooms WHERE name = new.room)
-        BEGIN
-            DELETE FROM message_search
-                WHERE rowid = (SELECT id FROM search_ids WHERE room = old.room AND seq = old.seq);
-            INSERT OR IGNORE INTO search_ids (room, seq)
-                SELECT new.room, new.seq WHERE new.body != '' AND new.deleted = 0;
-            INSERT INTO message_search (rowid, body)
-                SELECT id, new.body FROM search_ids
-                WHERE room = new.room AND seq = new.seq AND new.body != '' AND new.deleted = 0;
-        END
-        """
+        _search_update_trigger("new.kind IS NULL AND new.seq <= (SELECT search_seq FROM rooms WHERE name = new.room)")
     )
 
 

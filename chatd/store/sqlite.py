@@ -54,7 +54,6 @@ from chatd.store.migrations import migrate
 from chatd.store.sqltx import transaction
 
 _json = msgspec.json.Encoder()
-_list_decoder = msgspec.json.Decoder(list[str])
 
 
 def now_ms() -> int:
@@ -187,7 +186,7 @@ def _append_rows(conn: sqlite3.Connection, batch: Sequence[NewMessage]) -> list[
             outcomes.append(seen)
         elif key in written:
             row = written[key]
-            outcomes.append(Outcome(row[1], ts, True, stored=_message(row)))
+            outcomes.append(Outcome(row[1], ts, True, stored=_written_entry(row)))
         elif m.room not in last:
             outcomes.append(Outcome(error=Err.NOT_FOUND.code, message=f"room {m.room!r} does not exist"))
         elif (m.room, m.sender) not in members:
@@ -219,6 +218,12 @@ def _append_rows(conn: sqlite3.Connection, batch: Sequence[NewMessage]) -> list[
 
 
 _INSERT_COLS = "room, seq, sender, client_id, body, ts, attachments, reply_to"
+
+
+def _written_entry(row: tuple) -> Entry:
+    """A row as ``append`` writes it (``_INSERT_COLS``), as ``changes.entry`` reads one back: nothing changed yet."""
+    room, seq, sender, client_id, body, ts, attachments, reply_to = row
+    return changes.entry((room, seq, sender, client_id, body, ts, attachments, None, 0, reply_to, 0, 0, None, None))
 
 
 def _apply_change(conn: sqlite3.Connection, m: NewMessage, seq: int, ts: int) -> Outcome:
@@ -285,21 +290,6 @@ def _mention(conn: sqlite3.Connection, m: NewMessage, seq: int, ts: int) -> list
         [(u, m.room, seq, ts) for u in users],
     )
     return users
-
-
-def _message(row: tuple) -> Message:
-    """A message row as written by ``append`` (``_INSERT_COLS``): a fresh message has no changes yet."""
-    room, seq, sender, client_id, body, ts, attachments, reply_to = row
-    return Message(
-        room=room,
-        seq=seq,
-        from_=sender,
-        body=body,
-        client_id=client_id,
-        ts=ts,
-        attachments=_list_decoder.decode(attachments) if attachments else [],
-        reply_to=reply_to or 0,
-    )
 
 
 class StoreLocked(StoreRefused):
