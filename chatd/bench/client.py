@@ -84,13 +84,14 @@ class WorkerResult(msgspec.Struct):
 PORTS_PER_SOURCE = 20_000  # of the ~28,000 ephemeral ports Linux gives one source address by default
 
 
-def source_address(host: str, index: int) -> str | None:
-    """The loopback source address for client ``index``: 127.0.0.1 for the first 20,000, then .2, .3 and so on.
+def source_address(host: str, index: int, per_address: int = PORTS_PER_SOURCE) -> str | None:
+    """The loopback source address for client ``index``: 127.0.0.1 for the first ``per_address``, then .2, .3 and
+    so on (for ports, or to look like several machines to per-address limits).
 
     Only a loopback server can be reached from any 127.x address; elsewhere the kernel chooses."""
-    if not host.startswith("127.") or index < PORTS_PER_SOURCE:
+    if not host.startswith("127.") or index < per_address:
         return None
-    return f"127.0.0.{1 + index // PORTS_PER_SOURCE}"
+    return f"127.0.0.{1 + index // per_address}"
 
 
 # --- pipe messages ---------------------------------------------------------------------------------------------

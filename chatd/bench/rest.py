@@ -12,19 +12,21 @@ The client speaks HTTP/1.1 on raw asyncio streams so that its own cost per reque
 from __future__ import annotations
 
 import asyncio
-import json
 import os
+import secrets
 import time
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import msgspec
 
+from chatd.bench.client import source_address
 from chatd.bench.report import Latency, latency
 from chatd.bench.stats import Histogram
-from chatd.bench.target import Target
+from chatd.bench.target import Target, host_port, http_json
 
 REQUEST_TIMEOUT = 30.0
-CLIENTS_PER_ADDRESS = 32  # half of chatd's default limits.max_requests_per_ip
+OWNER = "rest-owner"  # creates the rooms and adds the clients
+CLIENTS_PER_ADDRESS = 32  # half of chatd's default limits.max_requests_per_ip, as if from several machines
 
 
 class RestReport(msgspec.Struct):
@@ -88,14 +90,6 @@ def _user(i: int) -> str:
     return f"rest{i:04d}"
 
 
-def source_address(host: str, i: int) -> str | None:
-    """Clients come from 127.0.0.2, .3, ... in groups of CLIENTS_PER_ADDRESS, as from several machines, so that a
-    loopback run meets the server's per-address request cap no sooner than real clients would."""
-    if not host.startswith("127."):
-        return None
-    return f"127.0.0.{2 + i // CLIENTS_PER_ADDRESS}"
-
-
 def _url_user(path: str, user: str | None) -> str:
     return path if user is None else f"{path}?user={quote(user)}"
 
@@ -109,35 +103,27 @@ async def run_rest(
     body_bytes: int = 100,
 ) -> RestReport:
     """Open-mode targets only (``?user=NAME``): the spawned chatd and clusters the bench starts."""
-    parts = urlsplit(target.base)
-    host, port = parts.hostname or "127.0.0.1", parts.port or 80
-    room_names = [f"rest-{i}" for i in range(rooms)]
-    setup = _Conn(host, port)
+    host, port = host_port(target.base)
+    base = target.base
+    room_names = [f"rest-{secrets.token_hex(3)}-{i}" for i in range(rooms)]  # fresh names: a reused server has others
     for name in room_names:
-        status, payload = await setup.request(
-            "POST", _url_user("/api/rooms", "rest-owner"), json.dumps({"name": name}).encode()
-        )
-        if status not in (201, 409):
-            raise RuntimeError(f"creating room {name}: HTTP {status} {payload[:200]!r}")
+        http_json("POST", base + _url_user("/api/rooms", OWNER), {"name": name})
     for i in range(clients):
-        await setup.request("GET", _url_user("/api/me", _user(i)))  # open mode makes the user on first sight
-        path = _url_user(f"/api/rooms/{room_names[i % rooms]}/members", "rest-owner")
-        status, payload = await setup.request("POST", path, json.dumps({"user": _user(i)}).encode())
-        if status != 201:
-            raise RuntimeError(f"adding {_user(i)}: HTTP {status} {payload[:200]!r}")
-    setup.close()
+        http_json("GET", base + _url_user("/api/me", _user(i)))  # open mode makes the user on first sight
+        http_json("POST", base + _url_user(f"/api/rooms/{room_names[i % rooms]}/members", OWNER), {"user": _user(i)})
 
     hist = Histogram()
     errors: dict[str, int] = {}
     created: dict[str, list[str]] = {name: [] for name in room_names}  # room → client_ids answered 201
-    counts = {"sent": 0}
+    measured = 0  # 201 answers to sends made in the measured window
     pad = "x" * max(0, body_bytes - 12)
     loop_start = time.monotonic()
     measure_from = loop_start + warmup
     stop_at = measure_from + duration
 
     async def client(i: int) -> None:
-        conn = _Conn(host, port, source_address(host, i))
+        nonlocal measured
+        conn = _Conn(host, port, source_address(host, i, CLIENTS_PER_ADDRESS))
         room = room_names[i % rooms]
         path = _url_user(f"/api/rooms/{room}/messages", _user(i))
         n = 0
@@ -154,12 +140,11 @@ async def run_rest(
                     errors[kind] = errors.get(kind, 0) + 1
                     conn.close()
                     continue
-                measured = now >= measure_from
                 if status == 201:
                     created[room].append(client_id)  # warm-up sends are checked for loss too
-                    if measured:
+                    if now >= measure_from:
                         hist.record((time.perf_counter_ns() - started) // 1000)
-                        counts["sent"] += 1
+                        measured += 1
                 else:
                     errors[str(status)] = errors.get(str(status), 0) + 1
         finally:
@@ -170,7 +155,7 @@ async def run_rest(
     await asyncio.gather(*(client(i) for i in range(clients)))
     elapsed = time.monotonic() - loop_start
     cpu1, gen1 = target.cpu(), time.process_time()
-    lost = await _count_lost(target, created)
+    lost = _count_lost(base, created)
     return RestReport(
         target=target.label,
         clients=clients,
@@ -181,7 +166,7 @@ async def run_rest(
         created=sum(len(v) for v in created.values()),
         errors=errors,
         lost=lost,
-        throughput=counts["sent"] / duration,
+        throughput=measured / duration,
         latency_ms=latency(hist),
         server_cpu_percent=None if cpu0 is None or cpu1 is None else 100.0 * (cpu1 - cpu0) / elapsed,
         generator_cpu_percent=100.0 * (gen1 - gen0) / elapsed,
@@ -189,29 +174,19 @@ async def run_rest(
     )
 
 
-async def _count_lost(target: Target, created: dict[str, list[str]]) -> int:
+def _count_lost(base: str, created: dict[str, list[str]]) -> int:
     """How many 201-answered client_ids are missing from their room's history (read back page by page)."""
-    parts = urlsplit(target.base)
-    conn = _Conn(parts.hostname or "127.0.0.1", parts.port or 80)
     lost = 0
-    try:
-        for room, ids in created.items():
-            stored: set[str] = set()
-            after = 0
-            while True:
-                status, payload = await conn.request(
-                    "GET", f"/api/rooms/{room}/messages?user=rest-owner&after={after}&limit=500"
-                )
-                if status != 200:
-                    raise RuntimeError(f"reading back {room}: HTTP {status}")
-                page = json.loads(payload)
-                stored.update(m["client_id"] for m in page["messages"])
-                if not page["messages"] or not page["has_more"]:
-                    break
-                after = page["messages"][-1]["seq"]
-            lost += sum(1 for cid in ids if cid not in stored)
-    finally:
-        conn.close()
+    for room, ids in created.items():
+        stored: set[str] = set()
+        after = 0
+        while True:
+            page = http_json("GET", f"{base}/api/rooms/{room}/messages?user={OWNER}&after={after}&limit=500")
+            stored.update(m["client_id"] for m in page["messages"])
+            if not page["messages"] or not page["has_more"]:
+                break
+            after = page["messages"][-1]["seq"]
+        lost += sum(1 for cid in ids if cid not in stored)
     return lost
 
 
