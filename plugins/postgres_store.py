@@ -207,11 +207,6 @@ def _entry(r: asyncpg.Record) -> Entry:
 ENTRY_FIELDS = [c.strip() for c in changes.ENTRY_COLS.split(",")]
 
 
-def _as_message(e: Entry) -> Message:
-    assert isinstance(e, Message), "a history row without a kind is a message"
-    return e
-
-
 def _room(r: asyncpg.Record) -> RoomRecord:
     return RoomRecord(
         r["name"], r["private"], r["created_by"] or "", r["created"], r["last_seq"], r["topic"] or "", r["dm"]
@@ -424,6 +419,7 @@ class PostgresStore(Store):
         ts = locked[0]["now"] if locked else 0
         keys = list({(m.room, m.sender, m.client_id) for m in batch})
         # Read after taking the locks: a racing append to the same room has committed by now, and its rows show.
+        written: dict[tuple[str, str, str], tuple] = {}  # rows this batch wrote, by key
         existing: dict[tuple[str, str, str], Outcome] = {
             (r["room"], r["sender"], r["client_id"]): Outcome(r["seq"], r["ts"], True, stored=_entry(r))
             for r in await c.fetch(
@@ -466,6 +462,9 @@ class PostgresStore(Store):
             seen = existing.get(key)
             if seen is not None:
                 outcomes.append(seen)
+            elif key in written:
+                row = written[key]
+                outcomes.append(Outcome(row[1], ts, True, stored=changes.written(row)))
             elif m.room not in last:
                 outcomes.append(Outcome(error=Err.NOT_FOUND.code, message=f"room {m.room!r} does not exist"))
             elif (m.room, m.sender) not in members:
@@ -499,17 +498,7 @@ class PostgresStore(Store):
                     col.append(value)
                 named = await self._mention(c, m, seq, ts) if "@" in m.body else []
                 outcomes.append(Outcome(seq, ts, mentions=named))
-                stored = Message(
-                    room=m.room,
-                    seq=seq,
-                    from_=m.sender,
-                    body=m.body,
-                    client_id=m.client_id,
-                    ts=ts,
-                    attachments=m.attachments,
-                    reply_to=m.reply_to,
-                )
-                existing[key] = Outcome(seq, ts, True, stored=stored)  # a repeat later in the batch is a duplicate
+                written[key] = row  # turned into an entry only if the key repeats later in the batch
         await flush()
         if touched:
             names = sorted(touched)
@@ -611,7 +600,7 @@ class PostgresStore(Store):
                 before,
                 limit,
             )
-            return [_as_message(_entry(r)) for r in rows]
+            return [changes.message(tuple(r[c] for c in ENTRY_FIELDS)) for r in rows]
         rows = await self._p.fetch(
             f"SELECT {cols} FROM messages WHERE room = $1 AND ($2::bigint IS NULL OR seq < $2) AND kind IS NULL "
             "ORDER BY seq DESC LIMIT $3",
@@ -619,7 +608,7 @@ class PostgresStore(Store):
             before,
             limit,
         )
-        return [_as_message(_entry(r)) for r in reversed(rows)]
+        return [changes.message(tuple(r[c] for c in ENTRY_FIELDS)) for r in reversed(rows)]
 
     async def last_seq(self, room: str) -> int:
         return await self._p.fetchval("SELECT last_seq FROM rooms WHERE name = $1", room) or 0
@@ -773,7 +762,7 @@ class PostgresStore(Store):
             before,
             limit,
         )
-        return [_as_message(_entry(r)) for r in rows]
+        return [changes.message(tuple(r[c] for c in ENTRY_FIELDS)) for r in rows]
 
     # --- direct messages ----------------------------------------------------------------------------------------
 

@@ -19,7 +19,6 @@ from chatd.protocol.frames import Deleted, Edited, Entry, Message, Reaction, Top
 from chatd.store.base import NewMessage
 
 EDIT, DELETE, REACT, UNREACT, TOPIC = "edit", "delete", "react", "unreact", "topic"
-KINDS = frozenset((EDIT, DELETE, REACT, UNREACT, TOPIC))
 TARGETED = frozenset((EDIT, DELETE, REACT, UNREACT))
 
 _json = msgspec.json.Encoder()
@@ -127,6 +126,20 @@ def entry(row: tuple | list) -> Entry:
         users = _list.decode(data) if data else []
         return Reaction(room, seq, sender, target, body, kind == REACT, users, client_id, ts)
     return TopicChanged(room, seq, sender, body, client_id, ts)
+
+
+def message(row: tuple | list) -> Message:
+    """A stored row (``ENTRY_COLS``) known to be a message (history and mentions select ``kind IS NULL``)."""
+    e = entry(row)
+    assert isinstance(e, Message), "a row without a kind is a message"
+    return e
+
+
+def written(row: tuple) -> Entry:
+    """A message row as ``append`` writes it (room, seq, sender, client_id, body, ts, attachments JSON, reply_to),
+    as ``entry`` reads one back: nothing has changed it yet. For a key repeated later in the same batch."""
+    room, seq, sender, client_id, body, ts, attachments, reply_to = row
+    return entry((room, seq, sender, client_id, body, ts, attachments, None, 0, reply_to, 0, 0, None, None))
 
 
 def fresh(m: NewMessage, seq: int, ts: int, effect: Effect) -> Entry:

@@ -257,18 +257,14 @@ def check_not_newer(done: list[str], known: list[str]) -> None:
         )
 
 
-def migrate(db: sqlite_utils.Database, apply: bool = True) -> list[str]:
-    """Apply pending migrations; returns the names applied (with ``apply=False``: the names pending). Raises
-    SchemaTooNew for a database from a newer chatd."""
+def migrate(db: sqlite_utils.Database) -> list[str]:
+    """Apply pending migrations; returns the names applied. Raises SchemaTooNew for a database from a newer
+    chatd."""
     check_not_newer(applied(db), [name for name, _ in MIGRATIONS])
     table = db.table("_migrations")
     if not table.exists():
-        if not apply:
-            return [name for name, _ in MIGRATIONS]
         db.table("_migrations").create({"name": str, "applied": int}, pk="name")
     done = {row["name"] for row in db.table("_migrations").rows}
-    if not apply:
-        return [name for name, _ in MIGRATIONS if name not in done]
     now_applied = []
     for name, fn in MIGRATIONS:
         if name in done:

@@ -77,11 +77,6 @@ INDEX_CHUNK = 250  # messages indexed per transaction: about 1.5 ms of the write
 _ROOM_COLS = "name, private, created_by, created, last_seq, topic, dm"
 
 
-def _as_message(e: Entry) -> Message:
-    assert isinstance(e, Message), "a history row without a kind is a message"
-    return e
-
-
 _MESSAGE_COLS = ", ".join(f"m.{c.strip()}" for c in changes.ENTRY_COLS.split(","))
 
 
@@ -186,7 +181,7 @@ def _append_rows(conn: sqlite3.Connection, batch: Sequence[NewMessage]) -> list[
             outcomes.append(seen)
         elif key in written:
             row = written[key]
-            outcomes.append(Outcome(row[1], ts, True, stored=_written_entry(row)))
+            outcomes.append(Outcome(row[1], ts, True, stored=changes.written(row)))
         elif m.room not in last:
             outcomes.append(Outcome(error=Err.NOT_FOUND.code, message=f"room {m.room!r} does not exist"))
         elif (m.room, m.sender) not in members:
@@ -218,12 +213,6 @@ def _append_rows(conn: sqlite3.Connection, batch: Sequence[NewMessage]) -> list[
 
 
 _INSERT_COLS = "room, seq, sender, client_id, body, ts, attachments, reply_to"
-
-
-def _written_entry(row: tuple) -> Entry:
-    """A row as ``append`` writes it (``_INSERT_COLS``), as ``changes.entry`` reads one back: nothing changed yet."""
-    room, seq, sender, client_id, body, ts, attachments, reply_to = row
-    return changes.entry((room, seq, sender, client_id, body, ts, attachments, None, 0, reply_to, 0, 0, None, None))
 
 
 def _apply_change(conn: sqlite3.Connection, m: NewMessage, seq: int, ts: int) -> Outcome:
@@ -307,7 +296,9 @@ class SQLiteStore(Store):
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._write_lock = asyncio.Lock()
-        self._unindexed = 0  # messages appended since the search index last caught up
+        # Messages appended since the search index last caught up; unknown (so assumed some) until the first
+        # catch-up after opening, since an earlier run may have left some unindexed.
+        self._unindexed = 1
         self._indexing: asyncio.Task[None] | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------------------------
@@ -553,14 +544,14 @@ class SQLiteStore(Store):
                 sql += " AND seq < ?"
                 params.append(before)
             rows = await self._r.execute_fetchall(sql + " ORDER BY seq LIMIT ?", (*params, limit))
-            return [_as_message(changes.entry(tuple(r))) for r in rows]
+            return [changes.message(tuple(r)) for r in rows]
         sql = f"SELECT {cols} FROM messages WHERE room = ? AND {only}"
         params = [room]
         if before is not None:
             sql += " AND seq < ?"
             params.append(before)
         rows = list(await self._r.execute_fetchall(sql + " ORDER BY seq DESC LIMIT ?", (*params, limit)))
-        return [_as_message(changes.entry(tuple(r))) for r in reversed(rows)]
+        return [changes.message(tuple(r)) for r in reversed(rows)]
 
     async def last_seq(self, room: str) -> int:
         row = await self._one("SELECT last_seq FROM rooms WHERE name = ?", (room,))
@@ -722,7 +713,7 @@ class SQLiteStore(Store):
             "WHERE mn.user = ? AND mn.ts < ? AND x.deleted = 0 ORDER BY mn.ts DESC, mn.room, mn.seq DESC LIMIT ?",
             (user, before if before is not None else 2**62, limit),
         )
-        return [_as_message(changes.entry(tuple(r))) for r in rows]
+        return [changes.message(tuple(r)) for r in rows]
 
     # --- direct messages ----------------------------------------------------------------------------------------
 
@@ -752,7 +743,8 @@ class SQLiteStore(Store):
     ) -> list[Hit]:
         if not words:
             return []
-        await self._index_pending()  # a search sees every stored message
+        if self._unindexed:
+            await self._index_pending()  # a search sees every stored message
         rows = await self._r.execute_fetchall(
             "SELECT s.room, s.seq, m.sender, m.ts, snippet(message_search, 0, ?, ?, '…', 16) "
             "FROM message_search JOIN search_ids s ON s.id = message_search.rowid "

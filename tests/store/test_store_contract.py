@@ -77,6 +77,7 @@ async def test_a_repeated_key_is_a_duplicate_carrying_the_first_stored_message(m
     assert again[0].stored is not None and again[0].stored.body == "original"
     assert (again[1].seq, again[1].duplicate) == (2, False)
     assert (again[2].seq, again[2].duplicate) == (2, True)  # a repeat within one batch
+    assert again[2].stored is not None and (again[2].stored.seq, again[2].stored.body) == (2, "hi")
     assert [m.body for m in await store.history("r")] == ["original", "hi"]
 
 
