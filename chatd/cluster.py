@@ -36,7 +36,7 @@ from chatd.hub import Hub
 from chatd.metrics import Metrics
 from chatd.presence import KINDS as PRESENCE_KINDS
 from chatd.presence import Presence
-from chatd.protocol.frames import Left, encode
+from chatd.protocol.frames import Left, RoomChange, encode
 from chatd.rooms import Rooms
 
 log = logging.getLogger("chatd.cluster")
@@ -44,6 +44,7 @@ log = logging.getLogger("chatd.cluster")
 MEMBER_REMOVED, MEMBER_ADDED = "member-", "member+"
 KICK_USER, KICK_TOKEN = "kick-user", "kick-token"
 TELL_USER, TELL_ALL = "tell-user", "tell-all"
+ROOM_DELETED = "room-deleted"
 QUEUE_MAX = 10_000
 
 
@@ -65,6 +66,7 @@ class Cluster:
             KICK_TOKEN: self._kick_token,
             TELL_USER: self._tell_user,
             TELL_ALL: self._tell_all,
+            ROOM_DELETED: self._room_deleted,
         }
 
     async def emit(self, kind: str, args: list[str], payload: str = "") -> None:
@@ -123,6 +125,22 @@ class Cluster:
                 conn.send(left)
             if dropped:
                 self.presence.left(room, user)
+
+    def _room_deleted(self, e: Control) -> None:
+        """args: room, "private" or "public", who deleted it, then (private rooms) its members, who alone are told;
+        everyone is told of a public room. One event for the whole room, however many members it had."""
+        room, private, by, members = e.args[0], e.args[1] == "private", e.args[2], e.args[3:]
+        self.rooms.forget_room(room)
+        left = encode(Left(room, "removed"))
+        for conn in self.hub.drop_room(room):
+            conn.send(left)
+            self.presence.left(room, conn.user)
+        change = encode(RoomChange(room, "deleted", private, by))
+        told = (
+            [c for user in set(members) for c in self.hub.connections_of(user)] if private else self.hub.conns.values()
+        )
+        for conn in list(told):
+            conn.send(change)
 
     def _kick_user(self, e: Control) -> None:
         user, code = e.args[0], Close(int(e.args[1]))

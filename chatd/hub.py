@@ -285,6 +285,14 @@ class Hub:
             self.leave(c, room)
         return dropped
 
+    def drop_room(self, room: str) -> list[Conn]:
+        """Unsubscribe every connection from ``room`` (it was deleted)."""
+        feed = self.rooms.get(room)
+        dropped = list(feed.members.values()) if feed else []
+        for c in dropped:
+            self.leave(c, room)
+        return dropped
+
     def position(self, room: str) -> int | None:
         """The last seq this node passed on in ``room`` (None if no one here follows it, or not anchored yet)."""
         feed = self.rooms.get(room)

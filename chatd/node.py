@@ -17,7 +17,7 @@ from collections.abc import Callable
 from chatd.accounts import Accounts, token_hash
 from chatd.broker import make_broker
 from chatd.broker.base import BrokerEvents, BrokerUnavailable, Completion, Control, Delivery, IngestItem
-from chatd.cluster import KICK_TOKEN, KICK_USER, MEMBER_REMOVED, TELL_ALL, TELL_USER, Cluster
+from chatd.cluster import KICK_TOKEN, KICK_USER, MEMBER_REMOVED, ROOM_DELETED, TELL_ALL, TELL_USER, Cluster
 from chatd.config import Config
 from chatd.errors import ChatError, Close, Err
 from chatd.hub import Conn, Hub, Outbox
@@ -28,7 +28,7 @@ from chatd.protocol.frames import PING, Ack, Joined, Left, RoomChange, TypingNot
 from chatd.protocol.frames import Presence as PresenceFrame
 from chatd.protocol.limits import TokenBucket
 from chatd.retention import Retention
-from chatd.rooms import Rooms
+from chatd.rooms import Purged, Rooms, purge_room
 from chatd.store import make_store
 from chatd.store.base import NewMessage, RoomRecord, UserRecord
 from chatd.throttle import KeyedBuckets
@@ -414,42 +414,55 @@ class Node:
         """Push an encoded frame to every open connection, on every node."""
         self.cluster.emit_soon(TELL_ALL, [], text)
 
-    def kick_user(self, user: str, code: Close) -> None:
-        """Close every open connection of ``user`` (disabled account), on every node."""
-        self.cluster.emit_soon(KICK_USER, [user, str(int(code))])
+    async def kick_user(self, user: str, code: Close = Close.UNAUTHORIZED) -> None:
+        """Close every open connection of ``user`` (disabled or deleted account, new password), on every node,
+        before returning (as far as the broker reaches)."""
+        await self.cluster.emit(KICK_USER, [user, str(int(code))])
 
-    def kick_token(self, user: str, token_hash: str, code: Close) -> None:
+    async def kick_token(self, user: str, token_hash: str, code: Close = Close.UNAUTHORIZED) -> None:
         """Close every open connection that authenticated with this token (logout, revoked token), on every node."""
-        self.cluster.emit_soon(KICK_TOKEN, [user, token_hash, str(int(code))])
+        await self.cluster.emit(KICK_TOKEN, [user, token_hash, str(int(code))])
 
     async def logout(self, user: str, token: str) -> bool:
         revoked = await self.accounts.logout(token)
-        await self.cluster.emit(KICK_TOKEN, [user, token_hash(token), str(int(Close.UNAUTHORIZED))])
+        await self.kick_token(user, token_hash(token))
         return revoked
 
     async def remove_member(self, room: str, actor: UserRecord, target: str) -> bool:
-        """Remove ``target`` from ``room``. In a private room their sockets, on every node, stop getting its frames
-        before this returns (as far as the broker reaches; sends are refused by the store in any case)."""
+        """Remove ``target`` from ``room``; see ``member_removed``."""
         removed, target = await self.rooms.remove(room, actor, target)
-        record = await self.store.get_room(room)
-        private = "private" if record is not None and record.private else "public"
-        await self.cluster.emit(MEMBER_REMOVED, [room, target, private])
-        if removed and record is not None:
-            self._room_changed("left" if target == actor.name else "removed", record, target, actor.name)
+        await self.member_removed(room, target, actor.name if removed else None)
         return removed
 
-    async def room_deleted(self, record: RoomRecord, members: list[str], by: str) -> None:
-        """A deleted room: every member's sockets, on every node, stop following it, and room lists drop it."""
-        for user in members:
-            await self.cluster.emit(MEMBER_REMOVED, [record.name, user, "private"])
-        for user in members if record.private else []:
-            self._room_changed("deleted", record, user, by)
-        if not record.private:
-            self.tell_everyone(encode(RoomChange(record.name, "deleted", False, by)))
+    async def member_removed(self, room: str, user: str, by: str | None) -> None:
+        """``user`` no longer belongs to ``room`` (the store already says so). In a private room their sockets, on
+        every node, stop getting its frames before this returns (as far as the broker reaches; the store refuses
+        their sends in any case); ``by`` (None when nothing changed) is named in their room lists' update."""
+        record = await self.store.get_room(room)
+        private = "private" if record is not None and record.private else "public"
+        await self.cluster.emit(MEMBER_REMOVED, [room, user, private])
+        if by is not None and record is not None:
+            self._room_changed("left" if user == by else "removed", record, user, by)
 
-    async def user_deleted(self, user: str) -> None:
-        """A deleted user: their sockets, on every node, are closed as if their tokens were revoked."""
-        await self.cluster.emit(KICK_USER, [user, str(int(Close.UNAUTHORIZED))])
+    async def member_added(self, room: str, user: str, by: str) -> None:
+        """``user`` was added to ``room`` outside this node's ``Rooms`` (the admin CLI): their room lists hear of it."""
+        record = await self.store.get_room(room)
+        if record is not None:
+            self._room_changed("invited", record, user, by)
+
+    async def delete_room(self, name: str, by: str) -> Purged | None:
+        """Delete a room with its history and attachments, then tell every node; None if there was no such room."""
+        purged = await purge_room(self.store, self.cfg.uploads.dir, name)
+        if purged is not None:
+            await self.room_deleted(name, purged.record.private, purged.members, by)
+        return purged
+
+    async def room_deleted(self, room: str, private: bool, members: list[str], by: str) -> None:
+        """A deleted room, in one event for every node: sockets following it stop, and room lists drop it (a
+        private room's members', everyone's for a public room)."""
+        await self.cluster.emit(
+            ROOM_DELETED, [room, "private" if private else "public", by, *(members if private else [])]
+        )
 
     def _room_changed(self, change: str, record: RoomRecord, user: str, by: str) -> None:
         """Push a room-list change to the sessions that should see it, on every node."""

@@ -19,12 +19,14 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from chatd.dms import refuse_dm_name
 from chatd.errors import ChatError, Err
 from chatd.protocol.frames import ROOM_MAX, ROOM_PATTERN
 from chatd.store.base import RoomRecord, Store, UserRecord
 from chatd.throttle import KeyedBuckets, refuse
+from chatd.uploads import delete_file
 
 _room_re = re.compile(ROOM_PATTERN)
 _CACHE_MAX = 200_000
@@ -64,6 +66,9 @@ class Rooms:
 
     def forget(self, room: str, user: str) -> None:
         self._members.discard((room, user))
+
+    def forget_room(self, room: str) -> None:
+        self._members = {m for m in self._members if m[0] != room}
 
     def forget_all(self) -> None:
         self._members.clear()
@@ -156,3 +161,25 @@ class Rooms:
             raise ChatError(Err.FORBIDDEN, "only the room's creator or an admin can remove other members")
         self._members.discard((room, name))
         return await self.store.remove_member(room, name), name
+
+
+@dataclass(frozen=True, slots=True)
+class Purged:
+    """What deleting a room took: its record, who belonged to it, how many attachments went with it."""
+
+    record: RoomRecord
+    members: list[str]
+    uploads: int
+
+
+async def purge_room(store: Store, uploads_dir: str, name: str) -> Purged | None:
+    """Delete a room from the store with its history, then its attachment files; None if there was no such room.
+    Sockets are not told here: ``Node.room_deleted`` does that (the admin CLI asks a node to)."""
+    record = await store.get_room(name)
+    members = await store.members(name)
+    upload_ids = await store.delete_room(name)
+    if record is None or upload_ids is None:
+        return None
+    for upload_id in upload_ids:
+        await delete_file(uploads_dir, upload_id)
+    return Purged(record, members, len(upload_ids))

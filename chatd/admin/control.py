@@ -19,18 +19,22 @@ import time
 
 import msgspec
 
+from chatd.cluster import KICK_TOKEN, KICK_USER, MEMBER_ADDED, MEMBER_REMOVED, ROOM_DELETED
 from chatd.store.base import Store
 
 HEADER = "x-chatd-control"
 PATH = "/api/admin/control"
 MAX_AGE = 60.0
-# What the CLI may ask of a node; each maps to a chatd.cluster event applied everywhere.
-KINDS = {"kick-user": 1, "kick-token": 2, "member-": 2}
+# What the CLI may ask of a node, with its number of arguments (negative: at least that many); the node applies
+# each through the Node method of the same meaning, which reaches every node.
+KINDS = {KICK_USER: 1, KICK_TOKEN: 2, MEMBER_REMOVED: 2, MEMBER_ADDED: 2, ROOM_DELETED: -2}
+BY = "an admin"  # who the CLI's changes are shown as done by
 
 
 class ControlRequest(msgspec.Struct, forbid_unknown_fields=True):
     """Events as ``[kind, *args]``: ``["kick-user", user]``, ``["kick-token", user, token_hash]``,
-    ``["member-", room, user]``."""
+    ``["member-", room, user]``, ``["member+", room, user]``, ``["room-deleted", room, "private"|"public",
+    *members]``."""
 
     events: list[list[str]]
 
@@ -63,7 +67,8 @@ def verify(key: bytes, body: bytes, header: str, now: float | None = None) -> bo
 def check_events(events: list[list[str]]) -> str | None:
     """What is wrong with a request's events, or None."""
     for event in events:
-        if not event or event[0] not in KINDS or len(event) != KINDS[event[0]] + 1:
+        wanted = KINDS.get(event[0]) if event else None
+        if wanted is None or not (len(event) - 1 == wanted or 0 > wanted >= -(len(event) - 1)):
             return f"unknown or malformed event {event[:1]!r}; known: {', '.join(sorted(KINDS))}"
     return None
 

@@ -6,7 +6,9 @@ import click
 
 from chatd.admin.users import server_option, tell_nodes, when
 from chatd.cli import build_config, config_option, run_with_store
-from chatd.store.base import AdminRoom, Store
+from chatd.cluster import MEMBER_ADDED, MEMBER_REMOVED, ROOM_DELETED
+from chatd.rooms import Purged, purge_room
+from chatd.store.base import RoomRecord, Store
 
 
 @click.group()
@@ -14,11 +16,15 @@ def rooms() -> None:
     """Manage rooms directly in the store (works while the server runs)."""
 
 
-async def find_room(store: Store, name: str) -> AdminRoom:
-    for room in await store.admin_rooms():
-        if room.name == name:
-            return room
-    raise click.ClickException(f"no room {name!r} (chatd rooms list shows them)")
+def no_room(name: str) -> click.ClickException:
+    return click.ClickException(f"no room {name!r} (chatd rooms list shows them)")
+
+
+async def find_room(store: Store, name: str) -> RoomRecord:
+    room = await store.get_room(name)
+    if room is None:
+        raise no_room(name)
+    return room
 
 
 @rooms.command("list")
@@ -80,8 +86,8 @@ def _archive(config_path: str | None, name: str, archived: bool) -> None:
     cfg = build_config(config_path)
 
     async def act(store: Store) -> None:
-        await find_room(store, name)
-        await store.set_room_archived(name, archived)
+        if not await store.set_room_archived(name, archived):
+            raise no_room(name)
 
     run_with_store(cfg, False, act)
     click.echo(f"{'archived' if archived else 'unarchived'} {name!r}")
@@ -130,20 +136,18 @@ def rooms_delete(config_path: str | None, server_url: str | None, name: str, yes
     if not yes:
         raise click.UsageError(f"this deletes {name!r} and every message in it for good; add --yes to do it")
     cfg = build_config(config_path)
-    from chatd.uploads import delete_file
 
-    async def act(store: Store) -> tuple[int, int]:
-        room = await find_room(store, name)
-        members = await store.members(name)
-        uploads = await store.delete_room(name) or []
-        for upload_id in uploads:
-            await delete_file(cfg.uploads.dir, upload_id)
-        if members:
-            await tell_nodes(cfg, store, server_url, [["member-", name, m] for m in members])
-        return room.last_seq, len(uploads)
+    async def act(store: Store) -> Purged:
+        purged = await purge_room(store, cfg.uploads.dir, name)
+        if purged is None:
+            raise no_room(name)
+        private = "private" if purged.record.private else "public"
+        members = purged.members if purged.record.private else []
+        await tell_nodes(cfg, store, server_url, [[ROOM_DELETED, name, private, *members]])
+        return purged
 
-    messages, files = run_with_store(cfg, False, act)
-    click.echo(f"deleted {name!r}: {messages} message(s), {files} attachment(s)")
+    purged = run_with_store(cfg, False, act)
+    click.echo(f"deleted {name!r} (last seq {purged.record.last_seq}) and {purged.uploads} attachment(s)")
 
 
 @rooms.command("members")
@@ -167,17 +171,18 @@ def rooms_members(
 
     async def act(store: Store) -> list[str]:
         await find_room(store, name)
-        removed = []
+        events = []
         for who, adding in [(u, True) for u in add] + [(u, False) for u in remove]:
             user = await store.get_user(who)
             if user is None:
                 raise click.ClickException(f"no user {who!r}")
             if adding:
                 await store.add_member(name, user.name)
+                events.append([MEMBER_ADDED, name, user.name])
             elif await store.remove_member(name, user.name):
-                removed.append(["member-", name, user.name])
-        if removed:
-            await tell_nodes(cfg, store, server_url, removed)
+                events.append([MEMBER_REMOVED, name, user.name])
+        if events:
+            await tell_nodes(cfg, store, server_url, events)
         return await store.members(name)
 
     for member in run_with_store(cfg, False, act):

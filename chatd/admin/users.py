@@ -12,6 +12,7 @@ import click
 
 from chatd.admin.control import base_key, control_key, node_url, post_events
 from chatd.cli import build_config, config_option, read_password, run_with_store, users
+from chatd.cluster import KICK_TOKEN, KICK_USER
 from chatd.config import Config
 from chatd.store.base import Store, TokenRecord, UserInfo
 
@@ -92,7 +93,7 @@ def _set_disabled(config_path: str | None, server_url: str | None, name: str, di
         user = await find_user(store, name)
         await store.set_user(user.name, disabled=disabled)
         if disabled:
-            await tell_nodes(cfg, store, server_url, [["kick-user", user.name]])
+            await tell_nodes(cfg, store, server_url, [[KICK_USER, user.name]])
         return user.name
 
     stored = run_with_store(cfg, False, act)
@@ -187,7 +188,7 @@ def users_reset_password(
         if not keep_tokens:
             for token in await store.tokens(user=user.name):
                 revoked += await store.revoke_token(token.hash)
-            await tell_nodes(cfg, store, server_url, [["kick-user", user.name]])
+            await tell_nodes(cfg, store, server_url, [[KICK_USER, user.name]])
         return user.name, revoked
 
     stored, revoked = run_with_store(cfg, False, act)
@@ -246,7 +247,7 @@ def users_revoke(config_path: str | None, server_url: str | None, token_id: str)
         if len(found) > 1:
             raise click.ClickException(f"{len(found)} tokens start with {token_id!r}; give more of the id")
         await store.revoke_token(found[0].hash)
-        await tell_nodes(cfg, store, server_url, [["kick-token", found[0].user, found[0].hash]])
+        await tell_nodes(cfg, store, server_url, [[KICK_TOKEN, found[0].user, found[0].hash]])
         return found[0]
 
     token = run_with_store(cfg, False, act)

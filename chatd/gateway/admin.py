@@ -8,7 +8,6 @@ name). Open sockets are told on every node first.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from litestar import Request, Router, delete
@@ -20,19 +19,13 @@ from chatd.gateway.auth import Principal
 from chatd.gateway.openapi import SECURED, errors
 from chatd.gateway.rest import provide_principal
 from chatd.node import Node
-from chatd.uploads import upload_path
+from chatd.uploads import delete_file
 
 
 def _admin_node(request: Request[Any, Any, Any], principal: Principal) -> Node:
     if not principal.user.admin:
         raise ChatError(Err.FORBIDDEN, "admin only")
     return request.app.state.node
-
-
-async def _delete_files(node: Node, upload_ids: list[str]) -> None:
-    root = node.cfg.uploads.dir
-    for upload_id in upload_ids:
-        await asyncio.to_thread(upload_path(root, upload_id).unlink, True)
 
 
 @delete(
@@ -43,15 +36,10 @@ async def _delete_files(node: Node, upload_ids: list[str]) -> None:
     security=SECURED,
 )
 async def delete_room(request: Request[Any, Any, Any], principal: Principal, room: str) -> dict[str, Any]:
-    node = _admin_node(request, principal)
-    record = await node.store.get_room(room)
-    members = await node.store.members(room)
-    upload_ids = await node.store.delete_room(room)
-    if record is None or upload_ids is None:
+    purged = await _admin_node(request, principal).delete_room(room, principal.user.name)
+    if purged is None:
         raise ChatError(Err.NOT_FOUND, f"no room {room!r}")
-    await _delete_files(node, upload_ids)
-    await node.room_deleted(record, members, principal.user.name)
-    return {"room": room, "deleted": True, "members": len(members), "uploads": len(upload_ids)}
+    return {"room": room, "deleted": True, "members": len(purged.members), "uploads": purged.uploads}
 
 
 @delete(
@@ -71,8 +59,9 @@ async def delete_user(request: Request[Any, Any, Any], principal: Principal, use
     upload_ids = await node.store.delete_user(target.name)
     if upload_ids is None:
         raise ChatError(Err.NOT_FOUND, f"no user {user!r}")
-    await node.user_deleted(target.name)
-    await _delete_files(node, upload_ids)
+    await node.kick_user(target.name)
+    for upload_id in upload_ids:
+        await delete_file(node.cfg.uploads.dir, upload_id)
     return {"user": target.name, "deleted": True, "uploads": len(upload_ids)}
 
 

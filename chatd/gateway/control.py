@@ -9,9 +9,9 @@ import msgspec
 from litestar import Request, post
 from litestar.status_codes import HTTP_200_OK
 
-from chatd.admin.control import HEADER, PATH, ControlRequest, check_events, control_key, verify
-from chatd.cluster import KICK_TOKEN, KICK_USER, MEMBER_REMOVED
-from chatd.errors import ChatError, Close, Err
+from chatd.admin.control import BY, HEADER, PATH, ControlRequest, check_events, control_key, verify
+from chatd.cluster import KICK_TOKEN, KICK_USER, MEMBER_ADDED, MEMBER_REMOVED
+from chatd.errors import ChatError, Err
 from chatd.node import Node
 
 log = logging.getLogger("chatd.admin")
@@ -31,15 +31,16 @@ async def control(request: Request[Any, Any, Any]) -> dict[str, int]:
     problem = check_events(req.events)
     if problem:
         raise ChatError(Err.BAD_FRAME, problem)
-    unauthorized = str(int(Close.UNAUTHORIZED))
     for kind, *args in req.events:
         if kind == KICK_USER:
-            await node.cluster.emit(KICK_USER, [args[0], unauthorized])
+            await node.kick_user(args[0])
         elif kind == KICK_TOKEN:
-            await node.cluster.emit(KICK_TOKEN, [args[0], args[1], unauthorized])
+            await node.kick_token(args[0], args[1])
+        elif kind == MEMBER_REMOVED:
+            await node.member_removed(args[0], args[1], BY)
+        elif kind == MEMBER_ADDED:
+            await node.member_added(args[0], args[1], BY)
         else:
-            room, user = args
-            # Private or not, the user's sockets must stop following a room they were removed from by an admin.
-            await node.cluster.emit(MEMBER_REMOVED, [room, user, "private"])
+            await node.room_deleted(args[0], args[1] == "private", args[2:], BY)
         log.info("admin control: %s for %s", kind, args[0])
     return {"applied": len(req.events)}

@@ -65,9 +65,12 @@ async def test_delete_needs_yes_then_removes_the_room_and_tells_its_followers(se
     refused = cli(server, "rooms", "delete", "doomed")
     assert refused.returncode != 0 and "--yes" in refused.stderr and "doomed" in listed(server)
     r = ok(cli(server, "rooms", "delete", "doomed", "--yes"))
-    assert "1 message" in r.stdout
+    assert "deleted 'doomed' (last seq 1)" in r.stdout
     left = await c.expect("left", skip=("presence", "ping", "typing", "message", "ack"))
     assert left["room"] == "doomed"
+    # The room list hears of it as when an admin deletes over REST: one path for both.
+    gone = await c.expect("room", skip=("presence", "ping", "typing"))
+    assert (gone["room"], gone["change"], gone["by"]) == ("doomed", "deleted", "an admin")
     assert "doomed" not in listed(server)
     assert server.get("/api/rooms/doomed", headers=auth(token)).status_code == 404
     await c.close()
