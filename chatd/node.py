@@ -24,7 +24,7 @@ from chatd.hub import Conn, Hub, Outbox
 from chatd.metrics import Metrics
 from chatd.personal import Personal
 from chatd.presence import GossipPresence, LocalPresence, Presence
-from chatd.protocol.frames import PING, Ack, Joined, Left, RoomChange, TypingNotice, encode, encode_error
+from chatd.protocol.frames import PING, Ack, Joined, Left, ReadState, RoomChange, TypingNotice, encode, encode_error
 from chatd.protocol.frames import Presence as PresenceFrame
 from chatd.protocol.limits import TokenBucket
 from chatd.retention import Retention
@@ -280,6 +280,12 @@ class Node:
                 raise ChatError(Err.NOT_FOUND, f"unknown attachment(s): {', '.join(missing)}", client_id)
             attachments = wanted
         await self._enqueue(NewMessage(room, user, client_id, body, attachments, reply_to=reply_to), reply)
+
+    async def mark_read(self, user: str, room: str, seq: int, client_id: str = "") -> ReadState:
+        """Move ``user``'s read position (``Personal.mark_read``). Each one writes the store and tells every node,
+        so it draws on the user's send budget like a send."""
+        self._admit(user, client_id)
+        return await self.personal.mark_read(user, room, seq, client_id)
 
     async def submit_change(self, change: NewMessage, reply: Reply) -> None:
         """Queue a room change (edit, delete, reaction, topic: ``chatd.store.changes``) exactly like a send: the

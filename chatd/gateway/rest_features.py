@@ -117,7 +117,7 @@ async def read_positions(request: Request[Any, Any, Any], principal: Principal) 
     security=SECURED,
 )
 async def mark_read(request: Request[Any, Any, Any], principal: Principal, room: str, data: ReadIn) -> ReadState:
-    return await _node(request).personal.mark_read(principal.user.name, room, data.seq)
+    return await _node(request).mark_read(principal.user.name, room, data.seq)
 
 
 @get(

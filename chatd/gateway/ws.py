@@ -233,7 +233,7 @@ class WsSession:
                         frame.reply_to or 0,
                     )
                 elif type(frame) is MarkRead:
-                    await node.personal.mark_read(conn.user, frame.room, frame.seq, frame.client_id or "")
+                    await node.mark_read(conn.user, frame.room, frame.seq, frame.client_id or "")
                 elif isinstance(frame, CHANGE_FRAMES):
                     self.store_disk.require(frame.client_id)
                     await node.submit_change(change_of(conn.user, frame), self.reply)

@@ -69,3 +69,21 @@ async def test_read_positions_survive_a_restart(make_server) -> None:
     server.stop()
     server.start()
     assert server.get("/api/read?user=ann").json()["rooms"] == [{"room": "kept", "seq": 3, "last_seq": 4, "unread": 1}]
+
+
+async def test_a_flood_of_read_frames_is_held_to_the_send_rate(make_server) -> None:
+    # Each read writes the store and tells every node, so it spends the user's send budget like a send.
+    server = make_server({"limits": {"send_rate": 1, "send_burst": 5}}).start()
+    ann = await Client.connect(server.ws, user="ann")
+    await ann.join("flooded")
+    for n in range(20):
+        await ann.send({"type": "read", "room": "flooded", "seq": 0, "client_id": f"r{n}"})
+    answers: list[dict] = []
+    while len(answers) < 20:
+        frame = await ann.recv()
+        if frame["type"] in ("read", "error"):
+            answers.append(frame)
+    limited = [f for f in answers if f["type"] == "error"]
+    assert all(f["code"] == "rate_limited" for f in limited)
+    assert sum(f["type"] == "read" for f in answers) <= 6 and len(limited) >= 14
+    await ann.close()
