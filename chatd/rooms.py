@@ -33,11 +33,13 @@ _CACHE_MAX = 200_000
 
 
 def check_room_name(name: str) -> None:
+    """A name someone may give a new room (by creating it, joining it first, or from the CLI)."""
     if not (0 < len(name) <= ROOM_MAX and _room_re.match(name)):
         raise ChatError(
             Err.BAD_FRAME,
             f"room names are 1-{ROOM_MAX} characters of A-Z a-z 0-9 _ . : @ - and start with a letter or digit",
         )
+    refuse_dm_name(name)  # dm:… names are made by open_dm only
 
 
 class Rooms:
@@ -103,7 +105,6 @@ class Rooms:
             if not self.auto_create:
                 raise ChatError(Err.NOT_FOUND, f"no room {room!r} (rooms.auto_create is off)")
             check_room_name(room)
-            refuse_dm_name(room)
             self._may_create(user)
             try:
                 record = await self.store.create_room(room, private=False, created_by=user)
@@ -122,7 +123,6 @@ class Rooms:
 
     async def create(self, room: str, private: bool, user: str) -> RoomRecord:
         check_room_name(room)
-        refuse_dm_name(room)
         if await self.store.get_room(room) is not None:
             raise ChatError(Err.CONFLICT, f"room {room!r} already exists")  # a taken name spends no creation
         self._may_create(user)

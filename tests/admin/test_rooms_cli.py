@@ -62,6 +62,8 @@ async def test_delete_needs_yes_then_removes_the_room_and_tells_its_followers(se
     c = await Client.connect(server.ws, token=token)
     await c.join("doomed")
     await c.say("doomed", "bye", "d1")
+    taken = cli(server, "rooms", "create", "dm:dan:eve", "--owner", "dan")  # those names belong to POST /api/dms
+    assert taken.returncode != 0 and "direct messages" in taken.stderr
     refused = cli(server, "rooms", "delete", "doomed")
     assert refused.returncode != 0 and "--yes" in refused.stderr and "doomed" in listed(server)
     r = ok(cli(server, "rooms", "delete", "doomed", "--yes"))
