@@ -1,5 +1,5 @@
-"""Room changes cross nodes like messages: a reaction and an edit stored by one node reach clients on the others
-in seq order, interleaved with messages sent at the same time from every node."""
+"""Room changes cross nodes like messages: reactions, edits, deletes and topics stored by one node reach clients on
+the others in seq order, interleaved with what every other node stores at the same time."""
 
 from __future__ import annotations
 
@@ -40,6 +40,46 @@ async def test_changes_from_every_node_reach_every_node_in_one_order(cluster: Ma
     (first, *_) = history(c.http, ROOM)
     assert sorted(first["reactions"]) == [f"e{n}" for n in range(rounds)]
     assert all(len(users) == len(clients) for users in first["reactions"].values())
+    for cl in clients:
+        await cl.close()
+
+
+async def test_edits_deletes_and_topics_from_both_nodes_reach_both_in_one_order(cluster: MakeCluster) -> None:
+    c = cluster(2)
+    room = "changes-2"
+    clients: list[Client] = []
+    while len(clients) < 4 or len({cl.hello["node"].split("/")[0] for cl in clients}) < 2:
+        clients.append(await Client.connect(c.ws, user=f"ed{len(clients)}"))
+        assert len(clients) < 12, "nginx kept sending every client to one node"
+    for cl in clients:
+        await cl.join(room)
+    mine = [(await cl.say(room, f"draft {i}", f"d{i}"))["seq"] for i, cl in enumerate(clients)]
+    # All at once from both nodes: everyone edits their message and sets the topic; every other one deletes theirs.
+    for i, cl in enumerate(clients):
+        await cl.send({"type": "edit", "room": room, "seq": mine[i], "body": f"final {i}", "client_id": f"e{i}"})
+        if i % 2:
+            await cl.send({"type": "delete", "room": room, "seq": mine[i], "client_id": f"x{i}"})
+        await cl.send({"type": "topic", "room": room, "topic": f"topic of {i}", "client_id": f"t{i}"})
+    total = len(clients) * 2 + len(clients) // 2
+    seen = []
+    for cl in clients:
+        got: list[dict] = []
+        while len(got) < total:
+            frame = await cl.recv(60)
+            if frame["type"] in ("edit", "delete", "topic"):
+                got.append(frame)
+        seen.append([(f["seq"], f["type"], f["from"], f["client_id"]) for f in got])
+    first_change = len(clients) + 1
+    assert [s[0] for s in seen[0]] == list(range(first_change, first_change + total))
+    for other in seen[1:]:
+        assert other == seen[0]  # one order on every node
+    stored = {m["seq"]: m for m in history(c.http, room)}
+    for i, seq in enumerate(mine):
+        state = (stored[seq].get("deleted", False), stored[seq].get("body", ""))  # defaults are left out on the wire
+        assert state == ((True, "") if i % 2 else (False, f"final {i}"))
+    last_topic = next(f for f in reversed(seen[0]) if f[1] == "topic")
+    info = httpx.get(f"{c.http}/api/rooms/{room}?user=ed0", timeout=10).json()
+    assert info["topic"] == f"topic of {last_topic[3][1:]}"  # the topic stored last in seq order wins everywhere
     for cl in clients:
         await cl.close()
 
