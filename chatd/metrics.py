@@ -112,9 +112,6 @@ class Metrics:
         encoder, content_type = choose_encoder(accept)
         return encoder(self.registry), content_type
 
-    def render(self) -> str:
-        return self.exposition()[0].decode()
-
     @property
     def registry(self) -> CollectorRegistry:
         if self._registry is None:

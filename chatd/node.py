@@ -12,7 +12,7 @@ import logging
 import secrets
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from chatd.accounts import Accounts, token_hash
 from chatd.broker import make_broker
@@ -313,25 +313,12 @@ class Node:
     async def submit_and_wait(
         self, user: str, room: str, body: str, client_id: str, attachments: list[str], reply_to: int = 0
     ) -> Completion:
-        fut: asyncio.Future[Completion] = asyncio.get_running_loop().create_future()
-
-        def reply(c: Completion) -> None:
-            if not fut.done():
-                fut.set_result(c)
-
-        await self.submit(user, room, body, client_id, attachments, reply, reply_to)
-        return await fut
+        """``submit`` for REST: returns once the message is stored or refused."""
+        return await _completed(lambda reply: self.submit(user, room, body, client_id, attachments, reply, reply_to))
 
     async def change_and_wait(self, change: NewMessage) -> Completion:
         """``submit_change`` for REST: returns once the change is stored or refused."""
-        fut: asyncio.Future[Completion] = asyncio.get_running_loop().create_future()
-
-        def reply(c: Completion) -> None:
-            if not fut.done():
-                fut.set_result(c)
-
-        await self.submit_change(change, reply)
-        return await fut
+        return await _completed(lambda reply: self.submit_change(change, reply))
 
     def _on_complete(self, c: Completion) -> None:
         reply = self._tickets.pop(c.ticket, None)
@@ -522,3 +509,15 @@ class Node:
         g["chatd_draining"] = lambda: int(self.draining)
         self.metrics.sources.append(self.broker.stats)
         self.metrics.sources.append(lambda: {"chatd_ephemeral_shed_total": Outbox.shed_total})
+
+
+async def _completed(submit: Callable[[Reply], Awaitable[None]]) -> Completion:
+    """Submit with a reply that resolves a future, and wait for it: the REST form of a WebSocket ack."""
+    fut: asyncio.Future[Completion] = asyncio.get_running_loop().create_future()
+
+    def reply(c: Completion) -> None:
+        if not fut.done():
+            fut.set_result(c)
+
+    await submit(reply)
+    return await fut

@@ -108,22 +108,20 @@ class Worker:
                 self.metrics.duplicates += 1
                 if out.stored is None:
                     continue
-                stored = out.stored
-            elif out.stored is not None:  # a room change: the store built its frame from what it applied
-                self.metrics.messages_stored += 1
-                stored = out.stored
             else:
                 self.metrics.messages_stored += 1
-                stored = Message(
-                    room=m.room,
-                    seq=out.seq,
-                    from_=m.sender,
-                    body=m.body,
-                    client_id=m.client_id,
-                    ts=out.ts,
-                    attachments=m.attachments,
-                    reply_to=m.reply_to,
-                )
+            # A duplicate carries the entry first stored, a new change the frame of what the store applied; a new
+            # message is built here from what was sent.
+            stored = out.stored or Message(
+                room=m.room,
+                seq=out.seq,
+                from_=m.sender,
+                body=m.body,
+                client_id=m.client_id,
+                ts=out.ts,
+                attachments=m.attachments,
+                reply_to=m.reply_to,
+            )
             deliveries.append(Delivery(m.room, out.seq, encode(stored), item.origin))
             if out.mentions and isinstance(stored, Message):
                 # Only the node that stored the message tells the people it names, once: a duplicate carries none.

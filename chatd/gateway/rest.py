@@ -7,7 +7,6 @@ status. The OpenAPI schema is served at ``/schema`` (``/schema/openapi.json``).
 from __future__ import annotations
 
 import logging
-import secrets
 from typing import Annotated, Any
 
 import msgspec
@@ -20,11 +19,11 @@ from chatd.accounts import PASSWORD_MAX, PASSWORD_MIN
 from chatd.config import registration_mode
 from chatd.errors import ChatError, Err
 from chatd.gateway.auth import Principal, authenticate, client_ip
+from chatd.gateway.context import client_id_or_new, node_of
 from chatd.gateway.openapi import PUBLIC, SECURED, SendOperation, errors
 from chatd.gateway.rest_features import FEATURE_STRUCTS, feature_handlers
 from chatd.gateway.tickets import MEDIA, WS, Tickets
 from chatd.gateway.uploads import upload_handlers
-from chatd.node import Node
 from chatd.protocol.frames import ROOM_MAX, SEQ_MAX, ClientId, Message, Room, UploadId, UserName
 from chatd.protocol.limits import utf8_len_exceeds
 from chatd.store.base import RoomRecord, UserRecord
@@ -108,12 +107,8 @@ ROOMS_PAGE, ROOMS_PAGE_MAX = 200, 1000
 log = logging.getLogger("chatd.auth")
 
 
-def _node(request: Request[Any, Any, Any]) -> Node:
-    return request.app.state.node
-
-
 async def provide_principal(request: Request[Any, Any, Any]) -> Principal:
-    principal = await authenticate(_node(request), request.headers, request.query_params)
+    principal = await authenticate(node_of(request), request.headers, request.query_params)
     if principal is None:
         raise ChatError(Err.UNAUTHORIZED, "missing or invalid credentials")
     return principal
@@ -130,7 +125,7 @@ def _room_out(record: RoomRecord, member: bool) -> RoomOut:
 
 def _ip(request: Request[Any, Any, Any]) -> str:
     return client_ip(
-        request.client.host if request.client else None, request.headers, _node(request).cfg.server.trusted_proxies
+        request.client.host if request.client else None, request.headers, node_of(request).cfg.server.trusted_proxies
     )
 
 
@@ -142,7 +137,7 @@ def _ip(request: Request[Any, Any, Any]) -> str:
     security=PUBLIC,
 )
 async def register(request: Request[Any, Any, Any], data: Credentials) -> TokenOut:
-    node = _node(request)
+    node = node_of(request)
     mode = registration_mode(node.cfg.auth)
     if mode == "closed":
         raise ChatError(Err.FORBIDDEN, "registration is closed on this server")
@@ -169,7 +164,7 @@ async def login(request: Request[Any, Any, Any], data: Login) -> TokenOut:
     throttle.attempt(ip)
     throttle.account_open(data.username, ip)
     try:
-        issued = await _node(request).accounts.login(data.username, data.password)
+        issued = await node_of(request).accounts.login(data.username, data.password)
     except ChatError as e:
         if e.err is Err.UNAUTHORIZED:
             throttle.login_failed(data.username, ip)
@@ -186,7 +181,7 @@ async def login(request: Request[Any, Any, Any], data: Login) -> TokenOut:
     security=SECURED,
 )
 async def logout(request: Request[Any, Any, Any], principal: Principal) -> dict[str, bool]:
-    node = _node(request)
+    node = node_of(request)
     if principal.token is None:
         return {"revoked": False}
     return {"revoked": await node.logout(principal.user.name, principal.token)}
@@ -213,7 +208,7 @@ async def ticket(request: Request[Any, Any, Any], principal: Principal) -> Ticke
     if hashed is None:
         raise ChatError(Err.FORBIDDEN, "tickets are for token sign-ins; open mode connects with ?user=")
     tickets: Tickets = request.app.state.tickets
-    auth = _node(request).cfg.auth
+    auth = node_of(request).cfg.auth
     name = principal.user.name
     return TicketOut(
         await tickets.issue(WS, name, hashed, auth.ticket_ttl),
@@ -249,7 +244,7 @@ async def list_rooms(
     after: Annotated[str | None, Parameter(max_length=ROOM_MAX, description="only rooms named after this")] = None,
     limit: Annotated[int, Parameter(ge=1, le=ROOMS_PAGE_MAX, description="at most this many rooms")] = ROOMS_PAGE,
 ) -> RoomPage:
-    rows = await _node(request).store.list_rooms(principal.user.name, after=after, limit=limit + 1)
+    rows = await node_of(request).store.list_rooms(principal.user.name, after=after, limit=limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
     return RoomPage([_room_out(r, m) for r, m in rows], rows[-1][0].name if more else None)
@@ -263,20 +258,20 @@ async def list_rooms(
     security=SECURED,
 )
 async def create_room(request: Request[Any, Any, Any], principal: Principal, data: NewRoom) -> RoomOut:
-    record = await _node(request).rooms.create(data.name, data.private, principal.user.name)
+    record = await node_of(request).rooms.create(data.name, data.private, principal.user.name)
     return _room_out(record, True)
 
 
 @get("/rooms/{room:str}", summary="One room", responses=errors(403, 404), security=SECURED)
 async def get_room(request: Request[Any, Any, Any], principal: Principal, room: str) -> RoomOut:
-    node = _node(request)
+    node = node_of(request)
     record = await node.rooms.get_visible(room, principal.user.name)
     return _room_out(record, await node.rooms.is_member(room, principal.user.name))
 
 
 @get("/rooms/{room:str}/members", summary="Members of a room", responses=errors(403, 404), security=SECURED)
 async def list_members(request: Request[Any, Any, Any], principal: Principal, room: str) -> dict[str, list[str]]:
-    node = _node(request)
+    node = node_of(request)
     await node.rooms.get_visible(room, principal.user.name)
     return {"members": await node.store.members(room)}
 
@@ -289,7 +284,7 @@ async def list_members(request: Request[Any, Any, Any], principal: Principal, ro
     security=SECURED,
 )
 async def invite(request: Request[Any, Any, Any], principal: Principal, room: str, data: Invite) -> dict[str, Any]:
-    added, name = await _node(request).rooms.invite(room, principal.user, data.user)
+    added, name = await node_of(request).rooms.invite(room, principal.user, data.user)
     return {"room": room, "user": name, "added": added}
 
 
@@ -301,7 +296,7 @@ async def invite(request: Request[Any, Any, Any], principal: Principal, room: st
     security=SECURED,
 )
 async def remove_member(request: Request[Any, Any, Any], principal: Principal, room: str, user: str) -> dict[str, Any]:
-    node = _node(request)
+    node = node_of(request)
     removed = await node.remove_member(room, principal.user, user)
     return {"room": room, "user": user, "removed": removed}
 
@@ -313,7 +308,7 @@ async def remove_member(request: Request[Any, Any, Any], principal: Principal, r
     security=SECURED,
 )
 async def presence(request: Request[Any, Any, Any], principal: Principal, room: str) -> dict[str, Any]:
-    node = _node(request)
+    node = node_of(request)
     await node.rooms.get_visible(room, principal.user.name)
     return {"room": room, "users": await node.presence_of(room)}
 
@@ -339,7 +334,7 @@ async def history(
     before: Annotated[int | None, Parameter(ge=1, le=SEQ_MAX, description="only messages with seq < before")] = None,
     limit: Annotated[int, Parameter(ge=1, description="at most this many (capped by rooms.history_max_limit)")] = 50,
 ) -> dict[str, Any]:
-    node = _node(request)
+    node = node_of(request)
     await node.rooms.get_visible(room, principal.user.name)
     limit = min(limit, node.cfg.rooms.history_max_limit)
     messages: list[Message] = await node.store.history(room, after=after, before=before, limit=limit + 1)
@@ -362,9 +357,9 @@ async def history(
     operation_class=SendOperation,
 )
 async def send_message(request: Request[Any, Any, Any], principal: Principal, room: str, data: NewMessageIn) -> SentOut:
-    node = _node(request)
+    node = node_of(request)
     user = principal.user.name
-    client_id = data.client_id or f"rest-{secrets.token_hex(8)}"
+    client_id = client_id_or_new(data.client_id)
     if not data.body and not data.attachments:
         raise ChatError(Err.BAD_FRAME, "body must not be empty", client_id)
     if utf8_len_exceeds(data.body, node.cfg.limits.max_frame_bytes):
@@ -398,7 +393,7 @@ async def create_bots(request: Request[Any, Any, Any], principal: Principal, dat
         names += [f"{data.prefix}{i:0{width}d}" for i in range(1, data.count + 1)]
     if not names:
         raise ChatError(Err.BAD_FRAME, 'give "names", or "prefix" and "count"')
-    issued = await _node(request).accounts.create_bots(names)
+    issued = await node_of(request).accounts.create_bots(names)
     return {"bots": [Bot(i.user.name, i.token) for i in issued]}
 
 

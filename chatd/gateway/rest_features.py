@@ -6,7 +6,6 @@ principal dependency through the ``/api`` router.
 
 from __future__ import annotations
 
-import secrets
 from typing import Annotated, Any
 
 import msgspec
@@ -17,8 +16,8 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from chatd.dms import open_dm
 from chatd.errors import ChatError, Err
 from chatd.gateway.auth import Principal
+from chatd.gateway.context import client_id_or_new, node_of
 from chatd.gateway.openapi import SECURED, errors
-from chatd.node import Node
 from chatd.protocol.frames import (
     ROOM_MAX,
     SEQ_MAX,
@@ -95,10 +94,6 @@ class ReadIn(msgspec.Struct, forbid_unknown_fields=True):
     seq: Annotated[int, msgspec.Meta(ge=0, le=SEQ_MAX)]
 
 
-def _node(request: Request[Any, Any, Any]) -> Node:
-    return request.app.state.node
-
-
 @get(
     "/read",
     summary="Your read position and unread count in every room you are a member of",
@@ -106,7 +101,7 @@ def _node(request: Request[Any, Any, Any]) -> Node:
     security=SECURED,
 )
 async def read_positions(request: Request[Any, Any, Any], principal: Principal) -> dict[str, list[ReadPosition]]:
-    return {"rooms": await _node(request).personal.positions(principal.user.name)}
+    return {"rooms": await node_of(request).personal.positions(principal.user.name)}
 
 
 @post(
@@ -117,7 +112,7 @@ async def read_positions(request: Request[Any, Any, Any], principal: Principal) 
     security=SECURED,
 )
 async def mark_read(request: Request[Any, Any, Any], principal: Principal, room: str, data: ReadIn) -> ReadState:
-    return await _node(request).mark_read(principal.user.name, room, data.seq)
+    return await node_of(request).mark_read(principal.user.name, room, data.seq)
 
 
 @get(
@@ -134,7 +129,7 @@ async def mentions(
     ] = None,
     limit: Annotated[int, Parameter(ge=1, le=200, description="at most this many")] = 50,
 ) -> dict[str, list[Message]]:
-    return {"mentions": await _node(request).personal.mentions(principal.user.name, before, limit)}
+    return {"mentions": await node_of(request).personal.mentions(principal.user.name, before, limit)}
 
 
 @post(
@@ -145,7 +140,7 @@ async def mentions(
     security=SECURED,
 )
 async def dms(request: Request[Any, Any, Any], principal: Principal, data: DmIn) -> DmOut:
-    node = _node(request)
+    node = node_of(request)
     record, other, created = await open_dm(node.store, node.tell_user, principal.user, data.user)
     return DmOut(record.name, other, created)
 
@@ -164,7 +159,7 @@ async def search(
     limit: Annotated[int, Parameter(ge=1, le=100, description="at most this many")] = 20,
     offset: Annotated[int, Parameter(ge=0, le=10_000, description="skip this many (paging)")] = 0,
 ) -> SearchPage:
-    node = _node(request)
+    node = node_of(request)
     user = principal.user.name
     if room is not None:
         await node.rooms.get_visible(room, user)  # a private room you are not (or no longer) in: forbidden
@@ -175,16 +170,12 @@ async def search(
 
 
 async def _change(request: Request[Any, Any, Any], principal: Principal, frame: Change) -> ChangeOut:
-    node = _node(request)
+    node = node_of(request)
     request.app.state.store_disk.require(frame.client_id)
     c = await node.change_and_wait(change_of(principal.user.name, frame))
     if c.error:
         raise ChatError(Err.by_code(c.error), c.message, frame.client_id)
     return ChangeOut(c.room, c.seq, c.ts, c.client_id, c.duplicate)
-
-
-def _cid(given: str | None) -> str:
-    return given or f"rest-{secrets.token_hex(8)}"
 
 
 CHANGE_ERRORS = errors(403, 404, 410, 503, body=True)
@@ -201,9 +192,9 @@ Seq = Annotated[int, Parameter(ge=1, le=SEQ_MAX)]
 async def edit_message(
     request: Request[Any, Any, Any], principal: Principal, room: str, seq: Seq, data: EditIn
 ) -> ChangeOut:
-    if utf8_len_exceeds(data.body, _node(request).cfg.limits.max_frame_bytes):
+    if utf8_len_exceeds(data.body, node_of(request).cfg.limits.max_frame_bytes):
         raise ChatError(Err.TOO_LARGE, "body exceeds the frame limit", data.client_id)
-    return await _change(request, principal, EditMessage(room, seq, data.body, _cid(data.client_id)))
+    return await _change(request, principal, EditMessage(room, seq, data.body, client_id_or_new(data.client_id)))
 
 
 @delete(
@@ -220,7 +211,7 @@ async def delete_message(
     seq: Seq,
     client_id: Annotated[str | None, Parameter(min_length=1, max_length=64, description="for a safe retry")] = None,
 ) -> ChangeOut:
-    return await _change(request, principal, DeleteMessage(room, seq, _cid(client_id)))
+    return await _change(request, principal, DeleteMessage(room, seq, client_id_or_new(client_id)))
 
 
 @post(
@@ -231,7 +222,9 @@ async def delete_message(
     security=SECURED,
 )
 async def react(request: Request[Any, Any, Any], principal: Principal, room: str, seq: Seq, data: ReactIn) -> ChangeOut:
-    return await _change(request, principal, React(room, seq, data.emoji, _cid(data.client_id), data.remove))
+    return await _change(
+        request, principal, React(room, seq, data.emoji, client_id_or_new(data.client_id), data.remove)
+    )
 
 
 @put(
@@ -242,7 +235,7 @@ async def react(request: Request[Any, Any, Any], principal: Principal, room: str
     security=SECURED,
 )
 async def set_topic(request: Request[Any, Any, Any], principal: Principal, room: str, data: TopicIn) -> ChangeOut:
-    return await _change(request, principal, SetTopic(room, data.topic, _cid(data.client_id)))
+    return await _change(request, principal, SetTopic(room, data.topic, client_id_or_new(data.client_id)))
 
 
 feature_handlers = [read_positions, mark_read, mentions, dms, search, edit_message, delete_message, react, set_topic]
