@@ -14,10 +14,9 @@ import time
 
 from chatd.config import RetentionConfig
 from chatd.store.base import Store
-from chatd.uploads import delete_file
+from chatd.uploads import delete_uploads_before
 
 log = logging.getLogger("chatd.retention")
-BATCH = 500
 
 
 class Retention:
@@ -43,13 +42,7 @@ class Retention:
             messages = await self.store.purge_messages(int((now - self.cfg.messages_days * 86400) * 1000))
         if self.cfg.uploads_days > 0:
             cutoff = int((now - self.cfg.uploads_days * 86400) * 1000)
-            while batch := await self.store.old_uploads(cutoff, BATCH):
-                for record in batch:
-                    if await self.store.delete_upload(record.id):
-                        await delete_file(self.uploads_dir, record.id)
-                        uploads += 1
-                if len(batch) < BATCH:
-                    break
+            uploads = await delete_uploads_before(self.store, self.uploads_dir, cutoff, unposted_only=False)
         return messages, uploads
 
     async def _run(self) -> None:

@@ -81,6 +81,20 @@ async def delete_file(root: str, upload_id: str) -> None:
     await asyncio.to_thread(upload_path(root, upload_id).unlink, True)
 
 
+async def delete_uploads_before(store: Store, root: str, cutoff: int, *, unposted_only: bool) -> int:
+    """Delete uploads created before ``cutoff`` (Unix ms), record first, then file; returns how many. With
+    ``unposted_only`` a message attaching one at this moment wins, and its file stays."""
+    deleted = 0
+    while batch := await store.uploads_before(cutoff, SWEEP_BATCH, unposted_only=unposted_only):
+        for record in batch:
+            if await store.delete_upload(record.id, unposted_only=unposted_only):
+                await delete_file(root, record.id)
+                deleted += 1
+        if len(batch) < SWEEP_BATCH:
+            break
+    return deleted
+
+
 class Sweeper:
     """Deletes uploads never posted in a room once they are ``uploads.unposted_ttl`` old (record, then file)."""
 
@@ -100,16 +114,7 @@ class Sweeper:
     async def sweep(self) -> int:
         """One pass; returns how many uploads it deleted."""
         cutoff = int((time.time() - self.cfg.unposted_ttl) * 1000)
-        deleted = 0
-        while batch := await self.store.unposted_uploads(cutoff, SWEEP_BATCH):
-            for record in batch:
-                # unposted_only: a message attaching it at this moment wins, and the file stays.
-                if await self.store.delete_upload(record.id, unposted_only=True):
-                    await delete_file(self.cfg.dir, record.id)
-                    deleted += 1
-            if len(batch) < SWEEP_BATCH:
-                break
-        return deleted
+        return await delete_uploads_before(self.store, self.cfg.dir, cutoff, unposted_only=True)
 
     async def _run(self) -> None:
         period = min(self.cfg.unposted_ttl / 2, 600.0)

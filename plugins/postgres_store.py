@@ -688,12 +688,13 @@ class PostgresStore(Store):
         sql = "DELETE FROM uploads WHERE id = $1" + (" AND room IS NULL" if unposted_only else "")
         return await self._p.execute(sql, upload_id) != "DELETE 0"
 
-    async def unposted_uploads(self, created_before: int, limit: int) -> list[UploadRecord]:
+    async def uploads_before(self, created_before: int, limit: int, *, unposted_only: bool) -> list[UploadRecord]:
         rows = await self._p.fetch(
             "SELECT id, owner, content_type, size, name, created, room FROM uploads "
-            "WHERE room IS NULL AND created < $1 ORDER BY created LIMIT $2",
+            "WHERE (room IS NULL OR NOT $3) AND created < $1 ORDER BY created LIMIT $2",
             created_before,
             limit,
+            unposted_only,
         )
         return [UploadRecord(*r) for r in rows]
 
@@ -958,12 +959,3 @@ class PostgresStore(Store):
 
     async def purged_through(self, room: str) -> int:
         return int(await self._p.fetchval("SELECT purged_through FROM rooms WHERE name = $1", room) or 0)
-
-    async def old_uploads(self, created_before: int, limit: int) -> list[UploadRecord]:
-        rows = await self._p.fetch(
-            "SELECT id, owner, content_type, size, name, created, room FROM uploads "
-            "WHERE created < $1 ORDER BY created LIMIT $2",
-            created_before,
-            limit,
-        )
-        return [UploadRecord(*r) for r in rows]

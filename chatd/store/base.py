@@ -350,9 +350,9 @@ class Store(abc.ABC):
         The caller deletes the file after a True."""
 
     @abc.abstractmethod
-    async def unposted_uploads(self, created_before: int, limit: int) -> list[UploadRecord]:
-        """Up to ``limit`` uploads bound to no room and created before ``created_before`` (Unix ms), oldest
-        first."""
+    async def uploads_before(self, created_before: int, limit: int, *, unposted_only: bool) -> list[UploadRecord]:
+        """Up to ``limit`` uploads created before ``created_before`` (Unix ms), oldest first; with
+        ``unposted_only``, only those bound to no room."""
 
     @abc.abstractmethod
     async def attach_uploads(self, ids: Sequence[str], owner: str, room: str) -> list[str]:
@@ -478,10 +478,6 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def purged_through(self, room: str) -> int:
         """The last seq of ``room`` deleted by retention (0: none): clients are told history up to it is gone."""
-
-    @abc.abstractmethod
-    async def old_uploads(self, created_before: int, limit: int) -> list[UploadRecord]:
-        """Up to ``limit`` uploads, posted or not, created before ``created_before`` (Unix ms), oldest first."""
 
 
 def export_row(kind: str, row: dict[str, Any], bools: set[str]) -> dict[str, Any]:

@@ -646,10 +646,11 @@ class SQLiteStore(Store):
         sql = "DELETE FROM uploads WHERE id = ?" + (" AND room IS NULL" if unposted_only else "")
         return await self._write(sql, (upload_id,)) > 0
 
-    async def unposted_uploads(self, created_before: int, limit: int) -> list[UploadRecord]:
+    async def uploads_before(self, created_before: int, limit: int, *, unposted_only: bool) -> list[UploadRecord]:
         rows = await self._r.execute_fetchall(
-            f"SELECT {self._UPLOAD_COLS} FROM uploads WHERE room IS NULL AND created < ? ORDER BY created LIMIT ?",
-            (created_before, limit),
+            f"SELECT {self._UPLOAD_COLS} FROM uploads WHERE (room IS NULL OR NOT ?) AND created < ? "
+            "ORDER BY created LIMIT ?",
+            (unposted_only, created_before, limit),
         )
         return [UploadRecord(*tuple(r)) for r in rows]
 
@@ -891,10 +892,3 @@ class SQLiteStore(Store):
     async def purged_through(self, room: str) -> int:
         row = await self._one("SELECT purged_through FROM rooms WHERE name = ?", (room,))
         return int(row[0]) if row else 0
-
-    async def old_uploads(self, created_before: int, limit: int) -> list[UploadRecord]:
-        rows = await self._r.execute_fetchall(
-            f"SELECT {self._UPLOAD_COLS} FROM uploads WHERE created < ? ORDER BY created LIMIT ?",
-            (created_before, limit),
-        )
-        return [UploadRecord(*tuple(r)) for r in rows]

@@ -211,7 +211,7 @@ async def test_upload_quota_usage_deletion_and_unposted_sweep(make: MakeStore) -
     assert await store.add_upload(UploadRecord("u3", "owner", "image/png", 40, "c", 3), quota=100)
     assert await store.upload_usage("owner") == 100 and await store.upload_usage("nobody") == 0
     assert await store.attach_uploads(["u3"], "owner", "q") == ["u3"]
-    assert [u.id for u in await store.unposted_uploads(10, 10)] == ["u1"]  # u3 is posted
+    assert [u.id for u in await store.uploads_before(10, 10, unposted_only=True)] == ["u1"]  # u3 is posted
     assert not await store.delete_upload("u3", unposted_only=True)
     assert await store.delete_upload("u1", unposted_only=True) and await store.get_upload("u1") is None
     assert await store.delete_upload("u3") and await store.upload_usage("owner") == 0

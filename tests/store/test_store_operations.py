@@ -163,7 +163,8 @@ async def test_retention_deletes_a_prefix_of_each_room_and_seqs_carry_on(make: M
     assert (await store.append([msg("old", "ret", "new")]))[0].seq == 4
     assert [m.seq for m in await store.history("old", after=0)] == [4]
     assert await store.purge_messages(before_ts=cutoff) == 0  # idempotent
-    assert [u.id for u in await store.old_uploads(10, 10)] == ["aged"] and await store.old_uploads(5, 10) == []
+    assert [u.id for u in await store.uploads_before(10, 10, unposted_only=False)] == ["aged"]
+    assert await store.uploads_before(5, 10, unposted_only=False) == []
 
 
 async def test_an_export_inside_a_snapshot_does_not_see_writes_made_meanwhile(make: MakeStore) -> None:
