@@ -11,7 +11,8 @@ import { RoomAdmin } from "./members.js";
 import { Outbox } from "./outbox.js";
 import { Room } from "./room.js";
 import { ReadMarks, load, newClientId, save } from "./storage.js";
-import { avatar, h, insertBySeq, messageItem, pendingItem, roomLink } from "./view.js";
+import { h } from "./dom.js";
+import { avatar, insertBySeq, messageItem, pendingItem, roomLink } from "./view.js";
 
 const PAGE = 50; // history page size
 const TYPING_EVERY_MS = 3000; // at most one typing frame per this interval

@@ -6,25 +6,13 @@
 // that reach every connection of the user. Everything user-written goes into the DOM as text (markdown.js).
 
 import { bidiSafe } from "./bidi.js";
+import { h } from "./dom.js";
 import { renderMarkdown } from "./markdown.js";
 import { newClientId } from "./storage.js";
 
 export const EVENT_TYPES = new Set(["edit", "delete", "reaction", "topic"]);
 export const QUICK_EMOJI = ["👍", "❤️", "😂", "🎉", "👀", "✅"];
 const SEARCH_DELAY_MS = 250;
-
-function h(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k === "class") el.className = v;
-    else if (k === "dataset") Object.assign(el.dataset, v);
-    else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
-    else el.setAttribute(k, v === true ? "" : v);
-  }
-  for (const child of children.flat()) if (child !== null && child !== undefined && child !== false) el.append(child);
-  return el;
-}
 
 /** Apply a room event to what the room holds. Returns the seq of the message it changed (or null). */
 export function applyEvent(room, f) {
@@ -48,6 +36,7 @@ export function applyEvent(room, f) {
     else delete reactions[f.emoji];
     target.reactions = reactions;
   }
+  room.rev += 1;
   return target.seq;
 }
 
@@ -239,9 +228,14 @@ export class Features {
   unread(room) {
     const mark = this.app.reads.get(room.name);
     const server = this.serverReads.get(room.name);
+    // Every frame re-renders the room list, which asks this of every room: count each room's loaded messages
+    // again only when they or the mark changed.
     const countAfter = (after) => {
+      const memo = room.unreadMemo;
+      if (memo && memo.rev === room.rev && memo.after === after) return memo.n;
       let n = 0;
       for (const m of room.messages.values()) if (m.seq > after && m.from !== this.app.me && !m.deleted) n += 1;
+      room.unreadMemo = { rev: room.rev, after, n };
       return n;
     };
     if (server && mark <= server.seq) return server.unread + countAfter(Math.max(server.last_seq, mark));

@@ -17,25 +17,32 @@ export function linkify(fragment) {
   return fragment;
 }
 
+/** A link to ``href`` around ``children``, or null unless ``href`` is an http(s) URL. The one place the page
+ * makes a link out of user text (bare addresses here, [text](url) in markdown.js). */
+export function safeLink(href, children) {
+  let url;
+  try {
+    url = new URL(href);
+  } catch {
+    return null;
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") return null;
+  const a = document.createElement("a");
+  a.append(...children);
+  a.href = url.href;
+  a.target = "_blank";
+  a.rel = "noopener noreferrer";
+  return a;
+}
+
 function split(text) {
   const out = [];
   let last = 0;
   for (const match of text.matchAll(URL_RE)) {
     const href = trimTrailing(match[0]);
-    let url;
-    try {
-      url = new URL(href);
-    } catch {
-      continue;
-    }
-    if (url.protocol !== "http:" && url.protocol !== "https:") continue;
+    const a = safeLink(href, [href]);
+    if (a === null) continue;
     if (match.index > last) out.push(text.slice(last, match.index));
-    const a = document.createElement("a");
-    a.href = url.href;
-    a.textContent = href;
-    a.target = "_blank";
-    a.rel = "noopener noreferrer";
-    a.className = "body-link";
     out.push(a);
     last = match.index + href.length;
   }

@@ -7,7 +7,7 @@
 // https URLs and open in a new tab with rel="noopener noreferrer".
 
 import { bidiSafe } from "./bidi.js";
-import { linkify } from "./links.js";
+import { linkify, safeLink } from "./links.js";
 
 const INLINE = new RegExp(
   [
@@ -23,22 +23,6 @@ function el(tag, ...children) {
   const node = document.createElement(tag);
   node.append(...children);
   return node;
-}
-
-/** A link element, or null when ``href`` is not an http(s) URL. */
-function link(href, children) {
-  let url;
-  try {
-    url = new URL(href);
-  } catch {
-    return null;
-  }
-  if (url.protocol !== "http:" && url.protocol !== "https:") return null;
-  const a = el("a", ...children);
-  a.href = url.href;
-  a.target = "_blank";
-  a.rel = "noopener noreferrer";
-  return a;
 }
 
 /** Plain text, with bare web addresses made links (links.js). */
@@ -57,7 +41,7 @@ export function inline(text) {
     if (code) node = el("code", bidiSafe(code.slice(1, -1)));
     else if (bold) node = el("strong", inline(bold.slice(2, -2)));
     else if (italic) node = el("em", inline(italic.slice(1, -1)));
-    else if (labelled) node = link(labelledUrl, [bidiSafe(labelled.slice(1, labelled.indexOf("](")))]);
+    else if (labelled) node = safeLink(labelledUrl, [bidiSafe(labelled.slice(1, labelled.indexOf("](")))]);
     out.append(node ?? plain(whole));
     last = m.index + whole.length;
   }

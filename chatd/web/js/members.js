@@ -2,7 +2,8 @@
 // frames, which push room-list changes (an invitation, a removal, a new public room) to every open page of the
 // user, so nobody has to reload or wait for a poll to see a room they were just invited to.
 
-import { avatar, h } from "./view.js";
+import { h } from "./dom.js";
+import { avatar } from "./view.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -10,7 +11,6 @@ export class RoomAdmin {
   constructor(app) {
     this.app = app;
     this.room = null;
-    this.creator = new Map(); // room name -> who created it (decides who may remove others)
     this.admin = null; // whether the signed-in user is an admin, from GET /api/me
     this.el = {
       panel: $("members"),
@@ -53,7 +53,8 @@ export class RoomAdmin {
     let members;
     try {
       if (this.admin === null) this.admin = !!(await api.me()).admin;
-      if (!this.creator.has(room.name)) this.creator.set(room.name, (await api.call("GET", path)).created_by);
+      // Known from the room list, except for a room opened by name before the list had it.
+      if (room.createdBy === undefined) room.createdBy = (await api.call("GET", path)).created_by;
       members = (await api.call("GET", `${path}/members`)).members;
     } catch (err) {
       if (room === this.room) this.el.error.textContent = err.message;
@@ -61,7 +62,7 @@ export class RoomAdmin {
     }
     if (room !== this.room) return;
     const me = this.app.me;
-    const mayRemove = this.admin || this.creator.get(room.name) === me;
+    const mayRemove = this.admin || room.createdBy === me;
     this.el.summary.textContent = `${members.length} member${members.length === 1 ? "" : "s"}`;
     this.el.list.replaceChildren(...members.sort().map((u) => h("li", { dataset: { user: u } },
       avatar(u),

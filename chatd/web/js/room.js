@@ -16,6 +16,7 @@ export class Room {
     this.complete = false; // history reaches the room's first message
     this.loading = false;
     this.messages = new Map(); // seq -> message frame
+    this.rev = 0; // bumped whenever ``messages`` gains, loses or changes one, so counts over it can be kept
     this.live = false; // joined on the current connection and receiving live messages
     this.joining = false; // a join is on the wire, unanswered
     this.joinError = ""; // why the server refused our last join (private room, bad name...)
@@ -31,6 +32,7 @@ export class Room {
     this.isPrivate = !!info.private;
     this.dm = !!info.dm;
     this.topic = info.topic ?? this.topic ?? "";
+    this.createdBy = info.created_by ?? this.createdBy; // decides who may remove others
     // A room list read before our own join committed says "not a member"; a live room is one we belong to.
     this.member = !!info.member || this.live;
     this.listedSeq = Math.max(this.listedSeq ?? 0, info.last_seq ?? 0);
@@ -88,6 +90,7 @@ export class Room {
   add(m) {
     if (this.messages.has(m.seq)) return false;
     this.messages.set(m.seq, m);
+    this.rev += 1;
     return true;
   }
 
@@ -111,6 +114,7 @@ export class Room {
     }
     this.floor = cut;
     this.complete = false;
+    this.rev += 1;
   }
 
   /** Messages in seq order. */

@@ -1,27 +1,11 @@
 // DOM building blocks. Everything user-supplied goes in through textContent or attributes, never innerHTML.
 
 import { bidiSafe } from "./bidi.js";
+import { h } from "./dom.js";
 import { editedMark, messageActions, messageBody, reactionBar, replyQuote } from "./features.js";
 
 const timeFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
 const dateTimeFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
-
-export function h(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k === "class") el.className = v;
-    else if (k === "dataset") Object.assign(el.dataset, v);
-    // Through CSSOM, not a style attribute: the page's Content-Security-Policy refuses inline style attributes.
-    else if (k === "style") el.style.cssText = v;
-    else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
-    else el.setAttribute(k, v === true ? "" : v);
-  }
-  for (const child of children.flat()) {
-    if (child !== null && child !== undefined && child !== false) el.append(child);
-  }
-  return el;
-}
 
 const ICONS = {
   // 24x24 outline paths; no icon font and no emoji, since the machine may have neither.
