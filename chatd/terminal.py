@@ -149,6 +149,16 @@ async def chat(url: str, room: str, user: str | None, token: str | None, history
     # The one pending read of stdin: kept across connections, so a line typed during a reconnect is not lost.
     next_line: asyncio.Task[str | None] | None = None
     eof = False
+
+    def take(line: str | None) -> str | None:
+        """A line read from stdin (None: end of input) into pending; returns its client_id, if it is one to send."""
+        nonlocal eof
+        if line is None:
+            eof = True
+        elif line.strip():
+            return session.add(f"{prefix}{next(ids)}", line)
+        return None
+
     connected_once = False
     attempts = 0
     backoff = 0.5
@@ -180,11 +190,9 @@ async def chat(url: str, room: str, user: str | None, token: str | None, history
                         reader.cancel()
                         return
                     if next_line is not None and next_line in done:
-                        line, next_line = next_line.result(), None
-                        if line is None:
-                            eof = True
-                        elif line.strip():
-                            await ws.send(session.send_frame(session.add(f"{prefix}{next(ids)}", line)))
+                        typed, next_line = take(next_line.result()), None
+                        if typed is not None:
+                            await ws.send(session.send_frame(typed))
                     if reader in done:
                         code = reader.result()
                         if code is not None:
@@ -217,11 +225,8 @@ async def chat(url: str, room: str, user: str | None, token: str | None, history
             done, _ = await asyncio.wait({next_line}, timeout=left)
             if not done:
                 break
-            line, next_line = next_line.result(), None
-            if line is None:
-                eof = True
-            elif line.strip():
-                session.add(f"{prefix}{next(ids)}", line)
+            take(next_line.result())
+            next_line = None
         if eof and not session.pending:
             if not connected_once:
                 raise ChatExit(why)  # nothing to send, but the server was never reached: say so
