@@ -457,6 +457,7 @@ class PostgresStore(Store):
                     col.clear()
 
         outcomes: list[Outcome] = []
+        naming: list[int] = []  # outcomes of new messages with an @ in them, for one mentions query at the end
         for m in batch:
             key = (m.room, m.sender, m.client_id)
             seen = existing.get(key)
@@ -496,10 +497,13 @@ class PostgresStore(Store):
                 )
                 for col, value in zip(cols, row, strict=True):
                     col.append(value)
-                named = await self._mention(c, m, seq, ts) if "@" in m.body else []
-                outcomes.append(Outcome(seq, ts, mentions=named))
+                if "@" in m.body:
+                    naming.append(len(outcomes))
+                outcomes.append(Outcome(seq, ts))
                 written[key] = row  # turned into an entry only if the key repeats later in the batch
         await flush()
+        if naming:
+            await self._mention(c, [(batch[i], outcomes[i].seq) for i in naming], ts, outcomes, naming)
         if touched:
             names = sorted(touched)
             await c.execute(
@@ -510,23 +514,38 @@ class PostgresStore(Store):
             )
         return outcomes
 
-    async def _mention(self, c: asyncpg.Connection, m: NewMessage, seq: int, ts: int) -> list[str]:
-        """Record a mention for each member of the room the message names (not its sender); returns them."""
-        names = mentioned(m.body)
-        if not names:
-            return []
-        rows = await c.fetch(
+    async def _mention(
+        self,
+        c: asyncpg.Connection,
+        sent: list[tuple[NewMessage, int]],
+        ts: int,
+        outcomes: list[Outcome],
+        at: list[int],
+    ) -> None:
+        """Record a mention for each member of a message's room it names (not its sender), for every new message
+        in the batch at once (one round trip, not one per message, while the rooms are locked); the names go into
+        ``outcomes[at[i]]``."""
+        rows: tuple[list, ...] = ([], [], [], [])
+        for m, seq in sent:
+            for name in mentioned(m.body):
+                for col, value in zip(rows, (m.room, seq, m.sender, name), strict=True):
+                    col.append(value)
+        if not rows[0]:
+            return
+        named: dict[tuple[str, int], list[str]] = {}
+        for r in await c.fetch(
             "INSERT INTO mentions (username, room, seq, ts) "
-            "SELECT username, room, $3, $4 FROM members "
-            "WHERE room = $1 AND lower(username) = ANY($2::text[]) AND username <> $5 "
-            "ON CONFLICT DO NOTHING RETURNING username",
-            m.room,
-            names,
-            seq,
+            "SELECT DISTINCT mb.username, v.room, v.seq, $5::bigint "
+            "FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[]) AS v(room, seq, sender, name) "
+            "JOIN members mb ON mb.room = v.room AND lower(mb.username) = v.name AND mb.username <> v.sender "
+            "ON CONFLICT DO NOTHING RETURNING username, room, seq",
+            *rows,
             ts,
-            m.sender,
-        )
-        return [r["username"] for r in rows]
+        ):
+            named.setdefault((r["room"], r["seq"]), []).append(r["username"])
+        for i, (m, seq) in zip(at, sent, strict=True):
+            if found := named.get((m.room, seq)):
+                outcomes[i] = msgspec.structs.replace(outcomes[i], mentions=found)
 
     async def _apply_change(self, c: asyncpg.Connection, m: NewMessage, seq: int, ts: int) -> Outcome:
         """Check and apply one room change at ``seq`` (see ``chatd.store.changes``)."""

@@ -355,12 +355,15 @@ async def test_a_message_naming_members_records_mentions_of_them_only(make: Make
         ]
     )
     assert sorted(out[0].mentions) == ["Bob", "carol.x"] and out[1].mentions == []
+    # Several naming messages in one batch: each gets its own names, a name written twice counts once.
+    both = await store.append([msg("r", "Bob", "4", "@ann look"), msg("r", "ann", "5", "@bob ok @bob")])
+    assert (both[0].mentions, both[1].mentions) == (["ann"], ["Bob"])
     again = await store.append([msg("r", "ann", "1", "@bob")])
     assert again[0].duplicate and again[0].mentions == []  # a resend names nobody twice
     await store.append([msg("r", "carol.x", "3", "thanks @Bob")])
-    assert [m.seq for m in await store.mentions("Bob")] == [3, 1]
-    await store.append([change("r", "carol.x", "d", "delete", 3)])
-    assert [m.seq for m in await store.mentions("Bob")] == [1]  # deleted messages are not listed
+    assert [m.seq for m in await store.mentions("Bob")] == [5, 4, 1]
+    await store.append([change("r", "carol.x", "d", "delete", 5)])
+    assert [m.seq for m in await store.mentions("Bob")] == [4, 1]  # deleted messages are not listed
     await store.remove_member("r", "Bob")
     assert await store.mentions("Bob") == []  # nor rooms they are no longer in
 
