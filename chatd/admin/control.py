@@ -20,7 +20,6 @@ import time
 import msgspec
 
 from chatd.cluster import KICK_TOKEN, KICK_USER, MEMBER_ADDED, MEMBER_REMOVED, ROOM_DELETED
-from chatd.store.base import Store
 
 HEADER = "x-chatd-control"
 PATH = "/api/admin/control"
@@ -37,11 +36,6 @@ class ControlRequest(msgspec.Struct, forbid_unknown_fields=True):
     *members]``."""
 
     events: list[list[str]]
-
-
-async def base_key(secret: str, store: Store) -> bytes | None:
-    """The deployment's signing key, as ``chatd.gateway.tickets.Tickets`` picks it."""
-    return hashlib.sha256(secret.encode()).digest() if secret else await store.deployment_key()
 
 
 def control_key(base: bytes) -> bytes:

@@ -10,10 +10,11 @@ from typing import Any
 
 import click
 
-from chatd.admin.control import base_key, control_key, node_url, post_events
+from chatd.admin.control import control_key, node_url, post_events
 from chatd.cli import build_config, config_option, read_password, run_with_store, users
 from chatd.cluster import KICK_TOKEN, KICK_USER
 from chatd.config import Config
+from chatd.gateway.tickets import deployment_key
 from chatd.store.base import Store, TokenRecord, UserInfo
 
 
@@ -35,7 +36,7 @@ def when(ms: int | None) -> str:
 async def tell_nodes(cfg: Config, store: Store, server_url: str | None, events: list[list[str]]) -> None:
     """Ask a running node to apply ``events`` on every node; a warning (not a failure) when none answers, since the
     store change already stops new sessions."""
-    base = await base_key(cfg.auth.secret, store)
+    base = await deployment_key(cfg.auth.secret, store)
     if base is None:
         click.echo("warning: this store keeps no signing key; set auth.secret to reach running nodes", err=True)
         return

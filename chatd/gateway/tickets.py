@@ -50,27 +50,30 @@ class Claims(msgspec.Struct, array_like=True, frozen=True):
     expires: float
 
 
+async def deployment_key(secret: str, store: Store) -> bytes | None:
+    """The deployment's signing key: from ``auth.secret`` when set, else the key the store keeps (None if it keeps
+    none). Tickets, media keys and the admin CLI's control requests (``chatd.admin.control``) all start from it."""
+    return hashlib.sha256(secret.encode()).digest() if secret else await store.deployment_key()
+
+
 class Tickets:
     """Issues and checks signed tickets and media keys (see the module docstring)."""
 
     def __init__(self, secret: str, store: Store) -> None:
-        self._key = hashlib.sha256(secret.encode()).digest() if secret else None
+        self._secret = secret
+        self._key: bytes | None = None
         self._store = store
         self._used: OrderedDict[str, float] = OrderedDict()
 
-    async def _signing_key(self) -> bytes:
-        if self._key is None:
-            # Read once, after the store is open (the app is built before the node starts).
-            self._key = await self._store.deployment_key() or secrets.token_bytes(32)
-        return self._key
-
     async def signing_key(self) -> bytes:
-        """The deployment's key; other signed requests (``chatd.admin.control``) derive theirs from it."""
-        return await self._signing_key()
+        """``deployment_key``, read once, after the store is open (the app is built before the node starts)."""
+        if self._key is None:
+            self._key = await deployment_key(self._secret, self._store) or secrets.token_bytes(32)
+        return self._key
 
     async def issue(self, kind: str, user: str, token_hash: str, ttl: float) -> str:
         payload = _b64(msgspec.json.encode(Claims(kind, user, token_hash, round(time.time() + ttl, 3))))
-        return f"{payload}.{self._sign(await self._signing_key(), payload)}"
+        return f"{payload}.{self._sign(await self.signing_key(), payload)}"
 
     @staticmethod
     def _sign(key: bytes, payload: str) -> str:
@@ -79,7 +82,7 @@ class Tickets:
     async def check(self, kind: str, text: str) -> Claims | None:
         """The claims of a valid, unexpired ``kind`` credential; a ticket is also spent. None for anything else."""
         payload, _, sig = text.partition(".")
-        key = await self._signing_key()
+        key = await self.signing_key()
         if not sig or len(text) > 1024 or not hmac.compare_digest(sig, self._sign(key, payload)):
             return None
         try:
