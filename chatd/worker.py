@@ -2,10 +2,7 @@
 
 One worker task per node drains the node's own ingest queue. Whatever has queued up while the previous transaction
 was committing becomes the next batch (up to ``store.batch_max``), so the commit rate adapts to load: one
-transaction per message when idle, hundreds per transaction under a burst. A store may take the next batch while
-one commits (``Store.append_depth``; SQLite: 2), so its writer never idles while the loop acks and fans out the
-last batch; batches are still committed, acked and fanned out in the order they were taken, and a batch that
-fails holds the ones behind it (the store skips them) until it is stored.
+transaction per message when idle, hundreds per transaction under a burst.
 
 Order of effects for each batch: commit, then completions (acks), then fan-out of the stored messages (to this
 node's hub directly, to the other nodes through the broker), then ``settle`` so the broker forgets the items. A
@@ -23,29 +20,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
 
 from chatd.broker.base import Broker, Completion, Delivery, Taken
 from chatd.errors import Err
 from chatd.metrics import Metrics
 from chatd.protocol.frames import Message, encode
-from chatd.store.base import AppendSkipped, NewMessage, Outcome, Store
+from chatd.store.base import NewMessage, Outcome, Store
 
 log = logging.getLogger("chatd.worker")
 
 RETRY_MAX = 2.0  # seconds between attempts while the store is down
-
-
-@dataclass(slots=True)
-class _InFlight:
-    """A batch handed to the store, and its append."""
-
-    batch: list[Taken]
-    started: float
-    task: asyncio.Task[list[Outcome]]
 
 
 class Worker:
@@ -66,14 +51,9 @@ class Worker:
         self.complete_local = complete_local
         self.deliver_local = deliver_local
         self.on_mentions = on_mentions
+        self.busy = False
         self.store_ok = True
-        self._inflight: deque[_InFlight] = deque()
         self._task: asyncio.Task[None] | None = None
-
-    @property
-    def busy(self) -> bool:
-        """Whether batches are in the store or being acked and fanned out (a draining node waits for them)."""
-        return bool(self._inflight)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="chatd-worker")
@@ -90,53 +70,24 @@ class Worker:
                 pass
 
     async def _run(self) -> None:
-        depth = max(1, self.store.append_depth)
-        inflight = self._inflight
-        taking: asyncio.Task[list[Taken]] | None = None
-        try:
-            while True:
-                if taking is None and len(inflight) < depth:
-                    taking = asyncio.create_task(self._take())
-                waits: set[asyncio.Future[Any]] = {taking} if taking is not None else set()
-                if inflight:
-                    waits.add(inflight[0].task)
-                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-                if taking is not None and taking.done():
-                    batch, taking = taking.result(), None
-                    append = self.store.append([t.item.msg for t in batch])
-                    inflight.append(_InFlight(batch, time.perf_counter(), asyncio.create_task(append)))
-                while inflight and inflight[0].task.done():
-                    head = inflight[0]
-                    await self._process(head, await self._outcomes(head))
-                    inflight.popleft()
-        finally:
-            for task in [t.task for t in inflight] + ([taking] if taking is not None else []):
-                task.cancel()
-
-    async def _take(self) -> list[Taken]:
         while True:
             try:
-                return await self.broker.take(self.batch_max)
+                batch = await self.broker.take(self.batch_max)
             except Exception:
                 # A backend bug must not leave the node deaf while it keeps accepting sends: log, wait, go on.
                 log.exception("taking from the ingest queue failed; retrying in 1s")
                 await asyncio.sleep(1.0)
+                continue
+            self.busy = True
+            try:
+                await self._process(batch)
+            finally:
+                self.busy = False
 
-    async def _outcomes(self, head: _InFlight) -> list[Outcome]:
-        try:
-            return head.task.result()
-        except Exception as e:  # noqa: BLE001 - retried or refused below
-            failed = e
-        # The store skips every append queued behind a failed one: let those end first, so that this retry reaches
-        # the store alone and each of them is retried in its turn (its task holds AppendSkipped).
-        behind = [b.task for b in self._inflight if b is not head]
-        if behind:
-            await asyncio.wait(behind)
-        return await self._append([t.item.msg for t in head.batch], failed)
-
-    async def _process(self, head: _InFlight, outcomes: list[Outcome]) -> None:
-        batch = head.batch
-        self.metrics.persist_seconds.observe(time.perf_counter() - head.started)
+    async def _process(self, batch: list[Taken]) -> None:
+        started = time.perf_counter()
+        outcomes = await self._append([t.item.msg for t in batch])
+        self.metrics.persist_seconds.observe(time.perf_counter() - started)
         self.metrics.persist_batch.observe(len(batch))
         node = self.broker.node_id
         remote: list[Completion] = []
@@ -188,31 +139,25 @@ class Worker:
         except Exception as e:  # noqa: BLE001 - the broker reports its own link state; nothing acked is at risk
             log.warning("after storing %d messages, the broker failed: %s", len(batch), e)
 
-    async def _append(self, msgs: Sequence[NewMessage], failed: Exception | None = None) -> list[Outcome]:
-        """Store ``msgs``, retrying while the store is down; ``failed`` is the error of an attempt already made."""
+    async def _append(self, msgs: Sequence[NewMessage]) -> list[Outcome]:
         delay = 0.05
         while True:
-            if failed is None:
-                try:
-                    outcomes = await self.store.append(msgs)
-                except Exception as exc:  # noqa: BLE001 - sorted below
-                    failed = exc
-                else:
-                    if not self.store_ok:
-                        log.info("store append works again")
-                        self.store_ok = True
-                    return outcomes
-            error, failed = failed, None
-            if isinstance(error, AppendSkipped):
-                continue  # never attempted: the batch ahead of it failed and has been retried
-            if not self.store.transient(error):
-                return await self._refused(msgs, error)
-            if self.store_ok:
-                log.error("store append failed (%s); holding %d messages and retrying", error, len(msgs))
-                self.store_ok = False
-            self.metrics.store_errors += 1
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, RETRY_MAX)
+            try:
+                outcomes = await self.store.append(msgs)
+            except Exception as e:
+                if not self.store.transient(e):
+                    return await self._refused(msgs, e)
+                if self.store_ok:
+                    log.error("store append failed (%s); holding %d messages and retrying", e, len(msgs))
+                    self.store_ok = False
+                self.metrics.store_errors += 1
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX)
+                continue
+            if not self.store_ok:
+                log.info("store append works again")
+                self.store_ok = True
+            return outcomes
 
     async def _refused(self, msgs: Sequence[NewMessage], e: Exception) -> list[Outcome]:
         """A batch the store refuses outright: find the message(s) at fault by storing one at a time."""

@@ -18,10 +18,6 @@ Contract for implementations:
   a missing target, ``gone`` for a deleted one, ``forbidden`` for someone else's message), and rewrites its target
   to its current state in the same transaction. A delete leaves a tombstone: the body, attachments, reactions and
   the bodies of earlier edits are gone from the store. A message's ``reply_to`` must name an earlier seq.
-- ``append`` calls may overlap, up to ``append_depth`` at once (1 unless a store says more). A store that allows
-  more than one commits overlapping batches in call order, and an append queued behind one that failed is not
-  attempted: it raises :class:`AppendSkipped`, so the caller retries both in order and one sender's messages are
-  never stored out of the order they were sent.
 - A new message that names members of its room as ``@name`` records a mention for each (not the sender) in the
   same transaction and lists them in ``Outcome.mentions``.
 - Reads see only committed data. ``history`` returns messages oldest first, in their current state, without
@@ -46,10 +42,6 @@ import msgspec
 
 from chatd.protocol.frames import Entry, Message
 from chatd.search import Hit
-
-
-class AppendSkipped(Exception):
-    """An ``append`` queued behind one that failed, not attempted (see ``Store.append_depth``)."""
 
 
 class StoreRefused(Exception):
@@ -305,8 +297,6 @@ class Store(abc.ABC):
     async def members(self, room: str) -> list[str]: ...
 
     # messages
-    append_depth = 1  # how many ``append`` calls may be in flight at once (see the module docstring)
-
     @abc.abstractmethod
     async def append(self, batch: Sequence[NewMessage]) -> list[Outcome]:
         """Store a batch in one transaction; see the module docstring for the contract."""

@@ -52,7 +52,6 @@ from chatd.store.base import (
 )
 from chatd.store.migrations import migrate
 from chatd.store.sqltx import transaction
-from chatd.store.writegate import WriteGate
 
 _json = msgspec.json.Encoder()
 
@@ -287,8 +286,6 @@ class StoreLocked(StoreRefused):
 
 
 class SQLiteStore(Store):
-    append_depth = 2
-
     def __init__(self, path: str | Path, synchronous: str = "NORMAL", exclusive: bool = True) -> None:
         self.path = str(path)
         self.synchronous = synchronous
@@ -298,7 +295,7 @@ class SQLiteStore(Store):
         self._lock_fd: int | None = None
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
-        self._gate = WriteGate()
+        self._write_lock = asyncio.Lock()
         # Messages appended since the search index last caught up; unknown (so assumed some) until the first
         # catch-up after opening, since an earlier run may have left some unindexed.
         self._unindexed = 1
@@ -348,7 +345,7 @@ class SQLiteStore(Store):
             self._indexing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._indexing
-        async with self._gate.exclusive():
+        async with self._write_lock:
             for conn in (self._reader, self._writer):
                 if conn is not None:
                     await conn.close()
@@ -397,7 +394,7 @@ class SQLiteStore(Store):
 
     async def _write(self, sql: str, params: Sequence[object] = ()) -> int:
         """One statement in its own transaction; returns the rows it changed."""
-        async with self._gate.exclusive():
+        async with self._write_lock:
             cur = await self._w.execute(sql, params)
             return cur.rowcount
 
@@ -417,7 +414,7 @@ class SQLiteStore(Store):
         admin_if_none: bool = False,
     ) -> UserRecord:
         created = now_ms()
-        async with self._gate.exclusive():
+        async with self._write_lock:
             # One statement decides both rules: the name is free ignoring case, and "admin if none is" holds, so two
             # racing creations (even from another process, such as chatd users add) cannot both pass either check.
             cur = await self._w.execute(
@@ -460,7 +457,7 @@ class SQLiteStore(Store):
 
     async def create_room(self, name: str, private: bool, created_by: str) -> RoomRecord:
         created = now_ms()
-        async with self._gate.exclusive():
+        async with self._write_lock:
             try:
                 async with transaction(self._w) as w:
                     await w.execute(
@@ -515,10 +512,10 @@ class SQLiteStore(Store):
     async def append(self, batch: Sequence[NewMessage]) -> list[Outcome]:
         if not batch:
             return []
-        # The whole transaction is one call on the writer's thread: one hand-off per batch instead of one per
-        # statement (each hand-off is a queue put, a thread wake-up and a future back on the loop), and the next
-        # batch may be queued behind it (``append_depth``, ``chatd.store.writegate``).
-        outcomes = await self._gate.append(self._w, _append_sync, self._w._conn, batch)
+        async with self._write_lock:
+            # The whole transaction is one call on the writer's thread: one hand-off per batch instead of one per
+            # statement (each hand-off is a queue put, a thread wake-up and a future back on the loop).
+            outcomes = await self._w._execute(_append_sync, self._w._conn, batch)
         self._unindexed += len(batch)
         if self._unindexed >= INDEX_AFTER and (self._indexing is None or self._indexing.done()):
             self._indexing = asyncio.create_task(self._index_pending(), name="chatd-search-index")
@@ -528,7 +525,7 @@ class SQLiteStore(Store):
         """Bring the search index up to date, a chunk per transaction so appends wait at most one chunk."""
         self._unindexed = 0
         while True:
-            async with self._gate.exclusive():
+            async with self._write_lock:
                 if self._writer is None:
                     return
                 covered = await self._w._execute(_index_sync, self._w._conn, INDEX_CHUNK)
@@ -578,7 +575,7 @@ class SQLiteStore(Store):
     # --- removal ------------------------------------------------------------------------------------------------
 
     async def delete_room(self, name: str) -> list[str] | None:
-        async with self._gate.exclusive(), transaction(self._w) as w:
+        async with self._write_lock, transaction(self._w) as w:
             if not list(await w.execute_fetchall("SELECT 1 FROM rooms WHERE name = ?", (name,))):
                 return None
             ids = [r[0] for r in await w.execute_fetchall("SELECT id FROM uploads WHERE room = ?", (name,))]
@@ -595,7 +592,7 @@ class SQLiteStore(Store):
         return ids
 
     async def delete_user(self, name: str) -> list[str] | None:
-        async with self._gate.exclusive(), transaction(self._w) as w:
+        async with self._write_lock, transaction(self._w) as w:
             if not list(await w.execute_fetchall("SELECT 1 FROM users WHERE name = ?", (name,))):
                 return None
             ids = [r[0] for r in await w.execute_fetchall("SELECT id FROM uploads WHERE owner = ?", (name,))]
@@ -659,7 +656,7 @@ class SQLiteStore(Store):
 
     async def attach_uploads(self, ids: Sequence[str], owner: str, room: str) -> list[str]:
         bound = []
-        async with self._gate.exclusive():
+        async with self._write_lock:
             for upload_id in ids:
                 cur = await self._w.execute(
                     "UPDATE uploads SET room = ? WHERE id = ? AND owner = ? AND (room IS NULL OR room = ?)",
@@ -681,7 +678,7 @@ class SQLiteStore(Store):
     # --- read state ---------------------------------------------------------------------------------------------
 
     async def set_read(self, user: str, room: str, seq: int) -> int:
-        async with self._gate.exclusive():
+        async with self._write_lock:
             await self._w.execute(
                 "INSERT INTO reads (user, room, seq, ts) "
                 "SELECT ?, name, min(?, last_seq), ? FROM rooms WHERE name = ? "
@@ -723,7 +720,7 @@ class SQLiteStore(Store):
 
     async def open_dm(self, name: str, a: str, b: str) -> tuple[RoomRecord, bool]:
         created = now_ms()
-        async with self._gate.exclusive(), transaction(self._w) as w:
+        async with self._write_lock, transaction(self._w) as w:
             cur = await w.execute(
                 "INSERT OR IGNORE INTO rooms (name, private, created_by, created, last_seq, dm) "
                 "VALUES (?, 1, ?, ?, 0, 1)",
@@ -852,7 +849,7 @@ class SQLiteStore(Store):
             return
         cols = check_import(kind, rows)
         values = [tuple(import_value(c, row[c], sqlite=True) for c in cols) for row in rows]
-        async with self._gate.exclusive(), transaction(self._w) as w:
+        async with self._write_lock, transaction(self._w) as w:
             names = ", ".join("kind" if c == "change" else c for c in cols)
             await w.executemany(f"INSERT INTO {kind}s ({names}) VALUES ({_marks(len(cols))})", values)
 
@@ -881,7 +878,7 @@ class SQLiteStore(Store):
         return [InviteRecord(r[0][:TOKEN_ID_LEN], r[1], r[2], r[3], r[4], r[0]) for r in rows]
 
     async def purge_messages(self, before_ts: int) -> int:
-        async with self._gate.exclusive(), transaction(self._w) as w:
+        async with self._write_lock, transaction(self._w) as w:
             await w.execute(
                 "UPDATE rooms SET purged_through = (SELECT MAX(seq) FROM messages WHERE room = rooms.name AND ts < ?) "
                 "WHERE (SELECT MAX(seq) FROM messages WHERE room = rooms.name AND ts < ?) > purged_through",
