@@ -28,7 +28,7 @@ def test_outbox_packs_frames_up_to_a_byte_budget() -> None:
         box.push(f"frame{i}")
     assert box.pack(20) == "frame0\nframe1\nframe2"
     assert box.pack(1000).count("\n") == 6
-    assert box.size == 0 and not box.wake.is_set()
+    assert box.size == 0 and not box.frames
 
 
 def test_outbox_sheds_ephemeral_frames_before_refusing_stored_ones() -> None:

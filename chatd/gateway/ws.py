@@ -270,10 +270,8 @@ class WsSession:
         send = self.raw_send
         metrics = self.node.metrics
         while True:
-            await outbox.wake.wait()
             if not outbox.frames:
-                outbox.wake.clear()
-                continue
+                await outbox.ready()
             text = outbox.pack(PACK_MAX)
             self._sending = True
             event: WebSocketSendEvent = {"type": "websocket.send", "text": text, "bytes": None}
