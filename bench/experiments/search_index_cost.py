@@ -51,7 +51,7 @@ def run(mode: str, batch: int) -> tuple[float, float]:
         conn.execute("COMMIT")
         if mode == "deferred" and (i + batch) % 2_000 < batch:
             t = time.process_time()
-            while _index_sync(conn, 1_000):
+            while not _index_sync(conn, 1_000):
                 pass
             indexing += time.process_time() - t
     total = time.process_time() - started

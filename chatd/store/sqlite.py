@@ -101,14 +101,14 @@ def _append_sync(conn: sqlite3.Connection, batch: Sequence[NewMessage]) -> list[
     return outcomes
 
 
-def _index_sync(conn: sqlite3.Connection, max_rows: int) -> int:
+def _index_sync(conn: sqlite3.Connection, max_rows: int) -> bool:
     """Index for search up to about ``max_rows`` messages past the rooms' ``search_seq``, in one transaction, on
-    the writer's thread. Returns how many seqs it covered (0: nothing was pending)."""
+    the writer's thread. Returns whether that was everything pending when the transaction began."""
     conn.execute("BEGIN IMMEDIATE")
     try:
         covered = 0
         pending = conn.execute(
-            "SELECT name, search_seq, last_seq FROM rooms WHERE last_seq > search_seq LIMIT 256"
+            f"SELECT name, search_seq, last_seq FROM rooms WHERE last_seq > search_seq LIMIT {_INDEX_ROOMS}"
         ).fetchall()
         for room, done, last in pending:
             upto = min(last, done + max_rows - covered)
@@ -131,7 +131,10 @@ def _index_sync(conn: sqlite3.Connection, max_rows: int) -> int:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
-    return covered
+    return covered < max_rows and len(pending) < _INDEX_ROOMS
+
+
+_INDEX_ROOMS = 256  # rooms looked at per index transaction
 
 
 def _append_rows(conn: sqlite3.Connection, batch: Sequence[NewMessage]) -> list[Outcome]:
@@ -522,14 +525,19 @@ class SQLiteStore(Store):
         return outcomes
 
     async def _index_pending(self) -> None:
-        """Bring the search index up to date, a chunk per transaction so appends wait at most one chunk."""
+        """Bring the search index up to everything committed before this call, a chunk per transaction so appends
+        wait at most one chunk.
+
+        It stops at the first chunk that found less than a full chunk pending rather than at an empty one: under
+        steady sends there is always a little more, and chasing it took one transaction per few messages (at
+        7,000 DM msgs/s, 2,782 index transactions for 161,000 messages and 24 µs of CPU per message)."""
         self._unindexed = 0
         while True:
             async with self._write_lock:
                 if self._writer is None:
                     return
-                covered = await self._w._execute(_index_sync, self._w._conn, INDEX_CHUNK)
-            if covered == 0:
+                exhausted = await self._w._execute(_index_sync, self._w._conn, INDEX_CHUNK)
+            if exhausted:
                 return
 
     async def history(

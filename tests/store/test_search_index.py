@@ -71,3 +71,25 @@ async def test_a_busy_store_catches_the_index_up_in_the_background(tmp_path: Pat
         assert search_seq(tmp_path / "chatd.db", "r") == 12
     finally:
         await store.close()
+
+
+async def test_a_catch_up_stops_at_what_was_pending_instead_of_chasing_new_sends(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(sqlite_store, "INDEX_CHUNK", 4)
+    store = SQLiteStore(tmp_path / "chatd.db")
+    await store.open()
+    try:
+        await room_with(store, "r", "ann")
+        await store.append([msg("r", "ann", f"a{i}", f"word{i}") for i in range(10)])
+        catch_up = asyncio.create_task(store._index_pending())
+        # A steady sender: one message between every two index transactions (they take turns on the writer).
+        sent = 0
+        while not catch_up.done() and sent < 50:
+            await store.append([msg("r", "ann", f"b{sent}", "more")])
+            sent += 1
+        await catch_up
+        assert sent < 10, f"the catch-up chased {sent} new messages, one small transaction each"
+        assert search_seq(tmp_path / "chatd.db", "r") >= 10  # everything pending when it started is indexed
+        # A search still sees every stored message, the ones sent during the catch-up included.
+        assert len(await store.search("ann", ["more"], limit=100)) == sent
+    finally:
+        await store.close()
