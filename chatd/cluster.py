@@ -115,26 +115,27 @@ class Cluster:
 
     # --- handlers -----------------------------------------------------------------------------------------------
 
+    def _drop(self, room: str, user: str | None = None) -> None:
+        """Stop this node's sockets following ``room`` (``user``'s, or everyone's), each told with a ``left``."""
+        dropped = self.hub.drop(room, user)
+        left = encode(Left(room, "removed"))
+        for conn in dropped:
+            conn.send(left)
+        for gone in {conn.user for conn in dropped}:
+            self.presence.left(room, gone)
+
     def _member_removed(self, e: Control) -> None:
         room, user, private = e.args[0], e.args[1], e.args[2] == "private"
         self.rooms.forget(room, user)
         if private:
-            dropped = self.hub.drop_member(room, user)
-            left = encode(Left(room, "removed"))
-            for conn in dropped:
-                conn.send(left)
-            if dropped:
-                self.presence.left(room, user)
+            self._drop(room, user)
 
     def _room_deleted(self, e: Control) -> None:
         """args: room, "private" or "public", who deleted it, then (private rooms) its members, who alone are told;
         everyone is told of a public room. One event for the whole room, however many members it had."""
         room, private, by, members = e.args[0], e.args[1] == "private", e.args[2], e.args[3:]
         self.rooms.forget_room(room)
-        left = encode(Left(room, "removed"))
-        for conn in self.hub.drop_room(room):
-            conn.send(left)
-            self.presence.left(room, conn.user)
+        self._drop(room)
         change = encode(RoomChange(room, "deleted", private, by))
         told = (
             [c for user in set(members) for c in self.hub.connections_of(user)] if private else self.hub.conns.values()

@@ -284,18 +284,11 @@ class Hub:
         feed = self.rooms.get(room)
         return sorted({c.user for c in feed.members.values()}) if feed else []
 
-    def drop_member(self, room: str, user: str) -> list[Conn]:
-        """Unsubscribe every connection of ``user`` from ``room`` (they were removed from a private room)."""
+    def drop(self, room: str, user: str | None = None) -> list[Conn]:
+        """Unsubscribe every connection of ``user`` from ``room`` (removed from a private room), or with no user
+        every connection (the room was deleted); returns them."""
         feed = self.rooms.get(room)
-        dropped = [c for c in feed.members.values() if c.user == user] if feed else []
-        for c in dropped:
-            self.leave(c, room)
-        return dropped
-
-    def drop_room(self, room: str) -> list[Conn]:
-        """Unsubscribe every connection from ``room`` (it was deleted)."""
-        feed = self.rooms.get(room)
-        dropped = list(feed.members.values()) if feed else []
+        dropped = [c for c in feed.members.values() if user is None or c.user == user] if feed else []
         for c in dropped:
             self.leave(c, room)
         return dropped
