@@ -204,6 +204,11 @@ def _entry(r: asyncpg.Record) -> Entry:
     return changes.entry(tuple(r[c] for c in ENTRY_FIELDS))
 
 
+def _message(r: asyncpg.Record) -> Message:
+    """A row selected with ``kind IS NULL`` (history, mentions)."""
+    return changes.message(tuple(r[c] for c in ENTRY_FIELDS))
+
+
 ENTRY_FIELDS = [c.strip() for c in changes.ENTRY_COLS.split(",")]
 
 
@@ -503,7 +508,7 @@ class PostgresStore(Store):
                 written[key] = row  # turned into an entry only if the key repeats later in the batch
         await flush()
         if naming:
-            await self._mention(c, [(batch[i], outcomes[i].seq) for i in naming], ts, outcomes, naming)
+            await self._mention(c, batch, outcomes, naming, ts)
         if touched:
             names = sorted(touched)
             await c.execute(
@@ -515,20 +520,16 @@ class PostgresStore(Store):
         return outcomes
 
     async def _mention(
-        self,
-        c: asyncpg.Connection,
-        sent: list[tuple[NewMessage, int]],
-        ts: int,
-        outcomes: list[Outcome],
-        at: list[int],
+        self, c: asyncpg.Connection, batch: Sequence[NewMessage], outcomes: list[Outcome], at: list[int], ts: int
     ) -> None:
-        """Record a mention for each member of a message's room it names (not its sender), for every new message
-        in the batch at once (one round trip, not one per message, while the rooms are locked); the names go into
-        ``outcomes[at[i]]``."""
+        """Record a mention for each member of a message's room it names (not its sender), for the new messages
+        ``batch[i]`` (stored as ``outcomes[i]``) of every ``i`` in ``at`` at once: one round trip, not one per
+        message, while the rooms are locked. The names found go into those outcomes."""
         rows: tuple[list, ...] = ([], [], [], [])
-        for m, seq in sent:
+        for i in at:
+            m = batch[i]
             for name in mentioned(m.body):
-                for col, value in zip(rows, (m.room, seq, m.sender, name), strict=True):
+                for col, value in zip(rows, (m.room, outcomes[i].seq, m.sender, name), strict=True):
                     col.append(value)
         if not rows[0]:
             return
@@ -543,8 +544,8 @@ class PostgresStore(Store):
             ts,
         ):
             named.setdefault((r["room"], r["seq"]), []).append(r["username"])
-        for i, (m, seq) in zip(at, sent, strict=True):
-            if found := named.get((m.room, seq)):
+        for i in at:
+            if found := named.get((batch[i].room, outcomes[i].seq)):
                 outcomes[i] = msgspec.structs.replace(outcomes[i], mentions=found)
 
     async def _apply_change(self, c: asyncpg.Connection, m: NewMessage, seq: int, ts: int) -> Outcome:
@@ -619,7 +620,7 @@ class PostgresStore(Store):
                 before,
                 limit,
             )
-            return [changes.message(tuple(r[c] for c in ENTRY_FIELDS)) for r in rows]
+            return [_message(r) for r in rows]
         rows = await self._p.fetch(
             f"SELECT {cols} FROM messages WHERE room = $1 AND ($2::bigint IS NULL OR seq < $2) AND kind IS NULL "
             "ORDER BY seq DESC LIMIT $3",
@@ -627,7 +628,7 @@ class PostgresStore(Store):
             before,
             limit,
         )
-        return [changes.message(tuple(r[c] for c in ENTRY_FIELDS)) for r in reversed(rows)]
+        return [_message(r) for r in reversed(rows)]
 
     async def last_seq(self, room: str) -> int:
         return await self._p.fetchval("SELECT last_seq FROM rooms WHERE name = $1", room) or 0
@@ -782,7 +783,7 @@ class PostgresStore(Store):
             before,
             limit,
         )
-        return [changes.message(tuple(r[c] for c in ENTRY_FIELDS)) for r in rows]
+        return [_message(r) for r in rows]
 
     # --- direct messages ----------------------------------------------------------------------------------------
 
