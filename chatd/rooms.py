@@ -26,7 +26,7 @@ from chatd.errors import ChatError, Err
 from chatd.protocol.frames import ROOM_MAX, ROOM_PATTERN
 from chatd.store.base import RoomRecord, Store, UserRecord
 from chatd.throttle import KeyedBuckets, refuse
-from chatd.uploads import delete_file
+from chatd.uploads import delete_files
 
 _room_re = re.compile(ROOM_PATTERN)
 _CACHE_MAX = 200_000
@@ -180,6 +180,5 @@ async def purge_room(store: Store, uploads_dir: str, name: str) -> Purged | None
     upload_ids = await store.delete_room(name)
     if record is None or upload_ids is None:
         return None
-    for upload_id in upload_ids:
-        await delete_file(uploads_dir, upload_id)
+    await delete_files(uploads_dir, upload_ids)
     return Purged(record, members, len(upload_ids))

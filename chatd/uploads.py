@@ -14,6 +14,7 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from chatd.config import UploadsConfig
@@ -77,8 +78,19 @@ class UploadRules:
         return ChatError(Err.QUOTA_EXCEEDED, f"your uploads would pass your quota of {self.cfg.quota_bytes} bytes")
 
 
+async def delete_files(root: str, upload_ids: Sequence[str]) -> None:
+    """Remove uploads' files (already gone is fine), in one trip to a worker thread."""
+
+    def unlink_all() -> None:
+        for upload_id in upload_ids:
+            upload_path(root, upload_id).unlink(missing_ok=True)
+
+    if upload_ids:
+        await asyncio.to_thread(unlink_all)
+
+
 async def delete_file(root: str, upload_id: str) -> None:
-    await asyncio.to_thread(upload_path(root, upload_id).unlink, True)
+    await delete_files(root, [upload_id])
 
 
 async def delete_uploads_before(store: Store, root: str, cutoff: int, *, unposted_only: bool) -> int:

@@ -19,7 +19,7 @@ from chatd.gateway.auth import Principal
 from chatd.gateway.openapi import SECURED, errors
 from chatd.gateway.rest import provide_principal
 from chatd.node import Node
-from chatd.uploads import delete_file
+from chatd.uploads import delete_files
 
 
 def _admin_node(request: Request[Any, Any, Any], principal: Principal) -> Node:
@@ -60,8 +60,7 @@ async def delete_user(request: Request[Any, Any, Any], principal: Principal, use
     if upload_ids is None:
         raise ChatError(Err.NOT_FOUND, f"no user {user!r}")
     await node.kick_user(target.name)
-    for upload_id in upload_ids:
-        await delete_file(node.cfg.uploads.dir, upload_id)
+    await delete_files(node.cfg.uploads.dir, upload_ids)
     return {"user": target.name, "deleted": True, "uploads": len(upload_ids)}
 
 
