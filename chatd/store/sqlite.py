@@ -74,6 +74,7 @@ def _room(row: sqlite3.Row | tuple) -> RoomRecord:
 
 INDEX_AFTER = 2_000  # appended messages that start a background catch-up of the search index
 INDEX_CHUNK = 250  # messages indexed per transaction: about 1.5 ms of the writer, which appends wait out
+_INDEX_ROOMS = 256  # rooms looked at per index transaction
 _ROOM_COLS = "name, private, created_by, created, last_seq, topic, dm"
 
 
@@ -132,9 +133,6 @@ def _index_sync(conn: sqlite3.Connection, max_rows: int) -> bool:
             conn.execute("ROLLBACK")
         raise
     return covered < max_rows and len(pending) < _INDEX_ROOMS
-
-
-_INDEX_ROOMS = 256  # rooms looked at per index transaction
 
 
 def _append_rows(conn: sqlite3.Connection, batch: Sequence[NewMessage]) -> list[Outcome]:
