@@ -84,6 +84,8 @@ class Metrics:
         self.gauges: dict[str, Callable[[], float]] = {}
         # Other parts' own numbers, read at scrape time; a name ending in _total is rendered as a counter.
         self.sources: list[Callable[[], dict[str, float]]] = []
+        # Counters with one label, read at scrape time: (name, help, label name, {label value: count}).
+        self.labeled: list[Callable[[], tuple[str, str, str, dict[str, float]]]] = []
         self._registry: CollectorRegistry | None = None
 
     def watch_gc(self) -> None:
@@ -159,6 +161,12 @@ class _Collector(Collector):
             for name, value in sorted(source().items()):
                 family = CounterMetricFamily if name.endswith("_total") else GaugeMetricFamily
                 yield family(name, name, value=value)
+        for labeled in m.labeled:
+            name, help_text, label, values = labeled()
+            family = CounterMetricFamily(name, help_text, labels=[label])
+            for value_label, value in sorted(values.items()):
+                family.add_metric([value_label], value)
+            yield family
         yield GaugeMetricFamily("chatd_process_rss_bytes", "Resident memory of the server process.", value=rss_bytes())
         yield m.persist_batch.family("chatd_persist_batch_size", "Messages per store transaction.")
         yield m.persist_seconds.family("chatd_persist_seconds", "Time to commit one batch.")
