@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Reproduce every number in BENCHMARKS.md. Results go to bench/results/ (JSON + SVG charts + one HTML page each).
+# Reproduce every number in BENCHMARKS.md. Results go to bench/results/ (JSON + text + SVG charts; an HTML page each,
+# not committed: `chatd bench render NAME.json --html NAME.html` draws it again from the JSON).
 #
 #   bash bench/run-all.sh            # all of them, ~30 minutes
 #   bash bench/run-all.sh steady     # any of: steady steady2 ramp ramp2 burst connect large dm

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import msgspec
 
 from chatd.bench.report import RunReport, format_report, write_json
 from chatd.bench.runner import Auth, run_scenario
@@ -171,6 +172,12 @@ def execute(
         target.stop()
 
 
+class _Runs(msgspec.Struct):
+    """A comparison's JSON: one report per target."""
+
+    runs: list[RunReport]
+
+
 def write_outputs(reports: list[RunReport], json_path: str | None, html_path: str | None, svg_dir: str | None) -> None:
     from chatd.bench.charts import charts_for, html_report
 
@@ -318,6 +325,36 @@ def compare(
     every = [r for row in rounds for r in row]
     write_outputs(reports if len(rounds) == 1 else every, json_path, None, None)
     write_outputs(reports, None, html_path, svg_dir)
+
+
+@bench.command("render")
+@click.argument("result", type=click.Path(exists=True, dir_okay=False))
+@click.option("--html", "html_path", type=click.Path(dir_okay=False), help="Write the HTML page here.")
+@click.option("--svg-dir", type=click.Path(file_okay=False), help="Write the SVG charts into this folder.")
+def render(result: str, html_path: str | None, svg_dir: str | None) -> None:
+    """Draw the HTML page and SVG charts of a finished run again from its JSON result.
+
+    The JSON (``--json``) is the record of a run; pages and charts are derived from it, so only the JSON and text
+    results are kept in bench/results/ and the pages are made on demand.
+
+    \b
+    Example:
+        chatd bench render bench/results/steady.json --html /tmp/steady.html
+    """
+    if not (html_path or svg_dir):
+        raise click.UsageError("say what to draw: --html FILE and/or --svg-dir DIR")
+    data = Path(result).read_bytes()
+    try:
+        runs = msgspec.json.decode(data, type=_Runs).runs
+    except msgspec.ValidationError:
+        try:
+            runs = [msgspec.json.decode(data, type=RunReport)]
+        except msgspec.ValidationError as e:
+            raise click.ClickException(f"{result} is not a chatd bench result: {e}") from None
+    write_outputs(runs, None, html_path, svg_dir)
+    for path in (html_path, svg_dir):
+        if path:
+            click.echo(f"wrote {path}")
 
 
 @bench.command("rest")

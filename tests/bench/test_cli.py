@@ -245,3 +245,20 @@ def test_rest_sends_from_concurrent_clients_are_all_stored_and_counted(tmp_path:
     assert r["created"] == r["sent"] > 40
     assert r["latency_ms"]["count"] > 0 and r["throughput"] > 0
     assert "CLEAN" in text
+
+
+def test_render_draws_the_page_and_charts_of_a_committed_result_again(tmp_path: Path) -> None:
+    """Pages are derived from the JSON record (issue 22: generated files out of the tree), for a single run and a
+    comparison alike; anything else is refused with a message."""
+    root = Path(__file__).resolve().parents[2] / "bench" / "results"
+    for name in ("steady", "dm"):
+        html = tmp_path / f"{name}.html"
+        result = CliRunner().invoke(
+            bench, ["render", str(root / f"{name}.json"), "--html", str(html), "--svg-dir", str(tmp_path / name)]
+        )
+        assert result.exit_code == 0, result.output
+        assert "<svg" in html.read_text() and list((tmp_path / name).glob("*.svg"))
+    bogus = tmp_path / "bogus.json"
+    bogus.write_text('{"hello": 1}')
+    result = CliRunner().invoke(bench, ["render", str(bogus), "--html", str(tmp_path / "x.html")])
+    assert result.exit_code != 0 and "not a chatd bench result" in result.output
