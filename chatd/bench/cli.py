@@ -198,7 +198,8 @@ def write_outputs(reports: list[RunReport], json_path: str | None, html_path: st
     "-t",
     default="spawn",
     show_default=True,
-    help="'spawn' (start a local chatd), 'naive' (the naive FastAPI peer), 'ceiling' (the picows no-framework "
+    help="'spawn' (start a local chatd), 'naive' (the naive FastAPI peer), 'durable' (the same peer with one committed "
+    "SQLite INSERT per message), 'ceiling' (the picows no-framework "
     "ceiling), 'cluster:redis' / 'cluster:rabbitmq' (2 nodes behind nginx; cluster:redis:3 for 3) or a ws:// URL.",
 )
 @click.option("--spawn", "spawn_flag", is_flag=True, help="Same as --target spawn.")

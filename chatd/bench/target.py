@@ -1,7 +1,8 @@
 """What the bench points at: a URL, a chatd it spawns, or the naive peer it spawns; plus how to watch it.
 
 A target is named on the command line as ``spawn`` (a fresh chatd on a free port with bench-friendly limits),
-``naive`` (the reproduction of the naive FastAPI broadcast server in ``bench/peers/``), ``ceiling`` (the
+``naive`` (the reproduction of the naive FastAPI broadcast server in ``bench/peers/``), ``durable`` (the same
+server persisting each message to SQLite before its ack: the same-durability peer), ``ceiling`` (the
 no-framework ceiling in ``bench/peers/``: picows and uvloop, nothing persisted), ``cluster:redis`` or
 ``cluster:rabbitmq`` (optionally ``cluster:redis:3``: that many chatd nodes behind nginx on this machine, sharing the
 machine's broker and a fresh PostgreSQL database, as ``chatd cluster up`` starts them), or a ``ws://`` URL of any
@@ -239,15 +240,15 @@ def spawn_chatd(
     return target
 
 
-def spawn_peer(script: Path, label: str, timeout: float = 30.0) -> Target:
-    """A peer server from ``bench/peers/`` (they need the ``peers`` extra) on a free port."""
+def spawn_peer(script: Path, label: str, timeout: float = 30.0, args: tuple[str, ...] = ()) -> Target:
+    """A peer server from ``bench/peers/`` (they need the ``peers`` extra) on a free port, in a temp dir (its cwd)."""
     if not script.is_file():
         raise RuntimeError(f"peer not found at {script} (it lives in the source checkout)")
     workdir = Path(tempfile.mkdtemp(prefix=f"chatd-bench-{script.stem}-"))
     port = free_port()
     log = open(workdir / "server.log", "ab")
     proc = subprocess.Popen(
-        [sys.executable, str(script), "--port", str(port)],
+        [sys.executable, str(script), "--port", str(port), *args],
         cwd=workdir,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -262,6 +263,12 @@ def spawn_peer(script: Path, label: str, timeout: float = 30.0) -> Target:
 def spawn_naive(timeout: float = 30.0) -> Target:
     """The naive FastAPI broadcast peer (fastapi, uvicorn)."""
     return spawn_peer(NAIVE_PEER, "naive FastAPI peer", timeout)
+
+
+def spawn_durable(timeout: float = 30.0) -> Target:
+    """The naive peer plus one committed SQLite INSERT per message before its ack (the same durability as chatd's
+    defaults: WAL, synchronous=NORMAL)."""
+    return spawn_peer(NAIVE_PEER, "durable FastAPI peer", timeout, ("--db", "peer.db"))
 
 
 def spawn_ceiling(timeout: float = 30.0) -> Target:
@@ -352,14 +359,16 @@ def spawn_cluster(spec: str, connections: int, extra: dict[str, dict[str, Any]] 
 def resolve(
     spec: str, connections: int, server_pid: int | None = None, extra: dict[str, dict[str, Any]] | None = None
 ) -> Target:
-    """``spawn``, ``naive``, ``ceiling``, ``cluster:<broker>[:<nodes>]`` or a ws:// URL (``http://`` goes to
-    ``/ws``)."""
+    """``spawn``, ``naive``, ``durable``, ``ceiling``, ``cluster:<broker>[:<nodes>]`` or a ws:// URL (``http://`` goes
+    to ``/ws``)."""
     if spec == "spawn":
         return spawn_chatd(connections, extra)
     if spec == "naive":
         return spawn_naive()
     if spec == "ceiling":
         return spawn_ceiling()
+    if spec == "durable":
+        return spawn_durable()
     if spec.startswith("cluster:"):
         return spawn_cluster(spec, connections, extra)
     if spec.startswith(("http://", "https://")):
@@ -368,5 +377,5 @@ def resolve(
             ("ws" if parts.scheme == "http" else "wss", parts.netloc, parts.path.rstrip("/") or "/ws", parts.query, "")
         )
     if not spec.startswith(("ws://", "wss://")):
-        raise ValueError(f"target {spec!r}: give spawn, naive, ceiling, cluster:<broker>, or a ws:// URL")
+        raise ValueError(f"target {spec!r}: give spawn, naive, durable, ceiling, cluster:<broker>, or a ws:// URL")
     return Target(spec, spec, pid=server_pid)

@@ -262,3 +262,29 @@ def test_render_draws_the_page_and_charts_of_a_committed_result_again(tmp_path: 
     bogus.write_text('{"hello": 1}')
     result = CliRunner().invoke(bench, ["render", str(bogus), "--html", str(tmp_path / "x.html")])
     assert result.exit_code != 0 and "not a chatd bench result" in result.output
+
+
+def test_the_durable_peer_commits_every_acked_message_before_its_ack() -> None:
+    """``-t durable`` (issue 23's same-durability baseline) really stores what it acks: after a smoke run, its SQLite
+    file holds one row per acked send, and a restart of the peer would see them."""
+    pytest.importorskip("fastapi")
+    import asyncio
+    import sqlite3
+
+    from chatd.bench.cli import build_scenario
+    from chatd.bench.runner import run_scenario
+    from chatd.bench.target import resolve
+
+    target = resolve("durable", 10)
+    try:
+        assert target.workdir is not None
+        scn = build_scenario("smoke", duration=1.0, warmup=0.0)
+        report = asyncio.run(run_scenario(scn, target))
+        db = sqlite3.connect(target.workdir / "peer.db")
+        rows = db.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
+        journal = db.execute("PRAGMA journal_mode").fetchone()[0]
+        db.close()
+    finally:
+        target.stop()
+    assert report.tally.acked > 0 and rows == report.tally.acked
+    assert journal == "wal"
