@@ -34,12 +34,18 @@ ClientId = Annotated[str, Meta(min_length=1, max_length=CLIENT_ID_MAX)]
 Seq = Annotated[int, Meta(ge=0, le=SEQ_MAX)]
 UploadId = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 TargetSeq = Annotated[int, Meta(ge=1, le=SEQ_MAX)]
-# An emoji can be several code points (skin tones, ZWJ sequences, flags); whitespace and control characters are
-# never part of one, and refusing them keeps a reaction from smuggling layout into a client.
-Emoji = Annotated[str, Meta(min_length=1, max_length=32, pattern=r"^[^\s\x00-\x1f\x7f]+(?!\n)$")]
+# Text-direction controls: embeddings and overrides (U+202A-202E) and isolates (U+2066-2069) reorder the characters
+# after them, so a short label could display as something else ("exe.png" for "gnp.exe"). User and room names
+# cannot carry them (they are ASCII); reaction emoji and topics, shown beside names, refuse them too. Message bodies
+# keep them, and the web page shows them as markers instead of applying them (``chatd/web/js/bidi.js``).
+BIDI_CONTROLS = r"\u202a-\u202e\u2066-\u2069"  # regex escapes: no pattern or error text holds one
+# An emoji can be several code points (skin tones, ZWJ sequences, flags); whitespace, control characters and
+# text-direction controls are never part of one, and refusing them keeps a reaction from smuggling layout into a
+# client.
+Emoji = Annotated[str, Meta(min_length=1, max_length=32, pattern=rf"^[^\s\x00-\x1f\x7f{BIDI_CONTROLS}]+(?!\n)$")]
 EditBody = Annotated[str, Meta(min_length=1, pattern=r"\S")]  # not blank: a message is deleted, not emptied
 TOPIC_MAX = 300
-Topic = Annotated[str, Meta(max_length=TOPIC_MAX)]
+Topic = Annotated[str, Meta(max_length=TOPIC_MAX, pattern=rf"^[^{BIDI_CONTROLS}]*$")]
 
 
 # --- client → server ------------------------------------------------------------------------------------------

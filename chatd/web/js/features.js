@@ -77,7 +77,7 @@ export function reactionBar(m, ctx) {
       type: "button", class: mine ? "reaction mine" : "reaction", title: users.join(", "),
       "aria-pressed": mine ? "true" : "false", dataset: { emoji },
       onclick: () => ctx.react(m, emoji, !mine),
-    }, `${emoji} ${users.length}`);
+    }, bidiSafe(emoji), ` ${users.length}`);
   }));
 }
 
@@ -315,7 +315,7 @@ export class Features {
   renderTopic() {
     const room = this.app.active;
     const el = document.getElementById("room-topic");
-    el.textContent = room?.topic ?? "";
+    el.replaceChildren(bidiSafe(room?.topic ?? "")); // stored before the server refused bidi controls in topics
     document.getElementById("topic-edit").hidden = !room?.member;
   }
 
