@@ -44,6 +44,9 @@ async def open_dm(
         raise ChatError(Err.NOT_FOUND, f"no user {other!r}")
     if found.name == opener.name:
         raise ChatError(Err.BAD_FRAME, "a direct conversation needs someone else")
+    info = await store.user_info(found.name)
+    if info and info[0].disabled:
+        raise ChatError(Err.FORBIDDEN, f"{found.name!r} is disabled")  # they could not read it
     record, created = await store.open_dm(dm_room(opener.name, found.name), opener.name, found.name)
     tell_user(found.name, encode(DirectRoom(record.name, opener.name)))
     tell_user(opener.name, encode(DirectRoom(record.name, found.name)))

@@ -31,6 +31,7 @@ from chatd.retention import Retention
 from chatd.rooms import Purged, Rooms, purge_room
 from chatd.store import make_store
 from chatd.store.base import NewMessage, RoomRecord, UserRecord
+from chatd.store.changes import TOPIC
 from chatd.throttle import KeyedBuckets
 from chatd.uploads import Sweeper
 from chatd.worker import Worker
@@ -292,6 +293,8 @@ class Node:
         same rate, membership check, ingest queue and ack after storage; the store decides whether it is allowed."""
         self._admit(change.sender, change.client_id)
         await self.rooms.require_member(change.room, change.sender)
+        if change.kind == TOPIC:
+            await self.rooms.require_topic_setter(change.room, change.sender)
         await self._enqueue(change, reply)
 
     async def _enqueue(self, msg: NewMessage, reply: Reply) -> None:

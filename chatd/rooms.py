@@ -6,6 +6,7 @@
 - Sending needs membership (``not_member``).
 - Adding someone else: to a private room, any member (or an admin); to a public room, only its creator or an admin
   (anyone can join a public room themselves, so the only use of adding others there is pushing rooms on people).
+- A public room's topic is set by its creator or an admin; a private room's by any member.
 - Creating rooms, explicitly or by joining a new name, is limited to ``rooms.create_per_hour`` per user (per node).
 
 Membership is checked on every send, so positive answers are cached per node. The cache is only a fast path: the
@@ -120,6 +121,16 @@ class Rooms:
             await self.store.add_member(room, user)
             self._remember(room, user)
         return record
+
+    async def require_topic_setter(self, room: str, user: str) -> None:
+        """Anyone can join a public room, so its topic is its creator's or an admin's to set; in a private room
+        (direct conversations included) every member was let in by a member, and any member may set it."""
+        record = await self.store.get_room(room)
+        if record is None or record.private or record.created_by == user:
+            return
+        found = await self.store.get_user(user)
+        if found is None or not found.admin:
+            raise ChatError(Err.FORBIDDEN, f"only the creator of {room!r} or an admin sets its topic")
 
     async def create(self, room: str, private: bool, user: str) -> RoomRecord:
         check_room_name(room)

@@ -477,7 +477,10 @@ class PostgresStore(Store):
                 outcomes.append(Outcome(error=Err.NOT_MEMBER.code, message=f"you are not a member of {m.room!r}"))
             elif m.room in archived:
                 outcomes.append(Outcome(error=Err.ARCHIVED.code, message=f"room {m.room!r} is archived (read-only)"))
-            elif m.reply_to and not 0 < m.reply_to <= last[m.room]:
+            elif m.reply_to and (
+                not 0 < m.reply_to <= last[m.room]
+                or await c.fetchval("SELECT kind FROM messages WHERE room = $1 AND seq = $2", m.room, m.reply_to)
+            ):  # a reply quotes a message, never a room event (a message of this batch is not inserted yet)
                 outcomes.append(Outcome(error=Err.NOT_FOUND.code, message=f"no message {m.reply_to} in {m.room!r}"))
             elif m.kind:
                 await flush()

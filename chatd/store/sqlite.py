@@ -189,7 +189,7 @@ def _append_rows(conn: sqlite3.Connection, batch: Sequence[NewMessage]) -> list[
             outcomes.append(Outcome(error=Err.NOT_MEMBER.code, message=f"you are not a member of {m.room!r}"))
         elif m.room in archived:
             outcomes.append(Outcome(error=Err.ARCHIVED.code, message=f"room {m.room!r} is archived (read-only)"))
-        elif m.reply_to and not 0 < m.reply_to <= last[m.room]:
+        elif m.reply_to and (not 0 < m.reply_to <= last[m.room] or _is_event(conn, m.room, m.reply_to)):
             outcomes.append(Outcome(error=Err.NOT_FOUND.code, message=f"no message {m.reply_to} in {m.room!r}"))
         elif m.kind:
             flush()
@@ -214,6 +214,13 @@ def _append_rows(conn: sqlite3.Connection, batch: Sequence[NewMessage]) -> list[
 
 
 _INSERT_COLS = "room, seq, sender, client_id, body, ts, attachments, reply_to"
+
+
+def _is_event(conn: sqlite3.Connection, room: str, seq: int) -> bool:
+    """Whether ``seq`` is a room event (edit, delete, reaction, topic), which a reply cannot quote. A message of
+    this batch not yet inserted is not found, and it is a message."""
+    row = conn.execute("SELECT kind FROM messages WHERE room = ? AND seq = ?", (room, seq)).fetchone()
+    return bool(row and row[0])
 
 
 def _apply_change(conn: sqlite3.Connection, m: NewMessage, seq: int, ts: int) -> Outcome:

@@ -51,6 +51,10 @@ async def test_edits_deletes_and_topics_from_both_nodes_reach_both_in_one_order(
     while len(clients) < 4 or len({cl.hello["node"].split("/")[0] for cl in clients}) < 2:
         clients.append(await Client.connect(c.ws, user=f"ed{len(clients)}"))
         assert len(clients) < 12, "nginx kept sending every client to one node"
+    # Private, so that every member may set the topic (a public room's topic is its creator's).
+    assert httpx.post(f"{c.http}/api/rooms?user=ed0", json={"name": room, "private": True}).status_code == 201
+    for i in range(1, len(clients)):
+        assert httpx.post(f"{c.http}/api/rooms/{room}/members?user=ed0", json={"user": f"ed{i}"}).status_code == 201
     for cl in clients:
         await cl.join(room)
     mine = [(await cl.say(room, f"draft {i}", f"d{i}"))["seq"] for i, cl in enumerate(clients)]

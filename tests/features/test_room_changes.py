@@ -166,10 +166,10 @@ async def test_changes_that_are_not_allowed_are_refused_with_documented_codes(se
 
 async def test_rest_edits_deletes_reactions_and_topics_are_the_same_room_events(server: ChatdProcess) -> None:
     room = "chg-rest"
+    as_ann = {"user": "rest_ann"}
+    assert server.post("/api/rooms", params=as_ann, json={"name": room}).status_code == 201  # hers: she sets the topic
     watcher = await Client.connect(server.ws, user="rest_watch")
     await watcher.join(room)
-    as_ann = {"user": "rest_ann"}
-    assert server.post(f"/api/rooms/{room}/members", params=as_ann, json={"user": "rest_ann"}).status_code == 201
     sent = server.post(f"/api/rooms/{room}/messages", params=as_ann, json={"body": "draft"}).json()
     edit = httpx.patch(
         f"{server.http}/api/rooms/{room}/messages/{sent['seq']}",

@@ -315,6 +315,22 @@ async def test_changes_are_refused_alone_when_not_allowed(make: MakeStore) -> No
     assert first.body == "fixed" and second.deleted and third.reply_to == 1
 
 
+async def test_a_reply_quotes_a_message_never_a_room_event(make: MakeStore) -> None:
+    store = await make()
+    await room_with(store, "r", "ann")
+    out = await store.append(
+        [
+            msg("r", "ann", "m1", "question"),
+            change("r", "ann", "t1", "topic", body="answers below"),  # seq 2: an event
+            NewMessage("r", "ann", "r1", "quoting the topic", reply_to=2),
+            NewMessage("r", "ann", "r2", "quoting a message of this batch", reply_to=1),
+        ]
+    )
+    assert [(o.seq, o.error) for o in out] == [(1, ""), (2, ""), (0, "not_found"), (3, "")]
+    out = await store.append([NewMessage("r", "ann", "r3", "later, the same", reply_to=2)])
+    assert out[0].error == "not_found"
+
+
 async def test_a_change_to_a_message_sent_earlier_in_the_same_batch_sees_it(make: MakeStore) -> None:
     store = await make()
     await room_with(store, "r", "ann")

@@ -316,7 +316,9 @@ export class Features {
     const room = this.app.active;
     const el = document.getElementById("room-topic");
     el.replaceChildren(bidiSafe(room?.topic ?? "")); // stored before the server refused bidi controls in topics
-    document.getElementById("topic-edit").hidden = !room?.member;
+    // A public room's topic is its creator's (or an admin's, whom the server lets through anyway).
+    const mayEdit = room?.member && (room.isPrivate || room.createdBy === this.app.me);
+    document.getElementById("topic-edit").hidden = !mayEdit;
   }
 
   editTopic() {
