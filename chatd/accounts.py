@@ -175,6 +175,16 @@ class Accounts:
         issued_after = int((time.time() - self.token_ttl) * 1000) if self.token_ttl > 0 else 0
         return await self.store.user_for_token(hashed, issued_after)
 
+    async def expires_in(self, hashed: str | None) -> float | None:
+        """Seconds until the token with this hash expires under ``auth.token_ttl`` (at most 0 when it has), or None
+        when it never does: no ttl, or no token (open mode)."""
+        if self.token_ttl <= 0 or hashed is None:
+            return None
+        created = await self.store.token_created(hashed)
+        if created is None:
+            return 0.0
+        return created / 1000 + self.token_ttl - time.time()
+
     async def logout(self, token: str) -> bool:
         return await self.store.revoke_token(token_hash(token))
 

@@ -182,8 +182,8 @@ CLOSE_INFO: dict[Close, tuple[str, str]] = {
         "Close other sessions or retry later with backoff.",
     ),
     Close.UNAUTHORIZED: (
-        "No valid credentials at the handshake, or the token was revoked (logout, chatd users revoke) or its user "
-        "disabled (chatd users disable).",
+        "No valid credentials at the handshake, or the token was revoked (logout, chatd users revoke), expired "
+        "(auth.token_ttl: the session ends when its token does) or its user disabled (chatd users disable).",
         "Do not reconnect with the same token; log in again.",
     ),
     Close.FORBIDDEN_ORIGIN: (

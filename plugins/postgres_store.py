@@ -337,6 +337,10 @@ class PostgresStore(Store):
         )
         return _user(r) if r else None
 
+    async def token_created(self, token_hash: str) -> int | None:
+        created = await self._p.fetchval("SELECT created FROM tokens WHERE hash = $1", token_hash)
+        return int(created) if created is not None else None
+
     async def revoke_token(self, token_hash: str) -> bool:
         return await self._p.execute("DELETE FROM tokens WHERE hash = $1", token_hash) != "DELETE 0"
 

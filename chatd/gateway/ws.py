@@ -102,9 +102,10 @@ async def ws_endpoint(socket: WebSocket) -> None:
             code, reason = refusal or (Close.UNAUTHORIZED, "")
             await _refuse(node, socket, code, reason)
             return
+        expires_in = await node.accounts.expires_in(principal.token_hash)
         await socket.accept()
         accepted = True
-        await WsSession(node, socket, principal.user.name, principal.token_hash).run()
+        await WsSession(node, socket, principal.user.name, principal.token_hash, expires_in).run()
     except Exception:  # noqa: BLE001 - a server fault outside any one frame: logged, and the client told so
         log_fault(log, "running a WebSocket session" if accepted else "opening a WebSocket session")
         if not accepted:
@@ -134,8 +135,11 @@ def _peer(node: Node, socket: WebSocket) -> str:
 
 
 class WsSession:
-    def __init__(self, node: Node, socket: WebSocket, user: str, token_hash: str | None) -> None:
+    def __init__(
+        self, node: Node, socket: WebSocket, user: str, token_hash: str | None, expires_in: float | None = None
+    ) -> None:
         self.node = node
+        self.expires_in = expires_in  # seconds until the credential expires (auth.token_ttl); None: never
         self.socket = socket
         lim = node.cfg.limits
         self.conn = Conn(node.hub.next_id(), user, token_hash, lim.outbound_queue_bytes, self.kick, time.monotonic())
@@ -175,6 +179,12 @@ class WsSession:
             )
         )
         self._writer = asyncio.create_task(self._write_loop(), name=f"chatd-writer-{conn.id}")
+        # The session ends with its credential: past auth.token_ttl REST answers 401, and so does this socket.
+        expiry = (
+            asyncio.get_running_loop().call_later(max(self.expires_in, 0.0), self._expired)
+            if self.expires_in is not None
+            else None
+        )
         try:
             try:
                 await self._read_loop()
@@ -188,6 +198,8 @@ class WsSession:
             if self.closing is not None:
                 await self._send_close(self.closing)
         finally:
+            if expiry is not None:
+                expiry.cancel()
             await node.disconnected(conn)
             if self.closing is not None:
                 code, reason = int(self.closing), f"closed by the server: {self.closing.name.lower()}"
@@ -279,6 +291,10 @@ class WsSession:
             self._sending = False
             metrics.ws_sends += 1
             metrics.ws_bytes_out += len(text)
+
+    def _expired(self) -> None:
+        log.info("session %d of %s: its token expired (auth.token_ttl)", self.conn.id, shown(self.conn.user))
+        self.kick(Close.UNAUTHORIZED)
 
     def kick(self, code: Close) -> None:
         """End this session with ``code``; safe to call more than once and from synchronous code."""

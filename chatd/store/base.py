@@ -264,6 +264,12 @@ class Store(abc.ABC):
         """The user holding this token, if the token exists and was issued after ``issued_after`` (Unix ms; 0:
         any time). ``auth.token_ttl`` expires tokens through this bound."""
 
+    async def token_created(self, token_hash: str) -> int | None:
+        """When the token with this hash was issued (Unix ms), None if there is none: with ``auth.token_ttl`` a
+        session opened with the token is closed when it expires. Stores answer this with one indexed read."""
+        found = [t for t in await self.tokens(id_prefix=token_hash) if t.hash == token_hash]
+        return found[0].created if found else None
+
     @abc.abstractmethod
     async def revoke_token(self, token_hash: str) -> bool: ...
 

@@ -458,6 +458,10 @@ class SQLiteStore(Store):
         )
         return UserRecord(row[0], bool(row[1]), bool(row[2]), row[3]) if row else None
 
+    async def token_created(self, token_hash: str) -> int | None:
+        row = await self._one("SELECT created FROM tokens WHERE hash = ?", (token_hash,))
+        return int(row[0]) if row else None
+
     async def revoke_token(self, token_hash: str) -> bool:
         return await self._write("DELETE FROM tokens WHERE hash = ?", (token_hash,)) > 0
 
