@@ -187,8 +187,8 @@ CLOSE_INFO: dict[Close, tuple[str, str]] = {
         "Do not reconnect with the same token; log in again.",
     ),
     Close.FORBIDDEN_ORIGIN: (
-        "The handshake's Origin is not in web.allowed_origins; refused with HTTP 403 "
-        "before the upgrade, so browsers see only a failed connection.",
+        "The handshake's Origin is not in web.allowed_origins (or, in open mode, its Host is not a loopback name); "
+        "refused with HTTP 403 before the upgrade, so browsers see only a failed connection.",
         "Serve the page from an allowed origin, or add it to the allowlist.",
     ),
 }

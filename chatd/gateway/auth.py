@@ -73,6 +73,31 @@ def origin_allowed(origin: str | None, host: str | None, patterns: list[str], al
     return any(fnmatch.fnmatchcase(origin, p) for p in patterns)
 
 
+WRITE_METHODS = frozenset(("POST", "PUT", "PATCH", "DELETE"))
+
+
+def loopback_host(host: str | None) -> bool:
+    """Whether a ``Host`` header names this machine by a loopback name (any port): ``localhost`` or a name under
+    ``.localhost`` (browsers resolve those to loopback themselves), an address in 127.0.0.0/8, or ``[::1]``.
+
+    Open mode listens on loopback only, yet a web page can still reach it through DNS rebinding: its own name,
+    re-pointed at 127.0.0.1, makes the browser treat the server as that page's origin. Such a request carries the
+    page's name in ``Host``, so open mode answers only requests whose ``Host`` is a loopback name."""
+    if not host:
+        return False
+    name = host.lower()
+    if name.startswith("["):
+        name = name[1 : name.find("]")] if "]" in name else ""
+    elif name.count(":") == 1:
+        name = name.rsplit(":", 1)[0]
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
 def client_ip(peer: str | None, headers: Mapping[str, str], trusted: Sequence[str]) -> str:
     """The client's address for per-IP limits: the connection's peer, or, when the peer is a trusted proxy
     (``server.trusted_proxies``), the nearest address in X-Forwarded-For that is not itself a trusted proxy."""

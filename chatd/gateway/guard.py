@@ -1,4 +1,16 @@
-"""HTTP request guards: a read deadline on request bodies and a cap on requests in flight per client address.
+"""HTTP request guards: where a request may come from, a read deadline on request bodies, and a cap on requests in
+flight per client address.
+
+- **Cross-site writes.** A POST, PUT, PATCH or DELETE whose ``Origin`` is neither this server's own (the ``Host``
+  it was reached at) nor in ``web.allowed_origins`` is refused with 403 ``forbidden``, in every auth mode: a page
+  on another site can send "simple" requests (``text/plain``, forms) without asking, and chatd serves no CORS, so
+  no legitimate page elsewhere needs one. A request without ``Origin`` comes from a non-browser client (curl, the
+  CLI, the bench) and passes. Token mode is not at risk (a token travels in a header a foreign page cannot set),
+  but refusing there too keeps the rule one rule, and keeps pages elsewhere from spending a visitor's per-address
+  sign-in budget.
+- **Open mode answers loopback names only.** In open mode every request, WebSocket handshakes included, must carry
+  a ``Host`` that is a loopback name (``gateway.auth.loopback_host``), else 403: a page using DNS rebinding to
+  reach a laptop's open server sends its own name there.
 
 granian cuts a client that is slow to send its headers (``limits.handshake_timeout``) but not one that is slow to
 send a body, so a client with no account could hold a connection, and a file descriptor, per unfinished POST for
@@ -24,7 +36,7 @@ from litestar.types import ASGIApp, Receive, ReceiveMessage, Scope, Send
 
 from chatd.config import Config
 from chatd.errors import ChatError, Err
-from chatd.gateway.auth import client_ip
+from chatd.gateway.auth import WRITE_METHODS, client_ip, loopback_host, origin_allowed
 
 EXEMPT = frozenset(("/healthz", "/readyz"))
 
@@ -42,6 +54,9 @@ def request_guard(cfg: Config, allow: dict[str, str]) -> Any:
                 return
             peer = scope.get("client")
             headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", ())}
+            refused = refuse_source(cfg, headers, scope.get("method", ""))
+            if refused:
+                raise ChatError(Err.FORBIDDEN, refused)
             ip = client_ip(peer[0] if peer else None, headers, cfg.server.trusted_proxies)
             held = in_flight.get(ip, 0)
             if lim.max_requests_per_ip and held >= lim.max_requests_per_ip:
@@ -67,6 +82,16 @@ def request_guard(cfg: Config, allow: dict[str, str]) -> Any:
         return guarded
 
     return middleware
+
+
+def refuse_source(cfg: Config, headers: dict[str, str], method: str) -> str | None:
+    """Why a request from where it comes must be refused (see the module docstring), or None."""
+    host = headers.get("host")
+    if cfg.auth.mode == "open" and not loopback_host(host):
+        return "open mode answers only requests addressed to a loopback name such as localhost (the Host header)"
+    if method in WRITE_METHODS and not origin_allowed(headers.get("origin"), host, cfg.web.allowed_origins, True):
+        return "cross-site request refused: its Origin is neither this server nor in web.allowed_origins"
+    return None
 
 
 def _deadline(receive: Receive, timeout: float, min_rate: int) -> Receive:

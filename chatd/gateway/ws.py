@@ -22,7 +22,7 @@ from litestar.types import ASGIApp, Receive, Scope, WebSocketSendEvent
 from litestar.types import Send as ASGISend
 
 from chatd.errors import ChatError, Close, Err, internal_message, log_fault
-from chatd.gateway.auth import authenticate, client_ip, origin_allowed
+from chatd.gateway.auth import authenticate, client_ip, loopback_host, origin_allowed
 from chatd.gateway.slots import ConnectionSlots
 from chatd.gateway.tickets import WS
 from chatd.hub import Conn
@@ -77,7 +77,7 @@ async def ws_endpoint(socket: WebSocket) -> None:
     headers = socket.headers
     if not origin_allowed(
         headers.get("origin"), headers.get("host"), node.cfg.web.allowed_origins, node.cfg.web.allow_missing_origin
-    ):
+    ) or (node.cfg.auth.mode == "open" and not loopback_host(headers.get("host"))):
         node.metrics.connections_refused += 1
         await socket.close(code=Close.FORBIDDEN_ORIGIN)  # before accept: the client sees HTTP 403
         return
