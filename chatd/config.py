@@ -46,6 +46,7 @@ class AuthConfig(_Section):
     attempts_per_minute: float = 20.0
     registrations_per_hour: float = 20.0
     login_failures: int = 5
+    account_failures: int = 20
     lockout_seconds: float = 60.0
     token_ttl: float = 0.0
     secret: str = ""
@@ -360,6 +361,7 @@ def validate(cfg: Config) -> None:
         ("auth.attempts_per_minute", cfg.auth.attempts_per_minute),
         ("auth.registrations_per_hour", cfg.auth.registrations_per_hour),
         ("auth.login_failures", cfg.auth.login_failures),
+        ("auth.account_failures", cfg.auth.account_failures),
         ("auth.lockout_seconds", cfg.auth.lockout_seconds),
         ("auth.token_ttl", cfg.auth.token_ttl),
         ("store.min_free_bytes", cfg.store.min_free_bytes),

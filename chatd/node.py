@@ -26,7 +26,6 @@ from chatd.personal import Personal
 from chatd.presence import GossipPresence, LocalPresence, Presence
 from chatd.protocol.frames import PING, Ack, Joined, Left, ReadState, RoomChange, TypingNotice, encode, encode_error
 from chatd.protocol.frames import Presence as PresenceFrame
-from chatd.protocol.limits import TokenBucket
 from chatd.retention import Retention
 from chatd.rooms import Purged, Rooms, purge_room
 from chatd.store import make_store
@@ -52,6 +51,7 @@ class Node:
         self.metrics = Metrics()
         self.store = make_store(cfg)
         self.broker = make_broker(cfg, self.id, self.name)
+        self.limiter = self.broker.limiter()  # cluster-wide where the broker can keep shared counters
         self.hub = Hub(self.id, self.metrics)
         self.hub.on_gap = self._schedule_fill
         self.worker = Worker(
@@ -64,7 +64,7 @@ class Node:
             lambda message, users: self.personal.mentioned(message, users),
         )
         self.accounts = Accounts(self.store, cfg.auth.token_ttl)
-        self.rooms = Rooms(self.store, cfg.rooms.auto_create, cfg.rooms.create_per_hour)
+        self.rooms = Rooms(self.store, self.limiter, cfg.rooms.auto_create, cfg.rooms.create_per_hour)
         self.rooms.listener = self._room_changed
         self.upload_sweeper = Sweeper(cfg.uploads, self.store)
         self.retention = Retention(cfg.retention, cfg.uploads.dir, self.store)
@@ -85,7 +85,6 @@ class Node:
         self.personal = Personal(self.store, self.rooms, self.tell_user)
         self.draining = False
         self.link_up = True
-        self._buckets: dict[str, TokenBucket] = {}
         self._tickets: dict[int, Reply] = {}
         self._next_ticket = 0
         self._fills: dict[str, asyncio.Task[None]] = {}
@@ -98,6 +97,7 @@ class Node:
         await self.store.open()
         events = BrokerEvents(self.hub.deliver, self._on_complete, self.cluster.apply, self._on_link)
         await self.broker.start(events)
+        await self.limiter.start()
         self.worker.start()
         background = [
             (self._heartbeats(), "chatd-heartbeat"),
@@ -135,6 +135,7 @@ class Node:
         self.retention.stop()
         self.metrics.unwatch_gc()
         await self.worker.stop()
+        await self.limiter.close()
         await self.broker.close()
         await self.store.close()
 
@@ -243,22 +244,15 @@ class Node:
 
     # --- sending ------------------------------------------------------------------------------------------------
 
-    def bucket(self, user: str) -> TokenBucket:
-        b = self._buckets.get(user)
-        if b is None:
-            lim = self.cfg.limits
-            b = self._buckets[user] = TokenBucket(lim.send_rate, lim.send_burst, time.monotonic())
-        return b
-
-    def _admit(self, user: str, client_id: str) -> None:
+    async def _admit(self, user: str, client_id: str) -> None:
         if self.draining:
             raise ChatError(Err.UNAVAILABLE, "server is draining; resend after reconnecting", client_id)
-        bucket = self.bucket(user)  # one bucket per user, shared by their sockets and REST calls
-        if not bucket.take(time.monotonic()):
+        # One bucket per user, shared by their sockets and REST calls on every node (``chatd.limiter``).
+        lim = self.cfg.limits
+        wait = await self.limiter.take(f"send:{user}", lim.send_rate, lim.send_burst)
+        if wait:
             self.metrics.rate_limited += 1
-            raise ChatError(
-                Err.RATE_LIMITED, f"send rate over the limit; retry in {bucket.retry_after():.2f}s", client_id
-            )
+            raise ChatError(Err.RATE_LIMITED, f"send rate over the limit; retry in {wait:.2f}s", client_id)
 
     async def submit(
         self,
@@ -271,7 +265,7 @@ class Node:
         reply_to: int = 0,
     ) -> None:
         """Validate a send and queue it. ``reply`` gets its Completion once it is stored (or refused)."""
-        self._admit(user, client_id)
+        await self._admit(user, client_id)
         await self.rooms.require_member(room, user)
         if attachments:
             wanted = list(dict.fromkeys(attachments))
@@ -285,13 +279,13 @@ class Node:
     async def mark_read(self, user: str, room: str, seq: int, client_id: str = "") -> ReadState:
         """Move ``user``'s read position (``Personal.mark_read``). Each one writes the store and tells every node,
         so it draws on the user's send budget like a send."""
-        self._admit(user, client_id)
+        await self._admit(user, client_id)
         return await self.personal.mark_read(user, room, seq, client_id)
 
     async def submit_change(self, change: NewMessage, reply: Reply) -> None:
         """Queue a room change (edit, delete, reaction, topic: ``chatd.store.changes``) exactly like a send: the
         same rate, membership check, ingest queue and ack after storage; the store decides whether it is allowed."""
-        self._admit(change.sender, change.client_id)
+        await self._admit(change.sender, change.client_id)
         await self.rooms.require_member(change.room, change.sender)
         if change.kind == TOPIC:
             await self.rooms.require_topic_setter(change.room, change.sender)
@@ -511,6 +505,7 @@ class Node:
         g["chatd_acks_pending"] = lambda: len(self._tickets)
         g["chatd_draining"] = lambda: int(self.draining)
         self.metrics.sources.append(self.broker.stats)
+        self.metrics.sources.append(self.limiter.stats)
         self.metrics.sources.append(lambda: {"chatd_ephemeral_shed_total": Outbox.shed_total})
 
 

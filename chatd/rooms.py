@@ -7,7 +7,8 @@
 - Adding someone else: to a private room, any member (or an admin); to a public room, only its creator or an admin
   (anyone can join a public room themselves, so the only use of adding others there is pushing rooms on people).
 - A public room's topic is set by its creator or an admin; a private room's by any member.
-- Creating rooms, explicitly or by joining a new name, is limited to ``rooms.create_per_hour`` per user (per node).
+- Creating rooms, explicitly or by joining a new name, is limited to ``rooms.create_per_hour`` per user (through
+  the node's limiter: across nodes where the broker shares limits).
 
 Membership is checked on every send, so positive answers are cached per node. The cache is only a fast path: the
 store checks membership again in the transaction that stores a send, so a member removed on another node is
@@ -18,15 +19,15 @@ always ask the store.
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from chatd.dms import refuse_dm_name
 from chatd.errors import ChatError, Err
+from chatd.limiter import Limiter
 from chatd.protocol.frames import ROOM_MAX, ROOM_PATTERN
 from chatd.store.base import RoomRecord, Store, UserRecord
-from chatd.throttle import KeyedBuckets, refuse
+from chatd.throttle import refuse
 from chatd.uploads import delete_files
 
 _room_re = re.compile(ROOM_PATTERN)
@@ -44,11 +45,12 @@ def check_room_name(name: str) -> None:
 
 
 class Rooms:
-    def __init__(self, store: Store, auto_create: bool, create_per_hour: float = 0.0) -> None:
+    def __init__(self, store: Store, limiter: Limiter, auto_create: bool, create_per_hour: float = 0.0) -> None:
         self.store = store
+        self.limiter = limiter
         self.auto_create = auto_create
+        self.create_per_hour = create_per_hour
         self._members: set[tuple[str, str]] = set()
-        self._creations = KeyedBuckets(create_per_hour / 3600, create_per_hour)
         # Told (change, room, user it concerns, who did it) after a room is created or someone is added to one,
         # so the node can push the change to the sessions that should see it.
         self.listener: Callable[[str, RoomRecord, str, str], None] | None = None
@@ -57,8 +59,8 @@ class Rooms:
         if self.listener is not None:
             self.listener(change, record, user, by)
 
-    def _may_create(self, user: str) -> None:
-        wait = self._creations.take(user, time.monotonic())
+    async def _may_create(self, user: str) -> None:
+        wait = await self.limiter.take(f"room:{user}", self.create_per_hour / 3600, self.create_per_hour)
         if wait:
             raise refuse("new rooms (rooms.create_per_hour)", wait)
 
@@ -106,7 +108,7 @@ class Rooms:
             if not self.auto_create:
                 raise ChatError(Err.NOT_FOUND, f"no room {room!r} (rooms.auto_create is off)")
             check_room_name(room)
-            self._may_create(user)
+            await self._may_create(user)
             try:
                 record = await self.store.create_room(room, private=False, created_by=user)
                 self._changed("created", record, user, user)
@@ -136,7 +138,7 @@ class Rooms:
         check_room_name(room)
         if await self.store.get_room(room) is not None:
             raise ChatError(Err.CONFLICT, f"room {room!r} already exists")  # a taken name spends no creation
-        self._may_create(user)
+        await self._may_create(user)
         record = await self.store.create_room(room, private, user)
         self._remember(room, user)
         self._changed("created", record, user, user)

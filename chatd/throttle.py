@@ -1,32 +1,49 @@
-"""Throttles for actions a hostile client repeats: login and registration attempts, uploads, room creation,
-typing notices.
+"""Throttles for actions a hostile client repeats: sign-in attempts and registrations per client address, failed
+logins per account, and the helpers every per-address or per-user limit shares.
 
-All state here lives in this process: **every limit is per node**. With several nodes behind a load balancer a
-client gets each limit once per node it reaches; moving the buckets to a shared backend (Redis) only needs another
-implementation of :class:`KeyedBuckets`' three methods.
+The counts live in the node's :class:`chatd.limiter.Limiter`, so they hold across every node where the broker
+shares limits (Redis), and per node otherwise. :class:`KeyedBuckets` is for the few budgets that are per node by
+design (presence announcements, which every node derives from the same reports).
 
-Each structure is bounded: at most ``max_keys`` keys are remembered, and past that the least recently used key is
-forgotten (policy ``evict-lru``). A forgotten key starts again with a full bucket, so an attacker needs more keys
-than the bound, all active at once, to gain anything.
+A client address keys a limit through :func:`address_key`: an IPv6 client is counted by its /64, the block one
+subscriber usually gets, or one host would be 2^64 clients.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
-import time
 from collections import OrderedDict
 
 from chatd.config import AuthConfig
 from chatd.errors import ChatError, Err
+from chatd.limiter import Limiter
 from chatd.protocol.limits import TokenBucket
 
 log = logging.getLogger("chatd.auth")
 
 MAX_KEYS = 65_536
+FAILURE_MEMORY = 3600.0  # seconds a failed login keeps counting after the last one
+
+
+def address_key(addr: str) -> str:
+    """What per-address limits count for a client address: an IPv4 address whole (an IPv4-mapped IPv6 address as
+    its IPv4), an IPv6 address by its /64; anything else (a peer that is no IP address) as it is."""
+    try:
+        ip = ipaddress.ip_address(addr)
+    except ValueError:
+        return addr
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
 
 
 class KeyedBuckets:
-    """One token bucket per key: ``rate`` per second, holding at most ``burst``. A rate of 0 means no limit."""
+    """One token bucket per key, in this process: ``rate`` per second, holding at most ``burst``. A rate of 0 means
+    no limit. At most ``max_keys`` keys are remembered; past that the least recently used is forgotten
+    (``evict-lru``), and a forgotten key starts again with a full bucket."""
 
     __slots__ = ("rate", "burst", "max_keys", "_buckets")
 
@@ -46,23 +63,12 @@ class KeyedBuckets:
             self._buckets.move_to_end(key)
         return b
 
-    def wait(self, key: str, now: float) -> float:
-        """Seconds until ``key`` may act again; 0.0 if it may act now. Takes nothing."""
-        if self.rate <= 0:
-            return 0.0
-        b = self._bucket(key, now)
-        b.take(now, 0.0)  # refill up to now
-        return b.retry_after()
-
     def take(self, key: str, now: float) -> float:
         """Spend one token for ``key``: 0.0 if it was there, else the seconds until one will be."""
         if self.rate <= 0:
             return 0.0
         b = self._bucket(key, now)
         return 0.0 if b.take(now) else max(b.retry_after(), 0.001)
-
-    def forget(self, key: str) -> None:
-        self._buckets.pop(key, None)
 
 
 def refuse(what: str, wait: float) -> ChatError:
@@ -71,50 +77,86 @@ def refuse(what: str, wait: float) -> ChatError:
 
 
 class AuthThrottle:
-    """Login and registration limits, per node (see the module docstring).
+    """Sign-in and registration limits (see ``docs/operations.md``, "Sign-in limits").
 
-    - Per client IP, every login or registration attempt spends from ``auth.attempts_per_minute``; registrations
-      also spend from ``auth.registrations_per_hour``.
-    - Per account (its name, case-insensitively, whether or not it exists), failed logins spend from a bucket of
-      ``auth.login_failures`` that refills one every ``auth.lockout_seconds``; an empty bucket refuses the next
-      attempt before the password is even checked, so a locked account leaks nothing about the guess. A
-      successful login refills it. Tokens already issued keep working.
+    Per client address (:func:`address_key`), every login or registration attempt spends from
+    ``auth.attempts_per_minute``; registrations also from ``auth.registrations_per_hour``.
+
+    Failed logins slow further guesses at the account (keyed by the name as typed, lower-cased, whether or not it
+    exists, so no answer tells which names exist) with growing delays, and never lock its owner out:
+
+    - from one address: after ``auth.login_failures`` failures there, each further attempt from it waits 1 s, 2 s,
+      4 s, ... (doubling, at most ``auth.lockout_seconds``) after that address's last failure;
+    - from every address together: once the account has ``auth.account_failures`` failures, every address that has
+      failed for it at least once also waits the delay those count for (counted the same way);
+    - an address that has not failed for the account is always heard, so its owner's right password from a clean
+      address signs in whatever an attacker elsewhere does;
+    - a successful login clears its address's count; counts are forgotten ``FAILURE_MEMORY`` after their last
+      failure.
+
+    The wait is checked before the password, so a throttled guess learns nothing. Every failure and refusal is
+    logged with the name and address (never the password).
     """
 
-    def __init__(self, cfg: AuthConfig) -> None:
-        self.per_ip = KeyedBuckets(cfg.attempts_per_minute / 60, cfg.attempts_per_minute)
-        self.registrations = KeyedBuckets(cfg.registrations_per_hour / 3600, cfg.registrations_per_hour)
-        lockout = cfg.lockout_seconds if cfg.login_failures > 0 else 0.0
-        self.failures = KeyedBuckets(1 / lockout if lockout > 0 else 0.0, cfg.login_failures)
+    def __init__(self, cfg: AuthConfig, limiter: Limiter) -> None:
+        self.cfg = cfg
+        self.limiter = limiter
 
-    def attempt(self, ip: str, registering: bool = False) -> None:
-        """Raise ``rate_limited`` if this IP must wait; else count the attempt."""
-        now = time.monotonic()
+    async def attempt(self, ip: str, registering: bool = False) -> None:
+        """Raise ``rate_limited`` if this address must wait; else count the attempt."""
+        cfg, where = self.cfg, address_key(ip)
+        per_hour = cfg.registrations_per_hour
         if registering:
-            wait = self.registrations.wait(ip, now)
+            wait = await self.limiter.peek(f"register:{where}", per_hour / 3600, per_hour)
             if wait:
                 log.warning("registration refused for %s: over auth.registrations_per_hour", ip)
                 raise refuse("registrations from your address", wait)
-        wait = self.per_ip.take(ip, now)
+        wait = await self.limiter.take(f"auth:{where}", cfg.attempts_per_minute / 60, cfg.attempts_per_minute)
         if wait:
             log.warning("auth attempt refused for %s: over auth.attempts_per_minute", ip)
             raise refuse("sign-in attempts from your address", wait)
         if registering:
-            self.registrations.take(ip, now)
+            await self.limiter.take(f"register:{where}", per_hour / 3600, per_hour)
 
-    def account_open(self, name: str, ip: str) -> None:
-        """Raise ``rate_limited`` while the account is locked by failed logins."""
-        wait = self.failures.wait(name.lower(), time.monotonic())
-        if wait:
-            log.warning("login refused for %s from %s: account locked after failed logins", shown(name), ip)
-            raise refuse("failed logins for this account", wait)
+    def delay(self, failures: int, free: int) -> float:
+        """Seconds to wait after the last of ``failures``, when ``free`` of them cost nothing."""
+        if free <= 0 or failures < free:
+            return 0.0
+        return min(float(self.cfg.lockout_seconds), 2.0 ** min(failures - free, 30))
 
-    def login_failed(self, name: str, ip: str) -> None:
-        self.failures.take(name.lower(), time.monotonic())
-        log.warning("login failed for %s from %s", shown(name), ip)
+    async def login_allowed(self, name: str, ip: str) -> None:
+        """Raise ``rate_limited`` while this address must wait before guessing at this account again."""
+        account, pair = self._keys(name, ip)
+        failures, age = await self.limiter.strikes(pair)
+        if not failures:
+            return  # a clean address is always heard
+        wait = self.delay(failures, self.cfg.login_failures)
+        account_failures, _ = await self.limiter.strikes(account)
+        wait = max(wait, self.delay(account_failures, self.cfg.account_failures)) - age
+        if wait > 0:
+            log.warning(
+                "login refused for %s from %s: %d failed logins from there, %d for the account; next try in %.0fs",
+                shown(name),
+                ip,
+                failures,
+                account_failures,
+                wait,
+            )
+            raise refuse("failed logins for this account from your address", wait)
 
-    def login_succeeded(self, name: str) -> None:
-        self.failures.forget(name.lower())
+    async def login_failed(self, name: str, ip: str) -> None:
+        account, pair = self._keys(name, ip)
+        here = await self.limiter.strike(pair, FAILURE_MEMORY)
+        total = await self.limiter.strike(account, FAILURE_MEMORY)
+        log.warning("login failed for %s from %s (%d from there, %d for the account)", shown(name), ip, here, total)
+
+    async def login_succeeded(self, name: str, ip: str) -> None:
+        await self.limiter.clear(self._keys(name, ip)[1])
+
+    @staticmethod
+    def _keys(name: str, ip: str) -> tuple[str, str]:
+        account = f"login:{name.lower()}"
+        return account, f"{account}@{address_key(ip)}"
 
 
 def shown(name: str) -> str:

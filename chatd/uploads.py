@@ -2,7 +2,8 @@
 
 - ``uploads.quota_bytes``: what one user may keep in total (posted or not); checked before and while streaming,
   and again atomically when the record is stored, so concurrent uploads cannot overshoot together.
-- ``uploads.rate`` / ``uploads.burst``: uploads per second per user (a token bucket, per node).
+- ``uploads.rate`` / ``uploads.burst``: uploads per second per user (a token bucket in the node's limiter: across
+  nodes where the broker shares limits).
 - ``uploads.min_free_bytes``: an upload that would leave less free space on the uploads' filesystem is refused
   with 507 before a byte is written, so uploads stop well before the store's disk fills.
 - ``uploads.unposted_ttl``: an upload never posted in a room is deleted after this long by :class:`Sweeper`.
@@ -19,8 +20,9 @@ from pathlib import Path
 
 from chatd.config import UploadsConfig
 from chatd.errors import ChatError, Err
+from chatd.limiter import Limiter
 from chatd.store.base import Store
-from chatd.throttle import KeyedBuckets, refuse
+from chatd.throttle import refuse
 
 log = logging.getLogger("chatd.uploads")
 
@@ -43,17 +45,17 @@ def free_bytes(path: str) -> int:
 class UploadRules:
     """The per-user checks of a new upload, in the order an upload meets them."""
 
-    def __init__(self, cfg: UploadsConfig, store: Store) -> None:
+    def __init__(self, cfg: UploadsConfig, store: Store, limiter: Limiter) -> None:
         self.cfg = cfg
         self.store = store
-        self.rate = KeyedBuckets(cfg.rate, cfg.burst)
+        self.limiter = limiter
 
     async def admit(self, user: str, declared: int | None) -> int:
         """Raise if ``user`` may not upload now; otherwise the most bytes this upload may have."""
         cfg = self.cfg
         if declared is not None and declared > cfg.max_bytes:
             raise ChatError(Err.TOO_LARGE, f"uploads are limited to {cfg.max_bytes} bytes")
-        wait = self.rate.take(user, time.monotonic())
+        wait = await self.limiter.take(f"upload:{user}", cfg.rate, cfg.burst)
         if wait:
             raise refuse("uploads (uploads.rate)", wait)
         limit = cfg.max_bytes

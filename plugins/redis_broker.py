@@ -8,6 +8,7 @@ Keys, all under ``[broker] namespace`` (``ns`` below):
   pending entries (``XREADGROUP … 0``), then new ones (``>``).
 - ``ns:fanout``: a pub/sub channel every node subscribes to, for deliveries, control events and presence.
 - ``ns:node:<node id>``: a pub/sub channel per run of a node, for completions addressed to it.
+- ``ns:limit:…`` and ``ns:slots:…``: the deployment's limits (``plugins/redis_limits.py``).
 - ``ns:nodes``: a sorted set of node names scored by their last heartbeat (ms), and ``ns:adopt:<name>``: the
   one node draining a dead node's stream (see below).
 
@@ -37,6 +38,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from chatd.broker.base import BrokerUnavailable, Taken
 from chatd.broker.remote import RemoteBroker, backoff, decode_items
 from chatd.config import BrokerConfig
+from chatd.limiter import Limiter
+from plugins.redis_limits import RedisLimiter
 
 log = logging.getLogger("chatd.broker.redis")
 
@@ -318,3 +321,6 @@ class RedisBroker(RemoteBroker):
 
     def stats(self) -> dict[str, float]:
         return {**super().stats(), "chatd_broker_adopted_queues_total": self.adopted_total}
+
+    def limiter(self) -> Limiter:
+        return RedisLimiter(self)

@@ -37,6 +37,10 @@ Fan-out (``publish``, ``broadcast``)
       it is back, up (``on_link(True)``), and the node then catches every room it serves up from the store. Hubs
       order each room by seq and fill any gap from the store, so a missed delivery is delayed, never lost.
 
+Limits (``limiter``)
+    - A backend whose engine can keep shared counters atomically provides a cluster-wide :class:`Limiter`
+      (Redis); the others leave the default, this process's own (per node). See ``chatd.limiter``.
+
 Lifecycle
     - ``start`` connects (raising :class:`BrokerUnavailable` if it cannot at all) and installs the callbacks;
       afterwards a backend reconnects on its own with capped exponential backoff, logging once per change of
@@ -53,6 +57,7 @@ from typing import Any
 
 import msgspec
 
+from chatd.limiter import Limiter, LocalLimiter
 from chatd.store.base import NewMessage
 
 
@@ -175,3 +180,8 @@ class Broker(abc.ABC):
     def stats(self) -> dict[str, float]:
         """Backend-specific gauges and counters for /metrics (names ending in ``_total`` are counters)."""
         return {}
+
+    def limiter(self) -> Limiter:
+        """The node's limits (``chatd.limiter``): shared by every node through this backend's engine where it can
+        keep them, else this process's own. Called once, before ``start``; the node starts it after the broker."""
+        return LocalLimiter()

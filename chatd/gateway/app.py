@@ -29,7 +29,7 @@ from chatd.gateway.slots import ConnectionSlots
 from chatd.gateway.tickets import Tickets
 from chatd.gateway.ws import ws_endpoint
 from chatd.node import Node
-from chatd.throttle import AuthThrottle, KeyedBuckets
+from chatd.throttle import AuthThrottle
 from chatd.uploads import StoreDisk, UploadRules
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
@@ -160,11 +160,10 @@ def create_app(node: Node) -> Litestar:
         state=State(
             {
                 "node": node,
-                "slots": ConnectionSlots(lim.max_connections, lim.max_connections_per_user),
-                "auth_throttle": AuthThrottle(node.cfg.auth),
-                "upload_rules": UploadRules(node.cfg.uploads, node.store),
+                "slots": ConnectionSlots(lim.max_connections),
+                "auth_throttle": AuthThrottle(node.cfg.auth, node.limiter),
+                "upload_rules": UploadRules(node.cfg.uploads, node.store, node.limiter),
                 "store_disk": StoreDisk(node.store, node.cfg.store.min_free_bytes),
-                "typing_budget": KeyedBuckets(lim.typing_rate, lim.typing_burst),
                 "tickets": Tickets(node.cfg.auth.secret, node.store),
             }
         ),

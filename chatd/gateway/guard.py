@@ -54,7 +54,7 @@ def request_guard(cfg: Config, allow: dict[str, str]) -> Any:
                 return
             peer = scope.get("client")
             headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", ())}
-            refused = refuse_source(cfg, headers, scope.get("method", ""))
+            refused = refuse_source(cfg, headers, str(scope.get("method", "")))
             if refused:
                 raise ChatError(Err.FORBIDDEN, refused)
             ip = client_ip(peer[0] if peer else None, headers, cfg.server.trusted_proxies)

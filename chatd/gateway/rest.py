@@ -142,7 +142,7 @@ async def register(request: Request[Any, Any, Any], data: Credentials) -> TokenO
     if mode == "closed":
         raise ChatError(Err.FORBIDDEN, "registration is closed on this server")
     ip = _ip(request)
-    request.app.state.auth_throttle.attempt(ip, registering=True)
+    await request.app.state.auth_throttle.attempt(ip, registering=True)
     if mode == "invite" and not data.invite:
         raise ChatError(Err.FORBIDDEN, "registration needs an invite code on this server")
     invite = data.invite if mode == "invite" else None
@@ -154,22 +154,22 @@ async def register(request: Request[Any, Any, Any], data: Credentials) -> TokenO
 @post(
     "/auth/login",
     status_code=HTTP_200_OK,
-    summary="Log in with a password; returns a new token (throttled per client address and per account)",
+    summary="Log in with a password; returns a new token (failed logins slow further ones per account and address)",
     responses=errors(401, auth=False, body=True),
     security=PUBLIC,
 )
 async def login(request: Request[Any, Any, Any], data: Login) -> TokenOut:
     throttle: AuthThrottle = request.app.state.auth_throttle
     ip = _ip(request)
-    throttle.attempt(ip)
-    throttle.account_open(data.username, ip)
+    await throttle.attempt(ip)
+    await throttle.login_allowed(data.username, ip)
     try:
         issued = await node_of(request).accounts.login(data.username, data.password)
     except ChatError as e:
         if e.err is Err.UNAUTHORIZED:
-            throttle.login_failed(data.username, ip)
+            await throttle.login_failed(data.username, ip)
         raise
-    throttle.login_succeeded(data.username)
+    await throttle.login_succeeded(data.username, ip)
     return TokenOut(issued.token, issued.user)
 
 

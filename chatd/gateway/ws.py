@@ -45,7 +45,7 @@ from chatd.protocol.frames import (
 )
 from chatd.protocol.session import FrameLimits, FrameRejected, decode_frame
 from chatd.room_changes import change_of
-from chatd.throttle import KeyedBuckets, refuse, shown
+from chatd.throttle import refuse, shown
 from chatd.uploads import StoreDisk
 
 log = logging.getLogger("chatd.ws")
@@ -86,6 +86,7 @@ async def ws_endpoint(socket: WebSocket) -> None:
         await _refuse(node, socket, Close.TOO_MANY_CONNECTIONS, "server connection limit reached")
         return
     user: str | None = None
+    holder = f"{node.id}:{node.hub.next_id()}"  # this session, among the user's on every node
     accepted = False
     try:
         principal = await authenticate(node, headers, socket.query_params, socket.app.state.tickets, WS)
@@ -94,7 +95,9 @@ async def ws_endpoint(socket: WebSocket) -> None:
             refusal = (Close.GOING_AWAY, "server is draining")
         elif principal is None:
             refusal = (Close.UNAUTHORIZED, "missing or invalid credentials")
-        elif not slots.take_user(principal.user.name):
+        elif not await node.limiter.hold(
+            f"sockets:{principal.user.name}", holder, node.cfg.limits.max_connections_per_user
+        ):
             refusal = (Close.TOO_MANY_CONNECTIONS, "per-user connection limit reached")
         else:
             user = principal.user.name
@@ -116,7 +119,7 @@ async def ws_endpoint(socket: WebSocket) -> None:
     finally:
         slots.release_total()
         if user is not None:
-            slots.release_user(user)
+            await node.limiter.release(f"sockets:{user}", holder)
 
 
 async def _refuse(node: Node, socket: WebSocket, code: Close, reason: str) -> None:
@@ -145,7 +148,6 @@ class WsSession:
         self.conn = Conn(node.hub.next_id(), user, token_hash, lim.outbound_queue_bytes, self.kick, time.monotonic())
         self.limits = FrameLimits(lim.max_frame_bytes, lim.close_frame_bytes)
         self.reply = node.reply_to(self.conn)
-        self.typing_budget: KeyedBuckets = socket.app.state.typing_budget
         self.store_disk: StoreDisk = socket.app.state.store_disk
         self.closing: Close | None = None
         self.peer_code: int = 1006  # no close frame seen: the connection dropped
@@ -216,7 +218,7 @@ class WsSession:
 
     async def _read_loop(self) -> None:
         receive, node, conn, limits = self.raw_receive, self.node, self.conn, self.limits
-        metrics = node.metrics
+        metrics, lim = node.metrics, node.cfg.limits
         while True:
             msg = await receive()
             if msg["type"] != "websocket.receive":
@@ -254,7 +256,7 @@ class WsSession:
                 elif type(frame) is Leave:
                     await node.leave(conn, frame.room)
                 elif type(frame) is Typing:
-                    wait = self.typing_budget.take(conn.user, now)
+                    wait = await node.limiter.take(f"typing:{conn.user}", lim.typing_rate, lim.typing_burst)
                     if wait:
                         raise refuse("typing notices (limits.typing_rate)", wait)
                     await node.typing(conn, frame.room)
