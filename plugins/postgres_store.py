@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -194,6 +195,14 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX messages_search ON messages USING gin (search) WHERE kind IS NULL AND NOT deleted;
         """,
     ),
+    (
+        # One-use credentials (WebSocket tickets, admin control requests) spent on any node: Store.claim_once.
+        "013_used_once",
+        """
+        CREATE TABLE used_once (key TEXT PRIMARY KEY, expires BIGINT NOT NULL);
+        CREATE INDEX used_once_expires ON used_once (expires);
+        """,
+    ),
 ]
 
 # An exact spelling wins, for databases made before names were case-insensitive.
@@ -227,6 +236,7 @@ class PostgresStore(Store):
         self.cfg = cfg
         self.pool: asyncpg.Pool | None = None
         self._snapshot: asyncpg.Connection | None = None
+        self._claims = 0  # claim_once calls, to sweep expired claims now and then
 
     # --- lifecycle ----------------------------------------------------------------------------------------------
 
@@ -336,6 +346,22 @@ class PostgresStore(Store):
             issued_after,
         )
         return _user(r) if r else None
+
+    async def claim_once(self, key: str, ttl: float) -> bool:
+        # A key whose claim has expired may be claimed again; expired rows are swept now and then, not every time,
+        # so a burst of claims does not queue on each other's deletes.
+        now = int(time.time() * 1000)
+        self._claims += 1
+        if self._claims % 256 == 1:
+            await self._p.execute("DELETE FROM used_once WHERE expires < $1", now)
+        claimed = await self._p.fetchval(
+            "INSERT INTO used_once (key, expires) VALUES ($1, $2) "
+            "ON CONFLICT (key) DO UPDATE SET expires = EXCLUDED.expires WHERE used_once.expires < $3 RETURNING 1",
+            key,
+            now + int(ttl * 1000),
+            now,
+        )
+        return claimed is not None
 
     async def token_created(self, token_hash: str) -> int | None:
         created = await self._p.fetchval("SELECT created FROM tokens WHERE hash = $1", token_hash)

@@ -7,15 +7,19 @@ sockets close wherever they are.
 
 The request is signed with HMAC-SHA256 under a key derived from the deployment's signing key (``auth.secret`` when
 set, else the key kept in the store): whoever can run the CLI against the store can compute it, nobody else. The
-signature covers a timestamp, so a captured request stops working after ``MAX_AGE`` seconds; replaying one within
-that window only repeats an idempotent kick.
+signature covers a timestamp, so a captured request stops working after ``MAX_AGE`` seconds, and the signed body
+carries a random one-use ``id`` that the node claims in the store (``Store.claim_once``) for the whole window in
+which the timestamp is accepted: a replay, to that node or any other, is refused (a replayed ``room-deleted``
+would otherwise drop the members of a room recreated since).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 import time
+from typing import Annotated
 
 import msgspec
 
@@ -33,9 +37,10 @@ BY = "an admin"  # who the CLI's changes are shown as done by
 class ControlRequest(msgspec.Struct, forbid_unknown_fields=True):
     """Events as ``[kind, *args]``: ``["kick-user", user]``, ``["kick-token", user, token_hash]``,
     ``["member-", room, user]``, ``["member+", room, user]``, ``["room-deleted", room, "private"|"public",
-    *members]``."""
+    *members]``; ``id`` makes the request one-use."""
 
     events: list[list[str]]
+    id: Annotated[str, msgspec.Meta(min_length=16, max_length=64)]
 
 
 def control_key(base: bytes) -> bytes:
@@ -81,7 +86,7 @@ def post_events(url: str, key: bytes, events: list[list[str]], timeout: float = 
     import urllib.error
     import urllib.request
 
-    body = msgspec.json.encode(ControlRequest(events))
+    body = msgspec.json.encode(ControlRequest(events, secrets.token_urlsafe(16)))
     req = urllib.request.Request(  # noqa: S310 - the URL is the operator's own node
         url.rstrip("/") + PATH,
         data=body,

@@ -9,7 +9,7 @@ import msgspec
 from litestar import Request, post
 from litestar.status_codes import HTTP_200_OK
 
-from chatd.admin.control import BY, HEADER, PATH, ControlRequest, check_events, control_key, verify
+from chatd.admin.control import BY, HEADER, MAX_AGE, PATH, ControlRequest, check_events, control_key, verify
 from chatd.cluster import KICK_TOKEN, KICK_USER, MEMBER_ADDED, MEMBER_REMOVED
 from chatd.errors import ChatError, Err
 from chatd.node import Node
@@ -31,6 +31,10 @@ async def control(request: Request[Any, Any, Any]) -> dict[str, int]:
     problem = check_events(req.events)
     if problem:
         raise ChatError(Err.BAD_FRAME, problem)
+    # The timestamp is accepted MAX_AGE either side of now: the id is remembered, on every node, as long.
+    if not await node.store.claim_once(f"control:{req.id}", 2 * MAX_AGE):
+        log.warning("admin control: a replayed request (id %s) refused", req.id)
+        raise ChatError(Err.UNAUTHORIZED, "this control request was already applied; sign a new one")
     for kind, *args in req.events:
         if kind == KICK_USER:
             await node.kick_user(args[0])

@@ -13,9 +13,9 @@ that token on use, so a logout or a revoked token ends them too. The key is ``au
 the deployment's key kept in the store (``Store.deployment_key``), so every node of a deployment accepts what any
 of them issued without configuration (whoever can read the database could then mint tickets for users with live
 tokens: set ``auth.secret`` to keep the key out of it); a store that keeps none gives each process its own key.
-A ticket is single-use per node: each node remembers the tickets it has taken until they expire (at most
-``MAX_USED``, oldest forgotten first; a forgotten one is still bounded by its expiry). Across nodes a ticket could
-be replayed within its lifetime.
+A ticket is single-use across the deployment: its use is claimed in the store (``Store.claim_once``, which every
+node shares whatever the broker) for as long as it is valid, so it opens one session on one node, never one per
+node.
 """
 
 from __future__ import annotations
@@ -25,14 +25,13 @@ import hashlib
 import hmac
 import secrets
 import time
-from collections import OrderedDict
 
 import msgspec
 
 from chatd.store.base import Store
 
 WS, MEDIA = "ws", "media"
-MAX_USED = 100_000
+CLOCK_SLACK = 60.0  # a ticket is remembered this much past its expiry, in case the nodes' clocks disagree
 
 
 def _b64(data: bytes) -> str:
@@ -63,7 +62,6 @@ class Tickets:
         self._secret = secret
         self._key: bytes | None = None
         self._store = store
-        self._used: OrderedDict[str, float] = OrderedDict()
 
     async def signing_key(self) -> bytes:
         """``deployment_key``, read once, after the store is open (the app is built before the node starts)."""
@@ -92,17 +90,6 @@ class Tickets:
         now = time.time()
         if claims.kind != kind or claims.expires < now:
             return None
-        if kind == WS and not self._spend(sig, claims.expires, now):
+        if kind == WS and not await self._store.claim_once(f"ticket:{sig}", claims.expires - now + CLOCK_SLACK):
             return None
         return claims
-
-    def _spend(self, sig: str, expires: float, now: float) -> bool:
-        used = self._used
-        while used and next(iter(used.values())) < now:
-            used.popitem(last=False)  # expired: it cannot be used again anyway
-        if sig in used:
-            return False
-        used[sig] = expires
-        if len(used) > MAX_USED:
-            used.popitem(last=False)
-        return True

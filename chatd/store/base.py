@@ -35,6 +35,8 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -192,6 +194,9 @@ class Outcome(msgspec.Struct, frozen=True, array_like=True):
     mentions: list[str] = []  # members of the room a new message names with @name (chatd.mentions)
 
 
+ONCE_MAX = 100_000  # one-use claims a single-server store remembers in memory
+
+
 class Store(abc.ABC):
     """Persistent state of a chatd deployment."""
 
@@ -225,6 +230,26 @@ class Store(abc.ABC):
         when ``auth.secret`` is empty, so those work across nodes without configuration. None when the store keeps
         no such key (each node then uses a key of its own)."""
         return None
+
+    async def claim_once(self, key: str, ttl: float) -> bool:
+        """True the first time ``key`` is claimed within ``ttl`` seconds, on any node of the deployment; False for
+        a repeat. Spends one-use credentials (WebSocket tickets, the admin CLI's control requests) for as long as
+        they are valid, whatever the broker: the store is what every node of a deployment shares.
+
+        This default remembers claims in this process (at most ``ONCE_MAX``, the oldest forgotten first), which is
+        the whole deployment for a store only one server can open (SQLite); a store several nodes share keeps them
+        in the database."""
+        now = time.monotonic()
+        claims: OrderedDict[str, float] = self.__dict__.setdefault("_claims", OrderedDict())
+        while claims and next(iter(claims.values())) < now:
+            claims.popitem(last=False)  # expired (entries go in with equal ttls in practice, so roughly in order)
+        if key in claims and claims[key] >= now:
+            return False
+        claims[key] = now + ttl
+        claims.move_to_end(key)
+        if len(claims) > ONCE_MAX:
+            claims.popitem(last=False)
+        return True
 
     def free_bytes(self) -> int | None:
         """Bytes free on the filesystem the store writes to, or None when that is not this process's business

@@ -476,3 +476,14 @@ async def test_the_search_migration_indexes_history_stored_before_it(make: MakeS
     finally:
         if make.kind == "sqlite":  # type: ignore[attr-defined]
             await store.close()
+
+
+async def test_a_one_use_claim_holds_on_every_node_until_it_expires(make: MakeStore) -> None:
+    first = await make()
+    other = await make() if make.kind == "postgres" else first  # type: ignore[attr-defined]
+    assert await first.claim_once("ticket:abc", 0.5)
+    assert not await other.claim_once("ticket:abc", 0.5)  # the same key, on another node
+    assert not await first.claim_once("ticket:abc", 0.5)
+    assert await other.claim_once("ticket:def", 0.5)  # another key is its own
+    await asyncio.sleep(0.7)
+    assert await other.claim_once("ticket:abc", 0.5)  # expired: it may be claimed again
