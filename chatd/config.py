@@ -90,6 +90,7 @@ class RoomsConfig(_Section):
     replay_max: int = 1000
     history_max_limit: int = 500
     create_per_hour: float = 60.0
+    dms_per_minute: float = 10.0
 
 
 class LimitsConfig(_Section):
@@ -366,6 +367,7 @@ def validate(cfg: Config) -> None:
         ("auth.token_ttl", cfg.auth.token_ttl),
         ("store.min_free_bytes", cfg.store.min_free_bytes),
         ("rooms.create_per_hour", cfg.rooms.create_per_hour),
+        ("rooms.dms_per_minute", cfg.rooms.dms_per_minute),
         ("limits.body_min_rate", cfg.limits.body_min_rate),
         ("limits.max_requests_per_ip", cfg.limits.max_requests_per_ip),
         ("limits.typing_rate", cfg.limits.typing_rate),

@@ -37,6 +37,7 @@ from chatd.protocol.limits import utf8_len_exceeds
 from chatd.room_changes import Change, change_of
 from chatd.search import Part, snippet_parts, terms
 from chatd.store.base import ReadPosition
+from chatd.throttle import refuse
 
 
 class DmIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -141,6 +142,11 @@ async def mentions(
 )
 async def dms(request: Request[Any, Any, Any], principal: Principal, data: DmIn) -> DmOut:
     node = node_of(request)
+    # Each call pushes a dm frame to the other person (and makes their page re-read its rooms): a budget per user.
+    per_minute = node.cfg.rooms.dms_per_minute
+    wait = await node.limiter.take(f"dm:{principal.user.name}", per_minute / 60, per_minute)
+    if wait:
+        raise refuse("direct conversations opened (rooms.dms_per_minute)", wait)
     record, other, created = await open_dm(node.store, node.tell_user, principal.user, data.user)
     return DmOut(record.name, other, created)
 

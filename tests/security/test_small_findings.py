@@ -59,3 +59,14 @@ def test_a_direct_conversation_cannot_be_opened_with_a_disabled_account(hostile:
     assert r.status_code == 403 and r.json()["code"] == "forbidden", r.text
     rooms = hostile.get("/api/rooms", headers=bearer(alice)).json()["rooms"]
     assert not [room for room in rooms if room["dm"]]
+
+
+def test_opening_direct_conversations_is_rate_limited(hostile: ChatdProcess) -> None:
+    """300 calls in 0.6 s sent bob 300 dm frames (each made his page read its room list again)."""
+    spammer = new_user(hostile, "dm-spammer")
+    new_user(hostile, "dm-bob")
+    codes = [hostile.post("/api/dms", json={"user": "dm-bob"}, headers=bearer(spammer)).status_code for _ in range(30)]
+    assert codes[0] == 201 and 429 in codes
+    assert codes.count(201) + codes.count(200) <= 11  # rooms.dms_per_minute: a burst of 10 (plus a refill)
+    r = hostile.post("/api/dms", json={"user": "dm-bob"}, headers=bearer(spammer))
+    assert r.status_code == 429 and r.json()["code"] == "rate_limited" and int(r.headers["retry-after"]) >= 1
