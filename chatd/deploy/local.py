@@ -287,6 +287,9 @@ class LocalCluster:
         for i in range(nodes):
             node_settings: dict[str, dict[str, Any]] = {k: dict(v) for k, v in (settings or {}).items()}
             node_settings.setdefault("server", {}).setdefault("host", "127.0.0.1")
+            # nginx reaches the nodes from 127.0.0.1 and appends the client's address to X-Forwarded-For: trust it
+            # (and only it), so per-address limits count clients, not the proxy (nor what a client claims).
+            node_settings["server"].setdefault("trusted_proxies", ["127.0.0.1"])
             node_settings["server"]["port"] = free_port()
             env = {
                 "CHATD_SERVER_NODE_ID": f"node{i + 1}",

@@ -19,11 +19,12 @@ as long as it liked. Two bounds stop that:
 - **Body deadline.** A body must be complete within ``limits.body_timeout`` seconds plus its size so far over
   ``limits.body_min_rate`` bytes per second, so a large upload on a slow link has time and a drip-fed one does not.
   Past the deadline the request is answered 408 ``timeout``.
-- **In flight per address.** At most ``limits.max_requests_per_ip`` requests from one client address are being
-  handled at once (``server.trusted_proxies`` says whose X-Forwarded-For to believe); past it 429
-  ``rate_limited``. ``/healthz`` and ``/readyz`` are exempt so probes keep answering.
+- **In flight per address.** At most ``limits.max_requests_per_ip`` requests from one client address (an IPv6
+  client: its /64, ``throttle.address_key``) are being handled at once (``server.trusted_proxies`` says whose
+  X-Forwarded-For to believe); past it 429 ``rate_limited``. ``/healthz`` and ``/readyz`` are exempt so probes
+  keep answering.
 
-The count is per node.
+The count is per node: it protects this node's own connections and memory.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from litestar.types import ASGIApp, Receive, ReceiveMessage, Scope, Send
 from chatd.config import Config
 from chatd.errors import ChatError, Err
 from chatd.gateway.auth import WRITE_METHODS, client_ip, loopback_host, origin_allowed
+from chatd.throttle import address_key
 
 EXEMPT = frozenset(("/healthz", "/readyz"))
 
@@ -57,7 +59,7 @@ def request_guard(cfg: Config, allow: dict[str, str]) -> Any:
             refused = refuse_source(cfg, headers, str(scope.get("method", "")))
             if refused:
                 raise ChatError(Err.FORBIDDEN, refused)
-            ip = client_ip(peer[0] if peer else None, headers, cfg.server.trusted_proxies)
+            ip = address_key(client_ip(peer[0] if peer else None, headers, cfg.server.trusted_proxies))
             held = in_flight.get(ip, 0)
             if lim.max_requests_per_ip and held >= lim.max_requests_per_ip:
                 raise ChatError(
