@@ -77,7 +77,7 @@ async def test_edits_deletes_and_topics_from_both_nodes_reach_both_in_one_order(
     assert [s[0] for s in seen[0]] == list(range(first_change, first_change + total))
     for other in seen[1:]:
         assert other == seen[0]  # one order on every node
-    stored = {m["seq"]: m for m in history(c.http, room)}
+    stored = {m["seq"]: m for m in history(c.http, room, user="ed0")}
     for i, seq in enumerate(mine):
         state = (stored[seq].get("deleted", False), stored[seq].get("body", ""))  # defaults are left out on the wire
         assert state == ((True, "") if i % 2 else (False, f"final {i}"))
