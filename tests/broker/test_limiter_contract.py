@@ -15,7 +15,7 @@ import services
 from chatd.broker.memory import MemoryBroker
 from chatd.config import BrokerConfig
 from chatd.deploy.local import free_port
-from chatd.limiter import Limiter
+from chatd.limiter import Limiter, LocalLimiter
 from chatd.registry import load
 
 MakeLimiter = Callable[[], Awaitable[Limiter]]
@@ -119,3 +119,15 @@ async def test_a_redis_limiter_falls_back_to_its_node_while_redis_is_away(tmp_pa
         await limiter.close()
         await broker.close()
         own.kill()
+
+
+async def test_a_local_limiter_remembers_a_bounded_number_of_keys() -> None:
+    """A node's per-user buckets used to grow with every user ever seen (``Node._buckets``); now the least recently
+    used is forgotten past ``max_keys``, and forgetting an idle bucket costs nothing (it would be full)."""
+    limiter = LocalLimiter(max_keys=100)
+    for n in range(10_000):
+        await limiter.take(f"send:user{n}", 20, 60)
+        await limiter.strike(f"login:user{n}", 60)
+    assert limiter.stats()["chatd_limiter_keys"] == 200
+    assert (await limiter.strikes("login:user0"))[0] == 0  # the oldest went first
+    assert (await limiter.strikes("login:user9999"))[0] == 1
