@@ -79,13 +79,14 @@ def check_username(name: str) -> None:
         raise ChatError(
             Err.BAD_FRAME,
             f"usernames are 1-{USER_MAX} characters of A-Z a-z 0-9 _ . - and start with a letter or digit",
+            field="username",
         )
 
 
 def check_password(password: str) -> None:
     """The one password rule, for the web, the REST API and the CLI alike."""
     if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
-        raise ChatError(Err.BAD_FRAME, f"passwords are {PASSWORD_MIN}-{PASSWORD_MAX} characters")
+        raise ChatError(Err.BAD_FRAME, f"passwords are {PASSWORD_MIN}-{PASSWORD_MAX} characters", field="password")
 
 
 class Issued(msgspec.Struct):

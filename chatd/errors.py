@@ -32,9 +32,17 @@ class Err(enum.Enum):
     BAD_FRAME = ErrorInfo(
         "bad_frame",
         400,
-        "The frame is not JSON, or not an object of the documented shape "
-        "(missing or unknown field, wrong type, value out of range).",
+        "The WebSocket frame is not JSON, or not an object of the documented shape "
+        "(missing or unknown field, wrong type, value out of range); the message names the field and its rule.",
         "Fix the frame; do not resend it unchanged.",
+    )
+    INVALID = ErrorInfo(
+        "invalid",
+        400,
+        "The REST request's body or parameters are not of the documented shape (missing or unknown field, wrong "
+        "type, value out of range, a name breaking the naming rule); the message names the field and its rule, and "
+        '`"field"` names the field when there is one.',
+        "Fix the named field; do not resend the request unchanged.",
     )
     UNKNOWN_TYPE = ErrorInfo(
         "unknown_type",
@@ -197,16 +205,24 @@ CLOSE_INFO: dict[Close, tuple[str, str]] = {
 class ChatError(Exception):
     """A domain error with a code from the table. The gateway turns it into an error frame or a REST body.
 
-    ``retry_after`` (seconds) is sent as a REST ``Retry-After`` header, rounded up to whole seconds."""
+    Code shared by both paths raises ``bad_frame`` for bad input; REST answers it as ``invalid``, the REST word.
+    ``retry_after`` (seconds) is sent as a REST ``Retry-After`` header, rounded up to whole seconds. ``field`` names
+    the request field a validation error is about (REST bodies carry it)."""
 
     def __init__(
-        self, err: Err, message: str | None = None, ref: str | None = None, retry_after: float | None = None
+        self,
+        err: Err,
+        message: str | None = None,
+        ref: str | None = None,
+        retry_after: float | None = None,
+        field: str | None = None,
     ) -> None:
         super().__init__(message or err.value.meaning)
         self.err = err
         self.message = message or err.value.meaning
         self.ref = ref
         self.retry_after = retry_after
+        self.field = field
 
     @property
     def headers(self) -> dict[str, str] | None:

@@ -10,7 +10,7 @@ import msgspec
 from litestar import Litestar, MediaType, Request, Response
 from litestar._openapi.plugin import OpenAPIPlugin
 from litestar.datastructures import State
-from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions import HTTPException, SerializationException, ValidationException
 from litestar.openapi import OpenAPIConfig
 from litestar.routes import HTTPRoute
 from litestar.static_files import create_static_files_router
@@ -29,6 +29,7 @@ from chatd.gateway.slots import ConnectionSlots
 from chatd.gateway.tickets import Tickets
 from chatd.gateway.ws import ws_endpoint
 from chatd.node import Node
+from chatd.protocol.explain import explain
 from chatd.throttle import AuthThrottle
 from chatd.uploads import StoreDisk, UploadRules
 
@@ -39,7 +40,7 @@ log = logging.getLogger("chatd.http")
 
 
 class ChatdRequest(Request[Any, Any, Any]):
-    """litestar's Request, with request bodies it cannot decode answered as ``bad_frame`` instead of a crash.
+    """litestar's Request, with request bodies it cannot decode answered as ``invalid`` instead of a crash.
 
     litestar maps msgspec's DecodeError to a 400 itself, but lets two more decode failures escape as 500s: invalid
     UTF-8 inside a JSON string, and JSON nested past msgspec's recursion limit. Both are the client's fault.
@@ -48,10 +49,12 @@ class ChatdRequest(Request[Any, Any, Any]):
     async def json(self) -> Any:
         try:
             value = await super().json()
+        except SerializationException as e:
+            raise ChatError(Err.INVALID, f"the request body is not valid JSON ({e})") from None
         except UnicodeDecodeError:
-            raise ChatError(Err.BAD_FRAME, "request body is not valid UTF-8") from None
+            raise ChatError(Err.INVALID, "request body is not valid UTF-8") from None
         except RecursionError:
-            raise ChatError(Err.BAD_FRAME, "request body is nested too deeply") from None
+            raise ChatError(Err.INVALID, "request body is nested too deeply") from None
         _check_strictly(self.route_handler.parsed_fn_signature.parameters.get("data"), value)
         return value
 
@@ -70,19 +73,25 @@ def _check_strictly(field: Any, value: Any) -> None:
         try:
             msgspec.convert(value, target, strict=True)
         except msgspec.ValidationError as e:
-            raise ChatError(Err.BAD_FRAME, str(e).replace("$.", "")) from None
+            field, message = explain(str(e))
+            raise ChatError(Err.INVALID, message, field=field) from None
 
 
-def _body(err: Err, message: str, ref: str | None = None) -> dict[str, Any]:
-    return {"code": err.code, "message": message, "ref": ref}
+def _body(err: Err, message: str, ref: str | None = None, field: str | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"code": err.code, "message": message, "ref": ref}
+    if field is not None:
+        body["field"] = field
+    return body
 
 
 def _chat_error(request: Request[Any, Any, Any], exc: ChatError) -> Response[dict[str, Any]]:
     if exc.err is Err.RATE_LIMITED:
         request.app.state.node.metrics.http_rate_limited += 1
+    # Rules shared with the WebSocket path raise bad_frame; over REST the same fault is "invalid".
+    err = Err.INVALID if exc.err is Err.BAD_FRAME else exc.err
     return Response(
-        _body(exc.err, exc.message, exc.ref),
-        status_code=exc.err.http_status,
+        _body(err, exc.message, exc.ref, exc.field),
+        status_code=err.http_status,
         media_type=MediaType.JSON,
         headers=exc.headers,
     )
@@ -103,16 +112,21 @@ _BY_STATUS = {
 
 def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
     if isinstance(exc, ValidationException):
-        extra = exc.extra if isinstance(exc.extra, list) else []
-        detail = "; ".join(
-            f"{e.get('key', '')}: {e.get('message', '')}".strip(": ") for e in extra if isinstance(e, dict)
-        )
-        return Response(_body(Err.BAD_FRAME, detail or exc.detail), status_code=400)
+        return _invalid(exc)
     if exc.status_code >= 500:
         return _internal(request, exc)
-    code = _BY_STATUS.get(exc.status_code, Err.BAD_FRAME)
+    code = _BY_STATUS.get(exc.status_code, Err.INVALID)
     # Keep litestar's headers: a 405 carries Allow, which a client needs to know what the path does take.
     return Response(_body(code, exc.detail), status_code=exc.status_code, headers=exc.headers)
+
+
+def _invalid(exc: ValidationException) -> Response[dict[str, Any]]:
+    """litestar's own validation failures (query and path parameters, undecodable bodies), said in words."""
+    problems = [e for e in (exc.extra if isinstance(exc.extra, list) else []) if isinstance(e, dict)]
+    said = [explain(str(e.get("message", "")), str(e.get("key") or "") or None) for e in problems]
+    if not said:
+        return Response(_body(Err.INVALID, exc.detail), status_code=400)
+    return Response(_body(Err.INVALID, "; ".join(m for _, m in said), field=said[0][0]), status_code=400)
 
 
 def _internal(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:

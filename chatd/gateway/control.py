@@ -27,10 +27,10 @@ async def control(request: Request[Any, Any, Any]) -> dict[str, int]:
     try:
         req = msgspec.json.decode(body, type=ControlRequest)
     except (msgspec.DecodeError, msgspec.ValidationError) as e:
-        raise ChatError(Err.BAD_FRAME, str(e)) from None
+        raise ChatError(Err.INVALID, str(e)) from None
     problem = check_events(req.events)
     if problem:
-        raise ChatError(Err.BAD_FRAME, problem)
+        raise ChatError(Err.INVALID, problem)
     # The timestamp is accepted MAX_AGE either side of now: the id is remembered, on every node, as long.
     if not await node.store.claim_once(f"control:{req.id}", 2 * MAX_AGE):
         log.warning("admin control: a replayed request (id %s) refused", req.id)

@@ -13,6 +13,7 @@ import msgspec
 from litestar import Request, get
 
 from chatd import __version__
+from chatd.accounts import PASSWORD_MIN
 from chatd.config import registration_mode
 from chatd.gateway.openapi import PUBLIC, errors
 from chatd.node import Node
@@ -31,6 +32,8 @@ class ServerInfo(msgspec.Struct):
     upload_types: list[str]
     registration_mode: str = "open"
     """"open", "invite" (registering needs an invite code) or "closed"."""
+    password_min: int = PASSWORD_MIN
+    """The shortest password a registration takes, so a form can say so before it is sent."""
 
 
 def _serves_uploads(request: Request[Any, Any, Any]) -> bool:

@@ -361,7 +361,7 @@ async def send_message(request: Request[Any, Any, Any], principal: Principal, ro
     user = principal.user.name
     client_id = client_id_or_new(data.client_id)
     if not data.body and not data.attachments:
-        raise ChatError(Err.BAD_FRAME, "body must not be empty", client_id)
+        raise ChatError(Err.INVALID, "body must not be empty", client_id, field="body")
     if utf8_len_exceeds(data.body, node.cfg.limits.max_frame_bytes):
         raise ChatError(Err.TOO_LARGE, f"body exceeds {node.cfg.limits.max_frame_bytes} bytes", client_id)
     request.app.state.store_disk.require(client_id)
@@ -392,7 +392,7 @@ async def create_bots(request: Request[Any, Any, Any], principal: Principal, dat
         width = len(str(data.count))
         names += [f"{data.prefix}{i:0{width}d}" for i in range(1, data.count + 1)]
     if not names:
-        raise ChatError(Err.BAD_FRAME, 'give "names", or "prefix" and "count"')
+        raise ChatError(Err.INVALID, 'give "names", or "prefix" and "count"')
     issued = await node_of(request).accounts.create_bots(names)
     return {"bots": [Bot(i.user.name, i.token) for i in issued]}
 

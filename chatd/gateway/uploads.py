@@ -133,7 +133,7 @@ async def upload(
             await asyncio.to_thread(f.write, chunk)
         await asyncio.to_thread(f.close)
         if size == 0:
-            raise ChatError(Err.BAD_FRAME, "the upload is empty")
+            raise ChatError(Err.INVALID, "the upload is empty")
         kind = sniff(head)
         if kind is None or kind not in cfg.allowed_types:
             raise ChatError(

@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 
 from chatd.errors import Close, Err
+from chatd.protocol.explain import explain
 from chatd.protocol.frames import CLIENT_TYPES, ClientFrame, Send
 from chatd.protocol.limits import utf8_len_exceeds
 
@@ -78,7 +79,7 @@ def explain_invalid(data: str | bytes, detail: str) -> FrameRejected:
     if kind not in CLIENT_TYPES:
         shown = kind if len(kind) <= 32 else kind[:32] + "…"
         return FrameRejected(Err.UNKNOWN_TYPE, f"unknown frame type {shown!r}", ref)
-    return FrameRejected(Err.BAD_FRAME, detail.replace("$.", ""), ref)
+    return FrameRejected(Err.BAD_FRAME, explain(detail)[1], ref)
 
 
 def decode_frame(data: str | bytes, limits: FrameLimits) -> ClientFrame:

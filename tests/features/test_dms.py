@@ -46,5 +46,5 @@ async def test_a_dm_is_one_room_per_pair_and_both_sides_hear_of_it(server: Chatd
 
 
 def test_a_dm_needs_another_existing_user(server: ChatdProcess) -> None:
-    assert server.post("/api/dms" + auth("dm_solo"), json={"user": "dm_solo"}).json()["code"] == "bad_frame"
+    assert server.post("/api/dms" + auth("dm_solo"), json={"user": "dm_solo"}).json()["code"] == "invalid"
     assert server.post("/api/dms" + auth("dm_solo"), json={"user": "nobody_here"}).json()["code"] == "not_found"

@@ -39,11 +39,45 @@ def test_register_refuses_taken_names_and_weak_input(token_server: ChatdProcess,
     r = token_server.post("/api/auth/register", json={"username": "root_admin", "password": "whatever123"})
     assert r.status_code == 409 and r.json()["code"] == "conflict"
     r = token_server.post("/api/auth/register", json={"username": "shorty", "password": "123"})
-    assert r.status_code == 400 and r.json()["code"] == "bad_frame"
+    assert r.status_code == 400 and r.json()["code"] == "invalid"
     r = token_server.post("/api/auth/register", json={"username": "bad name!", "password": "long enough"})
     assert r.status_code == 400
     r = token_server.post("/api/auth/register", json={"username": "x"})
-    assert r.status_code == 400 and r.json()["code"] == "bad_frame"
+    assert r.status_code == 400 and r.json()["code"] == "invalid"
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field", "words"),
+    [
+        ("/api/auth/register", {"username": "shorty", "password": "123"}, "password", "at least 8 characters"),
+        ("/api/auth/register", {"username": "bad name!", "password": "long enough"}, "username", "letters, digits"),
+        ("/api/auth/register", {"username": "x"}, "password", "password is required"),
+        ("/api/auth/register", {"username": 5, "password": "long enough"}, "username", "must be text"),
+        ("/api/auth/register", {"username": "a" * 33, "password": "long enough"}, "username", "at most 32"),
+        ("/api/auth/register", {"username": "ok", "password": "long enough", "x": 1}, "x", "not a field"),
+        ("/api/rooms", {"name": "no spaces please"}, "name", "start with a letter or digit"),
+        ("/api/rooms", {"name": "fine", "private": 0}, "private", "true or false"),
+        ("/api/rooms/lobby/messages", {"body": "hi", "reply_to": 0}, "reply_to", "at least 1"),
+    ],
+)
+def test_a_refused_body_is_answered_invalid_in_words_naming_the_field(
+    token_server: ChatdProcess, admin: str, path: str, body: dict[str, object], field: str, words: str
+) -> None:
+    """Issue 21.1: no msgspec wording, no regex, and not the WebSocket word bad_frame."""
+    r = token_server.post(path, json=body, headers=auth(admin))
+    answer = r.json()
+    assert r.status_code == 400 and answer["code"] == "invalid", r.text
+    assert answer["field"] == field and field in answer["message"] and words in answer["message"], answer
+    assert "Expected" not in answer["message"] and "regex" not in answer["message"] and "$." not in r.text
+
+
+def test_a_refused_query_parameter_is_answered_invalid_naming_it(token_server: ChatdProcess, admin: str) -> None:
+    token_server.post("/api/rooms", json={"name": "paged"}, headers=auth(admin))
+    r = token_server.get("/api/rooms/paged/messages", params={"limit": "ten"}, headers=auth(admin))
+    assert (r.status_code, r.json()["code"], r.json()["field"]) == (400, "invalid", "limit"), r.text
+    assert r.json()["message"] == "limit must be a whole number, not text"
+    r = token_server.post("/api/rooms", content=b'{"name": "x"', headers=auth(admin))
+    assert (r.status_code, r.json()["code"]) == (400, "invalid") and "not valid JSON" in r.json()["message"]
 
 
 def test_login_issues_a_new_token_and_logout_revokes_it(token_server: ChatdProcess) -> None:

@@ -158,6 +158,17 @@ async def test_bad_frames_get_an_error_and_the_connection_stays_open(server: Cha
     await c.close()
 
 
+async def test_a_refused_frame_is_explained_in_words(server: ChatdProcess) -> None:
+    """bad_frame stays the WebSocket code, and its message names the field and its rule, not msgspec's terms."""
+    c = await Client.connect(server.ws, user="worded")
+    await c.send({"type": "join", "room": "no such room!"})
+    err = await c.expect("error")
+    assert err["code"] == "bad_frame" and err["message"].startswith("room must use only letters"), err
+    await c.send({"type": "join", "room": "ok", "since": -1})
+    assert (await c.expect("error"))["message"] == "since must be at least 0"
+    await c.close()
+
+
 async def test_too_large_send_is_refused_with_its_ref_and_nothing_is_stored(server: ChatdProcess) -> None:
     c = await Client.connect(server.ws, user="big_sender")
     await c.join("big-room")

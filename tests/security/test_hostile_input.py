@@ -34,7 +34,7 @@ def test_undecodable_rest_bodies_get_400_in_chatds_shape(hostile: ChatdProcess, 
     token = new_user(hostile, f"r{abs(hash((path, body))) % 10**8}")
     r = hostile.post(path, content=body, headers={"content-type": "application/json", **bearer(token)})
     assert r.status_code == 400, r.text
-    assert r.json()["code"] == "bad_frame" and set(r.json()) == {"code", "message", "ref"}
+    assert r.json()["code"] == "invalid" and set(r.json()) == {"code", "message", "ref"}
     assert "internal error" not in hostile.log()  # expected bad input never takes the fault path
 
 
@@ -44,7 +44,7 @@ def test_history_seq_bounds_out_of_range_are_bad_requests(hostile: ChatdProcess,
     token = new_user(hostile, f"h{abs(hash((param, value))) % 10**8}")
     hostile.post("/api/rooms", json={"name": "bounds"}, headers=bearer(token))
     r = hostile.get("/api/rooms/bounds/messages", params={param: value}, headers=bearer(token))
-    assert r.status_code == 400 and r.json()["code"] == "bad_frame", r.text
+    assert r.status_code == 400 and r.json()["code"] == "invalid", r.text
 
 
 def test_a_405_names_the_allowed_methods(hostile: ChatdProcess) -> None:

@@ -50,6 +50,30 @@ def test_token_mode_register_sign_out_and_log_in_again(
     gina.wait_bodies(["registered and in"])
 
 
+def test_the_form_shows_the_rules_first_and_marks_the_field_the_server_refused(
+    token_server: ChatdProcess, people: Callable[..., ChatPage]
+) -> None:
+    """Issue 21.1: the rules are on screen before submitting; a refusal is in words and marks its field."""
+    page = people("jules").goto(token_server).page
+    page.wait_for_selector("#signin-form")
+    assert "letters, digits" in page.inner_text("#signin-name-rules")
+    assert "at least 8 characters" in page.inner_text("#signin-password-rules")
+    assert page.get_attribute("#signin-password", "aria-describedby") == "signin-password-rules"
+    page.fill("#signin-name", "jules")
+    page.fill("#signin-password", "short")
+    page.click("#register-button")
+    page.wait_for_selector("#signin-error:has-text('Password must be at least 8 characters.')")
+    assert page.get_attribute("#signin-password", "aria-invalid") == "true"
+    assert page.get_attribute("#signin-name", "aria-invalid") is None
+    assert "bad_frame" not in page.inner_text("#signin") and "Expected" not in page.inner_text("#signin")
+    page.fill("#signin-password", "long enough now")  # typing clears the mark
+    assert page.get_attribute("#signin-password", "aria-invalid") is None
+    page.fill("#signin-name", "no spaces")
+    page.click("#register-button")
+    page.wait_for_selector("#signin-error:has-text('Names are 1-32')")
+    assert page.get_attribute("#signin-name", "aria-invalid") == "true"
+
+
 def test_a_revoked_token_closes_the_socket_with_4401_and_returns_to_sign_in(
     token_server: ChatdProcess, people: Callable[..., ChatPage]
 ) -> None:

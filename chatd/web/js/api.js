@@ -2,10 +2,12 @@
 // branch on codes (unauthorized, not_found, too_large...) and never on message text.
 
 export class ApiError extends Error {
-  constructor(status, code, message) {
+  /** ``field``: the request field an ``invalid`` answer is about (the server names it), or undefined. */
+  constructor(status, code, message, field) {
     super(message);
     this.status = status;
     this.code = code;
+    this.field = field ?? undefined;
   }
 }
 
@@ -25,7 +27,7 @@ async function request(url, { method = "GET", headers = {}, json, body } = {}) {
   }
   const data = await res.json().catch(() => null);
   if (!res.ok) {
-    throw new ApiError(res.status, data?.code ?? `http_${res.status}`, data?.message ?? res.statusText);
+    throw new ApiError(res.status, data?.code ?? `http_${res.status}`, data?.message ?? res.statusText, data?.field);
   }
   return data;
 }

@@ -21,6 +21,20 @@ export function signIn(info, notice = "") {
       ? "Log in with your account, or register a new one with an invite code."
       : "Log in with your account, or register a new one.";
   $("password-row").hidden = open;
+  if (info.password_min) {
+    $("signin-password-rules").textContent = `A new account's password has at least ${info.password_min} characters.`;
+  }
+  const fields = { username: name, password, invite: $("signin-invite") };
+  for (const input of Object.values(fields)) input.addEventListener("input", () => input.removeAttribute("aria-invalid"));
+  // Say what is wrong, and mark the field it is about (the server names it in an "invalid" answer).
+  const fail = (message, input) => {
+    error.textContent = message;
+    for (const other of Object.values(fields)) other.removeAttribute("aria-invalid");
+    if (input) {
+      input.setAttribute("aria-invalid", "true");
+      input.focus();
+    }
+  };
   password.required = !open;
   $("login-button").textContent = open ? "Enter chat" : "Log in";
   $("register-button").hidden = open || !info.registration;
@@ -38,13 +52,11 @@ export function signIn(info, notice = "") {
       error.textContent = "";
       const user = name.value.trim();
       if (!USER_RE.test(user)) {
-        error.textContent = "Names are 1-32 letters, digits, '_', '.' or '-', starting with a letter or digit.";
-        name.focus();
+        fail("Names are 1-32 letters, digits, '_', '.' or '-', starting with a letter or digit.", name);
         return;
       }
       if (!open && !password.value) {
-        error.textContent = "Enter your password.";
-        password.focus();
+        fail("Enter your password.", password);
         return;
       }
       const kind = e.submitter?.value === "register" ? "register" : "login";
@@ -62,7 +74,7 @@ export function signIn(info, notice = "") {
         password.value = "";
         resolve(session);
       } catch (err) {
-        error.textContent = explain(err, kind);
+        fail(explain(err, kind), fields[err.field]);
       } finally {
         form.removeAttribute("aria-busy");
       }
@@ -78,5 +90,6 @@ function explain(err, kind) {
     return /invite/.test(err.message) ? err.message : "Registration is closed on this server.";
   }
   if (err.code === "network") return "Cannot reach the server. Check your connection and try again.";
+  if (err.code === "invalid" && err.message) return err.message[0].toUpperCase() + err.message.slice(1) + ".";
   return err.message || "Something went wrong.";
 }
