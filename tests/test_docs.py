@@ -49,3 +49,15 @@ def test_example_configs_are_valid() -> None:
 
     for path in sorted((ROOT / "config").glob("*.toml")):
         load_config(path, environ={})
+
+
+def test_the_protocol_pages_hello_example_is_the_hello_the_server_sends() -> None:
+    """A client written from docs/protocol.md alone sees every field of hello, features included."""
+    from chatd.protocol.frames import FEATURES, Hello
+
+    text = (ROOT / "docs" / "protocol.md").read_text()
+    examples = [msgspec.json.decode(line[2:]) for line in text.splitlines() if line.startswith('← {"type":"hello"')]
+    assert examples, "docs/protocol.md has no hello example"
+    for example in examples:
+        assert set(example) == {"type", *Hello.__struct_fields__}, example
+        assert example["features"] == list(FEATURES)

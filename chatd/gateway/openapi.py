@@ -37,6 +37,12 @@ class ErrorBody(msgspec.Struct):
     code: ErrorCode  # type: ignore[valid-type]
     message: str
     ref: str | None
+    field: str | None = None
+    """The request field an ``invalid`` answer is about, when there is one."""
+
+
+# Codes only a WebSocket frame is answered with; REST says ``invalid`` for bad input.
+WEBSOCKET_ONLY = frozenset((Err.BAD_FRAME, Err.UNKNOWN_TYPE))
 
 
 def errors(*statuses: int, auth: bool = True, body: bool = False) -> dict[int, ResponseSpec]:
@@ -50,7 +56,7 @@ def errors(*statuses: int, auth: bool = True, body: bool = False) -> dict[int, R
         wanted |= {408, 413}
     out = {}
     for status in sorted(wanted):
-        codes = ", ".join(f"`{e.code}`" for e in Err if e.http_status == status)
+        codes = ", ".join(f"`{e.code}`" for e in Err if e.http_status == status and e not in WEBSOCKET_ONLY)
         out[status] = ResponseSpec(ErrorBody, description=f"error {codes}", generate_examples=False)
     return out
 

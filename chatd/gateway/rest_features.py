@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Request, delete, get, patch, post, put
+from litestar import Request, Response, delete, get, patch, post, put
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
@@ -137,10 +138,14 @@ async def mentions(
     "/dms",
     status_code=HTTP_201_CREATED,
     summary="Open (or find) your direct conversation with a user: one private two-person room per pair",
-    responses=errors(403, 404, 409, body=True),
+    description="201 when the conversation was made now, 200 when it already existed (created is false).",
+    responses={
+        200: ResponseSpec(DmOut, description="the conversation already existed"),
+        **errors(403, 404, 409, body=True),
+    },
     security=SECURED,
 )
-async def dms(request: Request[Any, Any, Any], principal: Principal, data: DmIn) -> DmOut:
+async def dms(request: Request[Any, Any, Any], principal: Principal, data: DmIn) -> Response[DmOut]:
     node = node_of(request)
     # Each call pushes a dm frame to the other person (and makes their page re-read its rooms): a budget per user.
     per_minute = node.cfg.rooms.dms_per_minute
@@ -148,7 +153,7 @@ async def dms(request: Request[Any, Any, Any], principal: Principal, data: DmIn)
     if wait:
         raise refuse("direct conversations opened (rooms.dms_per_minute)", wait)
     record, other, created = await open_dm(node.store, node.tell_user, principal.user, data.user)
-    return DmOut(record.name, other, created)
+    return Response(DmOut(record.name, other, created), status_code=HTTP_201_CREATED if created else HTTP_200_OK)
 
 
 @get(

@@ -56,6 +56,47 @@ async def test_an_archived_room_refuses_sends_with_archived_and_keeps_its_histor
     await c.close()
 
 
+async def test_an_archived_room_refuses_edits_reactions_topics_and_deletes_too(server: ChatdProcess) -> None:
+    """docs/protocol.md says an archived room takes no change at all, not only no new message."""
+    token = register(server, "scribe", "scribe password")
+    ok(cli(server, "rooms", "create", "records", "--owner", "scribe"))
+    c = await Client.connect(server.ws, token=token)
+    await c.join("records")
+    assert (await c.say("records", "minute one", "r1"))["seq"] == 1
+    ok(cli(server, "rooms", "archive", "records"))
+    changes = [
+        {"type": "edit", "room": "records", "seq": 1, "body": "rewritten", "client_id": "e1"},
+        {"type": "react", "room": "records", "seq": 1, "emoji": "👍", "client_id": "e2"},
+        {"type": "topic", "room": "records", "topic": "new topic", "client_id": "e3"},
+        {"type": "delete", "room": "records", "seq": 1, "client_id": "e4"},
+    ]
+    for change in changes:
+        await c.send(change)
+        error = await c.expect("error", skip=("presence", "ping", "typing", "message"))
+        assert (error["code"], error["ref"]) == ("archived", change["client_id"])
+    hist = server.get("/api/rooms/records/messages", headers=auth(token)).json()
+    assert [(m["body"], m.get("reactions", {}), m.get("deleted", False)) for m in hist["messages"]] == [
+        ("minute one", {}, False)
+    ]
+    await c.close()
+
+
+async def test_an_admin_deletes_someone_elses_message_but_may_not_edit_it(server: ChatdProcess) -> None:
+    writer = await Client.connect(server.ws, token=register(server, "writer", "writer password"))
+    boss_token = register(server, "boss", "boss password")
+    ok(cli(server, "users", "promote", "boss"))
+    boss = await Client.connect(server.ws, token=boss_token)
+    for c in (writer, boss):
+        await c.join("town")
+    await writer.say("town", "spam spam", "w1")
+    await boss.send({"type": "edit", "room": "town", "seq": 1, "body": "moderated", "client_id": "b1"})
+    assert (await boss.expect("error", skip=("presence", "message")))["code"] == "forbidden"
+    await boss.send({"type": "delete", "room": "town", "seq": 1, "client_id": "b2"})
+    assert (await boss.expect("ack", skip=("presence", "message", "delete")))["client_id"] == "b2"
+    for c in (writer, boss):
+        await c.close()
+
+
 async def test_delete_needs_yes_then_removes_the_room_and_tells_its_followers(server: ChatdProcess) -> None:
     token = register(server, "dan", "dan password")
     ok(cli(server, "rooms", "create", "doomed", "--owner", "dan", "--private"))

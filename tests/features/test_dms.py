@@ -20,7 +20,9 @@ async def test_a_dm_is_one_room_per_pair_and_both_sides_hear_of_it(server: Chatd
     assert (opened["room"], opened["user"], opened["created"]) == ("dm:dm_ann:dm_bob", "DM_Bob", True)
     told = await bob_phone.expect("dm")
     assert (told["room"], told["with"]) == (opened["room"], "dm_ann")
-    back = server.post("/api/dms" + auth("DM_Bob"), json={"user": "DM_ANN"}).json()
+    again = server.post("/api/dms" + auth("DM_Bob"), json={"user": "DM_ANN"})
+    back = again.json()
+    assert again.status_code == 200  # found, not made: 201 only when created
     assert (back["room"], back["created"]) == (opened["room"], False)
     assert (await bob_phone.expect("dm"))["with"] == "dm_ann"  # the opener's own devices are told too
     room = opened["room"]

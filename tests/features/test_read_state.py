@@ -54,6 +54,20 @@ async def test_reading_a_room_you_are_not_in_is_refused(server: ChatdProcess) ->
     await outsider.close()
 
 
+async def test_a_read_past_the_last_seq_is_clamped_to_it(server: ChatdProcess) -> None:
+    """Not refused: the position is stored as the room's last seq, and that is what every connection is told."""
+    owner = await Client.connect(server.ws, user="rs_clamp")
+    await owner.join("rs-clamp")
+    await owner.say("rs-clamp", "one", "c1")
+    await owner.say("rs-clamp", "two", "c2")
+    await owner.send({"type": "read", "room": "rs-clamp", "seq": 10_000, "client_id": "far"})
+    frame = await owner.expect("read", skip=("room", "presence", "ping", "message", "ack"))
+    assert (frame["seq"], frame["unread"]) == (2, 0)
+    r = server.post("/api/rooms/rs-clamp/read?user=rs_clamp", json={"seq": 9_999})
+    assert (r.status_code, r.json()["seq"]) == (200, 2)
+    await owner.close()
+
+
 async def test_read_positions_survive_a_restart(make_server) -> None:
     server = make_server().start()
     bob = await Client.connect(server.ws, user="bob")
