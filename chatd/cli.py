@@ -121,9 +121,18 @@ def create_option(fn: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--create",
         is_flag=True,
-        help="Create the database if it does not exist (otherwise a missing one is an error, so a command run "
-        "from the wrong directory cannot make a new, empty store).",
+        help="Create the database if it does not exist. Without it a missing store is made only when the config "
+        "places it (an absolute store.path, as chatd init writes, or a PostgreSQL DSN), so a command run from the "
+        "wrong directory cannot make a new, empty store.",
     )(fn)
+
+
+def store_is_placed(cfg: Config) -> bool:
+    """Whether the store's place is fixed by the config rather than by the directory a command runs in: an absolute
+    SQLite path (what ``chatd init`` writes) or a database server's DSN. An admin command then makes a missing store,
+    as ``chatd serve`` would, so the first ``chatd users add`` of a new installation works; a relative path would
+    make a stray empty store when run from the wrong directory, so that needs ``--create``."""
+    return cfg.store.backend != "sqlite" or Path(cfg.store.path).is_absolute()
 
 
 def run_with_store(cfg: Config, create: bool, action: Callable[[Store], Awaitable[T]]) -> T:
@@ -135,13 +144,14 @@ def run_with_store(cfg: Config, create: bool, action: Callable[[Store], Awaitabl
 
     async def run() -> T:
         store = make_store(cfg, server=False)
-        if not create and not await store.exists():
+        new = not await store.exists()
+        if new and not (create or store_is_placed(cfg)):
             raise click.ClickException(
                 f"no chatd database at {store.describe()}: run this where the server runs, pass --config (or "
                 "$CHATD_CONFIG, CHATD_STORE_PATH), or add --create to make a new one"
             )
         await store.open()
-        click.echo(f"store: {store.describe()}", err=True)
+        click.echo(f"store: {store.describe()}" + (" (new: created with the current schema)" if new else ""), err=True)
         try:
             return await action(store)
         finally:

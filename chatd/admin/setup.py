@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import click
 
-from chatd.cli import DEFAULT_CONFIG, build_config, config_option, resolve_config_path
+from chatd.cli import DEFAULT_CONFIG, build_config, config_option, resolve_config_path, store_is_placed
 from chatd.config import Config
 
 # --- init -------------------------------------------------------------------------------------------------------
@@ -30,7 +30,7 @@ _COMMON_TAIL = """
 allowed_origins = ["{origin}"]
 
 [uploads]
-dir = "{dir}/uploads"
+dir = "{data}/uploads"
 
 # Every other setting keeps its default; `chatd config check -c {config}` prints them all, and chatd.toml at the
 # top of chatd's repository explains each one.
@@ -38,7 +38,7 @@ dir = "{dir}/uploads"
 
 SINGLE = """# chatd on one machine: SQLite for history, the in-process broker. Written by `chatd init --mode single`.
 #
-#   chatd users add admin --admin --password-stdin -c {config}
+#   chatd users add admin --admin --password-stdin -c {config}    # makes the database too
 #   chatd serve -c {config}
 #
 # Put nginx or Caddy in front for TLS (docs/operations.md) and keep chatd on loopback.
@@ -57,7 +57,7 @@ secret = "{secret}"
 
 [store]
 backend = "sqlite"
-path = "{dir}/chatd.db"
+path = "{data}/chatd.db"
 
 [broker]
 backend = "memory"
@@ -103,11 +103,11 @@ MODES = {
 }
 
 
-def render_config(mode: str, directory: Path, config: Path, origin: str) -> str:
+def render_config(mode: str, directory: Path, config: Path, origin: str, data: Path | None = None) -> str:
     template, extra = MODES[mode]
     values = {
         "mode": mode,
-        "dir": str(directory),
+        "data": str(data or directory),
         "config": str(config),
         "secret": secrets.token_urlsafe(32),
         "origin": origin,
@@ -120,15 +120,20 @@ def render_config(mode: str, directory: Path, config: Path, origin: str) -> str:
 @click.argument("directory", type=click.Path(file_okay=False), default=".")
 @click.option("--mode", type=click.Choice(sorted(MODES)), default="single", show_default=True)
 @click.option("--origin", default="https://chat.example.com", show_default=True, help="Where the page is served.")
+@click.option(
+    "--data",
+    type=click.Path(file_okay=False),
+    help="Where the SQLite database and the uploads go (store.path, uploads.dir). Default: DIRECTORY.",
+)
 @click.option("--force", is_flag=True, help="Overwrite an existing chatd.toml.")
-def init(directory: str, mode: str, origin: str, force: bool) -> None:
+def init(directory: str, mode: str, origin: str, data: str | None, force: bool) -> None:
     """Write DIRECTORY/chatd.toml for a mode, commented, with a fresh auth.secret (readable by its owner only).
 
     single: one process, SQLite, no broker. redis / rabbitmq: one node of a scale-out deployment with PostgreSQL.
 
     \b
     Example:
-        chatd init /etc/chatd --mode single --origin https://chat.example.org
+        chatd init /etc/chatd --mode single --data /var/lib/chatd --origin https://chat.example.org
         chatd init . --mode redis && chatd config check -c chatd.toml
     """
     target_dir = Path(directory).resolve()
@@ -136,7 +141,7 @@ def init(directory: str, mode: str, origin: str, force: bool) -> None:
     config = target_dir / DEFAULT_CONFIG
     if config.exists() and not force:
         raise click.ClickException(f"{config} exists; add --force to replace it")
-    text = render_config(mode, target_dir, config, origin)
+    text = render_config(mode, target_dir, config, origin, Path(data).resolve() if data else None)
     fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it holds the secret
     with os.fdopen(fd, "w") as f:
         f.write(text)
@@ -283,7 +288,13 @@ async def check_store(cfg: Config, report: Report) -> None:
         report(False, "store", f"cannot read the {cfg.store.backend} store: {e}. Check [store] and that it runs")
         return
     if cfg.store.backend == "sqlite" and not done:
-        report(False, "store", f"no chatd database at {Path(cfg.store.path).resolve()}: run chatd migrate to make one")
+        db = Path(cfg.store.path).resolve()
+        if store_is_placed(cfg) and not db.exists():
+            # A new installation: the config fixes where the database goes, and the first command that needs it
+            # makes it there (check_files has said whether that directory can be written).
+            report(True, "store", f"no database yet at {db}: chatd users add or chatd serve makes it")
+        else:
+            report(False, "store", f"no chatd database at {db}: run this where the server runs, or chatd migrate")
         return
     try:
         check_not_newer(done, known)
