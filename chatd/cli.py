@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import traceback
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -46,9 +47,36 @@ def build_config(path: str | None, overrides: dict[str, dict[str, Any]] | None =
         raise click.ClickException(f"config error: {e}") from None
 
 
-@click.group()
+class ChatdGroup(click.Group):
+    """The ``chatd`` group: whatever a command lets escape becomes one or two lines saying what failed, where and
+    what to do (:func:`chatd.failures.explain`), and a non-zero exit; ``chatd --debug`` shows the traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.ClickException as e:
+            cause = e.__cause__ or e.__context__  # what a command turned into its one line
+            if ctx.params.get("debug") and cause is not None and not isinstance(cause, click.ClickException):
+                traceback.print_exception(cause)
+            raise
+        except (click.exceptions.Exit, click.Abort, SystemExit, KeyboardInterrupt):
+            raise
+        except Exception as e:
+            if ctx.params.get("debug"):
+                raise
+            from chatd.broker.base import BrokerUnavailable
+            from chatd.failures import explain
+            from chatd.registry import BackendError
+            from chatd.store.base import StoreRefused
+
+            known = (StoreRefused, BrokerUnavailable, BackendError)
+            raise click.ClickException(str(e) if isinstance(e, known) else explain(e)) from None
+
+
+@click.group(cls=ChatdGroup)
 @click.version_option(__version__, prog_name="chatd")
-def cli() -> None:
+@click.option("--debug", is_flag=True, help="Show the traceback of a failure instead of one line about it.")
+def cli(debug: bool) -> None:
     """chatd: a self-hosted real-time chat server that never loses an acknowledged message."""
 
 
@@ -82,7 +110,7 @@ def serve(config_path: str | None, host: str | None, port: int | None, dev: bool
     cfg = build_config(config_path, overrides)
     from chatd.server import serve as run
 
-    sys.exit(run(cfg))
+    sys.exit(run(cfg, debug=click.get_current_context().find_root().params.get("debug", False)))
 
 
 @cli.group()

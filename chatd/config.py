@@ -14,6 +14,7 @@ import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
+from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
@@ -395,6 +396,21 @@ def validate(cfg: Config) -> None:
 
 def is_loopback(host: str) -> bool:
     return host in ("localhost", "::1") or host.startswith("127.")
+
+
+_KV_PASSWORD = re.compile(r"(?P<head>\bpassword\s*=\s*)(?:'[^']*'|[^\s&]+)", re.I)
+
+
+def safe_url(url: str) -> str:
+    """A broker URL or store DSN fit for a message or a log line: any password replaced by ``***``, the rest (user,
+    host, port, database) kept, since that is what an operator needs to see where it failed."""
+    parts = urlsplit(url)
+    if parts.netloc and "@" in parts.netloc:
+        userinfo, _, hostport = parts.netloc.rpartition("@")
+        if ":" in userinfo:
+            userinfo = userinfo.split(":", 1)[0] + ":***"
+        url = urlunsplit(parts._replace(netloc=f"{userinfo}@{hostport}"))
+    return _KV_PASSWORD.sub(r"\g<head>***", url)
 
 
 def dump_toml(cfg: Config) -> str:

@@ -8,6 +8,7 @@ The gateway (WebSocket and REST) calls into a Node; a Node never touches a socke
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import socket
@@ -96,8 +97,16 @@ class Node:
     async def start(self) -> None:
         await self.store.open()
         events = BrokerEvents(self.hub.deliver, self._on_complete, self.cluster.apply, self._on_link)
-        await self.broker.start(events)
-        await self.limiter.start()
+        try:
+            await self.broker.start(events)
+            await self.limiter.start()
+        except BaseException:
+            # What already started (the store's threads, a broker's tasks) would keep the process from exiting with
+            # the error.
+            with contextlib.suppress(Exception):
+                await self.broker.close()
+            await self.store.close()
+            raise
         self.worker.start()
         background = [
             (self._heartbeats(), "chatd-heartbeat"),

@@ -9,12 +9,15 @@ frame.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import signal
 import socket
 import sys
 import time
+import traceback
+from pathlib import Path
 
 import msgspec
 import uvloop
@@ -24,7 +27,9 @@ from granian.log import LogLevels
 from granian.server.embed import Server
 
 from chatd import __version__
+from chatd.broker.base import BrokerUnavailable
 from chatd.config import Config, is_loopback, registration_mode
+from chatd.failures import path_problem
 from chatd.gateway.app import create_app
 from chatd.gateway.ws import with_raw_websocket_io
 from chatd.node import Node
@@ -96,8 +101,22 @@ def port_taken(host: str, port: int) -> str | None:
     return None
 
 
-def serve(cfg: Config) -> int:
-    problem = check_startup(cfg) or port_taken(cfg.server.host, cfg.server.port)
+def uploads_dir_problem(cfg: Config) -> str | None:
+    """Whether the uploads directory can be made and written: found at start-up, not at the first upload."""
+    path = Path(cfg.uploads.dir)
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as e:
+        return path_problem(e, path, "uploads.dir")
+    if not os.access(path, os.W_OK | os.X_OK):
+        return path_problem(PermissionError(errno.EACCES, "Permission denied"), path, "uploads.dir")
+    return None
+
+
+def serve(cfg: Config, debug: bool = False) -> int:
+    """Run until SIGTERM/SIGINT and a drain; what stops start-up is one line on stderr (and exit 2), with its
+    traceback too when ``debug``."""
+    problem = check_startup(cfg) or port_taken(cfg.server.host, cfg.server.port) or uploads_dir_problem(cfg)
     if problem:
         print(f"chatd: {problem}", file=sys.stderr)
         return 2
@@ -105,7 +124,9 @@ def serve(cfg: Config) -> int:
     os.umask(0o077)
     try:
         return uvloop.run(_serve(cfg))
-    except (StoreRefused, BackendError) as e:
+    except (StoreRefused, BackendError, BrokerUnavailable) as e:
+        if debug:
+            traceback.print_exc()
         print(f"chatd: {e}", file=sys.stderr)
         return 2
 

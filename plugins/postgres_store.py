@@ -27,6 +27,7 @@ import msgspec
 
 from chatd.config import StoreConfig
 from chatd.errors import ChatError, Err
+from chatd.failures import unreachable
 from chatd.mentions import mentioned
 from chatd.protocol.frames import Entry, Message
 from chatd.search import MARK_END, MARK_START, Hit, tsquery
@@ -41,6 +42,7 @@ from chatd.store.base import (
     ReadPosition,
     RoomRecord,
     Store,
+    StoreRefused,
     TokenRecord,
     UploadRecord,
     UserInfo,
@@ -241,9 +243,13 @@ class PostgresStore(Store):
     # --- lifecycle ----------------------------------------------------------------------------------------------
 
     async def open(self) -> None:
-        self.pool = await asyncpg.create_pool(
-            self.cfg.dsn, min_size=1, max_size=self.cfg.pool_size, timeout=10, command_timeout=30
-        )
+        """Connect and migrate; a server that cannot be reached or refuses us raises StoreRefused naming it."""
+        try:
+            self.pool = await asyncpg.create_pool(
+                self.cfg.dsn, min_size=1, max_size=self.cfg.pool_size, timeout=10, command_timeout=30
+            )
+        except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+            raise StoreRefused(unreachable("PostgreSQL store", self.cfg.dsn, e, "[store] dsn (CHATD_STORE_DSN)")) from e
         async with self.pool.acquire() as c, c.transaction():
             await c.execute("SELECT pg_advisory_xact_lock($1)", MIGRATE_LOCK)
             await c.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied BIGINT NOT NULL)")

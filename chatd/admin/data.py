@@ -31,6 +31,7 @@ import msgspec
 
 from chatd.cli import build_config, config_option, create_option, run_with_store
 from chatd.config import Config
+from chatd.failures import path_problem
 from chatd.store.base import EXPORT_KINDS, Store
 
 FORMAT = 1
@@ -123,7 +124,10 @@ def backup(config_path: str | None, file: str) -> None:
     if target.resolve() == db.resolve():
         raise click.UsageError("the backup file must not be the database itself")
     started = time.monotonic()
-    online_copy(db, target)
+    try:
+        online_copy(db, target)
+    except OSError as e:
+        raise click.ClickException(path_problem(e, target, "the backup")) from None
     done = check_chatd_database(target)
     conn = sqlite3.connect(f"file:{target}?mode=ro", uri=True)
     try:
@@ -153,7 +157,10 @@ def restore(config_path: str | None, file: str) -> None:
     db = sqlite_path(cfg, "restore")
     source = Path(file)
     check_chatd_database(source)
-    db.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        db.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as e:
+        raise click.ClickException(path_problem(e, db, "the store")) from None
     with server_lock(db):
         kept = None
         if db.exists():
@@ -244,7 +251,11 @@ def export_cmd(config_path: str | None, file: str) -> None:
         if file == "-":
             return await write_export(store, sys.stdout.buffer)
         partial = Path(file + ".partial")
-        with open(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb", buffering=1 << 20) as out:
+        try:
+            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        except OSError as e:
+            raise click.ClickException(path_problem(e, file, "the export")) from None
+        with open(fd, "wb", buffering=1 << 20) as out:
             counts = await write_export(store, out)
         partial.replace(file)
         return counts

@@ -21,6 +21,7 @@ import click
 
 from chatd.cli import DEFAULT_CONFIG, build_config, config_option, resolve_config_path, store_is_placed
 from chatd.config import Config
+from chatd.failures import path_problem
 
 # --- init -------------------------------------------------------------------------------------------------------
 
@@ -172,9 +173,16 @@ async def schema_state(cfg: Config) -> tuple[list[str], list[str]]:
     if cfg.store.backend == "postgres":
         import asyncpg
 
+        from chatd.failures import unreachable
+        from chatd.store.base import StoreRefused
         from plugins.postgres_store import MIGRATIONS as PG_MIGRATIONS
 
-        conn = await asyncpg.connect(cfg.store.dsn, timeout=10)
+        try:
+            conn = await asyncpg.connect(cfg.store.dsn, timeout=10)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+            raise StoreRefused(
+                unreachable("PostgreSQL store", cfg.store.dsn, e, "[store] dsn (CHATD_STORE_DSN)")
+            ) from e
         try:
             if not await conn.fetchval("SELECT to_regclass('_migrations') IS NOT NULL"):
                 return [], [name for name, _ in PG_MIGRATIONS]
@@ -208,8 +216,8 @@ def migrate(config_path: str | None, check: bool) -> None:
         check_not_newer(done, known)
     except StoreRefused as e:
         raise click.ClickException(str(e)) from None
-    except (OSError, ConnectionError) as e:
-        raise click.ClickException(f"cannot reach the store: {e}") from None
+    except OSError as e:
+        raise click.ClickException(path_problem(e, cfg.store.path, "the SQLite store")) from None
     pending = [name for name in known if name not in done]
     click.echo(f"schema: {len(done)} applied, {len(pending)} pending" + (f": {', '.join(pending)}" if pending else ""))
     if check:
@@ -284,6 +292,9 @@ async def check_store(cfg: Config, report: Report) -> None:
 
     try:
         done, known = await asyncio.wait_for(schema_state(cfg), 15)
+    except StoreRefused as e:
+        report(False, "store", str(e))
+        return
     except Exception as e:  # noqa: BLE001 - any failure to reach the store is the finding
         report(False, "store", f"cannot read the {cfg.store.backend} store: {e}. Check [store] and that it runs")
         return

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections import deque
 
 from chatd.broker.base import (
     Broker,
     BrokerEvents,
+    BrokerUnavailable,
     Completion,
     Control,
     Delivery,
@@ -28,6 +30,7 @@ from chatd.broker.base import (
     item_size,
 )
 from chatd.broker.spill import SpillFile
+from chatd.failures import path_problem
 
 log = logging.getLogger("chatd.broker")
 
@@ -56,7 +59,12 @@ class MemoryBroker(Broker):
         self.spilled_total = 0
 
     async def start(self, events: BrokerEvents) -> None:
-        await self._spill.open()
+        try:
+            await self._spill.open()
+        except (OSError, sqlite3.OperationalError) as e:
+            path = e.filename if isinstance(e, OSError) and e.filename else self._spill.path
+            problem = path_problem(e, path, "the spill file") if isinstance(e, OSError) else f"{path}: {e}"
+            raise BrokerUnavailable(f"{problem} (broker.spill_path)") from e
         if self._spill.rows:
             log.warning("replaying %d spilled sends left by a previous run", self._spill.rows)
             self._spilling = True

@@ -39,6 +39,7 @@ from chatd.broker.base import (
     Taken,
 )
 from chatd.config import BrokerConfig
+from chatd.failures import unreachable
 
 log = logging.getLogger("chatd.broker")
 
@@ -262,7 +263,9 @@ class RemoteBroker(Broker):
             await self._connect()
         except Exception as e:
             await self._disconnect()
-            raise BrokerUnavailable(f"cannot reach the {self.backend} broker at {self.cfg.url}: {e}") from e
+            raise BrokerUnavailable(
+                unreachable(f"{self.backend} broker", self.cfg.url, e, "[broker] url (CHATD_BROKER_URL)")
+            ) from e
         self.link(True)
         self._flusher = asyncio.create_task(self._flush_groups(), name=f"chatd-{self.backend}-submit")
         self._sampler = asyncio.create_task(self._sample_queue_length(), name=f"chatd-{self.backend}-length")

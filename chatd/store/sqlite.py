@@ -27,6 +27,7 @@ import msgspec
 import sqlite_utils
 
 from chatd.errors import ChatError, Err
+from chatd.failures import path_problem
 from chatd.mentions import mentioned
 from chatd.protocol.frames import Entry, Message
 from chatd.search import MARK_END, MARK_START, Hit, fts5_query
@@ -312,6 +313,22 @@ class SQLiteStore(Store):
     # --- lifecycle ----------------------------------------------------------------------------------------------
 
     async def open(self) -> None:
+        """Create (private), lock and migrate the file; a path that cannot be used raises StoreRefused naming it."""
+        try:
+            await self._open()
+        except OSError as e:
+            await self.close()
+            raise StoreRefused(path_problem(e, e.filename or self.path, "the SQLite store")) from e
+        except sqlite3.OperationalError as e:
+            await self.close()
+            if not any(words in str(e) for words in ("unable to open", "readonly", "disk I/O")):
+                raise
+            raise StoreRefused(
+                f"the SQLite store at {self.path}: {e}: the user chatd runs as must be able to write the file and "
+                "its directory (the -wal and -shm files go there)"
+            ) from e
+
+    async def _open(self) -> None:
         if self.path != ":memory:":
             # Private by default: the database holds password hashes and every message. SQLite gives the -wal and
             # -shm files the database file's mode, so creating the file 0600 first covers them too.
