@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from chatd import __version__
-from chatd.config import Config, ConfigError, dump_toml, load_config
+from chatd.config import Config, ConfigError, dump_toml, load_config, safe_url
 
 if TYPE_CHECKING:
     from chatd.store.base import Store
@@ -337,36 +337,42 @@ def cluster() -> None:
 def cluster_up(
     nodes: int, broker: str, broker_url: str | None, dsn: str, namespace: str, port: int, workdir: str, dev: bool
 ) -> None:
-    """Start NODES chatd nodes sharing a broker and PostgreSQL, and nginx in front; Ctrl-C stops them all.
+    """Start NODES chatd nodes sharing a broker and PostgreSQL, and nginx in front; Ctrl-C stops them all. A node
+    that dies is reported and started again.
 
-    Each node is configured through the environment names an operator's tooling would use (CHATD_SERVER_NODE_ID,
-    CHATD_BROKER_BACKEND, CHATD_BROKER_URL, CHATD_BROKER_NAMESPACE, CHATD_STORE_BACKEND, CHATD_STORE_DSN); their
-    logs are in DIR/nodeN/server.log.
+    Each node's DIR/nodeN/chatd.toml is complete (server.node_id, port, [store] dsn, [broker] backend, url and
+    namespace, the settings CHATD_SERVER_NODE_ID, CHATD_STORE_DSN, CHATD_BROKER_URL… would give), so the operator's
+    commands pointed at one act on the whole cluster. Logs are in DIR/nodeN/server.log.
 
     \b
     Example:
         chatd cluster up --nodes 3 --broker redis
         chatd cluster up -n 2 --broker rabbitmq --dev --port 9000
+        chatd users add dave -c cluster-run/node1/chatd.toml      # in another terminal
     """
     import signal
     import threading
 
-    from chatd.deploy.local import LocalCluster
+    from chatd.deploy.local import LocalCluster, NodeFailed
 
     settings: dict[str, dict[str, Any]] = {"auth": {"mode": "open"}} if dev else {}
     run = LocalCluster(Path(workdir).resolve(), nodes, broker, broker_url, dsn, namespace, port, settings)
-    click.echo(f"starting {nodes} nodes ({broker}, PostgreSQL {dsn}) and nginx …", err=True)
+    click.echo(f"starting {nodes} nodes ({broker}, PostgreSQL {safe_url(dsn)}) and nginx …", err=True)
     try:
         run.start()
-    except Exception as e:  # noqa: BLE001 - shown to the user as is, with the node's log tail
-        raise click.ClickException(str(e)) from None
+    except NodeFailed as e:
+        raise click.ClickException(e.summary) from e
+    except Exception as e:  # noqa: BLE001 - nginx missing or refusing its config, the database unreachable
+        raise click.ClickException(str(e)) from e
     for i, node in enumerate(run.nodes, 1):
-        click.echo(f"  node{i}: {node.http}  (log: {node.log_path})", err=True)
+        assert node.proc is not None
+        click.echo(f"  node{i}: {node.http}  (pid {node.proc.pid}, config: {node.config_path})", err=True)
     click.echo(f"chatd is up at {run.http}  (WebSocket {run.ws}); Ctrl-C stops everything")
+    click.echo(f"  operator commands: chatd users add NAME -c {run.nodes[0].config_path}", err=True)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
+    run.watch(stop, lambda line: click.echo(line, err=True))
     click.echo("stopping: draining the nodes …", err=True)
     run.stop()
 

@@ -50,7 +50,9 @@ def path_problem(exc: OSError, path: str | os.PathLike[str] | None = None, what:
 def unreachable(service: str, where: str, exc: BaseException, setting: str) -> str:
     """A service that could not be reached at start-up: ``cannot reach the <service> at <where>: <why>``, and what
     to check (``setting``, the config key that names it)."""
-    running = "Is it running? " if isinstance(exc, OSError | TimeoutError) else ""
+    # Refused or timed out (OSError, TimeoutError, the clients' own ConnectionErrors): most likely not running.
+    down = isinstance(exc, OSError | TimeoutError) or "Connection" in type(exc).__name__
+    running = "Is it running? " if down else ""
     return f"cannot reach the {service} at {safe_url(where)}: {safe_url(_reason(exc))}. {running}Check {setting}"
 
 

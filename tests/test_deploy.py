@@ -3,6 +3,7 @@ renders, and ``chatd cluster up`` starts nodes behind nginx and stops them all o
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -13,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from chatd.config import load_config
 from chatd.deploy.local import NginxProcess, free_port, http_status
 from chatd.deploy.nginx import EXAMPLE_RUN_DIR, example, prepare_run_dir
 from harness import ROOT, clean_env
@@ -105,6 +107,73 @@ def test_cluster_up_starts_nodes_behind_nginx_and_a_signal_stops_them_all(
         assert "stopped" in (workdir / name / "server.log").read_text()  # drained, not killed
 
 
+def wait_for(check, what: str, timeout: float = 60) -> None:  # noqa: ANN001 - a zero-argument predicate
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def test_cluster_up_configs_serve_the_operator_and_a_dead_node_is_restarted(
+    tmp_path: Path, need_nginx: None, redis_url: str, namespace: str, pg_dsn: str
+) -> None:
+    """Issue 21.6: the nodes' config files are complete, so chatd users add pointed at one writes to the cluster's
+    PostgreSQL (the token works on every node), and a node killed with SIGKILL is reported and started again."""
+    port = free_port()
+    workdir = tmp_path / "run"
+    said = tmp_path / "cluster-up.err"
+    args = ["cluster", "up", "-n", "2", "--broker", "redis", "--broker-url", redis_url, "--port", str(port)]
+    args += ["--dir", str(workdir), "--namespace", namespace, "--dsn", pg_dsn]
+    with open(said, "w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "chatd", *args], stdout=subprocess.DEVNULL, stderr=err, env=clean_env()
+        )
+    try:
+        wait_for(
+            lambda: http_status(f"http://127.0.0.1:{port}/readyz") == 200 or proc.poll() is not None, "the cluster"
+        )
+        assert proc.poll() is None, said.read_text()
+        node1 = workdir / "node1" / "chatd.toml"
+        cfg = load_config(node1, environ={})
+        assert (cfg.store.backend, cfg.store.dsn) == ("postgres", pg_dsn)
+        assert (cfg.broker.backend, cfg.broker.url, cfg.broker.namespace) == ("redis", redis_url, namespace)
+        assert cfg.server.node_id == "node1" and node1.stat().st_mode & 0o077 == 0
+        added = subprocess.run(
+            [sys.executable, "-m", "chatd", "users", "add", "dave", "-c", str(node1)],
+            capture_output=True,
+            text=True,
+            env=clean_env(),
+            timeout=60,
+        )
+        assert added.returncode == 0 and "store: postgres" in added.stderr, added.stderr
+        token = {"Authorization": f"Bearer {added.stdout.strip()}"}
+        node2_port = load_config(workdir / "node2" / "chatd.toml", environ={}).server.port
+        for base in (f"http://127.0.0.1:{port}", f"http://127.0.0.1:{node2_port}"):
+            assert httpx.get(f"{base}/api/me", headers=token).json()["name"] == "dave"
+
+        pid = int(re.search(r"node2: \S+ +\(pid (\d+)", said.read_text())[1])
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: "node2 is back" in said.read_text() or proc.poll() is not None, "node2 to be restarted")
+        text = said.read_text()
+        assert f"node2 (pid {pid}) was killed by SIGKILL; restarting it" in text, text
+        assert http_status(f"http://127.0.0.1:{node2_port}/readyz") == 200
+        assert httpx.get(f"http://127.0.0.1:{node2_port}/api/me", headers=token).json()["name"] == "dave"
+        for command in (["doctor"], ["rooms", "list"], ["users", "disable", "dave"]):  # as docs/scale-out.md shows
+            r = subprocess.run(
+                [sys.executable, "-m", "chatd", *command, "-c", str(node1)],
+                capture_output=True,
+                text=True,
+                env=clean_env(),
+                timeout=60,
+            )
+            assert r.returncode == 0 and "PROBLEM" not in r.stdout, r.stdout + r.stderr
+        assert httpx.get(f"http://127.0.0.1:{node2_port}/api/me", headers=token).status_code == 401
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+    assert proc.returncode == 0, said.read_text()
+
+
 def test_cluster_up_explains_a_missing_nginx_or_database(tmp_path: Path) -> None:
     r = subprocess.run(
         [
@@ -116,7 +185,7 @@ def test_cluster_up_explains_a_missing_nginx_or_database(tmp_path: Path) -> None
             "-n",
             "1",
             "--dsn",
-            "postgresql://nobody@127.0.0.1:1/x",
+            "postgresql://nobody:pw@127.0.0.1:1/x",
             "--dir",
             str(tmp_path / "run"),
             "--port",
@@ -128,7 +197,8 @@ def test_cluster_up_explains_a_missing_nginx_or_database(tmp_path: Path) -> None
         timeout=60,
     )
     assert r.returncode != 0 and "Traceback" not in r.stderr
-    assert "Error:" in r.stderr
+    assert "Error: cannot reach the PostgreSQL server at postgresql://nobody:***@127.0.0.1:1/x" in r.stderr
+    assert ":pw@" not in r.stderr
 
 
 @pytest.mark.parametrize("command", [["cluster", "up"]])

@@ -3,8 +3,9 @@
 ``chatd cluster up`` uses it to let anyone try several nodes with one command, and the test suite uses the same
 code to run its multi-node tests, so what is tested is what a user starts. The nodes share the machine's Redis or
 RabbitMQ and PostgreSQL (nothing is reinvented here); each deployment uses its own broker namespace and database.
-Nodes are configured through the documented environment names (``CHATD_BROKER_BACKEND``, ``CHATD_STORE_DSN``,
-``CHATD_SERVER_NODE_ID``, …) over an optional config file, exactly as an operator's tooling would start them.
+Each node's ``chatd.toml`` is complete (node id, port, store, broker and namespace), so an operator's command
+pointed at it (``chatd users add dave -c cluster-run/node1/chatd.toml``) acts on the cluster, as it would on any
+deployment's node.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -27,6 +29,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from chatd.config import settings_to_toml
 from chatd.deploy.nginx import prepare_run_dir, render
+from chatd.failures import unreachable
 
 BROKER_URLS = {"redis": "redis://127.0.0.1:6379/0", "rabbitmq": "amqp://guest:guest@127.0.0.1:5672/"}
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/chatd"
@@ -61,6 +64,16 @@ def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+class NodeFailed(RuntimeError):
+    """A node that exited or never became ready. ``str()`` carries its log's tail (for a test's failure);
+    ``summary`` is what a person needs: the node, what happened, its last log line, where the log is."""
+
+    def __init__(self, node: NodeProcess, what: str) -> None:
+        super().__init__(f"{what}:\n{node.log()[-4000:]}")
+        last = (node.log().strip().splitlines() or ["(nothing logged)"])[-1]
+        self.summary = f"{node.workdir.name}: {what}: {last}\n(log: {node.log_path})"
+
+
 class NodeProcess:
     """One ``chatd serve`` child: its settings in ``<workdir>/chatd.toml``, its output in ``<workdir>/server.log``."""
 
@@ -70,7 +83,11 @@ class NodeProcess:
         self.settings = settings
         self.port: int = settings["server"]["port"]
         self.config_path = workdir / "chatd.toml"
-        self.config_path.write_text(settings_to_toml(settings))
+        # Private: it may hold a broker URL's password.
+        fd = os.open(self.config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(settings_to_toml(settings))
+        os.chmod(self.config_path, 0o600)
         self.env = env or {}
         self.log_path = workdir / "server.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -98,12 +115,12 @@ class NodeProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"chatd exited with {self.proc.returncode}:\n{self.log()[-4000:]}")
+                raise NodeFailed(self, f"chatd {exit_description(self.proc.returncode)}")
             if http_status(self.http + "/readyz") == 200:
                 return
             time.sleep(0.05)
         self.kill()
-        raise RuntimeError(f"chatd did not become ready in {timeout:.0f}s:\n{self.log()[-4000:]}")
+        raise NodeFailed(self, f"chatd did not become ready in {timeout:.0f}s")
 
     def start(self, timeout: float = 30.0) -> NodeProcess:
         self.launch()
@@ -263,6 +280,19 @@ def drop_namespace(broker: str, url: str, namespace: str, queues: list[str] | No
         asyncio.run(run())
 
 
+RESTARTS_MAX, RESTART_WINDOW = 5, 60.0
+
+
+def exit_description(code: int) -> str:
+    """A child's return code in words: ``exited with code 1`` or ``was killed by SIGKILL``."""
+    if code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with code {code}"
+
+
 class LocalCluster:
     """N nodes sharing one broker namespace and one PostgreSQL database, behind nginx on ``port``."""
 
@@ -286,20 +316,15 @@ class LocalCluster:
         self.nodes: list[NodeProcess] = []
         for i in range(nodes):
             node_settings: dict[str, dict[str, Any]] = {k: dict(v) for k, v in (settings or {}).items()}
-            node_settings.setdefault("server", {}).setdefault("host", "127.0.0.1")
+            server = node_settings.setdefault("server", {})
+            server.setdefault("host", "127.0.0.1")
             # nginx reaches the nodes from 127.0.0.1 and appends the client's address to X-Forwarded-For: trust it
             # (and only it), so per-address limits count clients, not the proxy (nor what a client claims).
-            node_settings["server"].setdefault("trusted_proxies", ["127.0.0.1"])
-            node_settings["server"]["port"] = free_port()
-            env = {
-                "CHATD_SERVER_NODE_ID": f"node{i + 1}",
-                "CHATD_BROKER_BACKEND": broker,
-                "CHATD_BROKER_URL": self.broker_url,
-                "CHATD_BROKER_NAMESPACE": namespace,
-                "CHATD_STORE_BACKEND": "postgres",
-                "CHATD_STORE_DSN": dsn,
-            }
-            self.nodes.append(NodeProcess(workdir / f"node{i + 1}", node_settings, env))
+            server.setdefault("trusted_proxies", ["127.0.0.1"])
+            server.update(port=free_port(), node_id=f"node{i + 1}")
+            node_settings.setdefault("broker", {}).update(backend=broker, url=self.broker_url, namespace=namespace)
+            node_settings.setdefault("store", {}).update(backend="postgres", dsn=dsn)
+            self.nodes.append(NodeProcess(workdir / f"node{i + 1}", node_settings))
         self.nginx = NginxProcess(workdir / "nginx", [f"127.0.0.1:{n.port}" for n in self.nodes], port)
 
     @property
@@ -311,7 +336,10 @@ class LocalCluster:
         return f"ws://127.0.0.1:{self.port}/ws"
 
     def start(self) -> LocalCluster:
-        ensure_database(self.dsn)
+        try:
+            ensure_database(self.dsn)
+        except Exception as e:  # noqa: BLE001 - any failure to reach or use the server, said with where
+            raise RuntimeError(unreachable("PostgreSQL server", self.dsn, e, "--dsn")) from e
         try:
             # The first node applies the migrations alone; the rest start side by side.
             self.nodes[0].start()
@@ -324,6 +352,45 @@ class LocalCluster:
             self.stop()
             raise
         return self
+
+    def watch(self, stop: threading.Event, say: Callable[[str], None], interval: float = 0.5) -> None:
+        """Until ``stop`` is set: notice a node (or nginx) that exited, say so, and start it again.
+
+        A node that keeps dying (``RESTARTS_MAX`` times within ``RESTART_WINDOW`` seconds) is left down, with its
+        log's last line, rather than restarted in a loop; the others keep serving."""
+        deaths: dict[str, list[float]] = {}
+        given_up: set[str] = set()
+        while not stop.wait(interval):
+            for i, node in enumerate(self.nodes, 1):
+                name = f"node{i}"
+                if name in given_up or node.proc is None or node.proc.poll() is None:
+                    continue
+                now = time.monotonic()
+                recent = [t for t in deaths.get(name, []) if now - t < RESTART_WINDOW] + [now]
+                deaths[name] = recent
+                how = exit_description(node.proc.returncode)
+                if len(recent) > RESTARTS_MAX:
+                    given_up.add(name)
+                    last = (node.log().strip().splitlines() or ["(empty log)"])[-1]
+                    say(
+                        f"{name} (pid {node.proc.pid}) {how} {len(recent)} times in {RESTART_WINDOW:.0f}s; "
+                        f"leaving it down. Its log ({node.log_path}) ends: {last}"
+                    )
+                    continue
+                say(f"{name} (pid {node.proc.pid}) {how}; restarting it (log: {node.log_path})")
+                try:
+                    node.launch()
+                    node.wait_ready()
+                except RuntimeError as e:
+                    say(f"{name} did not come back: {str(e).splitlines()[0]}")
+                    continue
+                say(f"{name} is back at {node.http} (pid {node.proc.pid})")
+            if self.nginx.proc is not None and self.nginx.proc.poll() is not None and not stop.is_set():
+                say(f"nginx {exit_description(self.nginx.proc.returncode)}; restarting it")
+                try:
+                    self.nginx.start()
+                except RuntimeError as e:
+                    say(f"nginx did not come back: {e}")
 
     def queue_names(self) -> list[str]:
         """The durable queues this deployment's nodes declare in RabbitMQ."""
