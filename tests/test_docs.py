@@ -157,3 +157,50 @@ def test_the_load_test_config_lifts_exactly_the_limits_the_docs_list() -> None:
         section, name = key.split(".")
         assert float(shown) == defaults[section][name], f"{key}: docs/bench.md says {shown}"
         assert re.search(rf"^\| `{re.escape(key)}` \| {re.escape(shown)} \|", readme, re.M), f"README: {key}"
+
+
+def _section(text: str, heading: str) -> str:
+    return text.split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
+
+
+# How docs/web.md names each feature the server announces in hello (chatd.protocol.frames.FEATURES).
+FEATURE_WORDS = {
+    "edit": "edit",
+    "delete": "delete",
+    "react": "react",
+    "reply": "repl",
+    "topic": "topic",
+    "read": "read",
+    "mentions": "mention",
+    "dms": "direct message",
+    "search": "search",
+}
+
+
+def test_the_web_page_doc_is_held_to_the_page() -> None:
+    """docs/web.md lists the page's files, shows what /api/server answers, describes every feature the server
+    announces and does not deny any of them (it said "no notifications, no message editing, and no search")."""
+    import json
+
+    from chatd.gateway.info import ServerInfo
+    from chatd.protocol.frames import FEATURES
+
+    text = (ROOT / "docs" / "web.md").read_text()
+    web = ROOT / "chatd" / "web"
+    listed = set(re.findall(r"^\| `([^`]+)` \|", _section(text, "Files"), re.M))
+    page_files = {
+        str(p.relative_to(web)) for p in web.rglob("*") if p.is_file() and p.suffix in (".js", ".html", ".css")
+    }
+    assert page_files <= listed, f"docs/web.md does not list {sorted(page_files - listed)}"
+    for name in listed:
+        assert (web / name).exists() or (ROOT / name).exists(), f"docs/web.md lists {name}, which does not exist"
+    example = re.search(r"```json\n(.*?)```", _section(text, "What the page asks the server first"), re.S)
+    assert example is not None
+    assert set(json.loads(example.group(1))) == set(ServerInfo.__struct_fields__)
+    limits = _section(text, "Known limits").lower()
+    features_text = text.lower().replace(limits, "")
+    for feature in FEATURES:
+        word = FEATURE_WORDS[feature]
+        assert word in features_text, f"docs/web.md does not say how the page offers {feature}"
+        assert not re.search(rf"\bno\b[^.\n]*\b{word}", limits), f"docs/web.md's known limits deny {feature}"
+    assert not re.search(r"\bno\b[^.\n]*\bnotification", limits)

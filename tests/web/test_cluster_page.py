@@ -43,7 +43,7 @@ def test_two_browsers_on_two_nodes_chat_and_a_killed_node_loses_nothing(
     bob.wait_bodies(sent)
 
     doomed = node_of(alice)
-    next(n for n in c.nodes if n.env["CHATD_SERVER_NODE_ID"] == doomed).kill()
+    next(n for n in c.nodes if n.settings["server"]["node_id"] == doomed).kill()
     alice.send("written while my node died")  # pending until the page is back, then sent once
     eventually(alice.page, lambda: node_of(alice) not in ("", doomed), "alice's page on the surviving node")
     alice.wait_connected()

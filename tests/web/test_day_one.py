@@ -50,8 +50,9 @@ def test_react_edit_reply_and_delete_between_two_people(server: ChatdProcess, pe
     # alice takes a message back: bob sees it as deleted, with no text left
     alice.send("oops, wrong room")
     bob.wait_message("oops, wrong room")
-    alice.page.once("dialog", lambda d: d.accept())
     alice.wait_message("oops, wrong room").locator(".act-delete").click()
+    alice.page.wait_for_selector("#page-dialog[open]:has-text('Delete this message?')")
+    alice.page.click("#page-dialog-ok")
     bob.page.wait_for_selector("#messages .msg.deleted .body.deleted")
     assert "oops" not in bob.page.inner_text("#messages")
     bob.screenshot("day-one-edit-react-reply-delete.png")
@@ -159,7 +160,7 @@ def test_mentions_dms_search_and_topic(server: ChatdProcess, people: Callable[..
     erin.page.fill("#people-name", "d1frank")
     erin.page.click("#people-form button[type=submit]")
     erin.page.wait_for_selector('body[data-room="dm:d1erin:d1frank"]')
-    assert erin.page.inner_text("#room-title") == "@d1frank"
+    assert erin.page.inner_text("#room-title") == "d1frank"
     erin.wait_live("dm:d1erin:d1frank")
     erin.send("just between us: it is a surprise party")
     dm_link = frank.page.locator('#dm-list .room-link[data-room="dm:d1erin:d1frank"]')
@@ -181,8 +182,10 @@ def test_mentions_dms_search_and_topic(server: ChatdProcess, people: Callable[..
     # the topic, set by erin, shows for frank
     erin.page.goto(server.http + f"/#{room}")
     erin.wait_live(room)
-    erin.page.once("dialog", lambda d: d.accept("Planning for Q3"))
     erin.page.click("#topic-edit")
+    erin.page.wait_for_selector("#page-dialog[open]")
+    erin.page.fill("#page-dialog-input", "Planning for Q3")
+    erin.page.press("#page-dialog-input", "Enter")
     frank.page.wait_for_selector("#room-topic:has-text('Planning for Q3')")
     eventually(frank.page, lambda: frank.page.inner_text("#room-topic") == "Planning for Q3", "the topic")
 

@@ -12,7 +12,7 @@ import { Outbox } from "./outbox.js";
 import { Room } from "./room.js";
 import { ReadMarks, load, newClientId, save } from "./storage.js";
 import { h } from "./dom.js";
-import { avatar, insertBySeq, messageItem, pendingItem, roomLink } from "./view.js";
+import { avatar, insertBySeq, messageItem, pendingItem, regroup, regroupAll, roomLink } from "./view.js";
 
 const PAGE = 50; // history page size
 const TYPING_EVERY_MS = 3000; // at most one typing frame per this interval
@@ -25,6 +25,7 @@ const NEAR_TOP_PX = 150;
 const BACKGROUND_MAX = 1000; // messages kept for a room that is not on screen...
 const BACKGROUND_KEEP = 200; // ...trimmed down to this many
 const JOIN_REFUSALS = new Set(["forbidden", "not_found", "bad_frame", "not_member"]);
+const UNREAD_LOAD_MAX = 1000; // opening a room loads back to its first unread message, but no further than this
 
 const $ = (id) => document.getElementById(id);
 
@@ -38,11 +39,12 @@ const STATUS_TEXT = {
 };
 
 export class ChatApp {
-  constructor({ session, info, onSignOut }) {
+  constructor({ session, info, onSignOut, onSwitchUser }) {
     this.session = session;
     this.me = session.user;
     this.info = info;
     this.onSignOut = onSignOut;
+    this.onSwitchUser = onSwitchUser;
     this.api = new Api(session);
     this.connection = new Connection(() => this.api.wsUrl());
     this.outbox = new Outbox(this.me);
@@ -76,8 +78,9 @@ export class ChatApp {
     c.addEventListener("refused", (e) => this.onRefused(e.detail.code));
     $("me").textContent = this.me;
     $("attach-button").hidden = !this.info.uploads;
-    const imageTypes = (this.info.upload_types ?? []).filter((t) => t.startsWith("image/"));
-    $("attach-input").accept = imageTypes.length ? imageTypes.join(",") : "image/*";
+    // Offer what the server takes (images, PDF, text…): it sniffs every upload anyway, this only guides the picker.
+    const types = this.info.upload_types ?? [];
+    $("attach-input").accept = types.length ? types.join(",") : "image/*";
     await this.refreshRooms();
     await this.features.loadReads();
     c.start();
@@ -172,6 +175,9 @@ export class ChatApp {
         this.loadPresence(room);
         this.ensureHistory(room);
         this.renderHistoryEdge();
+        this.features.renderTopic(); // a first join made us a member: the topic may be set now
+        if (room.createdBy === undefined) this.refreshRooms(); // a room our join created: learn that it is ours
+        this.placeUnread();
       }
     }
     this.queueRoomsRender();
@@ -184,7 +190,7 @@ export class ChatApp {
     if (room === this.active) {
       if (fresh) this.renderMessage(m);
       this.renderTyping();
-      this.markRead();
+      this.noteSeen();
     } else if (room.messages.size > BACKGROUND_MAX) {
       room.trim(BACKGROUND_KEEP);
     }
@@ -205,6 +211,7 @@ export class ChatApp {
       type: "message", room: a.room, seq: a.seq, from: this.me, body: entry.body, client_id: a.client_id,
       ts: a.ts, attachments: entry.attachments ?? [],
     };
+    if (entry.reply_to) m.reply_to = entry.reply_to; // the sender sees the quote at once, as everyone else does
     if (room.add(m) && room === this.active) this.renderMessage(m, true);
   }
 
@@ -221,7 +228,7 @@ export class ChatApp {
       // task that shows the refusal.
       this.renderRooms();
       if (room === this.active) this.renderHistoryEdge();
-      else this.showError(`#${room.name}: ${room.joinError}`);
+      else this.showError(`${this.roomLabel(room)}: ${room.joinError}`);
     } else {
       this.showError(f.message || f.code);
     }
@@ -279,6 +286,7 @@ export class ChatApp {
     // Private rooms we were removed from drop out of the list.
     for (const room of this.rooms.values()) if (!listed.has(room.name) && !room.live) room.member = false;
     this.queueRoomsRender();
+    if (this.active) this.features.renderTopic(); // who may set the topic comes with the list
   }
 
   async loadPresence(room) {
@@ -317,7 +325,11 @@ export class ChatApp {
       room.loading = false;
       if (room === this.active) this.renderHistoryEdge();
     }
-    if (room === this.active) this.fillViewport();
+    if (room === this.active) {
+      this.placeUnread();
+      this.noteSeen(); // the page may have filled what is on screen
+      this.fillViewport();
+    }
   }
 
   /** The stream skipped seqs (it never should; the server promises no gap). Fetch them so nothing is lost. */
@@ -472,11 +484,12 @@ export class ChatApp {
     if (room === this.active) return;
     this.active?.trim(BACKGROUND_KEEP);
     this.active = room;
+    // Where the reader left this room: it opens there, below a "New messages" line (placeUnread).
+    this.unreadAt = { room, after: this.reads.get(name), placed: false };
     save(`active.${this.me}`, name);
     this.clearUploads();
     document.body.dataset.room = name;
-    this.el.roomTitle.textContent = room.dm ? `@${this.features.dmPartner(room)}` : name;
-    this.el.input.placeholder = room.dm ? `Message ${this.features.dmPartner(room)}` : `Message #${name}`;
+    this.renderTitle();
     this.features.stopComposing();
     this.features.renderTopic();
     this.el.input.disabled = false;
@@ -524,18 +537,84 @@ export class ChatApp {
   }
 
   unread(room) {
-    if (room === this.active && this.nearBottom() && document.visibilityState === "visible") return 0;
     return this.features.unread(room);
   }
 
-  markRead() {
+  /**
+   * Move the read position over what the reader has actually had on screen: up to the last message whose end is
+   * inside the log's visible area (everything above it was scrolled past), and to the room's newest seq once the
+   * newest message is seen. Nothing while the tab is hidden, and nothing before the room was opened at its first
+   * unread message (placeUnread), so a backlog is never marked read unseen.
+   */
+  noteSeen() {
     const room = this.active;
-    if (!room || room.hi === null || document.visibilityState !== "visible" || !this.nearBottom()) return;
-    if (this.reads.advance(room.name, room.hi)) {
-      this.features.sendRead(room.name, room.hi);
+    if (!room || room.hi === null || document.visibilityState !== "visible") return;
+    if (this.unreadAt?.room === room && !this.unreadAt.placed) return;
+    if (this.nearBottom()) $("jump-latest").hidden = true;
+    const seen = this.lastSeenSeq();
+    if (seen === null) return;
+    const newest = Number(this.el.messages.lastElementChild.dataset.seq);
+    // The loaded messages are one gap-free run up to hi, so having seen the newest means having seen them all
+    // (seqs after it are room events, which count as nothing unread).
+    const upTo = seen >= newest ? room.hi : seen;
+    if (this.reads.advance(room.name, upTo)) {
+      this.features.sendRead(room.name, upTo);
       this.queueRoomsRender();
     }
-    $("jump-latest").hidden = true;
+  }
+
+  /** The seq of the last message whose bottom edge is on screen in the log (binary search: rows are in order). */
+  lastSeenSeq() {
+    const items = this.el.messages.children;
+    const bottom = this.el.log.getBoundingClientRect().bottom + 1;
+    let lo = 0;
+    let hi = items.length - 1;
+    let found = -1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (items[mid].getBoundingClientRect().bottom <= bottom) {
+        found = mid;
+        lo = mid + 1;
+      } else {
+        hi = mid - 1;
+      }
+    }
+    return found < 0 ? null : Number(items[found].dataset.seq);
+  }
+
+  /**
+   * Open the active room at its first unread message: load history back to it (at most UNREAD_LOAD_MAX
+   * messages), put a "New messages" line above it and scroll it to the top. Called again as the join and the
+   * history pages arrive, until it has placed the line (or found nothing unread, and gone to the bottom).
+   */
+  placeUnread() {
+    const room = this.active;
+    const at = this.unreadAt;
+    if (!room || at?.room !== room || at.placed || room.hi === null) return;
+    // A room never read has no place to go back to: it opens at its newest messages.
+    if (at.after === 0 || at.after >= room.hi) {
+      at.placed = true;
+      this.scrollToBottom();
+      return;
+    }
+    const reached = room.complete || (room.floor !== null && room.floor <= at.after + 1);
+    if (!reached && room.messages.size < UNREAD_LOAD_MAX) {
+      this.loadOlder(room); // calls this again when the page is in
+      return;
+    }
+    at.placed = true;
+    const first = room.sorted().find((m) => m.seq > at.after && m.from !== this.me && !m.deleted);
+    const item = first && this.el.messages.querySelector(`.msg[data-seq="${first.seq}"]`);
+    if (!item) {
+      this.scrollToBottom();
+      return;
+    }
+    item.prepend(h("div", { class: "new-divider", role: "separator" }, "New messages"));
+    regroup(item);
+    const log = this.el.log;
+    log.scrollTop += item.getBoundingClientRect().top - log.getBoundingClientRect().top - 4;
+    $("jump-latest").hidden = this.nearBottom();
+    this.noteSeen();
   }
 
   // --- rendering ------------------------------------------------------------------------------------------
@@ -571,8 +650,24 @@ export class ChatApp {
     document.title = total ? `(${total}) chatd` : "chatd";
   }
 
+  /** How the page names a room to a person: "#plans", or the other person of a direct conversation. */
+  roomLabel(room) {
+    return room.dm ? this.features.dmPartner(room) : `#${room.name}`;
+  }
+
+  /** The open room's title and the message box's placeholder; a DM is titled by the other person. */
+  renderTitle() {
+    const room = this.active;
+    if (!room) return;
+    const title = this.el.roomTitle;
+    title.dataset.kind = room.dm ? "dm" : "room";
+    title.textContent = room.dm ? this.features.dmPartner(room) : room.name;
+    this.el.input.placeholder = `Message ${this.roomLabel(room)}`;
+  }
+
   renderEmpty() {
     document.body.dataset.room = "";
+    this.el.roomTitle.dataset.kind = "none";
     this.el.roomTitle.textContent = "No room open";
     this.el.messages.replaceChildren();
     this.el.pending.replaceChildren();
@@ -587,10 +682,12 @@ export class ChatApp {
   renderTimeline() {
     const room = this.active;
     this.el.messages.replaceChildren(...room.sorted().map((m) => messageItem(m, this.me, this.urlFor, this.features.ctx)));
+    regroupAll(this.el.messages);
     this.renderPendingList();
     this.renderHistoryEdge();
     $("jump-latest").hidden = true;
     this.scrollToBottom();
+    this.placeUnread();
   }
 
   renderMessage(m, forceScroll = false) {
@@ -605,7 +702,12 @@ export class ChatApp {
   rerenderMessage(seq) {
     const m = this.active?.messages.get(seq);
     const old = this.el.messages.querySelector(`.msg[data-seq="${seq}"]`);
-    if (m && old) old.replaceWith(messageItem(m, this.me, this.urlFor, this.features.ctx));
+    if (!m || !old) return;
+    const item = messageItem(m, this.me, this.urlFor, this.features.ctx);
+    const divider = old.querySelector(".new-divider");
+    if (divider) item.prepend(divider);
+    old.replaceWith(item);
+    regroup(item);
   }
 
   /** Older messages go on top without moving what the reader is looking at. */
@@ -618,6 +720,7 @@ export class ChatApp {
     const sorted = [...messages].sort((a, b) => a.seq - b.seq);
     if (sorted.at(-1).seq < firstSeq) {
       list.prepend(...sorted.map((m) => messageItem(m, this.me, this.urlFor, this.features.ctx)));
+      regroupAll(list);
     } else {
       for (const m of sorted) insertBySeq(list, messageItem(m, this.me, this.urlFor, this.features.ctx));
     }
@@ -638,7 +741,7 @@ export class ChatApp {
     if (room.joinError) {
       older.hidden = true;
       $("history-start").hidden = false;
-      $("history-start").textContent = `You cannot read #${room.name}: ${room.joinError}`;
+      $("history-start").textContent = `You cannot read ${this.roomLabel(room)}: ${room.joinError}`;
       return;
     }
     older.hidden = room.complete || room.floor === null;
@@ -646,8 +749,14 @@ export class ChatApp {
     older.textContent = room.loading ? "Loading older messages…" : "Load older messages";
     const start = $("history-start");
     start.hidden = !room.complete;
-    start.textContent = room.messages.size ? `This is the beginning of #${room.name}.` :
-      `No messages in #${room.name} yet. Say hello!`;
+    if (room.dm) {
+      const other = this.features.dmPartner(room);
+      start.textContent = room.messages.size ? `This is the beginning of your conversation with ${other}.` :
+        `No messages with ${other} yet. Say hello!`;
+    } else {
+      start.textContent = room.messages.size ? `This is the beginning of #${room.name}.` :
+        `No messages in #${room.name} yet. Say hello!`;
+    }
   }
 
   renderPendingList() {
@@ -740,7 +849,7 @@ export class ChatApp {
 
   scrollToBottom() {
     this.el.log.scrollTop = this.el.log.scrollHeight;
-    this.markRead();
+    this.noteSeen();
   }
 
   autosize() {
@@ -801,7 +910,14 @@ export class ChatApp {
     });
     log.addEventListener("scroll", () => {
       if (log.scrollTop < NEAR_TOP_PX && this.active) this.loadOlder(this.active);
-      if (this.nearBottom()) this.markRead();
+      if (!this.seenQueued) {
+        // At most once a frame: reading where each row is costs a layout.
+        this.seenQueued = true;
+        requestAnimationFrame(() => {
+          this.seenQueued = false;
+          this.noteSeen();
+        });
+      }
     }, { passive: true });
     $("load-older").addEventListener("click", () => this.active && this.loadOlder(this.active));
     $("jump-latest").addEventListener("click", () => {
@@ -814,11 +930,15 @@ export class ChatApp {
       this.createRoom(e.target);
     });
     $("signout").addEventListener("click", () => this.signOut());
+    $("switch-user").addEventListener("click", () => {
+      this.stop();
+      this.onSwitchUser();
+    });
     $("rooms-toggle").addEventListener("click", () => {
       if (!this.closeDrawer()) this.openDrawer();
     });
     addEventListener("hashchange", () => this.openRoom(this.roomFromHash()));
-    document.addEventListener("visibilitychange", () => this.markRead());
+    document.addEventListener("visibilitychange", () => this.noteSeen());
     document.addEventListener("keydown", (e) => {
       if (e.altKey && (e.key === "ArrowUp" || e.key === "ArrowDown")) {
         e.preventDefault();

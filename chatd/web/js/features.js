@@ -6,6 +6,7 @@
 // that reach every connection of the user. Everything user-written goes into the DOM as text (markdown.js).
 
 import { bidiSafe } from "./bidi.js";
+import { confirmInPage, promptInPage } from "./dialogs.js";
 import { h } from "./dom.js";
 import { renderMarkdown } from "./markdown.js";
 import { newClientId } from "./storage.js";
@@ -40,12 +41,43 @@ export function applyEvent(room, f) {
   return target.seq;
 }
 
-/** The body of a message: a tombstone when deleted, else safe Markdown. */
-export function messageBody(m) {
+// The server's rule (chatd/mentions.py): not after a word character or @, so ann@example.com names nobody.
+const MENTION = /(?<![\w@])@([A-Za-z0-9][A-Za-z0-9_.-]{0,31})/g;
+
+/** Wrap each ``@name`` in the text of ``root`` (not inside code or links) in a span; ``@you`` gets ``.me``. */
+export function markMentions(root, me) {
+  const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT, {
+    acceptNode: (n) => (n.parentElement?.closest("code, pre, a") ? NodeFilter.FILTER_REJECT : NodeFilter.FILTER_ACCEPT),
+  });
+  const texts = [];
+  while (walker.nextNode()) if (walker.currentNode.data.includes("@")) texts.push(walker.currentNode);
+  const mine = me.toLowerCase();
+  for (const node of texts) {
+    const parts = [];
+    let last = 0;
+    for (const m of node.data.matchAll(MENTION)) {
+      // "@bob." at the end of a sentence names bob, as the server reads it.
+      const name = m[1].replace(/[._-]+$/, "");
+      const end = m.index + 1 + name.length;
+      if (m.index > last) parts.push(node.data.slice(last, m.index));
+      const you = name.toLowerCase() === mine;
+      parts.push(h("span", { class: you ? "mention me" : "mention", title: you ? "mentions you" : null },
+        node.data.slice(m.index, end)));
+      last = end;
+    }
+    if (!parts.length) continue;
+    if (last < node.data.length) parts.push(node.data.slice(last));
+    node.replaceWith(...parts);
+  }
+}
+
+/** The body of a message: a tombstone when deleted, else safe Markdown with mentions marked. */
+export function messageBody(m, ctx = null) {
   if (m.deleted) return h("p", { class: "body deleted" }, "message deleted");
   if (!m.body) return null;
   const body = h("div", { class: "body", dir: "auto" });
   body.append(renderMarkdown(m.body));
+  if (ctx && m.body.includes("@")) markMentions(body, ctx.me);
   return body;
 }
 
@@ -93,14 +125,18 @@ export function messageActions(m, ctx) {
         ctx.react(m, emoji, !(m.reactions?.[emoji] ?? []).includes(ctx.me));
       },
     }, emoji)));
-  return h("div", { class: "actions" },
-    h("button", { type: "button", class: "link act-reply", onclick: () => ctx.reply(m) }, "Reply"),
+  // A toolbar that shows on hover, and when keyboard focus enters it (the buttons stay in the tab order).
+  return h("div", { class: "msg-actions", role: "toolbar", "aria-label": `Message from ${m.from}` },
+    h("button", { type: "button", class: "act act-reply", onclick: () => ctx.reply(m) }, "Reply"),
     h("button", {
-      type: "button", class: "link act-react", "aria-label": "Add a reaction",
-      onclick: () => { picker.hidden = !picker.hidden; },
+      type: "button", class: "act act-react", "aria-label": "Add a reaction", "aria-expanded": "false",
+      onclick: (e) => {
+        picker.hidden = !picker.hidden;
+        e.currentTarget.setAttribute("aria-expanded", String(!picker.hidden));
+      },
     }, "React"),
-    mine ? h("button", { type: "button", class: "link act-edit", onclick: () => ctx.edit(m) }, "Edit") : null,
-    mine ? h("button", { type: "button", class: "link act-delete", onclick: () => ctx.remove(m) }, "Delete") : null,
+    mine ? h("button", { type: "button", class: "act act-edit", onclick: () => ctx.edit(m) }, "Edit") : null,
+    mine ? h("button", { type: "button", class: "act act-delete", onclick: () => ctx.remove(m) }, "Delete") : null,
     picker);
 }
 
@@ -182,7 +218,8 @@ export class Features {
     this.renderMentionBadge();
     if (document.visibilityState === "hidden" && "Notification" in window && Notification.permission === "granted") {
       // The notification carries text only; the browser renders it, never as HTML.
-      const note = new Notification(`${f.from} mentioned you in #${f.room}`, { body: f.body.slice(0, 200), tag: `${f.room}:${f.seq}` });
+      const where = this.app.rooms.get(f.room)?.dm ? "a direct message" : `#${f.room}`;
+      const note = new Notification(`${f.from} mentioned you in ${where}`, { body: f.body.slice(0, 200), tag: `${f.room}:${f.seq}` });
       note.onclick = () => {
         window.focus();
         this.app.openRoom(f.room);
@@ -193,6 +230,7 @@ export class Features {
   onDm(f) {
     this.dmWith.set(f.room, f.with);
     this.app.refreshRooms();
+    if (this.app.active?.name === f.room) this.app.renderTitle();
   }
 
   // --- read state -----------------------------------------------------------------------------------------
@@ -257,9 +295,15 @@ export class Features {
     this.send(frame);
   }
 
-  remove(m) {
-    if (!window.confirm("Delete this message for everyone?")) return;
-    this.send({ type: "delete", room: m.room, seq: m.seq });
+  async remove(m) {
+    const text = m.body.length > 80 ? `${m.body.slice(0, 80)}…` : m.body;
+    const sure = await confirmInPage({
+      title: "Delete this message?",
+      text: `“${text}” is deleted for everyone in the room, with its attachments and reactions.`,
+      ok: "Delete",
+      danger: true,
+    });
+    if (sure) this.send({ type: "delete", room: m.room, seq: m.seq });
   }
 
   startComposing(kind, m) {
@@ -316,15 +360,23 @@ export class Features {
     const room = this.app.active;
     const el = document.getElementById("room-topic");
     el.replaceChildren(bidiSafe(room?.topic ?? "")); // stored before the server refused bidi controls in topics
-    // A public room's topic is its creator's (or an admin's, whom the server lets through anyway).
-    const mayEdit = room?.member && (room.isPrivate || room.createdBy === this.app.me);
+    // A public room's topic is its creator's (or an admin's, whom the server lets through anyway); a direct
+    // conversation has none.
+    const mayEdit = room?.member && !room.dm && (room.isPrivate || room.createdBy === this.app.me);
     document.getElementById("topic-edit").hidden = !mayEdit;
   }
 
-  editTopic() {
+  async editTopic() {
     const room = this.app.active;
     if (!room) return;
-    const topic = window.prompt("Room topic", room.topic ?? "");
+    const topic = await promptInPage({
+      title: `Topic of #${room.name}`,
+      text: "Everyone in the room sees it under the room's name. Leave it empty to clear it.",
+      label: "Topic",
+      value: room.topic ?? "",
+      ok: "Save topic",
+      maxlength: 300,
+    });
     if (topic === null) return;
     this.send({ type: "topic", room: room.name, topic: topic.trim().slice(0, 300) });
   }
@@ -358,8 +410,10 @@ export class Features {
       ...[...names].sort().map((name) => h("option", { value: name })));
   }
 
-  /** Who a DM room is with, learned from its name or a dm frame. */
+  /** Who a DM room is with: the room list's ``with`` (their current name), else a dm frame's. Only a server
+   * from before ``with`` leaves both out; its DM names were dm:NAME:NAME, read as a last resort. */
   dmPartner(room) {
+    if (room.with) return room.with;
     if (this.dmWith.has(room.name)) return this.dmWith.get(room.name);
     const parts = room.name.split(":");
     if (parts.length === 3) return parts[1] === this.app.me.toLowerCase() ? parts[2] : parts[1];
@@ -417,7 +471,7 @@ export class Features {
         type: "button", class: "result", dataset: { room: r.room, seq: String(r.seq) },
         onclick: () => this.openResult(r),
       },
-      h("span", { class: "result-meta" }, `#${r.room} · `, h("bdi", {}, r.from), ` · ${new Date(r.ts).toLocaleString()}`),
+      h("span", { class: "result-meta" }, `${this.app.roomLabel(this.app.room(r.room))} · `, h("bdi", {}, r.from), ` · ${new Date(r.ts).toLocaleString()}`),
       snippet(r.snippet)))));
     $("search-empty").hidden = results.length > 0;
     $("search-panel").hidden = false;

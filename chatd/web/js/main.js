@@ -19,9 +19,41 @@ async function fetchInfo() {
   }
 }
 
+// A session per tab: this tab's own (sessionStorage) comes first, so signing in as someone else in another tab
+// changes nothing here, even on reload; a new tab starts as whoever signed in last (localStorage). "Switch user"
+// leaves this tab's session without revoking it, so two people can use two tabs of one browser.
+const TAB_SESSION = "chatd.session";
+
+/** This tab's session; null once the tab switched user (nobody yet); undefined if the tab never had one. */
+function tabSession() {
+  try {
+    const raw = sessionStorage.getItem(TAB_SESSION);
+    return raw === null ? undefined : JSON.parse(raw);
+  } catch {
+    return undefined;
+  }
+}
+
+function same(a, b) {
+  return !!a && !!b && a.mode === b.mode && a.user === b.user && a.token === b.token;
+}
+
+function keepSession(session) {
+  const mine = tabSession();
+  try {
+    sessionStorage.setItem(TAB_SESSION, JSON.stringify(session)); // null: this tab has nobody until sign-in
+  } catch {
+    /* storage disabled: the session lasts as long as the page */
+  }
+  // Signing out forgets the browser-wide session only when it is this tab's: another tab's user stays signed in.
+  if (session) save("session", session);
+  else if (!mine || same(load("session", null), mine)) save("session", null);
+}
+
 /** A stored session the server still accepts, or null. */
 async function restoreSession(info) {
-  const session = load("session", null);
+  const mine = tabSession();
+  const session = mine === undefined ? load("session", null) : mine;
   if (!session || session.mode !== info.auth_mode) return null;
   try {
     await new Api(session).me();
@@ -38,7 +70,7 @@ async function main() {
   sessionStorage.removeItem("chatd.notice");
   let session = notice ? null : await restoreSession(info);
   if (!session) session = await signIn(info, notice);
-  save("session", session);
+  keepSession(session);
 
   $("signin").hidden = true;
   $("app").hidden = false;
@@ -48,8 +80,17 @@ async function main() {
     info,
     onSignOut(message) {
       // Start from a clean page rather than unwinding every piece of state by hand.
-      save("session", null);
+      keepSession(null);
       if (message) sessionStorage.setItem("chatd.notice", message);
+      location.reload();
+    },
+    onSwitchUser() {
+      // This tab forgets its session, which stays valid for the other tabs using it.
+      try {
+        sessionStorage.setItem(TAB_SESSION, "null");
+      } catch {
+        save("session", null); // without sessionStorage, switching can only forget the shared session
+      }
       location.reload();
     },
   });

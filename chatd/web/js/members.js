@@ -39,6 +39,7 @@ export class RoomAdmin {
     this.el.error.textContent = "";
     this.el.summary.textContent = "Members";
     if (!room) return;
+    this.el.invite.hidden = room.dm;
     if (room.closedNote && !room.isPrivate) room.closedNote = ""; // opening a public room joins it again
     if (room.closedNote) this.closeComposer(room, room.closedNote);
     else this.openComposer();
@@ -62,7 +63,8 @@ export class RoomAdmin {
     }
     if (room !== this.room) return;
     const me = this.app.me;
-    const mayRemove = this.admin || room.createdBy === me;
+    // A direct conversation is the two of them: nobody is added to it or removed from it.
+    const mayRemove = !room.dm && (this.admin || room.createdBy === me);
     this.el.summary.textContent = `${members.length} member${members.length === 1 ? "" : "s"}`;
     this.el.list.replaceChildren(...members.sort().map((u) => h("li", { dataset: { user: u } },
       avatar(u),
@@ -157,10 +159,11 @@ export class RoomAdmin {
     if (change === "deleted") {
       // Gone for everyone: keep it out of both lists, and keep its box closed even for a public room.
       room.isPrivate = true;
-      room.closedNote = `#${room.name} was deleted${byWhom}.`;
+      room.closedNote = `${this.app.roomLabel(room)} was deleted${byWhom}.`;
       why = `it was deleted${byWhom}`;
     } else {
-      const note = change === "left" ? `You left #${room.name}.` : `You were removed from #${room.name}${byWhom}.`;
+      const label = this.app.roomLabel(room);
+      const note = change === "left" ? `You left ${label}.` : `You were removed from ${label}${byWhom}.`;
       room.closedNote = room.isPrivate ? note : `${note} Open it again to rejoin.`;
       why = change === "left" ? "you left it" : `you were removed${byWhom}`;
     }

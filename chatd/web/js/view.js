@@ -72,27 +72,58 @@ function attachmentList(ids, urlFor) {
 }
 
 /** One stored message. Own messages carry a delivered mark: the server has it. ``ctx`` (features.js) adds the
- * reply quote, reactions and actions. */
+ * reply quote, mention marks, reactions and actions. A message that continues its sender's run (``regroup``)
+ * hides its avatar and name on screen, but keeps them for screen readers, and shows its time on hover. */
 export function messageItem(m, me, urlFor, ctx = null) {
   const mine = m.from === me;
+  const when = new Date(m.ts);
+  const body = messageBody(m, ctx);
+  const forMe = !mine && !!body?.querySelector(".mention.me");
   return h("li", {
-    class: ["msg", mine ? "mine" : "", m.deleted ? "deleted" : ""].filter(Boolean).join(" "),
-    dataset: { seq: String(m.seq), clientId: m.client_id, from: m.from, state: "delivered" },
+    class: ["msg", mine ? "mine" : "", m.deleted ? "deleted" : "", forMe ? "mentions-me" : ""].filter(Boolean).join(" "),
+    dataset: { seq: String(m.seq), clientId: m.client_id, from: m.from, ts: String(m.ts), state: "delivered" },
   },
-    avatar(m.from),
+    h("div", { class: "gutter" },
+      avatar(m.from),
+      h("span", { class: "gutter-time", "aria-hidden": "true" }, timeFormat.format(when))),
     h("div", { class: "bubble" },
       h("div", { class: "meta" },
         h("bdi", { class: "from" }, m.from),
-        h("time", { datetime: new Date(m.ts).toISOString(), title: dateTimeFormat.format(new Date(m.ts)) },
-          formatTime(m.ts)),
-        editedMark(m),
-        mine ? h("span", { class: "status", title: "Delivered" }, "✓",
-          h("span", { class: "visually-hidden" }, " delivered")) : null),
+        h("time", { datetime: when.toISOString(), title: dateTimeFormat.format(when) }, formatTime(m.ts)),
+        editedMark(m)),
       replyQuote(m, ctx),
-      messageBody(m),
+      body,
       m.deleted ? null : attachmentList(m.attachments, urlFor),
-      reactionBar(m, ctx),
-      messageActions(m, ctx)));
+      reactionBar(m, ctx)),
+    mine ? h("span", { class: "status", title: "Delivered" }, "✓", h("span", { class: "visually-hidden" }, " delivered"))
+      : null,
+    messageActions(m, ctx));
+}
+
+const GROUP_MS = 5 * 60_000; // a sender's messages this close together read as one run
+
+function continues(prev, item) {
+  return prev.dataset.from === item.dataset.from && !item.querySelector(".new-divider") &&
+    Number(item.dataset.ts) - Number(prev.dataset.ts) < GROUP_MS;
+}
+
+/** Mark ``item`` and the one after it as continuing their sender's run, or not, after ``item`` arrived or
+ * changed. */
+export function regroup(item) {
+  for (const el of [item, item?.nextElementSibling]) {
+    if (!el) continue;
+    const prev = el.previousElementSibling;
+    el.classList.toggle("cont", !!prev && continues(prev, el));
+  }
+}
+
+/** Regroup a whole list (after it was rebuilt or had a page prepended). */
+export function regroupAll(list) {
+  let prev = null;
+  for (const el of list.children) {
+    el.classList.toggle("cont", !!prev && continues(prev, el));
+    prev = el;
+  }
 }
 
 const PENDING_TEXT = { queued: "Waiting for connection…", sent: "Sending…" };
@@ -106,7 +137,7 @@ export function pendingItem(entry, me, urlFor, { onRetry, onDiscard }) {
       h("button", { type: "button", class: "link", onclick: () => onDiscard(entry.client_id) }, "Discard"))
     : h("span", { class: "status" }, PENDING_TEXT[entry.state] ?? "Sending…");
   return h("li", { class: "msg mine pending", dataset: { clientId: entry.client_id, state: entry.state } },
-    avatar(me),
+    h("div", { class: "gutter" }, avatar(me)),
     h("div", { class: "bubble" },
       h("div", { class: "meta" }, h("span", { class: "from" }, me), status),
       entry.body ? h("p", { class: "body", dir: "auto" }, bidiSafe(entry.body)) : null,
@@ -120,6 +151,7 @@ export function insertBySeq(list, item) {
   while (after && Number(after.dataset.seq) > seq) after = after.previousElementSibling;
   if (after) after.after(item);
   else list.prepend(item);
+  regroup(item);
 }
 
 export function roomLink(room, { active, unread, label }) {
