@@ -12,11 +12,15 @@ import codecs
 import itertools
 import json
 import os
+import shutil
 import sys
+import termios
 import threading
 import time
+import unicodedata
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -54,17 +58,17 @@ def render(frame: dict[str, Any]) -> str | None:
 
 
 class StdinLines:
-    """Lines of standard input, read by one thread for the whole session.
+    """Lines of standard input, read by one thread for the whole session, into ``queue`` (None at the end).
 
     One reader outlives every connection, so a line is never taken by a reader that belonged to a dropped
     connection. A thread (rather than ``loop.add_reader``) works for a terminal, a pipe and a regular file alike,
     and reading the raw descriptor keeps the thread off the buffered ``sys.stdin`` lock, which a daemon thread
     blocked at interpreter exit would otherwise hold."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, fd: int) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, fd: int, queue: asyncio.Queue[str | None]) -> None:
         self._loop = loop
         self._fd = fd
-        self.queue: asyncio.Queue[str | None] = asyncio.Queue()
+        self.queue = queue
         threading.Thread(target=self._run, name="chatd-stdin", daemon=True).start()
 
     def _run(self) -> None:
@@ -86,6 +90,146 @@ class StdinLines:
                 return
 
 
+def display_width(text: str) -> int:
+    """Terminal columns ``text`` takes: wide (East Asian) characters two, combining marks none."""
+    width = 0
+    for ch in text:
+        if unicodedata.combining(ch):
+            continue
+        width += 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+    return width
+
+
+def _drop_word(text: str) -> str:
+    text = text.rstrip()
+    return text[: text.rfind(" ") + 1]
+
+
+# Editing keys of the input line: Backspace (DEL or BS), Ctrl-U (the whole line), Ctrl-W (a word), Tab.
+_EDITS: dict[str, Callable[[str], str]] = {
+    "\x7f": lambda text: text[:-1],
+    "\x08": lambda text: text[:-1],
+    "\x15": lambda text: "",
+    "\x17": _drop_word,
+    "\t": lambda text: text + " ",
+}
+
+
+class Console:
+    """Where the client's input comes from and where its lines go.
+
+    On a terminal (standard input and output both ttys) it edits the input line itself, with the terminal in
+    non-canonical mode and its echo off: a line that arrives (a message, a status) is printed *above* the line
+    being typed, which is then drawn again under it, so nothing lands inside a half-typed line. A line sent is
+    cleared from the input; it shows once, when the server has stored it (its message frame). Keys: Enter sends,
+    Backspace, Ctrl-U (the whole line), Ctrl-W (a word), Ctrl-D on an empty line ends the input; other control keys
+    and escape sequences (arrows) are ignored. Anything else (a pipe, a file, output redirected) is read line by
+    line and printed as it comes. ``queue`` yields the typed lines, then None at the end of input.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, prompt: str, fd: int | None = None) -> None:
+        self.queue: asyncio.Queue[str | None] = asyncio.Queue()
+        self.prompt = prompt
+        self.buffer = ""
+        self._fd = sys.stdin.fileno() if fd is None else fd
+        self._loop = loop
+        self._rows = 0  # terminal rows the prompt and the buffer take now (0: not drawn)
+        self._escape = ""  # an escape sequence being skipped
+        self._ended = False
+        self._saved: list[Any] | None = None
+        self.editing = os.isatty(self._fd) and sys.stdout.isatty()
+        if not self.editing:
+            StdinLines(loop, self._fd, self.queue)
+            return
+        self._saved = termios.tcgetattr(self._fd)
+        mode = termios.tcgetattr(self._fd)
+        mode[3] &= ~(termios.ICANON | termios.ECHO)  # keys one by one, drawn by us; Ctrl-C still interrupts
+        mode[6][termios.VMIN], mode[6][termios.VTIME] = 1, 0
+        termios.tcsetattr(self._fd, termios.TCSANOW, mode)
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        threading.Thread(target=self._read_keys, name="chatd-keys", daemon=True).start()
+        self._draw()
+
+    def say(self, text: str, err: bool = False) -> None:
+        """Print a line; on a terminal above the line being typed."""
+        if not self.editing:
+            print(text, file=sys.stderr if err else sys.stdout, flush=True)
+            return
+        self._clear()
+        sys.stdout.write(text + "\n")
+        self._draw()
+
+    def close(self) -> None:
+        """Give the terminal back as it was (also after Ctrl-C)."""
+        if self._saved is not None:
+            self._clear()
+            sys.stdout.flush()
+            termios.tcsetattr(self._fd, termios.TCSADRAIN, self._saved)
+            self._saved = None
+
+    # --- the line being typed (terminal only, on the loop's thread) ---------------------------------------------
+
+    def _read_keys(self) -> None:
+        while True:
+            try:
+                chunk = os.read(self._fd, 1024)
+            except OSError:
+                chunk = b""
+            self._loop.call_soon_threadsafe(self._keys, chunk)
+            if not chunk:
+                return
+
+    def _keys(self, chunk: bytes) -> None:
+        if not chunk:
+            self._end()
+            return
+        for ch in self._decoder.decode(chunk):
+            self._key(ch)
+        self._clear()
+        self._draw()
+
+    def _key(self, ch: str) -> None:
+        if self._ended:
+            return
+        if self._escape:
+            self._escape += ch
+            # ESC [ … final, ESC O x, or ESC x (Alt+key): skip the whole sequence.
+            if len(self._escape) == 2 and ch not in "[O" or len(self._escape) > 2 and "@" <= ch <= "~":
+                self._escape = ""
+        elif ch == "\x1b":
+            self._escape = ch
+        elif ch in "\r\n":
+            line, self.buffer = self.buffer, ""
+            self.queue.put_nowait(line)
+        elif ch == "\x04" and not self.buffer:
+            self._end()
+        elif ch in _EDITS:
+            self.buffer = _EDITS[ch](self.buffer)
+        elif ch >= " ":
+            self.buffer += ch
+
+    def _end(self) -> None:
+        if not self._ended:
+            self._ended = True
+            self._clear()
+            self.queue.put_nowait(None)
+
+    def _clear(self) -> None:
+        if self._rows:
+            sys.stdout.write((f"\x1b[{self._rows - 1}A" if self._rows > 1 else "") + "\r\x1b[J")
+            self._rows = 0
+
+    def _draw(self) -> None:
+        if self._ended or self._saved is None:
+            sys.stdout.flush()
+            return
+        text = self.prompt + self.buffer
+        columns = max(1, shutil.get_terminal_size().columns)
+        self._rows = max(0, display_width(text) - 1) // columns + 1
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+
 @dataclass
 class Session:
     """What survives reconnects: the room, the last seq printed, and the lines not yet acked."""
@@ -97,6 +241,8 @@ class Session:
     acked: asyncio.Event = field(default_factory=asyncio.Event)
     since_sent: int | None = None  # the since of the last join sent
     replay_end: int | None = None  # when a capped replay ends, at this seq, join again from there
+    say: Callable[[str], None] = print  # where frames are printed (the Console)
+    on_joined: Callable[[], None] | None = None  # live in the room: say who is there
 
     def add(self, client_id: str, body: str) -> str:
         self.pending[client_id] = body
@@ -121,118 +267,193 @@ def http_base(url: str) -> str:
     return urlunsplit((scheme, parts.netloc, path, "", ""))
 
 
-def last_seq_of(url: str, room: str, user: str | None, token: str | None) -> int | None:
-    """The room's last seq over REST, or None if the room does not exist yet or cannot be read (the join then
-    says why)."""
+def _get_json(url: str, path: str, user: str | None, token: str | None) -> Any:
+    """``GET path`` on the server of WebSocket ``url``, as this client; None when it cannot be read."""
     query = f"?user={quote(user)}" if user else ""
-    req = urllib.request.Request(f"{http_base(url)}/api/rooms/{quote(room, safe='')}{query}")
+    req = urllib.request.Request(f"{http_base(url)}{path}{query}")
     if token:
         req.add_header("Authorization", f"Bearer {token}")
     try:
         with urllib.request.urlopen(req, timeout=5) as resp:
-            return int(json.load(resp)["last_seq"])
-    except (OSError, ValueError, KeyError):
+            return json.load(resp)
+    except (OSError, ValueError):
         return None
+
+
+def last_seq_of(url: str, room: str, user: str | None, token: str | None) -> int | None:
+    """The room's last seq over REST, or None if the room does not exist yet or cannot be read (the join then
+    says why)."""
+    found = _get_json(url, f"/api/rooms/{quote(room, safe='')}", user, token)
+    return int(found["last_seq"]) if isinstance(found, dict) and "last_seq" in found else None
+
+
+def who_is_here(url: str, room: str, me: str, user: str | None, token: str | None) -> str | None:
+    """``* here in #room: ann, bob and you``, from the room's presence; None if it cannot be read."""
+    found = _get_json(url, f"/api/rooms/{quote(room, safe='')}/presence", user, token)
+    if not isinstance(found, dict) or not isinstance(found.get("users"), list):
+        return None
+    others = sorted((u for u in found["users"] if isinstance(u, str) and u.lower() != me.lower()), key=str.lower)
+    if not others:
+        return f"* nobody else is in #{room} right now"
+    return f"* here in #{room}: {', '.join(others)} and you"
+
+
+class TerminalChat:
+    """One ``chatd chat`` run: connect, join, send what is typed, print what arrives, reconnect with backoff.
+
+    :meth:`run` is the connection lifecycle; :meth:`_connected` is one connection; :meth:`_outage` keeps reading
+    input between connections; :meth:`_failure` says what a failed attempt means (or ends the run)."""
+
+    def __init__(self, url: str, room: str, user: str | None, token: str | None, history: int) -> None:
+        if user:
+            url += ("&" if "?" in url else "?") + f"user={quote(user)}"
+        self.url, self.user, self.token = url, user, token
+        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.session = Session(room, history)
+        self.session.acked.set()
+        self.ids = itertools.count(1)
+        self.prefix = f"t{int(time.time())}-"
+        self.me = user or ""
+        self.console: Console | None = None
+        # The one pending read of input: kept across connections, so a line typed during a reconnect is not lost.
+        self.next_line: asyncio.Task[str | None] | None = None
+        self.eof = False
+        self.connected_once = False
+
+    def say(self, text: str, err: bool = False) -> None:
+        assert self.console is not None
+        self.console.say(text, err)
+
+    async def run(self) -> None:
+        self.console = Console(asyncio.get_running_loop(), f"#{self.session.room}> ")
+        self.session.say = self.say
+        self.session.on_joined = self._say_who_is_here
+        try:
+            await self._run()
+        finally:
+            self.console.close()
+
+    async def _run(self) -> None:
+        attempts, backoff = 0, 0.5
+        while True:
+            attempts += 1
+            try:
+                async with websockets.connect(self.url, additional_headers=self.headers, max_size=None) as ws:
+                    attempts, backoff = 0, 0.5
+                    why = await self._connected(ws)
+                    if why is None:
+                        return  # input ended and every line is stored
+            except Exception as e:  # noqa: BLE001 - _failure re-raises what it does not know
+                why = self._failure(e, attempts)
+            self.say(f"* {why}; retrying in {backoff:.1f}s", err=True)
+            if await self._outage(backoff, why):
+                return
+            backoff = min(backoff * 2, BACKOFF_MAX)
+
+    def _input(self) -> asyncio.Queue[str | None]:
+        assert self.console is not None
+        return self.console.queue
+
+    def _take(self, line: str | None) -> str | None:
+        """A line of input (None: its end) into pending; returns its client_id, if it is one to send."""
+        if line is None:
+            self.eof = True
+        elif line.strip():
+            return self.session.add(f"{self.prefix}{next(self.ids)}", line)
+        return None
+
+    async def _connected(self, ws: Any) -> str | None:
+        """One connection: join, resend what is unacked, then send lines and print frames until the socket closes
+        (returns why) or input has ended with every line stored (returns None)."""
+        session = self.session
+        hello = json.loads(str(await ws.recv()).split("\n")[0])
+        self.connected_once = True
+        self.me = hello.get("user") or self.me
+        self.say(f"* connected as {hello.get('user')}; type a line and press enter (Ctrl-D quits)")
+        await ws.send(json.dumps(await _join_frame(session, self.url, self.user, self.token)))
+        for cid in list(session.pending):  # not acked before the drop: resend, same client_id
+            await ws.send(session.send_frame(cid))
+        reader = asyncio.create_task(_read(ws, session))
+        all_acked = asyncio.create_task(session.acked.wait())
+        while True:
+            if self.next_line is None and not self.eof:
+                self.next_line = asyncio.create_task(self._input().get())
+            waits: set[asyncio.Future[Any]] = {reader}
+            if self.next_line is not None:
+                waits.add(self.next_line)
+            elif self.eof:
+                if all_acked.done() and not session.acked.is_set():
+                    all_acked = asyncio.create_task(session.acked.wait())
+                waits.add(all_acked)
+            done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            if self.eof and session.acked.is_set():
+                reader.cancel()
+                return None
+            if self.next_line is not None and self.next_line in done:
+                typed, self.next_line = self._take(self.next_line.result()), None
+                if typed is not None:
+                    await ws.send(session.send_frame(typed))
+            if reader in done:
+                code = reader.result()
+                return "the server closed the connection" + (f" ({code})" if code is not None else "")
+
+    def _failure(self, e: Exception, attempts: int) -> str:
+        """Why an attempt failed, to retry after; raises ChatExit when retrying cannot help."""
+        if isinstance(e, websockets.InvalidURI):
+            raise ChatExit(f"not a WebSocket URL: {e.uri} (expected ws://HOST:PORT/ws)") from None
+        if isinstance(e, websockets.InvalidStatus):
+            status = e.response.status_code
+            hint = "" if urlsplit(self.url).path.endswith("/ws") else " (chatd's WebSocket endpoint is /ws)"
+            raise ChatExit(f"the server refused the WebSocket: HTTP {status}{hint}") from None
+        if isinstance(e, websockets.ConnectionClosed):
+            code = e.rcvd.code if e.rcvd else None
+            if code is not None and 4400 <= code < 4500:
+                what = "the token was refused" if code == 4401 else "the server refused this client"
+                raise ChatExit(f"{what}: closed with {code} {e.rcvd.reason if e.rcvd else ''}".rstrip()) from None
+            return f"connection closed ({code})" if code else "connection lost"
+        if isinstance(e, TimeoutError | OSError | websockets.InvalidHandshake):
+            why = f"cannot reach {self.url}: {e or type(e).__name__}"
+            if not self.connected_once and attempts >= FIRST_CONNECT_ATTEMPTS:
+                raise ChatExit(f"{why} (gave up after {attempts} attempts)") from None
+            return why
+        raise e
+
+    async def _outage(self, backoff: float, why: str) -> bool:
+        """Wait out ``backoff`` while still reading input: a line typed now waits in pending for the next
+        connection, and Ctrl-D with nothing unsent ends the client at once. Returns True when the run should end."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + backoff
+        while not self.eof and (left := deadline - loop.time()) > 0:
+            if self.next_line is None:
+                self.next_line = asyncio.create_task(self._input().get())
+            done, _ = await asyncio.wait({self.next_line}, timeout=left)
+            if not done:
+                break
+            if self._take(self.next_line.result()) is not None:
+                waiting = len(self.session.pending)
+                self.say(f"* not connected: {waiting} line{'s' if waiting != 1 else ''} will be sent when it is back")
+            self.next_line = None
+        if self.eof and not self.session.pending:
+            if not self.connected_once:
+                raise ChatExit(why)  # nothing to send, but the server was never reached: say so
+            return True
+        await asyncio.sleep(max(0.0, deadline - loop.time()))
+        return False
+
+    def _say_who_is_here(self) -> None:
+        async def tell() -> None:
+            text = await asyncio.to_thread(who_is_here, self.url, self.session.room, self.me, self.user, self.token)
+            if text:
+                self.say(text)
+
+        task = asyncio.ensure_future(tell())
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
 
 async def chat(url: str, room: str, user: str | None, token: str | None, history: int = 20) -> None:
     """Chat in ``room`` until input ends and every line read is stored; reconnects with backoff and resumes
     without gaps. Raises :class:`ChatExit` when it cannot go on (refused credentials, an unreachable server)."""
-    if user:
-        url += ("&" if "?" in url else "?") + f"user={quote(user)}"
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    session = Session(room, history)
-    session.acked.set()
-    ids = itertools.count(1)
-    prefix = f"t{int(time.time())}-"
-    stdin = StdinLines(asyncio.get_running_loop(), sys.stdin.fileno())
-    # The one pending read of stdin: kept across connections, so a line typed during a reconnect is not lost.
-    next_line: asyncio.Task[str | None] | None = None
-    eof = False
-
-    def take(line: str | None) -> str | None:
-        """A line read from stdin (None: end of input) into pending; returns its client_id, if it is one to send."""
-        nonlocal eof
-        if line is None:
-            eof = True
-        elif line.strip():
-            return session.add(f"{prefix}{next(ids)}", line)
-        return None
-
-    connected_once = False
-    attempts = 0
-    backoff = 0.5
-    while True:
-        attempts += 1
-        why = "the server closed the connection"
-        try:
-            async with websockets.connect(url, additional_headers=headers, max_size=None) as ws:
-                hello = json.loads(str(await ws.recv()).split("\n")[0])
-                connected_once, attempts, backoff = True, 0, 0.5
-                print(f"* connected as {hello.get('user')}; type a line and press enter (Ctrl-D quits)", flush=True)
-                await ws.send(json.dumps(await _join_frame(session, url, user, token)))
-                for cid in list(session.pending):  # not acked before the drop: resend, same client_id
-                    await ws.send(session.send_frame(cid))
-                reader = asyncio.create_task(_read(ws, session))
-                all_acked = asyncio.create_task(session.acked.wait())
-                while True:
-                    if next_line is None and not eof:
-                        next_line = asyncio.create_task(stdin.queue.get())
-                    waits: set[asyncio.Future[Any]] = {reader}
-                    if next_line is not None:
-                        waits.add(next_line)
-                    elif eof:
-                        if all_acked.done() and not session.acked.is_set():
-                            all_acked = asyncio.create_task(session.acked.wait())
-                        waits.add(all_acked)
-                    done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-                    if eof and session.acked.is_set():
-                        reader.cancel()
-                        return
-                    if next_line is not None and next_line in done:
-                        typed, next_line = take(next_line.result()), None
-                        if typed is not None:
-                            await ws.send(session.send_frame(typed))
-                    if reader in done:
-                        code = reader.result()
-                        if code is not None:
-                            why = f"the server closed the connection ({code})"
-                        break
-        except websockets.InvalidURI as e:
-            raise ChatExit(f"not a WebSocket URL: {e.uri} (expected ws://HOST:PORT/ws)") from None
-        except websockets.InvalidStatus as e:
-            status = e.response.status_code
-            hint = "" if urlsplit(url).path.endswith("/ws") else " (chatd's WebSocket endpoint is /ws)"
-            raise ChatExit(f"the server refused the WebSocket: HTTP {status}{hint}") from None
-        except websockets.ConnectionClosed as e:
-            code = e.rcvd.code if e.rcvd else None
-            if code is not None and 4400 <= code < 4500:
-                what = "the token was refused" if code == 4401 else "the server refused this client"
-                raise ChatExit(f"{what}: closed with {code} {e.rcvd.reason if e.rcvd else ''}".rstrip()) from None
-            why = f"connection closed ({code})" if code else "connection lost"
-        except (TimeoutError, OSError, websockets.InvalidHandshake) as e:
-            why = f"cannot reach {url}: {e or type(e).__name__}"
-            if not connected_once and attempts >= FIRST_CONNECT_ATTEMPTS:
-                raise ChatExit(f"{why} (gave up after {attempts} attempts)") from None
-        print(f"* {why}; retrying in {backoff:.1f}s", file=sys.stderr, flush=True)
-        # Keep reading while disconnected: a line typed now waits in pending for the next connection, and Ctrl-D
-        # with nothing unsent ends the client at once instead of after the server is back.
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + backoff
-        while not eof and (left := deadline - loop.time()) > 0:
-            if next_line is None:
-                next_line = asyncio.create_task(stdin.queue.get())
-            done, _ = await asyncio.wait({next_line}, timeout=left)
-            if not done:
-                break
-            take(next_line.result())
-            next_line = None
-        if eof and not session.pending:
-            if not connected_once:
-                raise ChatExit(why)  # nothing to send, but the server was never reached: say so
-            return
-        await asyncio.sleep(max(0.0, deadline - loop.time()))
-        backoff = min(backoff * 2, BACKOFF_MAX)
+    await TerminalChat(url, room, user, token, history).run()
 
 
 async def _join_frame(session: Session, url: str, user: str | None, token: str | None) -> dict[str, Any]:
@@ -274,6 +495,8 @@ async def _read(ws: Any, session: Session) -> int | None:
                     if frame.get("capped"):
                         # Live delivery starts only after a replay that is not capped: ask for the next part.
                         session.replay_end = (since or 0) + frame.get("replay", 0)
+                    elif session.on_joined is not None:
+                        session.on_joined()
                 elif kind == "error" and frame.get("ref") in session.pending:
                     if frame.get("code") == "rate_limited":
                         asyncio.get_running_loop().call_later(RATE_LIMITED_RETRY, _resend, ws, session, frame["ref"])
@@ -281,7 +504,7 @@ async def _read(ws: Any, session: Session) -> int | None:
                     session.settle(frame["ref"])  # refused for good; the error line below says why
                 text = render(frame)
                 if text:
-                    print(text, flush=True)
+                    session.say(text)
     except websockets.ConnectionClosed as e:
         if e.rcvd and 4400 <= e.rcvd.code < 4500:
             raise

@@ -205,3 +205,96 @@ async def test_a_piped_file_is_sent_whole_even_past_the_rate_limit(make_server, 
     assert b"Traceback" not in out
     # The server refused some sends past the burst; the client sent them again until each was stored, in order.
     assert await bodies_in(server, "piped", 30) == lines
+
+
+def screen(out: str, columns: int = 80) -> list[str]:
+    """What a terminal shows after ``out``: the text, line breaks, carriage returns and the three controls the
+    client draws its input line with (cursor up, clear to the end of the screen, clear to the end of the line)."""
+    lines: list[str] = [""]
+    row = col = 0
+    i = 0
+    while i < len(out):
+        ch = out[i]
+        if ch == "\x1b" and out[i + 1 : i + 2] == "[":
+            j = i + 2
+            while not ("@" <= out[j] <= "~"):
+                j += 1
+            arg, final = out[i + 2 : j], out[j]
+            if final == "A":
+                row = max(0, row - int(arg or "1"))
+            elif final == "J":
+                lines[row] = lines[row][:col]
+                del lines[row + 1 :]
+            elif final == "K":
+                lines[row] = lines[row][:col]
+            i = j + 1
+            continue
+        if ch == "\r":
+            col = 0
+        elif ch == "\n":
+            row += 1
+            col = 0
+        elif ch >= " ":
+            if col >= columns:
+                row, col = row + 1, 0
+            while len(lines) <= row:
+                lines.append("")
+            line = lines[row].ljust(col)
+            lines[row] = line[:col] + ch + line[col + 1 :]
+            col += 1
+        while len(lines) <= row:
+            lines.append("")
+        i += 1
+    return lines
+
+
+async def test_a_message_arriving_mid_line_is_printed_above_it_and_a_sent_line_shows_once(server: ChatdProcess) -> None:
+    """Issue 21.8: the half-typed line is drawn again under what arrived; what you send is shown once, stored."""
+    room = "typing-room"
+    writer = await Client.connect(server.ws, user="interrupter")
+    await writer.join(room)
+    term = await Terminal("--url", server.ws, "--user", "typist", "--room", room).start()
+    try:
+        at = await term.expect(f"joined #{room}")
+        term.type(b"oops\x15half a sen")  # Ctrl-U took the first try away
+        at = await term.expect("half a sen", at)
+        await writer.say(room, "arrived meanwhile", "w1")
+        at = await term.expect("interrupter: arrived meanwhile", at)
+        at = await term.expect("half a sen", at)
+        shown = [line.rstrip() for line in screen(term.text()) if line.strip()]
+        arrived = [line for line in shown if "arrived meanwhile" in line]
+        assert len(arrived) == 1 and arrived[0].endswith(f"#{room} interrupter: arrived meanwhile"), shown
+        assert "half" not in arrived[0] and shown[-1] == f"#{room}> half a sen", shown
+        term.type(b"tence\n")
+        await term.expect("typist: half a sentence", at)
+        await asyncio.sleep(0.3)  # a second copy would come right after the first
+        shown = [line.rstrip() for line in screen(term.text()) if line.strip()]
+        assert [line for line in shown if "half a sentence" in line] == [
+            next(line for line in shown if line.endswith("typist: half a sentence"))
+        ], shown
+        assert shown[-1] == f"#{room}>", shown
+        assert await bodies_in(server, room, 2) == ["arrived meanwhile", "half a sentence"]
+        term.type(CTRL_D)
+        assert await term.exit_code() == 0
+    finally:
+        term.close()
+        await writer.close()
+
+
+async def test_joining_says_who_is_in_the_room(server: ChatdProcess) -> None:
+    room = "who-room"
+    others = [await Client.connect(server.ws, user=name) for name in ("zoe", "abe")]
+    for other in others:
+        await other.join(room)
+    term = await Terminal("--url", server.ws, "--user", "newcomer", "--room", room).start()
+    try:
+        await term.expect(f"* here in #{room}: abe, zoe and you")
+    finally:
+        term.close()
+        for other in others:
+            await other.close()
+    empty = await Terminal("--url", server.ws, "--user", "loner", "--room", "empty-room").start()
+    try:
+        await empty.expect("* nobody else is in #empty-room right now")
+    finally:
+        empty.close()
