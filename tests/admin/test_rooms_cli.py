@@ -36,13 +36,19 @@ def listed(server: ChatdProcess) -> dict[str, dict]:
     return {r["name"]: r for r in map(json.loads, rows)}
 
 
-async def test_an_archived_room_refuses_sends_with_archived_and_keeps_its_history(server: ChatdProcess) -> None:
-    token = register(server, "owner", "owner password")
-    ok(cli(server, "rooms", "create", "minutes", "--owner", "owner"))
+async def archived(server: ChatdProcess, owner: str, room: str, first: str) -> tuple[str, Client]:
+    """``owner``'s room with one message (seq 1), then archived: the owner's token and joined connection."""
+    token = register(server, owner, f"{owner} password")
+    ok(cli(server, "rooms", "create", room, "--owner", owner))
     c = await Client.connect(server.ws, token=token)
-    await c.join("minutes")
-    assert (await c.say("minutes", "first", "m1"))["seq"] == 1
-    ok(cli(server, "rooms", "archive", "minutes"))
+    await c.join(room)
+    assert (await c.say(room, first, f"{room}-1"))["seq"] == 1
+    ok(cli(server, "rooms", "archive", room))
+    return token, c
+
+
+async def test_an_archived_room_refuses_sends_with_archived_and_keeps_its_history(server: ChatdProcess) -> None:
+    token, c = await archived(server, "owner", "minutes", "first")
     assert listed(server)["minutes"]["archived"] is True
     await c.send({"type": "send", "room": "minutes", "body": "late", "client_id": "m2"})
     error = await c.expect("error", skip=("presence", "ping", "typing", "message"))
@@ -58,12 +64,7 @@ async def test_an_archived_room_refuses_sends_with_archived_and_keeps_its_histor
 
 async def test_an_archived_room_refuses_edits_reactions_topics_and_deletes_too(server: ChatdProcess) -> None:
     """docs/protocol.md says an archived room takes no change at all, not only no new message."""
-    token = register(server, "scribe", "scribe password")
-    ok(cli(server, "rooms", "create", "records", "--owner", "scribe"))
-    c = await Client.connect(server.ws, token=token)
-    await c.join("records")
-    assert (await c.say("records", "minute one", "r1"))["seq"] == 1
-    ok(cli(server, "rooms", "archive", "records"))
+    token, c = await archived(server, "scribe", "records", "minute one")
     changes = [
         {"type": "edit", "room": "records", "seq": 1, "body": "rewritten", "client_id": "e1"},
         {"type": "react", "room": "records", "seq": 1, "emoji": "👍", "client_id": "e2"},
