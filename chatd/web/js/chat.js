@@ -190,7 +190,7 @@ export class ChatApp {
     if (room === this.active) {
       if (fresh) this.renderMessage(m);
       this.renderTyping();
-      this.noteSeen();
+      this.queueSeen();
     } else if (room.messages.size > BACKGROUND_MAX) {
       room.trim(BACKGROUND_KEEP);
     }
@@ -563,6 +563,16 @@ export class ChatApp {
     }
   }
 
+  /** noteSeen at most once a frame: finding where the rows are costs a layout, and messages may come in bursts. */
+  queueSeen() {
+    if (this.seenQueued) return;
+    this.seenQueued = true;
+    requestAnimationFrame(() => {
+      this.seenQueued = false;
+      this.noteSeen();
+    });
+  }
+
   /** The seq of the last message whose bottom edge is on screen in the log (binary search: rows are in order). */
   lastSeenSeq() {
     const items = this.el.messages.children;
@@ -910,14 +920,7 @@ export class ChatApp {
     });
     log.addEventListener("scroll", () => {
       if (log.scrollTop < NEAR_TOP_PX && this.active) this.loadOlder(this.active);
-      if (!this.seenQueued) {
-        // At most once a frame: reading where each row is costs a layout.
-        this.seenQueued = true;
-        requestAnimationFrame(() => {
-          this.seenQueued = false;
-          this.noteSeen();
-        });
-      }
+      this.queueSeen();
     }, { passive: true });
     $("load-older").addEventListener("click", () => this.active && this.loadOlder(this.active));
     $("jump-latest").addEventListener("click", () => {
