@@ -10,14 +10,22 @@ from __future__ import annotations
 
 import re
 
-from chatd.protocol.frames import ROOM_PATTERN, USER_PATTERN
+from chatd.protocol.frames import (
+    EMOJI_PATTERN,
+    NOT_BLANK,
+    ROOM_PATTERN,
+    TOPIC_PATTERN,
+    UPLOAD_ID_PATTERN,
+    USER_PATTERN,
+)
 
 PATTERN_RULES: dict[str, str] = {
     USER_PATTERN: "use only letters, digits, '_', '.' and '-', and start with a letter or digit",
     ROOM_PATTERN: "use only letters, digits, '_', '.', ':', '@' and '-', and start with a letter or digit",
-    r"^[A-Za-z0-9_-]+$": "use only letters, digits, '_' and '-'",
-    r"^[^\s\x00-\x1f\x7f]+(?!\n)$": "be one emoji or word, without spaces or control characters",
-    r"\S": "not be blank",
+    UPLOAD_ID_PATTERN: "use only letters, digits, '_' and '-'",
+    EMOJI_PATTERN: "be one emoji, without spaces, control characters or text-direction controls",
+    NOT_BLANK: "not be blank",
+    TOPIC_PATTERN: "not hold text-direction controls (U+202A-202E, U+2066-2069)",
 }
 
 _TYPES = {

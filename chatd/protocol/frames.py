@@ -32,7 +32,8 @@ Room = Annotated[str, Meta(min_length=1, max_length=ROOM_MAX, pattern=ROOM_PATTE
 UserName = Annotated[str, Meta(min_length=1, max_length=USER_MAX, pattern=USER_PATTERN)]
 ClientId = Annotated[str, Meta(min_length=1, max_length=CLIENT_ID_MAX)]
 Seq = Annotated[int, Meta(ge=0, le=SEQ_MAX)]
-UploadId = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+UPLOAD_ID_PATTERN = r"^[A-Za-z0-9_-]+$"
+UploadId = Annotated[str, Meta(min_length=1, max_length=64, pattern=UPLOAD_ID_PATTERN)]
 TargetSeq = Annotated[int, Meta(ge=1, le=SEQ_MAX)]
 # Text-direction controls: embeddings and overrides (U+202A-202E) and isolates (U+2066-2069) reorder the characters
 # after them, so a short label could display as something else ("exe.png" for "gnp.exe"). User and room names
@@ -42,10 +43,13 @@ BIDI_CONTROLS = r"\u202a-\u202e\u2066-\u2069"  # regex escapes: no pattern or er
 # An emoji can be several code points (skin tones, ZWJ sequences, flags); whitespace, control characters and
 # text-direction controls are never part of one, and refusing them keeps a reaction from smuggling layout into a
 # client.
-Emoji = Annotated[str, Meta(min_length=1, max_length=32, pattern=rf"^[^\s\x00-\x1f\x7f{BIDI_CONTROLS}]+(?!\n)$")]
-EditBody = Annotated[str, Meta(min_length=1, pattern=r"\S")]  # not blank: a message is deleted, not emptied
+EMOJI_PATTERN = rf"^[^\s\x00-\x1f\x7f{BIDI_CONTROLS}]+(?!\n)$"
+Emoji = Annotated[str, Meta(min_length=1, max_length=32, pattern=EMOJI_PATTERN)]
+NOT_BLANK = r"\S"
+EditBody = Annotated[str, Meta(min_length=1, pattern=NOT_BLANK)]  # not blank: a message is deleted, not emptied
 TOPIC_MAX = 300
-Topic = Annotated[str, Meta(max_length=TOPIC_MAX, pattern=rf"^[^{BIDI_CONTROLS}]*$")]
+TOPIC_PATTERN = rf"^[^{BIDI_CONTROLS}]*$"
+Topic = Annotated[str, Meta(max_length=TOPIC_MAX, pattern=TOPIC_PATTERN)]
 
 
 # --- client → server ------------------------------------------------------------------------------------------

@@ -57,4 +57,4 @@ def test_a_request_without_a_one_use_id_is_refused(make_server) -> None:
     body = b'{"events":[["kick-user","nobody"]]}'
     key = control_key(hashlib.sha256(SECRET.encode()).digest())
     r = control(server.http, body, {"content-type": "application/json", HEADER: sign(key, body)})
-    assert r.status_code == 400 and r.json()["code"] == "bad_frame", r.text
+    assert r.status_code == 400 and r.json()["code"] == "invalid", r.text

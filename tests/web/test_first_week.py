@@ -91,7 +91,9 @@ def test_a_backlog_opens_at_its_first_unread_and_only_what_was_shown_is_read(
     )
 
 
-def test_the_sender_sees_the_quote_of_their_reply_at_once(server: ChatdProcess, people: Callable[..., ChatPage]) -> None:
+def test_the_sender_sees_the_quote_of_their_reply_at_once(
+    server: ChatdProcess, people: Callable[..., ChatPage]
+) -> None:
     room = "fw-replies"
     ann = people("fwann").goto(server, room).sign_in()
     ann.wait_live(room)
@@ -189,7 +191,9 @@ def test_the_file_picker_offers_every_type_the_server_takes(
     accept = ivy.page.get_attribute("#attach-input", "accept") or ""
     assert set(accept.split(",")) == set(info["upload_types"]) and "application/pdf" in accept
     pdf = b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog >>\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n"
-    ivy.page.set_input_files("#attach-input", files=[{"name": "plan.pdf", "mimeType": "application/pdf", "buffer": pdf}])
+    ivy.page.set_input_files(
+        "#attach-input", files=[{"name": "plan.pdf", "mimeType": "application/pdf", "buffer": pdf}]
+    )
     ivy.page.wait_for_selector('#attachment-chips li[data-state="done"]:has-text("plan.pdf")')
     ivy.send("the plan, as a PDF")
     ivy.wait_message("the plan, as a PDF").locator(".attachments a").wait_for()
