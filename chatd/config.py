@@ -112,6 +112,8 @@ class LimitsConfig(_Section):
     typing_burst: int = 5
     presence_rate: float = 2.0
     presence_burst: int = 100
+    reactions_per_message: int = 50
+    reactions_per_user: int = 20
 
 
 class WebConfig(_Section):
@@ -317,6 +319,8 @@ def validate(cfg: Config) -> None:
     for key in ("queue_max_messages", "queue_max_bytes", "node_timeout", "presence_interval", "sweep_interval"):
         positive(f"broker.{key}", getattr(cfg.broker, key))
     positive("store.pool_size", cfg.store.pool_size)
+    for key in ("reactions_per_message", "reactions_per_user"):
+        positive(f"limits.{key}", getattr(cfg.limits, key))
     positive("retention.interval", cfg.retention.interval)
     for key in ("messages_days", "uploads_days"):
         if getattr(cfg.retention, key) < 0:

@@ -1,30 +1,44 @@
 """Direct messages: one private two-person room per pair of users, found again by its name.
 
-The name is derived from the pair (``dm:ann:bob``, lower-cased and sorted), so opening the conversation from either
-side, on any node, at the same moment, lands in the same room; the store creates it atomically. Pairs whose names
-are too long for a room name get a digest instead. Ordinary rooms cannot take a ``dm:`` name, and nobody can be
-invited into a direct room, so it stays between the two.
+The name is derived from the pair of user ids (``dm:7:12``, lower id first), so opening the conversation from either
+side, on any node, at the same moment, lands in the same room; the store creates it atomically. Ids never change and
+are never given to anyone else, so a renamed user keeps their conversations and a new account with a freed name
+finds none of its predecessor's. Ordinary rooms cannot take a ``dm:`` name, and nobody can be invited into a direct
+room, so it stays between the two. Clients never read the name: room lists and ``dm`` frames carry the other person
+(``with``, ``with_uid``).
 """
 
 from __future__ import annotations
 
-import hashlib
+import re
 from collections.abc import Callable
 
 from chatd.errors import ChatError, Err
-from chatd.protocol.frames import ROOM_MAX, DirectRoom, encode
+from chatd.protocol.frames import DirectRoom, encode
 from chatd.store.base import RoomRecord, Store, UserRecord
 
 DM_PREFIX = "dm:"
+_PAIR = re.compile(r"^dm:([0-9]+):([0-9]+)$")
 
 
-def dm_room(a: str, b: str) -> str:
-    """The room name of the conversation between users ``a`` and ``b`` (either order, any case)."""
-    first, second = sorted((a.lower(), b.lower()))
-    name = f"{DM_PREFIX}{first}:{second}"
-    if len(name) <= ROOM_MAX:
-        return name
-    return DM_PREFIX + hashlib.sha256(f"{first}:{second}".encode()).hexdigest()[:40]
+def dm_room(a: int, b: int) -> str:
+    """The room name of the conversation between users ``a`` and ``b`` (ids, either order)."""
+    first, second = sorted((a, b))
+    return f"{DM_PREFIX}{first}:{second}"
+
+
+def dm_pair(room: str) -> tuple[int, int] | None:
+    """The two user ids of a direct room's name (None for a name ``dm_room`` does not make)."""
+    found = _PAIR.match(room)
+    return (int(found.group(1)), int(found.group(2))) if found else None
+
+
+def dm_other(room: RoomRecord, me: int) -> int | None:
+    """The other person of a direct room ``me`` belongs to (None for any other room)."""
+    pair = dm_pair(room.name) if room.dm else None
+    if pair is None or me not in pair:
+        return None
+    return pair[1] if pair[0] == me else pair[0]
 
 
 def refuse_dm_name(room: str) -> None:
@@ -34,20 +48,19 @@ def refuse_dm_name(room: str) -> None:
 
 
 async def open_dm(
-    store: Store, tell_user: Callable[[str, str], None], opener: UserRecord, other: str
-) -> tuple[RoomRecord, str, bool]:
-    """Open (or find) the conversation of ``opener`` with ``other`` (any spelling); both users' connections, on
-    every node, are told with a ``dm`` frame (``tell_user``). Returns the room, the other's stored name and
-    whether it is new."""
+    store: Store, tell_user: Callable[[int, str], None], opener: UserRecord, other: str
+) -> tuple[RoomRecord, UserRecord, bool]:
+    """Open (or find) the conversation of ``opener`` with the live user named ``other`` (any spelling); both users'
+    connections, on every node, are told with a ``dm`` frame (``tell_user``). Returns the room, the other user and
+    whether the room is new."""
     found = await store.get_user(other)
     if found is None:
         raise ChatError(Err.NOT_FOUND, f"no user {other!r}")
-    if found.name == opener.name:
+    if found.id == opener.id:
         raise ChatError(Err.BAD_FRAME, "a direct conversation needs someone else")
-    info = await store.user_info(found.name)
-    if info and info[0].disabled:
+    if found.disabled:
         raise ChatError(Err.FORBIDDEN, f"{found.name!r} is disabled")  # they could not read it
-    record, created = await store.open_dm(dm_room(opener.name, found.name), opener.name, found.name)
-    tell_user(found.name, encode(DirectRoom(record.name, opener.name)))
-    tell_user(opener.name, encode(DirectRoom(record.name, found.name)))
-    return record, found.name, created
+    record, created = await store.open_dm(dm_room(opener.id, found.id), opener.id, found.id)
+    tell_user(found.id, encode(DirectRoom(record.name, opener.name, opener.id)))
+    tell_user(opener.id, encode(DirectRoom(record.name, found.name, found.id)))
+    return record, found, created

@@ -91,6 +91,13 @@ class Err(enum.Enum):
         "Send the whole body promptly; retry on a better connection.",
     )
     CONFLICT = ErrorInfo("conflict", 409, "The name is taken.", "Pick another name.")
+    TOO_MANY_REACTIONS = ErrorInfo(
+        "too_many_reactions",
+        409,
+        "The reaction would take the message past limits.reactions_per_message different emoji, or the user past "
+        "limits.reactions_per_user reactions on it. Nothing was stored.",
+        "Do not resend it; react with an emoji the message already has, or remove one of yours first.",
+    )
     TOO_LARGE = ErrorInfo(
         "too_large",
         413,

@@ -23,9 +23,10 @@ class Hit(msgspec.Struct, frozen=True):
 
     room: str
     seq: int
-    from_: str = msgspec.field(name="from")
+    from_: str = msgspec.field(name="from")  # the sender's current name
     ts: int = 0
     snippet: str = ""
+    uid: int = 0  # the sender's id
 
 
 class Part(msgspec.Struct, frozen=True):

@@ -18,7 +18,7 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -47,10 +47,12 @@ from chatd.store.base import (
     UploadRecord,
     UserInfo,
     UserRecord,
+    UserRef,
     check_import,
     export_row,
     import_value,
 )
+from chatd.store.legacy import LegacyDm, dm_renames, reaction_names, reaction_rows
 from chatd.store.migrations import check_not_newer
 
 log = logging.getLogger("chatd.store.postgres")
@@ -61,7 +63,142 @@ MIGRATE_LOCK = 0x63686174  # "chat": the advisory lock that serialises migration
 # SQLSTATE classes of faults worth retrying as is: connection, resources, operator intervention, system, rollback.
 TRANSIENT_CLASSES = ("08", "53", "57", "58", "40")
 
-MIGRATIONS: list[tuple[str, str]] = [
+
+async def _drop_foreign_keys(c: asyncpg.Connection, table: str) -> list[tuple[str, str]]:
+    """Drop the foreign keys that point at ``table``; returns each as (table, definition), to make again."""
+    found = await c.fetch(
+        "SELECT conrelid::regclass::text AS t, conname, pg_get_constraintdef(oid) AS def FROM pg_constraint "
+        "WHERE confrelid = $1::regclass AND contype = 'f'",
+        table,
+    )
+    for r in found:
+        await c.execute(f'ALTER TABLE {r["t"]} DROP CONSTRAINT "{r["conname"]}"')
+    return [(r["t"], r["def"]) for r in found]
+
+
+async def _to_ids(c: asyncpg.Connection, table: str, old: str, new: str, *, keep_orphans: bool = False) -> None:
+    """Replace the name column ``old`` of ``table`` by the id column ``new`` (the user of that exact spelling).
+    Rows naming no user are dropped unless ``keep_orphans`` (the column is then nullable)."""
+    await c.execute(f"ALTER TABLE {table} ADD COLUMN {new} BIGINT")
+    await c.execute(f"UPDATE {table} t SET {new} = u.id FROM users u WHERE u.name = t.{old}")
+    if not keep_orphans:
+        await c.execute(f"DELETE FROM {table} WHERE {new} IS NULL")
+    await c.execute(f"ALTER TABLE {table} DROP COLUMN {old}")  # its indexes and keys go with it
+    if not keep_orphans:
+        await c.execute(f"ALTER TABLE {table} ALTER COLUMN {new} SET NOT NULL")
+
+
+async def m012_user_ids(c: asyncpg.Connection) -> None:
+    """Users get an immutable id; everything a user owns is keyed by it; deleted users become tombstones;
+    reactions become rows; direct rooms are named from their pair of ids (rules: ``chatd.store.legacy``, shared
+    with the SQLite migration of the same name). Columns are added, filled and dropped, so columns added by
+    migrations this one does not know survive."""
+    old_reactions = await c.fetch(
+        "SELECT room, seq, ts, reactions FROM messages WHERE reactions IS NOT NULL AND reactions <> ''"
+    )
+    named = {
+        r[0]
+        for r in await c.fetch(
+            "SELECT sender FROM messages UNION SELECT created_by FROM rooms "
+            "UNION SELECT used_by FROM invites UNION SELECT owner FROM uploads"
+        )
+        if r[0] is not None
+    }
+    for row in old_reactions:
+        named |= reaction_names(row["reactions"])
+
+    await _drop_foreign_keys(c, "users")
+    await c.execute("ALTER TABLE users ADD COLUMN id BIGINT")
+    await c.execute(
+        "UPDATE users SET id = o.n FROM (SELECT name, row_number() OVER (ORDER BY created, name) AS n FROM users) o "
+        "WHERE users.name = o.name"
+    )
+    pkey = await c.fetchval("SELECT conname FROM pg_constraint WHERE conrelid = 'users'::regclass AND contype = 'p'")
+    await c.execute(f'ALTER TABLE users DROP CONSTRAINT "{pkey}"')
+    await c.execute("ALTER TABLE users ALTER COLUMN id SET NOT NULL")
+    await c.execute("ALTER TABLE users ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY")
+    await c.execute("SELECT setval(pg_get_serial_sequence('users', 'id'), COALESCE(MAX(id), 0) + 1, false) FROM users")
+    await c.execute("ALTER TABLE users ADD PRIMARY KEY (id)")
+    await c.execute("ALTER TABLE users ADD COLUMN deleted BOOLEAN NOT NULL DEFAULT false")
+    await c.execute("CREATE INDEX users_name_exact ON users (name)")  # for the mapping below only
+    known = {r[0] for r in await c.fetch("SELECT name FROM users")}
+    await c.execute(
+        "INSERT INTO users (name, created, deleted) SELECT n, 0, true FROM unnest($1::text[]) AS n",
+        sorted(named - known),
+    )
+
+    await _to_ids(c, "tokens", "username", "user_id")
+    await c.execute("ALTER TABLE tokens ADD FOREIGN KEY (user_id) REFERENCES users (id)")
+    await c.execute("CREATE INDEX tokens_user ON tokens (user_id)")
+    await _to_ids(c, "members", "username", "user_id")
+    await c.execute("ALTER TABLE members ADD PRIMARY KEY (room, user_id)")
+    await c.execute("ALTER TABLE members ADD FOREIGN KEY (user_id) REFERENCES users (id)")
+    await c.execute("CREATE INDEX members_user ON members (user_id)")
+    await _to_ids(c, "reads", "username", "user_id")
+    await c.execute("ALTER TABLE reads ADD PRIMARY KEY (user_id, room)")
+    await _to_ids(c, "mentions", "username", "user_id")
+    await c.execute("ALTER TABLE mentions ADD PRIMARY KEY (user_id, room, seq)")
+    await c.execute("CREATE INDEX mentions_recent ON mentions (user_id, ts)")
+    await c.execute("ALTER TABLE messages RENAME COLUMN sender TO sender_name")
+    await _to_ids(c, "messages", "sender_name", "sender")
+    await c.execute("CREATE UNIQUE INDEX messages_idem ON messages (room, sender, client_id)")
+    await c.execute("ALTER TABLE messages DROP COLUMN reactions, DROP COLUMN data")
+    await c.execute("ALTER TABLE uploads RENAME COLUMN owner TO owner_name")
+    await _to_ids(c, "uploads", "owner_name", "owner")
+    await c.execute("CREATE INDEX uploads_owner ON uploads (owner)")
+    for table, column in (("invites", "created_by"), ("invites", "used_by"), ("rooms", "created_by")):
+        await c.execute(f"ALTER TABLE {table} RENAME COLUMN {column} TO {column}_name")
+        await _to_ids(c, table, f"{column}_name", column, keep_orphans=True)
+
+    await c.execute(
+        "CREATE TABLE reactions (room TEXT NOT NULL, seq BIGINT NOT NULL, emoji TEXT NOT NULL, "
+        "user_id BIGINT NOT NULL, ts BIGINT NOT NULL, event BIGINT NOT NULL, PRIMARY KEY (room, seq, emoji, user_id))"
+    )
+    ids = {r["name"]: r["id"] for r in await c.fetch("SELECT name, id FROM users")}
+    await c.executemany(
+        "INSERT INTO reactions (room, seq, emoji, user_id, ts, event) VALUES ($1, $2, $3, $4, $5, $6) "
+        "ON CONFLICT DO NOTHING",
+        [row for r in old_reactions for row in reaction_rows(r["room"], r["seq"], r["ts"], r["reactions"], ids)],
+    )
+    await c.execute("DROP INDEX users_name_exact")
+
+    dms = {r["name"]: LegacyDm(r["name"]) for r in await c.fetch("SELECT name FROM rooms WHERE dm")}
+    for r in await c.fetch(
+        "SELECT room, user_id FROM members WHERE room IN (SELECT name FROM rooms WHERE dm) "
+        "UNION SELECT DISTINCT room, sender FROM messages WHERE room IN (SELECT name FROM rooms WHERE dm)"
+    ):
+        dms[r[0]].users.add(r[1])
+    by_lower: dict[str, list[int]] = {}
+    for r in await c.fetch("SELECT id, name FROM users ORDER BY deleted, id"):
+        by_lower.setdefault(r["name"].lower(), []).append(r["id"])
+    await _rename_rooms(c, dm_renames(dms.values(), by_lower))
+
+
+async def _rename_rooms(c: asyncpg.Connection, plan: dict[str, str]) -> None:
+    """Rename rooms everywhere a room name is kept: ``rooms.name`` and every table's ``room`` column, through
+    temporary names (a plan may swap names), with the foreign keys to rooms dropped meanwhile."""
+    if not plan:
+        return
+    keys = await _drop_foreign_keys(c, "rooms")
+    tables = [
+        r[0]
+        for r in await c.fetch(
+            "SELECT table_name FROM information_schema.columns WHERE table_schema = current_schema() "
+            "AND column_name = 'room'"
+        )
+    ]
+    # "~" is in no room name (ROOM_PATTERN), so a temporary name meets no real one.
+    steps = [{old: f"~{i}" for i, old in enumerate(plan)}, {f"~{i}": new for i, new in enumerate(plan.values())}]
+    for step in steps:
+        for old, new in step.items():
+            await c.execute("UPDATE rooms SET name = $2 WHERE name = $1", old, new)
+            for table in tables:
+                await c.execute(f"UPDATE {table} SET room = $2 WHERE room = $1", old, new)
+    for table, definition in keys:
+        await c.execute(f"ALTER TABLE {table} ADD {definition}")
+
+
+MIGRATIONS: list[tuple[str, str | Callable[[asyncpg.Connection], Awaitable[None]]]] = [
     (
         "001_initial",
         """
@@ -197,6 +334,7 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX messages_search ON messages USING gin (search) WHERE kind IS NULL AND NOT deleted;
         """,
     ),
+    ("012_user_ids", m012_user_ids),
     (
         # One-use credentials (WebSocket tickets, admin control requests) spent on any node: Store.claim_once.
         "013_used_once",
@@ -207,30 +345,48 @@ MIGRATIONS: list[tuple[str, str]] = [
     ),
 ]
 
-# An exact spelling wins, for databases made before names were case-insensitive.
-BY_NAME = "WHERE lower(name) = lower($1) ORDER BY name = $1 DESC LIMIT 1"
+LIVE_BY_NAME = "lower(name) = lower($1) AND NOT deleted"  # a live user by any spelling of the name
+USER_COLS = "id, name, admin, bot, created"
+# A room with its creator's current name: select ROOM_COLS FROM ROOM_FROM.
+ROOM_COLS = "r.name, r.private, r.created_by, r.created, r.last_seq, r.topic, r.dm, cu.name AS creator"
+ROOM_FROM = "rooms r LEFT JOIN users cu ON cu.id = r.created_by"
+ENTRIES = f"SELECT {changes.ENTRY_COLS} FROM {changes.ENTRY_FROM}"
+NAMES_LOCK = MIGRATE_LOCK + 1  # held while a name is taken (create_user, rename_user)
+INVITE_REFUSED = "this invite code is unknown, used or expired; ask for a new one"
 
 
 def _entry(r: asyncpg.Record) -> Entry:
-    return changes.entry(tuple(r[c] for c in ENTRY_FIELDS))
+    return changes.entry(tuple(r))
 
 
-def _message(r: asyncpg.Record) -> Message:
-    """A row selected with ``kind IS NULL`` (history, mentions)."""
-    return changes.message(tuple(r[c] for c in ENTRY_FIELDS))
-
-
-ENTRY_FIELDS = [c.strip() for c in changes.ENTRY_COLS.split(",")]
+async def _fill(c: asyncpg.Connection, entries: Sequence[Entry]) -> None:
+    """``changes.fill`` the entries' reactions from the store, in one query."""
+    keys = changes.reaction_keys(entries)
+    if keys:
+        rows = await c.fetch(
+            "SELECT r.room, r.seq, r.emoji, r.user_id, u.name FROM unnest($1::text[], $2::bigint[]) AS k(room, seq) "
+            "JOIN reactions r ON r.room = k.room AND r.seq = k.seq JOIN users u ON u.id = r.user_id ORDER BY r.event",
+            [k[0] for k in keys],
+            [k[1] for k in keys],
+        )
+        changes.fill(entries, [tuple(r) for r in rows])
 
 
 def _room(r: asyncpg.Record) -> RoomRecord:
     return RoomRecord(
-        r["name"], r["private"], r["created_by"] or "", r["created"], r["last_seq"], r["topic"] or "", r["dm"]
+        r["name"],
+        r["private"],
+        r["created_by"] or 0,
+        r["created"],
+        r["last_seq"],
+        r["topic"] or "",
+        r["dm"],
+        r["creator"] or "",
     )
 
 
 def _user(r: asyncpg.Record) -> UserRecord:
-    return UserRecord(r["name"], r["admin"], r["bot"], r["created"])
+    return UserRecord(r["id"], r["name"], r["admin"], r["bot"], r["created"])
 
 
 class PostgresStore(Store):
@@ -255,9 +411,12 @@ class PostgresStore(Store):
             await c.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied BIGINT NOT NULL)")
             done = {r["name"] for r in await c.fetch("SELECT name FROM _migrations")}
             check_not_newer(sorted(done), [name for name, _ in MIGRATIONS])
-            for name, sql in MIGRATIONS:
+            for name, step in MIGRATIONS:
                 if name not in done:
-                    await c.execute(sql)
+                    if isinstance(step, str):
+                        await c.execute(step)
+                    else:
+                        await step(c)
                     await c.execute(f"INSERT INTO _migrations (name, applied) VALUES ($1, {NOW_MS} / 1000)", name)
                     log.info("applied migration %s", name)
 
@@ -311,43 +470,70 @@ class PostgresStore(Store):
         *,
         admin: bool = False,
         admin_if_none: bool = False,
+        invite: str | None = None,
+        now: int = 0,
     ) -> UserRecord:
         async with self._p.acquire() as c, c.transaction():
             # "the name is free ignoring case" and "admin if none is" must be decided by one creation at a time.
-            await c.execute("SELECT pg_advisory_xact_lock($1)", MIGRATE_LOCK + 1)
-            if await c.fetchval("SELECT 1 FROM users WHERE lower(name) = lower($1)", name):
+            await c.execute("SELECT pg_advisory_xact_lock($1)", NAMES_LOCK)
+            if invite is not None and not await c.fetchval(
+                "SELECT 1 FROM invites WHERE hash = $1 AND used_by IS NULL AND expires > $2 FOR UPDATE", invite, now
+            ):
+                raise ChatError(Err.FORBIDDEN, INVITE_REFUSED)
+            if await c.fetchval(f"SELECT 1 FROM users WHERE {LIVE_BY_NAME}", name):
                 raise ChatError(Err.CONFLICT, f"user {name!r} already exists")
-            try:
-                r = await c.fetchrow(
-                    "INSERT INTO users (name, password_hash, admin, bot, created) "
-                    f"VALUES ($1, $2, $4 OR ($5 AND NOT EXISTS (SELECT 1 FROM users WHERE admin)), $3, {NOW_MS}) "
-                    "RETURNING name, admin, bot, created",
-                    name,
-                    password_hash,
-                    bot,
-                    admin,
-                    admin_if_none,
-                )
-            except asyncpg.UniqueViolationError:
-                raise ChatError(Err.CONFLICT, f"user {name!r} already exists") from None
+            r = await c.fetchrow(
+                "INSERT INTO users (name, password_hash, admin, bot, created) VALUES ($1, $2, $4 OR "
+                f"($5 AND NOT EXISTS (SELECT 1 FROM users WHERE admin AND NOT deleted)), $3, {NOW_MS}) "
+                f"RETURNING {USER_COLS}",
+                name,
+                password_hash,
+                bot,
+                admin,
+                admin_if_none,
+            )
+            if invite is not None:
+                await c.execute("UPDATE invites SET used_by = $2 WHERE hash = $1", invite, r["id"])
         return _user(r)
 
     async def get_user(self, name: str) -> UserRecord | None:
-        r = await self._p.fetchrow(f"SELECT name, admin, bot, created FROM users {BY_NAME}", name)
+        # An exact spelling wins, for databases made before names were case-insensitive.
+        r = await self._p.fetchrow(
+            f"SELECT {USER_COLS} FROM users WHERE {LIVE_BY_NAME} ORDER BY name = $1 DESC LIMIT 1", name
+        )
         return _user(r) if r else None
 
-    async def password_hash(self, name: str) -> str | None:
-        return await self._p.fetchval(f"SELECT password_hash FROM users {BY_NAME}", name)
+    async def user_by_id(self, uid: int) -> UserRecord | None:
+        r = await self._p.fetchrow(f"SELECT {USER_COLS} FROM users WHERE id = $1 AND NOT deleted", uid)
+        return _user(r) if r else None
 
-    async def add_token(self, token_hash: str, user: str) -> None:
+    async def user_names(self, ids: Sequence[int]) -> dict[int, str]:
+        rows = await self._p.fetch("SELECT id, name FROM users WHERE id = ANY($1::bigint[])", list(set(ids)))
+        return {r["id"]: r["name"] for r in rows}
+
+    async def password_hash(self, uid: int) -> str | None:
+        return await self._p.fetchval("SELECT password_hash FROM users WHERE id = $1 AND NOT deleted", uid)
+
+    async def rename_user(self, uid: int, name: str) -> str:
+        async with self._p.acquire() as c, c.transaction():
+            await c.execute("SELECT pg_advisory_xact_lock($1)", NAMES_LOCK)
+            old = await c.fetchval("SELECT name FROM users WHERE id = $1 AND NOT deleted FOR UPDATE", uid)
+            if old is None:
+                raise ChatError(Err.NOT_FOUND, f"no user with id {uid}")
+            if await c.fetchval(f"SELECT 1 FROM users WHERE {LIVE_BY_NAME} AND id <> $2", name, uid):
+                raise ChatError(Err.CONFLICT, f"user {name!r} already exists")
+            await c.execute("UPDATE users SET name = $2 WHERE id = $1", uid, name)
+        return str(old)
+
+    async def add_token(self, token_hash: str, user: int) -> None:
         await self._p.execute(
-            f"INSERT INTO tokens (hash, username, created) VALUES ($1, $2, {NOW_MS})", token_hash, user
+            f"INSERT INTO tokens (hash, user_id, created) VALUES ($1, $2, {NOW_MS})", token_hash, user
         )
 
     async def user_for_token(self, token_hash: str, issued_after: int = 0) -> UserRecord | None:
         r = await self._p.fetchrow(
-            "SELECT u.name, u.admin, u.bot, u.created FROM tokens t JOIN users u ON u.name = t.username "
-            "WHERE t.hash = $1 AND t.created > $2 AND NOT u.disabled",
+            "SELECT u.id, u.name, u.admin, u.bot, u.created FROM tokens t JOIN users u ON u.id = t.user_id "
+            "WHERE t.hash = $1 AND t.created > $2 AND NOT u.disabled AND NOT u.deleted",
             token_hash,
             issued_after,
         )
@@ -378,13 +564,12 @@ class PostgresStore(Store):
 
     # --- rooms and members --------------------------------------------------------------------------------------
 
-    async def create_room(self, name: str, private: bool, created_by: str) -> RoomRecord:
+    async def create_room(self, name: str, private: bool, created_by: int) -> RoomRecord:
         async with self._p.acquire() as c, c.transaction():
             try:
-                r = await c.fetchrow(
+                created = await c.fetchval(
                     "INSERT INTO rooms (name, private, created_by, created, last_seq) "
-                    f"VALUES ($1, $2, $3, {NOW_MS}, 0) "
-                    "RETURNING name, private, created_by, created, last_seq, topic, dm",
+                    f"VALUES ($1, $2, $3, {NOW_MS}, 0) RETURNING created",
                     name,
                     private,
                     created_by,
@@ -392,25 +577,23 @@ class PostgresStore(Store):
             except asyncpg.UniqueViolationError:
                 raise ChatError(Err.CONFLICT, f"room {name!r} already exists") from None
             await c.execute(
-                "INSERT INTO members (room, username, joined) VALUES ($1, $2, $3)", name, created_by, r["created"]
+                "INSERT INTO members (room, user_id, joined) VALUES ($1, $2, $3)", name, created_by, created
             )
+            r = await c.fetchrow(f"SELECT {ROOM_COLS} FROM {ROOM_FROM} WHERE r.name = $1", name)
         return _room(r)
 
     async def get_room(self, name: str) -> RoomRecord | None:
-        r = await self._p.fetchrow(
-            "SELECT name, private, created_by, created, last_seq, topic, dm FROM rooms WHERE name = $1", name
-        )
+        r = await self._p.fetchrow(f"SELECT {ROOM_COLS} FROM {ROOM_FROM} WHERE r.name = $1", name)
         return _room(r) if r else None
 
     async def list_rooms(
-        self, user: str, *, after: str | None = None, limit: int | None = None
+        self, user: int, *, after: str | None = None, limit: int | None = None
     ) -> list[tuple[RoomRecord, bool]]:
         # COLLATE "C": byte order, as the contract says, whatever the database's collation.
         rows = await self._p.fetch(
-            "SELECT r.name, r.private, r.created_by, r.created, r.last_seq, r.topic, r.dm, "
-            "m.username IS NOT NULL AS member "
-            "FROM rooms r LEFT JOIN members m ON m.room = r.name AND m.username = $1 "
-            'WHERE (NOT r.private OR m.username IS NOT NULL) AND r.name COLLATE "C" > $2 '
+            f"SELECT {ROOM_COLS}, m.user_id IS NOT NULL AS member "
+            f"FROM {ROOM_FROM} LEFT JOIN members m ON m.room = r.name AND m.user_id = $1 "
+            'WHERE (NOT r.private OR m.user_id IS NOT NULL) AND r.name COLLATE "C" > $2 '
             'ORDER BY r.name COLLATE "C" LIMIT $3',
             user,
             after or "",
@@ -418,27 +601,36 @@ class PostgresStore(Store):
         )
         return [(_room(r), r["member"]) for r in rows]
 
-    async def add_member(self, room: str, user: str) -> bool:
+    async def add_member(self, room: str, user: int) -> bool:
         try:
             status = await self._p.execute(
-                f"INSERT INTO members (room, username, joined) VALUES ($1, $2, {NOW_MS}) ON CONFLICT DO NOTHING",
+                f"INSERT INTO members (room, user_id, joined) SELECT $1, id, {NOW_MS} FROM users "
+                "WHERE id = $2 AND NOT deleted ON CONFLICT DO NOTHING",
                 room,
                 user,
             )
         except asyncpg.ForeignKeyViolationError:
-            raise ChatError(Err.NOT_FOUND, f"no user {user!r} or room {room!r}") from None
-        return status != "INSERT 0 0"
+            raise ChatError(Err.NOT_FOUND, f"no room {room!r}") from None
+        if status != "INSERT 0 0":
+            return True
+        if await self.user_by_id(user) is None:
+            raise ChatError(Err.NOT_FOUND, f"no user with id {user}")
+        return False
 
-    async def remove_member(self, room: str, user: str) -> bool:
-        status = await self._p.execute("DELETE FROM members WHERE room = $1 AND username = $2", room, user)
+    async def remove_member(self, room: str, user: int) -> bool:
+        status = await self._p.execute("DELETE FROM members WHERE room = $1 AND user_id = $2", room, user)
         return status != "DELETE 0"
 
-    async def is_member(self, room: str, user: str) -> bool:
-        return await self._p.fetchval("SELECT 1 FROM members WHERE room = $1 AND username = $2", room, user) == 1
+    async def is_member(self, room: str, user: int) -> bool:
+        return await self._p.fetchval("SELECT 1 FROM members WHERE room = $1 AND user_id = $2", room, user) == 1
 
-    async def members(self, room: str) -> list[str]:
-        rows = await self._p.fetch("SELECT username FROM members WHERE room = $1 ORDER BY username", room)
-        return [r["username"] for r in rows]
+    async def members(self, room: str) -> list[UserRef]:
+        rows = await self._p.fetch(
+            "SELECT u.id, u.name FROM members m JOIN users u ON u.id = m.user_id WHERE m.room = $1 "
+            'ORDER BY u.name COLLATE "C", u.id',
+            room,
+        )
+        return [UserRef(r["id"], r["name"]) for r in rows]
 
     # --- messages -----------------------------------------------------------------------------------------------
 
@@ -460,24 +652,30 @@ class PostgresStore(Store):
         ts = locked[0]["now"] if locked else 0
         keys = list({(m.room, m.sender, m.client_id) for m in batch})
         # Read after taking the locks: a racing append to the same room has committed by now, and its rows show.
-        written: dict[tuple[str, str, str], tuple] = {}  # rows this batch wrote, by key
-        existing: dict[tuple[str, str, str], Outcome] = {
-            (r["room"], r["sender"], r["client_id"]): Outcome(r["seq"], r["ts"], True, stored=_entry(r))
+        written: dict[tuple[str, int, str], tuple] = {}  # rows this batch wrote, by key
+        stored = [
+            _entry(r)
             for r in await c.fetch(
                 f"SELECT {changes.ENTRY_COLS} "
-                "FROM unnest($1::text[], $2::text[], $3::text[]) AS k(room, sender, client_id) "
-                "JOIN messages m USING (room, sender, client_id)",
+                "FROM unnest($1::text[], $2::bigint[], $3::text[]) AS k(room, sender, client_id) "
+                "JOIN messages m ON m.room = k.room AND m.sender = k.sender AND m.client_id = k.client_id "
+                "JOIN users u ON u.id = m.sender",
                 [k[0] for k in keys],
                 [k[1] for k in keys],
                 [k[2] for k in keys],
             )
+        ]
+        await _fill(c, stored)  # a resend is rare: no query when there is none
+        existing: dict[tuple[str, int, str], Outcome] = {
+            (e.room, e.uid, e.client_id): Outcome(e.seq, e.ts, True, stored=e, name=e.from_) for e in stored
         }
         pairs = list({(m.room, m.sender) for m in batch})
-        members = {
-            (r["room"], r["username"])
+        # Members with their current names: the name a new entry's frame shows is the one at the commit.
+        members: dict[tuple[str, int], str] = {
+            (r["room"], r["user_id"]): r["name"]
             for r in await c.fetch(
-                "SELECT m.room, m.username FROM unnest($1::text[], $2::text[]) AS k(room, username) "
-                "JOIN members m USING (room, username)",
+                "SELECT m.room, m.user_id, u.name FROM unnest($1::text[], $2::bigint[]) AS k(room, user_id) "
+                "JOIN members m USING (room, user_id) JOIN users u ON u.id = m.user_id",
                 [p[0] for p in pairs],
                 [p[1] for p in pairs],
             )
@@ -490,7 +688,7 @@ class PostgresStore(Store):
             if cols[0]:
                 await c.execute(
                     "INSERT INTO messages (room, seq, sender, client_id, body, ts, attachments, reply_to) "
-                    "SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], "
+                    "SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], "
                     "$6::bigint[], $7::text[], $8::bigint[])",
                     *cols,
                 )
@@ -502,14 +700,15 @@ class PostgresStore(Store):
         for m in batch:
             key = (m.room, m.sender, m.client_id)
             seen = existing.get(key)
+            sender = members.get((m.room, m.sender))
             if seen is not None:
                 outcomes.append(seen)
             elif key in written:
                 row = written[key]
-                outcomes.append(Outcome(row[1], ts, True, stored=changes.written(row)))
+                outcomes.append(Outcome(row[1], ts, True, stored=changes.written(row, sender or ""), name=sender or ""))
             elif m.room not in last:
                 outcomes.append(Outcome(error=Err.NOT_FOUND.code, message=f"room {m.room!r} does not exist"))
-            elif (m.room, m.sender) not in members:
+            elif sender is None:
                 outcomes.append(Outcome(error=Err.NOT_MEMBER.code, message=f"you are not a member of {m.room!r}"))
             elif m.room in archived:
                 outcomes.append(Outcome(error=Err.ARCHIVED.code, message=f"room {m.room!r} is archived (read-only)"))
@@ -520,11 +719,11 @@ class PostgresStore(Store):
                 outcomes.append(Outcome(error=Err.NOT_FOUND.code, message=f"no message {m.reply_to} in {m.room!r}"))
             elif m.kind:
                 await flush()
-                out = await self._apply_change(c, m, last[m.room] + 1, ts)
+                out = await self._apply_change(c, m, last[m.room] + 1, ts, sender)
                 if not out.error:
                     last[m.room] += 1
                     touched.add(m.room)
-                    existing[key] = Outcome(out.seq, ts, True, stored=out.stored)
+                    existing[key] = Outcome(out.seq, ts, True, stored=out.stored, name=sender)
                 outcomes.append(out)
             else:
                 seq = last[m.room] = last[m.room] + 1
@@ -543,7 +742,7 @@ class PostgresStore(Store):
                     col.append(value)
                 if "@" in m.body:
                     naming.append(len(outcomes))
-                outcomes.append(Outcome(seq, ts))
+                outcomes.append(Outcome(seq, ts, name=sender))
                 written[key] = row  # turned into an entry only if the key repeats later in the batch
         await flush()
         if naming:
@@ -563,7 +762,7 @@ class PostgresStore(Store):
     ) -> None:
         """Record a mention for each member of a message's room it names (not its sender), for the new messages
         ``batch[i]`` (stored as ``outcomes[i]``) of every ``i`` in ``at`` at once: one round trip, not one per
-        message, while the rooms are locked. The names found go into those outcomes."""
+        message, while the rooms are locked. The ids found go into those outcomes."""
         rows: tuple[list, ...] = ([], [], [], [])
         for i in at:
             m = batch[i]
@@ -572,48 +771,58 @@ class PostgresStore(Store):
                     col.append(value)
         if not rows[0]:
             return
-        named: dict[tuple[str, int], list[str]] = {}
+        named: dict[tuple[str, int], list[int]] = {}
         for r in await c.fetch(
-            "INSERT INTO mentions (username, room, seq, ts) "
-            "SELECT DISTINCT mb.username, v.room, v.seq, $5::bigint "
-            "FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[]) AS v(room, seq, sender, name) "
-            "JOIN members mb ON mb.room = v.room AND lower(mb.username) = v.name AND mb.username <> v.sender "
-            "ON CONFLICT DO NOTHING RETURNING username, room, seq",
+            "INSERT INTO mentions (user_id, room, seq, ts) "
+            "SELECT DISTINCT mb.user_id, v.room, v.seq, $5::bigint "
+            "FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[]) AS v(room, seq, sender, name) "
+            "JOIN members mb ON mb.room = v.room AND mb.user_id <> v.sender "
+            "JOIN users u ON u.id = mb.user_id AND lower(u.name) = v.name "
+            "ON CONFLICT DO NOTHING RETURNING user_id, room, seq",
             *rows,
             ts,
         ):
-            named.setdefault((r["room"], r["seq"]), []).append(r["username"])
+            named.setdefault((r["room"], r["seq"]), []).append(r["user_id"])
         for i in at:
             if found := named.get((batch[i].room, outcomes[i].seq)):
                 outcomes[i] = msgspec.structs.replace(outcomes[i], mentions=found)
 
-    async def _apply_change(self, c: asyncpg.Connection, m: NewMessage, seq: int, ts: int) -> Outcome:
-        """Check and apply one room change at ``seq`` (see ``chatd.store.changes``)."""
+    async def _apply_change(self, c: asyncpg.Connection, m: NewMessage, seq: int, ts: int, name: str) -> Outcome:
+        """Check and apply one room change at ``seq`` (see ``chatd.store.changes``), by the sender called ``name``."""
         target: changes.Target | None = None
         if m.kind in changes.TARGETED:
             row = await c.fetchrow(
-                "SELECT sender, kind, deleted, reactions FROM messages WHERE room = $1 AND seq = $2 FOR UPDATE",
-                m.room,
-                m.target,
+                "SELECT sender, kind, deleted FROM messages WHERE room = $1 AND seq = $2 FOR UPDATE", m.room, m.target
             )
             if row is not None:
-                target = changes.Target(
-                    row["sender"], row["kind"], row["deleted"], changes.decode_reactions(row["reactions"])
-                )
+                target = changes.Target(row["sender"], row["kind"], row["deleted"])
         admin = False
         if m.kind == changes.DELETE and target is not None and target.sender != m.sender:
-            admin = bool(await c.fetchval("SELECT admin FROM users WHERE name = $1", m.sender))
+            admin = bool(await c.fetchval("SELECT admin FROM users WHERE id = $1", m.sender))
         refused = changes.refusal(m, target, admin)
+        if m.kind == changes.REACT and refused is None:
+            counts = await c.fetchrow(
+                "SELECT COUNT(DISTINCT emoji) AS emoji, COALESCE(bool_or(emoji = $3), false) AS present, "
+                "COUNT(*) FILTER (WHERE user_id = $4) AS mine, "
+                "COALESCE(bool_or(emoji = $3 AND user_id = $4), false) AS again "
+                "FROM reactions WHERE room = $1 AND seq = $2",
+                m.room,
+                m.target,
+                m.body,
+                m.sender,
+            )
+            tally = changes.Tally(counts["emoji"], counts["present"], counts["mine"], counts["again"])
+            refused = changes.reaction_refusal(tally, self.reaction_limits)
         if refused is not None:
             return Outcome(error=refused[0], message=refused[1])
-        effect = changes.apply(m, target)
+        reactors: list[tuple[int, str]] = []
         if m.kind == changes.EDIT:
             await c.execute(
                 "UPDATE messages SET body = $1, edited = $2 WHERE room = $3 AND seq = $4", m.body, ts, m.room, m.target
             )
         elif m.kind == changes.DELETE:
             await c.execute(
-                "UPDATE messages SET body = '', attachments = NULL, reactions = NULL, edited = NULL, deleted = true "
+                "UPDATE messages SET body = '', attachments = NULL, edited = NULL, deleted = true "
                 "WHERE room = $1 AND seq = $2",
                 m.room,
                 m.target,
@@ -621,18 +830,42 @@ class PostgresStore(Store):
             await c.execute(
                 "UPDATE messages SET body = '' WHERE room = $1 AND target = $2 AND kind = 'edit'", m.room, m.target
             )
-        elif effect.reactions is not None:
-            await c.execute(
-                "UPDATE messages SET reactions = $1 WHERE room = $2 AND seq = $3",
-                changes.encode_reactions(effect.reactions),
-                m.room,
-                m.target,
-            )
+            await c.execute("DELETE FROM reactions WHERE room = $1 AND seq = $2", m.room, m.target)
+        elif m.kind in (changes.REACT, changes.UNREACT):
+            if m.kind == changes.REACT:
+                await c.execute(
+                    "INSERT INTO reactions (room, seq, emoji, user_id, ts, event) VALUES ($1, $2, $3, $4, $5, $6) "
+                    "ON CONFLICT DO NOTHING",
+                    m.room,
+                    m.target,
+                    m.body,
+                    m.sender,
+                    ts,
+                    seq,
+                )
+            else:
+                await c.execute(
+                    "DELETE FROM reactions WHERE room = $1 AND seq = $2 AND emoji = $3 AND user_id = $4",
+                    m.room,
+                    m.target,
+                    m.body,
+                    m.sender,
+                )
+            reactors = [
+                (r["user_id"], r["name"])
+                for r in await c.fetch(
+                    "SELECT r.user_id, u.name FROM reactions r JOIN users u ON u.id = r.user_id "
+                    "WHERE r.room = $1 AND r.seq = $2 AND r.emoji = $3 ORDER BY r.event",
+                    m.room,
+                    m.target,
+                    m.body,
+                )
+            ]
         elif m.kind == changes.TOPIC:
             await c.execute("UPDATE rooms SET topic = $1 WHERE name = $2", m.body, m.room)
         await c.execute(
-            "INSERT INTO messages (room, seq, sender, client_id, body, ts, kind, target, data) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            "INSERT INTO messages (room, seq, sender, client_id, body, ts, kind, target) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             m.room,
             seq,
             m.sender,
@@ -641,33 +874,42 @@ class PostgresStore(Store):
             ts,
             m.kind,
             m.target or None,
-            effect.data,
         )
-        return Outcome(seq, ts, stored=changes.fresh(m, seq, ts, effect))
+        return Outcome(seq, ts, stored=changes.fresh(m, seq, ts, name, reactors), name=name)
+
+    async def _entries(self, sql: str, *params: object) -> list[Entry]:
+        """Entries (``ENTRY_COLS`` rows) with their reactions, on one connection."""
+        async with self._p.acquire() as c:
+            entries = [_entry(r) for r in await c.fetch(sql, *params)]
+            await _fill(c, entries)
+        return entries
+
+    async def _messages(self, sql: str, *params: object) -> list[Message]:
+        entries = await self._entries(sql, *params)
+        assert all(type(e) is Message for e in entries), "the query selects messages only"
+        return entries  # type: ignore[return-value]
 
     async def history(
         self, room: str, *, after: int | None = None, before: int | None = None, limit: int = 100
     ) -> list[Message]:
         # Change events are left out: their effect is already in the messages they changed.
-        cols = changes.ENTRY_COLS
         if after is not None:
-            rows = await self._p.fetch(
-                f"SELECT {cols} FROM messages WHERE room = $1 AND seq > $2 AND ($3::bigint IS NULL OR seq < $3) "
-                "AND kind IS NULL ORDER BY seq LIMIT $4",
+            return await self._messages(
+                f"{ENTRIES} WHERE m.room = $1 AND m.seq > $2 AND ($3::bigint IS NULL OR m.seq < $3) "
+                "AND m.kind IS NULL ORDER BY m.seq LIMIT $4",
                 room,
                 after,
                 before,
                 limit,
             )
-            return [_message(r) for r in rows]
-        rows = await self._p.fetch(
-            f"SELECT {cols} FROM messages WHERE room = $1 AND ($2::bigint IS NULL OR seq < $2) AND kind IS NULL "
-            "ORDER BY seq DESC LIMIT $3",
+        newest = await self._messages(
+            f"{ENTRIES} WHERE m.room = $1 AND ($2::bigint IS NULL OR m.seq < $2) AND m.kind IS NULL "
+            "ORDER BY m.seq DESC LIMIT $3",
             room,
             before,
             limit,
         )
-        return [_message(r) for r in reversed(rows)]
+        return newest[::-1]
 
     async def last_seq(self, room: str) -> int:
         return await self._p.fetchval("SELECT last_seq FROM rooms WHERE name = $1", room) or 0
@@ -687,6 +929,7 @@ class PostgresStore(Store):
             for sql in (
                 "members WHERE room",
                 "messages WHERE room",
+                "reactions WHERE room",
                 "uploads WHERE room",
                 "reads WHERE room",
                 "mentions WHERE room",
@@ -695,20 +938,21 @@ class PostgresStore(Store):
                 await c.execute(f"DELETE FROM {sql} = $1", name)
         return ids
 
-    async def delete_user(self, name: str) -> list[str] | None:
+    async def delete_user(self, uid: int) -> list[str] | None:
         async with self._p.acquire() as c, c.transaction():
-            if await c.fetchval("SELECT 1 FROM users WHERE name = $1 FOR UPDATE", name) is None:
+            if await c.fetchval("SELECT 1 FROM users WHERE id = $1 AND NOT deleted FOR UPDATE", uid) is None:
                 return None
-            ids = [r["id"] for r in await c.fetch("SELECT id FROM uploads WHERE owner = $1", name)]
+            ids = [r["id"] for r in await c.fetch("SELECT id FROM uploads WHERE owner = $1", uid)]
             for sql in (
-                "tokens WHERE username",
-                "members WHERE username",
+                "tokens WHERE user_id",
+                "members WHERE user_id",
                 "uploads WHERE owner",
-                "reads WHERE username",
-                "mentions WHERE username",
-                "users WHERE name",
+                "reads WHERE user_id",
+                "mentions WHERE user_id",
             ):
-                await c.execute(f"DELETE FROM {sql} = $1", name)
+                await c.execute(f"DELETE FROM {sql} = $1", uid)
+            # The tombstone: the id and the name stay for what they wrote; nothing can sign in as it.
+            await c.execute("UPDATE users SET deleted = true, password_hash = NULL WHERE id = $1", uid)
         return ids
 
     # --- uploads ------------------------------------------------------------------------------------------------
@@ -716,7 +960,9 @@ class PostgresStore(Store):
     async def add_upload(self, record: UploadRecord, quota: int = 0) -> bool:
         async with self._p.acquire() as c, c.transaction():
             # One owner's uploads are added one at a time, so concurrent uploads cannot overshoot the quota.
-            await c.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", MIGRATE_LOCK + 2, record.owner)
+            await c.execute(
+                "SELECT pg_advisory_xact_lock($1, hashtext($2::bigint::text))", MIGRATE_LOCK + 2, record.owner
+            )
             if quota:
                 used = await c.fetchval("SELECT COALESCE(SUM(size), 0) FROM uploads WHERE owner = $1", record.owner)
                 if used + record.size > quota:
@@ -734,7 +980,7 @@ class PostgresStore(Store):
             )
         return True
 
-    async def upload_usage(self, owner: str) -> int:
+    async def upload_usage(self, owner: int) -> int:
         return int(await self._p.fetchval("SELECT COALESCE(SUM(size), 0) FROM uploads WHERE owner = $1", owner))
 
     async def get_upload(self, upload_id: str) -> UploadRecord | None:
@@ -757,7 +1003,7 @@ class PostgresStore(Store):
         )
         return [UploadRecord(*r) for r in rows]
 
-    async def attach_uploads(self, ids: Sequence[str], owner: str, room: str) -> list[str]:
+    async def attach_uploads(self, ids: Sequence[str], owner: int, room: str) -> list[str]:
         rows = await self._p.fetch(
             "UPDATE uploads SET room = $3 WHERE id = ANY($1::text[]) AND owner = $2 AND (room IS NULL OR room = $3) "
             "RETURNING id",
@@ -771,21 +1017,17 @@ class PostgresStore(Store):
     # --- room streams -------------------------------------------------------------------------------------------
 
     async def stream(self, room: str, *, after: int, limit: int = 100) -> list[Entry]:
-        rows = await self._p.fetch(
-            f"SELECT {changes.ENTRY_COLS} FROM messages WHERE room = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-            room,
-            after,
-            limit,
+        return await self._entries(
+            f"{ENTRIES} WHERE m.room = $1 AND m.seq > $2 ORDER BY m.seq LIMIT $3", room, after, limit
         )
-        return [_entry(r) for r in rows]
 
     # --- read state ---------------------------------------------------------------------------------------------
 
-    async def set_read(self, user: str, room: str, seq: int) -> int:
+    async def set_read(self, user: int, room: str, seq: int) -> int:
         stored = await self._p.fetchval(
-            "INSERT INTO reads (username, room, seq, ts) "
+            "INSERT INTO reads (user_id, room, seq, ts) "
             f"SELECT $1, name, LEAST($2, last_seq), {NOW_MS} FROM rooms WHERE name = $3 "
-            "ON CONFLICT (username, room) DO UPDATE SET seq = GREATEST(reads.seq, excluded.seq), ts = excluded.ts "
+            "ON CONFLICT (user_id, room) DO UPDATE SET seq = GREATEST(reads.seq, excluded.seq), ts = excluded.ts "
             "RETURNING seq",
             user,
             seq,
@@ -793,15 +1035,15 @@ class PostgresStore(Store):
         )
         return stored or 0
 
-    async def read_positions(self, user: str, room: str | None = None) -> list[ReadPosition]:
+    async def read_positions(self, user: int, room: str | None = None) -> list[ReadPosition]:
         # Counting stops at UNREAD_MAX, so a long-unread room costs a bounded scan.
         rows = await self._p.fetch(
             "SELECT m.room, COALESCE(r.seq, 0) AS pos, rooms.last_seq, "
             "(SELECT COUNT(*) FROM (SELECT 1 FROM messages x WHERE x.room = m.room AND x.seq > COALESCE(r.seq, 0) "
-            "AND x.kind IS NULL AND NOT x.deleted AND x.sender <> m.username LIMIT $3) AS u) AS unread "
+            "AND x.kind IS NULL AND NOT x.deleted AND x.sender <> m.user_id LIMIT $3) AS u) AS unread "
             "FROM members m JOIN rooms ON rooms.name = m.room "
-            "LEFT JOIN reads r ON r.username = m.username AND r.room = m.room "
-            'WHERE m.username = $1 AND ($2::text IS NULL OR m.room = $2) ORDER BY m.room COLLATE "C"',
+            "LEFT JOIN reads r ON r.user_id = m.user_id AND r.room = m.room "
+            'WHERE m.user_id = $1 AND ($2::text IS NULL OR m.room = $2) ORDER BY m.room COLLATE "C"',
             user,
             room,
             UNREAD_MAX,
@@ -810,23 +1052,21 @@ class PostgresStore(Store):
 
     # --- mentions -----------------------------------------------------------------------------------------------
 
-    async def mentions(self, user: str, *, before: int | None = None, limit: int = 50) -> list[Message]:
-        cols = ", ".join(f"x.{c}" for c in ENTRY_FIELDS)
-        rows = await self._p.fetch(
-            f"SELECT {cols} FROM mentions mn "
-            "JOIN members mb ON mb.room = mn.room AND mb.username = mn.username "
-            "JOIN messages x ON x.room = mn.room AND x.seq = mn.seq "
-            "WHERE mn.username = $1 AND ($2::bigint IS NULL OR mn.ts < $2) AND NOT x.deleted "
+    async def mentions(self, user: int, *, before: int | None = None, limit: int = 50) -> list[Message]:
+        return await self._messages(
+            f"SELECT {changes.ENTRY_COLS} FROM mentions mn "
+            "JOIN members mb ON mb.room = mn.room AND mb.user_id = mn.user_id "
+            "JOIN messages m ON m.room = mn.room AND m.seq = mn.seq JOIN users u ON u.id = m.sender "
+            "WHERE mn.user_id = $1 AND ($2::bigint IS NULL OR mn.ts < $2) AND NOT m.deleted "
             "ORDER BY mn.ts DESC, mn.room, mn.seq DESC LIMIT $3",
             user,
             before,
             limit,
         )
-        return [_message(r) for r in rows]
 
     # --- direct messages ----------------------------------------------------------------------------------------
 
-    async def open_dm(self, name: str, a: str, b: str) -> tuple[RoomRecord, bool]:
+    async def open_dm(self, name: str, a: int, b: int) -> tuple[RoomRecord, bool]:
         async with self._p.acquire() as c, c.transaction():
             made = await c.fetchval(
                 "INSERT INTO rooms (name, private, created_by, created, last_seq, dm) "
@@ -834,14 +1074,12 @@ class PostgresStore(Store):
                 name,
                 a,
             )
-            r = await c.fetchrow(
-                "SELECT name, private, created_by, created, last_seq, topic, dm FROM rooms WHERE name = $1", name
-            )
+            r = await c.fetchrow(f"SELECT {ROOM_COLS} FROM {ROOM_FROM} WHERE r.name = $1", name)
             record = _room(r)
             if not record.dm:
                 raise ChatError(Err.CONFLICT, f"{name!r} is a room, not a direct conversation")
             await c.execute(
-                f"INSERT INTO members (room, username, joined) SELECT $1, u, {NOW_MS} FROM unnest($2::text[]) AS u "
+                f"INSERT INTO members (room, user_id, joined) SELECT $1, u, {NOW_MS} FROM unnest($2::bigint[]) AS u "
                 "ON CONFLICT DO NOTHING",
                 name,
                 [a, b],
@@ -851,15 +1089,16 @@ class PostgresStore(Store):
     # --- search -------------------------------------------------------------------------------------------------
 
     async def search(
-        self, user: str, words: list[str], *, room: str | None = None, limit: int = 20, offset: int = 0
+        self, user: int, words: list[str], *, room: str | None = None, limit: int = 20, offset: int = 0
     ) -> list[Hit]:
         if not words:
             return []
         rows = await self._p.fetch(
-            "SELECT m.room, m.seq, m.sender, m.ts, ts_headline('simple', m.body, q, $6) AS snippet "
-            "FROM messages m JOIN rooms r ON r.name = m.room, to_tsquery('simple', $1) AS q "
+            "SELECT m.room, m.seq, u.name, m.ts, ts_headline('simple', m.body, q, $6) AS snippet, m.sender "
+            "FROM messages m JOIN users u ON u.id = m.sender JOIN rooms r ON r.name = m.room, "
+            "to_tsquery('simple', $1) AS q "
             "WHERE m.search @@ q AND m.kind IS NULL AND NOT m.deleted AND ($2::text IS NULL OR m.room = $2) "
-            "AND (NOT r.private OR EXISTS (SELECT 1 FROM members mb WHERE mb.room = m.room AND mb.username = $3)) "
+            "AND (NOT r.private OR EXISTS (SELECT 1 FROM members mb WHERE mb.room = m.room AND mb.user_id = $3)) "
             "ORDER BY ts_rank(m.search, q) DESC, m.ts DESC LIMIT $4 OFFSET $5",
             tsquery(words),
             room,
@@ -868,46 +1107,53 @@ class PostgresStore(Store):
             offset,
             f'StartSel="{MARK_START}", StopSel="{MARK_END}", MaxWords=24, MinWords=8, ShortWord=0',
         )
-        return [Hit(r["room"], r["seq"], r["sender"], r["ts"], r["snippet"]) for r in rows]
+        return [Hit(*r) for r in rows]
 
     # --- operations: the admin CLI, export/import ----------------------------------------------------------------
 
     async def user_info(self, name: str | None = None) -> list[UserInfo]:
         sql = (
-            "SELECT u.name, u.admin, u.bot, u.created, u.disabled, u.password_hash IS NOT NULL AS has_password, "
-            "(SELECT COUNT(*) FROM tokens t WHERE t.username = u.name) AS tokens FROM users u "
+            "SELECT u.id, u.name, u.admin, u.bot, u.created, u.disabled, u.password_hash IS NOT NULL AS has_password, "
+            "(SELECT COUNT(*) FROM tokens t WHERE t.user_id = u.id) AS tokens FROM users u WHERE NOT u.deleted "
         )
         if name is None:
-            rows = await self._p.fetch(sql + 'ORDER BY u.name COLLATE "C"')
+            rows = await self._p.fetch(sql + 'ORDER BY u.name COLLATE "C", u.id')
         else:
-            rows = await self._p.fetch(sql + "WHERE lower(u.name) = lower($1) ORDER BY u.name = $1 DESC LIMIT 1", name)
+            rows = await self._p.fetch(sql + "AND lower(u.name) = lower($1) ORDER BY u.name = $1 DESC LIMIT 1", name)
         return [UserInfo(*r) for r in rows]
 
-    async def set_user(self, name: str, *, disabled: bool | None = None, admin: bool | None = None) -> bool:
+    async def set_user(self, uid: int, *, disabled: bool | None = None, admin: bool | None = None) -> bool:
         status = await self._p.execute(
-            "UPDATE users SET disabled = COALESCE($2, disabled), admin = COALESCE($3, admin) WHERE name = $1",
-            name,
+            "UPDATE users SET disabled = COALESCE($2, disabled), admin = COALESCE($3, admin) "
+            "WHERE id = $1 AND NOT deleted",
+            uid,
             disabled,
             admin,
         )
         return status != "UPDATE 0"
 
-    async def set_password_hash(self, name: str, password_hash: str | None) -> bool:
-        status = await self._p.execute("UPDATE users SET password_hash = $2 WHERE name = $1", name, password_hash)
+    async def set_password_hash(self, uid: int, password_hash: str | None) -> bool:
+        status = await self._p.execute(
+            "UPDATE users SET password_hash = $2 WHERE id = $1 AND NOT deleted", uid, password_hash
+        )
         return status != "UPDATE 0"
 
-    async def tokens(self, *, user: str | None = None, id_prefix: str | None = None) -> list[TokenRecord]:
+    async def tokens(self, *, user: int | None = None, id_prefix: str | None = None) -> list[TokenRecord]:
+        param: object
         if user is not None:
-            where, param = "username = $1", user
+            where, param = "t.user_id = $1", user
         elif not id_prefix:
             return []
         else:
-            where, param = "starts_with(hash, $1)", id_prefix
+            where, param = "starts_with(t.hash, $1)", id_prefix
         rows = await self._p.fetch(
-            f"SELECT hash, username, created, last_used FROM tokens WHERE {where} ORDER BY created, hash", param
+            "SELECT t.hash, t.user_id, t.created, t.last_used, u.name FROM tokens t JOIN users u ON u.id = t.user_id "
+            f"WHERE {where} ORDER BY t.created, t.hash",
+            param,
         )
         return [
-            TokenRecord(r["hash"][:TOKEN_ID_LEN], r["username"], r["created"], r["last_used"], r["hash"]) for r in rows
+            TokenRecord(r["hash"][:TOKEN_ID_LEN], r["user_id"], r["created"], r["last_used"], r["hash"], r["name"])
+            for r in rows
         ]
 
     async def touch_token(self, token_hash: str, now: int, every: int) -> None:
@@ -920,8 +1166,9 @@ class PostgresStore(Store):
 
     async def admin_rooms(self) -> list[AdminRoom]:
         rows = await self._p.fetch(
-            "SELECT r.name, r.private, COALESCE(r.created_by, '') AS created_by, r.created, r.last_seq, r.archived, "
-            '(SELECT COUNT(*) FROM members m WHERE m.room = r.name) AS members FROM rooms r ORDER BY r.name COLLATE "C"'
+            "SELECT r.name, r.private, COALESCE(cu.name, '') AS created_by, r.created, r.last_seq, r.archived, "
+            f"(SELECT COUNT(*) FROM members m WHERE m.room = r.name) AS members FROM {ROOM_FROM} "
+            'ORDER BY r.name COLLATE "C"'
         )
         return [AdminRoom(*r) for r in rows]
 
@@ -931,19 +1178,20 @@ class PostgresStore(Store):
     async def is_empty(self) -> bool:
         return not await self._p.fetchval("SELECT EXISTS (SELECT 1 FROM users) OR EXISTS (SELECT 1 FROM rooms)")
 
-    # Column names as every store exports them (PostgreSQL says "username" where SQLite says "user").
+    # Column names as every store exports them (PostgreSQL says "user_id" where SQLite says "user").
     _EXPORT_SQL = {
-        "user": 'SELECT name, password_hash, admin, bot, created, disabled FROM users ORDER BY name COLLATE "C"',
-        "token": 'SELECT hash, username AS "user", created, last_used FROM tokens ORDER BY hash COLLATE "C"',
+        "user": "SELECT id, name, password_hash, admin, bot, created, disabled, deleted FROM users ORDER BY id",
+        "token": 'SELECT hash, user_id AS "user", created, last_used FROM tokens ORDER BY hash COLLATE "C"',
         "room": "SELECT name, private, created_by, created, last_seq, archived, purged_through, topic, dm FROM rooms "
         'ORDER BY name COLLATE "C"',
-        "member": 'SELECT room, username AS "user", joined FROM members '
-        'ORDER BY room COLLATE "C", username COLLATE "C"',
+        "member": 'SELECT room, user_id AS "user", joined FROM members ORDER BY room COLLATE "C", user_id',
         "message": f'SELECT {changes.EXPORT_COLS} FROM messages ORDER BY room COLLATE "C", seq',
+        "reaction": 'SELECT room, seq, emoji, user_id AS "user", ts, event FROM reactions '
+        'ORDER BY room COLLATE "C", seq, emoji COLLATE "C", user_id',
         "upload": 'SELECT id, owner, room, content_type, size, name, created FROM uploads ORDER BY id COLLATE "C"',
-        "read": 'SELECT username AS "user", room, seq, ts FROM reads ORDER BY username COLLATE "C", room COLLATE "C"',
-        "mention": 'SELECT username AS "user", room, seq, ts FROM mentions '
-        'ORDER BY username COLLATE "C", room COLLATE "C", seq',
+        "read": 'SELECT user_id AS "user", room, seq, ts FROM reads ORDER BY user_id, room COLLATE "C"',
+        "mention": 'SELECT user_id AS "user", room, seq, ts FROM mentions ORDER BY user_id, room COLLATE "C", seq',
+        "invite": 'SELECT hash, created_by, created, expires, used_by FROM invites ORDER BY hash COLLATE "C"',
     }
 
     @contextlib.asynccontextmanager
@@ -968,13 +1216,19 @@ class PostgresStore(Store):
         if not rows:
             return
         cols = check_import(kind, rows)
-        names = ", ".join({"user": "username", "change": "kind"}.get(c, c) for c in cols)
+        names = ", ".join({"user": "user_id", "change": "kind"}.get(c, c) for c in cols)
         marks = ", ".join(f"${i}" for i in range(1, len(cols) + 1))
         values = [tuple(import_value(c, row[c], sqlite=False) for c in cols) for row in rows]
+        # Users keep their ids: the identity column takes them, and then continues after the highest.
+        overriding = " OVERRIDING SYSTEM VALUE" if kind == "user" else ""
         async with self._p.acquire() as c, c.transaction():
-            await c.executemany(f"INSERT INTO {kind}s ({names}) VALUES ({marks})", values)
+            await c.executemany(f"INSERT INTO {kind}s ({names}){overriding} VALUES ({marks})", values)
+            if kind == "user":
+                await c.execute(
+                    "SELECT setval(pg_get_serial_sequence('users', 'id'), COALESCE(MAX(id), 0) + 1, false) FROM users"
+                )
 
-    async def add_invite(self, code_hash: str, created_by: str, expires: int) -> None:
+    async def add_invite(self, code_hash: str, created_by: int | None, expires: int) -> None:
         await self._p.execute(
             f"INSERT INTO invites (hash, created_by, created, expires) VALUES ($1, $2, {NOW_MS}, $3)",
             code_hash,
@@ -982,21 +1236,11 @@ class PostgresStore(Store):
             expires,
         )
 
-    async def use_invite(self, code_hash: str, user: str, now: int) -> bool:
-        status = await self._p.execute(
-            "UPDATE invites SET used_by = $2 WHERE hash = $1 AND used_by IS NULL AND expires > $3",
-            code_hash,
-            user,
-            now,
-        )
-        return status != "UPDATE 0"
-
-    async def release_invite(self, code_hash: str, user: str) -> None:
-        await self._p.execute("UPDATE invites SET used_by = NULL WHERE hash = $1 AND used_by = $2", code_hash, user)
-
     async def invites(self) -> list[InviteRecord]:
         rows = await self._p.fetch(
-            'SELECT hash, created_by, created, expires, used_by FROM invites ORDER BY created, hash COLLATE "C"'
+            "SELECT i.hash, c.name AS created_by, i.created, i.expires, u.name AS used_by FROM invites i "
+            "LEFT JOIN users c ON c.id = i.created_by LEFT JOIN users u ON u.id = i.used_by "
+            'ORDER BY i.created, i.hash COLLATE "C"'
         )
         return [
             InviteRecord(r["hash"][:TOKEN_ID_LEN], r["created_by"], r["created"], r["expires"], r["used_by"], r["hash"])
@@ -1014,6 +1258,7 @@ class PostgresStore(Store):
             status = await c.execute(
                 "DELETE FROM messages m USING rooms r WHERE r.name = m.room AND m.seq <= r.purged_through"
             )
+            await c.execute("DELETE FROM reactions x USING rooms r WHERE r.name = x.room AND x.seq <= r.purged_through")
         return int(status.split()[-1])
 
     async def purged_through(self, room: str) -> int:

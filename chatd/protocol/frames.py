@@ -143,6 +143,7 @@ class Hello(_ServerFrame, tag="hello"):
     max_frame_bytes: int = 0
     heartbeat_interval: float = 0.0
     features: list[str] = []
+    uid: int = 0  # the user's id: what identifies them, while ``user`` (the name) may change (``user`` frames)
 
 
 class Joined(_ServerFrame, tag="joined"):
@@ -179,7 +180,9 @@ class Message(_ServerFrame, tag="message"):
     reply_to: int = 0  # the seq this message answers
     edited: int = 0  # when it was last edited (ms), in its current state
     deleted: bool = False  # a tombstone: body and attachments are gone
-    reactions: dict[str, list[str]] = {}  # emoji -> who reacted, in the order they did
+    reactions: dict[str, list[str]] = {}  # emoji -> who reacted (names), in the order they did
+    uid: int = 0  # the sender's user id (``from`` is their current name)
+    reaction_uids: dict[str, list[int]] = {}  # emoji -> the ids of who reacted, in the same order as ``reactions``
 
 
 # Room events: changes to a room, each with its own seq in the room's stream, so they are ordered with messages,
@@ -195,6 +198,7 @@ class Edited(_ServerFrame, tag="edit"):
     body: str
     client_id: str
     ts: int
+    uid: int = 0
 
 
 class Deleted(_ServerFrame, tag="delete"):
@@ -204,6 +208,7 @@ class Deleted(_ServerFrame, tag="delete"):
     target: int
     client_id: str
     ts: int
+    uid: int = 0
 
 
 class Reaction(_ServerFrame, tag="reaction"):
@@ -213,9 +218,11 @@ class Reaction(_ServerFrame, tag="reaction"):
     target: int
     emoji: str
     on: bool  # whether ``from`` added (true) or removed (false) it
-    users: list[str]  # everyone who has this emoji on the target now
+    users: list[str]  # everyone who has this emoji on the target now (names)
     client_id: str
     ts: int
+    uid: int = 0
+    uids: list[int] = []  # the ids of ``users``, in the same order
 
 
 class TopicChanged(_ServerFrame, tag="topic"):
@@ -225,6 +232,7 @@ class TopicChanged(_ServerFrame, tag="topic"):
     topic: str
     client_id: str
     ts: int
+    uid: int = 0
 
 
 # One entry of a room's stream: what replay, gap fill and fan-out carry.
@@ -248,6 +256,7 @@ class Mention(_ServerFrame, tag="mention"):
     from_: str = msgspec.field(name="from")
     body: str
     ts: int
+    uid: int = 0  # the sender's id
 
 
 class DirectRoom(_ServerFrame, tag="dm"):
@@ -255,17 +264,29 @@ class DirectRoom(_ServerFrame, tag="dm"):
 
     room: str
     with_: str = msgspec.field(name="with")
+    uid: int = 0  # the other person's id (``with`` is their current name)
 
 
 class TypingNotice(_ServerFrame, tag="typing"):
     room: str
     user: str
+    uid: int = 0
 
 
 class Presence(_ServerFrame, tag="presence"):
     room: str
     user: str
     online: bool
+    uid: int = 0
+
+
+class UserRenamed(_ServerFrame, tag="user"):
+    """A user's name changed (``chatd users rename``, ``PATCH /api/admin/users/{user}``); sent to every connection.
+    The user is the same (``uid``): a client shows ``name`` wherever it showed ``was`` for that id."""
+
+    uid: int
+    name: str
+    was: str
 
 
 class RoomChange(_ServerFrame, tag="room"):

@@ -10,6 +10,10 @@ from chatd.store.base import Store
 def make_store(cfg: Config, server: bool = True) -> Store:
     """The configured store. ``server=False`` for tools that only manage users while a server may be running."""
     cls = load("stores", cfg.store.backend)
+    store: Store
     if cfg.store.backend == "sqlite":
-        return cls(cfg.store.path, cfg.store.synchronous, exclusive=server)
-    return cls(cfg.store)
+        store = cls(cfg.store.path, cfg.store.synchronous, exclusive=server)
+    else:
+        store = cls(cfg.store)
+    store.reaction_limits = (cfg.limits.reactions_per_message, cfg.limits.reactions_per_user)
+    return store

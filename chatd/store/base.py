@@ -23,12 +23,24 @@ Contract for implementations:
 - Reads see only committed data. ``history`` returns messages oldest first, in their current state, without
   change events; ``stream`` returns every entry (messages and changes) in seq order, for replay and gap fills.
 - Room, user and membership writes are visible to every node's reads once the call returns.
-- **User names are case-insensitive for identity, case-preserving for display.** Two names are the same user when
-  their ASCII ``lower()`` is equal (names are ASCII by ``USER_PATTERN``). ``create_user`` refuses a name equal to an
-  existing one ignoring case; ``get_user`` and ``password_hash`` find a user by any spelling and answer with the
-  stored one (``UserRecord.name``). Every other method that takes a user name takes that stored spelling: callers
-  resolve a name a client typed through ``get_user`` first. (A store that existed before this rule may hold two
-  spellings of one name; a lookup then prefers the exact spelling.)
+- **A user is an immutable id; the name is an attribute.** ``create_user`` gives each user an integer ``id`` that is
+  never used again, whatever happens to the user later. Everything a user owns (tokens, memberships, messages,
+  reactions, read positions, mentions, uploads, invites, rooms they created) is keyed by that id, and every method
+  that takes a user takes the id. Names are for people: they are resolved from ids when a frame is built (at commit
+  for a new entry, at read time for history, streams, mentions and search), so after ``rename_user`` everything
+  shows the new name.
+- **User names are case-insensitive for identity, case-preserving for display,** among *live* users: two live users
+  never have names whose ASCII ``lower()`` is equal (names are ASCII by ``USER_PATTERN``). ``create_user`` and
+  ``rename_user`` refuse a name equal to a live user's ignoring case; ``get_user`` finds a live user by any spelling
+  and answers with the stored one. (A store that existed before this rule may hold two spellings of one name; each
+  is its own user, and a lookup prefers the exact spelling.)
+- **Deleting a user leaves a tombstone**: the id and name stay (``deleted``), so what they wrote still shows who
+  wrote it, but a tombstone is found by no lookup by name (``get_user``, sign-in, invites, DMs, mentions), holds
+  no token, membership, read position, mention or upload, and does not keep its name from a new user, who gets a
+  new id and inherits nothing.
+- **Reactions are rows** (room, message seq, emoji, user id): adding or removing one writes one row. A message has at
+  most ``reaction_limits[0]`` distinct emoji and each user at most ``reaction_limits[1]`` reactions on it; a reaction
+  past either is refused with ``too_many_reactions``.
 """
 
 from __future__ import annotations
@@ -52,25 +64,35 @@ class StoreRefused(Exception):
 
 
 class UserRecord(msgspec.Struct, frozen=True):
-    name: str
+    id: int  # the user's identity: assigned at creation, never changed, never given to anyone else
+    name: str  # the current name (``rename_user`` changes it)
     admin: bool = False
     bot: bool = False
     created: int = 0
 
 
+class UserRef(msgspec.Struct, frozen=True):
+    """A user as a list shows them: the id and the current name."""
+
+    id: int
+    name: str
+
+
 class RoomRecord(msgspec.Struct, frozen=True):
     name: str
     private: bool
-    created_by: str
+    created_by: int  # the creator's user id (0: unknown)
     created: int
     last_seq: int = 0
     topic: str = ""
     dm: bool = False  # a direct-message room: private, exactly two members, opened by ``open_dm``
+    creator: str = ""  # the creator's current name
 
 
 class UserInfo(msgspec.Struct, frozen=True):
     """A user as an operator sees it (``chatd users list``)."""
 
+    id: int
     name: str
     admin: bool
     bot: bool
@@ -84,10 +106,11 @@ class TokenRecord(msgspec.Struct, frozen=True):
     """A token as an operator sees it. ``id`` is the start of its hash: enough to name it, useless to sign in."""
 
     id: str
-    user: str
+    user: int
     created: int
     last_used: int | None
     hash: str
+    name: str = ""  # the holder's current name
 
 
 class AdminRoom(msgspec.Struct, frozen=True):
@@ -95,7 +118,7 @@ class AdminRoom(msgspec.Struct, frozen=True):
 
     name: str
     private: bool
-    created_by: str
+    created_by: str  # the creator's current name
     created: int
     last_seq: int
     archived: bool
@@ -103,10 +126,11 @@ class AdminRoom(msgspec.Struct, frozen=True):
 
 
 TOKEN_ID_LEN = 12
-# What export/import move, in the order an import must insert them (foreign keys point backwards).
-EXPORT_KINDS = ("user", "token", "room", "member", "message", "upload", "read", "mention")
+# What export/import move, in the order an import must insert them (foreign keys point backwards). Every "user",
+# "sender", "owner", "created_by" and "used_by" value is a user id (export format 2; format 1 had names).
+EXPORT_KINDS = ("user", "token", "room", "member", "message", "reaction", "upload", "read", "mention", "invite")
 EXPORT_COLUMNS: dict[str, tuple[str, ...]] = {
-    "user": ("name", "password_hash", "admin", "bot", "created", "disabled"),
+    "user": ("id", "name", "password_hash", "admin", "bot", "created", "disabled", "deleted"),
     "token": ("hash", "user", "created", "last_used"),
     "room": ("name", "private", "created_by", "created", "last_seq", "archived", "purged_through", "topic", "dm"),
     "member": ("room", "user", "joined"),
@@ -124,21 +148,22 @@ EXPORT_COLUMNS: dict[str, tuple[str, ...]] = {
         "reply_to",
         "edited",
         "deleted",
-        "reactions",
-        "data",
     ),
+    # ``event``: the seq of the reaction event that added it, which orders a message's reactors.
+    "reaction": ("room", "seq", "emoji", "user", "ts", "event"),
     "upload": ("id", "owner", "room", "content_type", "size", "name", "created"),
     # Read positions and mentions: import stores messages directly, not through append, which records mentions.
     "read": ("user", "room", "seq", "ts"),
     "mention": ("user", "room", "seq", "ts"),
+    "invite": ("hash", "created_by", "created", "expires", "used_by"),
 }
 
 
 class InviteRecord(msgspec.Struct, frozen=True):
-    """An invite code (only its hash is stored) and who used it."""
+    """An invite code (only its hash is stored) and who used it, by their current names."""
 
     id: str
-    created_by: str
+    created_by: str | None  # None: made by an operator's command, not by a user
     created: int
     expires: int
     used_by: str | None
@@ -147,7 +172,7 @@ class InviteRecord(msgspec.Struct, frozen=True):
 
 class UploadRecord(msgspec.Struct, frozen=True):
     id: str
-    owner: str
+    owner: int  # a user id
     content_type: str
     size: int
     name: str
@@ -171,7 +196,7 @@ class NewMessage(msgspec.Struct, frozen=True, array_like=True):
     """What ``append`` needs to store one message."""
 
     room: str
-    sender: str
+    sender: int  # the sender's user id
     client_id: str
     body: str
     attachments: list[str] = []
@@ -191,7 +216,8 @@ class Outcome(msgspec.Struct, frozen=True, array_like=True):
     error: str = ""  # an error code from chatd.errors when the message was refused
     message: str = ""
     stored: Entry | None = None  # the entry as first stored, for a duplicate; for a new change, its frame
-    mentions: list[str] = []  # members of the room a new message names with @name (chatd.mentions)
+    mentions: list[int] = []  # ids of the members a new message names with @name (chatd.mentions)
+    name: str = ""  # the sender's name at the commit, for the frame of a new message
 
 
 ONCE_MAX = 100_000  # one-use claims a single-server store remembers in memory
@@ -199,6 +225,10 @@ ONCE_MAX = 100_000  # one-use claims a single-server store remembers in memory
 
 class Store(abc.ABC):
     """Persistent state of a chatd deployment."""
+
+    # (distinct emoji per message, reactions per user per message): ``limits.reactions_per_message`` and
+    # ``limits.reactions_per_user``, set by ``make_store``.
+    reaction_limits: tuple[int, int] = (50, 20)
 
     @abc.abstractmethod
     async def open(self) -> None:
@@ -266,23 +296,45 @@ class Store(abc.ABC):
         *,
         admin: bool = False,
         admin_if_none: bool = False,
+        invite: str | None = None,
+        now: int = 0,
     ) -> UserRecord:
-        """Create a user. Raises ChatError(CONFLICT) if a user with the same name ignoring case exists; the check
-        and the insert are one atomic step, so two racing creations of ``Alice`` and ``alice`` cannot both win.
+        """Create a user with a new id. Raises ChatError(CONFLICT) if a live user with the same name ignoring case
+        exists; the check and the insert are one atomic step, so two racing creations of ``Alice`` and ``alice``
+        cannot both win.
 
         The user is admin when ``admin`` is true, or when ``admin_if_none`` is true and no admin exists yet, decided
-        in the same atomic step (two racing first registrations cannot both become admin)."""
+        in the same atomic step (two racing first registrations cannot both become admin).
+
+        With ``invite`` (an invite code's hash), the code is spent on this user in the same transaction: unused and
+        unexpired at ``now`` (Unix ms), or nothing is created and ChatError(FORBIDDEN) is raised. Two registrations
+        racing with one code: one wins."""
 
     @abc.abstractmethod
     async def get_user(self, name: str) -> UserRecord | None:
-        """The user whose name equals ``name`` ignoring ASCII case, with the stored spelling; None if none."""
+        """The live user whose name equals ``name`` ignoring ASCII case, with the stored spelling; None if none
+        (a deleted user's name finds nothing)."""
 
     @abc.abstractmethod
-    async def password_hash(self, name: str) -> str | None:
-        """The password hash of the user ``get_user(name)`` finds; None for no such user or a token-only one."""
+    async def user_by_id(self, uid: int) -> UserRecord | None:
+        """The live user with this id; None for no such user, or a deleted one."""
 
     @abc.abstractmethod
-    async def add_token(self, token_hash: str, user: str) -> None: ...
+    async def user_names(self, ids: Sequence[int]) -> dict[int, str]:
+        """The current name of each of ``ids`` that exists, deleted users included (their last name)."""
+
+    @abc.abstractmethod
+    async def password_hash(self, uid: int) -> str | None:
+        """The password hash of a live user; None for no such user or a token-only one."""
+
+    @abc.abstractmethod
+    async def rename_user(self, uid: int, name: str) -> str:
+        """Give a live user a new name; returns the old one. Raises ChatError(NOT_FOUND) for no such live user and
+        ChatError(CONFLICT) when another live user has the name ignoring case (checked and changed atomically, like
+        ``create_user``). Changing only the case of one's own name is allowed. The caller checks the name's form."""
+
+    @abc.abstractmethod
+    async def add_token(self, token_hash: str, user: int) -> None: ...
 
     @abc.abstractmethod
     async def user_for_token(self, token_hash: str, issued_after: int = 0) -> UserRecord | None:
@@ -300,7 +352,7 @@ class Store(abc.ABC):
 
     # rooms and members
     @abc.abstractmethod
-    async def create_room(self, name: str, private: bool, created_by: str) -> RoomRecord:
+    async def create_room(self, name: str, private: bool, created_by: int) -> RoomRecord:
         """Create a room with its creator as first member. Raises ChatError(CONFLICT) if it exists."""
 
     @abc.abstractmethod
@@ -308,24 +360,25 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def list_rooms(
-        self, user: str, *, after: str | None = None, limit: int | None = None
+        self, user: int, *, after: str | None = None, limit: int | None = None
     ) -> list[tuple[RoomRecord, bool]]:
         """Public rooms and the private rooms ``user`` belongs to, each with whether ``user`` is a member, ordered
         by name (byte order). ``after``: only names greater than it (the cursor of the next page); ``limit``: at
         most that many (None: all)."""
 
     @abc.abstractmethod
-    async def add_member(self, room: str, user: str) -> bool:
-        """Add a member; False if already one."""
+    async def add_member(self, room: str, user: int) -> bool:
+        """Add a member; False if already one. ChatError(NOT_FOUND) for no such room or live user."""
 
     @abc.abstractmethod
-    async def remove_member(self, room: str, user: str) -> bool: ...
+    async def remove_member(self, room: str, user: int) -> bool: ...
 
     @abc.abstractmethod
-    async def is_member(self, room: str, user: str) -> bool: ...
+    async def is_member(self, room: str, user: int) -> bool: ...
 
     @abc.abstractmethod
-    async def members(self, room: str) -> list[str]: ...
+    async def members(self, room: str) -> list[UserRef]:
+        """The members of ``room``, by name (byte order)."""
 
     # messages
     @abc.abstractmethod
@@ -357,7 +410,7 @@ class Store(abc.ABC):
         Returns whether it was stored."""
 
     @abc.abstractmethod
-    async def upload_usage(self, owner: str) -> int:
+    async def upload_usage(self, owner: int) -> int:
         """Total size in bytes of the uploads ``owner`` has stored, posted or not."""
 
     @abc.abstractmethod
@@ -369,10 +422,11 @@ class Store(abc.ABC):
         the uploads whose files the caller should delete, or None if there was no such room."""
 
     @abc.abstractmethod
-    async def delete_user(self, name: str) -> list[str] | None:
-        """Delete a user (exact stored name) with their tokens, memberships and upload records in one
-        transaction; messages they sent stay, under their name. Returns the ids of the uploads whose files the
-        caller should delete, or None if there was no such user."""
+    async def delete_user(self, uid: int) -> list[str] | None:
+        """Delete a live user in one transaction: their tokens, memberships, read positions, mentions and upload
+        records go; the user stays as a tombstone (see the module docstring), so messages and reactions they left
+        still show their name. Returns the ids of the uploads whose files the caller should delete, or None if there
+        was no such live user."""
 
     @abc.abstractmethod
     async def delete_upload(self, upload_id: str, *, unposted_only: bool = False) -> bool:
@@ -386,7 +440,7 @@ class Store(abc.ABC):
         ``unposted_only``, only those bound to no room."""
 
     @abc.abstractmethod
-    async def attach_uploads(self, ids: Sequence[str], owner: str, room: str) -> list[str]:
+    async def attach_uploads(self, ids: Sequence[str], owner: int, room: str) -> list[str]:
         """Bind the owner's not-yet-posted uploads to ``room``; returns the ids that were bound."""
 
     # room streams (messages and changes)
@@ -397,23 +451,23 @@ class Store(abc.ABC):
 
     # per-user read state
     @abc.abstractmethod
-    async def set_read(self, user: str, room: str, seq: int) -> int:
+    async def set_read(self, user: int, room: str, seq: int) -> int:
         """Move ``user``'s read position in ``room`` forward to ``seq`` (never back, never past the room's last
         seq; two devices marking at once converge on the higher). Returns the position now stored."""
 
     @abc.abstractmethod
-    async def read_positions(self, user: str, room: str | None = None) -> list[ReadPosition]:
+    async def read_positions(self, user: int, room: str | None = None) -> list[ReadPosition]:
         """``user``'s read position in every room they are a member of (or in ``room`` only), by room name."""
 
     # mentions
     @abc.abstractmethod
-    async def mentions(self, user: str, *, before: int | None = None, limit: int = 50) -> list[Message]:
+    async def mentions(self, user: int, *, before: int | None = None, limit: int = 50) -> list[Message]:
         """Messages that mention ``user``, newest first, in their current state; only from rooms ``user`` is still
         a member of, never deleted ones. ``before``: only mentions recorded before that time (Unix ms)."""
 
     # direct messages
     @abc.abstractmethod
-    async def open_dm(self, name: str, a: str, b: str) -> tuple[RoomRecord, bool]:
+    async def open_dm(self, name: str, a: int, b: int) -> tuple[RoomRecord, bool]:
         """The direct-message room ``name`` of users ``a`` and ``b``: created private with both as members if it
         does not exist, and both made members again if one had left. Returns it and whether it was created.
         Atomic against a racing call for the same pair. Raises ChatError(CONFLICT) if ``name`` is a room that is
@@ -422,7 +476,7 @@ class Store(abc.ABC):
     # search
     @abc.abstractmethod
     async def search(
-        self, user: str, words: list[str], *, room: str | None = None, limit: int = 20, offset: int = 0
+        self, user: int, words: list[str], *, room: str | None = None, limit: int = 20, offset: int = 0
     ) -> list[Hit]:
         """Messages containing every one of ``words`` (the last also as a prefix; see ``chatd.search``), best
         first, from rooms ``user`` may read (public rooms, and private rooms they are a member of), optionally only
@@ -432,19 +486,19 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def user_info(self, name: str | None = None) -> list[UserInfo]:
-        """Every user by name (byte order), or the one ``get_user(name)`` finds (an empty list for none)."""
+        """Every live user by name (byte order), or the one ``get_user(name)`` finds (an empty list for none)."""
 
     @abc.abstractmethod
-    async def set_user(self, name: str, *, disabled: bool | None = None, admin: bool | None = None) -> bool:
-        """Change a user's flags (None: leave as is); False if there is no such user. A disabled user's tokens stop
-        authenticating at once (``user_for_token`` skips them) and they cannot sign in."""
+    async def set_user(self, uid: int, *, disabled: bool | None = None, admin: bool | None = None) -> bool:
+        """Change a live user's flags (None: leave as is); False if there is no such user. A disabled user's tokens
+        stop authenticating at once (``user_for_token`` skips them) and they cannot sign in."""
 
     @abc.abstractmethod
-    async def set_password_hash(self, name: str, password_hash: str | None) -> bool:
-        """Replace a user's password hash (None: token-only); False if there is no such user."""
+    async def set_password_hash(self, uid: int, password_hash: str | None) -> bool:
+        """Replace a live user's password hash (None: token-only); False if there is no such user."""
 
     @abc.abstractmethod
-    async def tokens(self, *, user: str | None = None, id_prefix: str | None = None) -> list[TokenRecord]:
+    async def tokens(self, *, user: int | None = None, id_prefix: str | None = None) -> list[TokenRecord]:
         """Tokens of ``user``, or those whose hash starts with ``id_prefix`` (an empty prefix finds none), oldest
         first."""
 
@@ -484,17 +538,9 @@ class Store(abc.ABC):
         ``last_seq`` comes in with the room."""
 
     @abc.abstractmethod
-    async def add_invite(self, code_hash: str, created_by: str, expires: int) -> None:
-        """Store an invite code's hash, good until ``expires`` (Unix ms)."""
-
-    @abc.abstractmethod
-    async def use_invite(self, code_hash: str, user: str, now: int) -> bool:
-        """Mark an unused, unexpired invite as used by ``user``, atomically (two registrations racing with one code:
-        one wins). False if there is no such usable invite."""
-
-    @abc.abstractmethod
-    async def release_invite(self, code_hash: str, user: str) -> None:
-        """Undo ``use_invite`` (the registration it was for failed)."""
+    async def add_invite(self, code_hash: str, created_by: int | None, expires: int) -> None:
+        """Store an invite code's hash, good until ``expires`` (Unix ms); ``created_by`` is a user id, or None for
+        an operator's command. ``create_user`` spends it."""
 
     @abc.abstractmethod
     async def invites(self) -> list[InviteRecord]:

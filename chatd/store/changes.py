@@ -4,12 +4,19 @@ A change is stored like a message: ``append`` gives it the room's next seq in th
 idempotency key (room, sender, client_id), and refuses it alone when it is not allowed. It also rewrites the target
 message to its current state, so history shows messages as they are now while the stream keeps what happened.
 
-The rules here are pure; each store reads the target row, asks :func:`refusal`, and writes what :func:`apply`
-returns, inside its append transaction. Keeping the rules in one place keeps SQLite and PostgreSQL in step.
+Reactions are rows of their own (room, message seq, emoji, user id): a reaction event inserts or deletes one row, and
+a message's ``reactions`` (and a reaction event's ``users``) are built from the rows when a frame is built, with the
+reactors' current names. A reaction event therefore carries the state at the time it is read, which is what applying
+it means anyway: each change frame carries the resulting state, never a delta.
+
+The rules here are pure; each store reads the target row, asks :func:`refusal` (and, for a reaction,
+:func:`reaction_refusal`), and writes what the rules allow, inside its append transaction. Keeping the rules in one
+place keeps SQLite and PostgreSQL in step. Rows become frames here too, with the sender's name joined from ``users``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import msgspec
@@ -21,31 +28,26 @@ from chatd.store.base import NewMessage
 EDIT, DELETE, REACT, UNREACT, TOPIC = "edit", "delete", "react", "unreact", "topic"
 TARGETED = frozenset((EDIT, DELETE, REACT, UNREACT))
 
-_json = msgspec.json.Encoder()
 _list = msgspec.json.Decoder(list[str])
-_reactions = msgspec.json.Decoder(dict[str, list[str]])
 
 
 @dataclass(frozen=True, slots=True)
 class Target:
     """The message a change points at, as the store holds it at that moment."""
 
-    sender: str
+    sender: int
     kind: str | None
     deleted: bool
-    reactions: dict[str, list[str]]
 
 
 @dataclass(frozen=True, slots=True)
-class Effect:
-    """What a store writes for an allowed change: the target's new columns (None: untouched) and the event row's
-    extra data."""
+class Tally:
+    """What a reaction's caps look at, counted over the target's reaction rows before the change."""
 
-    body: str | None = None  # new body of the target
-    reactions: dict[str, list[str]] | None = None
-    deleted: bool = False
-    data: str | None = None  # the event row's ``data`` column (a reaction's users, JSON)
-    users: tuple[str, ...] = ()
+    emoji: int  # distinct emoji on the message
+    present: bool  # the emoji of the change is among them
+    mine: int  # reactions of the changer on the message
+    again: bool  # the changer already has this emoji on it (adding it again changes nothing)
 
 
 def refusal(m: NewMessage, target: Target | None, sender_is_admin: bool) -> tuple[str, str] | None:
@@ -63,52 +65,41 @@ def refusal(m: NewMessage, target: Target | None, sender_is_admin: bool) -> tupl
     return None
 
 
-def apply(m: NewMessage, target: Target | None) -> Effect:
-    """The writes an allowed change makes (call :func:`refusal` first)."""
-    if m.kind == EDIT:
-        return Effect(body=m.body)
-    if m.kind == DELETE:
-        return Effect(body="", deleted=True)
-    if m.kind in (REACT, UNREACT):
-        assert target is not None
-        reactions = {emoji: list(users) for emoji, users in target.reactions.items()}
-        users = reactions.setdefault(m.body, [])
-        if m.kind == REACT and m.sender not in users:
-            users.append(m.sender)
-        elif m.kind == UNREACT and m.sender in users:
-            users.remove(m.sender)
-        if not users:
-            del reactions[m.body]
-        return Effect(reactions=reactions, data=_json.encode(users).decode(), users=tuple(users))
-    return Effect()
+def reaction_refusal(tally: Tally, limits: tuple[int, int]) -> tuple[str, str] | None:
+    """Why adding a reaction would pass a cap (``Store.reaction_limits``), or None. Adding one already there passes:
+    it changes nothing."""
+    per_message, per_user = limits
+    if tally.again:
+        return None
+    if not tally.present and tally.emoji >= per_message:
+        return Err.TOO_MANY_REACTIONS.code, f"this message has {tally.emoji} different reactions, the most it may"
+    if tally.mine >= per_user:
+        return Err.TOO_MANY_REACTIONS.code, f"you have {tally.mine} reactions on this message, the most you may"
+    return None
 
 
-def encode_reactions(reactions: dict[str, list[str]]) -> str | None:
-    return _json.encode(reactions).decode() if reactions else None
-
-
-def decode_reactions(text: str | None) -> dict[str, list[str]]:
-    return _reactions.decode(text) if text else {}
-
-
-# The columns every store selects for a stream entry, in this order (see ``entry``).
+# The columns every store selects for a stream entry, in this order (see ``entry``), from ``ENTRY_FROM``: the
+# sender's name comes from their user row, so it is the current one.
 ENTRY_COLS = (
-    "room, seq, sender, client_id, body, ts, attachments, kind, target, reply_to, edited, deleted, reactions, data"
+    "m.room, m.seq, m.sender, u.name, m.client_id, m.body, m.ts, m.attachments, m.kind, m.target, m.reply_to, "
+    "m.edited, m.deleted"
 )
+ENTRY_FROM = "messages m JOIN users u ON u.id = m.sender"
+# The columns of a reactor row (``fill``): a message's (room, seq), the emoji, the user's id and current name.
+REACTION_COLS = "r.room, r.seq, r.emoji, r.user, u.name"
+
+# The columns of an export's message row, where a line's "kind" names its table, so the change's kind is "change".
+EXPORT_COLS = "room, seq, sender, client_id, body, ts, attachments, kind AS change, target, reply_to, edited, deleted"
 
 
-# The same columns for an export, where a line's "kind" names its table, so the change's kind is "change".
-EXPORT_COLS = ENTRY_COLS.replace(" kind,", " kind AS change,")
-
-
-def entry(row: tuple | list) -> Entry:
-    """A stored row (``ENTRY_COLS``) as the frame it is on the wire."""
-    room, seq, sender, client_id, body, ts, attachments, kind, target, reply_to, edited, deleted, reactions, data = row
+def entry(row: Sequence) -> Entry:
+    """A stored row (``ENTRY_COLS``) as the frame it is on the wire, reactions not yet filled in (``fill``)."""
+    room, seq, sender, name, client_id, body, ts, attachments, kind, target, reply_to, edited, deleted = row
     if not kind:
         return Message(
             room=room,
             seq=seq,
-            from_=sender,
+            from_=name,
             body=body,
             client_id=client_id,
             ts=ts,
@@ -116,38 +107,72 @@ def entry(row: tuple | list) -> Entry:
             reply_to=reply_to or 0,
             edited=edited or 0,
             deleted=bool(deleted),
-            reactions=decode_reactions(reactions),
+            uid=sender,
         )
     if kind == EDIT:
-        return Edited(room, seq, sender, target, body, client_id, ts)
+        return Edited(room, seq, name, target, body, client_id, ts, sender)
     if kind == DELETE:
-        return Deleted(room, seq, sender, target, client_id, ts)
+        return Deleted(room, seq, name, target, client_id, ts, sender)
     if kind in (REACT, UNREACT):
-        users = _list.decode(data) if data else []
-        return Reaction(room, seq, sender, target, body, kind == REACT, users, client_id, ts)
-    return TopicChanged(room, seq, sender, body, client_id, ts)
+        return Reaction(room, seq, name, target, body, kind == REACT, [], client_id, ts, sender)
+    return TopicChanged(room, seq, name, body, client_id, ts, sender)
 
 
-def message(row: tuple | list) -> Message:
+def message(row: Sequence) -> Message:
     """A stored row (``ENTRY_COLS``) known to be a message (history and mentions select ``kind IS NULL``)."""
     e = entry(row)
     assert isinstance(e, Message), "a row without a kind is a message"
     return e
 
 
-def written(row: tuple) -> Entry:
-    """A message row as ``append`` writes it (room, seq, sender, client_id, body, ts, attachments JSON, reply_to),
-    as ``entry`` reads one back: nothing has changed it yet. For a key repeated later in the same batch."""
+def reaction_keys(entries: Iterable[Entry]) -> list[tuple[str, int]]:
+    """The (room, seq) of every message whose reactor rows ``fill`` needs: the messages themselves (not deleted
+    ones: a delete takes their reactions) and the targets of reaction events."""
+    keys: dict[tuple[str, int], None] = {}
+    for e in entries:
+        if type(e) is Message:
+            if not e.deleted:
+                keys[(e.room, e.seq)] = None
+        elif type(e) is Reaction:
+            keys[(e.room, e.target)] = None
+    return list(keys)
+
+
+def fill(entries: Iterable[Entry], rows: Iterable[Sequence]) -> None:
+    """Put reactor rows (``REACTION_COLS``, oldest first) into the entries ``reaction_keys`` named: a message's
+    ``reactions`` and ``reaction_uids``, a reaction event's ``users`` and ``uids`` (of its emoji, now)."""
+    found: dict[tuple[str, int], dict[str, list[tuple[int, str]]]] = {}
+    for room, seq, emoji, uid, name in rows:
+        found.setdefault((room, seq), {}).setdefault(emoji, []).append((uid, name))
+    if not found:
+        return
+    for e in entries:
+        if type(e) is Message:
+            got = found.get((e.room, e.seq))
+            if got:
+                e.reactions = {emoji: [n for _, n in who] for emoji, who in got.items()}
+                e.reaction_uids = {emoji: [u for u, _ in who] for emoji, who in got.items()}
+        elif type(e) is Reaction:
+            who = found.get((e.room, e.target), {}).get(e.emoji, [])
+            e.users = [n for _, n in who]
+            e.uids = [u for u, _ in who]
+
+
+def written(row: tuple, name: str) -> Entry:
+    """A message row as ``append`` writes it (room, seq, sender, client_id, body, ts, attachments JSON, reply_to), as
+    ``entry`` reads one back: nothing has changed it yet. For a key repeated later in the same batch."""
     room, seq, sender, client_id, body, ts, attachments, reply_to = row
-    return entry((room, seq, sender, client_id, body, ts, attachments, None, 0, reply_to, 0, 0, None, None))
+    return entry((room, seq, sender, name, client_id, body, ts, attachments, None, 0, reply_to, 0, 0))
 
 
-def fresh(m: NewMessage, seq: int, ts: int, effect: Effect) -> Entry:
-    """The frame of a change just stored."""
+def fresh(m: NewMessage, seq: int, ts: int, name: str, reactors: Sequence[tuple[int, str]] = ()) -> Entry:
+    """The frame of a change just stored, by ``name`` (the sender's name at the commit); ``reactors``: for a
+    reaction, everyone who has its emoji on the target after it."""
     if m.kind == EDIT:
-        return Edited(m.room, seq, m.sender, m.target, m.body, m.client_id, ts)
+        return Edited(m.room, seq, name, m.target, m.body, m.client_id, ts, m.sender)
     if m.kind == DELETE:
-        return Deleted(m.room, seq, m.sender, m.target, m.client_id, ts)
+        return Deleted(m.room, seq, name, m.target, m.client_id, ts, m.sender)
     if m.kind in (REACT, UNREACT):
-        return Reaction(m.room, seq, m.sender, m.target, m.body, m.kind == REACT, list(effect.users), m.client_id, ts)
-    return TopicChanged(m.room, seq, m.sender, m.body, m.client_id, ts)
+        users, uids = [n for _, n in reactors], [u for u, _ in reactors]
+        return Reaction(m.room, seq, name, m.target, m.body, m.kind == REACT, users, m.client_id, ts, m.sender, uids)
+    return TopicChanged(m.room, seq, name, m.body, m.client_id, ts, m.sender)

@@ -6,12 +6,14 @@ new one.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable
 
 import sqlite_utils
 
 from chatd.store.base import StoreRefused
+from chatd.store.legacy import LegacyDm, dm_renames, reaction_names, reaction_rows
 
 Migration = Callable[[sqlite_utils.Database], None]
 
@@ -221,6 +223,177 @@ def m010_search_deferred(db: sqlite_utils.Database) -> None:
     )
 
 
+def _rebuild(
+    conn: sqlite3.Connection,
+    table: str,
+    columns: dict[str, tuple[str | None, str]],
+    *,
+    head: str = "",
+    tail: str = "",
+    keep: str = "",
+    order: str = "",
+    without_rowid: bool = False,
+) -> None:
+    """Make ``table`` again with the columns ``columns`` changes (name → (declaration, or None to drop it; the value
+    from an old row)), every other column copied as it is declared (including ones added by migrations this one does
+    not know), and its indexes and triggers made again. ``head``/``tail``: more declarations before and after the
+    columns (new columns, keys); ``keep``: rows to keep, over the new columns; ``order``: insertion order."""
+    infos = conn.execute(f"PRAGMA table_info({table})").fetchall()
+    extras = [
+        r[0]
+        for r in conn.execute(
+            "SELECT sql FROM sqlite_master WHERE tbl_name = ? AND type IN ('index', 'trigger') AND sql IS NOT NULL",
+            (table,),
+        )
+    ]
+    decls, names, values = [], [], []
+    if "PRIMARY KEY" not in head + tail:  # the old key, unless the caller gives a new one
+        key = [f'"{c[1]}"' for c in sorted(infos, key=lambda c: c[5]) if c[5]]
+        tail = ", ".join(part for part in (tail, f"PRIMARY KEY ({', '.join(key)})" if key else "") if part)
+    for _, name, typ, notnull, default, _ in infos:
+        if name in columns:
+            decl, value = columns[name]
+            if decl is None:
+                continue
+        else:
+            decl = f'"{name}" {typ}' + (" NOT NULL" if notnull else "") + (f" DEFAULT {default}" if default else "")
+            value = f'"{name}"'
+        decls.append(decl)
+        names.append(f'"{name}"')
+        values.append(f'{value} AS "{name}"')
+    body = ", ".join(part for part in (head, *decls, tail) if part)
+    conn.execute(f"CREATE TABLE _new_{table} ({body}){' WITHOUT ROWID' if without_rowid else ''}")
+    conn.execute(
+        f"INSERT INTO _new_{table} ({', '.join(names)}) SELECT * FROM (SELECT {', '.join(values)} FROM {table} "
+        f"{'ORDER BY ' + order if order else ''}) {'WHERE ' + keep if keep else ''}"
+    )
+    conn.execute(f"DROP TABLE {table}")
+    conn.execute(f"ALTER TABLE _new_{table} RENAME TO {table}")
+    for sql in extras:
+        conn.execute(sql)
+
+
+def _id_of(column: str) -> str:
+    """The id of the user a name column names (its exact spelling)."""
+    return f"(SELECT id FROM users WHERE name = {column})"
+
+
+def _rename_rooms(conn: sqlite3.Connection, plan: dict[str, str]) -> None:
+    """Rename rooms everywhere a room name is kept: ``rooms.name`` and every table's ``room`` column (whichever
+    migrations added them). Through temporary names, so a plan may swap names."""
+    if not plan:
+        return
+    tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    with_room = [t for t in tables if any(c[1] == "room" for c in conn.execute(f"PRAGMA table_info({t})"))]
+    # "~" is in no room name (ROOM_PATTERN), so a temporary name meets no real one.
+    steps = [{old: f"~{i}" for i, old in enumerate(plan)}, {f"~{i}": new for i, new in enumerate(plan.values())}]
+    for step in steps:
+        for old, new in step.items():
+            conn.execute("UPDATE rooms SET name = ? WHERE name = ?", (new, old))
+            for table in with_room:
+                conn.execute(f"UPDATE {table} SET room = ? WHERE room = ?", (new, old))
+
+
+def m012_user_ids(db: sqlite_utils.Database) -> None:
+    """Users get an immutable integer id, and everything a user owns is keyed by it instead of by the name; deleted
+    users become tombstones; reactions become rows; direct rooms are named from their pair of ids (see
+    ``chatd.store.legacy`` for the rules). Tables are rebuilt with every column they have, so columns added by
+    migrations this one does not know survive; ``rooms`` is only altered."""
+    conn = db.conn
+    old_reactions = conn.execute(
+        "SELECT room, seq, ts, reactions FROM messages WHERE reactions IS NOT NULL AND reactions != ''"
+    ).fetchall()
+    named = {
+        r[0]
+        for r in conn.execute(
+            "SELECT sender FROM messages UNION SELECT created_by FROM rooms "
+            "UNION SELECT used_by FROM invites UNION SELECT owner FROM uploads"
+        )
+        if r[0] is not None
+    }
+    for row in old_reactions:
+        named |= reaction_names(row[3])
+
+    _rebuild(
+        conn,
+        "users",
+        {"name": ("name TEXT NOT NULL", "name")},
+        head="id INTEGER PRIMARY KEY AUTOINCREMENT",
+        tail="deleted INTEGER NOT NULL DEFAULT 0",
+        order="created, name",
+    )
+    conn.execute("CREATE INDEX _users_exact ON users (name)")  # for the mapping below only
+    known = {r[0] for r in conn.execute("SELECT name FROM users")}
+    conn.executemany(
+        "INSERT INTO users (name, created, deleted) VALUES (?, 0, 1)", [(n,) for n in sorted(named - known)]
+    )
+
+    uid = "INTEGER NOT NULL REFERENCES users (id)"
+    _rebuild(conn, "tokens", {"user": (f'"user" {uid}', _id_of('"user"'))}, keep='"user" IS NOT NULL')
+    _rebuild(
+        conn,
+        "members",
+        {
+            "room": ('"room" TEXT NOT NULL REFERENCES rooms (name)', '"room"'),
+            "user": (f'"user" {uid}', _id_of('"user"')),
+        },
+        tail='PRIMARY KEY ("room", "user")',
+        keep='"user" IS NOT NULL',
+    )
+    for table, key in (("reads", '"user", "room"'), ("mentions", '"user", "room", "seq"')):
+        _rebuild(
+            conn,
+            table,
+            {"user": ('"user" INTEGER NOT NULL', _id_of('"user"'))},
+            tail=f"PRIMARY KEY ({key})",
+            keep='"user" IS NOT NULL',
+            without_rowid=True,
+        )
+    _rebuild(
+        conn,
+        "messages",
+        {
+            "sender": ("sender INTEGER NOT NULL", _id_of("sender")),
+            "reactions": (None, ""),
+            "data": (None, ""),
+        },
+        tail="PRIMARY KEY (room, seq)",
+        without_rowid=True,
+    )
+    _rebuild(conn, "uploads", {"owner": ("owner INTEGER NOT NULL", _id_of("owner"))})
+    _rebuild(
+        conn,
+        "invites",
+        {"created_by": ("created_by INTEGER", _id_of("created_by")), "used_by": ("used_by INTEGER", _id_of("used_by"))},
+    )
+    conn.execute("ALTER TABLE rooms ADD COLUMN creator INTEGER")
+    conn.execute(f"UPDATE rooms SET creator = {_id_of('created_by')}")
+    conn.execute("ALTER TABLE rooms DROP COLUMN created_by")
+    conn.execute("ALTER TABLE rooms RENAME COLUMN creator TO created_by")
+
+    conn.execute(
+        "CREATE TABLE reactions (room TEXT NOT NULL, seq INTEGER NOT NULL, emoji TEXT NOT NULL, user INTEGER NOT NULL, "
+        "ts INTEGER NOT NULL, event INTEGER NOT NULL, PRIMARY KEY (room, seq, emoji, user)) WITHOUT ROWID"
+    )
+    ids = dict(conn.execute("SELECT name, id FROM users ORDER BY deleted DESC, id DESC"))  # a live user wins a name
+    conn.executemany(
+        "INSERT OR IGNORE INTO reactions (room, seq, emoji, user, ts, event) VALUES (?, ?, ?, ?, ?, ?)",
+        [row for r in old_reactions for row in reaction_rows(r[0], r[1], r[2], r[3], ids)],
+    )
+    conn.execute("DROP INDEX _users_exact")
+
+    dms = {r[0]: LegacyDm(r[0]) for r in conn.execute("SELECT name FROM rooms WHERE dm")}
+    for room, user in conn.execute(
+        "SELECT room, user FROM members WHERE room IN (SELECT name FROM rooms WHERE dm) "
+        "UNION SELECT DISTINCT room, sender FROM messages WHERE room IN (SELECT name FROM rooms WHERE dm)"
+    ):
+        dms[room].users.add(user)
+    by_lower: dict[str, list[int]] = {}
+    for user_id, name in conn.execute("SELECT id, name FROM users ORDER BY deleted, id"):
+        by_lower.setdefault(name.lower(), []).append(user_id)
+    _rename_rooms(conn, dm_renames(dms.values(), by_lower))
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_initial", m001_initial),
     ("002_nocase_users_and_upload_indexes", m002_nocase_users_and_upload_indexes),
@@ -232,6 +405,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("008_direct_messages", m008_direct_messages),
     ("009_search", m009_search),
     ("010_search_deferred", m010_search_deferred),
+    ("012_user_ids", m012_user_ids),
 ]
 
 

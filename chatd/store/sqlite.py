@@ -47,6 +47,7 @@ from chatd.store.base import (
     UploadRecord,
     UserInfo,
     UserRecord,
+    UserRef,
     check_import,
     export_row,
     import_value,
@@ -55,6 +56,7 @@ from chatd.store.migrations import migrate
 from chatd.store.sqltx import transaction
 
 _json = msgspec.json.Encoder()
+INVITE_REFUSED = "this invite code is unknown, used or expired; ask for a new one"
 
 
 def now_ms() -> int:
@@ -65,21 +67,23 @@ def _room(row: sqlite3.Row | tuple) -> RoomRecord:
     return RoomRecord(
         name=row[0],
         private=bool(row[1]),
-        created_by=row[2] or "",
+        created_by=row[2] or 0,
         created=row[3],
         last_seq=row[4],
         topic=row[5] or "",
         dm=bool(row[6]),
+        creator=row[7] or "",
     )
 
 
 INDEX_AFTER = 2_000  # appended messages that start a background catch-up of the search index
 INDEX_CHUNK = 250  # messages indexed per transaction: about 1.5 ms of the writer, which appends wait out
 _INDEX_ROOMS = 256  # rooms looked at per index transaction
-_ROOM_COLS = "name, private, created_by, created, last_seq, topic, dm"
-
-
-_MESSAGE_COLS = ", ".join(f"m.{c.strip()}" for c in changes.ENTRY_COLS.split(","))
+# A room with its creator's current name: select _ROOM_COLS FROM _ROOM_FROM.
+_ROOM_COLS = "r.name, r.private, r.created_by, r.created, r.last_seq, r.topic, r.dm, cu.name"
+_ROOM_FROM = "rooms r LEFT JOIN users cu ON cu.id = r.created_by"
+_ENTRIES = f"SELECT {changes.ENTRY_COLS} FROM {changes.ENTRY_FROM}"
+_LIVE_BY_NAME = "name = ? COLLATE NOCASE AND NOT deleted"  # a live user by any spelling of the name
 
 
 def _marks(rows: int, width: int = 1) -> str:
@@ -90,11 +94,32 @@ def _marks(rows: int, width: int = 1) -> str:
     return ",".join([one] * rows)
 
 
-def _append_sync(conn: sqlite3.Connection, batch: Sequence[NewMessage]) -> list[Outcome]:
+_KEYS_CHUNK = 300  # (room, seq) pairs per reactors query
+
+
+def _reactors_sql(n: int) -> str:
+    """The reactor rows (``changes.REACTION_COLS``) of ``n`` (room, seq) pairs, oldest first."""
+    return (
+        f"WITH k(room, seq) AS (VALUES {_marks(n, 2)}) SELECT {changes.REACTION_COLS} FROM k "
+        "JOIN reactions r ON r.room = k.room AND r.seq = k.seq JOIN users u ON u.id = r.user ORDER BY r.event"
+    )
+
+
+def _fill_sync(conn: sqlite3.Connection, entries: Sequence[Entry]) -> None:
+    """``changes.fill`` the entries from the store, on a connection's own thread."""
+    keys = changes.reaction_keys(entries)
+    rows: list[tuple] = []
+    for i in range(0, len(keys), _KEYS_CHUNK):
+        chunk = keys[i : i + _KEYS_CHUNK]
+        rows += conn.execute(_reactors_sql(len(chunk)), [v for key in chunk for v in key]).fetchall()
+    changes.fill(entries, rows)
+
+
+def _append_sync(conn: sqlite3.Connection, batch: Sequence[NewMessage], limits: tuple[int, int]) -> list[Outcome]:
     """One append transaction, run on the writer connection's own thread (see ``Store.append``)."""
     conn.execute("BEGIN IMMEDIATE")
     try:
-        outcomes = _append_rows(conn, batch)
+        outcomes = _append_rows(conn, batch, limits)
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
@@ -136,16 +161,20 @@ def _index_sync(conn: sqlite3.Connection, max_rows: int) -> bool:
     return covered < max_rows and len(pending) < _INDEX_ROOMS
 
 
-def _append_rows(conn: sqlite3.Connection, batch: Sequence[NewMessage]) -> list[Outcome]:
+def _append_rows(conn: sqlite3.Connection, batch: Sequence[NewMessage], limits: tuple[int, int]) -> list[Outcome]:
     keys = {(m.room, m.sender, m.client_id) for m in batch}
-    existing: dict[tuple[str, str, str], Outcome] = {
-        (r[0], r[2], r[3]): Outcome(r[1], r[5], True, stored=changes.entry(r))
+    stored = [
+        changes.entry(r)
         for r in conn.execute(
             f"WITH k(room, sender, client_id) AS (VALUES {_marks(len(keys), 3)}) "
-            f"SELECT {_MESSAGE_COLS} FROM k JOIN messages m "
-            "ON m.room = k.room AND m.sender = k.sender AND m.client_id = k.client_id",
+            f"SELECT {changes.ENTRY_COLS} FROM k JOIN messages m "
+            "ON m.room = k.room AND m.sender = k.sender AND m.client_id = k.client_id JOIN users u ON u.id = m.sender",
             [v for key in keys for v in key],
         )
+    ]
+    _fill_sync(conn, stored)  # a resend is rare: no query when there is none
+    existing: dict[tuple[str, int, str], Outcome] = {
+        (e.room, e.uid, e.client_id): Outcome(e.seq, e.ts, True, stored=e, name=e.from_) for e in stored
     }
     names = list({m.room for m in batch})
     last: dict[str, int] = {}
@@ -157,17 +186,20 @@ def _append_rows(conn: sqlite3.Connection, batch: Sequence[NewMessage]) -> list[
         if is_archived:
             archived.add(name)
     pairs = list({(m.room, m.sender) for m in batch})
-    members = set(
-        conn.execute(
-            f"SELECT room, user FROM members WHERE (room, user) IN (VALUES {_marks(len(pairs), 2)})",
+    # Members with their current names: the name a new entry's frame shows is the one at the commit.
+    members: dict[tuple[str, int], str] = {
+        (r[0], r[1]): r[2]
+        for r in conn.execute(
+            f"SELECT mb.room, mb.user, u.name FROM members mb JOIN users u ON u.id = mb.user "
+            f"WHERE (mb.room, mb.user) IN (VALUES {_marks(len(pairs), 2)})",
             [v for pair in pairs for v in pair],
-        ).fetchall()
-    )
+        )
+    }
     ts = now_ms()
     rows: list[tuple] = []
     # Rows this batch wrote, by key, for a repeat later in the same batch. Turned into a Message only when one
     # repeats (rarely): building one per row cost ~10 % of the loop's time at 4,000 DMs/s.
-    written: dict[tuple[str, str, str], tuple] = {}
+    written: dict[tuple[str, int, str], tuple] = {}
     outcomes: list[Outcome] = []
 
     def flush() -> None:
@@ -179,14 +211,15 @@ def _append_rows(conn: sqlite3.Connection, batch: Sequence[NewMessage]) -> list[
     for m in batch:
         key = (m.room, m.sender, m.client_id)
         seen = existing.get(key)
+        sender = members.get((m.room, m.sender))
         if seen is not None:
             outcomes.append(seen)
         elif key in written:
             row = written[key]
-            outcomes.append(Outcome(row[1], ts, True, stored=changes.written(row)))
+            outcomes.append(Outcome(row[1], ts, True, stored=changes.written(row, sender or ""), name=sender or ""))
         elif m.room not in last:
             outcomes.append(Outcome(error=Err.NOT_FOUND.code, message=f"room {m.room!r} does not exist"))
-        elif (m.room, m.sender) not in members:
+        elif sender is None:
             outcomes.append(Outcome(error=Err.NOT_MEMBER.code, message=f"you are not a member of {m.room!r}"))
         elif m.room in archived:
             outcomes.append(Outcome(error=Err.ARCHIVED.code, message=f"room {m.room!r} is archived (read-only)"))
@@ -194,10 +227,10 @@ def _append_rows(conn: sqlite3.Connection, batch: Sequence[NewMessage]) -> list[
             outcomes.append(Outcome(error=Err.NOT_FOUND.code, message=f"no message {m.reply_to} in {m.room!r}"))
         elif m.kind:
             flush()
-            out = _apply_change(conn, m, last[m.room] + 1, ts)
+            out = _apply_change(conn, m, last[m.room] + 1, ts, sender, limits)
             if not out.error:
                 last[m.room] += 1
-                existing[key] = Outcome(out.seq, ts, True, stored=out.stored)
+                existing[key] = Outcome(out.seq, ts, True, stored=out.stored, name=sender)
             outcomes.append(out)
         else:
             seq = last[m.room] = last[m.room] + 1
@@ -206,7 +239,7 @@ def _append_rows(conn: sqlite3.Connection, batch: Sequence[NewMessage]) -> list[
             rows.append(row)
             written[key] = row
             named = _mention(conn, m, seq, ts) if "@" in m.body else []
-            outcomes.append(Outcome(seq, ts, mentions=named))
+            outcomes.append(Outcome(seq, ts, mentions=named, name=sender))
     flush()
     touched = {m.room for m, out in zip(batch, outcomes, strict=True) if out.seq and not out.duplicate}
     if touched:
@@ -224,62 +257,87 @@ def _is_event(conn: sqlite3.Connection, room: str, seq: int) -> bool:
     return bool(row and row[0])
 
 
-def _apply_change(conn: sqlite3.Connection, m: NewMessage, seq: int, ts: int) -> Outcome:
-    """Check and apply one room change at ``seq`` (see ``chatd.store.changes``)."""
+def _apply_change(
+    conn: sqlite3.Connection, m: NewMessage, seq: int, ts: int, name: str, limits: tuple[int, int]
+) -> Outcome:
+    """Check and apply one room change at ``seq`` (see ``chatd.store.changes``), by the sender called ``name``."""
     target: changes.Target | None = None
     if m.kind in changes.TARGETED:
         row = conn.execute(
-            "SELECT sender, kind, deleted, reactions FROM messages WHERE room = ? AND seq = ?", (m.room, m.target)
+            "SELECT sender, kind, deleted FROM messages WHERE room = ? AND seq = ?", (m.room, m.target)
         ).fetchone()
         if row is not None:
-            target = changes.Target(row[0], row[1], bool(row[2]), changes.decode_reactions(row[3]))
+            target = changes.Target(row[0], row[1], bool(row[2]))
     admin = False
     if m.kind == changes.DELETE and target is not None and target.sender != m.sender:
-        found = conn.execute("SELECT admin FROM users WHERE name = ?", (m.sender,)).fetchone()
+        found = conn.execute("SELECT admin FROM users WHERE id = ?", (m.sender,)).fetchone()
         admin = bool(found and found[0])
     refused = changes.refusal(m, target, admin)
+    if m.kind == changes.REACT and refused is None:
+        counts = conn.execute(
+            "SELECT COUNT(DISTINCT emoji), COALESCE(MAX(emoji = ?), 0), COALESCE(SUM(user = ?), 0), "
+            "COALESCE(MAX(emoji = ? AND user = ?), 0) FROM reactions WHERE room = ? AND seq = ?",
+            (m.body, m.sender, m.body, m.sender, m.room, m.target),
+        ).fetchone()
+        refused = changes.reaction_refusal(
+            changes.Tally(counts[0], bool(counts[1]), counts[2], bool(counts[3])), limits
+        )
     if refused is not None:
         return Outcome(error=refused[0], message=refused[1])
-    effect = changes.apply(m, target)
+    reactors: list[tuple[int, str]] = []
     if m.kind == changes.EDIT:
         conn.execute(
             "UPDATE messages SET body = ?, edited = ? WHERE room = ? AND seq = ?", (m.body, ts, m.room, m.target)
         )
     elif m.kind == changes.DELETE:
         conn.execute(
-            "UPDATE messages SET body = '', attachments = NULL, reactions = NULL, edited = NULL, deleted = 1 "
-            "WHERE room = ? AND seq = ?",
+            "UPDATE messages SET body = '', attachments = NULL, edited = NULL, deleted = 1 WHERE room = ? AND seq = ?",
             (m.room, m.target),
         )
         conn.execute(
             "UPDATE messages SET body = '' WHERE room = ? AND target = ? AND kind = 'edit'", (m.room, m.target)
         )
-    elif effect.reactions is not None:
-        conn.execute(
-            "UPDATE messages SET reactions = ? WHERE room = ? AND seq = ?",
-            (changes.encode_reactions(effect.reactions), m.room, m.target),
-        )
+        conn.execute("DELETE FROM reactions WHERE room = ? AND seq = ?", (m.room, m.target))
+    elif m.kind in (changes.REACT, changes.UNREACT):
+        if m.kind == changes.REACT:
+            conn.execute(
+                "INSERT OR IGNORE INTO reactions (room, seq, emoji, user, ts, event) VALUES (?, ?, ?, ?, ?, ?)",
+                (m.room, m.target, m.body, m.sender, ts, seq),
+            )
+        else:
+            conn.execute(
+                "DELETE FROM reactions WHERE room = ? AND seq = ? AND emoji = ? AND user = ?",
+                (m.room, m.target, m.body, m.sender),
+            )
+        reactors = [
+            (r[0], r[1])
+            for r in conn.execute(
+                "SELECT r.user, u.name FROM reactions r JOIN users u ON u.id = r.user "
+                "WHERE r.room = ? AND r.seq = ? AND r.emoji = ? ORDER BY r.event",
+                (m.room, m.target, m.body),
+            )
+        ]
     elif m.kind == changes.TOPIC:
         conn.execute("UPDATE rooms SET topic = ? WHERE name = ?", (m.body, m.room))
     # A delete's own row keeps no text; an edit's keeps the new body until the target is deleted.
     body = "" if m.kind == changes.DELETE else m.body
     conn.execute(
-        "INSERT INTO messages (room, seq, sender, client_id, body, ts, kind, target, data) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (m.room, seq, m.sender, m.client_id, body, ts, m.kind, m.target or None, effect.data),
+        "INSERT INTO messages (room, seq, sender, client_id, body, ts, kind, target) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (m.room, seq, m.sender, m.client_id, body, ts, m.kind, m.target or None),
     )
-    return Outcome(seq, ts, stored=changes.fresh(m, seq, ts, effect))
+    return Outcome(seq, ts, stored=changes.fresh(m, seq, ts, name, reactors), name=name)
 
 
-def _mention(conn: sqlite3.Connection, m: NewMessage, seq: int, ts: int) -> list[str]:
-    """Record a mention for each member of the room the message names (not its sender); returns them."""
+def _mention(conn: sqlite3.Connection, m: NewMessage, seq: int, ts: int) -> list[int]:
+    """Record a mention for each member of the room the message names (not its sender); returns their ids."""
     names = mentioned(m.body)
     if not names:
         return []
     users = [
         r[0]
         for r in conn.execute(
-            f"SELECT user FROM members WHERE room = ? AND lower(user) IN ({_marks(len(names))}) AND user != ?",
+            f"SELECT mb.user FROM members mb JOIN users u ON u.id = mb.user "
+            f"WHERE mb.room = ? AND lower(u.name) IN ({_marks(len(names))}) AND mb.user != ?",
             (m.room, *names, m.sender),
         )
     ]
@@ -437,43 +495,86 @@ class SQLiteStore(Store):
         *,
         admin: bool = False,
         admin_if_none: bool = False,
+        invite: str | None = None,
+        now: int = 0,
     ) -> UserRecord:
         created = now_ms()
-        async with self._write_lock:
-            # One statement decides both rules: the name is free ignoring case, and "admin if none is" holds, so two
-            # racing creations (even from another process, such as chatd users add) cannot both pass either check.
-            cur = await self._w.execute(
+        async with self._write_lock, transaction(self._w) as w:
+            # One writer: the checks and the insert below are one atomic step for every process using the file
+            # (chatd users add included), so two racing creations cannot both pass either rule.
+            if invite is not None and not await w.execute_fetchall(
+                "SELECT 1 FROM invites WHERE hash = ? AND used_by IS NULL AND expires > ?", (invite, now)
+            ):
+                raise ChatError(Err.FORBIDDEN, INVITE_REFUSED)
+            cur = await w.execute(
                 "INSERT INTO users (name, password_hash, admin, bot, created) "
-                "SELECT ?, ?, ? OR (? AND NOT EXISTS (SELECT 1 FROM users WHERE admin)), ?, ? "
-                "WHERE NOT EXISTS (SELECT 1 FROM users WHERE name = ? COLLATE NOCASE)",
+                "SELECT ?, ?, ? OR (? AND NOT EXISTS (SELECT 1 FROM users WHERE admin AND NOT deleted)), ?, ? "
+                f"WHERE NOT EXISTS (SELECT 1 FROM users WHERE {_LIVE_BY_NAME})",
                 (name, password_hash, int(admin), int(admin_if_none), int(bot), created, name),
             )
             if cur.rowcount == 0:
                 raise ChatError(Err.CONFLICT, f"user {name!r} already exists")
-            rows = list(await self._w.execute_fetchall("SELECT admin FROM users WHERE name = ?", (name,)))
-        return UserRecord(name=name, admin=bool(rows[0][0]), bot=bot, created=created)
+            uid = cur.lastrowid
+            rows = list(await w.execute_fetchall("SELECT admin FROM users WHERE id = ?", (uid,)))
+            if invite is not None:
+                await w.execute("UPDATE invites SET used_by = ? WHERE hash = ?", (uid, invite))
+        assert uid is not None
+        return UserRecord(uid, name, admin=bool(rows[0][0]), bot=bot, created=created)
 
-    # An exact spelling wins, for databases made before names were case-insensitive (see migration 002).
-    _BY_NAME = "WHERE name = ? COLLATE NOCASE ORDER BY name = ? DESC LIMIT 1"
+    _USER_COLS = "id, name, admin, bot, created"
+
+    @staticmethod
+    def _user(row: tuple | None) -> UserRecord | None:
+        return UserRecord(row[0], row[1], bool(row[2]), bool(row[3]), row[4]) if row else None
 
     async def get_user(self, name: str) -> UserRecord | None:
-        row = await self._one(f"SELECT name, admin, bot, created FROM users {self._BY_NAME}", (name, name))
-        return UserRecord(row[0], bool(row[1]), bool(row[2]), row[3]) if row else None
+        # An exact spelling wins, for databases made before names were case-insensitive (see migration 002).
+        return self._user(
+            await self._one(
+                f"SELECT {self._USER_COLS} FROM users WHERE {_LIVE_BY_NAME} ORDER BY name = ? DESC LIMIT 1",
+                (name, name),
+            )
+        )
 
-    async def password_hash(self, name: str) -> str | None:
-        row = await self._one(f"SELECT password_hash FROM users {self._BY_NAME}", (name, name))
+    async def user_by_id(self, uid: int) -> UserRecord | None:
+        return self._user(await self._one(f"SELECT {self._USER_COLS} FROM users WHERE id = ? AND NOT deleted", (uid,)))
+
+    async def user_names(self, ids: Sequence[int]) -> dict[int, str]:
+        wanted = list(set(ids))
+        found: dict[int, str] = {}
+        for i in range(0, len(wanted), 500):
+            chunk = wanted[i : i + 500]
+            rows = await self._r.execute_fetchall(
+                f"SELECT id, name FROM users WHERE id IN ({_marks(len(chunk))})", chunk
+            )
+            found.update((r[0], r[1]) for r in rows)
+        return found
+
+    async def password_hash(self, uid: int) -> str | None:
+        row = await self._one("SELECT password_hash FROM users WHERE id = ? AND NOT deleted", (uid,))
         return row[0] if row else None
 
-    async def add_token(self, token_hash: str, user: str) -> None:
+    async def rename_user(self, uid: int, name: str) -> str:
+        async with self._write_lock, transaction(self._w) as w:
+            rows = list(await w.execute_fetchall("SELECT name FROM users WHERE id = ? AND NOT deleted", (uid,)))
+            if not rows:
+                raise ChatError(Err.NOT_FOUND, f"no user with id {uid}")
+            if await w.execute_fetchall(f"SELECT 1 FROM users WHERE {_LIVE_BY_NAME} AND id != ?", (name, uid)):
+                raise ChatError(Err.CONFLICT, f"user {name!r} already exists")
+            await w.execute("UPDATE users SET name = ? WHERE id = ?", (name, uid))
+        return str(rows[0][0])
+
+    async def add_token(self, token_hash: str, user: int) -> None:
         await self._write("INSERT INTO tokens (hash, user, created) VALUES (?, ?, ?)", (token_hash, user, now_ms()))
 
     async def user_for_token(self, token_hash: str, issued_after: int = 0) -> UserRecord | None:
-        row = await self._one(
-            "SELECT u.name, u.admin, u.bot, u.created FROM tokens t JOIN users u ON u.name = t.user "
-            "WHERE t.hash = ? AND t.created > ? AND NOT u.disabled",
-            (token_hash, issued_after),
+        return self._user(
+            await self._one(
+                "SELECT u.id, u.name, u.admin, u.bot, u.created FROM tokens t JOIN users u ON u.id = t.user "
+                "WHERE t.hash = ? AND t.created > ? AND NOT u.disabled AND NOT u.deleted",
+                (token_hash, issued_after),
+            )
         )
-        return UserRecord(row[0], bool(row[1]), bool(row[2]), row[3]) if row else None
 
     async def token_created(self, token_hash: str) -> int | None:
         row = await self._one("SELECT created FROM tokens WHERE hash = ?", (token_hash,))
@@ -484,7 +585,7 @@ class SQLiteStore(Store):
 
     # --- rooms and members --------------------------------------------------------------------------------------
 
-    async def create_room(self, name: str, private: bool, created_by: str) -> RoomRecord:
+    async def create_room(self, name: str, private: bool, created_by: int) -> RoomRecord:
         created = now_ms()
         async with self._write_lock:
             try:
@@ -496,45 +597,56 @@ class SQLiteStore(Store):
                     await w.execute(
                         "INSERT INTO members (room, user, joined) VALUES (?, ?, ?)", (name, created_by, created)
                     )
+                    rows = list(
+                        await w.execute_fetchall(f"SELECT {_ROOM_COLS} FROM {_ROOM_FROM} WHERE r.name = ?", (name,))
+                    )
             except sqlite3.IntegrityError:
                 raise ChatError(Err.CONFLICT, f"room {name!r} already exists") from None
-        return RoomRecord(name, private, created_by, created, 0)
+        return _room(rows[0])
 
     async def get_room(self, name: str) -> RoomRecord | None:
-        row = await self._one(f"SELECT {_ROOM_COLS} FROM rooms WHERE name = ?", (name,))
+        row = await self._one(f"SELECT {_ROOM_COLS} FROM {_ROOM_FROM} WHERE r.name = ?", (name,))
         return _room(row) if row else None
 
     async def list_rooms(
-        self, user: str, *, after: str | None = None, limit: int | None = None
+        self, user: int, *, after: str | None = None, limit: int | None = None
     ) -> list[tuple[RoomRecord, bool]]:
         rows = await self._r.execute_fetchall(
-            "SELECT r.name, r.private, r.created_by, r.created, r.last_seq, r.topic, r.dm, m.user IS NOT NULL "
-            "FROM rooms r LEFT JOIN members m ON m.room = r.name AND m.user = ? "
+            f"SELECT {_ROOM_COLS}, m.user IS NOT NULL "
+            f"FROM {_ROOM_FROM} LEFT JOIN members m ON m.room = r.name AND m.user = ? "
             "WHERE (r.private = 0 OR m.user IS NOT NULL) AND r.name > ? ORDER BY r.name LIMIT ?",
             (user, after or "", -1 if limit is None else limit),
         )
-        return [(_room(row), bool(row[7])) for row in rows]
+        return [(_room(row), bool(row[8])) for row in rows]
 
-    async def add_member(self, room: str, user: str) -> bool:
-        try:
-            return (
-                await self._write(
-                    "INSERT OR IGNORE INTO members (room, user, joined) VALUES (?, ?, ?)", (room, user, now_ms())
+    async def add_member(self, room: str, user: int) -> bool:
+        async with self._write_lock:
+            try:
+                cur = await self._w.execute(
+                    "INSERT OR IGNORE INTO members (room, user, joined) SELECT ?, id, ? FROM users "
+                    "WHERE id = ? AND NOT deleted",
+                    (room, now_ms(), user),
                 )
-                > 0
-            )
-        except sqlite3.IntegrityError:
-            raise ChatError(Err.NOT_FOUND, f"no user {user!r} or room {room!r}") from None
+            except sqlite3.IntegrityError:
+                raise ChatError(Err.NOT_FOUND, f"no room {room!r}") from None
+            if cur.rowcount > 0:
+                return True
+            if not await self._w.execute_fetchall("SELECT 1 FROM users WHERE id = ? AND NOT deleted", (user,)):
+                raise ChatError(Err.NOT_FOUND, f"no user with id {user}")
+            return False
 
-    async def remove_member(self, room: str, user: str) -> bool:
+    async def remove_member(self, room: str, user: int) -> bool:
         return await self._write("DELETE FROM members WHERE room = ? AND user = ?", (room, user)) > 0
 
-    async def is_member(self, room: str, user: str) -> bool:
+    async def is_member(self, room: str, user: int) -> bool:
         return await self._one("SELECT 1 FROM members WHERE room = ? AND user = ?", (room, user)) is not None
 
-    async def members(self, room: str) -> list[str]:
-        rows = await self._r.execute_fetchall("SELECT user FROM members WHERE room = ? ORDER BY user", (room,))
-        return [r[0] for r in rows]
+    async def members(self, room: str) -> list[UserRef]:
+        rows = await self._r.execute_fetchall(
+            "SELECT u.id, u.name FROM members m JOIN users u ON u.id = m.user WHERE m.room = ? ORDER BY u.name, u.id",
+            (room,),
+        )
+        return [UserRef(r[0], r[1]) for r in rows]
 
     # --- messages -----------------------------------------------------------------------------------------------
 
@@ -544,7 +656,7 @@ class SQLiteStore(Store):
         async with self._write_lock:
             # The whole transaction is one call on the writer's thread: one hand-off per batch instead of one per
             # statement (each hand-off is a queue put, a thread wake-up and a future back on the loop).
-            outcomes = await self._w._execute(_append_sync, self._w._conn, batch)
+            outcomes = await self._w._execute(_append_sync, self._w._conn, batch, self.reaction_limits)
         self._unindexed += len(batch)
         if self._unindexed >= INDEX_AFTER and (self._indexing is None or self._indexing.done()):
             self._indexing = asyncio.create_task(self._index_pending(), name="chatd-search-index")
@@ -566,26 +678,35 @@ class SQLiteStore(Store):
             if exhausted:
                 return
 
+    async def _entries(self, sql: str, params: Sequence[object]) -> list[Entry]:
+        """Entries (``ENTRY_COLS`` rows) with their reactions, read in one trip to the reader's thread."""
+
+        def read(conn: sqlite3.Connection) -> list[Entry]:
+            entries = [changes.entry(r) for r in conn.execute(sql, params)]
+            _fill_sync(conn, entries)
+            return entries
+
+        return await self._r._execute(read, self._r._conn)
+
+    async def _messages(self, sql: str, params: Sequence[object]) -> list[Message]:
+        entries = await self._entries(sql, params)
+        assert all(type(e) is Message for e in entries), "the query selects messages only"
+        return entries  # type: ignore[return-value]
+
     async def history(
         self, room: str, *, after: int | None = None, before: int | None = None, limit: int = 100
     ) -> list[Message]:
         # Change events are left out: their effect is already in the messages they changed.
-        cols, only = changes.ENTRY_COLS, "kind IS NULL"
-        if after is not None:
-            sql = f"SELECT {cols} FROM messages WHERE room = ? AND seq > ? AND {only}"
-            params: list[object] = [room, after]
-            if before is not None:
-                sql += " AND seq < ?"
-                params.append(before)
-            rows = await self._r.execute_fetchall(sql + " ORDER BY seq LIMIT ?", (*params, limit))
-            return [changes.message(tuple(r)) for r in rows]
-        sql = f"SELECT {cols} FROM messages WHERE room = ? AND {only}"
-        params = [room]
+        where, params = "m.room = ? AND m.kind IS NULL", [room]
         if before is not None:
-            sql += " AND seq < ?"
+            where += " AND m.seq < ?"
             params.append(before)
-        rows = list(await self._r.execute_fetchall(sql + " ORDER BY seq DESC LIMIT ?", (*params, limit)))
-        return [changes.message(tuple(r)) for r in reversed(rows)]
+        if after is not None:
+            where += " AND m.seq > ?"
+            params.append(after)
+            return await self._messages(f"{_ENTRIES} WHERE {where} ORDER BY m.seq LIMIT ?", (*params, limit))
+        newest = await self._messages(f"{_ENTRIES} WHERE {where} ORDER BY m.seq DESC LIMIT ?", (*params, limit))
+        return newest[::-1]
 
     async def last_seq(self, room: str) -> int:
         row = await self._one("SELECT last_seq FROM rooms WHERE name = ?", (room,))
@@ -617,6 +738,7 @@ class SQLiteStore(Store):
             for sql in (
                 "members WHERE room",
                 "messages WHERE room",
+                "reactions WHERE room",
                 "uploads WHERE room",
                 "reads WHERE room",
                 "mentions WHERE room",
@@ -625,20 +747,21 @@ class SQLiteStore(Store):
                 await w.execute(f"DELETE FROM {sql} = ?", (name,))
         return ids
 
-    async def delete_user(self, name: str) -> list[str] | None:
+    async def delete_user(self, uid: int) -> list[str] | None:
         async with self._write_lock, transaction(self._w) as w:
-            if not list(await w.execute_fetchall("SELECT 1 FROM users WHERE name = ?", (name,))):
+            if not list(await w.execute_fetchall("SELECT 1 FROM users WHERE id = ? AND NOT deleted", (uid,))):
                 return None
-            ids = [r[0] for r in await w.execute_fetchall("SELECT id FROM uploads WHERE owner = ?", (name,))]
+            ids = [r[0] for r in await w.execute_fetchall("SELECT id FROM uploads WHERE owner = ?", (uid,))]
             for sql in (
                 "tokens WHERE user",
                 "members WHERE user",
                 "uploads WHERE owner",
                 "reads WHERE user",
                 "mentions WHERE user",
-                "users WHERE name",
             ):
-                await w.execute(f"DELETE FROM {sql} = ?", (name,))
+                await w.execute(f"DELETE FROM {sql} = ?", (uid,))
+            # The tombstone: the id and the name stay for what they wrote; nothing can sign in as it.
+            await w.execute("UPDATE users SET deleted = 1, password_hash = NULL WHERE id = ?", (uid,))
         return ids
 
     # --- uploads ------------------------------------------------------------------------------------------------
@@ -666,7 +789,7 @@ class SQLiteStore(Store):
             > 0
         )
 
-    async def upload_usage(self, owner: str) -> int:
+    async def upload_usage(self, owner: int) -> int:
         row = await self._one("SELECT COALESCE(SUM(size), 0) FROM uploads WHERE owner = ?", (owner,))
         return int(row[0]) if row else 0
 
@@ -688,7 +811,7 @@ class SQLiteStore(Store):
         )
         return [UploadRecord(*tuple(r)) for r in rows]
 
-    async def attach_uploads(self, ids: Sequence[str], owner: str, room: str) -> list[str]:
+    async def attach_uploads(self, ids: Sequence[str], owner: int, room: str) -> list[str]:
         bound = []
         async with self._write_lock:
             for upload_id in ids:
@@ -703,15 +826,13 @@ class SQLiteStore(Store):
     # --- room streams -------------------------------------------------------------------------------------------
 
     async def stream(self, room: str, *, after: int, limit: int = 100) -> list[Entry]:
-        rows = await self._r.execute_fetchall(
-            f"SELECT {changes.ENTRY_COLS} FROM messages WHERE room = ? AND seq > ? ORDER BY seq LIMIT ?",
-            (room, after, limit),
+        return await self._entries(
+            f"{_ENTRIES} WHERE m.room = ? AND m.seq > ? ORDER BY m.seq LIMIT ?", (room, after, limit)
         )
-        return [changes.entry(tuple(r)) for r in rows]
 
     # --- read state ---------------------------------------------------------------------------------------------
 
-    async def set_read(self, user: str, room: str, seq: int) -> int:
+    async def set_read(self, user: int, room: str, seq: int) -> int:
         async with self._write_lock:
             await self._w.execute(
                 "INSERT INTO reads (user, room, seq, ts) "
@@ -724,7 +845,7 @@ class SQLiteStore(Store):
             )
         return rows[0][0] if rows else 0
 
-    async def read_positions(self, user: str, room: str | None = None) -> list[ReadPosition]:
+    async def read_positions(self, user: int, room: str | None = None) -> list[ReadPosition]:
         # Counting stops at UNREAD_MAX, so a long-unread room costs a bounded scan.
         rows = await self._r.execute_fetchall(
             "SELECT m.room, COALESCE(r.seq, 0) AS pos, rooms.last_seq, "
@@ -739,20 +860,18 @@ class SQLiteStore(Store):
 
     # --- mentions -----------------------------------------------------------------------------------------------
 
-    async def mentions(self, user: str, *, before: int | None = None, limit: int = 50) -> list[Message]:
-        cols = ", ".join(f"x.{c.strip()}" for c in changes.ENTRY_COLS.split(","))
-        rows = await self._r.execute_fetchall(
-            f"SELECT {cols} FROM mentions mn "
+    async def mentions(self, user: int, *, before: int | None = None, limit: int = 50) -> list[Message]:
+        return await self._messages(
+            f"SELECT {changes.ENTRY_COLS} FROM mentions mn "
             "JOIN members mb ON mb.room = mn.room AND mb.user = mn.user "
-            "JOIN messages x ON x.room = mn.room AND x.seq = mn.seq "
-            "WHERE mn.user = ? AND mn.ts < ? AND x.deleted = 0 ORDER BY mn.ts DESC, mn.room, mn.seq DESC LIMIT ?",
+            "JOIN messages m ON m.room = mn.room AND m.seq = mn.seq JOIN users u ON u.id = m.sender "
+            "WHERE mn.user = ? AND mn.ts < ? AND m.deleted = 0 ORDER BY mn.ts DESC, mn.room, mn.seq DESC LIMIT ?",
             (user, before if before is not None else 2**62, limit),
         )
-        return [changes.message(tuple(r)) for r in rows]
 
     # --- direct messages ----------------------------------------------------------------------------------------
 
-    async def open_dm(self, name: str, a: str, b: str) -> tuple[RoomRecord, bool]:
+    async def open_dm(self, name: str, a: int, b: int) -> tuple[RoomRecord, bool]:
         created = now_ms()
         async with self._write_lock, transaction(self._w) as w:
             cur = await w.execute(
@@ -761,7 +880,7 @@ class SQLiteStore(Store):
                 (name, a, created),
             )
             made = cur.rowcount > 0
-            rows = list(await w.execute_fetchall(f"SELECT {_ROOM_COLS} FROM rooms WHERE name = ?", (name,)))
+            rows = list(await w.execute_fetchall(f"SELECT {_ROOM_COLS} FROM {_ROOM_FROM} WHERE r.name = ?", (name,)))
             record = _room(rows[0])
             if not record.dm:
                 raise ChatError(Err.CONFLICT, f"{name!r} is a room, not a direct conversation")
@@ -774,61 +893,66 @@ class SQLiteStore(Store):
     # --- search -------------------------------------------------------------------------------------------------
 
     async def search(
-        self, user: str, words: list[str], *, room: str | None = None, limit: int = 20, offset: int = 0
+        self, user: int, words: list[str], *, room: str | None = None, limit: int = 20, offset: int = 0
     ) -> list[Hit]:
         if not words:
             return []
         if self._unindexed:
             await self._index_pending()  # a search sees every stored message
         rows = await self._r.execute_fetchall(
-            "SELECT s.room, s.seq, m.sender, m.ts, snippet(message_search, 0, ?, ?, '…', 16) "
+            "SELECT s.room, s.seq, u.name, m.ts, snippet(message_search, 0, ?, ?, '…', 16), m.sender "
             "FROM message_search JOIN search_ids s ON s.id = message_search.rowid "
-            "JOIN messages m ON m.room = s.room AND m.seq = s.seq "
+            "JOIN messages m ON m.room = s.room AND m.seq = s.seq JOIN users u ON u.id = m.sender "
             "JOIN rooms r ON r.name = s.room "
             "WHERE message_search MATCH ? AND m.deleted = 0 AND (? IS NULL OR s.room = ?) "
             "AND (r.private = 0 OR EXISTS (SELECT 1 FROM members mb WHERE mb.room = s.room AND mb.user = ?)) "
             "ORDER BY bm25(message_search), m.ts DESC LIMIT ? OFFSET ?",
             (MARK_START, MARK_END, fts5_query(words), room, room, user, limit, offset),
         )
-        return [Hit(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+        return [Hit(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
 
     # --- operations: the admin CLI, export/import ----------------------------------------------------------------
 
     async def user_info(self, name: str | None = None) -> list[UserInfo]:
         sql = (
-            "SELECT u.name, u.admin, u.bot, u.created, u.disabled, u.password_hash IS NOT NULL, "
-            "(SELECT COUNT(*) FROM tokens t WHERE t.user = u.name) FROM users u "
+            "SELECT u.id, u.name, u.admin, u.bot, u.created, u.disabled, u.password_hash IS NOT NULL, "
+            "(SELECT COUNT(*) FROM tokens t WHERE t.user = u.id) FROM users u WHERE NOT u.deleted "
         )
         if name is None:
-            rows = await self._r.execute_fetchall(sql + "ORDER BY u.name")
+            rows = await self._r.execute_fetchall(sql + "ORDER BY u.name, u.id")
         else:
             rows = await self._r.execute_fetchall(
-                sql + "WHERE u.name = ? COLLATE NOCASE ORDER BY u.name = ? DESC LIMIT 1", (name, name)
+                sql + "AND u.name = ? COLLATE NOCASE ORDER BY u.name = ? DESC LIMIT 1", (name, name)
             )
-        return [UserInfo(r[0], bool(r[1]), bool(r[2]), r[3], bool(r[4]), bool(r[5]), r[6]) for r in rows]
+        return [UserInfo(r[0], r[1], bool(r[2]), bool(r[3]), r[4], bool(r[5]), bool(r[6]), r[7]) for r in rows]
 
-    async def set_user(self, name: str, *, disabled: bool | None = None, admin: bool | None = None) -> bool:
-        changes = {k: int(v) for k, v in (("disabled", disabled), ("admin", admin)) if v is not None}
-        if not changes:
-            return bool(await self.user_info(name))
-        sets = ", ".join(f"{k} = ?" for k in changes)
-        return await self._write(f"UPDATE users SET {sets} WHERE name = ?", (*changes.values(), name)) > 0
+    async def set_user(self, uid: int, *, disabled: bool | None = None, admin: bool | None = None) -> bool:
+        flags = {k: int(v) for k, v in (("disabled", disabled), ("admin", admin)) if v is not None}
+        if not flags:
+            return await self.user_by_id(uid) is not None
+        sets = ", ".join(f"{k} = ?" for k in flags)
+        return await self._write(f"UPDATE users SET {sets} WHERE id = ? AND NOT deleted", (*flags.values(), uid)) > 0
 
-    async def set_password_hash(self, name: str, password_hash: str | None) -> bool:
-        return await self._write("UPDATE users SET password_hash = ? WHERE name = ?", (password_hash, name)) > 0
+    async def set_password_hash(self, uid: int, password_hash: str | None) -> bool:
+        return (
+            await self._write("UPDATE users SET password_hash = ? WHERE id = ? AND NOT deleted", (password_hash, uid))
+            > 0
+        )
 
-    async def tokens(self, *, user: str | None = None, id_prefix: str | None = None) -> list[TokenRecord]:
+    async def tokens(self, *, user: int | None = None, id_prefix: str | None = None) -> list[TokenRecord]:
         if user is not None:
-            where, param = "user = ?", user
+            where, param = "t.user = ?", user
         else:
             prefix = id_prefix or ""
             if not prefix or any(c not in "0123456789abcdef" for c in prefix):
                 return []  # token hashes are lowercase hex; anything else (a LIKE wildcard) matches none
-            where, param = "hash LIKE ?", prefix + "%"
+            where, param = "t.hash LIKE ?", prefix + "%"
         rows = await self._r.execute_fetchall(
-            f"SELECT hash, user, created, last_used FROM tokens WHERE {where} ORDER BY created, hash", (param,)
+            "SELECT t.hash, t.user, t.created, t.last_used, u.name FROM tokens t JOIN users u ON u.id = t.user "
+            f"WHERE {where} ORDER BY t.created, t.hash",
+            (param,),
         )
-        return [TokenRecord(r[0][:TOKEN_ID_LEN], r[1], r[2], r[3], r[0]) for r in rows]
+        return [TokenRecord(r[0][:TOKEN_ID_LEN], r[1], r[2], r[3], r[0], r[4]) for r in rows]
 
     async def touch_token(self, token_hash: str, now: int, every: int) -> None:
         await self._write(
@@ -838,8 +962,8 @@ class SQLiteStore(Store):
 
     async def admin_rooms(self) -> list[AdminRoom]:
         rows = await self._r.execute_fetchall(
-            "SELECT r.name, r.private, r.created_by, r.created, r.last_seq, r.archived, "
-            "(SELECT COUNT(*) FROM members m WHERE m.room = r.name) FROM rooms r ORDER BY r.name"
+            f"SELECT r.name, r.private, cu.name, r.created, r.last_seq, r.archived, "
+            f"(SELECT COUNT(*) FROM members m WHERE m.room = r.name) FROM {_ROOM_FROM} ORDER BY r.name"
         )
         return [AdminRoom(r[0], bool(r[1]), r[2] or "", r[3], r[4], bool(r[5]), r[6]) for r in rows]
 
@@ -851,15 +975,17 @@ class SQLiteStore(Store):
         return not row or row[0] == 0
 
     _EXPORT_SQL = {
-        "user": "SELECT name, password_hash, admin, bot, created, disabled FROM users ORDER BY name",
+        "user": "SELECT id, name, password_hash, admin, bot, created, disabled, deleted FROM users ORDER BY id",
         "token": "SELECT hash, user, created, last_used FROM tokens ORDER BY hash",
         "room": "SELECT name, private, created_by, created, last_seq, archived, purged_through, topic, dm FROM rooms "
         "ORDER BY name",
         "member": "SELECT room, user, joined FROM members ORDER BY room, user",
         "message": f"SELECT {changes.EXPORT_COLS} FROM messages ORDER BY room, seq",
+        "reaction": "SELECT room, seq, emoji, user, ts, event FROM reactions ORDER BY room, seq, emoji, user",
         "upload": "SELECT id, owner, room, content_type, size, name, created FROM uploads ORDER BY id",
         "read": "SELECT user, room, seq, ts FROM reads ORDER BY user, room",
         "mention": "SELECT user, room, seq, ts FROM mentions ORDER BY user, room, seq",
+        "invite": "SELECT hash, created_by, created, expires, used_by FROM invites ORDER BY hash",
     }
     _BOOLS = {"admin", "bot", "disabled", "private", "archived", "dm", "deleted"}
 
@@ -887,27 +1013,16 @@ class SQLiteStore(Store):
             names = ", ".join("kind" if c == "change" else c for c in cols)
             await w.executemany(f"INSERT INTO {kind}s ({names}) VALUES ({_marks(len(cols))})", values)
 
-    async def add_invite(self, code_hash: str, created_by: str, expires: int) -> None:
+    async def add_invite(self, code_hash: str, created_by: int | None, expires: int) -> None:
         await self._write(
             "INSERT INTO invites (hash, created_by, created, expires) VALUES (?, ?, ?, ?)",
             (code_hash, created_by, now_ms(), expires),
         )
 
-    async def use_invite(self, code_hash: str, user: str, now: int) -> bool:
-        return (
-            await self._write(
-                "UPDATE invites SET used_by = ? WHERE hash = ? AND used_by IS NULL AND expires > ?",
-                (user, code_hash, now),
-            )
-            > 0
-        )
-
-    async def release_invite(self, code_hash: str, user: str) -> None:
-        await self._write("UPDATE invites SET used_by = NULL WHERE hash = ? AND used_by = ?", (code_hash, user))
-
     async def invites(self) -> list[InviteRecord]:
         rows = await self._r.execute_fetchall(
-            "SELECT hash, created_by, created, expires, used_by FROM invites ORDER BY created, hash"
+            "SELECT i.hash, c.name, i.created, i.expires, u.name FROM invites i "
+            "LEFT JOIN users c ON c.id = i.created_by LEFT JOIN users u ON u.id = i.used_by ORDER BY i.created, i.hash"
         )
         return [InviteRecord(r[0][:TOKEN_ID_LEN], r[1], r[2], r[3], r[4], r[0]) for r in rows]
 
@@ -920,6 +1035,9 @@ class SQLiteStore(Store):
             )
             cur = await w.execute(
                 "DELETE FROM messages WHERE seq <= (SELECT purged_through FROM rooms r WHERE r.name = messages.room)"
+            )
+            await w.execute(
+                "DELETE FROM reactions WHERE seq <= (SELECT purged_through FROM rooms r WHERE r.name = reactions.room)"
             )
             return cur.rowcount
 
