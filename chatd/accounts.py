@@ -95,8 +95,8 @@ class Issued(msgspec.Struct):
 
 
 class Accounts:
-    """Accounts over a Store. User names are case-insensitive (see the Store contract): whatever spelling a client
-    types, what comes back carries the stored one."""
+    """Accounts over a Store. A user is their id; user names are case-insensitive (see the Store contract): whatever
+    spelling a client types, what comes back carries the stored one and the id."""
 
     def __init__(self, store: Store, token_ttl: float = 0.0) -> None:
         self.store = store
@@ -108,44 +108,34 @@ class Accounts:
     async def register(
         self, name: str, password: str, admin_if_none: bool = False, invite: str | None = None
     ) -> Issued:
-        """A new user with a password. With ``invite``, the code is spent by this registration (and given back
-        if the registration fails after all, e.g. the name is taken)."""
+        """A new user (a new id) with a password. With ``invite``, the code is spent by this registration, in the
+        same transaction that creates the user (a taken name spends nothing)."""
         check_username(name)
         check_password(password)
         hashed = await asyncio.to_thread(hash_password, password)
-        spent = None
-        if invite is not None:
-            spent = token_hash(invite)
-            if not await self.store.use_invite(spent, name, int(time.time() * 1000)):
-                raise ChatError(Err.FORBIDDEN, "this invite code is unknown, used or expired; ask for a new one")
-        try:
-            user = await self.store.create_user(name, hashed, admin_if_none=admin_if_none)
-        except BaseException:
-            if spent is not None:
-                await self.store.release_invite(spent, name)
-            raise
-        return Issued(await self.issue(user.name), user)
+        spent = token_hash(invite) if invite is not None else None
+        user = await self.store.create_user(
+            name, hashed, admin_if_none=admin_if_none, invite=spent, now=int(time.time() * 1000)
+        )
+        return Issued(await self.issue(user.id), user)
 
     async def login(self, name: str, password: str) -> Issued:
         """A new token for ``name`` (any spelling); ``unauthorized`` for a wrong password or an unknown name,
         which take the same time."""
         user = await self.store.get_user(name) if valid_username(name) else None
-        stored = await self.store.password_hash(user.name) if user else None
+        stored = await self.store.password_hash(user.id) if user else None
         ok = await asyncio.to_thread(verify_password, password, stored or self._dummy)
         if not (ok and stored and user):
             raise ChatError(Err.UNAUTHORIZED, "wrong username or password")
-        if await self.disabled(user.name):
+        if user.disabled:
             # Only after the password matched, so the answer tells nothing to someone guessing.
             raise ChatError(Err.UNAUTHORIZED, "this account is disabled; ask an admin")
-        return Issued(await self.issue(user.name), user)
+        return Issued(await self.issue(user.id), user)
 
-    async def disabled(self, name: str) -> bool:
-        info = await self.store.user_info(name)
-        return bool(info and info[0].disabled)
-
-    async def issue(self, name: str) -> str:
+    async def issue(self, uid: int) -> str:
+        """A new API token for the user with this id."""
         token = new_token()
-        await self.store.add_token(token_hash(token), name)
+        await self.store.add_token(token_hash(token), uid)
         return token
 
     async def authenticate(self, token: str) -> UserRecord | None:
@@ -199,7 +189,7 @@ class Accounts:
                 user = await self.store.create_user(name, None)
             except ChatError:
                 user = await self.store.get_user(name)  # created by a racing request
-        if user is not None and await self.disabled(user.name):
+        if user is not None and user.disabled:
             return None
         return user
 
@@ -214,5 +204,5 @@ class Accounts:
                 user = await self.store.create_user(name, None, bot=True)
             elif not user.bot:
                 raise ChatError(Err.CONFLICT, f"{name!r} is an existing human user")
-            issued.append(Issued(await self.issue(user.name), user))
+            issued.append(Issued(await self.issue(user.id), user))
         return issued

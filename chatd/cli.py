@@ -243,7 +243,7 @@ def users_add(
                 f"user {existing.name!r} already exists; for a new token: chatd users token {existing.name}"
             )
         record = await store.create_user(name, hash_password(secret) if secret else None, admin=admin)
-        return await Accounts(store).issue(record.name), record.admin
+        return await Accounts(store).issue(record.id), record.admin
 
     token, is_admin = run_with_store(cfg, create, add)
     click.echo(token)
@@ -269,7 +269,7 @@ def users_token(config_path: str | None, name: str) -> None:
         user = await store.get_user(name)
         if user is None:
             raise click.ClickException(f"no user {name!r}; create one with: chatd users add {name}")
-        return await Accounts(store).issue(user.name)
+        return await Accounts(store).issue(user.id)
 
     click.echo(run_with_store(cfg, False, issue))
     click.echo(f"new token for {name!r} on the line above (shown once)", err=True)

@@ -2,20 +2,29 @@
 
 When a member is removed, a token revoked or a user disabled on one node, the sockets that must react may be on
 any node. Each such action is applied on the node where it happened at once and broadcast to the others as a
-:class:`~chatd.broker.base.Control` event, which every node applies the same way:
+:class:`~chatd.broker.base.Control` event, which every node applies the same way. Users are named by their id
+(``user`` below: the decimal id), never by their name:
 
-=============== ======================== ==================================================================
-kind            args                     what every node does
-=============== ======================== ==================================================================
-``member-``     room, user, private      forget the cached membership; in a private room, unsubscribe the
-                                         user's sockets and tell them ``left`` with reason ``removed``
-``member+``     room, user               nothing to undo; a hook for pushes (the user's sockets are told by
-                                         ``tell-user``)
-``kick-user``   user, close code         close every socket of the user
-``kick-token``  user, token hash, code   close every socket opened with that token
-``tell-user``   user (payload: frame)    push the frame to every socket of the user
-``tell-all``    (payload: frame)         push the frame to every socket
-=============== ======================== ==================================================================
+================== ========================== ===============================================================
+kind               args                       what every node does
+================== ========================== ===============================================================
+``member-``        room, user, private        forget the cached membership; in a private room, unsubscribe the
+                                              user's sockets and tell them ``left`` with reason ``removed``
+``member+``        room, user                 nothing to undo; a hook for pushes (the user's sockets are told
+                                              by ``tell-user``)
+``room-deleted``   room, private, by, users…  forget the room's cached memberships; unsubscribe its sockets;
+                                              tell its members (a private room) or everyone
+``room-archived``  room                       forget the room's cached memberships
+``user-``          user                       the user was deleted or disabled: forget every cached fact about
+                                              them (memberships) and close their sockets (4401); rate buckets
+                                              are keyed by id, so nobody else can ever draw on theirs
+``user~``          user, name, was            the user was renamed: their sessions and presence take the new
+                                              name, and every socket is told with a ``user`` frame
+``kick-user``      user, close code           close every socket of the user
+``kick-token``     user, token hash, code     close every socket opened with that token
+``tell-user``      user (payload: frame)      push the frame to every socket of the user
+``tell-all``       (payload: frame)           push the frame to every socket
+================== ========================== ===============================================================
 
 Presence reports travel the same way (``chatd.presence``).
 
@@ -36,7 +45,7 @@ from chatd.hub import Hub
 from chatd.metrics import Metrics
 from chatd.presence import KINDS as PRESENCE_KINDS
 from chatd.presence import Presence
-from chatd.protocol.frames import Left, RoomChange, encode
+from chatd.protocol.frames import Left, RoomChange, UserRenamed, encode
 from chatd.rooms import Rooms
 
 log = logging.getLogger("chatd.cluster")
@@ -44,13 +53,20 @@ log = logging.getLogger("chatd.cluster")
 MEMBER_REMOVED, MEMBER_ADDED = "member-", "member+"
 KICK_USER, KICK_TOKEN = "kick-user", "kick-token"
 TELL_USER, TELL_ALL = "tell-user", "tell-all"
-ROOM_DELETED = "room-deleted"
+ROOM_DELETED, ROOM_ARCHIVED = "room-deleted", "room-archived"
+USER_GONE, USER_RENAMED = "user-", "user~"
 QUEUE_MAX = 10_000
 
 
 class Cluster:
     def __init__(
-        self, node_id: str, hub: Hub, rooms: Rooms, broker: Broker, presence: Presence, metrics: Metrics
+        self,
+        node_id: str,
+        hub: Hub,
+        rooms: Rooms,
+        broker: Broker,
+        presence: Presence,
+        metrics: Metrics,
     ) -> None:
         self.node_id = node_id
         self.hub = hub
@@ -67,6 +83,9 @@ class Cluster:
             TELL_USER: self._tell_user,
             TELL_ALL: self._tell_all,
             ROOM_DELETED: self._room_deleted,
+            ROOM_ARCHIVED: lambda e: self.rooms.forget_room(e.args[0]),
+            USER_GONE: self._user_gone,
+            USER_RENAMED: self._user_renamed,
         }
 
     async def emit(self, kind: str, args: list[str], payload: str = "") -> None:
@@ -115,47 +134,60 @@ class Cluster:
 
     # --- handlers -----------------------------------------------------------------------------------------------
 
-    def _drop(self, room: str, user: str | None = None) -> None:
+    def _drop(self, room: str, user: int | None = None) -> None:
         """Stop this node's sockets following ``room`` (``user``'s, or everyone's), each told with a ``left``."""
         dropped = self.hub.drop(room, user)
         left = encode(Left(room, "removed"))
         for conn in dropped:
             conn.send(left)
-        for gone in {conn.user for conn in dropped}:
+        for gone in {conn.uid for conn in dropped}:
             self.presence.left(room, gone)
 
     def _member_removed(self, e: Control) -> None:
-        room, user, private = e.args[0], e.args[1], e.args[2] == "private"
+        room, user, private = e.args[0], int(e.args[1]), e.args[2] == "private"
         self.rooms.forget(room, user)
         if private:
             self._drop(room, user)
 
     def _room_deleted(self, e: Control) -> None:
-        """args: room, "private" or "public", who deleted it, then (private rooms) its members, who alone are told;
-        everyone is told of a public room. One event for the whole room, however many members it had."""
-        room, private, by, members = e.args[0], e.args[1] == "private", e.args[2], e.args[3:]
+        """args: room, "private" or "public", who deleted it (a name, to show), then (private rooms) its members'
+        ids, who alone are told; everyone is told of a public room. One event for the whole room, however many
+        members it had."""
+        room, private, by, members = e.args[0], e.args[1] == "private", e.args[2], {int(u) for u in e.args[3:]}
         self.rooms.forget_room(room)
         self._drop(room)
         change = encode(RoomChange(room, "deleted", private, by))
-        told = (
-            [c for user in set(members) for c in self.hub.connections_of(user)] if private else self.hub.conns.values()
-        )
+        told = [c for user in members for c in self.hub.connections_of(user)] if private else self.hub.conns.values()
         for conn in list(told):
             conn.send(change)
 
+    def _user_gone(self, e: Control) -> None:
+        user = int(e.args[0])
+        self.rooms.forget_user(user)
+        for conn in self.hub.connections_of(user):
+            conn.kick(Close.UNAUTHORIZED)
+
+    def _user_renamed(self, e: Control) -> None:
+        user, name, was = int(e.args[0]), e.args[1], e.args[2]
+        self.hub.rename(user, name)
+        self.presence.rename(user, name)
+        frame = encode(UserRenamed(user, name, was))
+        for conn in list(self.hub.conns.values()):
+            conn.send(frame)
+
     def _kick_user(self, e: Control) -> None:
-        user, code = e.args[0], Close(int(e.args[1]))
+        user, code = int(e.args[0]), Close(int(e.args[1]))
         for conn in self.hub.connections_of(user):
             conn.kick(code)
 
     def _kick_token(self, e: Control) -> None:
-        user, token_hash, code = e.args[0], e.args[1], Close(int(e.args[2]))
+        user, token_hash, code = int(e.args[0]), e.args[1], Close(int(e.args[2]))
         for conn in self.hub.connections_of(user):
             if conn.token_hash == token_hash:
                 conn.kick(code)
 
     def _tell_user(self, e: Control) -> None:
-        for conn in self.hub.connections_of(e.args[0]):
+        for conn in self.hub.connections_of(int(e.args[0])):
             conn.send(e.payload)
 
     def _tell_all(self, e: Control) -> None:

@@ -130,13 +130,15 @@ class Sub:
 
 
 class Conn:
-    """What the hub knows of one local connection."""
+    """What the hub knows of one local connection: whose it is (``uid``, the user's id; ``user``, their name now,
+    kept current by renames), what it follows, and its outbox."""
 
-    __slots__ = ("id", "user", "token_hash", "outbox", "subs", "kick", "last_heard")
+    __slots__ = ("id", "uid", "user", "token_hash", "outbox", "subs", "kick", "last_heard")
 
     def __init__(
         self,
         conn_id: int,
+        uid: int,
         user: str,
         token_hash: str | None,
         outbox_limit: int,
@@ -145,6 +147,7 @@ class Conn:
     ) -> None:
         self.id = conn_id
         self.last_heard = now
+        self.uid = uid
         self.user = user
         self.token_hash = token_hash
         self.outbox = Outbox(outbox_limit)
@@ -183,7 +186,7 @@ class Hub:
         self.node_id = node_id
         self.rooms: dict[str, Feed] = {}
         self.conns: dict[int, Conn] = {}
-        self.by_user: dict[str, dict[int, Conn]] = {}
+        self.by_user: dict[int, dict[int, Conn]] = {}  # user id -> that user's connections here, by connection id
         self.metrics = metrics
         self.early_max_bytes = early_max_bytes
         self.on_gap: Callable[[str], None] = lambda room: None
@@ -197,24 +200,29 @@ class Hub:
 
     def register(self, conn: Conn) -> None:
         self.conns[conn.id] = conn
-        self.by_user.setdefault(conn.user, {})[conn.id] = conn
+        self.by_user.setdefault(conn.uid, {})[conn.id] = conn
 
     def unregister(self, conn: Conn) -> list[str]:
         """Forget a connection; returns the rooms where its user is no longer present."""
         gone = [room for room in list(conn.subs) if self.leave(conn, room)]
         self.conns.pop(conn.id, None)
-        mine = self.by_user.get(conn.user)
+        mine = self.by_user.get(conn.uid)
         if mine is not None:
             mine.pop(conn.id, None)
             if not mine:
-                del self.by_user[conn.user]
+                del self.by_user[conn.uid]
         return gone
 
-    def user_connections(self, user: str) -> int:
+    def user_connections(self, user: int) -> int:
         return len(self.by_user.get(user, ()))
 
-    def connections_of(self, user: str) -> Iterable[Conn]:
+    def connections_of(self, user: int) -> Iterable[Conn]:
         return list(self.by_user.get(user, {}).values())
+
+    def rename(self, user: int, name: str) -> None:
+        """The user with this id is now called ``name``: their sessions here say so from now on."""
+        for conn in self.by_user.get(user, {}).values():
+            conn.user = name
 
     # --- rooms --------------------------------------------------------------------------------------------------
 
@@ -232,7 +240,7 @@ class Hub:
         feed = self.rooms.get(room)
         if feed is None:
             feed = self.rooms[room] = Feed()
-        first = not any(c.user == conn.user for c in feed.members.values())
+        first = not any(c.uid == conn.uid for c in feed.members.values())
         feed.members[conn.id] = conn
         conn.subs[room] = Sub(last, hold)
         return first
@@ -278,17 +286,13 @@ class Hub:
         if not feed.members:
             del self.rooms[room]
             return True
-        return not any(c.user == conn.user for c in feed.members.values())
+        return not any(c.uid == conn.uid for c in feed.members.values())
 
-    def present(self, room: str) -> list[str]:
-        feed = self.rooms.get(room)
-        return sorted({c.user for c in feed.members.values()}) if feed else []
-
-    def drop(self, room: str, user: str | None = None) -> list[Conn]:
+    def drop(self, room: str, user: int | None = None) -> list[Conn]:
         """Unsubscribe every connection of ``user`` from ``room`` (removed from a private room), or with no user
         every connection (the room was deleted); returns them."""
         feed = self.rooms.get(room)
-        dropped = [c for c in feed.members.values() if user is None or c.user == user] if feed else []
+        dropped = [c for c in feed.members.values() if user is None or c.uid == user] if feed else []
         for c in dropped:
             self.leave(c, room)
         return dropped

@@ -15,10 +15,21 @@ import socket
 import time
 from collections.abc import Awaitable, Callable
 
-from chatd.accounts import Accounts, token_hash
+from chatd.accounts import Accounts, check_username, token_hash
 from chatd.broker import make_broker
 from chatd.broker.base import BrokerEvents, BrokerUnavailable, Completion, Control, Delivery, IngestItem
-from chatd.cluster import KICK_TOKEN, KICK_USER, MEMBER_REMOVED, ROOM_DELETED, TELL_ALL, TELL_USER, Cluster
+from chatd.cluster import (
+    KICK_TOKEN,
+    KICK_USER,
+    MEMBER_REMOVED,
+    ROOM_ARCHIVED,
+    ROOM_DELETED,
+    TELL_ALL,
+    TELL_USER,
+    USER_GONE,
+    USER_RENAMED,
+    Cluster,
+)
 from chatd.config import Config
 from chatd.errors import ChatError, Close, Err
 from chatd.hub import Conn, Hub, Outbox
@@ -30,7 +41,7 @@ from chatd.protocol.frames import Presence as PresenceFrame
 from chatd.retention import Retention
 from chatd.rooms import Purged, Rooms, purge_room
 from chatd.store import make_store
-from chatd.store.base import NewMessage, RoomRecord, UserRecord
+from chatd.store.base import NewMessage, RoomRecord, UserRecord, UserRef
 from chatd.store.changes import TOPIC
 from chatd.throttle import KeyedBuckets
 from chatd.uploads import Sweeper
@@ -176,9 +187,9 @@ class Node:
             try:
                 record = await self.store.get_room(room)
                 if record is not None and record.private:
-                    for user in {c.user for c in feed.members.values()}:
+                    for user in {c.uid for c in feed.members.values()}:
                         if not await self.store.is_member(room, user):
-                            self.cluster.apply(Control(MEMBER_REMOVED, [room, user, "private"], origin=self.id))
+                            self.cluster.apply(Control(MEMBER_REMOVED, [room, str(user), "private"], origin=self.id))
             except Exception as e:  # noqa: BLE001 - the store may be down too; the sweep retries
                 log.warning("resync of %s failed: %s", room, e)
             self._schedule_fill(room, delay=0.0)
@@ -253,7 +264,7 @@ class Node:
 
     # --- sending ------------------------------------------------------------------------------------------------
 
-    async def _admit(self, user: str, client_id: str) -> None:
+    async def _admit(self, user: int, client_id: str) -> None:
         if self.draining:
             raise ChatError(Err.UNAVAILABLE, "server is draining; resend after reconnecting", client_id)
         # One bucket per user, shared by their sockets and REST calls on every node (``chatd.limiter``).
@@ -265,7 +276,7 @@ class Node:
 
     async def submit(
         self,
-        user: str,
+        user: int,
         room: str,
         body: str,
         client_id: str,
@@ -273,7 +284,8 @@ class Node:
         reply: Reply,
         reply_to: int = 0,
     ) -> None:
-        """Validate a send and queue it. ``reply`` gets its Completion once it is stored (or refused)."""
+        """Validate a send from the user with id ``user`` and queue it. ``reply`` gets its Completion once it is
+        stored (or refused)."""
         await self._admit(user, client_id)
         await self.rooms.require_member(room, user)
         if attachments:
@@ -285,7 +297,7 @@ class Node:
             attachments = wanted
         await self._enqueue(NewMessage(room, user, client_id, body, attachments, reply_to=reply_to), reply)
 
-    async def mark_read(self, user: str, room: str, seq: int, client_id: str = "") -> ReadState:
+    async def mark_read(self, user: int, room: str, seq: int, client_id: str = "") -> ReadState:
         """Move ``user``'s read position (``Personal.mark_read``). Each one writes the store and tells every node,
         so it draws on the user's send budget like a send."""
         await self._admit(user, client_id)
@@ -317,7 +329,7 @@ class Node:
         self.metrics.messages_in += 1
 
     async def submit_and_wait(
-        self, user: str, room: str, body: str, client_id: str, attachments: list[str], reply_to: int = 0
+        self, user: int, room: str, body: str, client_id: str, attachments: list[str], reply_to: int = 0
     ) -> Completion:
         """``submit`` for REST: returns once the message is stored or refused."""
         return await _completed(lambda reply: self.submit(user, room, body, client_id, attachments, reply, reply_to))
@@ -349,7 +361,7 @@ class Node:
         The replay is read in pages and written at the pace the client reads (``Outbox.space_for``), so a long
         replay neither loads a whole history into memory nor trips the slow-consumer bound.
         """
-        await self.rooms.join(room, conn.user)
+        await self.rooms.join(room, conn.uid, conn.user)
         first = self.hub.join(conn, room, since or 0, hold=True)
         try:
             last = await self.store.last_seq(room)
@@ -385,17 +397,17 @@ class Node:
             return
         self.hub.release(conn, room, through)
         if first:
-            self.presence.joined(room, conn.user)
+            self.presence.joined(room, conn.uid, conn.user)
 
     async def leave(self, conn: Conn, room: str) -> None:
         if self.hub.leave(conn, room):
-            self.presence.left(room, conn.user)
+            self.presence.left(room, conn.uid)
         conn.send(encode(Left(room)))
 
     async def typing(self, conn: Conn, room: str) -> None:
         if room not in conn.subs:
-            await self.rooms.require_member(room, conn.user)
-        d = Delivery(room, 0, encode(TypingNotice(room, conn.user)), self.id, conn.id)
+            await self.rooms.require_member(room, conn.uid)
+        d = Delivery(room, 0, encode(TypingNotice(room, conn.user, conn.uid)), self.id, conn.id)
         self.hub.deliver(d)
         try:
             await self.broker.publish([d])
@@ -405,46 +417,70 @@ class Node:
     # --- actions that reach a user's sockets wherever they are ------------------------------------------------
     # The gateway calls these instead of touching the hub, so that scale-out can route them to every node.
 
-    def tell_user(self, user: str, text: str) -> None:
-        """Push an encoded frame to every open connection of ``user``, on every node."""
-        self.cluster.emit_soon(TELL_USER, [user], text)
+    def tell_user(self, user: int, text: str) -> None:
+        """Push an encoded frame to every open connection of the user with id ``user``, on every node."""
+        self.cluster.emit_soon(TELL_USER, [str(user)], text)
 
     def tell_everyone(self, text: str) -> None:
         """Push an encoded frame to every open connection, on every node."""
         self.cluster.emit_soon(TELL_ALL, [], text)
 
-    async def kick_user(self, user: str, code: Close = Close.UNAUTHORIZED) -> None:
-        """Close every open connection of ``user`` (disabled or deleted account, new password), on every node,
-        before returning (as far as the broker reaches)."""
-        await self.cluster.emit(KICK_USER, [user, str(int(code))])
+    async def kick_user(self, user: int, code: Close = Close.UNAUTHORIZED) -> None:
+        """Close every open connection of the user with id ``user`` (new password), on every node, before returning
+        (as far as the broker reaches). For a deleted or disabled user, ``user_gone``."""
+        await self.cluster.emit(KICK_USER, [str(user), str(int(code))])
 
-    async def kick_token(self, user: str, token_hash: str, code: Close = Close.UNAUTHORIZED) -> None:
+    async def kick_token(self, user: int, token_hash: str, code: Close = Close.UNAUTHORIZED) -> None:
         """Close every open connection that authenticated with this token (logout, revoked token), on every node."""
-        await self.cluster.emit(KICK_TOKEN, [user, token_hash, str(int(code))])
+        await self.cluster.emit(KICK_TOKEN, [str(user), token_hash, str(int(code))])
 
-    async def logout(self, user: str, token: str) -> bool:
+    async def logout(self, user: int, token: str) -> bool:
         revoked = await self.accounts.logout(token)
         await self.kick_token(user, token_hash(token))
         return revoked
 
-    async def remove_member(self, room: str, actor: UserRecord, target: str) -> bool:
-        """Remove ``target`` from ``room``; see ``member_removed``."""
-        removed, target = await self.rooms.remove(room, actor, target)
-        await self.member_removed(room, target, actor.name if removed else None)
-        return removed
+    async def user_gone(self, user: int) -> None:
+        """The user with id ``user`` was deleted or disabled (the store already says so): every node forgets what it
+        cached about them and closes their sockets (4401), before this returns (as far as the broker reaches)."""
+        await self.cluster.emit(USER_GONE, [str(user)])
 
-    async def member_removed(self, room: str, user: str, by: str | None) -> None:
-        """``user`` no longer belongs to ``room`` (the store already says so). In a private room their sockets, on
-        every node, stop getting its frames before this returns (as far as the broker reaches; the store refuses
-        their sends in any case); ``by`` (None when nothing changed) is named in their room lists' update."""
+    async def rename_user(self, user: int, name: str) -> str:
+        """Rename a live user (``Store.rename_user``: conflict when taken, not_found when there is no such user) and
+        tell every node; returns the old name. The name's form is checked here."""
+        check_username(name)
+        was = await self.store.rename_user(user, name)
+        await self.user_renamed(user, name, was)
+        return was
+
+    async def user_renamed(self, user: int, name: str, was: str) -> None:
+        """The user with id ``user`` is now called ``name`` (the store already says so; the admin CLI asks a node to
+        announce it): every node's sessions and presence take the name, and every socket gets a ``user`` frame."""
+        await self.cluster.emit(USER_RENAMED, [str(user), name, was])
+
+    async def remove_member(self, room: str, actor: UserRecord, target: str) -> tuple[bool, UserRecord | None]:
+        """Remove the user named ``target`` from ``room``; see ``member_removed``. Returns whether they were a member
+        and who they are."""
+        removed, found = await self.rooms.remove(room, actor, target)
+        if found is not None:
+            await self.member_removed(
+                room, found.id, actor.name if removed else None, self_removed=found.id == actor.id
+            )
+        return removed, found
+
+    async def member_removed(self, room: str, user: int, by: str | None, self_removed: bool = False) -> None:
+        """The user with id ``user`` no longer belongs to ``room`` (the store already says so). In a private room
+        their sockets, on every node, stop getting its frames before this returns (as far as the broker reaches;
+        the store refuses their sends in any case); ``by`` (None when nothing changed) is named in their room
+        lists' update, as leaving when ``self_removed``."""
         record = await self.store.get_room(room)
         private = "private" if record is not None and record.private else "public"
-        await self.cluster.emit(MEMBER_REMOVED, [room, user, private])
+        await self.cluster.emit(MEMBER_REMOVED, [room, str(user), private])
         if by is not None and record is not None:
-            self._room_changed("left" if user == by else "removed", record, user, by)
+            self._room_changed("left" if self_removed else "removed", record, user, by)
 
-    async def member_added(self, room: str, user: str, by: str) -> None:
-        """``user`` was added to ``room`` outside this node's ``Rooms`` (the admin CLI): their room lists hear of it."""
+    async def member_added(self, room: str, user: int, by: str) -> None:
+        """The user with id ``user`` was added to ``room`` outside this node's ``Rooms`` (the admin CLI): their room
+        lists hear of it."""
         record = await self.store.get_room(room)
         if record is not None:
             self._room_changed("invited", record, user, by)
@@ -453,17 +489,21 @@ class Node:
         """Delete a room with its history and attachments, then tell every node; None if there was no such room."""
         purged = await purge_room(self.store, self.cfg.uploads.dir, name)
         if purged is not None:
-            await self.room_deleted(name, purged.record.private, purged.members, by)
+            await self.room_deleted(name, purged.record.private, [m.id for m in purged.members], by)
         return purged
 
-    async def room_deleted(self, room: str, private: bool, members: list[str], by: str) -> None:
-        """A deleted room, in one event for every node: sockets following it stop, and room lists drop it (a
-        private room's members', everyone's for a public room)."""
-        await self.cluster.emit(
-            ROOM_DELETED, [room, "private" if private else "public", by, *(members if private else [])]
-        )
+    async def room_deleted(self, room: str, private: bool, members: list[int], by: str) -> None:
+        """A deleted room, in one event for every node: sockets following it stop, cached memberships go, and room
+        lists drop it (a private room's members', everyone's for a public room). ``by``: a name to show."""
+        ids = [str(m) for m in members] if private else []
+        await self.cluster.emit(ROOM_DELETED, [room, "private" if private else "public", by, *ids])
 
-    def _room_changed(self, change: str, record: RoomRecord, user: str, by: str) -> None:
+    async def room_archived(self, room: str) -> None:
+        """A room was archived or unarchived (the store already says so): every node forgets its cached memberships,
+        so what it answers next comes from the store."""
+        await self.cluster.emit(ROOM_ARCHIVED, [room])
+
+    def _room_changed(self, change: str, record: RoomRecord, user: int, by: str) -> None:
         """Push a room-list change to the sessions that should see it, on every node."""
         text = encode(RoomChange(record.name, change, record.private, by))
         if change == "created" and not record.private:
@@ -471,19 +511,19 @@ class Node:
         else:
             self.tell_user(user, text)
 
-    async def presence_of(self, room: str) -> list[str]:
+    async def presence_of(self, room: str) -> list[UserRef]:
         """Users connected to ``room`` on any node."""
         return self.presence.users(room)
 
     async def disconnected(self, conn: Conn) -> None:
         for room in self.hub.unregister(conn):
-            self.presence.left(room, conn.user)
+            self.presence.left(room, conn.uid)
 
-    def _announce_presence(self, room: str, user: str, online: bool) -> None:
-        if self._presence_budget.take(user, time.monotonic()):
+    def _announce_presence(self, room: str, user: int, name: str, online: bool) -> None:
+        if self._presence_budget.take(str(user), time.monotonic()):
             return  # over limits.presence_rate: not announced (presence is ephemeral; GET .../presence is exact)
         # Every node derives the same change from the same reports, so each tells only its own subscribers.
-        self.hub.deliver(Delivery(room, 0, encode(PresenceFrame(room, user, online)), self.id))
+        self.hub.deliver(Delivery(room, 0, encode(PresenceFrame(room, name, online, user)), self.id))
 
     async def _heartbeats(self) -> None:
         """Ping quiet connections; close those silent past the timeout (dead peers)."""
@@ -509,6 +549,7 @@ class Node:
         g["chatd_broker_connected"] = lambda: int(self.broker.ready())
         g["chatd_store_ready"] = lambda: int(self.worker.store_ok)
         g["chatd_presence_users"] = lambda: self.presence.count()
+        g["chatd_membership_cache"] = lambda: self.rooms.cached()
         g["chatd_gap_fills_pending"] = lambda: len(self._fills)
         g["chatd_outbox_bytes"] = lambda: sum(c.outbox.size for c in self.hub.conns.values())
         g["chatd_acks_pending"] = lambda: len(self._tickets)

@@ -14,12 +14,12 @@ from chatd.store.base import ReadPosition, Store
 
 
 class Personal:
-    def __init__(self, store: Store, rooms: Rooms, tell_user: Callable[[str, str], None]) -> None:
+    def __init__(self, store: Store, rooms: Rooms, tell_user: Callable[[int, str], None]) -> None:
         self.store = store
         self.rooms = rooms
         self.tell_user = tell_user
 
-    async def mark_read(self, user: str, room: str, seq: int, client_id: str = "") -> ReadState:
+    async def mark_read(self, user: int, room: str, seq: int, client_id: str = "") -> ReadState:
         """Move ``user``'s read position in ``room`` forward and tell all their connections, once it is stored."""
         await self.rooms.require_member(room, user)
         await self.store.set_read(user, room, seq)
@@ -30,15 +30,15 @@ class Personal:
         self.tell_user(user, encode(frame))
         return frame
 
-    async def positions(self, user: str) -> list[ReadPosition]:
+    async def positions(self, user: int) -> list[ReadPosition]:
         return await self.store.read_positions(user)
 
-    def mentioned(self, message: Message, users: list[str]) -> None:
-        """Tell each user named in a just-stored message, on every connection they have, whatever room they are
-        looking at."""
-        text = encode(Mention(message.room, message.seq, message.from_, message.body, message.ts))
+    def mentioned(self, message: Message, users: list[int]) -> None:
+        """Tell each user (by id) named in a just-stored message, on every connection they have, whatever room they
+        are looking at."""
+        text = encode(Mention(message.room, message.seq, message.from_, message.body, message.ts, message.uid))
         for user in users:
             self.tell_user(user, text)
 
-    async def mentions(self, user: str, before: int | None, limit: int) -> list[Message]:
+    async def mentions(self, user: int, before: int | None, limit: int) -> list[Message]:
         return await self.store.mentions(user, before=before, limit=limit)

@@ -11,6 +11,9 @@ to their last one leaving. :class:`Presence` combines those facts into the deplo
 - a change of the deployment-wide view for (room, user) is reported on every node through ``on_change``, so
   each node announces it to its own subscribers; nothing about presence is stored.
 
+Users are their ids; each fact carries the user's name too, for the frames and lists people read, and a rename
+(``rename``, applied on every node by the ``user~`` control event) changes it wherever it is held.
+
 :class:`LocalPresence` is the one-node case. :class:`GossipPresence` carries the facts as control events over the
 broker, so it works the same over every backend. Both are per-process state by design: the shared truth is
 rebuilt from reports, never read from one node's memory.
@@ -27,16 +30,20 @@ from collections.abc import Awaitable, Callable
 import msgspec
 
 from chatd.broker.base import Control
+from chatd.store.base import UserRef
 
 log = logging.getLogger("chatd.presence")
 
-OnChange = Callable[[str, str, bool], None]
+# (room, user id, the user's name, online)
+OnChange = Callable[[str, int, str, bool], None]
 
 JOINED, LEFT, SNAPSHOT = "presence+", "presence-", "presence="
 KINDS = frozenset((JOINED, LEFT, SNAPSHOT))
 
 _snap_enc = msgspec.json.Encoder()
-_snap_dec = msgspec.json.Decoder(dict[str, list[str]])
+_snap_dec = msgspec.json.Decoder(dict[str, list[tuple[int, str]]])
+
+Present = dict[str, dict[int, str]]  # room -> user id -> name
 
 
 class Presence(abc.ABC):
@@ -44,36 +51,53 @@ class Presence(abc.ABC):
 
     def __init__(self, on_change: OnChange) -> None:
         self.on_change = on_change
-        self.local: dict[str, set[str]] = {}  # this node's facts: room -> users
+        self.local: Present = {}  # this node's facts
 
-    def joined(self, room: str, user: str) -> None:
-        """``user``'s first connection on this node joined ``room``."""
+    def joined(self, room: str, user: int, name: str) -> None:
+        """The first connection on this node of the user ``user`` (called ``name``) joined ``room``."""
         was = self.online(room, user)
-        self.local.setdefault(room, set()).add(user)
-        self._report(JOINED, room, user)
+        self.local.setdefault(room, {})[user] = name
+        self._report(JOINED, room, user, name)
         if not was:
-            self.on_change(room, user, True)
+            self.on_change(room, user, name, True)
 
-    def left(self, room: str, user: str) -> None:
-        """``user``'s last connection on this node left ``room``."""
+    def left(self, room: str, user: int) -> None:
+        """The last connection on this node of the user ``user`` left ``room``."""
         users = self.local.get(room)
         if users is None or user not in users:
             return
-        users.discard(user)
+        name = users.pop(user)
         if not users:
             del self.local[room]
-        self._report(LEFT, room, user)
+        self._report(LEFT, room, user, name)
         if not self.online(room, user):
-            self.on_change(room, user, False)
+            self.on_change(room, user, name, False)
+
+    def rename(self, user: int, name: str) -> None:
+        """The user with this id is now called ``name`` (on every node: the ``user~`` control event)."""
+        for present in self._views():
+            for users in present.values():
+                if user in users:
+                    users[user] = name
+
+    def _views(self) -> list[Present]:
+        return [self.local]
+
+    def users(self, room: str) -> list[UserRef]:
+        """Who is present in ``room`` on any node, by name."""
+        found: dict[int, str] = {}
+        for present in self._live_views():
+            found.update(present.get(room, {}))
+        return sorted((UserRef(uid, name) for uid, name in found.items()), key=lambda u: (u.name, u.id))
+
+    def _live_views(self) -> list[Present]:
+        return [self.local]
 
     @abc.abstractmethod
-    def online(self, room: str, user: str) -> bool: ...
+    def online(self, room: str, user: int) -> bool: ...
 
     @abc.abstractmethod
-    def users(self, room: str) -> list[str]: ...
-
-    @abc.abstractmethod
-    def _report(self, kind: str, room: str, user: str) -> None:
+    def _report(self, kind: str, room: str, user: int, name: str) -> None:
         """Tell the other nodes of a change of this node's facts."""
 
     @abc.abstractmethod
@@ -92,13 +116,10 @@ class Presence(abc.ABC):
 class LocalPresence(Presence):
     """One node: its own facts are the whole truth."""
 
-    def online(self, room: str, user: str) -> bool:
+    def online(self, room: str, user: int) -> bool:
         return user in self.local.get(room, ())
 
-    def users(self, room: str) -> list[str]:
-        return sorted(self.local.get(room, ()))
-
-    def _report(self, kind: str, room: str, user: str) -> None:
+    def _report(self, kind: str, room: str, user: int, name: str) -> None:
         return None  # no one else to tell
 
     def apply(self, event: Control) -> None:
@@ -112,7 +133,7 @@ class _Peer:
     __slots__ = ("rooms", "expires")
 
     def __init__(self) -> None:
-        self.rooms: dict[str, set[str]] = {}
+        self.rooms: Present = {}
         self.expires = 0.0
 
 
@@ -138,22 +159,21 @@ class GossipPresence(Presence):
         self._outgoing: asyncio.Queue[Control] | None = None
         self._kick = asyncio.Event()
 
-    def online(self, room: str, user: str) -> bool:
+    def online(self, room: str, user: int) -> bool:
         if user in self.local.get(room, ()):
             return True
         now = self.clock()
         return any(p.expires > now and user in p.rooms.get(room, ()) for p in self.peers.values())
 
-    def users(self, room: str) -> list[str]:
-        now = self.clock()
-        found = set(self.local.get(room, ()))
-        for p in self.peers.values():
-            if p.expires > now:
-                found |= p.rooms.get(room, set())
-        return sorted(found)
+    def _views(self) -> list[Present]:
+        return [self.local, *(p.rooms for p in self.peers.values())]
 
-    def _report(self, kind: str, room: str, user: str) -> None:
-        self._queue(Control(kind, [room, user], origin=self.node_id))
+    def _live_views(self) -> list[Present]:
+        now = self.clock()
+        return [self.local, *(p.rooms for p in self.peers.values() if p.expires > now)]
+
+    def _report(self, kind: str, room: str, user: int, name: str) -> None:
+        self._queue(Control(kind, [room, str(user), name], origin=self.node_id))
 
     def _queue(self, event: Control) -> None:
         if self._outgoing is None:
@@ -165,7 +185,7 @@ class GossipPresence(Presence):
             pass
 
     def snapshot(self) -> Control:
-        rooms = {room: sorted(users) for room, users in self.local.items()}
+        rooms = {room: sorted(users.items()) for room, users in self.local.items()}
         return Control(SNAPSHOT, payload=_snap_enc.encode(rooms).decode(), origin=self.node_id)
 
     def report_all_now(self) -> None:
@@ -181,41 +201,42 @@ class GossipPresence(Presence):
         before_alive = peer.expires > self.clock()
         if event.kind == SNAPSHOT:
             try:
-                new = {room: set(users) for room, users in _snap_dec.decode(event.payload).items()}
-            except msgspec.DecodeError:
+                new = {room: dict(users) for room, users in _snap_dec.decode(event.payload).items()}
+            except (msgspec.DecodeError, msgspec.ValidationError):
                 log.warning("ignoring a malformed presence snapshot from %s", event.origin)
                 return
             old = peer.rooms if before_alive else {}
-            changed = {(r, u) for r, us in old.items() for u in us} ^ {(r, u) for r, us in new.items() for u in us}
-            was = {key: self.online(*key) for key in changed}
+            keys = {(r, u): n for r, us in old.items() for u, n in us.items()}
+            fresh = {(r, u): n for r, us in new.items() for u, n in us.items()}
+            was = {key: (self.online(*key), fresh.get(key) or keys[key]) for key in keys.keys() ^ fresh.keys()}
             peer.rooms = new
             peer.expires = self.clock() + self.timeout
             self._announce(was)
             return
-        if len(event.args) != 2:
+        if len(event.args) != 3 or not event.args[1].isdigit():
             return
-        room, user = event.args
+        room, user, name = event.args[0], int(event.args[1]), event.args[2]
         if not before_alive:
             peer.rooms = {}
         peer.expires = self.clock() + self.timeout
         was_online = self.online(room, user)
         if event.kind == JOINED:
-            peer.rooms.setdefault(room, set()).add(user)
+            peer.rooms.setdefault(room, {})[user] = name
         elif event.kind == LEFT:
             users = peer.rooms.get(room)
             if users is not None:
-                users.discard(user)
+                users.pop(user, None)
                 if not users:
                     del peer.rooms[room]
         now_online = self.online(room, user)
         if now_online != was_online:
-            self.on_change(room, user, now_online)
+            self.on_change(room, user, name, now_online)
 
-    def _announce(self, was: dict[tuple[str, str], bool]) -> None:
-        for (room, user), before in was.items():
+    def _announce(self, was: dict[tuple[str, int], tuple[bool, str]]) -> None:
+        for (room, user), (before, name) in was.items():
             after = self.online(room, user)
             if after != before:
-                self.on_change(room, user, after)
+                self.on_change(room, user, name, after)
 
     def expire(self) -> None:
         """Forget peers whose last report is older than ``timeout``, announcing their users gone."""
@@ -224,9 +245,9 @@ class GossipPresence(Presence):
             if peer.expires > now:
                 continue
             if peer.rooms:
-                keys = [(r, u) for r, us in peer.rooms.items() for u in us]
+                keys = {(r, u): n for r, us in peer.rooms.items() for u, n in us.items()}
                 peer.expires = now + self.timeout  # still counted while we take the "before" view
-                was = {key: self.online(*key) for key in keys}
+                was = {key: (self.online(*key), name) for key, name in keys.items()}
                 peer.expires = 0.0
                 peer.rooms = {}
                 log.info("presence: node %s stopped reporting; its %d room presences expire", node_id, len(keys))

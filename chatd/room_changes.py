@@ -14,8 +14,8 @@ from chatd.store.base import NewMessage
 Change = EditMessage | DeleteMessage | React | SetTopic
 
 
-def change_of(user: str, frame: Change) -> NewMessage:
-    """The store change a client frame asks for, on behalf of ``user``."""
+def change_of(user: int, frame: Change) -> NewMessage:
+    """The store change a client frame asks for, on behalf of the user with id ``user``."""
     if isinstance(frame, EditMessage):
         if not frame.body.strip():
             raise ChatError(Err.BAD_FRAME, "an edit needs a body; delete the message instead", frame.client_id)

@@ -10,10 +10,14 @@
 - Creating rooms, explicitly or by joining a new name, is limited to ``rooms.create_per_hour`` per user (through
   the node's limiter: across nodes where the broker shares limits).
 
-Membership is checked on every send, so positive answers are cached per node. The cache is only a fast path: the
-store checks membership again in the transaction that stores a send, so a member removed on another node is
-refused even before that node's ``member-`` event (``chatd.cluster``) clears the entry here. Joins of private rooms
-always ask the store.
+Members are user ids, never names: a renamed user keeps their rooms, and a new account with a freed name gets none.
+
+Membership is checked on every send, so positive answers are cached per node, by (room, user id). The cache is only
+a fast path: the store checks membership again in the transaction that stores a send, so a member removed on
+another node is refused even before that node's ``member-`` event (``chatd.cluster``) clears the entry here. Every
+event that can end a membership clears what it touches on every node: ``member-`` (a member removed), ``room-deleted``
+and ``room-archived`` (the room's entries), ``user-`` (a user deleted or disabled: the user's entries), and a broker
+link that comes back (everything). Joins of private rooms always ask the store.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from chatd.dms import refuse_dm_name
 from chatd.errors import ChatError, Err
 from chatd.limiter import Limiter
 from chatd.protocol.frames import ROOM_MAX, ROOM_PATTERN
-from chatd.store.base import RoomRecord, Store, UserRecord
+from chatd.store.base import RoomRecord, Store, UserRecord, UserRef
 from chatd.throttle import refuse
 from chatd.uploads import delete_files
 
@@ -50,35 +54,43 @@ class Rooms:
         self.limiter = limiter
         self.auto_create = auto_create
         self.create_per_hour = create_per_hour
-        self._members: set[tuple[str, str]] = set()
-        # Told (change, room, user it concerns, who did it) after a room is created or someone is added to one,
-        # so the node can push the change to the sessions that should see it.
-        self.listener: Callable[[str, RoomRecord, str, str], None] | None = None
+        self._members: set[tuple[str, int]] = set()
+        # Told (change, room, id of the user it concerns, name of who did it) after a room is created or someone is
+        # added to one, so the node can push the change to the sessions that should see it.
+        self.listener: Callable[[str, RoomRecord, int, str], None] | None = None
 
-    def _changed(self, change: str, record: RoomRecord, user: str, by: str) -> None:
+    def _changed(self, change: str, record: RoomRecord, user: int, by: str) -> None:
         if self.listener is not None:
             self.listener(change, record, user, by)
 
-    async def _may_create(self, user: str) -> None:
+    async def _may_create(self, user: int) -> None:
         wait = await self.limiter.take(f"room:{user}", self.create_per_hour / 3600, self.create_per_hour)
         if wait:
             raise refuse("new rooms (rooms.create_per_hour)", wait)
 
-    def _remember(self, room: str, user: str) -> None:
+    def _remember(self, room: str, user: int) -> None:
         if len(self._members) >= _CACHE_MAX:
             self._members.clear()
         self._members.add((room, user))
 
-    def forget(self, room: str, user: str) -> None:
+    def forget(self, room: str, user: int) -> None:
         self._members.discard((room, user))
 
     def forget_room(self, room: str) -> None:
         self._members = {m for m in self._members if m[0] != room}
 
+    def forget_user(self, user: int) -> None:
+        """A user was deleted or disabled: none of their cached memberships may answer for them again."""
+        self._members = {m for m in self._members if m[1] != user}
+
     def forget_all(self) -> None:
         self._members.clear()
 
-    async def is_member(self, room: str, user: str) -> bool:
+    def cached(self) -> int:
+        """Cached memberships (for tests and metrics)."""
+        return len(self._members)
+
+    async def is_member(self, room: str, user: int) -> bool:
         if (room, user) in self._members:
             return True
         if await self.store.is_member(room, user):
@@ -86,13 +98,13 @@ class Rooms:
             return True
         return False
 
-    async def require_member(self, room: str, user: str) -> None:
+    async def require_member(self, room: str, user: int) -> None:
         if not await self.is_member(room, user):
             if await self.store.get_room(room) is None:
                 raise ChatError(Err.NOT_FOUND, f"no room {room!r}")
             raise ChatError(Err.NOT_MEMBER, f"you are not a member of {room!r}")
 
-    async def get_visible(self, room: str, user: str) -> RoomRecord:
+    async def get_visible(self, room: str, user: int) -> RoomRecord:
         """The room, if ``user`` may see it (public, or private and a member)."""
         record = await self.store.get_room(room)
         if record is None:
@@ -101,8 +113,9 @@ class Rooms:
             raise ChatError(Err.FORBIDDEN, f"{room!r} is private")
         return record
 
-    async def join(self, room: str, user: str) -> RoomRecord:
-        """Apply the join rules; returns the room. Raises forbidden / not_found."""
+    async def join(self, room: str, user: int, name: str) -> RoomRecord:
+        """Apply the join rules for the user ``user`` (called ``name``); returns the room. Raises forbidden /
+        not_found."""
         record = await self.store.get_room(room)
         if record is None:
             if not self.auto_create:
@@ -111,7 +124,7 @@ class Rooms:
             await self._may_create(user)
             try:
                 record = await self.store.create_room(room, private=False, created_by=user)
-                self._changed("created", record, user, user)
+                self._changed("created", record, user, name)
             except ChatError:
                 record = await self.store.get_room(room)  # created by a racing join
                 assert record is not None
@@ -124,56 +137,59 @@ class Rooms:
             self._remember(room, user)
         return record
 
-    async def require_topic_setter(self, room: str, user: str) -> None:
+    async def require_topic_setter(self, room: str, user: int) -> None:
         """Anyone can join a public room, so its topic is its creator's or an admin's to set; in a private room
         (direct conversations included) every member was let in by a member, and any member may set it."""
         record = await self.store.get_room(room)
         if record is None or record.private or record.created_by == user:
             return
-        found = await self.store.get_user(user)
+        found = await self.store.user_by_id(user)
         if found is None or not found.admin:
             raise ChatError(Err.FORBIDDEN, f"only the creator of {room!r} or an admin sets its topic")
 
-    async def create(self, room: str, private: bool, user: str) -> RoomRecord:
+    async def create(self, room: str, private: bool, user: UserRecord) -> RoomRecord:
         check_room_name(room)
         if await self.store.get_room(room) is not None:
             raise ChatError(Err.CONFLICT, f"room {room!r} already exists")  # a taken name spends no creation
-        await self._may_create(user)
-        record = await self.store.create_room(room, private, user)
-        self._remember(room, user)
-        self._changed("created", record, user, user)
+        await self._may_create(user.id)
+        record = await self.store.create_room(room, private, user.id)
+        self._remember(room, user.id)
+        self._changed("created", record, user.id, user.name)
         return record
 
-    async def invite(self, room: str, inviter: UserRecord, invitee: str) -> tuple[bool, str]:
-        """Add ``invitee`` (any spelling) to ``room``; returns whether they were added and their stored name."""
-        record = await self.get_visible(room, inviter.name)
+    async def invite(self, room: str, inviter: UserRecord, invitee: str) -> tuple[bool, UserRecord]:
+        """Add the live user named ``invitee`` (any spelling) to ``room``; returns whether they were added and who
+        they are."""
+        record = await self.get_visible(room, inviter.id)
         target = await self.store.get_user(invitee)
         if target is None:
             raise ChatError(Err.NOT_FOUND, f"no user {invitee!r}")
         if record.dm:
             raise ChatError(Err.FORBIDDEN, "a direct conversation is between two people; start a private room")
         if record.private:
-            if not (inviter.admin or await self.is_member(room, inviter.name)):
+            if not (inviter.admin or await self.is_member(room, inviter.id)):
                 raise ChatError(Err.FORBIDDEN, "only members can invite to a private room")
-        elif target.name != inviter.name and not (inviter.admin or record.created_by == inviter.name):
+        elif target.id != inviter.id and not (inviter.admin or record.created_by == inviter.id):
             raise ChatError(
                 Err.FORBIDDEN, "only the room's creator or an admin adds others to a public room; they can join it"
             )
-        added = await self.store.add_member(room, target.name)
-        self._remember(room, target.name)
-        if added and target.name != inviter.name:
-            self._changed("invited", record, target.name, inviter.name)
-        return added, target.name
+        added = await self.store.add_member(room, target.id)
+        self._remember(room, target.id)
+        if added and target.id != inviter.id:
+            self._changed("invited", record, target.id, inviter.name)
+        return added, target
 
-    async def remove(self, room: str, actor: UserRecord, target: str) -> tuple[bool, str]:
-        """Remove ``target`` (any spelling) from ``room``; returns whether they were a member and their stored name."""
-        record = await self.get_visible(room, actor.name)
+    async def remove(self, room: str, actor: UserRecord, target: str) -> tuple[bool, UserRecord | None]:
+        """Remove the live user named ``target`` (any spelling) from ``room``; returns whether they were a member and
+        who they are (None: no such user, nothing removed)."""
+        record = await self.get_visible(room, actor.id)
         found = await self.store.get_user(target)
-        name = found.name if found else target
-        if name != actor.name and not (actor.admin or record.created_by == actor.name):
+        if (found is None or found.id != actor.id) and not (actor.admin or record.created_by == actor.id):
             raise ChatError(Err.FORBIDDEN, "only the room's creator or an admin can remove other members")
-        self._members.discard((room, name))
-        return await self.store.remove_member(room, name), name
+        if found is None:
+            return False, None
+        self._members.discard((room, found.id))
+        return await self.store.remove_member(room, found.id), found
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +197,7 @@ class Purged:
     """What deleting a room took: its record, who belonged to it, how many attachments went with it."""
 
     record: RoomRecord
-    members: list[str]
+    members: list[UserRef]
     uploads: int
 
 

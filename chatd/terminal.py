@@ -38,22 +38,32 @@ class ChatExit(Exception):
     """The session cannot go on; ``str(self)`` says why. The command exits non-zero."""
 
 
-def render(frame: dict[str, Any]) -> str | None:
+def render(frame: dict[str, Any], titles: dict[str, str] | None = None) -> str | None:
+    """A frame as a line for people, or None for frames nobody needs to see. ``titles``: how to call a room, for
+    direct conversations (``@bob``, from the server's room list, never from the room's name)."""
     kind = frame.get("type")
+
+    def title(room: str) -> str:
+        return (titles or {}).get(room) or f"#{room}"
+
     if kind == "message":
         stamp = time.strftime("%H:%M", time.localtime(frame["ts"] / 1000))
         extra = f" [{len(frame['attachments'])} attachment(s)]" if frame.get("attachments") else ""
-        return f"[{stamp}] #{frame['room']} {frame['from']}: {frame['body']}{extra}"
+        return f"[{stamp}] {title(frame['room'])} {frame['from']}: {frame['body']}{extra}"
     if kind == "presence":
-        return f"* {frame['user']} {'joined' if frame['online'] else 'left'} #{frame['room']}"
+        return f"* {frame['user']} {'joined' if frame['online'] else 'left'} {title(frame['room'])}"
     if kind == "error":
         return f"! {frame['code']}: {frame['message']}"
     if kind == "joined":
-        return f"* joined #{frame['room']} (last seq {frame['seq']})"
+        return f"* joined {title(frame['room'])} (last seq {frame['seq']})"
     if kind == "left" and frame.get("reason") == "removed":
-        return f"* you were removed from #{frame['room']}"
+        return f"* you were removed from {title(frame['room'])}"
     if kind == "room" and frame.get("change") == "invited":
         return f"* {frame.get('by') or 'someone'} invited you to #{frame['room']} (chatd chat --room {frame['room']})"
+    if kind == "dm":
+        return f"* a direct conversation with {frame['with']} is open (chatd chat --room {frame['room']})"
+    if kind == "user":
+        return f"* {frame['was']} is now called {frame['name']}"
     return None
 
 
@@ -236,6 +246,9 @@ class Session:
 
     room: str
     history: int
+    titles: dict[str, str] = field(default_factory=dict)  # room -> how to show it (a direct conversation: @name)
+    uid: int = 0  # who we are (the hello frame): a rename of ours is told as ours, and we are not "here" twice
+    partner: int = 0  # in a direct conversation, the other person's id
     last_seq: int | None = None
     pending: dict[str, str] = field(default_factory=dict)  # client_id → body, until acked or refused
     acked: asyncio.Event = field(default_factory=asyncio.Event)
@@ -280,19 +293,28 @@ def _get_json(url: str, path: str, user: str | None, token: str | None) -> Any:
         return None
 
 
-def last_seq_of(url: str, room: str, user: str | None, token: str | None) -> int | None:
-    """The room's last seq over REST, or None if the room does not exist yet or cannot be read (the join then
-    says why)."""
+def room_info(url: str, room: str, user: str | None, token: str | None) -> dict[str, Any] | None:
+    """The room as ``GET /api/rooms/{room}`` shows it, or None if it does not exist yet or cannot be read (the join
+    then says why)."""
     found = _get_json(url, f"/api/rooms/{quote(room, safe='')}", user, token)
-    return int(found["last_seq"]) if isinstance(found, dict) and "last_seq" in found else None
+    return found if isinstance(found, dict) and isinstance(found.get("last_seq"), int) else None
 
 
-def who_is_here(url: str, room: str, me: str, user: str | None, token: str | None) -> str | None:
-    """``* here in #room: ann, bob and you``, from the room's presence; None if it cannot be read."""
+def who_is_here(url: str, room: str, me: str, user: str | None, token: str | None, uid: int = 0) -> str | None:
+    """``* here in #room: ann, bob and you``, from the room's presence; None if it cannot be read. We are ``uid``
+    (a name could be someone else's by now)."""
     found = _get_json(url, f"/api/rooms/{quote(room, safe='')}/presence", user, token)
     if not isinstance(found, dict) or not isinstance(found.get("users"), list):
         return None
-    others = sorted((u for u in found["users"] if isinstance(u, str) and u.lower() != me.lower()), key=str.lower)
+    ids = found.get("uids") if isinstance(found.get("uids"), list) else [None] * len(found["users"])
+    others = sorted(
+        (
+            u
+            for u, i in zip(found["users"], ids, strict=False)
+            if isinstance(u, str) and (i != uid if uid and i is not None else u.lower() != me.lower())
+        ),
+        key=str.lower,
+    )
     if not others:
         return f"* nobody else is in #{room} right now"
     return f"* here in #{room}: {', '.join(others)} and you"
@@ -369,6 +391,7 @@ class TerminalChat:
         hello = json.loads(str(await ws.recv()).split("\n")[0])
         self.connected_once = True
         self.me = hello.get("user") or self.me
+        session.uid = hello.get("uid", 0)
         self.say(f"* connected as {hello.get('user')}; type a line and press enter (Ctrl-D quits)")
         await ws.send(json.dumps(await _join_frame(session, self.url, self.user, self.token)))
         for cid in list(session.pending):  # not acked before the drop: resend, same client_id
@@ -442,7 +465,8 @@ class TerminalChat:
 
     def _say_who_is_here(self) -> None:
         async def tell() -> None:
-            text = await asyncio.to_thread(who_is_here, self.url, self.session.room, self.me, self.user, self.token)
+            s = self.session
+            text = await asyncio.to_thread(who_is_here, self.url, s.room, self.me, self.user, self.token, s.uid)
             if text:
                 self.say(text)
 
@@ -460,12 +484,15 @@ async def _join_frame(session: Session, url: str, user: str | None, token: str |
     join: dict[str, Any] = {"type": "join", "room": session.room}
     if session.last_seq is not None:
         join["since"] = session.last_seq  # resume exactly after what we already printed
-    elif session.history > 0:
-        # First join: start a little back, so the replay shows recent history and the server's replay seam
-        # joins it to live messages without a gap.
-        last = await asyncio.to_thread(last_seq_of, url, session.room, user, token)
-        if last is not None:
-            join["since"] = max(0, last - session.history)
+    else:
+        info = await asyncio.to_thread(room_info, url, session.room, user, token)
+        if info is not None and info.get("dm") and info.get("with"):
+            session.titles[session.room] = f"@{info['with']}"  # a direct conversation goes by the other person
+            session.partner = info.get("with_uid") or 0
+        if info is not None and session.history > 0:
+            # First join: start a little back, so the replay shows recent history and the server's replay seam
+            # joins it to live messages without a gap.
+            join["since"] = max(0, info["last_seq"] - session.history)
     session.since_sent = join.get("since")
     return join
 
@@ -497,12 +524,18 @@ async def _read(ws: Any, session: Session) -> int | None:
                         session.replay_end = (since or 0) + frame.get("replay", 0)
                     elif session.on_joined is not None:
                         session.on_joined()
+                elif kind == "user":
+                    if frame.get("uid") == session.uid:
+                        session.say(f"* you are now called {frame['name']}")
+                        continue
+                    if session.partner and frame.get("uid") == session.partner:
+                        session.titles[session.room] = f"@{frame['name']}"
                 elif kind == "error" and frame.get("ref") in session.pending:
                     if frame.get("code") == "rate_limited":
                         asyncio.get_running_loop().call_later(RATE_LIMITED_RETRY, _resend, ws, session, frame["ref"])
                         continue  # not an error the user must act on: the line goes out again shortly
                     session.settle(frame["ref"])  # refused for good; the error line below says why
-                text = render(frame)
+                text = render(frame, session.titles)
                 if text:
                     session.say(text)
     except websockets.ConnectionClosed as e:

@@ -50,8 +50,8 @@ class UploadRules:
         self.store = store
         self.limiter = limiter
 
-    async def admit(self, user: str, declared: int | None) -> int:
-        """Raise if ``user`` may not upload now; otherwise the most bytes this upload may have."""
+    async def admit(self, user: int, declared: int | None) -> int:
+        """Raise if the user with id ``user`` may not upload now; otherwise the most bytes this upload may have."""
         cfg = self.cfg
         if declared is not None and declared > cfg.max_bytes:
             raise ChatError(Err.TOO_LARGE, f"uploads are limited to {cfg.max_bytes} bytes")

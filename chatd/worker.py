@@ -42,7 +42,7 @@ class Worker:
         batch_max: int,
         complete_local: Callable[[Completion], None],
         deliver_local: Callable[[list[Delivery]], None],
-        on_mentions: Callable[[Message, list[str]], None] = lambda message, users: None,
+        on_mentions: Callable[[Message, list[int]], None] = lambda message, users: None,
     ) -> None:
         self.broker = broker
         self.store = store
@@ -111,16 +111,17 @@ class Worker:
             else:
                 self.metrics.messages_stored += 1
             # A duplicate carries the entry first stored, a new change the frame of what the store applied; a new
-            # message is built here from what was sent.
+            # message is built here from what was sent, with the sender's name the store had at the commit.
             stored = out.stored or Message(
                 room=m.room,
                 seq=out.seq,
-                from_=m.sender,
+                from_=out.name,
                 body=m.body,
                 client_id=m.client_id,
                 ts=out.ts,
                 attachments=m.attachments,
                 reply_to=m.reply_to,
+                uid=m.sender,
             )
             deliveries.append(Delivery(m.room, out.seq, encode(stored), item.origin))
             if out.mentions and isinstance(stored, Message):

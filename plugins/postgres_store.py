@@ -346,7 +346,7 @@ MIGRATIONS: list[tuple[str, str | Callable[[asyncpg.Connection], Awaitable[None]
 ]
 
 LIVE_BY_NAME = "lower(name) = lower($1) AND NOT deleted"  # a live user by any spelling of the name
-USER_COLS = "id, name, admin, bot, created"
+USER_COLS = "id, name, admin, bot, created, disabled"
 # A room with its creator's current name: select ROOM_COLS FROM ROOM_FROM.
 ROOM_COLS = "r.name, r.private, r.created_by, r.created, r.last_seq, r.topic, r.dm, cu.name AS creator"
 ROOM_FROM = "rooms r LEFT JOIN users cu ON cu.id = r.created_by"
@@ -386,7 +386,7 @@ def _room(r: asyncpg.Record) -> RoomRecord:
 
 
 def _user(r: asyncpg.Record) -> UserRecord:
-    return UserRecord(r["id"], r["name"], r["admin"], r["bot"], r["created"])
+    return UserRecord(r["id"], r["name"], r["admin"], r["bot"], r["created"], r["disabled"])
 
 
 class PostgresStore(Store):
@@ -532,7 +532,7 @@ class PostgresStore(Store):
 
     async def user_for_token(self, token_hash: str, issued_after: int = 0) -> UserRecord | None:
         r = await self._p.fetchrow(
-            "SELECT u.id, u.name, u.admin, u.bot, u.created FROM tokens t JOIN users u ON u.id = t.user_id "
+            "SELECT u.id, u.name, u.admin, u.bot, u.created, u.disabled FROM tokens t JOIN users u ON u.id = t.user_id "
             "WHERE t.hash = $1 AND t.created > $2 AND NOT u.disabled AND NOT u.deleted",
             token_hash,
             issued_after,

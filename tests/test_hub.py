@@ -8,9 +8,12 @@ from chatd.hub import Conn, Hub, Outbox
 from chatd.metrics import Metrics
 
 
-def make_conn(hub: Hub, user: str, limit: int = 10_000) -> tuple[Conn, list[Close]]:
+IDS: dict[str, int] = {}  # user name -> id, for the tests' readability
+
+
+def make_conn(hub: Hub, user: str, limit: int = 10_000, uid: int | None = None) -> tuple[Conn, list[Close]]:
     kicks: list[Close] = []
-    conn = Conn(hub.next_id(), user, None, limit, kicks.append, 0.0)
+    conn = Conn(hub.next_id(), uid or IDS.setdefault(user, len(IDS) + 1), user, None, limit, kicks.append, 0.0)
     hub.register(conn)
     return conn, kicks
 
@@ -95,10 +98,23 @@ def test_presence_changes_only_on_first_and_last_connection_of_a_user() -> None:
     a2, _ = make_conn(hub, "alice")
     assert hub.join(a, "r", 0, hold=False) is True
     assert hub.join(a2, "r", 0, hold=False) is False
-    assert hub.present("r") == ["alice"]
+    assert {c.uid for c in hub.rooms["r"].members.values()} == {a.uid}
     assert hub.leave(a, "r") is False
     assert hub.unregister(a2) == ["r"]
-    assert hub.present("r") == []
+    assert "r" not in hub.rooms
+
+
+def test_a_user_is_their_id_and_a_rename_reaches_every_session_of_theirs() -> None:
+    hub = Hub("n1", Metrics())
+    bob, _ = make_conn(hub, "bob", uid=7)
+    bob2, _ = make_conn(hub, "bob", uid=7)
+    new_bob, _ = make_conn(hub, "bob", uid=8)  # someone else who took the name: another user
+    assert hub.join(bob, "r", 0, hold=False) is True
+    assert hub.join(new_bob, "r", 0, hold=False) is True  # a presence change of its own
+    assert hub.user_connections(7) == 2 and hub.user_connections(8) == 1
+    hub.rename(7, "robert")
+    assert (bob.user, bob2.user, new_bob.user) == ("robert", "robert", "bob")
+    assert [c.id for c in hub.drop("r", 7)] == [bob.id] and list(hub.rooms["r"].members) == [new_bob.id]
 
 
 def test_joining_again_on_the_same_connection_holds_for_the_new_replay() -> None:

@@ -72,12 +72,13 @@ def setup() -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None)
     for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON"):
         conn.execute(f"PRAGMA {pragma}")
-    users = [f"u{i}" for i in range(2 * ROOMS)]
-    conn.executemany("INSERT INTO users (name, password_hash, created) VALUES (?, '', 0)", [(u,) for u in users])
+    # users u0, u1, … get ids 1, 2, …
+    users = [(i + 1, f"u{i}") for i in range(2 * ROOMS)]
+    conn.executemany("INSERT INTO users (id, name, password_hash, created) VALUES (?, ?, '', 0)", users)
     for r in range(ROOMS):
-        conn.execute("INSERT INTO rooms (name, private, created_by, created) VALUES (?, 1, ?, 0)", (f"dm{r}", f"u{r}"))
+        conn.execute("INSERT INTO rooms (name, private, created_by, created) VALUES (?, 1, ?, 0)", (f"dm{r}", r + 1))
         conn.executemany(
-            "INSERT INTO members (room, user) VALUES (?, ?)", [(f"dm{r}", f"u{2 * r}"), (f"dm{r}", f"u{2 * r + 1}")]
+            "INSERT INTO members (room, user) VALUES (?, ?)", [(f"dm{r}", 2 * r + 1), (f"dm{r}", 2 * r + 2)]
         )
     return conn
 
@@ -86,10 +87,10 @@ def run(batch: int) -> tuple[float, collections.Counter[str]]:
     conn = setup()
     cpu: collections.Counter[str] = collections.Counter()
     timed = TimedConnection(conn, cpu)
-    msgs = [NewMessage(f"dm{i % ROOMS}", f"u{2 * (i % ROOMS)}", f"c{i}", BODY) for i in range(MESSAGES)]
+    msgs = [NewMessage(f"dm{i % ROOMS}", 2 * (i % ROOMS) + 1, f"c{i}", BODY) for i in range(MESSAGES)]
     started = time.process_time()
     for i in range(0, MESSAGES, batch):
-        outcomes = _append_sync(timed, msgs[i : i + batch])  # type: ignore[arg-type]
+        outcomes = _append_sync(timed, msgs[i : i + batch], (50, 20))  # type: ignore[arg-type]
         assert not any(o.error for o in outcomes), outcomes
     total = time.process_time() - started
     conn.close()

@@ -33,7 +33,8 @@ def run(mode: str, batch: int) -> tuple[float, float]:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     rooms = [(f"r{r}",) for r in range(10)]
-    conn.executemany("INSERT INTO rooms (name, private, created_by, created) VALUES (?, 0, 'u', 0)", rooms)
+    conn.execute("INSERT INTO users (id, name, created) VALUES (1, 'u', 0)")
+    conn.executemany("INSERT INTO rooms (name, private, created_by, created) VALUES (?, 0, 1, 0)", rooms)
     if mode == "trigger":
         conn.execute(SEARCH_INSERT_TRIGGER_009)
     seq = dict.fromkeys((f"r{r}" for r in range(10)), 0)
@@ -45,7 +46,7 @@ def run(mode: str, batch: int) -> tuple[float, float]:
         for k in range(i, i + batch):
             room = f"r{k % 10}"
             seq[room] += 1
-            rows.append((room, seq[room], "u", f"c{k}", f"{BODY} {k}", k))
+            rows.append((room, seq[room], 1, f"c{k}", f"{BODY} {k}", k))
         conn.executemany("INSERT INTO messages (room, seq, sender, client_id, body, ts) VALUES (?,?,?,?,?,?)", rows)
         conn.executemany("UPDATE rooms SET last_seq = ? WHERE name = ?", [(s, r) for r, s in seq.items()])
         conn.execute("COMMIT")

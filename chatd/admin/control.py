@@ -1,9 +1,10 @@
 """How the admin CLI reaches running nodes: a signed request to one node, which applies it on every node.
 
-``chatd users disable`` and ``chatd users revoke`` change the store, which stops new sessions at once; the sockets
-already open live in server processes. The CLI therefore posts the matching control events to one node
-(``POST /api/admin/control``), which applies them and broadcasts them to the others (``chatd.cluster``), so the
-sockets close wherever they are.
+``chatd users disable``, ``chatd users rename`` and ``chatd users revoke`` change the store, which new sessions and
+requests follow at once; the sockets already open, and what nodes cache, live in server processes. The CLI
+therefore posts the matching control events to one node (``POST /api/admin/control``), which applies them and
+broadcasts them to the others (``chatd.cluster``), so sockets close (or hear of a rename) wherever they are, and no
+node keeps a cached answer about the user.
 
 The request is signed with HMAC-SHA256 under a key derived from the deployment's signing key (``auth.secret`` when
 set, else the key kept in the store): whoever can run the CLI against the store can compute it, nobody else. The
@@ -23,21 +24,42 @@ from typing import Annotated
 
 import msgspec
 
-from chatd.cluster import KICK_TOKEN, KICK_USER, MEMBER_ADDED, MEMBER_REMOVED, ROOM_DELETED
+from chatd.cluster import (
+    KICK_TOKEN,
+    KICK_USER,
+    MEMBER_ADDED,
+    MEMBER_REMOVED,
+    ROOM_ARCHIVED,
+    ROOM_DELETED,
+    USER_GONE,
+    USER_RENAMED,
+)
 
 HEADER = "x-chatd-control"
 PATH = "/api/admin/control"
 MAX_AGE = 60.0
 # What the CLI may ask of a node, with its number of arguments (negative: at least that many); the node applies
 # each through the Node method of the same meaning, which reaches every node.
-KINDS = {KICK_USER: 1, KICK_TOKEN: 2, MEMBER_REMOVED: 2, MEMBER_ADDED: 2, ROOM_DELETED: -2}
+KINDS = {
+    KICK_USER: 1,
+    KICK_TOKEN: 2,
+    MEMBER_REMOVED: 2,
+    MEMBER_ADDED: 2,
+    ROOM_DELETED: -2,
+    ROOM_ARCHIVED: 1,
+    USER_GONE: 1,
+    USER_RENAMED: 3,
+}
+# Where each kind names a user, by id (the index of that argument).
+USER_ARGS = {KICK_USER: 0, KICK_TOKEN: 0, MEMBER_REMOVED: 1, MEMBER_ADDED: 1, USER_GONE: 0, USER_RENAMED: 0}
 BY = "an admin"  # who the CLI's changes are shown as done by
 
 
 class ControlRequest(msgspec.Struct, forbid_unknown_fields=True):
-    """Events as ``[kind, *args]``: ``["kick-user", user]``, ``["kick-token", user, token_hash]``,
-    ``["member-", room, user]``, ``["member+", room, user]``, ``["room-deleted", room, "private"|"public",
-    *members]``; ``id`` makes the request one-use."""
+    """Events as ``[kind, *args]``, users by id (decimal): ``["kick-user", user]``, ``["kick-token", user,
+    token_hash]``, ``["member-", room, user]``, ``["member+", room, user]``, ``["room-deleted", room,
+    "private"|"public", *members]``, ``["room-archived", room]``, ``["user-", user]`` (deleted or disabled),
+    ``["user~", user, name, was]`` (renamed); ``id`` makes the request one-use."""
 
     events: list[list[str]]
     id: Annotated[str, msgspec.Meta(min_length=16, max_length=64)]
@@ -69,6 +91,11 @@ def check_events(events: list[list[str]]) -> str | None:
         wanted = KINDS.get(event[0]) if event else None
         if wanted is None or not (len(event) - 1 == wanted or 0 > wanted >= -(len(event) - 1)):
             return f"unknown or malformed event {event[:1]!r}; known: {', '.join(sorted(KINDS))}"
+        users = [event[1 + USER_ARGS[event[0]]]] if event[0] in USER_ARGS else []
+        if event[0] == ROOM_DELETED:
+            users = event[3:]
+        if not all(u.isdigit() for u in users):
+            return f"event {event[0]!r} names users by id (digits); got {users!r}"
     return None
 
 

@@ -6,21 +6,27 @@ server runs (WAL readers do not block the writer, and the copy includes what is 
 copies a backup back through the same API while holding the server's lock file, so no server can be using the
 database meanwhile; the database it replaces is kept next to it.
 
-An export is one JSON object per line: a header, then every user, token (its hash), room, member, message (with
-its seq, client_id and timestamp), upload record, read position and mention, each ``{"kind": …, <columns>}``, in
-a stable order, so two
-exports of the same data are byte-identical whichever store they came from. An import needs an empty store and
-keeps every value, so a deployment moves from SQLite to PostgreSQL (or back) without a client noticing: seqs,
-idempotency keys and tokens still hold.
+An export is one JSON object per line: a header, then every user (with its id; deleted users as tombstones), token
+(its hash), room, member, message (with its seq, client_id and timestamp), reaction, upload record, read position,
+mention and invite, each ``{"kind": …, <columns>}``, in a stable order, so two exports of the same data are
+byte-identical whichever store they came from. Users are referred to by id everywhere (format 2). An import needs an
+empty store and keeps every value, ids included, so a deployment moves from SQLite to PostgreSQL (or back) without a
+client noticing: seqs, idempotency keys, tokens and identities still hold.
+
+An export made before user ids (format 1, names everywhere) is imported through a scratch SQLite database: its rows
+go in with the schema they were made with, migration ``012_user_ids`` turns names into ids there exactly as it does
+for a database (``chatd.store.legacy``), and the result is imported like a format-2 export.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import os
 import sqlite3
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,10 +38,37 @@ import msgspec
 from chatd.cli import build_config, config_option, create_option, run_with_store
 from chatd.config import Config
 from chatd.failures import path_problem
-from chatd.store.base import EXPORT_KINDS, Store
+from chatd.store.base import EXPORT_KINDS, Store, import_value
 
-FORMAT = 1
+FORMAT = 2
+LEGACY_FORMAT = 1  # names instead of user ids
 HEADER = {"kind": "chatd-export", "format": FORMAT}
+# The columns of a format-1 export, as the schema before migration 012 names them.
+LEGACY_COLUMNS: dict[str, tuple[str, ...]] = {
+    "user": ("name", "password_hash", "admin", "bot", "created", "disabled"),
+    "token": ("hash", "user", "created", "last_used"),
+    "room": ("name", "private", "created_by", "created", "last_seq", "archived", "purged_through", "topic", "dm"),
+    "member": ("room", "user", "joined"),
+    "message": (
+        "room",
+        "seq",
+        "sender",
+        "client_id",
+        "body",
+        "ts",
+        "attachments",
+        "change",
+        "target",
+        "reply_to",
+        "edited",
+        "deleted",
+        "reactions",
+        "data",
+    ),
+    "upload": ("id", "owner", "room", "content_type", "size", "name", "created"),
+    "read": ("user", "room", "seq", "ts"),
+    "mention": ("user", "room", "seq", "ts"),
+}
 BATCH = 1000
 _encoder = msgspec.json.Encoder()
 
@@ -191,16 +224,27 @@ async def read_import(store: Store, lines: IO[bytes]) -> dict[str, int]:
     header = msgspec.json.decode(lines.readline() or b"{}")
     if not isinstance(header, dict) or header.get("kind") != "chatd-export":
         raise click.ClickException("not a chatd export (its first line is not the chatd-export header)")
-    if header.get("format") != FORMAT:
-        raise click.ClickException(f"export format {header.get('format')!r}; this chatd reads format {FORMAT}")
+    if header.get("format") not in (FORMAT, LEGACY_FORMAT):
+        raise click.ClickException(
+            f"export format {header.get('format')!r}; this chatd reads formats {LEGACY_FORMAT} and {FORMAT}"
+        )
     if not await store.is_empty():
         raise click.ClickException(
             f"{store.describe()} already holds users or rooms; import into an empty store (a new database)"
         )
+    if header["format"] == LEGACY_FORMAT:
+        return await import_legacy(store, lines)
     counts = dict.fromkeys(EXPORT_KINDS, 0)
-    order = {kind: i for i, kind in enumerate(EXPORT_KINDS)}
+    for kind, batch in exported_batches(lines, EXPORT_KINDS):
+        await flush(store, kind, batch, counts)
+    return counts
+
+
+def exported_batches(lines: IO[bytes], kinds: tuple[str, ...]) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """The rows after the header, as batches of one kind (at most ``BATCH`` rows), checking their order."""
+    order = {kind: i for i, kind in enumerate(kinds)}
     batch: list[dict[str, Any]] = []
-    kind = EXPORT_KINDS[0]
+    kind = kinds[0]
     for number, line in enumerate(lines, start=2):
         try:
             row = msgspec.json.decode(line)
@@ -209,14 +253,14 @@ async def read_import(store: Store, lines: IO[bytes]) -> dict[str, int]:
             raise click.ClickException(f"line {number}: not an exported row") from None
         if row_kind not in order or order[row_kind] < order[kind]:
             raise click.ClickException(
-                f"line {number}: a {row_kind!r} row out of order (rows come in the order {', '.join(EXPORT_KINDS)})"
+                f"line {number}: a {row_kind!r} row out of order (rows come in the order {', '.join(kinds)})"
             )
         if row_kind != kind or len(batch) >= BATCH:
-            await flush(store, kind, batch, counts)
+            yield kind, batch
+            batch = []
             kind = row_kind
         batch.append(row)
-    await flush(store, kind, batch, counts)
-    return counts
+    yield kind, batch
 
 
 async def flush(store: Store, kind: str, batch: list[dict[str, Any]], counts: dict[str, int]) -> None:
@@ -225,7 +269,63 @@ async def flush(store: Store, kind: str, batch: list[dict[str, Any]], counts: di
     except ValueError as e:
         raise click.ClickException(str(e)) from None
     counts[kind] += len(batch)
-    batch.clear()
+
+
+async def import_legacy(store: Store, lines: IO[bytes]) -> dict[str, int]:
+    """A format-1 export (names, not ids) into ``store``: through a scratch SQLite database at the schema it was
+    made with, which migration ``012_user_ids`` brings to ids (see the module docstring)."""
+    from chatd.store.sqlite import SQLiteStore
+
+    with tempfile.TemporaryDirectory(prefix="chatd-import-") as scratch:
+        path = Path(scratch) / "legacy.db"
+        await asyncio.to_thread(load_legacy, path, lines)
+        legacy = SQLiteStore(path, exclusive=False)
+        await legacy.open()  # migrates: names become ids
+        try:
+            counts = dict.fromkeys(EXPORT_KINDS, 0)
+            for kind in EXPORT_KINDS:
+                batch: list[dict[str, Any]] = []
+                async for row in legacy.export_rows(kind):
+                    batch.append(row)
+                    if len(batch) >= BATCH:
+                        await flush(store, kind, batch, counts)
+                        batch = []
+                await flush(store, kind, batch, counts)
+        finally:
+            await legacy.close()
+    return counts
+
+
+def load_legacy(path: Path, lines: IO[bytes]) -> None:
+    """A new SQLite database at the schema before migration 012, holding a format-1 export's rows as they are."""
+    import sqlite_utils
+
+    from chatd.store.migrations import MIGRATIONS
+
+    db = sqlite_utils.Database(path)
+    try:
+        db.table("_migrations").create({"name": str, "applied": int}, pk="name")
+        for name, migration in MIGRATIONS:
+            if name >= "012":
+                break
+            with db.conn:
+                migration(db)
+                db.table("_migrations").insert({"name": name, "applied": int(time.time())})
+        with db.conn:
+            for kind, batch in exported_batches(lines, tuple(LEGACY_COLUMNS)):
+                cols = LEGACY_COLUMNS[kind]
+                for row in batch:
+                    if set(row) != set(cols):
+                        raise click.ClickException(
+                            f"a {kind} row of a format-1 export must have exactly the keys {', '.join(cols)}"
+                        )
+                names = ", ".join("kind" if c == "change" else c for c in cols)
+                db.conn.executemany(
+                    f"INSERT INTO {kind}s ({names}) VALUES ({', '.join('?' * len(cols))})",
+                    [tuple(import_value(c, row[c], sqlite=True) for c in cols) for row in batch],
+                )
+    finally:
+        db.close()
 
 
 def summary(counts: dict[str, int]) -> str:
@@ -236,9 +336,10 @@ def summary(counts: dict[str, int]) -> str:
 @config_option
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True), default="-")
 def export_cmd(config_path: str | None, file: str) -> None:
-    """Write every user, token hash, room, member, message, upload record, read position and mention of the store
-    as JSON Lines to FILE (default: standard output). Works while the server runs (one consistent moment).
-    Attachment files themselves stay in uploads.dir: copy that directory alongside.
+    """Write every user (deleted ones as tombstones), token hash, room, member, message, reaction, upload record,
+    read position, mention and invite of the store as JSON Lines to FILE (default: standard output). Works while the
+    server runs (one consistent moment). Attachment files themselves stay in uploads.dir: copy that directory
+    alongside.
 
     \b
     Example:
@@ -270,7 +371,8 @@ def export_cmd(config_path: str | None, file: str) -> None:
 @click.argument("file", type=click.File("rb"), default="-")
 def import_cmd(config_path: str | None, create: bool, file: IO[bytes]) -> None:
     """Load a chatd export (JSON Lines from chatd export) into the configured store, which must be empty. Seqs,
-    client_ids, timestamps and token hashes are kept: clients carry on as if nothing moved.
+    client_ids, timestamps, user ids and token hashes are kept: clients carry on as if nothing moved. An export
+    made by a chatd from before user ids (format 1) is turned into ids on the way in.
 
     \b
     Example:

@@ -21,8 +21,8 @@ def invites() -> None:
 @config_option
 @click.option("--count", "-n", default=1, show_default=True, type=click.IntRange(1, 1000), help="How many codes.")
 @click.option("--days", default=7.0, show_default=True, type=click.FloatRange(min=0, min_open=True), help="Valid for.")
-@click.option("--by", "created_by", default="admin", show_default=True, help="Recorded as who made them.")
-def invites_create(config_path: str | None, count: int, days: float, created_by: str) -> None:
+@click.option("--by", "created_by", help="The user recorded as who made them (default: none, an operator).")
+def invites_create(config_path: str | None, count: int, days: float, created_by: str | None) -> None:
     """Make invite codes and print them, one a line (shown once: only their hashes are stored).
 
     \b
@@ -35,9 +35,12 @@ def invites_create(config_path: str | None, count: int, days: float, created_by:
     expires = int((time.time() + days * 86400) * 1000)
 
     async def act(store: Store) -> list[str]:
+        maker = await store.get_user(created_by) if created_by is not None else None
+        if created_by is not None and maker is None:
+            raise click.ClickException(f"no user {created_by!r} (chatd users list shows them)")
         codes = [new_invite() for _ in range(count)]
         for code in codes:
-            await store.add_invite(token_hash(code), created_by, expires)
+            await store.add_invite(token_hash(code), maker.id if maker else None, expires)
         return codes
 
     for code in run_with_store(cfg, False, act):
@@ -65,4 +68,4 @@ def invites_list(config_path: str | None) -> None:
     click.echo(f"{'ID':<14} {'BY':<16} {'EXPIRES':<21} STATE")
     for r in rows:
         state = f"used by {r.used_by}" if r.used_by else "expired" if r.expires <= now else "open"
-        click.echo(f"{r.id:<14} {r.created_by:<16} {when(r.expires):<21} {state}")
+        click.echo(f"{r.id:<14} {r.created_by or '(operator)':<16} {when(r.expires):<21} {state}")

@@ -6,7 +6,7 @@ import click
 
 from chatd.admin.users import server_option, tell_nodes, when
 from chatd.cli import build_config, config_option, run_with_store
-from chatd.cluster import MEMBER_ADDED, MEMBER_REMOVED, ROOM_DELETED
+from chatd.cluster import MEMBER_ADDED, MEMBER_REMOVED, ROOM_ARCHIVED, ROOM_DELETED
 from chatd.rooms import Purged, purge_room
 from chatd.store.base import RoomRecord, Store
 
@@ -75,19 +75,20 @@ def rooms_create(config_path: str | None, name: str, owner: str, private: bool) 
         user = await store.get_user(owner)
         if user is None:
             raise click.ClickException(f"no user {owner!r}")
-        await store.create_room(name, private, user.name)
+        await store.create_room(name, private, user.id)
         return user.name
 
     stored = run_with_store(cfg, False, act)
     click.echo(f"created {'private' if private else 'public'} room {name!r} owned by {stored!r}")
 
 
-def _archive(config_path: str | None, name: str, archived: bool) -> None:
+def _archive(config_path: str | None, server_url: str | None, name: str, archived: bool) -> None:
     cfg = build_config(config_path)
 
     async def act(store: Store) -> None:
         if not await store.set_room_archived(name, archived):
             raise no_room(name)
+        await tell_nodes(cfg, store, server_url, [[ROOM_ARCHIVED, name]])
 
     run_with_store(cfg, False, act)
     click.echo(f"{'archived' if archived else 'unarchived'} {name!r}")
@@ -95,8 +96,9 @@ def _archive(config_path: str | None, name: str, archived: bool) -> None:
 
 @rooms.command("archive")
 @config_option
+@server_option
 @click.argument("name")
-def rooms_archive(config_path: str | None, name: str) -> None:
+def rooms_archive(config_path: str | None, server_url: str | None, name: str) -> None:
     """Make a room read-only: its history stays readable, sends get error ``archived`` (on every node at once:
     the store refuses them).
 
@@ -104,20 +106,21 @@ def rooms_archive(config_path: str | None, name: str) -> None:
     Example:
         chatd rooms archive project-2023
     """
-    _archive(config_path, name, True)
+    _archive(config_path, server_url, name, True)
 
 
 @rooms.command("unarchive")
 @config_option
+@server_option
 @click.argument("name")
-def rooms_unarchive(config_path: str | None, name: str) -> None:
+def rooms_unarchive(config_path: str | None, server_url: str | None, name: str) -> None:
     """Open an archived room for sending again.
 
     \b
     Example:
         chatd rooms unarchive project-2023
     """
-    _archive(config_path, name, False)
+    _archive(config_path, server_url, name, False)
 
 
 @rooms.command("delete")
@@ -142,7 +145,7 @@ def rooms_delete(config_path: str | None, server_url: str | None, name: str, yes
         if purged is None:
             raise no_room(name)
         private = "private" if purged.record.private else "public"
-        members = purged.members if purged.record.private else []
+        members = [str(m.id) for m in purged.members] if purged.record.private else []
         await tell_nodes(cfg, store, server_url, [[ROOM_DELETED, name, private, *members]])
         return purged
 
@@ -177,13 +180,13 @@ def rooms_members(
             if user is None:
                 raise click.ClickException(f"no user {who!r}")
             if adding:
-                await store.add_member(name, user.name)
-                events.append([MEMBER_ADDED, name, user.name])
-            elif await store.remove_member(name, user.name):
-                events.append([MEMBER_REMOVED, name, user.name])
+                await store.add_member(name, user.id)
+                events.append([MEMBER_ADDED, name, str(user.id)])
+            elif await store.remove_member(name, user.id):
+                events.append([MEMBER_REMOVED, name, str(user.id)])
         if events:
             await tell_nodes(cfg, store, server_url, events)
-        return await store.members(name)
+        return [m.name for m in await store.members(name)]
 
     for member in run_with_store(cfg, False, act):
         click.echo(member)

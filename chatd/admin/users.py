@@ -1,5 +1,7 @@
-"""``chatd users list | disable | enable | promote | reset-password | tokens | revoke`` (``add`` and ``token`` are
-in ``chatd.cli``)."""
+"""``chatd users list | disable | enable | promote | rename | reset-password | tokens | revoke`` (``add`` and
+``token`` are in ``chatd.cli``).
+
+Users are found by name (any spelling) and then acted on by id: the name is only how an operator points at them."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import click
 
 from chatd.admin.control import control_key, node_url, post_events
 from chatd.cli import build_config, config_option, read_password, run_with_store, users
-from chatd.cluster import KICK_TOKEN, KICK_USER
+from chatd.cluster import KICK_TOKEN, KICK_USER, USER_GONE, USER_RENAMED
 from chatd.config import Config
 from chatd.gateway.tickets import deployment_key
 from chatd.store.base import Store, TokenRecord, UserInfo
@@ -78,11 +80,11 @@ def users_list(config_path: str | None, as_json: bool) -> None:
         for row in rows:
             click.echo(msgspec.json.encode(row).decode())
         return
-    click.echo(f"{'NAME':<24} {'ROLE':<6} {'STATE':<9} {'SIGN-IN':<9} {'TOKENS':>6}  CREATED")
+    click.echo(f"{'ID':>6} {'NAME':<24} {'ROLE':<6} {'STATE':<9} {'SIGN-IN':<9} {'TOKENS':>6}  CREATED")
     for u in rows:
         role = "admin" if u.admin else "bot" if u.bot else "user"
         click.echo(
-            f"{u.name:<24} {role:<6} {'disabled' if u.disabled else 'active':<9} "
+            f"{u.id:>6} {u.name:<24} {role:<6} {'disabled' if u.disabled else 'active':<9} "
             f"{'password' if u.has_password else 'token':<9} {u.tokens:>6}  {when(u.created)}"
         )
 
@@ -92,9 +94,9 @@ def _set_disabled(config_path: str | None, server_url: str | None, name: str, di
 
     async def act(store: Store) -> str:
         user = await find_user(store, name)
-        await store.set_user(user.name, disabled=disabled)
+        await store.set_user(user.id, disabled=disabled)
         if disabled:
-            await tell_nodes(cfg, store, server_url, [[KICK_USER, user.name]])
+            await tell_nodes(cfg, store, server_url, [[USER_GONE, str(user.id)]])
         return user.name
 
     stored = run_with_store(cfg, False, act)
@@ -146,7 +148,7 @@ def users_promote(config_path: str | None, name: str, demote: bool) -> None:
 
     async def act(store: Store) -> str:
         user = await find_user(store, name)
-        await store.set_user(user.name, admin=not demote)
+        await store.set_user(user.id, admin=not demote)
         return user.name
 
     stored = run_with_store(cfg, False, act)
@@ -184,12 +186,12 @@ def users_reset_password(
 
     async def act(store: Store) -> tuple[str, int]:
         user = await find_user(store, name)
-        await store.set_password_hash(user.name, hash_password(secret) if secret else None)
+        await store.set_password_hash(user.id, hash_password(secret) if secret else None)
         revoked = 0
         if not keep_tokens:
-            for token in await store.tokens(user=user.name):
+            for token in await store.tokens(user=user.id):
                 revoked += await store.revoke_token(token.hash)
-            await tell_nodes(cfg, store, server_url, [[KICK_USER, user.name]])
+            await tell_nodes(cfg, store, server_url, [[KICK_USER, str(user.id)]])
         return user.name, revoked
 
     stored, revoked = run_with_store(cfg, False, act)
@@ -212,7 +214,7 @@ def users_tokens(config_path: str | None, name: str) -> None:
 
     async def act(store: Store) -> tuple[str, list[TokenRecord]]:
         user = await find_user(store, name)
-        return user.name, await store.tokens(user=user.name)
+        return user.name, await store.tokens(user=user.id)
 
     stored, tokens = run_with_store(cfg, False, act)
     ttl = cfg.auth.token_ttl
@@ -248,8 +250,39 @@ def users_revoke(config_path: str | None, server_url: str | None, token_id: str)
         if len(found) > 1:
             raise click.ClickException(f"{len(found)} tokens start with {token_id!r}; give more of the id")
         await store.revoke_token(found[0].hash)
-        await tell_nodes(cfg, store, server_url, [[KICK_TOKEN, found[0].user, found[0].hash]])
+        await tell_nodes(cfg, store, server_url, [[KICK_TOKEN, str(found[0].user), found[0].hash]])
         return found[0]
 
     token = run_with_store(cfg, False, act)
-    click.echo(f"revoked token {token.id} of {token.user!r}")
+    click.echo(f"revoked token {token.id} of {token.name!r}")
+
+
+@users.command("rename")
+@config_option
+@server_option
+@click.argument("old")
+@click.argument("new")
+def users_rename(config_path: str | None, server_url: str | None, old: str, new: str) -> None:
+    """Give a user a new name. They stay the same user: same id, rooms, direct conversations, messages (shown
+    under the new name, old ones too), reactions, read state, mentions, uploads and tokens, so they stay signed in.
+    Their open sockets stay open and learn the new name, and every page is told to show it (a ``user`` frame), on
+    every node. The old name is free for someone else, who gets none of it. Refused if NEW is taken (ignoring case)
+    or not a valid name.
+
+    \b
+    Example:
+        chatd users rename bob robert
+        chatd users rename bob Bob --server http://10.0.0.5:8000
+    """
+    cfg = build_config(config_path)
+    from chatd.accounts import check_username
+
+    async def act(store: Store) -> tuple[str, int]:
+        user = await find_user(store, old)
+        check_username(new)
+        was = await store.rename_user(user.id, new)
+        await tell_nodes(cfg, store, server_url, [[USER_RENAMED, str(user.id), new, was]])
+        return was, user.id
+
+    was, uid = run_with_store(cfg, False, act)
+    click.echo(f"renamed {was!r} to {new!r} (user id {uid})")

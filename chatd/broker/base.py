@@ -121,7 +121,7 @@ class Control(msgspec.Struct, array_like=True, frozen=True):
 def item_size(item: IngestItem) -> int:
     """Approximate bytes an item holds in memory, for the byte bound."""
     m = item.msg
-    return 160 + len(m.body) + len(m.room) + len(m.sender) + len(m.client_id) + 24 * len(m.attachments)
+    return 168 + len(m.body) + len(m.room) + len(m.client_id) + 24 * len(m.attachments)
 
 
 @dataclass(slots=True)

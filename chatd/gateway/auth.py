@@ -49,7 +49,7 @@ async def authenticate(
     if signed and tickets is not None:
         claims = await tickets.check(kind, signed)
         user = await node.accounts.user_for_hash(claims.token_hash) if claims else None
-        return Principal(user, hashed=claims.token_hash) if user and claims and user.name == claims.user else None
+        return Principal(user, hashed=claims.token_hash) if user and claims and user.id == claims.uid else None
     if node.cfg.auth.mode == "open":
         name = query.get("user")
         if name:

@@ -10,7 +10,15 @@ from litestar import Request, post
 from litestar.status_codes import HTTP_200_OK
 
 from chatd.admin.control import BY, HEADER, MAX_AGE, PATH, ControlRequest, check_events, control_key, verify
-from chatd.cluster import KICK_TOKEN, KICK_USER, MEMBER_ADDED, MEMBER_REMOVED
+from chatd.cluster import (
+    KICK_TOKEN,
+    KICK_USER,
+    MEMBER_ADDED,
+    MEMBER_REMOVED,
+    ROOM_ARCHIVED,
+    USER_GONE,
+    USER_RENAMED,
+)
 from chatd.errors import ChatError, Err
 from chatd.node import Node
 
@@ -37,14 +45,20 @@ async def control(request: Request[Any, Any, Any]) -> dict[str, int]:
         raise ChatError(Err.UNAUTHORIZED, "this control request was already applied; sign a new one")
     for kind, *args in req.events:
         if kind == KICK_USER:
-            await node.kick_user(args[0])
+            await node.kick_user(int(args[0]))
         elif kind == KICK_TOKEN:
-            await node.kick_token(args[0], args[1])
+            await node.kick_token(int(args[0]), args[1])
         elif kind == MEMBER_REMOVED:
-            await node.member_removed(args[0], args[1], BY)
+            await node.member_removed(args[0], int(args[1]), BY)
         elif kind == MEMBER_ADDED:
-            await node.member_added(args[0], args[1], BY)
+            await node.member_added(args[0], int(args[1]), BY)
+        elif kind == USER_GONE:
+            await node.user_gone(int(args[0]))
+        elif kind == USER_RENAMED:
+            await node.user_renamed(int(args[0]), args[1], args[2])
+        elif kind == ROOM_ARCHIVED:
+            await node.room_archived(args[0])
         else:
-            await node.room_deleted(args[0], args[1] == "private", args[2:], BY)
+            await node.room_deleted(args[0], args[1] == "private", [int(u) for u in args[2:]], BY)
         log.info("admin control: %s for %s", kind, args[0])
     return {"applied": len(req.events)}

@@ -17,6 +17,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from chatd.accounts import PASSWORD_MAX, PASSWORD_MIN
 from chatd.config import registration_mode
+from chatd.dms import dm_other
 from chatd.errors import ChatError, Err
 from chatd.gateway.auth import Principal, authenticate, client_ip
 from chatd.gateway.context import client_id_or_new, node_of
@@ -24,6 +25,7 @@ from chatd.gateway.openapi import PUBLIC, SECURED, SendOperation, errors
 from chatd.gateway.rest_features import FEATURE_STRUCTS, feature_handlers
 from chatd.gateway.tickets import MEDIA, WS, Tickets
 from chatd.gateway.uploads import upload_handlers
+from chatd.node import Node
 from chatd.protocol.frames import ROOM_MAX, SEQ_MAX, ClientId, Message, Room, UploadId, UserName
 from chatd.protocol.limits import utf8_len_exceeds
 from chatd.store.base import RoomRecord, UserRecord
@@ -58,12 +60,17 @@ class NewRoom(msgspec.Struct, forbid_unknown_fields=True):
 class RoomOut(msgspec.Struct):
     name: str
     private: bool
-    created_by: str
+    created_by: str  # the creator's current name
     created: int
     last_seq: int
     member: bool
     topic: str = ""
     dm: bool = False
+    created_by_uid: int = 0  # the creator's id
+    with_: str | None = msgspec.field(default=None, name="with")
+    """A direct room: the other person's current name (show this, never the room's name); null for other rooms."""
+    with_uid: int | None = None
+    """A direct room: the other person's id."""
 
 
 class Invite(msgspec.Struct, forbid_unknown_fields=True):
@@ -90,6 +97,7 @@ class SentOut(msgspec.Struct):
     attachments: list[str] = []
     duplicate: bool = False
     reply_to: int = 0
+    uid: int = 0  # the sender's id
 
 
 class BotsIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -114,10 +122,31 @@ async def provide_principal(request: Request[Any, Any, Any]) -> Principal:
     return principal
 
 
-def _room_out(record: RoomRecord, member: bool) -> RoomOut:
-    return RoomOut(
-        record.name, record.private, record.created_by, record.created, record.last_seq, member, record.topic, record.dm
-    )
+async def rooms_out(node: Node, rows: list[tuple[RoomRecord, bool]], me: int) -> list[RoomOut]:
+    """Rooms as ``me`` sees them in a list: a direct room with the other person's current name (one query for
+    all of them)."""
+    others = {record.name: dm_other(record, me) for record, _ in rows if record.dm}
+    wanted = [uid for uid in others.values() if uid is not None]
+    names = await node.store.user_names(wanted) if wanted else {}
+    out = []
+    for record, member in rows:
+        other = others.get(record.name)
+        out.append(
+            RoomOut(
+                record.name,
+                record.private,
+                record.creator,
+                record.created,
+                record.last_seq,
+                member,
+                record.topic,
+                record.dm,
+                record.created_by,
+                names.get(other) if other is not None else None,
+                other,
+            )
+        )
+    return out
 
 
 # --- accounts -------------------------------------------------------------------------------------------------
@@ -184,7 +213,7 @@ async def logout(request: Request[Any, Any, Any], principal: Principal) -> dict[
     node = node_of(request)
     if principal.token is None:
         return {"revoked": False}
-    return {"revoked": await node.logout(principal.user.name, principal.token)}
+    return {"revoked": await node.logout(principal.user.id, principal.token)}
 
 
 class TicketOut(msgspec.Struct):
@@ -209,11 +238,11 @@ async def ticket(request: Request[Any, Any, Any], principal: Principal) -> Ticke
         raise ChatError(Err.FORBIDDEN, "tickets are for token sign-ins; open mode connects with ?user=")
     tickets: Tickets = request.app.state.tickets
     auth = node_of(request).cfg.auth
-    name = principal.user.name
+    uid = principal.user.id
     return TicketOut(
-        await tickets.issue(WS, name, hashed, auth.ticket_ttl),
+        await tickets.issue(WS, uid, hashed, auth.ticket_ttl),
         auth.ticket_ttl,
-        await tickets.issue(MEDIA, name, hashed, auth.media_ttl),
+        await tickets.issue(MEDIA, uid, hashed, auth.media_ttl),
         auth.media_ttl,
     )
 
@@ -244,10 +273,11 @@ async def list_rooms(
     after: Annotated[str | None, Parameter(max_length=ROOM_MAX, description="only rooms named after this")] = None,
     limit: Annotated[int, Parameter(ge=1, le=ROOMS_PAGE_MAX, description="at most this many rooms")] = ROOMS_PAGE,
 ) -> RoomPage:
-    rows = await node_of(request).store.list_rooms(principal.user.name, after=after, limit=limit + 1)
+    node = node_of(request)
+    rows = await node.store.list_rooms(principal.user.id, after=after, limit=limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
-    return RoomPage([_room_out(r, m) for r, m in rows], rows[-1][0].name if more else None)
+    return RoomPage(await rooms_out(node, rows, principal.user.id), rows[-1][0].name if more else None)
 
 
 @post(
@@ -258,22 +288,30 @@ async def list_rooms(
     security=SECURED,
 )
 async def create_room(request: Request[Any, Any, Any], principal: Principal, data: NewRoom) -> RoomOut:
-    record = await node_of(request).rooms.create(data.name, data.private, principal.user.name)
-    return _room_out(record, True)
+    node = node_of(request)
+    record = await node.rooms.create(data.name, data.private, principal.user)
+    return (await rooms_out(node, [(record, True)], principal.user.id))[0]
 
 
 @get("/rooms/{room:str}", summary="One room", responses=errors(403, 404), security=SECURED)
 async def get_room(request: Request[Any, Any, Any], principal: Principal, room: str) -> RoomOut:
     node = node_of(request)
-    record = await node.rooms.get_visible(room, principal.user.name)
-    return _room_out(record, await node.rooms.is_member(room, principal.user.name))
+    me = principal.user.id
+    record = await node.rooms.get_visible(room, me)
+    return (await rooms_out(node, [(record, await node.rooms.is_member(room, me))], me))[0]
 
 
-@get("/rooms/{room:str}/members", summary="Members of a room", responses=errors(403, 404), security=SECURED)
-async def list_members(request: Request[Any, Any, Any], principal: Principal, room: str) -> dict[str, list[str]]:
+@get(
+    "/rooms/{room:str}/members",
+    summary="Members of a room: names, and their ids in the same order",
+    responses=errors(403, 404),
+    security=SECURED,
+)
+async def list_members(request: Request[Any, Any, Any], principal: Principal, room: str) -> dict[str, list[Any]]:
     node = node_of(request)
-    await node.rooms.get_visible(room, principal.user.name)
-    return {"members": await node.store.members(room)}
+    await node.rooms.get_visible(room, principal.user.id)
+    members = await node.store.members(room)
+    return {"members": [m.name for m in members], "uids": [m.id for m in members]}
 
 
 @post(
@@ -284,8 +322,8 @@ async def list_members(request: Request[Any, Any, Any], principal: Principal, ro
     security=SECURED,
 )
 async def invite(request: Request[Any, Any, Any], principal: Principal, room: str, data: Invite) -> dict[str, Any]:
-    added, name = await node_of(request).rooms.invite(room, principal.user, data.user)
-    return {"room": room, "user": name, "added": added}
+    added, target = await node_of(request).rooms.invite(room, principal.user, data.user)
+    return {"room": room, "user": target.name, "uid": target.id, "added": added}
 
 
 @delete(
@@ -297,8 +335,8 @@ async def invite(request: Request[Any, Any, Any], principal: Principal, room: st
 )
 async def remove_member(request: Request[Any, Any, Any], principal: Principal, room: str, user: str) -> dict[str, Any]:
     node = node_of(request)
-    removed = await node.remove_member(room, principal.user, user)
-    return {"room": room, "user": user, "removed": removed}
+    removed, found = await node.remove_member(room, principal.user, user)
+    return {"room": room, "user": found.name if found else user, "uid": found.id if found else None, "removed": removed}
 
 
 @get(
@@ -309,8 +347,9 @@ async def remove_member(request: Request[Any, Any, Any], principal: Principal, r
 )
 async def presence(request: Request[Any, Any, Any], principal: Principal, room: str) -> dict[str, Any]:
     node = node_of(request)
-    await node.rooms.get_visible(room, principal.user.name)
-    return {"room": room, "users": await node.presence_of(room)}
+    await node.rooms.get_visible(room, principal.user.id)
+    present = await node.presence_of(room)
+    return {"room": room, "users": [u.name for u in present], "uids": [u.id for u in present]}
 
 
 # --- messages -------------------------------------------------------------------------------------------------
@@ -335,7 +374,7 @@ async def history(
     limit: Annotated[int, Parameter(ge=1, description="at most this many (capped by rooms.history_max_limit)")] = 50,
 ) -> dict[str, Any]:
     node = node_of(request)
-    await node.rooms.get_visible(room, principal.user.name)
+    await node.rooms.get_visible(room, principal.user.id)
     limit = min(limit, node.cfg.rooms.history_max_limit)
     messages: list[Message] = await node.store.history(room, after=after, before=before, limit=limit + 1)
     more = len(messages) > limit
@@ -358,7 +397,7 @@ async def history(
 )
 async def send_message(request: Request[Any, Any, Any], principal: Principal, room: str, data: NewMessageIn) -> SentOut:
     node = node_of(request)
-    user = principal.user.name
+    user = principal.user
     client_id = client_id_or_new(data.client_id)
     if not data.body and not data.attachments:
         raise ChatError(Err.INVALID, "body must not be empty", client_id, field="body")
@@ -366,11 +405,21 @@ async def send_message(request: Request[Any, Any, Any], principal: Principal, ro
         raise ChatError(Err.TOO_LARGE, f"body exceeds {node.cfg.limits.max_frame_bytes} bytes", client_id)
     request.app.state.store_disk.require(client_id)
     reply_to = data.reply_to or 0
-    c = await node.submit_and_wait(user, room, data.body, client_id, list(data.attachments), reply_to)
+    c = await node.submit_and_wait(user.id, room, data.body, client_id, list(data.attachments), reply_to)
     if c.error:
         raise ChatError(Err.by_code(c.error), c.message, client_id)
     return SentOut(
-        "message", room, c.seq, user, data.body, client_id, c.ts, list(data.attachments), c.duplicate, reply_to
+        "message",
+        room,
+        c.seq,
+        user.name,
+        data.body,
+        client_id,
+        c.ts,
+        list(data.attachments),
+        c.duplicate,
+        reply_to,
+        user.id,
     )
 
 

@@ -49,6 +49,7 @@ class DmOut(msgspec.Struct):
     room: str
     user: str  # the other person, with their stored spelling
     created: bool
+    uid: int = 0  # the other person's id
 
 
 class SearchResult(msgspec.Struct):
@@ -58,6 +59,7 @@ class SearchResult(msgspec.Struct):
     ts: int = 0
     snippet: list[Part] = []
     """The matching passage in parts; ``match`` parts are the words found. Render as text, never as HTML."""
+    uid: int = 0  # the sender's id (``from`` is their current name)
 
 
 class SearchPage(msgspec.Struct):
@@ -103,7 +105,7 @@ class ReadIn(msgspec.Struct, forbid_unknown_fields=True):
     security=SECURED,
 )
 async def read_positions(request: Request[Any, Any, Any], principal: Principal) -> dict[str, list[ReadPosition]]:
-    return {"rooms": await node_of(request).personal.positions(principal.user.name)}
+    return {"rooms": await node_of(request).personal.positions(principal.user.id)}
 
 
 @post(
@@ -114,7 +116,7 @@ async def read_positions(request: Request[Any, Any, Any], principal: Principal) 
     security=SECURED,
 )
 async def mark_read(request: Request[Any, Any, Any], principal: Principal, room: str, data: ReadIn) -> ReadState:
-    return await node_of(request).mark_read(principal.user.name, room, data.seq)
+    return await node_of(request).mark_read(principal.user.id, room, data.seq)
 
 
 @get(
@@ -131,7 +133,7 @@ async def mentions(
     ] = None,
     limit: Annotated[int, Parameter(ge=1, le=200, description="at most this many")] = 50,
 ) -> dict[str, list[Message]]:
-    return {"mentions": await node_of(request).personal.mentions(principal.user.name, before, limit)}
+    return {"mentions": await node_of(request).personal.mentions(principal.user.id, before, limit)}
 
 
 @post(
@@ -149,11 +151,13 @@ async def dms(request: Request[Any, Any, Any], principal: Principal, data: DmIn)
     node = node_of(request)
     # Each call pushes a dm frame to the other person (and makes their page re-read its rooms): a budget per user.
     per_minute = node.cfg.rooms.dms_per_minute
-    wait = await node.limiter.take(f"dm:{principal.user.name}", per_minute / 60, per_minute)
+    wait = await node.limiter.take(f"dm:{principal.user.id}", per_minute / 60, per_minute)
     if wait:
         raise refuse("direct conversations opened (rooms.dms_per_minute)", wait)
     record, other, created = await open_dm(node.store, node.tell_user, principal.user, data.user)
-    return Response(DmOut(record.name, other, created), status_code=HTTP_201_CREATED if created else HTTP_200_OK)
+    return Response(
+        DmOut(record.name, other.name, created, other.id), status_code=HTTP_201_CREATED if created else HTTP_200_OK
+    )
 
 
 @get(
@@ -171,19 +175,19 @@ async def search(
     offset: Annotated[int, Parameter(ge=0, le=10_000, description="skip this many (paging)")] = 0,
 ) -> SearchPage:
     node = node_of(request)
-    user = principal.user.name
+    user = principal.user.id
     if room is not None:
         await node.rooms.get_visible(room, user)  # a private room you are not (or no longer) in: forbidden
     hits = await node.store.search(user, terms(q), room=room, limit=limit + 1, offset=offset)
     more = len(hits) > limit
-    results = [SearchResult(h.room, h.seq, h.from_, h.ts, snippet_parts(h.snippet)) for h in hits[:limit]]
+    results = [SearchResult(h.room, h.seq, h.from_, h.ts, snippet_parts(h.snippet), h.uid) for h in hits[:limit]]
     return SearchPage(results, offset + limit if more else None)
 
 
 async def _change(request: Request[Any, Any, Any], principal: Principal, frame: Change) -> ChangeOut:
     node = node_of(request)
     request.app.state.store_disk.require(frame.client_id)
-    c = await node.change_and_wait(change_of(principal.user.name, frame))
+    c = await node.change_and_wait(change_of(principal.user.id, frame))
     if c.error:
         raise ChatError(Err.by_code(c.error), c.message, frame.client_id)
     return ChangeOut(c.room, c.seq, c.ts, c.client_id, c.duplicate)

@@ -8,11 +8,12 @@ the web page trades its token (in a header) for:
 - a **media key** (``?key=`` on ``GET /api/uploads/{id}``): reads attachments for ``auth.media_ttl`` seconds and
   is refused everywhere else.
 
-Both are signed (HMAC-SHA256), name their user and the hash of the token they came from, and are checked against
-that token on use, so a logout or a revoked token ends them too. The key is ``auth.secret`` when set; otherwise
-the deployment's key kept in the store (``Store.deployment_key``), so every node of a deployment accepts what any
-of them issued without configuration (whoever can read the database could then mint tickets for users with live
-tokens: set ``auth.secret`` to keep the key out of it); a store that keeps none gives each process its own key.
+Both are signed (HMAC-SHA256), name their user by id (never by name: a name can change hands) and the hash of the
+token they came from, and are checked against that token on use, so a logout or a revoked token ends them too. The
+key is ``auth.secret`` when set; otherwise the deployment's key kept in the store (``Store.deployment_key``), so
+every node of a deployment accepts what any of them issued without configuration (whoever can read the database
+could then mint tickets for users with live tokens: set ``auth.secret`` to keep the key out of it); a store that
+keeps none gives each process its own key.
 A ticket is single-use across the deployment: its use is claimed in the store (``Store.claim_once``, which every
 node shares whatever the broker) for as long as it is valid, so it opens one session on one node, never one per
 node.
@@ -44,7 +45,7 @@ def _unb64(text: str) -> bytes:
 
 class Claims(msgspec.Struct, array_like=True, frozen=True):
     kind: str
-    user: str
+    uid: int  # the user's id
     token_hash: str
     expires: float
 
@@ -69,8 +70,8 @@ class Tickets:
             self._key = await deployment_key(self._secret, self._store) or secrets.token_bytes(32)
         return self._key
 
-    async def issue(self, kind: str, user: str, token_hash: str, ttl: float) -> str:
-        payload = _b64(msgspec.json.encode(Claims(kind, user, token_hash, round(time.time() + ttl, 3))))
+    async def issue(self, kind: str, uid: int, token_hash: str, ttl: float) -> str:
+        payload = _b64(msgspec.json.encode(Claims(kind, uid, token_hash, round(time.time() + ttl, 3))))
         return f"{payload}.{self._sign(await self.signing_key(), payload)}"
 
     @staticmethod

@@ -109,7 +109,7 @@ async def upload(
     node = request.app.state.node
     rules: UploadRules = request.app.state.upload_rules
     cfg = node.cfg.uploads
-    user = principal.user.name
+    user = principal.user.id
     header = request.headers.get("content-length")
     declared = int(header) if header and header.isdigit() else None
     if room is not None:
@@ -173,7 +173,7 @@ def _open_private(path: Path) -> BinaryIO:
 async def download(request: Request[Any, Any, Any], principal: Principal, upload_id: str) -> Response[Any]:
     node = request.app.state.node
     record = await node.store.get_upload(upload_id)
-    user = principal.user.name
+    user = principal.user.id
     if record is None:
         raise ChatError(Err.NOT_FOUND, "no such upload")
     if record.room is None:
@@ -212,7 +212,7 @@ async def download(request: Request[Any, Any, Any], principal: Principal, upload
 async def delete_upload(request: Request[Any, Any, Any], principal: Principal, upload_id: str) -> dict[str, bool]:
     node = request.app.state.node
     record = await node.store.get_upload(upload_id)
-    if record is None or not (record.owner == principal.user.name or principal.user.admin):
+    if record is None or not (record.owner == principal.user.id or principal.user.admin):
         raise ChatError(Err.NOT_FOUND, "no such upload")  # as for a download: ids of others cannot be confirmed
     deleted = await node.store.delete_upload(upload_id)
     if deleted:

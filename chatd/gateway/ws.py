@@ -45,6 +45,7 @@ from chatd.protocol.frames import (
 )
 from chatd.protocol.session import FrameLimits, FrameRejected, decode_frame
 from chatd.room_changes import change_of
+from chatd.store.base import UserRecord
 from chatd.throttle import refuse, shown
 from chatd.uploads import StoreDisk
 
@@ -85,7 +86,7 @@ async def ws_endpoint(socket: WebSocket) -> None:
     if not slots.take_total():
         await _refuse(node, socket, Close.TOO_MANY_CONNECTIONS, "server connection limit reached")
         return
-    user: str | None = None
+    user: int | None = None
     holder = f"{node.id}:{node.hub.next_id()}"  # this session, among the user's on every node
     accepted = False
     try:
@@ -96,11 +97,11 @@ async def ws_endpoint(socket: WebSocket) -> None:
         elif principal is None:
             refusal = (Close.UNAUTHORIZED, "missing or invalid credentials")
         elif not await node.limiter.hold(
-            f"sockets:{principal.user.name}", holder, node.cfg.limits.max_connections_per_user
+            f"sockets:{principal.user.id}", holder, node.cfg.limits.max_connections_per_user
         ):
             refusal = (Close.TOO_MANY_CONNECTIONS, "per-user connection limit reached")
         else:
-            user = principal.user.name
+            user = principal.user.id
         if refusal is not None or principal is None:
             code, reason = refusal or (Close.UNAUTHORIZED, "")
             await _refuse(node, socket, code, reason)
@@ -108,7 +109,7 @@ async def ws_endpoint(socket: WebSocket) -> None:
         expires_in = await node.accounts.expires_in(principal.token_hash)
         await socket.accept()
         accepted = True
-        await WsSession(node, socket, principal.user.name, principal.token_hash, expires_in).run()
+        await WsSession(node, socket, principal.user, principal.token_hash, expires_in).run()
     except Exception:  # noqa: BLE001 - a server fault outside any one frame: logged, and the client told so
         log_fault(log, "running a WebSocket session" if accepted else "opening a WebSocket session")
         if not accepted:
@@ -139,13 +140,15 @@ def _peer(node: Node, socket: WebSocket) -> str:
 
 class WsSession:
     def __init__(
-        self, node: Node, socket: WebSocket, user: str, token_hash: str | None, expires_in: float | None = None
+        self, node: Node, socket: WebSocket, user: UserRecord, token_hash: str | None, expires_in: float | None = None
     ) -> None:
         self.node = node
         self.expires_in = expires_in  # seconds until the credential expires (auth.token_ttl); None: never
         self.socket = socket
         lim = node.cfg.limits
-        self.conn = Conn(node.hub.next_id(), user, token_hash, lim.outbound_queue_bytes, self.kick, time.monotonic())
+        self.conn = Conn(
+            node.hub.next_id(), user.id, user.name, token_hash, lim.outbound_queue_bytes, self.kick, time.monotonic()
+        )
         self.limits = FrameLimits(lim.max_frame_bytes, lim.close_frame_bytes)
         self.reply = node.reply_to(self.conn)
         self.store_disk: StoreDisk = socket.app.state.store_disk
@@ -177,6 +180,7 @@ class WsSession:
                     max_frame_bytes=node.cfg.limits.max_frame_bytes,
                     heartbeat_interval=node.cfg.limits.heartbeat_interval,
                     features=list(FEATURES),
+                    uid=conn.uid,
                 )
             )
         )
@@ -238,7 +242,7 @@ class WsSession:
                 if type(frame) is Send:
                     self.store_disk.require(frame.client_id)
                     await node.submit(
-                        conn.user,
+                        conn.uid,
                         frame.room,
                         frame.body,
                         frame.client_id,
@@ -247,16 +251,16 @@ class WsSession:
                         frame.reply_to or 0,
                     )
                 elif type(frame) is MarkRead:
-                    await node.mark_read(conn.user, frame.room, frame.seq, frame.client_id or "")
+                    await node.mark_read(conn.uid, frame.room, frame.seq, frame.client_id or "")
                 elif isinstance(frame, CHANGE_FRAMES):
                     self.store_disk.require(frame.client_id)
-                    await node.submit_change(change_of(conn.user, frame), self.reply)
+                    await node.submit_change(change_of(conn.uid, frame), self.reply)
                 elif type(frame) is Join:
                     await node.join(conn, frame.room, frame.since)
                 elif type(frame) is Leave:
                     await node.leave(conn, frame.room)
                 elif type(frame) is Typing:
-                    wait = await node.limiter.take(f"typing:{conn.user}", lim.typing_rate, lim.typing_burst)
+                    wait = await node.limiter.take(f"typing:{conn.uid}", lim.typing_rate, lim.typing_burst)
                     if wait:
                         raise refuse("typing notices (limits.typing_rate)", wait)
                     await node.typing(conn, frame.room)

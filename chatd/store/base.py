@@ -69,6 +69,7 @@ class UserRecord(msgspec.Struct, frozen=True):
     admin: bool = False
     bot: bool = False
     created: int = 0
+    disabled: bool = False  # cannot sign in; its tokens do not authenticate (so ``user_for_token`` never gives one)
 
 
 class UserRef(msgspec.Struct, frozen=True):

@@ -521,11 +521,11 @@ class SQLiteStore(Store):
         assert uid is not None
         return UserRecord(uid, name, admin=bool(rows[0][0]), bot=bot, created=created)
 
-    _USER_COLS = "id, name, admin, bot, created"
+    _USER_COLS = "id, name, admin, bot, created, disabled"
 
     @staticmethod
     def _user(row: tuple | None) -> UserRecord | None:
-        return UserRecord(row[0], row[1], bool(row[2]), bool(row[3]), row[4]) if row else None
+        return UserRecord(row[0], row[1], bool(row[2]), bool(row[3]), row[4], bool(row[5])) if row else None
 
     async def get_user(self, name: str) -> UserRecord | None:
         # An exact spelling wins, for databases made before names were case-insensitive (see migration 002).
@@ -570,8 +570,8 @@ class SQLiteStore(Store):
     async def user_for_token(self, token_hash: str, issued_after: int = 0) -> UserRecord | None:
         return self._user(
             await self._one(
-                "SELECT u.id, u.name, u.admin, u.bot, u.created FROM tokens t JOIN users u ON u.id = t.user "
-                "WHERE t.hash = ? AND t.created > ? AND NOT u.disabled AND NOT u.deleted",
+                f"SELECT {', '.join('u.' + c for c in self._USER_COLS.split(', '))} FROM tokens t "
+                "JOIN users u ON u.id = t.user WHERE t.hash = ? AND t.created > ? AND NOT u.disabled AND NOT u.deleted",
                 (token_hash, issued_after),
             )
         )
@@ -697,7 +697,8 @@ class SQLiteStore(Store):
         self, room: str, *, after: int | None = None, before: int | None = None, limit: int = 100
     ) -> list[Message]:
         # Change events are left out: their effect is already in the messages they changed.
-        where, params = "m.room = ? AND m.kind IS NULL", [room]
+        where = "m.room = ? AND m.kind IS NULL"
+        params: list[object] = [room]
         if before is not None:
             where += " AND m.seq < ?"
             params.append(before)
@@ -940,6 +941,7 @@ class SQLiteStore(Store):
         )
 
     async def tokens(self, *, user: int | None = None, id_prefix: str | None = None) -> list[TokenRecord]:
+        param: object
         if user is not None:
             where, param = "t.user = ?", user
         else:

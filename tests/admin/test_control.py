@@ -27,7 +27,24 @@ def test_an_old_signature_is_refused() -> None:
 
 
 def test_only_known_events_of_the_right_shape_pass() -> None:
-    assert check_events([["kick-user", "a"], ["kick-token", "a", "h"], ["member-", "r", "a"]]) is None
+    known = [
+        ["kick-user", "7"],
+        ["kick-token", "7", "h"],
+        ["member-", "r", "7"],
+        ["room-deleted", "r", "private", "7", "8"],
+        ["room-archived", "r"],
+        ["user-", "7"],
+        ["user~", "7", "robert", "bob"],
+    ]
+    assert check_events(known) is None
+    # Users are named by id: a name is refused, since a name can belong to someone else tomorrow.
+    for by_name in (
+        ["kick-user", "bob"],
+        ["member-", "r", "bob"],
+        ["user-", "bob"],
+        ["room-deleted", "r", "p", "x", "bob"],
+    ):
+        assert "by id" in (check_events([by_name]) or "")
     assert check_events([["tell-all"]]) is not None
     assert check_events([["kick-user"]]) is not None
     assert check_events([[]]) is not None

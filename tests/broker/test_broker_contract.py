@@ -38,7 +38,7 @@ class Recorder:
 
 
 def item(n: int, origin: str = "a/1", room: str = "r") -> IngestItem:
-    return IngestItem(NewMessage(room, "u", f"c{n}", f"body {n}"), origin, n)
+    return IngestItem(NewMessage(room, 1, f"c{n}", f"body {n}"), origin, n)
 
 
 @pytest.fixture(params=["memory", "redis", "rabbitmq"])

@@ -15,7 +15,7 @@ from chatd.store.base import NewMessage
 
 
 def item(n: int) -> IngestItem:
-    return IngestItem(NewMessage("r", "u", f"c{n}", "x" * 100), "node", n)
+    return IngestItem(NewMessage("r", 1, f"c{n}", "x" * 100), "node", n)
 
 
 async def test_past_the_bound_items_spill_and_come_back_in_arrival_order(tmp_path: Path) -> None:
@@ -72,7 +72,7 @@ async def test_the_broker_is_not_ready_while_spill_appends_fail(tmp_path: Path) 
     pages = list(await conn.execute_fetchall("PRAGMA page_count"))[0][0]
     await conn.execute(f"PRAGMA max_page_count = {pages + 1}")
     await broker.submit(item(0))  # in memory
-    await broker.submit(IngestItem(NewMessage("r", "u", "big", "x" * 60_000), "node", 1))  # to the spill: fails
+    await broker.submit(IngestItem(NewMessage("r", 1, "big", "x" * 60_000), "node", 1))  # to the spill: fails
     async with asyncio.timeout(5):
         while broker.ready():
             await asyncio.sleep(0.02)

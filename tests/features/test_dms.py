@@ -11,15 +11,19 @@ def auth(user: str) -> str:
 
 
 async def test_a_dm_is_one_room_per_pair_and_both_sides_hear_of_it(server: ChatdProcess) -> None:
+    ids = {}
     for name in ("dm_ann", "DM_Bob", "dm_eve"):  # open mode makes a user on first sight
-        await (await Client.connect(server.ws, user=name)).close()
+        first = await Client.connect(server.ws, user=name)
+        ids[name] = first.hello["uid"]
+        await first.close()
     bob_phone = await Client.connect(server.ws, user="DM_Bob")
     r = server.post("/api/dms" + auth("dm_ann"), json={"user": "dm_bob"})
     assert r.status_code == 201, r.text
     opened = r.json()
-    assert (opened["room"], opened["user"], opened["created"]) == ("dm:dm_ann:dm_bob", "DM_Bob", True)
+    pair = sorted((ids["dm_ann"], ids["DM_Bob"]))
+    assert opened == {"room": f"dm:{pair[0]}:{pair[1]}", "user": "DM_Bob", "uid": ids["DM_Bob"], "created": True}
     told = await bob_phone.expect("dm")
-    assert (told["room"], told["with"]) == (opened["room"], "dm_ann")
+    assert (told["room"], told["with"], told["uid"]) == (opened["room"], "dm_ann", ids["dm_ann"])
     again = server.post("/api/dms" + auth("DM_Bob"), json={"user": "DM_ANN"})
     back = again.json()
     assert again.status_code == 200  # found, not made: 201 only when created
@@ -32,7 +36,11 @@ async def test_a_dm_is_one_room_per_pair_and_both_sides_hear_of_it(server: Chatd
     await ann.say(room, "just between us", "d1")
     assert (await bob_phone.messages(1))[0]["body"] == "just between us"
     listed = server.get("/api/rooms" + auth("DM_Bob")).json()["rooms"]
-    assert [(x["name"], x["dm"]) for x in listed if x["name"] == room] == [(room, True)]
+    # A room list shows the other person, so no client needs to read the room's name.
+    assert [(x["name"], x["dm"], x["with"], x["with_uid"]) for x in listed if x["name"] == room] == [
+        (room, True, "dm_ann", ids["dm_ann"])
+    ]
+    assert server.get(f"/api/rooms/{room}" + auth("dm_ann")).json()["with"] == "DM_Bob"
     # Everyone else stays out: no join, no invite, no history, not even a room of that name.
     eve = await Client.connect(server.ws, user="dm_eve")
     await eve.send({"type": "join", "room": room})

@@ -232,7 +232,7 @@ def test_history_pages_by_seq_in_both_directions(token_server: ChatdProcess, adm
     assert [m["seq"] for m in window["messages"]] == [4, 5, 6]
     assert page(after=25)["messages"] == []
     first = latest["messages"][0]
-    assert set(first) == {"type", "room", "seq", "from", "body", "client_id", "ts"}
+    assert set(first) == {"type", "room", "seq", "from", "body", "client_id", "ts", "uid"}
     assert token_server.get("/api/rooms/paged/messages", headers=auth(admin), params={"limit": 0}).status_code == 400
 
 
@@ -240,7 +240,10 @@ def test_admin_creates_bots_in_bulk_and_others_cannot(token_server: ChatdProcess
     r = token_server.post("/api/admin/bots", headers=auth(admin), json={"prefix": "bot", "count": 12})
     bots = r.json()["bots"]
     assert r.status_code == 201 and len(bots) == 12 and bots[0]["name"] == "bot01"
-    assert token_server.get("/api/me", headers=auth(bots[3]["token"])).json() == {
+    me = token_server.get("/api/me", headers=auth(bots[3]["token"])).json()
+    assert me == {
+        "id": me["id"],
+        "disabled": False,
         "name": "bot04",
         "admin": False,
         "bot": True,

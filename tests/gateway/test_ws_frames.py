@@ -49,6 +49,7 @@ async def test_send_acks_after_storage_and_fans_out_to_every_joined_connection(s
             "body": "hello",
             "client_id": "k1",
             "ts": ack["ts"],
+            "uid": a.hello["uid"],  # who sent it; "from" is their name now
         }
     stored = server.get("/api/rooms/send-room/messages?user=s_bob").json()["messages"]
     assert [m["body"] for m in stored] == ["hello"]
@@ -109,6 +110,7 @@ async def test_typing_reaches_others_and_is_never_stored(server: ChatdProcess) -
         "type": "typing",
         "room": "typing-room",
         "user": "t_alice",
+        "uid": a.hello["uid"],
     }
     await a.send({"type": "ping"})
     assert await a.expect("pong", skip=("presence", "room")) == {"type": "pong"}  # the typist got no echo
@@ -121,12 +123,15 @@ async def test_presence_frames_announce_arrivals_and_departures(server: ChatdPro
     a = await Client.connect(server.ws, user="p_alice")
     await a.join("presence-room")
     own = await a.expect("presence", skip=("ping", "room"))
-    assert own == {"type": "presence", "room": "presence-room", "user": "p_alice", "online": True}
+    me = a.hello["uid"]
+    assert own == {"type": "presence", "room": "presence-room", "user": "p_alice", "online": True, "uid": me}
     b = await Client.connect(server.ws, user="p_bob")
     await b.join("presence-room")
     online = await a.expect("presence", skip=("ping", "room"))
-    assert online == {"type": "presence", "room": "presence-room", "user": "p_bob", "online": True}
-    assert server.get("/api/rooms/presence-room/presence?user=p_alice").json()["users"] == ["p_alice", "p_bob"]
+    bob = b.hello["uid"]
+    assert online == {"type": "presence", "room": "presence-room", "user": "p_bob", "online": True, "uid": bob}
+    listed = server.get("/api/rooms/presence-room/presence?user=p_alice").json()
+    assert (listed["users"], listed["uids"]) == (["p_alice", "p_bob"], [me, bob])
     await b.close()
     offline = await a.expect("presence", skip=("ping", "room"))
     assert offline["online"] is False and offline["user"] == "p_bob"

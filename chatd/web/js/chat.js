@@ -73,7 +73,10 @@ export class ChatApp {
     this.admin = new RoomAdmin(this);
     const c = this.connection;
     c.addEventListener("state", (e) => this.onState(e.detail.state));
-    c.addEventListener("hello", () => this.onHello());
+    c.addEventListener("hello", (e) => {
+      this.uid = e.detail?.uid ?? this.uid; // who we are: names may change (user frames), the id does not
+      this.onHello();
+    });
     c.addEventListener("frame", (e) => this.onFrame(e.detail));
     c.addEventListener("refused", (e) => this.onRefused(e.detail.code));
     $("me").textContent = this.me;
@@ -156,6 +159,7 @@ export class ChatApp {
       case "read": return this.features.onRead(f);
       case "mention": return this.features.onMention(f);
       case "dm": return this.features.onDm(f);
+      case "user": return this.features.onUser(f);
       default:
         if (EVENT_TYPES.has(f.type)) return this.features.onEvent(f);
         return undefined; // frames from a newer protocol revision: ignore
@@ -186,7 +190,9 @@ export class ChatApp {
   onMessage(m) {
     const room = this.room(m.room);
     const { fresh, gap, rejoin } = room.streamed(m);
-    if (m.from === this.me && this.outbox.settle(m.client_id)) this.removePending(m.client_id);
+    if ((m.uid ? m.uid === this.uid : m.from === this.me) && this.outbox.settle(m.client_id)) {
+      this.removePending(m.client_id);
+    }
     if (room === this.active) {
       if (fresh) this.renderMessage(m);
       this.renderTyping();
@@ -208,8 +214,8 @@ export class ChatApp {
     // Below the loaded window it belongs to history that scroll-back will load.
     if (room.floor === null || a.seq < room.floor) return;
     const m = {
-      type: "message", room: a.room, seq: a.seq, from: this.me, body: entry.body, client_id: a.client_id,
-      ts: a.ts, attachments: entry.attachments ?? [],
+      type: "message", room: a.room, seq: a.seq, from: this.me, uid: this.uid, body: entry.body,
+      client_id: a.client_id, ts: a.ts, attachments: entry.attachments ?? [],
     };
     if (entry.reply_to) m.reply_to = entry.reply_to; // the sender sees the quote at once, as everyone else does
     if (room.add(m) && room === this.active) this.renderMessage(m, true);
@@ -706,6 +712,24 @@ export class ChatApp {
     if (this.el.messages.childElementCount === 1) this.renderHistoryEdge(); // "no messages yet" is over
     if (stick) this.scrollToBottom();
     else if (m.seq >= (this.active.hi ?? 0)) $("jump-latest").hidden = false;
+  }
+
+  /** Our own name changed (an admin renamed us): the page, and the session it keeps, follow. */
+  renamed(name) {
+    this.me = name;
+    this.features.ctx.me = name;
+    this.session.user = name;
+    save("session", this.session);
+    $("me").textContent = name;
+  }
+
+  /** Draw the names the active room shows again (after a rename). */
+  renderActive() {
+    const room = this.active;
+    if (!room) return;
+    if (room.dm) this.el.roomTitle.textContent = `@${this.features.dmPartner(room)}`;
+    for (const seq of room.messages.keys()) this.rerenderMessage(seq);
+    this.renderPresence();
   }
 
   /** A message changed in place (edit, delete, reaction): draw it again where it is. */

@@ -33,9 +33,16 @@ export function applyEvent(room, f) {
   } else if (f.type === "reaction") {
     if (target.deleted) return null;
     const reactions = { ...(target.reactions ?? {}) };
-    if (f.users.length) reactions[f.emoji] = f.users;
-    else delete reactions[f.emoji];
+    const uids = { ...(target.reaction_uids ?? {}) };
+    if (f.users.length) {
+      reactions[f.emoji] = f.users;
+      uids[f.emoji] = f.uids ?? [];
+    } else {
+      delete reactions[f.emoji];
+      delete uids[f.emoji];
+    }
     target.reactions = reactions;
+    target.reaction_uids = uids;
   }
   room.rev += 1;
   return target.seq;
@@ -69,6 +76,33 @@ export function markMentions(root, me) {
     if (last < node.data.length) parts.push(node.data.slice(last));
     node.replaceWith(...parts);
   }
+}
+
+/** A user was renamed (the `user` frame): show the new name wherever this room shows theirs, by id. Returns
+ * whether anything changed. */
+export function applyRename(room, f) {
+  let changed = false;
+  for (const m of room.messages.values()) {
+    if (m.uid === f.uid) {
+      m.from = f.name;
+      changed = true;
+    }
+    for (const [emoji, uids] of Object.entries(m.reaction_uids ?? {})) {
+      uids.forEach((uid, i) => {
+        if (uid === f.uid && m.reactions?.[emoji]) {
+          m.reactions[emoji][i] = f.name;
+          changed = true;
+        }
+      });
+    }
+  }
+  if (room.withUid === f.uid) {
+    room.with = f.name;
+    changed = true;
+  }
+  if (room.presence.delete(f.was)) room.presence.add(f.name);
+  if (changed) room.rev += 1;
+  return changed;
 }
 
 /** The body of a message: a tombstone when deleted, else safe Markdown with mentions marked. */
@@ -229,8 +263,20 @@ export class Features {
 
   onDm(f) {
     this.dmWith.set(f.room, f.with);
+    const room = this.app.rooms.get(f.room);
+    if (room) Object.assign(room, { with: f.with, withUid: f.uid ?? room.withUid });
     this.app.refreshRooms();
     if (this.app.active?.name === f.room) this.app.renderTitle();
+  }
+
+  /** Someone was renamed: every room redraws their name; if it is us, the page's own identity follows. */
+  onUser(f) {
+    const app = this.app;
+    if (f.uid === app.uid) app.renamed(f.name);
+    for (const room of app.rooms.values()) {
+      if (applyRename(room, f) && room === app.active) app.renderActive();
+    }
+    app.queueRoomsRender();
   }
 
   // --- read state -----------------------------------------------------------------------------------------
@@ -410,14 +456,10 @@ export class Features {
       ...[...names].sort().map((name) => h("option", { value: name })));
   }
 
-  /** Who a DM room is with: the room list's ``with`` (their current name), else a dm frame's. Only a server
-   * from before ``with`` leaves both out; its DM names were dm:NAME:NAME, read as a last resort. */
+  /** Who a DM room is with: the room list's ``with`` (their current name), else a dm frame's; never read from the
+   * room's name, which the server makes from the two people's ids. */
   dmPartner(room) {
-    if (room.with) return room.with;
-    if (this.dmWith.has(room.name)) return this.dmWith.get(room.name);
-    const parts = room.name.split(":");
-    if (parts.length === 3) return parts[1] === this.app.me.toLowerCase() ? parts[2] : parts[1];
-    return room.name;
+    return room.with || this.dmWith.get(room.name) || room.name;
   }
 
   // --- mentions -------------------------------------------------------------------------------------------

@@ -31,8 +31,9 @@ export class Room {
   update(info) {
     this.isPrivate = !!info.private;
     this.dm = !!info.dm;
-    // The other member of a DM, by their current name (the room list's "with"; servers before it leave it out).
+    // The other member of a DM, by their current name (the room list's "with"), and their id ("with_uid").
     this.with = info.with ?? this.with ?? "";
+    this.withUid = info.with_uid ?? this.withUid;
     this.topic = info.topic ?? this.topic ?? "";
     this.createdBy = info.created_by ?? this.createdBy; // decides who may remove others
     // A room list read before our own join committed says "not a member"; a live room is one we belong to.
