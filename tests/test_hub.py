@@ -7,7 +7,6 @@ from chatd.errors import Close
 from chatd.hub import Conn, Hub, Outbox
 from chatd.metrics import Metrics
 
-
 IDS: dict[str, int] = {}  # user name -> id, for the tests' readability
 
 
