@@ -714,12 +714,11 @@ export class ChatApp {
     else if (m.seq >= (this.active.hi ?? 0)) $("jump-latest").hidden = false;
   }
 
-  /** Our own name changed (an admin renamed us): the page, and the session it keeps, follow. */
+  /** Our own name changed (an admin renamed us): the page follows (a reload takes the name from GET /api/me). */
   renamed(name) {
     this.me = name;
     this.features.ctx.me = name;
     this.session.user = name;
-    save("session", this.session);
     $("me").textContent = name;
   }
 
@@ -727,7 +726,7 @@ export class ChatApp {
   renderActive() {
     const room = this.active;
     if (!room) return;
-    if (room.dm) this.el.roomTitle.textContent = `@${this.features.dmPartner(room)}`;
+    this.renderTitle();
     for (const seq of room.messages.keys()) this.rerenderMessage(seq);
     this.renderPresence();
   }

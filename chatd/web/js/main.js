@@ -56,7 +56,8 @@ async function restoreSession(info) {
   const session = mine === undefined ? load("session", null) : mine;
   if (!session || session.mode !== info.auth_mode) return null;
   try {
-    await new Api(session).me();
+    const me = await new Api(session).me();
+    if (me?.name) session.user = me.name; // an admin may have renamed us meanwhile: we are the same id
     return session;
   } catch (err) {
     // Only a definite "no" forgets the session; a network blip must not sign the user out.
