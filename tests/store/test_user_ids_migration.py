@@ -20,7 +20,7 @@ from chatd.config import StoreConfig
 from chatd.protocol.frames import Message
 from chatd.registry import load
 from chatd.store import migrations
-from chatd.store.base import NewMessage, Store, UserRef
+from chatd.store.base import EXPORT_KINDS, NewMessage, Store, UserRef
 from chatd.store.sqlite import SQLiteStore
 
 FIRST_NEW = "012_user_ids"
@@ -268,3 +268,52 @@ async def test_the_migration_keeps_columns_it_does_not_know(tmp_path: Path) -> N
         assert conn.execute("SELECT nickname FROM users WHERE name = 'Alice'").fetchone() == ("Al",)
     finally:
         conn.close()
+
+
+def legacy_export(path: Path) -> bytes:
+    """A format-1 export (names everywhere) of an old database, as ``chatd export`` of an older chatd wrote it."""
+    import msgspec
+
+    import chatd.cli  # noqa: F401 - the admin commands are imported through it
+    from chatd.admin.data import LEGACY_COLUMNS
+
+    conn = sqlite3.connect(path)
+    lines = [msgspec.json.encode({"kind": "chatd-export", "format": 1})]
+    bools = {"admin", "bot", "disabled", "private", "archived", "dm", "deleted"}
+    try:
+        for kind, cols in LEGACY_COLUMNS.items():
+            names = ", ".join("kind AS change" if c == "change" else c for c in cols)
+            for row in conn.execute(f"SELECT {names} FROM {kind}s ORDER BY 1, 2"):
+                out = {c: (bool(v) if c in bools else v) for c, v in zip(cols, row, strict=True)}
+                if kind == "message":
+                    out["attachments"] = msgspec.json.decode(out["attachments"]) if out["attachments"] else []
+                lines.append(msgspec.json.encode({"kind": kind, **out}))
+    finally:
+        conn.close()
+    return b"\n".join(lines) + b"\n"
+
+
+async def test_an_export_from_before_user_ids_imports_with_ids(tmp_path: Path, old_store: Open) -> None:
+    """``chatd import`` of a format-1 export gives the same people the same things as migrating the database."""
+    import io
+
+    import chatd.cli  # noqa: F401 - the admin commands are imported through it
+    from chatd.admin.data import read_import
+
+    old = tmp_path / "for-export.db"
+    build_sqlite(old)
+    store = await old_store()  # a store to compare with: the same data, migrated in place
+    migrated = {kind: [row async for row in store.export_rows(kind)] for kind in EXPORT_KINDS}
+    target = SQLiteStore(tmp_path / "target.db")
+    await target.open()
+    try:
+        counts = await read_import(target, io.BytesIO(legacy_export(old)))
+        assert counts["user"] == len(USERS) + 1 and counts["reaction"] == 4  # dave's tombstone; JSON → rows
+        imported = {kind: [row async for row in target.export_rows(kind)] for kind in EXPORT_KINDS}
+        for kind in EXPORT_KINDS:
+            assert imported[kind] == migrated[kind], kind
+        lower = await target.get_user("alice")
+        assert lower is not None and await target.user_for_token("tok-a") == lower
+        assert (await target.append([NewMessage("lobby", lower.id, "after", "hello")]))[0].seq == 6
+    finally:
+        await target.close()
