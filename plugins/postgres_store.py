@@ -127,18 +127,20 @@ async def m012_user_ids(c: asyncpg.Connection) -> None:
         sorted(named - known),
     )
 
-    await _to_ids(c, "tokens", "username", "user_id")
-    await c.execute("ALTER TABLE tokens ADD FOREIGN KEY (user_id) REFERENCES users (id)")
-    await c.execute("CREATE INDEX tokens_user ON tokens (user_id)")
-    await _to_ids(c, "members", "username", "user_id")
-    await c.execute("ALTER TABLE members ADD PRIMARY KEY (room, user_id)")
-    await c.execute("ALTER TABLE members ADD FOREIGN KEY (user_id) REFERENCES users (id)")
-    await c.execute("CREATE INDEX members_user ON members (user_id)")
-    await _to_ids(c, "reads", "username", "user_id")
-    await c.execute("ALTER TABLE reads ADD PRIMARY KEY (user_id, room)")
-    await _to_ids(c, "mentions", "username", "user_id")
-    await c.execute("ALTER TABLE mentions ADD PRIMARY KEY (user_id, room, seq)")
-    await c.execute("CREATE INDEX mentions_recent ON mentions (user_id, ts)")
+    # table, its new primary key, whether user_id is a foreign key, the index on user_id
+    for table, key, foreign, index in (
+        ("tokens", "", True, "tokens_user ON tokens (user_id)"),
+        ("members", "room, user_id", True, "members_user ON members (user_id)"),
+        ("reads", "user_id, room", False, ""),
+        ("mentions", "user_id, room, seq", False, "mentions_recent ON mentions (user_id, ts)"),
+    ):
+        await _to_ids(c, table, "username", "user_id")
+        if key:
+            await c.execute(f"ALTER TABLE {table} ADD PRIMARY KEY ({key})")
+        if foreign:
+            await c.execute(f"ALTER TABLE {table} ADD FOREIGN KEY (user_id) REFERENCES users (id)")
+        if index:
+            await c.execute(f"CREATE INDEX {index}")
     await c.execute("ALTER TABLE messages RENAME COLUMN sender TO sender_name")
     await _to_ids(c, "messages", "sender_name", "sender")
     await c.execute("CREATE UNIQUE INDEX messages_idem ON messages (room, sender, client_id)")

@@ -38,36 +38,20 @@ import msgspec
 from chatd.cli import build_config, config_option, create_option, run_with_store
 from chatd.config import Config
 from chatd.failures import path_problem
-from chatd.store.base import EXPORT_KINDS, Store, import_value
+from chatd.store.base import EXPORT_COLUMNS, EXPORT_KINDS, Store, import_value
 
 FORMAT = 2
 LEGACY_FORMAT = 1  # names instead of user ids
 HEADER = {"kind": "chatd-export", "format": FORMAT}
-# The columns of a format-1 export, as the schema before migration 012 names them.
+# The columns of a format-1 export, as the schema before migration 012 names them: users without id and tombstone
+# flag, messages with their reactions (and a reaction event's users) as JSON, no reaction or invite rows.
 LEGACY_COLUMNS: dict[str, tuple[str, ...]] = {
-    "user": ("name", "password_hash", "admin", "bot", "created", "disabled"),
-    "token": ("hash", "user", "created", "last_used"),
-    "room": ("name", "private", "created_by", "created", "last_seq", "archived", "purged_through", "topic", "dm"),
-    "member": ("room", "user", "joined"),
-    "message": (
-        "room",
-        "seq",
-        "sender",
-        "client_id",
-        "body",
-        "ts",
-        "attachments",
-        "change",
-        "target",
-        "reply_to",
-        "edited",
-        "deleted",
-        "reactions",
-        "data",
-    ),
-    "upload": ("id", "owner", "room", "content_type", "size", "name", "created"),
-    "read": ("user", "room", "seq", "ts"),
-    "mention": ("user", "room", "seq", "ts"),
+    kind: {
+        "user": EXPORT_COLUMNS["user"][1:-1],
+        "message": (*EXPORT_COLUMNS["message"], "reactions", "data"),
+    }.get(kind, EXPORT_COLUMNS[kind])
+    for kind in EXPORT_KINDS
+    if kind not in ("reaction", "invite")
 }
 BATCH = 1000
 _encoder = msgspec.json.Encoder()

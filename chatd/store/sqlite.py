@@ -540,13 +540,14 @@ class SQLiteStore(Store):
         return self._user(await self._one(f"SELECT {self._USER_COLS} FROM users WHERE id = ? AND NOT deleted", (uid,)))
 
     async def user_names(self, ids: Sequence[int]) -> dict[int, str]:
-        wanted = list(set(ids))
-        found: dict[int, str] = {}
-        for i in range(0, len(wanted), 500):
-            chunk = wanted[i : i + 500]
-            rows = await self._r.execute_fetchall(
-                f"SELECT id, name FROM users WHERE id IN ({_marks(len(chunk))})", chunk
-            )
+        return await self._pairs("SELECT id, name FROM users WHERE id IN ({})", list(set(ids)))
+
+    async def _pairs(self, sql: str, keys: list[Any]) -> dict[Any, Any]:
+        """The two columns of ``sql`` (its ``{}`` an IN list of ``keys``) as a dict, 500 keys per query."""
+        found: dict[Any, Any] = {}
+        for i in range(0, len(keys), 500):
+            chunk = keys[i : i + 500]
+            rows = await self._r.execute_fetchall(sql.format(_marks(len(chunk))), chunk)
             found.update((r[0], r[1]) for r in rows)
         return found
 
@@ -714,15 +715,7 @@ class SQLiteStore(Store):
         return row[0] if row else 0
 
     async def last_seqs(self, rooms: Sequence[str]) -> dict[str, int]:
-        names = list(rooms)
-        found: dict[str, int] = {}
-        for i in range(0, len(names), 500):
-            chunk = names[i : i + 500]
-            rows = await self._r.execute_fetchall(
-                f"SELECT name, last_seq FROM rooms WHERE name IN ({_marks(len(chunk))})", chunk
-            )
-            found.update((r[0], r[1]) for r in rows)
-        return found
+        return await self._pairs("SELECT name, last_seq FROM rooms WHERE name IN ({})", list(rooms))
 
     def transient(self, exc: BaseException) -> bool:
         # Disk full, I/O errors and a busy database pass; a constraint or a value SQLite refuses does not.
