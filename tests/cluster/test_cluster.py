@@ -167,10 +167,12 @@ async def test_a_message_stored_by_a_node_that_died_before_publishing_reaches_ev
     httpx.get(f"{n1.http}/api/me?user=alice")
     conn = await asyncpg.connect(pg_dsn)
     try:  # what the dead node's commit left: the row, the room's last seq, and alice a member
-        await conn.execute("INSERT INTO members (room, username, joined) VALUES ($1, 'alice', 0)", ROOM)
+        alice_id = await conn.fetchval("SELECT id FROM users WHERE name = 'alice'")
+        await conn.execute("INSERT INTO members (room, user_id, joined) VALUES ($1, $2, 0)", ROOM, alice_id)
         await conn.execute(
-            "INSERT INTO messages (room, seq, sender, client_id, body, ts) VALUES ($1, 1, 'alice', 'x', 'orphan', 1)",
+            "INSERT INTO messages (room, seq, sender, client_id, body, ts) VALUES ($1, 1, $2, 'x', 'orphan', 1)",
             ROOM,
+            alice_id,
         )
         await conn.execute("UPDATE rooms SET last_seq = 1 WHERE name = $1", ROOM)
     finally:

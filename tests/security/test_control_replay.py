@@ -31,10 +31,11 @@ def control(http: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
 async def test_a_replayed_room_deleted_is_refused_and_the_members_stay(make_server) -> None:
     server: ChatdProcess = make_server(hardened({"auth": {"mode": "token", "secret": SECRET}})).start()
     owner, bob = new_user(server, "ops-owner"), new_user(server, "ops-bob")
+    owner_id, bob_id = (str(server.get("/api/me", headers=bearer(t)).json()["id"]) for t in (owner, bob))
     assert server.post("/api/rooms", json={"name": "ops", "private": True}, headers=bearer(owner)).status_code == 201
     server.post("/api/rooms/ops/members", json={"user": "ops-bob"}, headers=bearer(owner))
-    # the CLI's request for a room that is being deleted; captured on its way
-    body, headers = signed([["room-deleted", "ops", "private", "ops-owner", "ops-bob"]])
+    # the CLI's request for a room that is being deleted (its members by id); captured on its way
+    body, headers = signed([["room-deleted", "ops", "private", owner_id, bob_id]])
     r = control(server.http, body, headers)
     assert r.status_code == 200 and r.json() == {"applied": 1}
     # the room still exists (here it was never deleted; as well it could have been made again): bob joins it
@@ -48,7 +49,7 @@ async def test_a_replayed_room_deleted_is_refused_and_the_members_stay(make_serv
     assert "a replayed request" in server.log()
     await c.close()
     # a fresh request (a new id) still works
-    body2, headers2 = signed([["kick-user", "ops-bob"]])
+    body2, headers2 = signed([["kick-user", bob_id]])
     assert control(server.http, body2, headers2).status_code == 200
 
 
