@@ -306,7 +306,8 @@ def who_is_here(url: str, room: str, me: str, user: str | None, token: str | Non
     found = _get_json(url, f"/api/rooms/{quote(room, safe='')}/presence", user, token)
     if not isinstance(found, dict) or not isinstance(found.get("users"), list):
         return None
-    ids = found.get("uids") if isinstance(found.get("uids"), list) else [None] * len(found["users"])
+    listed = found.get("uids")
+    ids: list[Any] = listed if isinstance(listed, list) else [None] * len(found["users"])
     others = sorted(
         (
             u
