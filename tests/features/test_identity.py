@@ -183,7 +183,7 @@ async def test_a_renamed_user_keeps_everything_and_every_socket_hears_of_it(serv
     assert again == {"uid": bob_id, "name": "Rob", "was": "robert"}
     assert (await bob_socket.expect("user", skip=(*QUIET, "message", "ack", "joined")))["name"] == "Rob"
     assert root.code("PATCH", "/api/admin/users/Rob", json={"name": "ALICE"}) == "conflict"
-    assert root.code("PATCH", "/api/admin/users/Rob", json={"name": "no spaces"}) == "bad_frame"
+    assert root.code("PATCH", "/api/admin/users/Rob", json={"name": "no spaces"}) == "invalid"  # REST validation
     assert alice.code("PATCH", "/api/admin/users/Rob", json={"name": "mine"}) == "forbidden"
     assert root.code("PATCH", "/api/admin/users/nobody", json={"name": "x"}) == "not_found"
     taken = run_cli("users", "rename", "Rob", "alice", "--config", str(server.config_path))
