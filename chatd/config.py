@@ -71,6 +71,11 @@ class StoreConfig(_Section):
     dsn: str = ""
     min_free_bytes: int = 64 * MiB
     pool_size: int = 8
+    # PostgreSQL only: bounds that keep one node's fault from stalling the others (docs/scale-out.md). 0 = off.
+    lock_timeout: float = 5.0
+    idle_transaction_timeout: float = 5.0
+    statement_timeout: float = 30.0
+    keepalive_idle: float = 10.0
 
 
 class BrokerConfig(_Section):
@@ -321,6 +326,9 @@ def validate(cfg: Config) -> None:
     positive("store.pool_size", cfg.store.pool_size)
     for key in ("reactions_per_message", "reactions_per_user"):
         positive(f"limits.{key}", getattr(cfg.limits, key))
+    for key in ("lock_timeout", "idle_transaction_timeout", "statement_timeout", "keepalive_idle"):
+        if getattr(cfg.store, key) < 0:
+            problems.append(f"'store.{key}' must be >= 0 (0 turns it off)")
     positive("retention.interval", cfg.retention.interval)
     for key in ("messages_days", "uploads_days"):
         if getattr(cfg.retention, key) < 0:

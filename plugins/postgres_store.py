@@ -9,6 +9,13 @@ Message timestamps come from the database's clock, so they do not depend on whic
 
 Migrations are SQL, applied in order under a transaction-level advisory lock, so nodes starting together do not
 race; each is recorded in ``_migrations``.
+
+One node's fault must not stall the others. A node cut off from the database in the middle of ``append`` leaves
+its transaction open, holding the locks of its rooms' rows, and every other node's append to those rooms waits on
+them. So every pooled connection is opened with bounds (``[store]`` settings, see :func:`session_settings`): the
+server ends a session idle in a transaction past ``idle_transaction_timeout`` (rolling it back, which releases
+its locks), a lock wait past ``lock_timeout`` fails and the worker retries the batch, one statement runs at most
+``statement_timeout``, and TCP keepalives on both ends notice a peer that vanished without a word.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
@@ -60,8 +68,11 @@ log = logging.getLogger("chatd.store.postgres")
 _json = msgspec.json.Encoder()
 NOW_MS = "(extract(epoch FROM clock_timestamp()) * 1000)::bigint"
 MIGRATE_LOCK = 0x63686174  # "chat": the advisory lock that serialises migrations
-# SQLSTATE classes of faults worth retrying as is: connection, resources, operator intervention, system, rollback.
+# SQLSTATE classes of faults worth retrying as is: connection, resources, operator intervention (which includes
+# statement_timeout and terminated sessions), system, rollback; and lock_not_available (lock_timeout).
 TRANSIENT_CLASSES = ("08", "53", "57", "58", "40")
+TRANSIENT_STATES = ("55P03",)
+KEEPALIVE_PROBES = 3
 
 
 async def _drop_foreign_keys(c: asyncpg.Connection, table: str) -> list[tuple[str, str]]:
@@ -391,6 +402,46 @@ def _user(r: asyncpg.Record) -> UserRecord:
     return UserRecord(r["id"], r["name"], r["admin"], r["bot"], r["created"], r["disabled"])
 
 
+def _ms(seconds: float) -> str:
+    return str(round(seconds * 1000))
+
+
+def session_settings(cfg: StoreConfig) -> dict[str, str]:
+    """The bounds every pooled session starts with (startup parameters, so ``RESET ALL`` keeps them)."""
+    out = {
+        "lock_timeout": _ms(cfg.lock_timeout),
+        "idle_in_transaction_session_timeout": _ms(cfg.idle_transaction_timeout),
+        "statement_timeout": _ms(cfg.statement_timeout),
+    }
+    if cfg.keepalive_idle:
+        # The server's side: it drops a session whose node stopped answering, which rolls its transaction back.
+        out["tcp_keepalives_idle"] = str(max(1, round(cfg.keepalive_idle)))
+        out["tcp_keepalives_interval"] = str(max(1, round(cfg.keepalive_idle / 2)))
+        out["tcp_keepalives_count"] = str(KEEPALIVE_PROBES)
+        out["tcp_user_timeout"] = _ms(2 * cfg.keepalive_idle)  # unacknowledged data to a node that is gone
+    return out
+
+
+def keepalive(sock: socket.socket | None, idle: float) -> None:
+    """The node's side of the keepalive: a server (or a path to it) gone without a word breaks the connection."""
+    if sock is None or not idle or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for name, value in (
+        ("TCP_KEEPIDLE", max(1, round(idle))),
+        ("TCP_KEEPINTVL", max(1, round(idle / 2))),
+        ("TCP_KEEPCNT", KEEPALIVE_PROBES),
+        ("TCP_USER_TIMEOUT", round(2 * idle * 1000)),
+    ):
+        if hasattr(socket, name):  # Linux names; other systems keep their defaults
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
+
+
+UNBOUNDED = (
+    "SET LOCAL lock_timeout = 0; SET LOCAL statement_timeout = 0; SET LOCAL idle_in_transaction_session_timeout = 0"
+)
+
+
 class PostgresStore(Store):
     def __init__(self, cfg: StoreConfig) -> None:
         self.cfg = cfg
@@ -402,13 +453,30 @@ class PostgresStore(Store):
 
     async def open(self) -> None:
         """Connect and migrate; a server that cannot be reached or refuses us raises StoreRefused naming it."""
+        cfg = self.cfg
+        idle = cfg.keepalive_idle
+
+        async def init(c: asyncpg.Connection) -> None:
+            # asyncpg has no keepalive option; its transport's socket is the one way to set it.
+            transport = getattr(c, "_transport", None)
+            keepalive(transport.get_extra_info("socket") if transport is not None else None, idle)
+
         try:
             self.pool = await asyncpg.create_pool(
-                self.cfg.dsn, min_size=1, max_size=self.cfg.pool_size, timeout=10, command_timeout=30
+                cfg.dsn,
+                min_size=1,
+                max_size=cfg.pool_size,
+                timeout=10,
+                # The node's own wait for an answer: a little past the server's bound, so the server's answer wins.
+                command_timeout=cfg.statement_timeout + 5 if cfg.statement_timeout else None,
+                server_settings=session_settings(cfg),
+                init=init,
             )
         except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
-            raise StoreRefused(unreachable("PostgreSQL store", self.cfg.dsn, e, "[store] dsn (CHATD_STORE_DSN)")) from e
+            raise StoreRefused(unreachable("PostgreSQL store", cfg.dsn, e, "[store] dsn (CHATD_STORE_DSN)")) from e
         async with self.pool.acquire() as c, c.transaction():
+            # A migration may rewrite a large table, and waits for another node's migration: no bounds here.
+            await c.execute(UNBOUNDED)
             await c.execute("SELECT pg_advisory_xact_lock($1)", MIGRATE_LOCK)
             await c.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied BIGINT NOT NULL)")
             done = {r["name"] for r in await c.fetch("SELECT name FROM _migrations")}
@@ -443,9 +511,15 @@ class PostgresStore(Store):
 
     def transient(self, exc: BaseException) -> bool:
         if isinstance(exc, asyncpg.PostgresError):
-            return (exc.sqlstate or "")[:2] in TRANSIENT_CLASSES
-        # Lost or refused connections, a closing pool, timeouts.
-        return isinstance(exc, (OSError, asyncpg.InterfaceError, asyncio.TimeoutError, ConnectionError))
+            state = exc.sqlstate or ""
+            return state[:2] in TRANSIENT_CLASSES or state in TRANSIENT_STATES
+        # Lost or refused connections, a closing pool, timeouts; and asyncpg's InternalClientError, which a pooled
+        # connection raises when its session was terminated under it ("cannot switch to state ...; another
+        # operation is in progress"), as does a statement cache made stale by another node's migration. The pool
+        # replaces the broken connection, so the retry runs on a good one.
+        return isinstance(
+            exc, (OSError, asyncpg.InterfaceError, asyncpg.InternalClientError, asyncio.TimeoutError, ConnectionError)
+        )
 
     # --- users and tokens ---------------------------------------------------------------------------------------
 
@@ -1199,6 +1273,7 @@ class PostgresStore(Store):
     @contextlib.asynccontextmanager
     async def snapshot(self) -> AsyncIterator[None]:
         async with self._p.acquire() as c, c.transaction(isolation="repeatable_read", readonly=True):
+            await c.execute(UNBOUNDED)  # a backup reads for as long as it takes, idle while it writes its file
             self._snapshot = c
             try:
                 yield

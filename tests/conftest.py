@@ -126,7 +126,10 @@ def cluster(
     started: list[LocalCluster] = []
 
     def make(
-        nodes: int = 3, settings: dict[str, dict[str, Any]] | None = None, broker_url: str | None = None
+        nodes: int = 3,
+        settings: dict[str, dict[str, Any]] | None = None,
+        broker_url: str | None = None,
+        node_env: dict[int, dict[str, str]] | None = None,
     ) -> LocalCluster:
         base: dict[str, dict[str, Any]] = {
             "auth": {"mode": "open"},
@@ -137,7 +140,15 @@ def cluster(
             base.setdefault(section, {}).update(values)
         backend, url = broker
         run = LocalCluster(
-            tmp_path / f"cluster{len(started)}", nodes, backend, broker_url or url, pg_dsn, namespace, free_port(), base
+            tmp_path / f"cluster{len(started)}",
+            nodes,
+            backend,
+            broker_url or url,
+            pg_dsn,
+            namespace,
+            free_port(),
+            base,
+            node_env,
         )
         started.append(run)
         return run.start()

@@ -306,7 +306,10 @@ class LocalCluster:
         namespace: str = "chatd",
         port: int = 8080,
         settings: dict[str, dict[str, Any]] | None = None,
+        node_env: dict[int, dict[str, str]] | None = None,
     ) -> None:
+        """``node_env``: environment names for one node (by index from 0), over its settings, such as a
+        ``CHATD_BROKER_URL`` or ``CHATD_STORE_DSN`` that reaches the service through a fault proxy."""
         self.workdir = workdir
         self.broker = broker
         self.broker_url = broker_url or BROKER_URLS[broker]
@@ -324,7 +327,7 @@ class LocalCluster:
             server.update(port=free_port(), node_id=f"node{i + 1}")
             node_settings.setdefault("broker", {}).update(backend=broker, url=self.broker_url, namespace=namespace)
             node_settings.setdefault("store", {}).update(backend="postgres", dsn=dsn)
-            self.nodes.append(NodeProcess(workdir / f"node{i + 1}", node_settings))
+            self.nodes.append(NodeProcess(workdir / f"node{i + 1}", node_settings, (node_env or {}).get(i)))
         self.nginx = NginxProcess(workdir / "nginx", [f"127.0.0.1:{n.port}" for n in self.nodes], port)
 
     @property
@@ -335,7 +338,7 @@ class LocalCluster:
     def ws(self) -> str:
         return f"ws://127.0.0.1:{self.port}/ws"
 
-    def start(self) -> LocalCluster:
+    def start(self, nginx: bool = True) -> LocalCluster:
         try:
             ensure_database(self.dsn)
         except Exception as e:  # noqa: BLE001 - any failure to reach or use the server, said with where
@@ -347,7 +350,8 @@ class LocalCluster:
                 node.launch()
             for node in self.nodes[1:]:
                 node.wait_ready()
-            self.nginx.start()
+            if nginx:
+                self.nginx.start()
         except BaseException:
             self.stop()
             raise

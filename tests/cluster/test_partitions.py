@@ -1,0 +1,137 @@
+"""One node's link to a service fails while the service and the other nodes are fine: a fault proxy of the test's own
+(``chatd.bench.faultproxy``) sits between that node and its broker or PostgreSQL.
+
+- A node cut off from PostgreSQL in the middle of a transaction does not stall the other nodes' writes (its session
+  is ended by the server, which releases the room's lock).
+- A node whose broker link was down (a blackhole long enough to fail a hand-over) takes sends again once the link
+  works, with no reconnect needed to notice.
+- A sender whose send was refused while the link was down keeps its order: the node refuses what follows on that
+  connection until the refused send is resent.
+
+The proxies run in the test's event loop, so everything that blocks (starting and stopping nodes, REST reads) runs
+in a thread meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+import pytest
+
+from chatd.bench.faultproxy import FaultProxy
+from chatd.deploy.local import LocalCluster
+from clients import MakeCluster, history
+from harness import Client
+
+ROOM = "cutoff"
+
+
+def via(url: str, proxy: FaultProxy) -> str:
+    """``url`` with its host and port pointed at ``proxy``."""
+    parts = urlsplit(url)
+    netloc = parts.netloc.rsplit("@", 1)
+    host = f"{proxy.host}:{proxy.port}"
+    return urlunsplit(parts._replace(netloc=f"{netloc[0]}@{host}" if len(netloc) == 2 else host))
+
+
+async def proxy_for(url: str) -> FaultProxy:
+    parts = urlsplit(url)
+    assert parts.hostname and parts.port
+    return await FaultProxy(parts.hostname, parts.port).start()
+
+
+@pytest.fixture
+async def proxies() -> AsyncIterator[list[FaultProxy]]:
+    made: list[FaultProxy] = []
+    yield made
+    for p in made:
+        await p.close()
+
+
+async def start(make: MakeCluster, nodes: int, **kw: Any) -> LocalCluster:
+    return await asyncio.to_thread(make, nodes, **kw)
+
+
+async def ready(http: str) -> dict[str, Any]:
+    try:
+        async with httpx.AsyncClient() as client:
+            return (await client.get(f"{http}/readyz", timeout=2)).json()
+    except httpx.HTTPError:
+        return {}
+
+
+async def until(check: Callable[[], Any], timeout: float, what: str) -> None:
+    async with asyncio.timeout(timeout):
+        while not await check():
+            await asyncio.sleep(0.1)
+
+
+async def ack_or_error(client: Client, client_id: str, timeout: float) -> dict[str, Any]:
+    """The ack or the error naming ``client_id``, skipping everything else."""
+    async with asyncio.timeout(timeout):
+        while True:
+            frame = await client.recv(timeout)
+            if frame.get("client_id") == client_id or frame.get("ref") == client_id:
+                if frame["type"] in ("ack", "error"):
+                    return frame
+
+
+async def stop(c: LocalCluster) -> None:
+    await asyncio.to_thread(c.stop)  # while the proxies still run, so each node drains and closes cleanly
+
+
+# --- PostgreSQL: a node cut off mid-transaction --------------------------------------------------------------------
+
+
+async def idle_in_transaction(dsn: str, ports: set[int]) -> bool:
+    """A session of the proxied node waits for its node in the middle of an append (it holds the room's lock)."""
+    conn = await asyncpg.connect(dsn, timeout=5)
+    try:
+        rows = await conn.fetch(
+            "SELECT client_port, query FROM pg_stat_activity WHERE datname = current_database() "
+            "AND state = 'idle in transaction' AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await conn.close()
+    return any(r["client_port"] in ports and "FOR UPDATE" in r["query"] for r in rows)
+
+
+async def test_a_node_cut_off_from_postgres_mid_transaction_does_not_stall_the_others(
+    cluster: MakeCluster, broker: tuple[str, str], pg_dsn: str, proxies: list[FaultProxy]
+) -> None:
+    if broker[0] != "redis":
+        pytest.skip("a store fault: the broker plays no part, so it runs once")
+    pg = await proxy_for(pg_dsn)
+    proxies.append(pg)
+    c = await start(cluster, 2, node_env={0: {"CHATD_STORE_DSN": via(pg_dsn, pg)}})
+    n1, n2 = c.nodes
+    a = await Client.connect(n1.ws, user="alice")
+    b = await Client.connect(n2.ws, user="bob")
+    await a.join(ROOM)
+    await b.join(ROOM)
+    # A slow link first, so node 1's append sits between statements long enough to be caught there.
+    pg.set("delay", 0.4)
+    await a.send({"type": "send", "room": ROOM, "body": "held", "client_id": "a1"})
+    async with asyncio.timeout(30):
+        while not await idle_in_transaction(pg_dsn, pg.upstream_ports):
+            await asyncio.sleep(0.02)
+    pg.set("blackhole")  # node 1's transaction is open, holding the room's row lock, and its node is gone
+    await b.send({"type": "send", "room": ROOM, "body": "not stalled", "client_id": "b1"})
+    # Node 2 stores its send while node 1 is still cut off: the server ended node 1's idle transaction.
+    got = await ack_or_error(b, "b1", 30)
+    assert got["type"] == "ack", got
+    pg.set("pass")
+    # Node 1 retries its batch on a new connection once it can reach the database again.
+    held = await ack_or_error(a, "a1", 60)
+    assert held["type"] == "ack", held
+    stored = await asyncio.to_thread(history, n2.http, ROOM)
+    assert sorted((m["from"], m["client_id"]) for m in stored) == [("alice", "a1"), ("bob", "b1")]
+    assert {m["seq"] for m in stored} == {got["seq"], held["seq"]} == {1, 2}
+    for client in (a, b):
+        await client.close()
+    await stop(c)
