@@ -51,7 +51,9 @@ class RabbitMQBroker(RemoteBroker):
         self.conn: AbstractRobustConnection | None = None
         self._confirmed: AbstractChannel | None = None  # ingest publishes, with confirms
         self._fast: AbstractChannel | None = None  # fan-out publishes, at most once, no confirms
-        self._probe: AbstractChannel | None = None  # asks the queue's length
+        self._work: AbstractChannel | None = None  # consumes the ingest queue
+        self._listen: AbstractChannel | None = None  # consumes this run's inbox
+        self._asking: AbstractChannel | None = None  # asks the queue's length (the sampler, the healer's probe)
         self._fanout: AbstractExchange | None = None
         self._direct: AbstractExchange | None = None
         self._items: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
@@ -70,12 +72,12 @@ class RabbitMQBroker(RemoteBroker):
         self._fast = await self.conn.channel(publisher_confirms=False)
         self._fanout = await self._fast.declare_exchange(f"{self.ns}.fanout", ExchangeType.FANOUT, durable=True)
         self._direct = await self._fast.declare_exchange(f"{self.ns}.direct", ExchangeType.DIRECT, durable=True)
-        work = await self.conn.channel()
+        work = self._work = await self.conn.channel()
         # Enough unacked items in flight for two full batches; the rest waits in RabbitMQ, not in this process.
         await work.set_qos(prefetch_count=min(2 * 512, self.cfg.queue_max_messages))
         ingest = await work.declare_queue(self.queue_name, durable=True, arguments={"x-single-active-consumer": True})
         await ingest.consume(self._on_item)
-        listen = await self.conn.channel()
+        listen = self._listen = await self.conn.channel()
         await listen.set_qos(prefetch_count=1000)
         inbox = await listen.declare_queue(f"{self.ns}.node.{self.node_id}", exclusive=True, auto_delete=True)
         await inbox.bind(f"{self.ns}.fanout")
@@ -93,6 +95,18 @@ class RabbitMQBroker(RemoteBroker):
 
     def _on_reconnect(self, _: Any) -> None:
         self.link(True)
+
+    async def _probe(self) -> bool:
+        """Up again once the connection and every channel are open and a passive declare of the ingest queue
+        round-trips: after a reconnect aio-pika has restored them, and after a hand-over that only timed out (the
+        connection stayed up through a slow or blackholed patch) nothing needed restoring at all."""
+        conn = self.conn
+        if conn is None or conn.is_closed or not conn.connected.is_set():
+            return False
+        if any(ch is None or ch.is_closed for ch in (self._confirmed, self._fast, self._work, self._listen)):
+            return False
+        await self._queue_length()
+        return True
 
     # --- ingest -------------------------------------------------------------------------------------------------
 
@@ -148,10 +162,10 @@ class RabbitMQBroker(RemoteBroker):
     async def _queue_length(self) -> float:
         if self.conn is None:
             return 0.0
-        if self._probe is None or self._probe.is_closed:
+        if self._asking is None or self._asking.is_closed:
             # A channel of its own: a passive declare that fails closes the channel it ran on.
-            self._probe = await self.conn.channel()
-        queue = await self._probe.declare_queue(self.queue_name, passive=True)
+            self._asking = await self.conn.channel()
+        queue = await self._asking.declare_queue(self.queue_name, passive=True)
         return float(queue.declaration_result.message_count or 0)
 
     # --- fan-out ------------------------------------------------------------------------------------------------

@@ -8,6 +8,16 @@ once, so both backends behave alike:
   a control event, or completions for one node. A node drops envelopes it sent itself.
 - **Link state.** ``link(False)`` / ``link(True)`` from any part of a backend report a change once (log line,
   ``on_link`` callback, ``ready()``); backends retry with :func:`backoff` (capped exponential, with jitter).
+  **Every way down has a way back up**: whatever reported the link down (a lost connection, a hand-over that timed
+  out while the connection stayed up, a crashed listener), the healer task probes the engine with backoff while it
+  is down (:meth:`RemoteBroker._probe`: a round trip, plus every part the backend needs in place) and reports it up
+  once the probe passes. No event from the engine, such as a reconnect, is needed to come back.
+- **Supervised tasks.** Every background loop (the group submit, the queue sampler, the healer, a backend's
+  listeners and watchers) runs under a :class:`~chatd.supervisor.Supervisor`: any exception, not only a link
+  error, is logged with its traceback, counted (``chatd_broker_task_crashes_total``) and the loop restarted with
+  backoff; ``ready()`` is false while a required one is down. An exception from a node callback while
+  dispatching what another node sent is logged and counted (``chatd_broker_callback_errors_total``), and the
+  listener goes on with the next callback and the next message.
 - **Group submit.** Sends that arrive while the previous hand-over to the engine is in flight go together as one
   engine message (a stream entry, an AMQP message) holding a list of items, the way the worker's group commit
   batches transactions: one round trip per message when idle, one per hundreds under load. Each ``submit``
@@ -24,7 +34,8 @@ import abc
 import asyncio
 import logging
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import msgspec
 
@@ -40,10 +51,12 @@ from chatd.broker.base import (
 )
 from chatd.config import BrokerConfig
 from chatd.failures import unreachable
+from chatd.supervisor import Supervisor
 
 log = logging.getLogger("chatd.broker")
 
 BACKOFF_MAX = 5.0
+PROBE_TIMEOUT = 5.0  # seconds one probe of a link reported down may take
 
 
 class Envelope(msgspec.Struct, array_like=True, frozen=True):
@@ -103,13 +116,14 @@ class RemoteBroker(Broker):
         self._room = asyncio.Condition()
         self._group: list[tuple[IngestItem, asyncio.Future[None]]] = []
         self._group_ready = asyncio.Event()
-        self._flusher: asyncio.Task[None] | None = None
-        self._sampler: asyncio.Task[None] | None = None
+        self.tasks = Supervisor()
         self._up = False
+        self._down = asyncio.Event()  # set while the link is reported down: the healer's cue
         self.closed = False
         self.reconnects = 0
         self.published = 0
         self.received = 0
+        self.callback_errors = 0
         self.engine_queue_length: float | None = None  # this node's queue as the engine counts it, sampled
 
     # --- link state ---------------------------------------------------------------------------------------------
@@ -120,15 +134,39 @@ class RemoteBroker(Broker):
             return
         self._up = up
         if up:
+            self._down.clear()
             self.reconnects += 1
             log.info("%s broker: connected", self.backend)
         else:
+            self._down.set()
             log.error("%s broker: link lost%s", self.backend, f" ({why})" if why else "")
         if self.events is not None and not self.closed:
             self.events.on_link(up)
 
     def ready(self) -> bool:
-        return self._up and not self.closed
+        return self._up and not self.closed and not self.tasks.down()
+
+    async def _heal(self) -> None:
+        """While the link is reported down, probe it with backoff; report it up once the probe passes."""
+        while True:
+            await self._down.wait()
+            async for attempt in retrying(f"{self.backend} broker: bringing the link back"):
+                if self._up or self.closed:
+                    break
+                try:
+                    async with asyncio.timeout(PROBE_TIMEOUT):
+                        ok = await self._probe()
+                except Exception as e:  # noqa: BLE001 - a probe that fails is the answer "still down"
+                    log.debug("%s broker: probe %d failed: %s", self.backend, attempt, e)
+                    ok = False
+                if ok and not self.closed:
+                    self.link(True)
+                    break
+
+    @abc.abstractmethod
+    async def _probe(self) -> bool:
+        """Is the link whole again? A round trip to the engine, and every part this backend needs (connection,
+        channels, subscription, consumers) in place; may repair what is cheap to repair. Raising means no."""
 
     # --- inter-node messages ------------------------------------------------------------------------------------
 
@@ -147,11 +185,20 @@ class RemoteBroker(Broker):
         self.received += 1
         ev = self.events
         for d in env.deliveries:
-            ev.on_delivery(d)
+            self._dispatch(ev.on_delivery, d)
         if env.control is not None:
-            ev.on_control(env.control)
+            self._dispatch(ev.on_control, env.control)
         for c in env.completions:
-            ev.on_complete(c)
+            self._dispatch(ev.on_complete, c)
+
+    def _dispatch(self, callback: Callable[[Any], None], arg: object) -> None:
+        """One callback into the node. Its exception is a bug on this node: logged, counted, and contained, so the
+        listener (shared by every room and every node's messages) goes on rather than leaving the node deaf."""
+        try:
+            callback(arg)
+        except Exception:
+            self.callback_errors += 1
+            log.exception("%s broker: handling %s from another node failed", self.backend, type(arg).__name__)
 
     async def publish(self, deliveries: list[Delivery]) -> None:
         if deliveries:
@@ -192,8 +239,9 @@ class RemoteBroker(Broker):
     async def _flush_groups(self) -> None:
         """Hand waiting items to the engine, as many per message as queued up meanwhile (group submit)."""
         while True:
-            await self._group_ready.wait()
-            self._group_ready.clear()
+            if not self._group:  # checked first: a restart after a crash must not wait for a cue already given
+                self._group_ready.clear()
+                await self._group_ready.wait()
             while self._group:
                 group, self._group = self._group[:GROUP_MAX], self._group[GROUP_MAX:]
                 try:
@@ -239,6 +287,8 @@ class RemoteBroker(Broker):
             "chatd_broker_unsettled_items": len(self.unsettled),
             "chatd_broker_envelopes_received_total": self.received,
             "chatd_broker_envelopes_published_total": self.published,
+            "chatd_broker_callback_errors_total": self.callback_errors,
+            "chatd_broker_task_crashes_total": sum(self.tasks.crashes().values()),
         }
         if self.engine_queue_length is not None:
             out["chatd_broker_queue_length"] = self.engine_queue_length
@@ -262,19 +312,19 @@ class RemoteBroker(Broker):
         try:
             await self._connect()
         except Exception as e:
+            await self.tasks.stop()
             await self._disconnect()
             raise BrokerUnavailable(
                 unreachable(f"{self.backend} broker", self.cfg.url, e, "[broker] url (CHATD_BROKER_URL)")
             ) from e
         self.link(True)
-        self._flusher = asyncio.create_task(self._flush_groups(), name=f"chatd-{self.backend}-submit")
-        self._sampler = asyncio.create_task(self._sample_queue_length(), name=f"chatd-{self.backend}-length")
+        self.tasks.start(f"chatd-{self.backend}-submit", self._flush_groups)
+        self.tasks.start(f"chatd-{self.backend}-heal", self._heal)
+        self.tasks.start(f"chatd-{self.backend}-length", self._sample_queue_length, required=False)
 
     async def close(self) -> None:
         self.closed = True
-        for task in (self._flusher, self._sampler):
-            if task is not None:
-                task.cancel()
+        await self.tasks.stop()
         await self._disconnect()
 
     # --- engine verbs -------------------------------------------------------------------------------------------

@@ -135,3 +135,52 @@ async def test_a_node_cut_off_from_postgres_mid_transaction_does_not_stall_the_o
     for client in (a, b):
         await client.close()
     await stop(c)
+
+
+# --- the broker: a link that was down comes back by itself ---------------------------------------------------------
+
+
+async def refused_then_acked(client: Client, room: str, client_id: str, timeout: float) -> int:
+    """Resend ``client_id`` every half second, as a client does after ``unavailable``, until it is acked; returns
+    how many times it was refused."""
+    refused = 0
+    async with asyncio.timeout(timeout):
+        while True:
+            await client.send({"type": "send", "room": room, "body": client_id, "client_id": client_id})
+            got = await ack_or_error(client, client_id, timeout)
+            if got["type"] == "ack":
+                return refused
+            assert got["code"] == "unavailable", got
+            refused += 1
+            await asyncio.sleep(0.5)
+
+
+async def test_a_node_takes_sends_again_after_its_broker_link_was_blackholed(
+    cluster: MakeCluster, broker: tuple[str, str], proxies: list[FaultProxy]
+) -> None:
+    """12 s of silence on the link (longer than a RabbitMQ publisher confirm may take, and than a Redis command may
+    wait), with the connection never closed: sends are refused meanwhile, and accepted again once the link passes
+    traffic, without waiting for a reconnect that never comes."""
+    backend, url = broker
+    link = await proxy_for(url)
+    proxies.append(link)
+    c = await start(cluster, 1, node_env={0: {"CHATD_BROKER_URL": via(url, link)}})
+    (n1,) = c.nodes
+    a = await Client.connect(n1.ws, user="alice")
+    await a.join(ROOM)
+    assert (await a.say(ROOM, "before", "a0"))["seq"] == 1
+    link.set("blackhole")
+    cut_at = asyncio.get_running_loop().time()
+    await a.send({"type": "send", "room": ROOM, "body": "during", "client_id": "a1"})
+    got = await ack_or_error(a, "a1", 30)  # the hand-over times out: refused, so the client resends it later
+    assert got["type"] == "error" and got["code"] == "unavailable", got
+    await asyncio.sleep(max(0.0, cut_at + 12 - asyncio.get_running_loop().time()))
+    link.set("pass")
+    await refused_then_acked(a, ROOM, "a1", 45)
+    await until(lambda: ready_now(n1.http), 30, "the node says ready again")
+    await a.close()
+    await stop(c)
+
+
+async def ready_now(http: str) -> bool:
+    return bool((await ready(http)).get("ready"))
