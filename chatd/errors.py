@@ -132,8 +132,10 @@ class Err(enum.Enum):
     UNAVAILABLE = ErrorInfo(
         "unavailable",
         503,
-        "The server is draining or its store is not ready; the message was not stored.",
-        "Reconnect to another node or later, resend with the same client_id.",
+        "The server is draining, its store or message queue is not ready, or an earlier send on this connection "
+        "was refused so and not resent yet; the message was not stored.",
+        "Resend with the same client_id, in the order sent (the earliest refused first), a moment later or after "
+        "reconnecting to another node.",
     )
     INTERNAL = ErrorInfo(
         "internal",

@@ -532,9 +532,11 @@ async def _read(ws: Any, session: Session) -> int | None:
                     if session.partner and frame.get("uid") == session.partner:
                         session.titles[session.room] = f"@{frame['name']}"
                 elif kind == "error" and frame.get("ref") in session.pending:
-                    if frame.get("code") == "rate_limited":
+                    if frame.get("code") in ("rate_limited", "unavailable"):
+                        # Not an error the user must act on: the line goes out again shortly, and lines refused
+                        # together go out again in the order they were typed (the server keeps that order).
                         asyncio.get_running_loop().call_later(RATE_LIMITED_RETRY, _resend, ws, session, frame["ref"])
-                        continue  # not an error the user must act on: the line goes out again shortly
+                        continue
                     session.settle(frame["ref"])  # refused for good; the error line below says why
                 text = render(frame, session.titles)
                 if text:

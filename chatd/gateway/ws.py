@@ -159,6 +159,10 @@ class WsSession:
         self._closer: asyncio.Task[None] | None = None
         self._reader_done = asyncio.Event()
         self._sending = False
+        # A sender's order (docs/protocol.md): once a send is refused as unavailable (the broker link was down, the
+        # node is draining), the sends after it on this connection are refused too until it is resent, so the
+        # resend cannot be stored behind a later send that the node accepted once the link was back.
+        self.held: tuple[str, str] | None = None  # (room, client_id) of that refused send
         # After the accept, frames go straight to the server's receive/send (see gateway.app.with_raw_websocket_io):
         # litestar's wrappers would cost two extra calls per frame in each direction.
         raw: tuple[Receive, ASGISend] | None = socket.scope.get(RAW_ASGI)  # type: ignore[assignment]
@@ -240,6 +244,7 @@ class WsSession:
             try:
                 frame = decode_frame(data, limits)
                 if type(frame) is Send:
+                    self._in_order(frame.room, frame.client_id)
                     self.store_disk.require(frame.client_id)
                     await node.submit(
                         conn.uid,
@@ -253,6 +258,7 @@ class WsSession:
                 elif type(frame) is MarkRead:
                     await node.mark_read(conn.uid, frame.room, frame.seq, frame.client_id or "")
                 elif isinstance(frame, CHANGE_FRAMES):
+                    self._in_order(frame.room, frame.client_id)
                     self.store_disk.require(frame.client_id)
                     await node.submit_change(change_of(conn.uid, frame), self.reply)
                 elif type(frame) is Join:
@@ -272,12 +278,28 @@ class WsSession:
                     return
                 self._error(e.err.code, e.message, e.ref)
             except ChatError as e:
+                if e.err is Err.UNAVAILABLE and self.held is None and isinstance(frame, (Send, *CHANGE_FRAMES)):
+                    self.held = (frame.room, frame.client_id)
                 self._error(
                     e.err.code, e.message, e.ref or getattr(frame, "client_id", None), getattr(frame, "room", None)
                 )
             except Exception:  # noqa: BLE001 - a server fault: logged and answered; the session goes on
                 incident = log_fault(log, f"handling a frame from {conn.user!r}")
                 self._error(Err.INTERNAL.code, internal_message(incident), getattr(frame, "client_id", None))
+
+    def _in_order(self, room: str, client_id: str) -> None:
+        """Refuse a send that would overtake an earlier send refused as unavailable; the resend of that one (same
+        room and client_id) is let through and lifts the hold."""
+        if self.held is None:
+            return
+        if self.held == (room, client_id):
+            self.held = None
+            return
+        raise ChatError(
+            Err.UNAVAILABLE,
+            f"an earlier send ({self.held[1]} in {self.held[0]}) was refused; resend it first, then this one",
+            client_id,
+        )
 
     def _error(self, code: str, message: str, ref: str | None, room: str | None = None) -> None:
         self.node.metrics.errors_sent += 1

@@ -184,3 +184,43 @@ async def test_a_node_takes_sends_again_after_its_broker_link_was_blackholed(
 
 async def ready_now(http: str) -> bool:
     return bool((await ready(http)).get("ready"))
+
+
+# --- a sender's order across a link that comes back ---------------------------------------------------------------
+
+
+async def test_a_send_refused_while_the_link_was_down_is_not_overtaken_by_the_next_one(
+    cluster: MakeCluster, broker: tuple[str, str], proxies: list[FaultProxy]
+) -> None:
+    """a1 is refused while the broker link is cut; the link comes back; a2 follows on the same socket before the
+    client resent a1. a2 must not be stored ahead of a1: it is refused too, until a1 is resent."""
+    backend, url = broker
+    link = await proxy_for(url)
+    proxies.append(link)
+    c = await start(cluster, 1, node_env={0: {"CHATD_BROKER_URL": via(url, link)}})
+    (n1,) = c.nodes
+    a = await Client.connect(n1.ws, user="alice")
+    await a.join(ROOM)
+    await a.say(ROOM, "first", "a0")
+    link.set("cut")
+    await until(lambda: broker_down(n1.http), 30, "the node reports its link down")
+    await a.send({"type": "send", "room": ROOM, "body": "refused", "client_id": "a1"})
+    got = await ack_or_error(a, "a1", 30)
+    assert got["type"] == "error" and got["code"] == "unavailable", got
+    link.set("pass")
+    await until(lambda: ready_now(n1.http), 30, "the link is back")
+    await a.send({"type": "send", "room": ROOM, "body": "next", "client_id": "a2"})
+    second = await ack_or_error(a, "a2", 30)
+    # The client resends what was refused, earliest first, as docs/protocol.md asks.
+    await refused_then_acked(a, ROOM, "a1", 30)
+    if second["type"] == "error":
+        assert second["code"] == "unavailable", second
+        await refused_then_acked(a, ROOM, "a2", 30)
+    stored = await asyncio.to_thread(history, n1.http, ROOM)
+    assert [m["client_id"] for m in stored] == ["a0", "a1", "a2"], "a resend was stored behind a later send"
+    await a.close()
+    await stop(c)
+
+
+async def broker_down(http: str) -> bool:
+    return (await ready(http)).get("broker") is False
