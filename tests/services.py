@@ -15,7 +15,9 @@ from pathlib import Path
 
 import redis
 
-from chatd.deploy.local import drop_namespace
+from chatd.deploy.local import close_rabbit_connections, drop_namespace, rabbitmqctl, terminate_sessions
+
+__all__ = ["close_rabbit_connections", "rabbitmqctl"]
 
 
 def drop_redis_namespace(url: str, namespace: str) -> None:
@@ -23,10 +25,6 @@ def drop_redis_namespace(url: str, namespace: str) -> None:
         drop_namespace("redis", url, namespace)
     except redis.RedisError:
         pass
-
-
-def rabbitmqctl(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, text=True, timeout=60)
 
 
 def drop_rabbit_namespace(namespace: str, url: str = "amqp://guest:guest@127.0.0.1:5672/") -> None:
@@ -54,40 +52,9 @@ def drop_rabbit_namespace(namespace: str, url: str = "amqp://guest:guest@127.0.0
         asyncio.run(run())  # by name, as listed: tests make queues for nodes of any name
 
 
-def close_rabbit_connections(namespace: str) -> int:
-    """Close the RabbitMQ connections of one deployment (each is named "chatd <namespace> <node>"); returns how
-    many were closed."""
-    listed = rabbitmqctl("list_connections", "pid", "client_properties")
-    closed = 0
-    for line in listed.stdout.splitlines():
-        pid, _, props = line.partition("\t")
-        if f'{{"connection_name","chatd {namespace} ' in props:
-            rabbitmqctl("close_connection", pid, "chatd test: cutting the broker link")
-            closed += 1
-    return closed
-
-
 def terminate_pg_connections(dsn: str) -> int:
     """``pg_terminate_backend`` on every connection to the DSN's database (one deployment's), from outside."""
-    import asyncpg
-
-    from chatd.deploy.local import urlsplit, urlunsplit
-
-    parts = urlsplit(dsn)
-    name = parts.path.lstrip("/")
-
-    async def run() -> int:
-        conn = await asyncpg.connect(urlunsplit(parts._replace(path="/postgres")), timeout=5)
-        try:
-            rows = await conn.fetch(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
-                name,
-            )
-            return len(rows)
-        finally:
-            await conn.close()
-
-    return asyncio.run(run())
+    return asyncio.run(terminate_sessions(dsn))
 
 
 class OwnRedis:

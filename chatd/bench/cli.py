@@ -19,6 +19,8 @@ from chatd.rlimit import raise_open_files
 F = Callable[..., Any]
 OPEN_FILES = 131_072  # enough for the largest connect scenario on both sides of a loopback run
 
+PG_SERVER_DEFAULT = "postgresql://postgres@127.0.0.1:5432"
+
 
 def _stacked(*decorators: F) -> Callable[[F], F]:
     def apply(fn: F) -> F:
@@ -404,6 +406,88 @@ def rest(
     if json_path:
         Path(json_path).write_bytes(msgspec.json.format(msgspec.json.encode(report)))
     if strict and (report.errors or report.lost):
+        sys.exit(1)
+
+
+@bench.command("chaos")
+@click.option(
+    "--broker",
+    type=click.Choice(["redis", "rabbitmq", "both"]),
+    default="both",
+    show_default=True,
+    help="The broker the nodes share; 'both' runs once over each.",
+)
+@click.option("--broker-url", default="", help="The broker's URL (default: the machine's, as `cluster up` uses).")
+@click.option("--pg", "pg_server", default=PG_SERVER_DEFAULT, show_default=True, help="PostgreSQL server (no db).")
+@click.option("--nodes", type=int, default=3, show_default=True)
+@click.option("--duration", type=float, default=60.0, show_default=True, help="Seconds of faults, per broker.")
+@click.option("--seed", type=int, default=1, show_default=True, help="Seeds the fault schedule.")
+@click.option("--senders", type=int, default=6, show_default=True, help="Resending clients (one room each).")
+@click.option("--rooms", type=int, default=3, show_default=True)
+@click.option("--rate", type=float, default=4.0, show_default=True, help="Sends per second per sender.")
+@click.option("--fault", "faults", multiple=True, help="Only these fault kinds (repeatable; default: all).")
+@click.option("--fault-max", type=float, default=10.0, show_default=True, help="Longest fault, in seconds.")
+@click.option("--workdir", type=click.Path(file_okay=False), default="chaos-run", show_default=True)
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the report(s) as JSON here.")
+def chaos(
+    broker: str,
+    broker_url: str,
+    pg_server: str,
+    nodes: int,
+    duration: float,
+    seed: int,
+    senders: int,
+    rooms: int,
+    rate: float,
+    faults: tuple[str, ...],
+    fault_max: float,
+    workdir: str,
+    json_path: str | None,
+) -> None:
+    """Run a deployment on this machine through seeded random faults and check that no promise broke.
+
+    Starts NODES nodes over the broker and PostgreSQL, each behind fault proxies of its own, with resending clients
+    and a reader per node and room. Faults come one at a time: kill -9 (and restart), SIGSTOP, a node's broker or
+    PostgreSQL link blackholed or slowed, the broker links cut, PostgreSQL sessions terminated. The store is then
+    checked against what the clients saw (lost, duplicated, gaps, order, deaf nodes); exit status 1 if anything
+    broke. Needs Redis or RabbitMQ (and rabbitmqctl), PostgreSQL and nothing else; see docs/bench.md.
+
+    \b
+    Example:
+        chatd bench chaos --duration 60 --seed 7
+        chatd bench chaos --broker rabbitmq --duration 600 --json chaos.json
+    """
+    import asyncio
+
+    import msgspec
+
+    from chatd.bench.chaos import FAULTS, ChaosSettings, format_report, run_chaos
+
+    unknown = [f for f in faults if f not in FAULTS]
+    if unknown:
+        raise click.BadParameter(f"unknown fault {unknown[0]!r}; choose from {', '.join(FAULTS)}", param_hint="--fault")
+    reports = []
+    for name in ("redis", "rabbitmq") if broker == "both" else (broker,):
+        s = ChaosSettings(
+            broker=name,
+            broker_url=broker_url,
+            pg_server=pg_server,
+            nodes=nodes,
+            duration=duration,
+            seed=seed,
+            senders=senders,
+            rooms=rooms,
+            rate=rate,
+            fault_max=fault_max,
+            faults=faults or FAULTS,
+            workdir=Path(workdir) / name,
+        )
+        report = asyncio.run(run_chaos(s, lambda text: click.echo(text, err=True)))
+        click.echo(format_report(report), nl=False)
+        reports.append(report)
+    if json_path:
+        Path(json_path).write_bytes(msgspec.json.format(msgspec.json.encode(reports)))
+    if any(r.violations for r in reports):
         sys.exit(1)
 
 

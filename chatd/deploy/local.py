@@ -280,6 +280,39 @@ def drop_namespace(broker: str, url: str, namespace: str, queues: list[str] | No
         asyncio.run(run())
 
 
+def rabbitmqctl(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, text=True, timeout=60)
+
+
+def close_rabbit_connections(namespace: str) -> int:
+    """Close the RabbitMQ connections of one deployment (each is named "chatd <namespace> <node>"), and no other;
+    returns how many were closed."""
+    listed = rabbitmqctl("list_connections", "pid", "client_properties")
+    closed = 0
+    for line in listed.stdout.splitlines():
+        pid, _, props = line.partition("\t")
+        if f'{{"connection_name","chatd {namespace} ' in props:
+            rabbitmqctl("close_connection", pid, "chatd: cutting the broker link on purpose")
+            closed += 1
+    return closed
+
+
+async def terminate_sessions(dsn: str) -> int:
+    """``pg_terminate_backend`` on every session of the DSN's database (one deployment's), from outside."""
+    import asyncpg
+
+    parts = urlsplit(dsn)
+    conn = await asyncpg.connect(urlunsplit(parts._replace(path="/postgres")), timeout=5)
+    try:
+        rows = await conn.fetch(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+            parts.path.lstrip("/"),
+        )
+        return len(rows)
+    finally:
+        await conn.close()
+
+
 RESTARTS_MAX, RESTART_WINDOW = 5, 60.0
 
 
