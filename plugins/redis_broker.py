@@ -185,6 +185,9 @@ class RedisBroker(RemoteBroker):
                 continue
             except LINK_ERRORS as e:
                 self.link(False, str(e))
+                # The read may have reached Redis and its reply been lost: those entries are pending for this
+                # consumer, never seen. Read the pending ones first, or the next new entries would overtake them.
+                self._backlog, self._backlog_from = True, "0"
             except ResponseError as e:
                 if "NOGROUP" in str(e):
                     await self._recreate()

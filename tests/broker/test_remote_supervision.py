@@ -101,3 +101,54 @@ async def test_a_crashed_listener_is_restarted_counted_and_the_node_caught_up(ma
         while not got:
             await asyncio.sleep(0.02)
     assert [d.seq for d in got] == [2]
+
+
+async def test_redis_entries_whose_delivery_was_lost_are_taken_before_newer_ones(
+    namespace: str, redis_url: str
+) -> None:
+    """Found by the chaos run: Redis delivered an entry (XREADGROUP marked it pending) but the reply was lost when
+    the link was cut. Taking new entries (">") before the pending ones would store a later send first."""
+    import redis.asyncio as aioredis
+
+    from chatd.bench.faultproxy import FaultProxy
+    from chatd.broker.base import IngestItem
+    from chatd.broker.remote import encode_items
+    from chatd.store.base import NewMessage
+
+    proxy = await FaultProxy("127.0.0.1", 6379).start()
+    direct = aioredis.Redis.from_url(redis_url)
+    cfg = BrokerConfig(backend="redis", url=f"redis://127.0.0.1:{proxy.port}/0", namespace=namespace)
+    b = load("brokers", "redis")(cfg, f"w/{secrets.token_hex(3)}", "w")
+    await b.start(quiet())
+    stream = b.stream
+
+    def entry(n: int) -> dict[str, bytes]:
+        return {"i": encode_items([IngestItem(NewMessage("r", "u", f"c{n}", "x"), b.node_id, n)])}
+
+    async def blocked_read() -> bool:
+        return any(c.get("cmd") == "xreadgroup" and "b" in c.get("flags", "") for c in await direct.client_list())
+
+    try:
+        proxy.set("delay", 2.0)  # replies from Redis now take 2 s to come back
+        taking = asyncio.create_task(b.take(10))
+        async with asyncio.timeout(20):
+            while not await blocked_read():
+                await asyncio.sleep(0.05)
+        await direct.xadd(stream, entry(1))  # served to a blocked read (this one or the next); its reply is slow
+        async with asyncio.timeout(15):
+            while not (await direct.xpending(stream, "workers"))["pending"]:
+                await asyncio.sleep(0.01)
+        proxy.set("cut")  # the reply is lost; entry 1 stays pending, never seen by this node
+        await direct.xadd(stream, entry(2))
+        await asyncio.sleep(0.3)
+        proxy.set("pass")
+        got: list[int] = []
+        async with asyncio.timeout(30):
+            got += [t.item.ticket for t in await taking]
+            while len(got) < 2:
+                got += [t.item.ticket for t in await b.take(10)]
+        assert got[:2] == [1, 2], got
+    finally:
+        await b.close()
+        await direct.aclose()
+        await proxy.close()
