@@ -10,7 +10,8 @@ so a fault can hit one node's link while the shared services and the other nodes
   sends are waiting) is replaced by one to the next node that answers, and every unacked send is resent in order.
 - **Readers** (one per node and room) follow their room on their own node only, resuming with ``join`` +
   ``since`` after any drop, and record every seq they are given.
-- **Faults** come one at a time from a schedule drawn with ``random.Random(seed)``: ``kill`` (kill -9, restarted
+- **Faults** come one at a time from a schedule drawn with ``random.Random(seed)`` (every kind once per round, in
+  a drawn order, on a drawn node, for a drawn length): ``kill`` (kill -9, restarted
   after the fault's length), ``stop`` (SIGSTOP, then SIGCONT), ``broker-partition`` / ``pg-partition`` (one node's
   link blackholed), ``broker-delay`` / ``pg-delay`` (one node's link slowed), ``broker-cut`` (RabbitMQ:
   ``rabbitmqctl close_connection`` of this deployment's connections; Redis: every node's link reset), and
@@ -422,8 +423,11 @@ async def schedule(run: Run, progress: Callable[[str], None]) -> None:
     rng = random.Random(s.seed)
     end = run.started + s.duration
     await asyncio.sleep(min(s.quiet, s.duration))
+    deck: list[str] = []
     while time.monotonic() < end:
-        kind = rng.choice(s.faults)
+        if not deck:  # every kind once per round, in an order drawn from the seed
+            deck = rng.sample(s.faults, len(s.faults))
+        kind = deck.pop()
         node = -1 if kind in ("broker-cut", "pg-terminate") else rng.randrange(s.nodes)
         length = round(rng.uniform(s.fault_min, s.fault_max), 1)
         run.records.append(FaultRecord(kind, node, time.monotonic() - run.started, length))
