@@ -46,7 +46,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import httpx
 import websockets
@@ -145,13 +145,6 @@ class ChaosReport:
         )
 
 
-def via(url: str, proxy: FaultProxy) -> str:
-    """``url`` with its host and port pointed at ``proxy`` (credentials kept)."""
-    parts = urlsplit(url)
-    user = parts.netloc.rsplit("@", 1)[0] + "@" if "@" in parts.netloc else ""
-    return urlunsplit(parts._replace(netloc=f"{user}{proxy.host}:{proxy.port}"))
-
-
 class Run:
     """The deployment, its proxies and the fault clock, shared by the clients."""
 
@@ -188,7 +181,7 @@ class Run:
             pp = await FaultProxy(p.hostname, p.port or 5432).start()
             self.broker_proxies.append(bp)
             self.pg_proxies.append(pp)
-            env[i] = {"CHATD_BROKER_URL": via(self.broker_url, bp), "CHATD_STORE_DSN": via(self.dsn, pp)}
+            env[i] = {"CHATD_BROKER_URL": bp.via(self.broker_url), "CHATD_STORE_DSN": pp.via(self.dsn)}
         settings: dict[str, dict[str, Any]] = {
             "auth": {"mode": "open"},
             "limits": {"send_rate": 0},

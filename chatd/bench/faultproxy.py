@@ -24,6 +24,7 @@ import contextlib
 import logging
 import time
 from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
 
 log = logging.getLogger("chatd.bench.faultproxy")
 
@@ -151,6 +152,12 @@ class FaultProxy:
             await link.run()
         finally:
             self._links.discard(link)
+
+    def via(self, url: str) -> str:
+        """``url`` (``redis://``, ``amqp://``, ``postgresql://``…) with its host and port pointed at this proxy."""
+        parts = urlsplit(url)
+        user = parts.netloc.rsplit("@", 1)[0] + "@" if "@" in parts.netloc else ""
+        return urlunsplit(parts._replace(netloc=f"{user}{self.host}:{self.port}"))
 
     @property
     def connections(self) -> int:

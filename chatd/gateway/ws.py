@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import OrderedDict
 
 from litestar import WebSocket, websocket
 from litestar.types import ASGIApp, Receive, Scope, WebSocketSendEvent
@@ -53,6 +54,7 @@ log = logging.getLogger("chatd.ws")
 
 PACK_MAX = 64 * 1024  # bytes per packed WebSocket message; a single larger frame still goes alone
 CLOSE_GRACE = 1.0  # seconds a peer gets to answer our close frame
+HELD_MAX = 1024  # refused sends a connection's order is kept for (see WsSession.held)
 
 
 RAW_ASGI = "chatd.asgi"
@@ -160,9 +162,11 @@ class WsSession:
         self._reader_done = asyncio.Event()
         self._sending = False
         # A sender's order (docs/protocol.md): once a send is refused as unavailable (the broker link was down, the
-        # node is draining), the sends after it on this connection are refused too until it is resent, so the
-        # resend cannot be stored behind a later send that the node accepted once the link was back.
-        self.held: tuple[str, str] | None = None  # (room, client_id) of that refused send
+        # node is draining), every later send on this connection is refused too, until the refused ones come back
+        # in the order they were refused: no resend can be stored behind a send the node took once the link was
+        # back. Keys are (room, client_id), oldest first.
+        self.held: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._resent: tuple[str, str] | None = None  # the held send let through just now, if any
         # After the accept, frames go straight to the server's receive/send (see gateway.app.with_raw_websocket_io):
         # litestar's wrappers would cost two extra calls per frame in each direction.
         raw: tuple[Receive, ASGISend] | None = socket.scope.get(RAW_ASGI)  # type: ignore[assignment]
@@ -278,8 +282,8 @@ class WsSession:
                     return
                 self._error(e.err.code, e.message, e.ref)
             except ChatError as e:
-                if e.err is Err.UNAVAILABLE and self.held is None and isinstance(frame, (Send, *CHANGE_FRAMES)):
-                    self.held = (frame.room, frame.client_id)
+                if e.err is Err.UNAVAILABLE and isinstance(frame, (Send, *CHANGE_FRAMES)):
+                    self._hold(frame.room, frame.client_id)
                 self._error(
                     e.err.code, e.message, e.ref or getattr(frame, "client_id", None), getattr(frame, "room", None)
                 )
@@ -288,18 +292,32 @@ class WsSession:
                 self._error(Err.INTERNAL.code, internal_message(incident), getattr(frame, "client_id", None))
 
     def _in_order(self, room: str, client_id: str) -> None:
-        """Refuse a send that would overtake an earlier send refused as unavailable; the resend of that one (same
-        room and client_id) is let through and lifts the hold."""
-        if self.held is None:
+        """Refuse a send that would overtake a send refused earlier as unavailable. The resend of the oldest one
+        held goes through (and leaves the queue; if it is refused again, ``_hold`` puts it back in front)."""
+        self._resent = None
+        if not self.held:
             return
-        if self.held == (room, client_id):
-            self.held = None
+        key = (room, client_id)
+        first = next(iter(self.held))
+        if key == first:
+            del self.held[key]
+            self._resent = key
             return
         raise ChatError(
             Err.UNAVAILABLE,
-            f"an earlier send ({self.held[1]} in {self.held[0]}) was refused; resend it first, then this one",
+            f"an earlier send ({first[1]} in {first[0]}) was refused; resend the refused sends in order, then this",
             client_id,
         )
+
+    def _hold(self, room: str, client_id: str) -> None:
+        key = (room, client_id)
+        if key in self.held:
+            return  # already waiting for its turn
+        if len(self.held) >= HELD_MAX:
+            return  # past the bound it is not remembered: a client that never resends has broken its own order
+        self.held[key] = None
+        if key == self._resent:
+            self.held.move_to_end(key, last=False)  # the oldest, resent and refused again: still the oldest
 
     def _error(self, code: str, message: str, ref: str | None, room: str | None = None) -> None:
         self.node.metrics.errors_sent += 1

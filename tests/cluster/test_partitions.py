@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
@@ -29,14 +29,6 @@ from clients import MakeCluster, history
 from harness import Client
 
 ROOM = "cutoff"
-
-
-def via(url: str, proxy: FaultProxy) -> str:
-    """``url`` with its host and port pointed at ``proxy``."""
-    parts = urlsplit(url)
-    netloc = parts.netloc.rsplit("@", 1)
-    host = f"{proxy.host}:{proxy.port}"
-    return urlunsplit(parts._replace(netloc=f"{netloc[0]}@{host}" if len(netloc) == 2 else host))
 
 
 async def proxy_for(url: str) -> FaultProxy:
@@ -108,7 +100,7 @@ async def test_a_node_cut_off_from_postgres_mid_transaction_does_not_stall_the_o
         pytest.skip("a store fault: the broker plays no part, so it runs once")
     pg = await proxy_for(pg_dsn)
     proxies.append(pg)
-    c = await start(cluster, 2, node_env={0: {"CHATD_STORE_DSN": via(pg_dsn, pg)}})
+    c = await start(cluster, 2, node_env={0: {"CHATD_STORE_DSN": pg.via(pg_dsn)}})
     n1, n2 = c.nodes
     a = await Client.connect(n1.ws, user="alice")
     b = await Client.connect(n2.ws, user="bob")
@@ -161,13 +153,8 @@ async def test_a_node_takes_sends_again_after_its_broker_link_was_blackholed(
     """12 s of silence on the link (longer than a RabbitMQ publisher confirm may take, and than a Redis command may
     wait), with the connection never closed: sends are refused meanwhile, and accepted again once the link passes
     traffic, without waiting for a reconnect that never comes."""
-    backend, url = broker
-    link = await proxy_for(url)
-    proxies.append(link)
-    c = await start(cluster, 1, node_env={0: {"CHATD_BROKER_URL": via(url, link)}})
+    c, link, a = await one_node_behind_a_broker_proxy(cluster, broker[1], proxies)
     (n1,) = c.nodes
-    a = await Client.connect(n1.ws, user="alice")
-    await a.join(ROOM)
     assert (await a.say(ROOM, "before", "a0"))["seq"] == 1
     link.set("blackhole")
     cut_at = asyncio.get_running_loop().time()
@@ -182,6 +169,18 @@ async def test_a_node_takes_sends_again_after_its_broker_link_was_blackholed(
     await stop(c)
 
 
+async def one_node_behind_a_broker_proxy(
+    cluster: MakeCluster, url: str, proxies: list[FaultProxy]
+) -> tuple[LocalCluster, FaultProxy, Client]:
+    """One node whose broker link goes through a proxy, and a client in ``ROOM`` on it."""
+    link = await proxy_for(url)
+    proxies.append(link)
+    c = await start(cluster, 1, node_env={0: {"CHATD_BROKER_URL": link.via(url)}})
+    a = await Client.connect(c.nodes[0].ws, user="alice")
+    await a.join(ROOM)
+    return c, link, a
+
+
 async def ready_now(http: str) -> bool:
     return bool((await ready(http)).get("ready"))
 
@@ -193,14 +192,10 @@ async def test_a_send_refused_while_the_link_was_down_is_not_overtaken_by_the_ne
     cluster: MakeCluster, broker: tuple[str, str], proxies: list[FaultProxy]
 ) -> None:
     """a1 is refused while the broker link is cut; the link comes back; a2 follows on the same socket before the
-    client resent a1. a2 must not be stored ahead of a1: it is refused too, until a1 is resent."""
-    backend, url = broker
-    link = await proxy_for(url)
-    proxies.append(link)
-    c = await start(cluster, 1, node_env={0: {"CHATD_BROKER_URL": via(url, link)}})
+    client resent a1. a2 must not be stored ahead of a1: it is refused too, until a1 is resent; and so on for
+    every send refused meanwhile, in the order they were refused."""
+    c, link, a = await one_node_behind_a_broker_proxy(cluster, broker[1], proxies)
     (n1,) = c.nodes
-    a = await Client.connect(n1.ws, user="alice")
-    await a.join(ROOM)
     await a.say(ROOM, "first", "a0")
     link.set("cut")
     await until(lambda: broker_down(n1.http), 30, "the node reports its link down")
@@ -211,13 +206,17 @@ async def test_a_send_refused_while_the_link_was_down_is_not_overtaken_by_the_ne
     await until(lambda: ready_now(n1.http), 30, "the link is back")
     await a.send({"type": "send", "room": ROOM, "body": "next", "client_id": "a2"})
     second = await ack_or_error(a, "a2", 30)
-    # The client resends what was refused, earliest first, as docs/protocol.md asks.
+    # The client resends a1, the oldest refused; before it resends a2, it sends something new (a3), as a client
+    # does when its user types on: a3 must not overtake a2 either.
     await refused_then_acked(a, ROOM, "a1", 30)
-    if second["type"] == "error":
-        assert second["code"] == "unavailable", second
-        await refused_then_acked(a, ROOM, "a2", 30)
+    await a.send({"type": "send", "room": ROOM, "body": "new", "client_id": "a3"})
+    third = await ack_or_error(a, "a3", 30)
+    for cid, got in (("a2", second), ("a3", third)):
+        if got["type"] == "error":
+            assert got["code"] == "unavailable", got
+            await refused_then_acked(a, ROOM, cid, 30)
     stored = await asyncio.to_thread(history, n1.http, ROOM)
-    assert [m["client_id"] for m in stored] == ["a0", "a1", "a2"], "a resend was stored behind a later send"
+    assert [m["client_id"] for m in stored] == ["a0", "a1", "a2", "a3"], "a resend was stored behind a later send"
     await a.close()
     await stop(c)
 
