@@ -1286,6 +1286,7 @@ class PostgresStore(Store):
                 yield export_row(kind, dict(r.items()), set())
             return
         async with self._p.acquire() as c, c.transaction(readonly=True):
+            await c.execute(UNBOUNDED)  # the reader may take its time between pages; it holds no row locks
             async for r in c.cursor(self._EXPORT_SQL[kind], prefetch=500):
                 yield export_row(kind, dict(r.items()), set())
 
