@@ -27,8 +27,9 @@ the store (each room's history, read over REST) with what the clients saw:
 - **reader faults**: a reader given a seq twice or out of order (a repeat or a skip on a live socket);
 - **deaf**: a reader that, once everything is healed, does not reach its room's last seq (its node no longer
   passes on what other nodes store);
-- the worst **ack latency** per fault kind: from a send's first attempt to its ack, for sends first sent while
-  that fault was the latest one to start (its recovery included).
+- the worst **ack latency** per fault kind: from a send's first attempt to its ack, charged to the fault that was
+  the latest to start when the ack came (so its recovery counts), apart for senders whose send went to the node
+  the fault hit and for senders on the other nodes.
 
 The deployment's namespace and database are removed afterwards (``--keep`` keeps the work directory's logs).
 """
@@ -156,8 +157,6 @@ class Run:
         self.broker_proxies: list[FaultProxy] = []
         self.pg_proxies: list[FaultProxy] = []
         self.cluster: LocalCluster | None = None
-        self.fault = "none"  # the latest fault to start: sends are charged to it
-        self.fault_node = -1  # the node it hit (-1: every node)
         self.records: list[FaultRecord] = []
         self.over = False
         self.started = time.monotonic()
@@ -237,11 +236,10 @@ class Sender:
         self.home = n % run.s.nodes
         self.room = room
         self.order: list[str] = []  # client_ids in the order sent
-        # client_id -> (first attempt, the fault then, whether it hit the node this sender was on)
-        self.first: dict[str, tuple[float, str, bool]] = {}
+        self.first: dict[str, tuple[float, int]] = {}  # client_id -> (first attempt, the node it went to)
         self.node = self.home
         self.acked: dict[str, int] = {}
-        self.latency: dict[str, float] = {}
+        self.latency: dict[str, tuple[float, float]] = {}  # client_id -> (ack time, seconds since first attempt)
         self.conflicts: list[str] = []
         self.unacked: OrderedDict[str, str] = OrderedDict()
         self.errors: Counter[str] = Counter()
@@ -290,7 +288,7 @@ class Sender:
             if not self.draining and now >= next_at and len(self.unacked) < self.run.s.window:
                 cid = f"{self.user}-{len(self.order)}"
                 self.order.append(cid)
-                self.first[cid] = (now, self.run.fault, self.run.fault_node in (-1, self.node))
+                self.first[cid] = (now, self.node)
                 self.unacked[cid] = f"{self.user} {cid}"
                 await self._send(ws, cid, self.unacked[cid])
                 next_at = max(next_at + step, now - 1.0)
@@ -311,7 +309,8 @@ class Sender:
                         self.conflicts.append(f"{self.user}/{cid}: acked at {self.acked[cid]} and {f['seq']}")
                     if cid not in self.acked:
                         self.acked[cid] = f["seq"]
-                        self.latency[cid] = time.monotonic() - self.first[cid][0]
+                        acked_at = time.monotonic()
+                        self.latency[cid] = (acked_at, acked_at - self.first[cid][0])
                     self.unacked.pop(cid, None)
                     progress = time.monotonic()
                 elif f["type"] == "error" and f.get("ref") in self.unacked:
@@ -424,7 +423,6 @@ async def schedule(run: Run, progress: Callable[[str], None]) -> None:
         node = -1 if kind in ("broker-cut", "pg-terminate") else rng.randrange(s.nodes)
         length = round(rng.uniform(s.fault_min, s.fault_max), 1)
         run.records.append(FaultRecord(kind, node, time.monotonic() - run.started, length))
-        run.fault, run.fault_node = kind, node
         where = "every node" if node < 0 else f"node{node + 1}"
         progress(f"{time.monotonic() - run.started:6.1f}s  {kind} on {where} for {length}s")
         await apply_fault(run, rng, kind, max(node, 0), length)
@@ -448,6 +446,15 @@ async def history(http: str, room: str) -> list[dict[str, Any]]:
             if not body["has_more"] or not body["messages"]:
                 return out
             after = body["messages"][-1]["seq"]
+
+
+def fault_at(run: Run, t: float) -> FaultRecord | None:
+    """The fault a moment of the run is charged to: the latest one to start by then (its recovery included)."""
+    latest = None
+    for record in run.records:
+        if record.start <= t:
+            latest = record
+    return latest
 
 
 def check(
@@ -491,8 +498,10 @@ def check(
     worst: dict[str, float] = {}
     elsewhere: dict[str, float] = {}
     for x in senders:
-        for cid, seconds in x.latency.items():
-            _, kind, hit = x.first[cid]
+        for cid, (acked_at, seconds) in x.latency.items():
+            fault = fault_at(run, acked_at - run.started)
+            kind = fault.kind if fault is not None else "none"
+            hit = fault is None or fault.node in (-1, x.first[cid][1])
             into = worst if hit else elsewhere
             into[kind] = max(into.get(kind, 0.0), round(seconds, 3))
     errors: Counter[str] = Counter()
@@ -541,7 +550,6 @@ async def run_chaos(s: ChaosSettings, progress: Callable[[str], None] = lambda t
         sending = [asyncio.create_task(x.run_until_done()) for x in senders]
         run.started = time.monotonic()
         await schedule(run, progress)
-        run.fault, run.fault_node = "none", -1
         progress(f"{time.monotonic() - run.started:6.1f}s  healed; draining the senders")
         for x in senders:
             x.draining = True
