@@ -27,9 +27,10 @@ the store (each room's history, read over REST) with what the clients saw:
 - **reader faults**: a reader given a seq twice or out of order (a repeat or a skip on a live socket);
 - **deaf**: a reader that, once everything is healed, does not reach its room's last seq (its node no longer
   passes on what other nodes store);
-- the worst **ack latency** per fault kind: from a send's first attempt to its ack, charged to the fault that was
-  the latest to start when the ack came (so its recovery counts), apart for senders whose send went to the node
-  the fault hit and for senders on the other nodes.
+- the worst **ack latency** per fault kind: from a send's first attempt to its ack, charged to the fault in force
+  when it was sent (the latest to start, so its recovery counts) and to any fault that struck its node while it
+  waited; apart for sends that went to the node the fault hit (first or in the end), and for sends made and acked
+  on one connection to another node (what one node's fault costs the rest).
 
 The deployment's namespace and database are removed afterwards (``--keep`` keeps the work directory's logs).
 """
@@ -130,6 +131,7 @@ class ChaosReport:
     worst_ack_seconds: dict[str, float]  # senders on the node the fault hit (every sender for a cluster-wide one)
     worst_ack_elsewhere: dict[str, float]  # senders on the other nodes meanwhile
     examples: list[str] = field(default_factory=list)
+    slowest: list[str] = field(default_factory=list)  # the slowest acks, with where and when
 
     @property
     def violations(self) -> int:
@@ -236,10 +238,13 @@ class Sender:
         self.home = n % run.s.nodes
         self.room = room
         self.order: list[str] = []  # client_ids in the order sent
-        self.first: dict[str, tuple[float, int]] = {}  # client_id -> (first attempt, the node it went to)
+        # client_id -> (first attempt, the node and the connection (a counter) it went to)
+        self.first: dict[str, tuple[float, int, int]] = {}
         self.node = self.home
         self.acked: dict[str, int] = {}
-        self.latency: dict[str, tuple[float, float]] = {}  # client_id -> (ack time, seconds since first attempt)
+        # client_id -> (ack time, seconds since the first attempt, the node and connection the ack came on)
+        self.latency: dict[str, tuple[float, float, int, int]] = {}
+        self.session = 0
         self.conflicts: list[str] = []
         self.unacked: OrderedDict[str, str] = OrderedDict()
         self.errors: Counter[str] = Counter()
@@ -256,6 +261,7 @@ class Sender:
                 except (OSError, TimeoutError, websockets.WebSocketException):
                     continue
                 self.node = (self.home + k) % nodes
+                self.session += 1
                 try:
                     await self._session(ws)
                 except (OSError, TimeoutError, websockets.WebSocketException):
@@ -288,7 +294,7 @@ class Sender:
             if not self.draining and now >= next_at and len(self.unacked) < self.run.s.window:
                 cid = f"{self.user}-{len(self.order)}"
                 self.order.append(cid)
-                self.first[cid] = (now, self.node)
+                self.first[cid] = (now, self.node, self.session)
                 self.unacked[cid] = f"{self.user} {cid}"
                 await self._send(ws, cid, self.unacked[cid])
                 next_at = max(next_at + step, now - 1.0)
@@ -310,7 +316,7 @@ class Sender:
                     if cid not in self.acked:
                         self.acked[cid] = f["seq"]
                         acked_at = time.monotonic()
-                        self.latency[cid] = (acked_at, acked_at - self.first[cid][0])
+                        self.latency[cid] = (acked_at, acked_at - self.first[cid][0], self.node, self.session)
                     self.unacked.pop(cid, None)
                     progress = time.monotonic()
                 elif f["type"] == "error" and f.get("ref") in self.unacked:
@@ -449,7 +455,7 @@ async def history(http: str, room: str) -> list[dict[str, Any]]:
 
 
 def fault_at(run: Run, t: float) -> FaultRecord | None:
-    """The fault a moment of the run is charged to: the latest one to start by then (its recovery included)."""
+    """The fault in force at a moment of the run: the latest one to start by then (its recovery included)."""
     latest = None
     for record in run.records:
         if record.start <= t:
@@ -498,12 +504,27 @@ def check(
     worst: dict[str, float] = {}
     elsewhere: dict[str, float] = {}
     for x in senders:
-        for cid, (acked_at, seconds) in x.latency.items():
-            fault = fault_at(run, acked_at - run.started)
-            kind = fault.kind if fault is not None else "none"
-            hit = fault is None or fault.node in (-1, x.first[cid][1])
-            into = worst if hit else elsewhere
-            into[kind] = max(into.get(kind, 0.0), round(seconds, 3))
+        for cid, (acked_at, seconds, node, session) in x.latency.items():
+            sent_at, first_node, first_session = x.first[cid]
+            touched = (-1, first_node, node)
+            t0, t1 = sent_at - run.started, acked_at - run.started
+            # The fault in force when it was sent, and any that struck its node while it waited.
+            charged = [fault_at(run, t0)] + [f for f in run.records if t0 < f.start <= t1 and f.node in touched]
+            for fault in charged:
+                if fault is None or fault.node in touched:
+                    into = worst  # the send went to the node the fault hit (or the fault hit every node)
+                elif session == first_session:
+                    into = elsewhere  # sent and acked on one connection to a node the fault did not hit
+                else:
+                    continue  # moved nodes meanwhile: no clean measure of what this fault cost the others
+                kind = fault.kind if fault is not None else "none"
+                into[kind] = max(into.get(kind, 0.0), round(seconds, 3))
+    slow = sorted(((lat[1], x, cid) for x in senders for cid, lat in x.latency.items()), key=lambda t: t[0])[-5:]
+    slowest = [
+        f"{x.user}/{cid}: {seconds:.2f}s, sent at {x.first[cid][0] - run.started:.1f}s to node{x.first[cid][1] + 1}, "
+        f"acked on node{x.latency[cid][2] + 1}{' (moved)' if x.latency[cid][3] != x.first[cid][2] else ''}"
+        for seconds, x, cid in reversed(slow)
+    ]
     errors: Counter[str] = Counter()
     for x in senders:
         errors.update(x.errors)
@@ -530,6 +551,7 @@ def check(
         worst_ack_seconds=dict(sorted(worst.items())),
         worst_ack_elsewhere=dict(sorted(elsewhere.items())),
         examples=examples[:20],
+        slowest=slowest,
     )
 
 
@@ -588,6 +610,7 @@ def format_report(r: ChaosReport) -> str:
         "  worst ack latency, on the other nodes: "
         + ", ".join(f"{k} {v:.2f}s" for k, v in sorted(r.worst_ack_elsewhere.items(), key=lambda kv: -kv[1])),
     ]
+    lines += [f"  slowest: {line}" for line in r.slowest]
     lines += [f"  ! {d}" for d in r.deaf]
     lines += [f"  ! {e}" for e in r.examples]
     lines.append("  OK: nothing lost, duplicated, reordered or missed" if not r.violations else "  FAILED")
