@@ -36,7 +36,7 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from chatd.broker.base import BrokerUnavailable, Taken
-from chatd.broker.remote import RemoteBroker, backoff, decode_items
+from chatd.broker.remote import PROBE_MAX, RemoteBroker, backoff, decode_items
 from chatd.config import BrokerConfig
 from chatd.limiter import Limiter
 from plugins.redis_limits import RedisLimiter
@@ -130,7 +130,7 @@ class RedisBroker(RemoteBroker):
                 self._subscribed = False
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
-            await backoff(attempt)
+            await backoff(attempt, PROBE_MAX)  # the healer waits for this subscription: never long
             attempt += 1
 
     async def _watch(self) -> None:

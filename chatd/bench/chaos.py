@@ -509,7 +509,9 @@ def check(
             touched = (-1, first_node, node)
             t0, t1 = sent_at - run.started, acked_at - run.started
             # The fault in force when it was sent, and any that struck its node while it waited.
-            charged = [fault_at(run, t0)] + [f for f in run.records if t0 < f.start <= t1 and f.node in touched]
+            later = [f for f in run.records if t0 < f.start <= t1 and f.node in touched]
+            first = fault_at(run, t0)
+            charged = later if first is None and later else [first, *later]
             for fault in charged:
                 if fault is None or fault.node in touched:
                     into = worst  # the send went to the node the fault hit (or the fault hit every node)
