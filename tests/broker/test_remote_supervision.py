@@ -123,7 +123,7 @@ async def test_redis_entries_whose_delivery_was_lost_are_taken_before_newer_ones
     stream = b.stream
 
     def entry(n: int) -> dict[str, bytes]:
-        return {"i": encode_items([IngestItem(NewMessage("r", "u", f"c{n}", "x"), b.node_id, n)])}
+        return {"i": encode_items([IngestItem(NewMessage("r", 1, f"c{n}", "x"), b.node_id, n)])}
 
     async def blocked_read() -> bool:
         return any(c.get("cmd") == "xreadgroup" and "b" in c.get("flags", "") for c in await direct.client_list())

@@ -45,7 +45,7 @@ async def errors_under(store: Store, fault: collections.abc.Callable[[], collect
         while not stop.is_set():
             n = next(counter)
             try:
-                await store.append([NewMessage(room, "u", f"{i}-{n}", "x") for room in ("a", "b", "c")])
+                await store.append([NewMessage(room, 1, f"{i}-{n}", "x") for room in ("a", "b", "c")])
                 await store.last_seqs(["a", "b", "c"])
             except Exception as e:  # noqa: BLE001 - collected and judged below
                 key = (type(e).__name__, store.transient(e))
