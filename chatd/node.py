@@ -355,17 +355,26 @@ class Node:
 
         return reply
 
-    async def join(self, conn: Conn, room: str, since: int | None) -> None:
+    async def join(self, conn: Conn, room: str, since: int | None, epoch: str | None = None) -> None:
         """Join rules, then the replay seam: subscribe holding live frames, read, send, release.
+
+        A position (``epoch``, ``since``) from another epoch of the room, or past its end, is answered with
+        ``joined`` ``reset``: no replay, live from the room's last seq, as for a join without ``since``.
 
         The replay is read in pages and written at the pace the client reads (``Outbox.space_for``), so a long
         replay neither loads a whole history into memory nor trips the slow-consumer bound.
         """
         await self.rooms.join(room, conn.uid, conn.user)
-        first = self.hub.join(conn, room, since or 0, hold=True)
+        first = self.hub.join(conn, room, 0, hold=True)
         try:
-            last = await self.store.last_seq(room)
+            pos = await self.store.position(room)
+            if pos is None:
+                raise ChatError(Err.NOT_FOUND, f"no room {room!r}")
+            last = pos.seq
             self.hub.anchor(room, last)
+            reset = since is not None and (since > last or (epoch is not None and epoch != pos.epoch))
+            if reset:
+                since = None
             # Only a replay can reach deleted history; a plain join costs no extra read.
             deleted = await self.store.purged_through(room) if since is not None and since < last else 0
             if since is not None and since < deleted:
@@ -374,7 +383,7 @@ class Node:
             backlog = max(0, last - since) if since is not None else 0
             count = min(backlog, self.cfg.rooms.replay_max)
             capped = backlog > count
-            conn.send(encode(Joined(room, last, count, capped, deleted)))
+            conn.send(encode(Joined(room, last, pos.epoch, count, capped, deleted, reset)))
             through = since if since is not None else last
             remaining = count
             while remaining:

@@ -1,8 +1,11 @@
 """``chatd chat``: a minimal terminal client, so two shells can chat without a browser.
 
 It speaks protocol v1 like any other client: it shows the room's recent history on joining, resumes with
-``since`` after a reconnect, resends unacked lines with the same client_id, and answers heartbeat pings. Input
-may be typed or piped: at the end of input it waits until every line it read is stored before it exits.
+``since`` (and the room's epoch) after a reconnect, resends unacked lines with the same client_id, and answers
+heartbeat pings. When the server says the room was reset (made again, or its store restored), it says so and shows
+the room's recent history again; when a join could not complete (an error naming the room), it joins again with
+backoff. Input may be typed or piped: at the end of input it waits until every line it read is stored before it
+exits.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 import websockets
 
@@ -32,6 +35,8 @@ BACKOFF_MAX = 10.0
 # attempts (about 8 s of backoff) instead of retrying forever in silence.
 FIRST_CONNECT_ATTEMPTS = 5
 RATE_LIMITED_RETRY = 1.0
+# Errors that end a join the server could not complete (they name the room): join again, with backoff.
+JOIN_RETRIES = ("unavailable", "internal")
 
 
 class ChatExit(Exception):
@@ -250,10 +255,14 @@ class Session:
     uid: int = 0  # who we are (the hello frame): a rename of ours is told as ours, and we are not "here" twice
     partner: int = 0  # in a direct conversation, the other person's id
     last_seq: int | None = None
+    epoch: str | None = None  # the epoch last_seq counts in, from the last joined frame
     pending: dict[str, str] = field(default_factory=dict)  # client_id → body, until acked or refused
     acked: asyncio.Event = field(default_factory=asyncio.Event)
     since_sent: int | None = None  # the since of the last join sent
     replay_end: int | None = None  # when a capped replay ends, at this seq, join again from there
+    rejoins: int = 0  # joins the server could not complete in a row (for the backoff)
+    # The room's recent history over REST (up to seq ``through``, at most ``n``), to show it again after a reset.
+    reload: Callable[[int, int], list[dict[str, Any]]] = lambda through, n: []
     say: Callable[[str], None] = print  # where frames are printed (the Console)
     on_joined: Callable[[], None] | None = None  # live in the room: say who is there
 
@@ -280,10 +289,12 @@ def http_base(url: str) -> str:
     return urlunsplit((scheme, parts.netloc, path, "", ""))
 
 
-def _get_json(url: str, path: str, user: str | None, token: str | None) -> Any:
-    """``GET path`` on the server of WebSocket ``url``, as this client; None when it cannot be read."""
-    query = f"?user={quote(user)}" if user else ""
-    req = urllib.request.Request(f"{http_base(url)}{path}{query}")
+def _get_json(url: str, path: str, user: str | None, token: str | None, **params: int) -> Any:
+    """``GET path`` (with ``params``) on the server of WebSocket ``url``, as this client; None when it cannot be
+    read."""
+    query: dict[str, str | int] = {"user": user} if user else {}
+    query.update(params)
+    req = urllib.request.Request(f"{http_base(url)}{path}" + (f"?{urlencode(query)}" if query else ""))
     if token:
         req.add_header("Authorization", f"Bearer {token}")
     try:
@@ -298,6 +309,16 @@ def room_info(url: str, room: str, user: str | None, token: str | None) -> dict[
     then says why)."""
     found = _get_json(url, f"/api/rooms/{quote(room, safe='')}", user, token)
     return found if isinstance(found, dict) and isinstance(found.get("last_seq"), int) else None
+
+
+def recent_history(
+    url: str, room: str, user: str | None, token: str | None, through: int, n: int
+) -> list[dict[str, Any]]:
+    """Up to ``n`` messages of ``room`` up to seq ``through``, oldest first (none if they cannot be read)."""
+    if n <= 0 or through <= 0:
+        return []
+    found = _get_json(url, f"/api/rooms/{quote(room, safe='')}/messages", user, token, before=through + 1, limit=n)
+    return list(found.get("messages", [])) if isinstance(found, dict) else []
 
 
 def who_is_here(url: str, room: str, me: str, user: str | None, token: str | None, uid: int = 0) -> str | None:
@@ -334,6 +355,7 @@ class TerminalChat:
         self.headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.session = Session(room, history)
         self.session.acked.set()
+        self.session.reload = lambda through, n: recent_history(self.url, room, user, token, through, n)
         self.ids = itertools.count(1)
         self.prefix = f"t{int(time.time())}-"
         self.me = user or ""
@@ -484,7 +506,7 @@ async def chat(url: str, room: str, user: str | None, token: str | None, history
 async def _join_frame(session: Session, url: str, user: str | None, token: str | None) -> dict[str, Any]:
     join: dict[str, Any] = {"type": "join", "room": session.room}
     if session.last_seq is not None:
-        join["since"] = session.last_seq  # resume exactly after what we already printed
+        join = _resume_frame(session, session.last_seq)  # resume exactly after what we already printed
     else:
         info = await asyncio.to_thread(room_info, url, session.room, user, token)
         if info is not None and info.get("dm") and info.get("with"):
@@ -496,6 +518,15 @@ async def _join_frame(session: Session, url: str, user: str | None, token: str |
             join["since"] = max(0, info["last_seq"] - session.history)
     session.since_sent = join.get("since")
     return join
+
+
+def _resume_frame(session: Session, since: int) -> dict[str, Any]:
+    """A join that resumes after ``since``, in the epoch it was seen in (a reset answers it if that history is
+    gone)."""
+    frame: dict[str, Any] = {"type": "join", "room": session.room, "since": since}
+    if session.epoch:
+        frame["epoch"] = session.epoch
+    return frame
 
 
 async def _read(ws: Any, session: Session) -> int | None:
@@ -514,9 +545,22 @@ async def _read(ws: Any, session: Session) -> int | None:
                     session.last_seq = frame["seq"]
                     if frame["seq"] == session.replay_end:
                         session.replay_end, session.since_sent = None, frame["seq"]
-                        await ws.send(json.dumps({"type": "join", "room": session.room, "since": frame["seq"]}))
+                        await ws.send(json.dumps(_resume_frame(session, frame["seq"])))
                 elif kind == "joined":
                     since = session.since_sent
+                    session.epoch = frame.get("epoch") or session.epoch
+                    session.rejoins = 0
+                    if frame.get("reset"):
+                        # Another history than the one we printed from (the room was made again, or the server's
+                        # store restored): say so, and show the room's recent history again. Live messages start
+                        # after frame["seq"]; they wait in the socket while the history is read.
+                        session.say(f"* the history of #{session.room} was replaced on the server; showing it again")
+                        session.last_seq, session.replay_end = frame["seq"], None
+                        for m in await asyncio.to_thread(session.reload, frame["seq"], session.history):
+                            session.say(render(m, session.titles) or "")
+                        if session.on_joined is not None:
+                            session.on_joined()
+                        continue
                     if session.last_seq is None:
                         # Without a since, live delivery starts after the room's last seq: resume from there.
                         session.last_seq = since if since is not None else frame["seq"]
@@ -531,6 +575,15 @@ async def _read(ws: Any, session: Session) -> int | None:
                         continue
                     if session.partner and frame.get("uid") == session.partner:
                         session.titles[session.room] = f"@{frame['name']}"
+                elif kind == "error" and not frame.get("ref") and frame.get("room") == session.room:
+                    if frame.get("code") in JOIN_RETRIES:
+                        # A join the server could not complete, or a room it stopped feeding us: the room is not
+                        # followed now. Join it again after a backoff, from the last seq printed.
+                        session.rejoins += 1
+                        delay = min(BACKOFF_MAX, 0.5 * 2 ** (session.rejoins - 1))
+                        asyncio.get_running_loop().call_later(delay, _rejoin, ws, session)
+                        session.say(f"! {frame['code']}: {frame['message']} (joining again in {delay:.1f}s)")
+                        continue
                 elif kind == "error" and frame.get("ref") in session.pending:
                     if frame.get("code") in ("rate_limited", "unavailable"):
                         # Not an error the user must act on: the line goes out again shortly, and lines refused
@@ -546,6 +599,15 @@ async def _read(ws: Any, session: Session) -> int | None:
             raise
         return e.rcvd.code if e.rcvd else None
     return ws.close_code
+
+
+def _rejoin(ws: Any, session: Session) -> None:
+    frame: dict[str, Any] = (
+        {"type": "join", "room": session.room} if session.last_seq is None else _resume_frame(session, session.last_seq)
+    )
+    session.since_sent = frame.get("since")
+    task = asyncio.ensure_future(ws.send(json.dumps(frame)))
+    task.add_done_callback(lambda t: t.exception())  # a closed socket is fine: the reconnect joins anyway
 
 
 def _resend(ws: Any, session: Session, client_id: str) -> None:

@@ -41,6 +41,7 @@ from chatd.protocol.frames import Entry, Message
 from chatd.search import MARK_END, MARK_START, Hit, tsquery
 from chatd.store import changes
 from chatd.store.base import (
+    EPOCH_BYTES,
     TOKEN_ID_LEN,
     UNREAD_MAX,
     AdminRoom,
@@ -51,6 +52,7 @@ from chatd.store.base import (
     RoomRecord,
     Store,
     StoreRefused,
+    StreamPosition,
     TokenRecord,
     UploadRecord,
     UserInfo,
@@ -73,6 +75,7 @@ MIGRATE_LOCK = 0x63686174  # "chat": the advisory lock that serialises migration
 TRANSIENT_CLASSES = ("08", "53", "57", "58", "40")
 TRANSIENT_STATES = ("55P03",)
 KEEPALIVE_PROBES = 3
+NEW_EPOCH_SQL = f"substr(md5(random()::text || clock_timestamp()::text), 1, {2 * EPOCH_BYTES})"
 
 
 async def _drop_foreign_keys(c: asyncpg.Connection, table: str) -> list[tuple[str, str]]:
@@ -347,6 +350,12 @@ MIGRATIONS: list[tuple[str, str | Callable[[asyncpg.Connection], Awaitable[None]
         CREATE INDEX messages_search ON messages USING gin (search) WHERE kind IS NULL AND NOT deleted;
         """,
     ),
+    (
+        # Each room's stream gets an epoch (see the SQLite migration of the same name). A volatile default gives
+        # every existing row its own, and every row inserted without one (an import) a fresh one.
+        "011_room_epochs",
+        f"ALTER TABLE rooms ADD COLUMN epoch TEXT NOT NULL DEFAULT {NEW_EPOCH_SQL};",
+    ),
     ("012_user_ids", m012_user_ids),
     (
         # One-use credentials (WebSocket tickets, admin control requests) spent on any node: Store.claim_once.
@@ -361,7 +370,7 @@ MIGRATIONS: list[tuple[str, str | Callable[[asyncpg.Connection], Awaitable[None]
 LIVE_BY_NAME = "lower(name) = lower($1) AND NOT deleted"  # a live user by any spelling of the name
 USER_COLS = "id, name, admin, bot, created, disabled"
 # A room with its creator's current name: select ROOM_COLS FROM ROOM_FROM.
-ROOM_COLS = "r.name, r.private, r.created_by, r.created, r.last_seq, r.topic, r.dm, cu.name AS creator"
+ROOM_COLS = "r.name, r.private, r.created_by, r.created, r.last_seq, r.topic, r.dm, cu.name AS creator, r.epoch"
 ROOM_FROM = "rooms r LEFT JOIN users cu ON cu.id = r.created_by"
 ENTRIES = f"SELECT {changes.ENTRY_COLS} FROM {changes.ENTRY_FROM}"
 NAMES_LOCK = MIGRATE_LOCK + 1  # held while a name is taken (create_user, rename_user)
@@ -395,6 +404,7 @@ def _room(r: asyncpg.Record) -> RoomRecord:
         r["topic"] or "",
         r["dm"],
         r["creator"] or "",
+        r["epoch"],
     )
 
 
@@ -987,12 +997,16 @@ class PostgresStore(Store):
         )
         return newest[::-1]
 
-    async def last_seq(self, room: str) -> int:
-        return await self._p.fetchval("SELECT last_seq FROM rooms WHERE name = $1", room) or 0
+    async def position(self, room: str) -> StreamPosition | None:
+        r = await self._p.fetchrow("SELECT epoch, last_seq FROM rooms WHERE name = $1", room)
+        return StreamPosition(r["epoch"], r["last_seq"]) if r else None
 
-    async def last_seqs(self, rooms: Sequence[str]) -> dict[str, int]:
-        rows = await self._p.fetch("SELECT name, last_seq FROM rooms WHERE name = ANY($1::text[])", list(rooms))
-        return {r["name"]: r["last_seq"] for r in rows}
+    async def positions(self, rooms: Sequence[str]) -> dict[str, StreamPosition]:
+        rows = await self._p.fetch("SELECT name, epoch, last_seq FROM rooms WHERE name = ANY($1::text[])", list(rooms))
+        return {r["name"]: StreamPosition(r["epoch"], r["last_seq"]) for r in rows}
+
+    async def renew_epochs(self) -> int:
+        return int((await self._p.execute(f"UPDATE rooms SET epoch = {NEW_EPOCH_SQL}")).split()[-1])
 
     # --- removal ------------------------------------------------------------------------------------------------
 

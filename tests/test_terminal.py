@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from chatd.deploy.local import free_port
-from harness import ChatdProcess, Client, clean_env
+from harness import ChatdProcess, Client, clean_env, run_cli
 
 CTRL_D = b"\x04"
 
@@ -298,3 +298,35 @@ async def test_joining_says_who_is_in_the_room(server: ChatdProcess) -> None:
         await empty.expect("* nobody else is in #empty-room right now")
     finally:
         empty.close()
+
+
+async def test_after_a_restore_the_client_says_so_and_shows_the_room_again(make_server, tmp_path: Path) -> None:
+    server: ChatdProcess = make_server().start()
+    writer = await Client.connect(server.ws, user="keeper")
+    await writer.join("restored-room")
+    for i in range(1, 4):
+        await writer.say("restored-room", f"kept {i}", f"k{i}")
+    term = await Terminal("--url", server.ws, "--user", "watcher", "--room", "restored-room").start()
+    try:
+        at = await term.expect("keeper: kept 3")
+        assert run_cli("backup", str(tmp_path / "at3.db"), "--config", str(server.config_path)).returncode == 0
+        for i in (4, 5):
+            await writer.say("restored-room", f"lost {i}", f"x{i}")
+        at = await term.expect("keeper: lost 5", at)
+        await writer.close()
+        server.stop()
+        at = await term.expect("retrying", at)
+        assert run_cli("restore", str(tmp_path / "at3.db"), "--config", str(server.config_path)).returncode == 0
+        server.start()
+        at = await term.expect("the history of #restored-room was replaced", at)
+        at = await term.expect("keeper: kept 3", at)  # the room's recent history, shown again
+        writer = await Client.connect(server.ws, user="keeper")
+        await writer.join("restored-room")
+        await writer.say("restored-room", "new 4", "n4")
+        await term.expect("keeper: new 4", at)
+        assert "lost" not in term.text()[at:]
+        term.type(CTRL_D)
+        assert await term.exit_code() == 0
+    finally:
+        term.close()
+        await writer.close()

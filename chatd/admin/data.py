@@ -4,14 +4,18 @@ any two stores).
 A backup is SQLite's online backup API: a consistent copy of the database as of one moment, taken while the
 server runs (WAL readers do not block the writer, and the copy includes what is committed in ``-wal``). A restore
 copies a backup back through the same API while holding the server's lock file, so no server can be using the
-database meanwhile; the database it replaces is kept next to it.
+database meanwhile; the database it replaces is kept next to it. A restored database is a new incarnation of every
+room's history: each room gets a new epoch, so a client that had seen past the backup (or anything written after
+it) is told to reload the room instead of resuming into a history that is not the one it saw (``chatd.feed``).
 
 An export is one JSON object per line: a header, then every user (with its id; deleted users as tombstones), token
 (its hash), room, member, message (with its seq, client_id and timestamp), reaction, upload record, read position,
 mention and invite, each ``{"kind": …, <columns>}``, in a stable order, so two exports of the same data are
 byte-identical whichever store they came from. Users are referred to by id everywhere (format 2). An import needs an
-empty store and keeps every value, ids included, so a deployment moves from SQLite to PostgreSQL (or back) without a
-client noticing: seqs, idempotency keys, tokens and identities still hold.
+empty store and keeps every value, ids included, so a deployment moves from SQLite to PostgreSQL (or back) with seqs,
+idempotency keys, tokens and identities intact. Epochs are not exported: an export may be older than what clients
+saw, so an imported room gets a new epoch and clients reload it once (``joined`` with ``reset``) instead of
+resuming.
 
 An export made before user ids (format 1, names everywhere) is imported through a scratch SQLite database: its rows
 go in with the schema they were made with, migration ``012_user_ids`` turns names into ids there exactly as it does
@@ -187,7 +191,28 @@ def restore(config_path: str | None, file: str) -> None:
                 Path(f"{db}{suffix}").unlink(missing_ok=True)
             db.unlink()
         online_copy(source, db)
-    click.echo(f"restored {source} to {db.resolve()}" + (f"; the database it replaced is {kept}" if kept else ""))
+        rooms = renew_epochs(db)
+    click.echo(
+        f"restored {source} to {db.resolve()}"
+        + (f"; the database it replaced is {kept}" if kept else "")
+        + f"; {rooms} rooms have a new epoch (clients reload them)"
+    )
+
+
+def renew_epochs(db: Path) -> int:
+    """Give every room of a restored database a new epoch; returns how many rooms it has. A backup taken before
+    rooms had epochs gets them from its migration when a server opens it."""
+    from chatd.store.migrations import NEW_EPOCH_SQL
+
+    conn = sqlite3.connect(db)
+    try:
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(rooms)")}
+        with conn:
+            if "epoch" in columns:
+                conn.execute(f"UPDATE rooms SET epoch = {NEW_EPOCH_SQL}")
+        return int(conn.execute("SELECT COUNT(*) FROM rooms").fetchone()[0])
+    finally:
+        conn.close()
 
 
 # --- export / import ------------------------------------------------------------------------------------------

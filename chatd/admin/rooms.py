@@ -1,4 +1,4 @@
-"""``chatd rooms list | create | archive | unarchive | delete | members``."""
+"""``chatd rooms list | create | archive | unarchive | delete | members | new-epochs``."""
 
 from __future__ import annotations
 
@@ -121,6 +121,22 @@ def rooms_unarchive(config_path: str | None, server_url: str | None, name: str) 
         chatd rooms unarchive project-2023
     """
     _archive(config_path, server_url, name, False)
+
+
+@rooms.command("new-epochs")
+@config_option
+def rooms_new_epochs(config_path: str | None) -> None:
+    """Give every room's stream a new epoch, after restoring the store by other means than chatd restore (a copied
+    SQLite file, pg_restore). Clients then reload each room once instead of resuming from positions the restored
+    history may not have. chatd restore and chatd import do this themselves. Works while the server runs.
+
+    \b
+    Example:
+        pg_restore --clean -d chatd chatd.dump && chatd rooms new-epochs
+    """
+    cfg = build_config(config_path)
+    count = run_with_store(cfg, False, lambda store: store.renew_epochs())
+    click.echo(f"{count} rooms have a new epoch: clients reload them once")
 
 
 @rooms.command("delete")

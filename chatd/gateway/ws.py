@@ -266,7 +266,7 @@ class WsSession:
                     self.store_disk.require(frame.client_id)
                     await node.submit_change(change_of(conn.uid, frame), self.reply)
                 elif type(frame) is Join:
-                    await node.join(conn, frame.room, frame.since)
+                    await node.join(conn, frame.room, frame.since, frame.epoch)
                 elif type(frame) is Leave:
                     await node.leave(conn, frame.room)
                 elif type(frame) is Typing:

@@ -35,6 +35,8 @@ Seq = Annotated[int, Meta(ge=0, le=SEQ_MAX)]
 UPLOAD_ID_PATTERN = r"^[A-Za-z0-9_-]+$"
 UploadId = Annotated[str, Meta(min_length=1, max_length=64, pattern=UPLOAD_ID_PATTERN)]
 TargetSeq = Annotated[int, Meta(ge=1, le=SEQ_MAX)]
+# A room stream's epoch, as ``joined`` gave it (``chatd.store.base.new_epoch``); clients echo it back.
+Epoch = Annotated[str, Meta(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+(?!\n)$")]
 # Text-direction controls: embeddings and overrides (U+202A-202E) and isolates (U+2066-2069) reorder the characters
 # after them, so a short label could display as something else ("exe.png" for "gnp.exe"). User and room names
 # cannot carry them (they are ASCII); reaction emoji and topics, shown beside names, refuse them too. Message bodies
@@ -62,6 +64,7 @@ class _ClientFrame(msgspec.Struct, tag_field="type", forbid_unknown_fields=True)
 class Join(_ClientFrame, tag="join"):
     room: Room
     since: Seq | None = None
+    epoch: Epoch | None = None  # the epoch ``since`` belongs to (from a ``joined``); a mismatch resets
 
 
 class Leave(_ClientFrame, tag="leave"):
@@ -149,9 +152,13 @@ class Hello(_ServerFrame, tag="hello"):
 class Joined(_ServerFrame, tag="joined"):
     room: str
     seq: int
+    epoch: str = ""  # the room stream's epoch: a client's position is (epoch, seq)
     replay: int = 0
     capped: bool = False
     deleted_through: int = 0  # seqs up to this one were deleted by retention: not a gap, not coming
+    # The join's position was from another epoch or past the room's end: nothing was replayed, live delivery
+    # starts after ``seq`` as for a join without since, and the client drops what it had of the room and reloads.
+    reset: bool = False
 
 
 class Left(_ServerFrame, tag="left"):

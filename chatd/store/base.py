@@ -23,6 +23,11 @@ Contract for implementations:
 - Reads see only committed data. ``history`` returns messages oldest first, in their current state, without
   change events; ``stream`` returns every entry (messages and changes) in seq order, for replay and gap fills.
 - Room, user and membership writes are visible to every node's reads once the call returns.
+- **Each room's stream has an epoch**: a short random id of this incarnation of its history, made when the room's
+  row is created (``create_room``, ``open_dm``, an import) and never changed by ``append``. A room deleted and made
+  again, or a store restored from a backup, has new epochs, so a client's position (epoch, seq) from before cannot
+  be mistaken for a position in the new history (``chatd.feed``). ``position`` reads a room's (epoch, last seq) in
+  one row read.
 - **A user is an immutable id; the name is an attribute.** ``create_user`` gives each user an integer ``id`` that is
   never used again, whatever happens to the user later. Everything a user owns (tokens, memberships, messages,
   reactions, read positions, mentions, uploads, invites, rooms they created) is keyed by that id, and every method
@@ -47,6 +52,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import secrets
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
@@ -88,6 +94,22 @@ class RoomRecord(msgspec.Struct, frozen=True):
     topic: str = ""
     dm: bool = False  # a direct-message room: private, exactly two members, opened by ``open_dm``
     creator: str = ""  # the creator's current name
+    epoch: str = ""  # this incarnation of the room's stream (see the module docstring)
+
+
+class StreamPosition(msgspec.Struct, frozen=True):
+    """A place in a room's stream: its epoch and a seq in it (the room's last seq, when read from the store)."""
+
+    epoch: str
+    seq: int
+
+
+EPOCH_BYTES = 6  # 12 hex characters: enough that a room never meets its own earlier epoch
+
+
+def new_epoch() -> str:
+    """A fresh epoch for a room's stream."""
+    return secrets.token_hex(EPOCH_BYTES)
 
 
 class UserInfo(msgspec.Struct, frozen=True):
@@ -392,12 +414,27 @@ class Store(abc.ABC):
     ) -> list[Message]:
         """Messages of ``room`` oldest first. With ``before`` only, the newest ``limit`` before it."""
 
-    @abc.abstractmethod
-    async def last_seq(self, room: str) -> int: ...
+    async def last_seq(self, room: str) -> int:
+        """The room's last seq (0 for no such room)."""
+        pos = await self.position(room)
+        return pos.seq if pos is not None else 0
 
-    @abc.abstractmethod
     async def last_seqs(self, rooms: Sequence[str]) -> dict[str, int]:
         """The last seq of each of ``rooms`` that exists, in one query."""
+        return {room: pos.seq for room, pos in (await self.positions(rooms)).items()}
+
+    @abc.abstractmethod
+    async def position(self, room: str) -> StreamPosition | None:
+        """The room's epoch and last seq, read together (one row); None if there is no such room."""
+
+    @abc.abstractmethod
+    async def positions(self, rooms: Sequence[str]) -> dict[str, StreamPosition]:
+        """``position`` of each of ``rooms`` that exists, in one query."""
+
+    @abc.abstractmethod
+    async def renew_epochs(self) -> int:
+        """Give every room a new epoch (the store was restored by other means than ``chatd restore``); returns how
+        many rooms there are."""
 
     def transient(self, exc: BaseException) -> bool:
         """Whether a failed ``append`` is worth retrying as is (the connection or the disk, not the data)."""

@@ -12,10 +12,12 @@ from collections.abc import Callable
 
 import sqlite_utils
 
-from chatd.store.base import StoreRefused
+from chatd.store.base import EPOCH_BYTES, StoreRefused
 from chatd.store.legacy import LegacyDm, dm_renames, reaction_names, reaction_rows
 
 Migration = Callable[[sqlite_utils.Database], None]
+# A fresh random epoch (``Store`` docstring), made by SQLite itself: evaluated once per row of an UPDATE.
+NEW_EPOCH_SQL = f"lower(hex(randomblob({EPOCH_BYTES})))"
 
 
 def m001_initial(db: sqlite_utils.Database) -> None:
@@ -394,6 +396,15 @@ def m012_user_ids(db: sqlite_utils.Database) -> None:
     _rename_rooms(conn, dm_renames(dms.values(), by_lower))
 
 
+def m011_room_epochs(db: sqlite_utils.Database) -> None:
+    """Each room's stream gets an epoch: a random id of this incarnation of its history (``Store`` docstring). A
+    room made again gets a new one, so does every room after ``chatd restore`` and ``chatd import``; a client that
+    resumes with a position from another epoch is told to reload instead of silently skipping (``chatd.feed``).
+    Existing rooms get one each here: clients that knew them before this migration have no epoch to compare."""
+    db.execute("ALTER TABLE rooms ADD COLUMN epoch TEXT NOT NULL DEFAULT ''")
+    db.execute(f"UPDATE rooms SET epoch = {NEW_EPOCH_SQL}")
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_initial", m001_initial),
     ("002_nocase_users_and_upload_indexes", m002_nocase_users_and_upload_indexes),
@@ -405,6 +416,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("008_direct_messages", m008_direct_messages),
     ("009_search", m009_search),
     ("010_search_deferred", m010_search_deferred),
+    ("011_room_epochs", m011_room_epochs),
     ("012_user_ids", m012_user_ids),
 ]
 

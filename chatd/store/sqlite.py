@@ -43,6 +43,7 @@ from chatd.store.base import (
     RoomRecord,
     Store,
     StoreRefused,
+    StreamPosition,
     TokenRecord,
     UploadRecord,
     UserInfo,
@@ -51,8 +52,9 @@ from chatd.store.base import (
     check_import,
     export_row,
     import_value,
+    new_epoch,
 )
-from chatd.store.migrations import migrate
+from chatd.store.migrations import NEW_EPOCH_SQL, migrate
 from chatd.store.sqltx import transaction
 
 _json = msgspec.json.Encoder()
@@ -73,6 +75,7 @@ def _room(row: sqlite3.Row | tuple) -> RoomRecord:
         topic=row[5] or "",
         dm=bool(row[6]),
         creator=row[7] or "",
+        epoch=row[8],
     )
 
 
@@ -80,7 +83,7 @@ INDEX_AFTER = 2_000  # appended messages that start a background catch-up of the
 INDEX_CHUNK = 250  # messages indexed per transaction: about 1.5 ms of the writer, which appends wait out
 _INDEX_ROOMS = 256  # rooms looked at per index transaction
 # A room with its creator's current name: select _ROOM_COLS FROM _ROOM_FROM.
-_ROOM_COLS = "r.name, r.private, r.created_by, r.created, r.last_seq, r.topic, r.dm, cu.name"
+_ROOM_COLS = "r.name, r.private, r.created_by, r.created, r.last_seq, r.topic, r.dm, cu.name, r.epoch"
 _ROOM_FROM = "rooms r LEFT JOIN users cu ON cu.id = r.created_by"
 _ENTRIES = f"SELECT {changes.ENTRY_COLS} FROM {changes.ENTRY_FROM}"
 _LIVE_BY_NAME = "name = ? COLLATE NOCASE AND NOT deleted"  # a live user by any spelling of the name
@@ -542,14 +545,17 @@ class SQLiteStore(Store):
     async def user_names(self, ids: Sequence[int]) -> dict[int, str]:
         return await self._pairs("SELECT id, name FROM users WHERE id IN ({})", list(set(ids)))
 
-    async def _pairs(self, sql: str, keys: list[Any]) -> dict[Any, Any]:
-        """The two columns of ``sql`` (its ``{}`` an IN list of ``keys``) as a dict, 500 keys per query."""
-        found: dict[Any, Any] = {}
+    async def _rows_in(self, sql: str, keys: list[Any]) -> list[tuple]:
+        """The rows of ``sql`` (its ``{}`` an IN list of ``keys``), 500 keys per query."""
+        found: list[tuple] = []
         for i in range(0, len(keys), 500):
             chunk = keys[i : i + 500]
-            rows = await self._r.execute_fetchall(sql.format(_marks(len(chunk))), chunk)
-            found.update((r[0], r[1]) for r in rows)
+            found += [tuple(r) for r in await self._r.execute_fetchall(sql.format(_marks(len(chunk))), chunk)]
         return found
+
+    async def _pairs(self, sql: str, keys: list[Any]) -> dict[Any, Any]:
+        """The two columns of ``sql`` (its ``{}`` an IN list of ``keys``) as a dict, 500 keys per query."""
+        return {r[0]: r[1] for r in await self._rows_in(sql, keys)}
 
     async def password_hash(self, uid: int) -> str | None:
         row = await self._one("SELECT password_hash FROM users WHERE id = ? AND NOT deleted", (uid,))
@@ -588,12 +594,14 @@ class SQLiteStore(Store):
 
     async def create_room(self, name: str, private: bool, created_by: int) -> RoomRecord:
         created = now_ms()
+        epoch = new_epoch()
         async with self._write_lock:
             try:
                 async with transaction(self._w) as w:
                     await w.execute(
-                        "INSERT INTO rooms (name, private, created_by, created, last_seq) VALUES (?, ?, ?, ?, 0)",
-                        (name, int(private), created_by, created),
+                        "INSERT INTO rooms (name, private, created_by, created, last_seq, epoch) "
+                        "VALUES (?, ?, ?, ?, 0, ?)",
+                        (name, int(private), created_by, created, epoch),
                     )
                     await w.execute(
                         "INSERT INTO members (room, user, joined) VALUES (?, ?, ?)", (name, created_by, created)
@@ -618,7 +626,7 @@ class SQLiteStore(Store):
             "WHERE (r.private = 0 OR m.user IS NOT NULL) AND r.name > ? ORDER BY r.name LIMIT ?",
             (user, after or "", -1 if limit is None else limit),
         )
-        return [(_room(row), bool(row[8])) for row in rows]
+        return [(_room(row), bool(row[9])) for row in rows]
 
     async def add_member(self, room: str, user: int) -> bool:
         async with self._write_lock:
@@ -710,12 +718,19 @@ class SQLiteStore(Store):
         newest = await self._messages(f"{_ENTRIES} WHERE {where} ORDER BY m.seq DESC LIMIT ?", (*params, limit))
         return newest[::-1]
 
-    async def last_seq(self, room: str) -> int:
-        row = await self._one("SELECT last_seq FROM rooms WHERE name = ?", (room,))
-        return row[0] if row else 0
+    async def position(self, room: str) -> StreamPosition | None:
+        row = await self._one("SELECT epoch, last_seq FROM rooms WHERE name = ?", (room,))
+        return StreamPosition(row[0], row[1]) if row else None
 
     async def last_seqs(self, rooms: Sequence[str]) -> dict[str, int]:
         return await self._pairs("SELECT name, last_seq FROM rooms WHERE name IN ({})", list(rooms))
+
+    async def positions(self, rooms: Sequence[str]) -> dict[str, StreamPosition]:
+        rows = await self._rows_in("SELECT name, epoch, last_seq FROM rooms WHERE name IN ({})", list(rooms))
+        return {r[0]: StreamPosition(r[1], r[2]) for r in rows}
+
+    async def renew_epochs(self) -> int:
+        return await self._write(f"UPDATE rooms SET epoch = {NEW_EPOCH_SQL}")
 
     def transient(self, exc: BaseException) -> bool:
         # Disk full, I/O errors and a busy database pass; a constraint or a value SQLite refuses does not.
@@ -869,9 +884,9 @@ class SQLiteStore(Store):
         created = now_ms()
         async with self._write_lock, transaction(self._w) as w:
             cur = await w.execute(
-                "INSERT OR IGNORE INTO rooms (name, private, created_by, created, last_seq, dm) "
-                "VALUES (?, 1, ?, ?, 0, 1)",
-                (name, a, created),
+                "INSERT OR IGNORE INTO rooms (name, private, created_by, created, last_seq, dm, epoch) "
+                "VALUES (?, 1, ?, ?, 0, 1, ?)",
+                (name, a, created, new_epoch()),
             )
             made = cur.rowcount > 0
             rows = list(await w.execute_fetchall(f"SELECT {_ROOM_COLS} FROM {_ROOM_FROM} WHERE r.name = ?", (name,)))
@@ -1007,6 +1022,10 @@ class SQLiteStore(Store):
         async with self._write_lock, transaction(self._w) as w:
             names = ", ".join("kind" if c == "change" else c for c in cols)
             await w.executemany(f"INSERT INTO {kind}s ({names}) VALUES ({_marks(len(cols))})", values)
+            if kind == "room":
+                # An import is a new incarnation of each room's history (the export may be older than what clients
+                # saw): new epochs, so clients reload instead of resuming into it.
+                await w.execute(f"UPDATE rooms SET epoch = {NEW_EPOCH_SQL} WHERE epoch = ''")
 
     async def add_invite(self, code_hash: str, created_by: int | None, expires: int) -> None:
         await self._write(

@@ -137,7 +137,7 @@ def test_members_are_added_and_removed_by_name(server: ChatdProcess) -> None:
     assert bad.returncode != 0 and "room names" in bad.stderr
 
 
-@pytest.mark.parametrize("command", ["list", "create", "archive", "unarchive", "delete", "members"])
+@pytest.mark.parametrize("command", ["list", "create", "archive", "unarchive", "delete", "members", "new-epochs"])
 def test_every_rooms_command_has_an_example(command: str) -> None:
     r = run_cli("rooms", command, "--help")
     assert r.returncode == 0 and "Example:" in r.stdout

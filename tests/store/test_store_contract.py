@@ -12,7 +12,7 @@ from chatd.config import StoreConfig
 from chatd.errors import ChatError
 from chatd.protocol.frames import Edited, Message, Reaction
 from chatd.registry import load
-from chatd.store.base import NewMessage, Store, UploadRecord, UserRef
+from chatd.store.base import NewMessage, Store, StreamPosition, UploadRecord, UserRef
 from chatd.store.sqlite import SQLiteStore
 
 MakeStore = Callable[[], Awaitable[Store]]
@@ -74,6 +74,29 @@ async def test_seqs_start_at_1_with_no_gaps_per_room_and_outcomes_keep_batch_ord
     out = await store.append([msg("b", u, "2")])
     assert out[0].seq == 2
     assert await store.last_seqs(["a", "b", "nope"]) == {"a": 3, "b": 2}
+
+
+async def test_a_room_stream_has_an_epoch_that_a_room_made_again_does_not_share(make: MakeStore) -> None:
+    store = await make()
+    u = (await room_with(store, "a", "u", "v"))["u"]
+    v = await uid(store, "v")
+    await room_with(store, "b", "u")
+    await store.append([msg("a", u, "1"), msg("a", u, "2")])
+    a, b = await store.get_room("a"), await store.get_room("b")
+    assert a is not None and b is not None and a.epoch and b.epoch and a.epoch != b.epoch
+    assert await store.position("a") == StreamPosition(a.epoch, 2)
+    assert await store.positions(["a", "b", "nope"]) == {
+        "a": StreamPosition(a.epoch, 2),
+        "b": StreamPosition(b.epoch, 0),
+    }
+    assert await store.position("nope") is None
+    assert [(r.name, r.epoch) for r, _ in await store.list_rooms(u)] == [("a", a.epoch), ("b", b.epoch)]
+    await store.delete_room("a")
+    await room_with(store, "a", "u")
+    again = await store.position("a")
+    assert again is not None and again.seq == 0 and again.epoch not in (a.epoch, "")
+    dm, _ = await store.open_dm(f"dm:{min(u, v)}:{max(u, v)}", u, v)
+    assert dm.epoch and (await store.position(dm.name)) == StreamPosition(dm.epoch, 0)
 
 
 async def test_a_repeated_key_is_a_duplicate_carrying_the_first_stored_message(make: MakeStore) -> None:

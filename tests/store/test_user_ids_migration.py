@@ -248,11 +248,12 @@ async def test_an_old_database_migrates_to_user_ids_and_keeps_working(old_store:
 
 
 async def test_the_migration_keeps_columns_it_does_not_know(tmp_path: Path) -> None:
-    """Another migration may have added columns (rooms.epoch, say): the tables this one rebuilds keep them."""
+    """Another migration may have added columns (rooms.epoch does, in 011; these are others'): the tables this one
+    rebuilds keep them."""
     path = tmp_path / "old.db"
     build_sqlite(path)
     conn = sqlite3.connect(path)
-    conn.execute("ALTER TABLE rooms ADD COLUMN epoch TEXT NOT NULL DEFAULT 'e0'")
+    conn.execute("ALTER TABLE rooms ADD COLUMN note TEXT NOT NULL DEFAULT 'e0'")
     conn.execute("ALTER TABLE messages ADD COLUMN extra INTEGER DEFAULT 7")
     conn.execute("ALTER TABLE users ADD COLUMN nickname TEXT")
     conn.execute("UPDATE users SET nickname = 'Al' WHERE name = 'Alice'")
@@ -263,7 +264,7 @@ async def test_the_migration_keeps_columns_it_does_not_know(tmp_path: Path) -> N
     await store.close()
     conn = sqlite3.connect(path)
     try:
-        assert conn.execute("SELECT epoch FROM rooms WHERE name = 'lobby'").fetchone() == ("e0",)
+        assert conn.execute("SELECT note FROM rooms WHERE name = 'lobby'").fetchone() == ("e0",)
         assert conn.execute("SELECT COUNT(*) FROM messages WHERE extra = 7").fetchone() == (len(MESSAGES),)
         assert conn.execute("SELECT nickname FROM users WHERE name = 'Alice'").fetchone() == ("Al",)
     finally:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from chatpage import ChatPage, eventually
 
-from harness import ChatdProcess
+from harness import ChatdProcess, run_cli
 
 pytestmark = pytest.mark.browser
 
@@ -232,3 +232,32 @@ def test_a_capped_replay_is_continued_until_the_page_is_live_again(
     # Live again after the capped replays: a new message arrives without another reconnect.
     rest_send(server, room, "alice", "live after catching up")
     alice.wait_bodies(["seen", *missed, "live after catching up"])
+
+
+def test_after_a_restore_the_page_drops_what_it_held_and_reloads_the_room(
+    make_server: Callable[..., ChatdProcess], people: Callable[..., ChatPage], tmp_path: Any
+) -> None:
+    server = make_server().start()
+    room = "restored-room"
+    alice = people("alice").goto(server, room).sign_in()
+    alice.wait_live(room)
+    for body in ("kept 1", "kept 2", "kept 3"):
+        rest_send(server, room, "alice", body)
+    alice.wait_bodies(["kept 1", "kept 2", "kept 3"])
+    backup = tmp_path / "at3.db"
+    assert run_cli("backup", str(backup), "--config", str(server.config_path)).returncode == 0
+    for body in ("lost 4", "lost 5"):  # seen by the page, not in the backup
+        rest_send(server, room, "alice", body)
+    alice.wait_bodies(["kept 1", "kept 2", "kept 3", "lost 4", "lost 5"])
+
+    server.stop()
+    restored = run_cli("restore", str(backup), "--config", str(server.config_path))
+    assert restored.returncode == 0, restored.stderr
+    server.start()  # same port; the page reconnects and resumes from seq 5 of the old epoch
+    alice.wait_connected()
+    alice.wait_live(room)
+    # seq 4 and 5 of the restored room are new messages: the page must show them, and no longer show the lost ones.
+    rest_send(server, room, "alice", "new 4")
+    rest_send(server, room, "alice", "new 5")
+    alice.wait_bodies(["kept 1", "kept 2", "kept 3", "new 4", "new 5"])
+    assert alice.seqs() == [1, 2, 3, 4, 5]

@@ -173,7 +173,16 @@ export class ChatApp {
     const at = this.joinQueue.indexOf(f.room);
     if (at >= 0) this.joinQueue.splice(at, 1);
     this.features.joined(room, f);
-    if (room.joined(f)) {
+    const live = room.joined(f);
+    if (f.reset) {
+      // Another history than the one we held (the room was made again, or the server's store restored): what
+      // was on screen is gone; reload it as on a first visit.
+      console.info(`chatd: #${room.name} was reset by the server (epoch ${f.epoch}); reloading it`);
+      this.reads.forget(room.name);
+      this.features.forgetRoom(room.name);
+      if (room === this.active) this.renderTimeline();
+    }
+    if (live) {
       this.flush(room);
       if (room === this.active) {
         this.loadPresence(room);

@@ -303,6 +303,13 @@ export class Features {
     this.readsTimer = setTimeout(() => this.loadReads(), 200);
   }
 
+  /** A room's history was replaced on the server (a reset join): what we knew of its read state is stale. */
+  forgetRoom(name) {
+    this.serverReads.delete(name);
+    clearTimeout(this.readsTimer);
+    this.readsTimer = setTimeout(() => this.loadReads(), 200);
+  }
+
   /** The user has seen ``room`` up to ``seq``: tell the server, which tells the user's other devices. */
   sendRead(room, seq) {
     this.app.connection.send({ type: "read", room, seq });

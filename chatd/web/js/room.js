@@ -5,6 +5,9 @@
 //     room's last seq; every streamed message (replay or live) raises it, and a re-join asks for since=hi, so
 //     the server replays exactly what we missed.
 //   - floor is the lowest loaded seq. History pages (REST, before=floor) lower it until has_more is false.
+//   - epoch names the incarnation of the room's stream that hi counts in. A re-join sends it with since; when
+//     the server answers reset (the room was made again, or its store restored, or hi is past its end), what we
+//     hold belongs to another history: it is all dropped and the room loads again as on a first visit.
 // Messages are kept by seq, so a message seen twice (replay after an ack, an ack after the message) is stored
 // once, and rendering sorts by seq.
 
@@ -12,6 +15,7 @@ export class Room {
   constructor(info) {
     this.name = info.name;
     this.hi = null; // null until the first joined frame: we know nothing about the stream yet
+    this.epoch = null; // the stream's epoch, from the last joined frame
     this.floor = null;
     this.complete = false; // history reaches the room's first message
     this.loading = false;
@@ -47,12 +51,18 @@ export class Room {
   }
 
   joinFrame() {
-    return this.hi === null ? { type: "join", room: this.name } : { type: "join", room: this.name, since: this.hi };
+    if (this.hi === null) return { type: "join", room: this.name };
+    const frame = { type: "join", room: this.name, since: this.hi };
+    if (this.epoch) frame.epoch = this.epoch;
+    return frame;
   }
 
-  /** Apply a joined frame. Returns true when live delivery has started (not capped). */
+  /** Apply a joined frame. Returns true when live delivery has started (not capped). A reset frame first drops
+   * everything held of the room (check ``reset`` on the frame to redraw). */
   joined(frame) {
     this.member = true;
+    if (frame.reset) this.forget();
+    if (frame.epoch) this.epoch = frame.epoch;
     if (this.hi === null) {
       // First join ever, without since: everything after frame.seq arrives live; older messages come from
       // history pages.
@@ -87,6 +97,18 @@ export class Room {
       rejoin = this.replayLeft === 0 && this.capped;
     }
     return { fresh, gap, rejoin };
+  }
+
+  /** Drop every message and the stream position: the server's history for this room is another one now. */
+  forget() {
+    this.messages.clear();
+    this.hi = null;
+    this.floor = null;
+    this.complete = false;
+    this.replayLeft = 0;
+    this.capped = false;
+    this.unreadMemo = null;
+    this.rev += 1;
   }
 
   /** Store a message; false when its seq is already known. Does not move hi: only the stream does. */

@@ -32,6 +32,13 @@ export class ReadMarks {
     return this.marks[room] ?? 0;
   }
 
+  /** Forget the mark of a room whose history was replaced on the server (a reset join). */
+  forget(room) {
+    if (!(room in this.marks)) return;
+    delete this.marks[room];
+    save(this.key, this.marks);
+  }
+
   /** Only ever moves forward: a late page of old history must not make read messages unread again. */
   advance(room, seq) {
     if (seq == null || seq <= this.get(room)) return false;
