@@ -30,7 +30,7 @@ Presence reports travel the same way (``chatd.presence``).
 
 Delivery is at most once, so nothing depends on an event alone: sends are checked against the store's
 membership in the same transaction that stores them, and a node whose link comes back re-checks every private
-room it serves against the store (``Node.resync``).
+room it serves against the store (``Feeds.resync``).
 """
 
 from __future__ import annotations
@@ -41,11 +41,12 @@ from collections.abc import Callable
 
 from chatd.broker.base import Broker, Control
 from chatd.errors import Close
+from chatd.feed import DELETED, REMOVED, Feeds
 from chatd.hub import Hub
 from chatd.metrics import Metrics
 from chatd.presence import KINDS as PRESENCE_KINDS
 from chatd.presence import Presence
-from chatd.protocol.frames import Left, RoomChange, UserRenamed, encode
+from chatd.protocol.frames import RoomChange, UserRenamed, encode
 from chatd.rooms import Rooms
 
 log = logging.getLogger("chatd.cluster")
@@ -63,6 +64,7 @@ class Cluster:
         self,
         node_id: str,
         hub: Hub,
+        feeds: Feeds,
         rooms: Rooms,
         broker: Broker,
         presence: Presence,
@@ -70,6 +72,7 @@ class Cluster:
     ) -> None:
         self.node_id = node_id
         self.hub = hub
+        self.feeds = feeds
         self.rooms = rooms
         self.broker = broker
         self.presence = presence
@@ -134,20 +137,11 @@ class Cluster:
 
     # --- handlers -----------------------------------------------------------------------------------------------
 
-    def _drop(self, room: str, user: int | None = None) -> None:
-        """Stop this node's sockets following ``room`` (``user``'s, or everyone's), each told with a ``left``."""
-        dropped = self.hub.drop(room, user)
-        left = encode(Left(room, "removed"))
-        for conn in dropped:
-            conn.send(left)
-        for gone in {conn.uid for conn in dropped}:
-            self.presence.left(room, gone)
-
     def _member_removed(self, e: Control) -> None:
         room, user, private = e.args[0], int(e.args[1]), e.args[2] == "private"
         self.rooms.forget(room, user)
         if private:
-            self._drop(room, user)
+            self.feeds.drop(room, user, REMOVED)
 
     def _room_deleted(self, e: Control) -> None:
         """args: room, "private" or "public", who deleted it (a name, to show), then (private rooms) its members'
@@ -155,7 +149,7 @@ class Cluster:
         members it had."""
         room, private, by, members = e.args[0], e.args[1] == "private", e.args[2], {int(u) for u in e.args[3:]}
         self.rooms.forget_room(room)
-        self._drop(room)
+        self.feeds.drop(room, None, DELETED)
         change = encode(RoomChange(room, "deleted", private, by))
         told = [c for user in members for c in self.hub.connections_of(user)] if private else self.hub.conns.values()
         for conn in list(told):

@@ -133,15 +133,18 @@ class Err(enum.Enum):
         "unavailable",
         503,
         "The server is draining, its store or message queue is not ready, or an earlier send on this connection "
-        "was refused so and not resent yet; the message was not stored.",
+        "was refused so and not resent yet; the message was not stored. With a room and no ref: a join could not "
+        "complete, or the room's history was replaced; the connection does not follow the room now.",
         "Resend with the same client_id, in the order sent (the earliest refused first), a moment later or after "
-        "reconnecting to another node.",
+        "reconnecting to another node. For a room: join it again (with since and epoch) after a backoff.",
     )
     INTERNAL = ErrorInfo(
         "internal",
         500,
-        "An unexpected server fault; the message may not be stored.",
-        "Resend with the same client_id; idempotency prevents a double post.",
+        "An unexpected server fault; the message may not be stored. With a room and no ref: a join could not "
+        "complete and the connection does not follow the room.",
+        "Resend with the same client_id; idempotency prevents a double post. For a room: join it again after a "
+        "backoff.",
     )
 
     @property

@@ -1,22 +1,29 @@
-"""Local fan-out: which of this node's connections are in which room, and a bounded outbox per connection.
+"""Local fan-out: this node's connections, their subscriptions to rooms, and a bounded outbox per connection.
 
-The broker hands every delivery to :meth:`Hub.deliver`, which pushes the already-encoded text into the outbox of
-each local connection joined to the room. Nothing here awaits, so one slow socket can never hold up a delivery to
-the others: each outbox is drained by its own writer task (in the gateway) and is bounded in bytes.
+The hub keeps three things and nothing else:
 
-Outbox overflow policy (``shed-then-close``): when a push would take an outbox past
-``limits.outbound_queue_bytes``, queued ephemeral frames (typing, presence) are dropped first; if that is not
-enough, the connection is closed with 4008 (slow consumer). A stored message is never silently dropped: the client
-resumes with ``join`` + ``since`` and gets everything it missed.
+- **connections**, by id and by user;
+- **subscriptions**: which of this node's connections follow which room (a :class:`Sub` per connection and room),
+  kept per room and per user (by id), so subscribing, unsubscribing and "does this user still follow the room
+  here?" cost O(1) in the number of the room's subscribers;
+- **outboxes**: one bounded queue of encoded frames per connection, drained by that connection's writer task (in
+  the gateway).
 
-Order: each room this node follows has a :class:`Feed` that passes stored messages on strictly in seq order, each
-once. Messages reach a node from its own worker and from other nodes' workers (through the broker, at most once),
-so they can arrive out of order or not at all: a frame that skips a seq waits (bounded) while the node fills the
-gap from the store (``on_gap``), and repeats are dropped by seq.
+Order, gap fills, the replay seam and epochs belong to the room's feed (``chatd.feed``): it calls :meth:`Hub.fan`
+with each stored frame of a room, in seq order, once, and :meth:`Hub.fan_ephemeral` with typing and presence.
+Nothing here awaits, so one slow socket can never hold up a delivery to the others.
 
-Replay seam: a join with ``since`` registers the subscription *holding* live frames, then reads history, then
-calls :meth:`Hub.release`, which sends held frames whose seq is past the replay. Every subscription remembers the
-last seq it passed on, so nothing is delivered twice and nothing falls in the gap.
+Outbox bound (``limits.outbound_queue_bytes``), policy ``shed-then-close``: when a push would take an outbox past
+the bound, queued ephemeral frames (typing, presence, ping) are dropped first; if that is not enough, the connection
+is closed with 4008 (slow consumer). A stored message is never silently dropped: the client resumes with ``join`` +
+``since`` and gets everything it missed. A frame bigger than half the bound (an *oversized* frame: a long body full
+of characters JSON escapes, a message with many reactions) counts as half the bound, so it never closes a reader
+that keeps up: it is queued whenever what is queued ahead of it, after shedding, fits in the other half. An outbox
+therefore holds at most the bound plus two oversized frames.
+
+A subscription starts *holding* (:meth:`Hub.subscribe`): live frames are kept, not sent, until the feed releases
+it after its replay (:meth:`Hub.release`), which sends the held frames that come after the replay. Frames held
+count against the same bound as the outbox.
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ from chatd.metrics import Metrics
 
 
 class Outbox:
-    """A byte-bounded FIFO of encoded frames for one connection."""
+    """A byte-bounded FIFO of encoded frames for one connection (see the module docstring for the policy)."""
 
     shed_total = 0  # ephemeral frames dropped by every outbox of this process (a /metrics counter)
 
@@ -39,12 +46,17 @@ class Outbox:
 
     def __init__(self, limit: int) -> None:
         self.frames: deque[tuple[str, bool]] = deque()
-        self.size = 0
+        self.size = 0  # bytes charged against the bound (a frame's length + 1, at most half the bound)
         self.limit = limit
         self._waiter: asyncio.Future[None] | None = None
         self.overflowed = False
         self.ephemeral_count = 0
         self._space: asyncio.Event | None = None
+
+    def charge(self, n: int) -> int:
+        """What a frame of ``n`` characters counts against the bound: its length and separator, at most half the
+        bound (an oversized frame cannot close a reader that keeps up on its own)."""
+        return min(n + 1, max(1, self.limit // 2))
 
     async def ready(self) -> None:
         """Wait until a frame is queued (the writer's wake-up: one bare future, cheaper per wake than an Event)."""
@@ -53,12 +65,13 @@ class Outbox:
             await self._waiter
 
     async def space_for(self, n: int) -> None:
-        """Wait until ``n`` more bytes fit under half the bound (or the outbox is empty).
+        """Wait until a frame of ``n`` characters fits under half the bound (or the outbox is empty).
 
         For producers that can wait, such as a replay: they fill the outbox at the pace the client reads instead
         of tripping the slow-consumer bound.
         """
-        while self.size and self.size + n > self.limit // 2 and not self.overflowed:
+        want = self.charge(n)
+        while self.size and self.size + want > self.limit // 2 and not self.overflowed:
             if self._space is None:
                 self._space = asyncio.Event()
             await self._space.wait()
@@ -67,7 +80,7 @@ class Outbox:
         """Queue a frame. Returns False when the bound was hit and the connection must be closed."""
         if self.overflowed:
             return True  # already being closed; the close is on its way
-        n = len(text) + 1
+        n = self.charge(len(text))
         if self.size + n > self.limit:
             if ephemeral:
                 Outbox.shed_total += 1
@@ -93,7 +106,7 @@ class Outbox:
         kept: deque[tuple[str, bool]] = deque()
         for text, eph in self.frames:
             if eph:
-                self.size -= len(text) + 1
+                self.size -= self.charge(len(text))
             else:
                 kept.append((text, eph))
         self.frames = kept
@@ -104,14 +117,15 @@ class Outbox:
         """Take queued frames (at least one, then up to ``max_bytes``) as one ``\\n``-separated text."""
         frames = self.frames
         out: list[str] = []
-        taken = 0
+        taken = freed = 0
         while frames and (not out or taken + len(frames[0][0]) <= max_bytes):
             text, eph = frames.popleft()
             if eph:
                 self.ephemeral_count -= 1
             out.append(text)
             taken += len(text) + 1
-        self.size -= taken
+            freed += self.charge(len(text))
+        self.size -= freed
         if self._space is not None and self.size <= self.limit // 2:
             self._space.set()
             self._space = None
@@ -119,14 +133,23 @@ class Outbox:
 
 
 class Sub:
-    """One connection's subscription to one room."""
+    """One connection's subscription to one room.
 
-    __slots__ = ("last", "held", "held_bytes")
+    ``last`` is the last seq passed on to it. ``held`` is a list while it holds live frames (from
+    :meth:`Hub.subscribe` until :meth:`Hub.release`); ``live`` once it was released; ``answered`` once the client
+    was sent ``joined`` for it; ``dropped`` names why it was taken away (``chatd.feed``), so a join still working
+    on it stops.
+    """
 
-    def __init__(self, last: int, hold: bool) -> None:
-        self.last = last
-        self.held: list[tuple[int, str]] | None = [] if hold else None
+    __slots__ = ("last", "held", "held_bytes", "live", "answered", "dropped")
+
+    def __init__(self) -> None:
+        self.last = 0
+        self.held: list[tuple[int, str]] | None = []
         self.held_bytes = 0
+        self.live = False
+        self.answered = False
+        self.dropped = ""
 
 
 class Conn:
@@ -159,37 +182,36 @@ class Conn:
             self.kick(Close.SLOW_CONSUMER)
 
 
-class Feed:
-    """This node's ordered view of one room: its local subscribers and the last seq passed on to them.
+def _unindex(index: dict[int, dict[int, Conn]], conn: Conn) -> None:
+    """Take ``conn`` out of a by-user index, and its user once they have no connection left in it."""
+    mine = index.get(conn.uid)
+    if mine is not None:
+        mine.pop(conn.id, None)
+        if not mine:
+            del index[conn.uid]
 
-    ``last`` is None until the first join anchors it at the store's last seq. Frames that arrive ahead of a gap
-    wait in ``early`` (bounded) until the gap is filled, from the broker or from the store.
-    """
 
-    __slots__ = ("members", "last", "early", "early_bytes", "overflowed")
+class Followers:
+    """This node's connections subscribed to one room, also grouped by user id."""
+
+    __slots__ = ("conns", "by_user")
 
     def __init__(self) -> None:
-        self.members: dict[int, Conn] = {}
-        self.last: int | None = None
-        self.early: dict[int, str] = {}
-        self.early_bytes = 0
-        self.overflowed = False  # early frames were dropped: only the store can fill the gap now
-
-    def gap(self) -> bool:
-        return self.last is not None and (bool(self.early) or self.overflowed)
+        self.conns: dict[int, Conn] = {}
+        self.by_user: dict[int, dict[int, Conn]] = {}
 
 
 class Hub:
-    """Local fan-out. ``on_gap(room)`` is called when a room's feed is missing seqs that the store must fill."""
+    """Connections, subscriptions and outboxes. ``on_empty(room)`` is called when a room loses its last
+    subscription on this node."""
 
-    def __init__(self, node_id: str, metrics: Metrics, early_max_bytes: int = 4 * 1024 * 1024) -> None:
+    def __init__(self, node_id: str, metrics: Metrics) -> None:
         self.node_id = node_id
-        self.rooms: dict[str, Feed] = {}
+        self.rooms: dict[str, Followers] = {}
         self.conns: dict[int, Conn] = {}
         self.by_user: dict[int, dict[int, Conn]] = {}  # user id -> that user's connections here, by connection id
         self.metrics = metrics
-        self.early_max_bytes = early_max_bytes
-        self.on_gap: Callable[[str], None] = lambda room: None
+        self.on_empty: Callable[[str], None] = lambda room: None
         self._next_id = 0
 
     def next_id(self) -> int:
@@ -202,16 +224,12 @@ class Hub:
         self.conns[conn.id] = conn
         self.by_user.setdefault(conn.uid, {})[conn.id] = conn
 
-    def unregister(self, conn: Conn) -> list[str]:
-        """Forget a connection; returns the rooms where its user is no longer present."""
-        gone = [room for room in list(conn.subs) if self.leave(conn, room)]
+    def unregister(self, conn: Conn) -> None:
+        """Forget a connection (its feeds unsubscribe it first: ``Feeds.disconnected``)."""
+        for room in list(conn.subs):
+            self.unsubscribe(conn, room)
         self.conns.pop(conn.id, None)
-        mine = self.by_user.get(conn.uid)
-        if mine is not None:
-            mine.pop(conn.id, None)
-            if not mine:
-                del self.by_user[conn.uid]
-        return gone
+        _unindex(self.by_user, conn)
 
     def user_connections(self, user: int) -> int:
         return len(self.by_user.get(user, ()))
@@ -224,47 +242,45 @@ class Hub:
         for conn in self.by_user.get(user, {}).values():
             conn.user = name
 
-    # --- rooms --------------------------------------------------------------------------------------------------
+    # --- subscriptions ------------------------------------------------------------------------------------------
 
-    def join(self, conn: Conn, room: str, last: int, hold: bool) -> bool:
-        """Subscribe ``conn`` to ``room``, passing on only seqs above ``last``. Returns True if the user was not
-        present in the room on this node before (a presence change).
-
-        Joining again on the same connection keeps the subscription (and what it has passed on) and, with
-        ``hold``, starts holding live frames for a new replay."""
+    def subscribe(self, conn: Conn, room: str) -> Sub:
+        """Subscribe ``conn`` to ``room``, holding live frames until :meth:`release`. Subscribing again on the same
+        connection keeps the subscription (and what it has passed on) and holds for a new replay."""
         sub = conn.subs.get(room)
         if sub is not None:
-            if hold:
-                sub.held, sub.held_bytes = [], 0
-            return False
-        feed = self.rooms.get(room)
-        if feed is None:
-            feed = self.rooms[room] = Feed()
-        first = not any(c.uid == conn.uid for c in feed.members.values())
-        feed.members[conn.id] = conn
-        conn.subs[room] = Sub(last, hold)
-        return first
+            sub.held, sub.held_bytes = [], 0
+            return sub
+        followers = self.rooms.get(room)
+        if followers is None:
+            followers = self.rooms[room] = Followers()
+        followers.conns[conn.id] = conn
+        followers.by_user.setdefault(conn.uid, {})[conn.id] = conn
+        sub = conn.subs[room] = Sub()
+        return sub
 
-    def anchor(self, room: str, last: int) -> None:
-        """Start a new feed at ``last``, the store's last seq read after the feed was created.
+    def unsubscribe(self, conn: Conn, room: str, sub: Sub | None = None) -> Sub | None:
+        """End ``conn``'s subscription to ``room`` (only if it is ``sub``, when given); returns the one ended."""
+        current = conn.subs.get(room)
+        if current is None or (sub is not None and current is not sub):
+            return None
+        del conn.subs[room]
+        followers = self.rooms.get(room)
+        if followers is not None:
+            followers.conns.pop(conn.id, None)
+            _unindex(followers.by_user, conn)
+            if not followers.conns:
+                del self.rooms[room]
+                self.on_empty(room)
+        return current
 
-        Anything committed later is published after that read and so reaches the feed; anything at or below
-        ``last`` is in the store (the joiner's replay covers it)."""
-        feed = self.rooms.get(room)
-        if feed is None or feed.last is not None:
-            return
-        feed.last = last
-        for seq in [s for s in feed.early if s <= last]:
-            feed.early_bytes -= len(feed.early.pop(seq))
-        self._drain_early(room, feed)
-
-    def release(self, conn: Conn, room: str, replayed_through: int) -> None:
+    def release(self, conn: Conn, sub: Sub, replayed_through: int) -> None:
         """End the replay seam: pass on held frames newer than the replay, then go live."""
-        sub = conn.subs.get(room)
-        if sub is None or sub.held is None:
-            return
         held, sub.held = sub.held, None
         sub.held_bytes = 0
+        sub.live = True
+        if held is None:
+            return
         sub.last = max(sub.last, replayed_through)
         released = 0
         for seq, text in held:
@@ -275,99 +291,49 @@ class Hub:
         self.metrics.deliveries += released
         self.metrics.messages_out += released
 
-    def leave(self, conn: Conn, room: str) -> bool:
-        """Unsubscribe; returns True if that was the user's last connection in the room on this node."""
-        if conn.subs.pop(room, None) is None:
+    def followers(self, room: str, user: int | None = None) -> list[Conn]:
+        """The connections subscribed to ``room`` (only those of the user with id ``user``, when given)."""
+        followers = self.rooms.get(room)
+        if followers is None:
+            return []
+        found = followers.conns if user is None else followers.by_user.get(user, {})
+        return list(found.values())
+
+    def users(self, room: str) -> list[int]:
+        """The ids of the users with a subscription to ``room`` on this node."""
+        followers = self.rooms.get(room)
+        return list(followers.by_user) if followers else []
+
+    def live_elsewhere(self, room: str, conn: Conn) -> bool:
+        """Whether another connection of ``conn``'s user follows ``room`` live here (a presence question: costs
+        the user's connections in the room, never the room's size)."""
+        followers = self.rooms.get(room)
+        if followers is None:
             return False
-        feed = self.rooms.get(room)
-        if feed is None:
-            return False
-        feed.members.pop(conn.id, None)
-        if not feed.members:
-            del self.rooms[room]
-            return True
-        return not any(c.uid == conn.uid for c in feed.members.values())
+        return any(c is not conn and c.subs[room].live for c in followers.by_user.get(conn.uid, {}).values())
 
-    def drop(self, room: str, user: int | None = None) -> list[Conn]:
-        """Unsubscribe every connection of ``user`` from ``room`` (removed from a private room), or with no user
-        every connection (the room was deleted); returns them."""
-        feed = self.rooms.get(room)
-        dropped = [c for c in feed.members.values() if user is None or c.uid == user] if feed else []
-        for c in dropped:
-            self.leave(c, room)
-        return dropped
-
-    def position(self, room: str) -> int | None:
-        """The last seq this node passed on in ``room`` (None if no one here follows it, or not anchored yet)."""
-        feed = self.rooms.get(room)
-        return feed.last if feed else None
-
-    def gaps(self) -> list[str]:
-        return [room for room, feed in self.rooms.items() if feed.gap()]
+    def present(self, room: str) -> list[int]:
+        """The ids of the users following ``room`` live on this node."""
+        followers = self.rooms.get(room)
+        if followers is None:
+            return []
+        return sorted(u for u, conns in followers.by_user.items() if any(c.subs[room].live for c in conns.values()))
 
     # --- fan-out ------------------------------------------------------------------------------------------------
 
-    def deliver(self, d: Delivery) -> None:
-        """Pass a frame to the room's local subscribers: stored messages strictly in seq order, each once."""
-        feed = self.rooms.get(d.room)
-        if feed is None:
+    def fan(self, room: str, seq: int, text: str) -> None:
+        """Pass stored frame ``seq`` of ``room`` to its subscribers: held during a replay, sent once otherwise. The
+        room's feed calls this in seq order."""
+        followers = self.rooms.get(room)
+        if followers is None:
             return
-        seq = d.seq
-        if not seq:
-            self._fan_ephemeral(feed, d)
-            return
-        last = feed.last
-        if last is not None and seq == last + 1:
-            self._fan(d.room, feed, seq, d.payload)
-            if feed.early:
-                self._drain_early(d.room, feed)
-        elif last is None or seq > last:
-            self._hold_early(feed, seq, d.payload)
-            if last is not None:
-                self.on_gap(d.room)
-        # else: at or below what this room has passed on: a repeat, dropped
-
-    def _hold_early(self, feed: Feed, seq: int, text: str) -> None:
-        if seq in feed.early:
-            return
-        if feed.early_bytes + len(text) > self.early_max_bytes:
-            # Policy at the bound: forget what waits and let the store fill the whole gap; nothing is lost.
-            feed.early.clear()
-            feed.early_bytes = 0
-            feed.overflowed = True
-            return
-        feed.early[seq] = text
-        feed.early_bytes += len(text)
-
-    def _drain_early(self, room: str, feed: Feed) -> None:
-        early = feed.early
-        while early and feed.last is not None:
-            text = early.pop(feed.last + 1, None)
-            if text is None:
-                break
-            feed.early_bytes -= len(text)
-            self._fan(room, feed, feed.last + 1, text)
-        if early and feed.last is not None:
-            for seq in [s for s in early if s <= feed.last]:
-                feed.early_bytes -= len(early.pop(seq))
-            if early:
-                self.on_gap(room)
-
-    def filled(self, room: str, through: int) -> None:
-        """The store has been read through ``through``; a gap no longer needs the overflow flag."""
-        feed = self.rooms.get(room)
-        if feed is not None and feed.last is not None and feed.last >= through:
-            feed.overflowed = False
-
-    def _fan(self, room: str, feed: Feed, seq: int, text: str) -> None:
-        feed.last = seq
         pushed = 0
         # No copy of the member list: Conn.send may kick, but a kick only schedules the close.
-        for conn in feed.members.values():
+        for conn in followers.conns.values():
             sub = conn.subs[room]
             if sub.held is not None:
                 sub.held.append((seq, text))
-                sub.held_bytes += len(text)
+                sub.held_bytes += conn.outbox.charge(len(text))
                 # Frames held during a replay count against the same bound as the outbox.
                 if sub.held_bytes > conn.outbox.limit:
                     conn.kick(Close.SLOW_CONSUMER)
@@ -380,10 +346,14 @@ class Hub:
         self.metrics.deliveries += pushed
         self.metrics.messages_out += pushed
 
-    def _fan_ephemeral(self, feed: Feed, d: Delivery) -> None:
+    def fan_ephemeral(self, d: Delivery) -> None:
+        """Pass a typing or presence frame to the room's subscribers (not the typist's own connection)."""
+        followers = self.rooms.get(d.room)
+        if followers is None:
+            return
         skip = d.skip if d.origin == self.node_id else 0
         pushed = 0
-        for conn in feed.members.values():
+        for conn in followers.conns.values():
             if conn.id != skip:
                 conn.send(d.payload, ephemeral=True)
                 pushed += 1

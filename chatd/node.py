@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 
 from chatd.accounts import Accounts, check_username, token_hash
 from chatd.broker import make_broker
-from chatd.broker.base import BrokerEvents, BrokerUnavailable, Completion, Control, Delivery, IngestItem
+from chatd.broker.base import BrokerEvents, BrokerUnavailable, Completion, Delivery, IngestItem
 from chatd.cluster import (
     KICK_TOKEN,
     KICK_USER,
@@ -32,11 +32,12 @@ from chatd.cluster import (
 )
 from chatd.config import Config
 from chatd.errors import ChatError, Close, Err
+from chatd.feed import Feeds
 from chatd.hub import Conn, Hub, Outbox
 from chatd.metrics import Metrics
 from chatd.personal import Personal
 from chatd.presence import GossipPresence, LocalPresence, Presence
-from chatd.protocol.frames import PING, Ack, Joined, Left, ReadState, RoomChange, TypingNotice, encode, encode_error
+from chatd.protocol.frames import PING, Ack, Left, ReadState, RoomChange, TypingNotice, encode, encode_error
 from chatd.protocol.frames import Presence as PresenceFrame
 from chatd.retention import Retention
 from chatd.rooms import Purged, Rooms, purge_room
@@ -50,7 +51,6 @@ from chatd.worker import Worker
 log = logging.getLogger("chatd")
 
 Reply = Callable[[Completion], None]
-REPLAY_PAGE = 200
 
 
 class Node:
@@ -65,14 +65,22 @@ class Node:
         self.broker = make_broker(cfg, self.id, self.name)
         self.limiter = self.broker.limiter()  # cluster-wide where the broker can keep shared counters
         self.hub = Hub(self.id, self.metrics)
-        self.hub.on_gap = self._schedule_fill
+        self.feeds = Feeds(
+            self.hub,
+            self.store,
+            self.metrics,
+            self._presence_changed,
+            replay_max=cfg.rooms.replay_max,
+            gap_wait=cfg.broker.gap_wait,
+            sweep_interval=cfg.broker.sweep_interval,
+        )
         self.worker = Worker(
             self.broker,
             self.store,
             self.metrics,
             cfg.store.batch_max,
             self._on_complete,
-            self._deliver_local,
+            self.feeds.deliver_all,
             lambda message, users: self.personal.mentioned(message, users),
         )
         self.accounts = Accounts(self.store, cfg.auth.token_ttl)
@@ -93,13 +101,12 @@ class Node:
                 interval=cfg.broker.presence_interval,
                 timeout=cfg.broker.node_timeout,
             )
-        self.cluster = Cluster(self.id, self.hub, self.rooms, self.broker, self.presence, self.metrics)
+        self.cluster = Cluster(self.id, self.hub, self.feeds, self.rooms, self.broker, self.presence, self.metrics)
         self.personal = Personal(self.store, self.rooms, self.tell_user)
         self.draining = False
         self.link_up = True
         self._tickets: dict[int, Reply] = {}
         self._next_ticket = 0
-        self._fills: dict[str, asyncio.Task[None]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._register_gauges()
 
@@ -107,7 +114,7 @@ class Node:
 
     async def start(self) -> None:
         await self.store.open()
-        events = BrokerEvents(self.hub.deliver, self._on_complete, self.cluster.apply, self._on_link)
+        events = BrokerEvents(self.feeds.deliver, self._on_complete, self.cluster.apply, self._on_link)
         try:
             await self.broker.start(events)
             await self.limiter.start()
@@ -126,7 +133,7 @@ class Node:
             (self.presence.run(), "chatd-presence"),
         ]
         if self.cfg.broker.backend != "memory":
-            background.append((self._sweep(), "chatd-sweep"))
+            background.append((self.feeds.run(), "chatd-sweep"))
         self._tasks = [asyncio.create_task(coro, name=name) for coro, name in background]
         self.metrics.watch_gc()
         self.upload_sweeper.start()
@@ -149,8 +156,9 @@ class Node:
             await asyncio.sleep(0.02)
 
     async def close(self) -> None:
-        for task in [*self._tasks, *self._fills.values()]:
+        for task in self._tasks:
             task.cancel()
+        await self.feeds.close()
         self.upload_sweeper.stop()
         self.retention.stop()
         self.metrics.unwatch_gc()
@@ -178,89 +186,11 @@ class Node:
             return
         self.metrics.broker_reconnects += 1
         log.info("broker link up again: catching every room up from the store")
-        self._tasks.append(asyncio.create_task(self.resync(), name="chatd-resync"))
-
-    async def resync(self) -> None:
-        """After the link was down: whatever other nodes announced meanwhile was missed, so ask the store."""
+        # Whatever other nodes announced meanwhile was missed: membership answers, deliveries, presence.
         self.rooms.forget_all()
-        for room, feed in list(self.hub.rooms.items()):
-            try:
-                record = await self.store.get_room(room)
-                if record is not None and record.private:
-                    for user in {c.uid for c in feed.members.values()}:
-                        if not await self.store.is_member(room, user):
-                            self.cluster.apply(Control(MEMBER_REMOVED, [room, str(user), "private"], origin=self.id))
-            except Exception as e:  # noqa: BLE001 - the store may be down too; the sweep retries
-                log.warning("resync of %s failed: %s", room, e)
-            self._schedule_fill(room, delay=0.0)
+        self.feeds.request_resync()
         if isinstance(self.presence, GossipPresence):
             self.presence.report_all_now()
-
-    async def _sweep(self) -> None:
-        """Every few seconds, compare each followed room with the store: a message whose publish was lost (its
-        node died between commit and publish) and that no later message exposed as a gap is delivered here."""
-        while True:
-            await asyncio.sleep(self.cfg.broker.sweep_interval)
-            followed = {room: feed.last for room, feed in self.hub.rooms.items() if feed.last is not None}
-            if not followed:
-                continue
-            try:
-                latest = await self.store.last_seqs(list(followed))
-            except Exception as e:  # noqa: BLE001 - the worker reports the store's state
-                log.debug("sweep skipped: %s", e)
-                continue
-            for room, last in followed.items():
-                if latest.get(room, 0) > last:
-                    log.debug("sweep: %s is at %d here, %d in the store", room, last, latest[room])
-                    self._schedule_fill(room, delay=0.0)
-
-    # --- ordered delivery ---------------------------------------------------------------------------------------
-
-    def _deliver_local(self, deliveries: list[Delivery]) -> None:
-        deliver = self.hub.deliver
-        for d in deliveries:
-            deliver(d)
-
-    def _schedule_fill(self, room: str, delay: float | None = None) -> None:
-        if room not in self._fills:
-            wait = self.cfg.broker.gap_wait if delay is None else delay
-            self._fills[room] = asyncio.create_task(self._fill(room, wait), name=f"chatd-fill-{room}")
-
-    async def _fill(self, room: str, delay: float) -> None:
-        """Close a gap in a room's feed from the store, after giving in-flight deliveries ``delay`` to arrive."""
-        try:
-            if delay:
-                await asyncio.sleep(delay)
-            while True:
-                feed = self.hub.rooms.get(room)
-                if feed is None or feed.last is None:
-                    return
-                if feed.early and not feed.overflowed:
-                    target = min(feed.early) - 1
-                else:
-                    target = await self.store.last_seq(room)
-                    if self.hub.rooms.get(room) is not feed:
-                        return
-                assert feed.last is not None
-                if feed.last >= target:
-                    self.hub.filled(room, target)
-                    if not feed.gap():
-                        return
-                    continue
-                page = await self.store.stream(room, after=feed.last, limit=min(REPLAY_PAGE, target - feed.last))
-                if not page:
-                    log.error(
-                        "room %s: the store has no messages after seq %d, expected up to %d", room, feed.last, target
-                    )
-                    return
-                self.metrics.gap_fills += len(page)
-                log.debug("filling %s from the store: %d..%d", room, page[0].seq, page[-1].seq)
-                for m in page:
-                    self.hub.deliver(Delivery(room, m.seq, encode(m)))
-        except Exception as e:  # noqa: BLE001 - retried by the next gap, the sweep or the next resync
-            log.warning("could not fill a gap in %s from the store: %s", room, e)
-        finally:
-            self._fills.pop(room, None)
 
     # --- sending ------------------------------------------------------------------------------------------------
 
@@ -356,68 +286,20 @@ class Node:
         return reply
 
     async def join(self, conn: Conn, room: str, since: int | None, epoch: str | None = None) -> None:
-        """Join rules, then the replay seam: subscribe holding live frames, read, send, release.
-
-        A position (``epoch``, ``since``) from another epoch of the room, or past its end, is answered with
-        ``joined`` ``reset``: no replay, live from the room's last seq, as for a join without ``since``.
-
-        The replay is read in pages and written at the pace the client reads (``Outbox.space_for``), so a long
-        replay neither loads a whole history into memory nor trips the slow-consumer bound.
-        """
-        await self.rooms.join(room, conn.uid, conn.user)
-        first = self.hub.join(conn, room, 0, hold=True)
-        try:
-            pos = await self.store.position(room)
-            if pos is None:
-                raise ChatError(Err.NOT_FOUND, f"no room {room!r}")
-            last = pos.seq
-            self.hub.anchor(room, last)
-            reset = since is not None and (since > last or (epoch is not None and epoch != pos.epoch))
-            if reset:
-                since = None
-            # Only a replay can reach deleted history; a plain join costs no extra read.
-            deleted = await self.store.purged_through(room) if since is not None and since < last else 0
-            if since is not None and since < deleted:
-                since = deleted  # retention took those: the replay starts after them, and the client is told
-            # seqs are gapless, so the number of messages after ``since`` is known before reading them.
-            backlog = max(0, last - since) if since is not None else 0
-            count = min(backlog, self.cfg.rooms.replay_max)
-            capped = backlog > count
-            conn.send(encode(Joined(room, last, pos.epoch, count, capped, deleted, reset)))
-            through = since if since is not None else last
-            remaining = count
-            while remaining:
-                page = await self.store.stream(room, after=through, limit=min(REPLAY_PAGE, remaining))
-                if not page:
-                    break
-                for m in page:
-                    text = encode(m)
-                    await conn.outbox.space_for(len(text))
-                    conn.send(text)
-                through = page[-1].seq
-                remaining -= len(page)
-        except BaseException:
-            self.hub.leave(conn, room)
-            raise
-        if capped:
-            # Live delivery would leave a gap after the capped replay; the client continues with another
-            # join since=<last replayed seq> and goes live once a replay is not capped.
-            self.hub.leave(conn, room)
-            return
-        self.hub.release(conn, room, through)
-        if first:
-            self.presence.joined(room, conn.uid, conn.user)
+        """Subscribe ``conn`` to ``room`` through the room's feed (``Feeds.join``: subscribe holding live frames →
+        the join rules against the store → anchor and replay → release). Raises ChatError, naming the room, when
+        the join cannot complete."""
+        await self.feeds.join(conn, room, since, epoch, lambda: self.rooms.join(room, conn.uid, conn.user))
 
     async def leave(self, conn: Conn, room: str) -> None:
-        if self.hub.leave(conn, room):
-            self.presence.left(room, conn.uid)
+        self.feeds.leave(conn, room)
         conn.send(encode(Left(room)))
 
     async def typing(self, conn: Conn, room: str) -> None:
         if room not in conn.subs:
             await self.rooms.require_member(room, conn.uid)
         d = Delivery(room, 0, encode(TypingNotice(room, conn.user, conn.uid)), self.id, conn.id)
-        self.hub.deliver(d)
+        self.hub.fan_ephemeral(d)
         try:
             await self.broker.publish([d])
         except Exception:  # noqa: BLE001, S110 - typing is ephemeral: at most once, never worth an error
@@ -524,15 +406,22 @@ class Node:
         """Users connected to ``room`` on any node."""
         return self.presence.users(room)
 
+    def _presence_changed(self, room: str, user: int, name: str, online: bool) -> None:
+        """A user's first live subscription to ``room`` on this node began, or their last ended (``Feeds``)."""
+        if online:
+            self.presence.joined(room, user, name)
+        else:
+            self.presence.left(room, user)
+
     async def disconnected(self, conn: Conn) -> None:
-        for room in self.hub.unregister(conn):
-            self.presence.left(room, conn.uid)
+        self.feeds.disconnected(conn)
+        self.hub.unregister(conn)
 
     def _announce_presence(self, room: str, user: int, name: str, online: bool) -> None:
         if self._presence_budget.take(str(user), time.monotonic()):
             return  # over limits.presence_rate: not announced (presence is ephemeral; GET .../presence is exact)
         # Every node derives the same change from the same reports, so each tells only its own subscribers.
-        self.hub.deliver(Delivery(room, 0, encode(PresenceFrame(room, name, online, user)), self.id))
+        self.hub.fan_ephemeral(Delivery(room, 0, encode(PresenceFrame(room, name, online, user)), self.id))
 
     async def _heartbeats(self) -> None:
         """Ping quiet connections; close those silent past the timeout (dead peers)."""
@@ -559,7 +448,7 @@ class Node:
         g["chatd_store_ready"] = lambda: int(self.worker.store_ok)
         g["chatd_presence_users"] = lambda: self.presence.count()
         g["chatd_membership_cache"] = lambda: self.rooms.cached()
-        g["chatd_gap_fills_pending"] = lambda: len(self._fills)
+        g["chatd_gap_fills_pending"] = self.feeds.fills_pending
         g["chatd_outbox_bytes"] = lambda: sum(c.outbox.size for c in self.hub.conns.values())
         g["chatd_acks_pending"] = lambda: len(self._tickets)
         g["chatd_draining"] = lambda: int(self.draining)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from chatd.broker.base import Delivery
 from chatd.errors import Close
 from chatd.hub import Conn, Hub, Outbox
@@ -44,10 +46,9 @@ def test_outbox_sheds_ephemeral_frames_before_refusing_stored_ones() -> None:
     assert box.overflowed
 
 
-def follow(hub: Hub, conn: Conn, room: str = "r", last: int = 0) -> None:
-    """Join live, with the room's feed anchored at ``last`` as a join anchors it at the store's last seq."""
-    hub.join(conn, room, last, hold=False)
-    hub.anchor(room, last)
+def follow(hub: Hub, conn: Conn, room: str = "r") -> None:
+    """Subscribe and go live at once (what a join without replay does)."""
+    hub.release(conn, hub.subscribe(conn, room), 0)
 
 
 def test_slow_consumer_is_kicked_and_others_keep_receiving() -> None:
@@ -57,7 +58,7 @@ def test_slow_consumer_is_kicked_and_others_keep_receiving() -> None:
     for c in (slow, fast):
         follow(hub, c)
     for seq in range(1, 21):
-        hub.deliver(Delivery("r", seq, "x" * 50, "n1"))
+        hub.fan("r", seq, "x" * 50)
         drain(fast)
     assert slow_kicks == [Close.SLOW_CONSUMER]
     assert fast_kicks == []
@@ -66,17 +67,15 @@ def test_slow_consumer_is_kicked_and_others_keep_receiving() -> None:
 def test_replay_seam_has_no_gap_and_no_duplicate() -> None:
     hub = Hub("n1", Metrics())
     conn, _ = make_conn(hub, "u")
-    hub.join(conn, "r", 3, hold=True)  # join since=3
-    for seq in (4, 5, 6):  # live messages arrive while history is being read
-        hub.deliver(Delivery("r", seq, f"m{seq}", "n1"))
-    hub.anchor("r", 5)  # the join read the store's last seq: 5
+    sub = hub.subscribe(conn, "r")  # a join with since=3
+    for seq in (4, 5, 6):  # live frames the room's feed passes on while history is read
+        hub.fan("r", seq, f"m{seq}")
     assert drain(conn) == []  # held during the replay
-    replay = ["m4", "m5"]  # the history read saw up to 5
-    for text in replay:
+    for text in ["m4", "m5"]:  # the history read saw up to 5
         conn.send(text)
-    hub.release(conn, "r", 5)
-    hub.deliver(Delivery("r", 6, "m6", "n1"))  # a redelivery is ignored
-    hub.deliver(Delivery("r", 7, "m7", "n1"))
+    hub.release(conn, sub, 5)
+    hub.fan("r", 6, "m6")  # already released from the held frames: not twice
+    hub.fan("r", 7, "m7")
     assert drain(conn) == ["m4", "m5", "m6", "m7"]
 
 
@@ -87,20 +86,23 @@ def test_typing_skips_the_typist_connection_only() -> None:
     b, _ = make_conn(hub, "bob")
     for c in (a, a2, b):
         follow(hub, c)
-    hub.deliver(Delivery("r", 0, "typing", "n1", skip=a.id))
+    hub.fan_ephemeral(Delivery("r", 0, "typing", "n1", skip=a.id))
     assert (drain(a), drain(a2), drain(b)) == ([], ["typing"], ["typing"])
 
 
-def test_presence_changes_only_on_first_and_last_connection_of_a_user() -> None:
+def test_who_follows_a_room_live_is_known_per_user() -> None:
     hub = Hub("n1", Metrics())
     a, _ = make_conn(hub, "alice")
     a2, _ = make_conn(hub, "alice")
-    assert hub.join(a, "r", 0, hold=False) is True
-    assert hub.join(a2, "r", 0, hold=False) is False
-    assert {c.uid for c in hub.rooms["r"].members.values()} == {a.uid}
-    assert hub.leave(a, "r") is False
-    assert hub.unregister(a2) == ["r"]
-    assert "r" not in hub.rooms
+    held = hub.subscribe(a, "r")
+    assert hub.present("r") == [] and not hub.live_elsewhere("r", a2)  # holding is not live yet
+    hub.release(a, held, 0)
+    hub.subscribe(a2, "r")
+    assert hub.present("r") == [a.uid] and hub.live_elsewhere("r", a2) and not hub.live_elsewhere("r", a)
+    assert hub.unsubscribe(a, "r") is held
+    assert hub.users("r") == [a.uid] and hub.present("r") == []
+    hub.unregister(a2)
+    assert hub.users("r") == [] and "r" not in hub.rooms
 
 
 def test_a_user_is_their_id_and_a_rename_reaches_every_session_of_theirs() -> None:
@@ -108,61 +110,86 @@ def test_a_user_is_their_id_and_a_rename_reaches_every_session_of_theirs() -> No
     bob, _ = make_conn(hub, "bob", uid=7)
     bob2, _ = make_conn(hub, "bob", uid=7)
     new_bob, _ = make_conn(hub, "bob", uid=8)  # someone else who took the name: another user
-    assert hub.join(bob, "r", 0, hold=False) is True
-    assert hub.join(new_bob, "r", 0, hold=False) is True  # a presence change of its own
+    follow(hub, bob)
+    assert not hub.live_elsewhere("r", new_bob)  # a presence change of its own
+    follow(hub, new_bob)
     assert hub.user_connections(7) == 2 and hub.user_connections(8) == 1
     hub.rename(7, "robert")
     assert (bob.user, bob2.user, new_bob.user) == ("robert", "robert", "bob")
-    assert [c.id for c in hub.drop("r", 7)] == [bob.id] and list(hub.rooms["r"].members) == [new_bob.id]
+    assert hub.followers("r", 7) == [bob] and sorted(hub.users("r")) == [7, 8]
 
 
-def test_joining_again_on_the_same_connection_holds_for_the_new_replay() -> None:
+def test_subscribing_again_on_the_same_connection_holds_for_the_new_replay() -> None:
     hub = Hub("n1", Metrics())
     conn, _ = make_conn(hub, "u")
-    assert hub.join(conn, "r", 0, hold=False) is True
-    hub.anchor("r", 0)
-    hub.deliver(Delivery("r", 1, "m1", "n1"))
-    assert hub.join(conn, "r", 0, hold=True) is False  # not a presence change
-    hub.deliver(Delivery("r", 2, "m2", "n1"))
+    follow(hub, conn)
+    hub.fan("r", 1, "m1")
+    again = hub.subscribe(conn, "r")
+    assert again is conn.subs["r"] and again.live  # the same subscription, still live for presence
+    hub.fan("r", 2, "m2")
     assert drain(conn) == ["m1"]  # m2 is held until the replay ends
-    hub.release(conn, "r", 1)
+    hub.release(conn, again, 1)
     assert drain(conn) == ["m2"]
 
 
-def test_a_room_passes_messages_on_in_seq_order_whatever_order_they_arrive_in() -> None:
+class CountingId(int):
+    """A user id that counts how often it is compared: what a join or leave costs in the room's size."""
+
+    compared = 0
+
+    def __eq__(self, other: object) -> bool:
+        CountingId.compared += 1
+        return int.__eq__(self, other)
+
+    __hash__ = int.__hash__
+
+
+def test_joining_and_leaving_cost_nothing_per_member_already_in_the_room() -> None:
     hub = Hub("n1", Metrics())
-    gaps: list[str] = []
-    hub.on_gap = gaps.append
-    conn, _ = make_conn(hub, "u")
-    follow(hub, conn)
-    for seq in (1, 3, 4, 2, 2, 1, 5):  # another node's 2 arrives after our own 3 and 4; repeats too
-        hub.deliver(Delivery("r", seq, f"m{seq}", "n2"))
-    assert drain(conn) == ["m1", "m2", "m3", "m4", "m5"]
-    assert gaps and set(gaps) == {"r"}  # the node was asked to fill the gap while 3 and 4 waited
-    assert hub.gaps() == []
+    n = 2_000
+    conns = [make_conn(hub, f"user{i}", uid=CountingId(i + 1))[0] for i in range(n)]
+    CountingId.compared = 0
+    for conn in conns:
+        follow(hub, conn, "big")
+        assert not hub.live_elsewhere("big", conn)
+    for conn in conns:
+        hub.unsubscribe(conn, "big")
+    # Each subscribe, presence question and unsubscribe looks at its own user's entries only; a scan of the room's
+    # members per join (what this replaced) compared ids n * n / 2 = 2,000,000 times.
+    assert CountingId.compared <= 10 * n
+    assert "big" not in hub.rooms
 
 
-def test_a_new_feed_waits_for_its_anchor_then_drops_what_the_store_already_had() -> None:
+def test_a_frame_larger_than_the_bound_reaches_a_reader_that_keeps_up() -> None:
+    box = Outbox(1000)
+    big = "b" * 4000  # four times the bound: a message with a body full of escaped characters, say
+    assert box.push("small")
+    assert box.push(big)  # counts as half the bound: queued behind what fits in the other half
+    assert box.pack(64 * 1024).split("\n") == ["small", big]
+    assert box.size == 0
+    assert box.push(big) and box.push(big)  # two in a row still fit a reader that keeps up
+    assert not box.push(big)  # a third without reading: this reader is behind
+    assert box.overflowed
+
+
+def test_a_replay_waits_for_an_empty_outbox_before_an_oversized_frame() -> None:
+    async def run() -> None:
+        box = Outbox(1000)
+        box.push("x" * 300)
+        waiting = asyncio.create_task(box.space_for(4000))
+        await asyncio.sleep(0)
+        assert not waiting.done()
+        box.pack(1 << 20)
+        await asyncio.wait_for(waiting, 1)
+        assert box.push("y" * 4000)
+
+    asyncio.run(run())
+
+
+def test_oversized_frames_held_during_a_replay_do_not_close_the_connection() -> None:
     hub = Hub("n1", Metrics())
-    conn, _ = make_conn(hub, "u")
-    hub.join(conn, "r", 0, hold=False)
-    for seq in (7, 9, 8):  # published while the join was reading the store's last seq
-        hub.deliver(Delivery("r", seq, f"m{seq}", "n2"))
-    assert drain(conn) == []
-    hub.anchor("r", 7)
-    assert drain(conn) == ["m8", "m9"]
-
-
-def test_frames_waiting_past_the_bound_are_dropped_and_the_gap_is_left_to_the_store() -> None:
-    hub = Hub("n1", Metrics(), early_max_bytes=100)
-    conn, _ = make_conn(hub, "u")
-    follow(hub, conn)
-    for seq in range(2, 10):  # seq 1 is missing; 8 frames of 30 bytes do not fit in 100
-        hub.deliver(Delivery("r", seq, "x" * 30, "n2"))
-    assert hub.gaps() == ["r"]
-    assert drain(conn) == []
-    for seq in range(1, 10):  # what the node reads from the store to fill it
-        hub.deliver(Delivery("r", seq, f"m{seq}", ""))
-    hub.filled("r", 9)
-    assert drain(conn) == [f"m{seq}" for seq in range(1, 10)]
-    assert hub.gaps() == []
+    conn, kicks = make_conn(hub, "u", limit=1000)
+    sub = hub.subscribe(conn, "r")
+    hub.fan("r", 1, "z" * 4000)
+    hub.release(conn, sub, 0)
+    assert kicks == [] and drain(conn) == ["z" * 4000]

@@ -330,3 +330,30 @@ async def test_after_a_restore_the_client_says_so_and_shows_the_room_again(make_
     finally:
         term.close()
         await writer.close()
+
+
+async def test_a_room_the_server_stopped_feeding_is_joined_again(make_server) -> None:
+    server: ChatdProcess = make_server().start()
+    writer = await Client.connect(server.ws, user="talker")
+    await writer.join("refed-room")
+    await writer.say("refed-room", "before", "b1")
+    await writer.send({"type": "leave", "room": "refed-room"})  # a member that does not follow the room
+    await writer.expect("left", skip=("presence", "message"))
+    term = await Terminal("--url", server.ws, "--user", "listener", "--room", "refed-room").start()
+    try:
+        at = await term.expect("talker: before")
+        # The room's epoch changes behind the node's back; the next join there resets the node's feed, and its
+        # followers are told with an error naming the room.
+        assert run_cli("rooms", "new-epochs", "--config", str(server.config_path)).returncode == 0
+        other = await Client.connect(server.ws, user="someone")
+        await other.join("refed-room")
+        at = await term.expect("! unavailable", at)
+        at = await term.expect("the history of #refed-room was replaced", at)  # its new join, answered reset
+        await writer.say("refed-room", "after", "a1")
+        await term.expect("talker: after", at)
+        await other.close()
+        term.type(CTRL_D)
+        assert await term.exit_code() == 0
+    finally:
+        term.close()
+        await writer.close()

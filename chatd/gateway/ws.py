@@ -289,7 +289,12 @@ class WsSession:
                 )
             except Exception:  # noqa: BLE001 - a server fault: logged and answered; the session goes on
                 incident = log_fault(log, f"handling a frame from {conn.user!r}")
-                self._error(Err.INTERNAL.code, internal_message(incident), getattr(frame, "client_id", None))
+                self._error(
+                    Err.INTERNAL.code,
+                    internal_message(incident),
+                    getattr(frame, "client_id", None),
+                    getattr(frame, "room", None),  # a join answered so is not in force: the client joins again
+                )
 
     def _in_order(self, room: str, client_id: str) -> None:
         """Refuse a send that would overtake a send refused earlier as unavailable. The resend of the oldest one

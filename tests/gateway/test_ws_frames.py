@@ -18,11 +18,12 @@ async def test_hello_names_the_user(server: ChatdProcess) -> None:
 
 async def test_join_creates_a_public_room_and_reports_its_last_seq(server: ChatdProcess) -> None:
     a = await Client.connect(server.ws, user="j_alice")
-    assert await a.join("join-room") == {"type": "joined", "room": "join-room", "seq": 0}
+    first = await a.join("join-room")
+    assert first == {"type": "joined", "room": "join-room", "seq": 0, "epoch": first["epoch"]} and first["epoch"]
     await a.say("join-room", "one", "c1")
     b = await Client.connect(server.ws, user="j_bob")
     joined = await b.join("join-room")
-    assert joined["seq"] == 1
+    assert joined["seq"] == 1 and joined["epoch"] == first["epoch"]
     members = server.get("/api/rooms/join-room/members?user=j_bob").json()["members"]
     assert members == ["j_alice", "j_bob"]  # joining a public room made bob a member
     await a.close()

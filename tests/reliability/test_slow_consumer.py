@@ -97,3 +97,31 @@ async def test_ephemeral_frames_are_shed_before_anyone_is_cut_off(make_server) -
     assert [m["seq"] for m in got] == list(range(1, sent + 1))
     await stalled.close()
     await talker.close()
+
+
+async def test_a_message_frame_bigger_than_the_outbox_bound_reaches_a_reader_live_and_on_resume(make_server) -> None:
+    # 450 KB message frames with a 128 KiB outbox: before, a reader resuming the room was closed with 4008 each time.
+    bound = 128 * 1024
+    server: ChatdProcess = make_server(
+        {"limits": {"outbound_queue_bytes": bound, "max_frame_bytes": 512 * 1024, "close_frame_bytes": 1024 * 1024}}
+    ).start()
+    room = "big-frames"
+    live = await Client.connect(server.ws, user="live_reader")
+    await live.join(room)
+    sender = await Client.connect(server.ws, user="big_sender")
+    await sender.join(room)
+    await sender.send({"type": "leave", "room": room})
+    await sender.expect("left")
+    bodies = [f"{n}" + "b" * 450_000 for n in range(3)]
+    for n, body in enumerate(bodies):
+        await sender.say(room, body, f"big{n}")
+    assert [m["body"] for m in await live.messages(3, timeout=30)] == bodies
+    resumer = await Client.connect(server.ws, user="resumer")
+    joined = await resumer.join(room, since=0)
+    assert joined["replay"] == 3
+    assert [m["body"] for m in await resumer.messages(3, timeout=30)] == bodies
+    await resumer.send({"type": "ping"})
+    await resumer.expect("pong")  # still open: not closed with 4008
+    assert server.metrics()["chatd_slow_consumer_closes_total"] == 0
+    for c in (live, sender, resumer):
+        await c.close()

@@ -3,14 +3,16 @@ message exactly once, in seq order. Its own unsent messages wait as pending and 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 from chatpage import ChatPage, eventually
 
-from harness import ChatdProcess, run_cli
+from harness import ChatdProcess, Client, run_cli
 
 pytestmark = pytest.mark.browser
 
@@ -261,3 +263,30 @@ def test_after_a_restore_the_page_drops_what_it_held_and_reloads_the_room(
     rest_send(server, room, "alice", "new 5")
     alice.wait_bodies(["kept 1", "kept 2", "kept 3", "new 4", "new 5"])
     assert alice.seqs() == [1, 2, 3, 4, 5]
+
+
+def test_a_room_the_server_stopped_feeding_is_joined_again_and_keeps_receiving(
+    make_server: Callable[..., ChatdProcess], people: Callable[..., ChatPage]
+) -> None:
+    server = make_server().start()
+    room = "refed-room"
+    alice = people("alice").goto(server, room).sign_in()
+    alice.wait_live(room)
+    rest_send(server, room, "alice", "before")
+    alice.wait_bodies(["before"])
+    # The room's epoch changes behind the node's back (a restore by hand); the next join there finds the node's
+    # feed in the old epoch, resets it, and tells its followers with an error naming the room.
+    assert run_cli("rooms", "new-epochs", "--config", str(server.config_path)).returncode == 0
+
+    async def someone_joins() -> None:
+        c = await Client.connect(server.ws, user="bob")
+        await c.join(room)
+        await c.close()
+
+    # Playwright's own event loop runs in this thread: the WebSocket client gets a thread of its own.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, someone_joins()).result(30)
+    rest_send(server, room, "alice", "after")
+    alice.wait_bodies(["before", "after"])  # only if the page joined the room again
+    rest_send(server, room, "alice", "live again")
+    alice.wait_bodies(["before", "after", "live again"])

@@ -26,6 +26,11 @@ const BACKGROUND_MAX = 1000; // messages kept for a room that is not on screen..
 const BACKGROUND_KEEP = 200; // ...trimmed down to this many
 const JOIN_REFUSALS = new Set(["forbidden", "not_found", "bad_frame", "not_member"]);
 const UNREAD_LOAD_MAX = 1000; // opening a room loads back to its first unread message, but no further than this
+// A join the server could not complete (its store failed, or the room's history was replaced): it names the room,
+// the room is not followed any more, and joining it again (with backoff) resumes from what we have.
+const JOIN_RETRIES = new Set(["unavailable", "internal"]);
+const REJOIN_BASE_MS = 500;
+const REJOIN_MAX_MS = 15_000;
 
 const $ = (id) => document.getElementById(id);
 
@@ -170,6 +175,7 @@ export class ChatApp {
     const room = this.room(f.room);
     room.joining = false;
     room.joinError = "";
+    room.rejoins = 0;
     const at = this.joinQueue.indexOf(f.room);
     if (at >= 0) this.joinQueue.splice(at, 1);
     this.features.joined(room, f);
@@ -234,9 +240,13 @@ export class ChatApp {
     const entry = f.ref ? this.outbox.failed(f.ref, f.code, f.message, Date.now()) : null;
     if (entry) {
       this.renderPending(entry);
+    } else if (!f.ref && f.room && JOIN_RETRIES.has(f.code) && this.rooms.has(f.room)) {
+      this.rejoinLater(this.rooms.get(f.room), f);
     } else if (!f.ref && JOIN_REFUSALS.has(f.code) && this.joinQueue.length) {
-      // Frames are answered in order, so an unreferenced refusal answers the oldest unanswered join.
-      const room = this.room(this.joinQueue.shift());
+      // The refusal names its room; from a server that does not, it answers the oldest unanswered join (frames
+      // are answered in order).
+      const at = f.room ? this.joinQueue.indexOf(f.room) : 0;
+      const room = this.room(at >= 0 ? this.joinQueue.splice(at, 1)[0] : this.joinQueue.shift());
       room.joining = false;
       room.joinError = f.message || f.code;
       // A refused room may have been listed under "browse" while its join was in flight: drop it now, in the same
@@ -247,6 +257,26 @@ export class ChatApp {
     } else {
       this.showError(f.message || f.code);
     }
+  }
+
+  /** The server could not complete a join (or dropped a followed room to be joined again): the room is not
+   * live; join it again after a backoff, from what we have (hi and epoch), so nothing is missed. */
+  rejoinLater(room, f) {
+    console.warn(`chatd: #${room.name}: ${f.code}: ${f.message}; joining it again`);
+    room.joining = false;
+    room.live = false;
+    room.replayLeft = 0;
+    room.capped = false;
+    const at = this.joinQueue.indexOf(room.name);
+    if (at >= 0) this.joinQueue.splice(at, 1);
+    room.rejoins = (room.rejoins ?? 0) + 1;
+    const ceiling = Math.min(REJOIN_MAX_MS, REJOIN_BASE_MS * 2 ** (room.rejoins - 1));
+    clearTimeout(room.rejoinTimer);
+    room.rejoinTimer = setTimeout(() => {
+      const wanted = room.member || room === this.active;
+      if (this.connection.state === "open" && wanted && !room.joinError) this.join(room);
+    }, ceiling * (0.5 + Math.random() / 2));
+    this.queueRoomsRender();
   }
 
   onLeft(f) {
