@@ -119,6 +119,7 @@ class LimitsConfig(_Section):
     presence_burst: int = 100
     reactions_per_message: int = 50
     reactions_per_user: int = 20
+    rest_send_timeout: float = 10.0
 
 
 class WebConfig(_Section):

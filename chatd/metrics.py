@@ -74,6 +74,8 @@ class Metrics:
         self.control_applied = 0  # cluster control events applied (own and other nodes')
         self.control_dropped = 0  # control events that could not be sent to other nodes
         self.gap_fills = 0  # messages read from the store to fill a gap in a room's feed
+        self.batches_failed = 0  # worker batches that failed unexpectedly (their senders were answered internal)
+        self.rest_send_timeouts = 0  # REST sends answered 503 after limits.rest_send_timeout
         self.persist_batch = Histogram([1, 2, 5, 10, 20, 50, 100, 200, 500, 1000])
         # For attributing latency excursions: how late the event loop runs a timer, and how long the garbage
         # collector stops the world.
@@ -142,6 +144,8 @@ COUNTERS = (
     ("chatd_control_events_total", "control_applied", "Cluster control events applied."),
     ("chatd_control_dropped_total", "control_dropped", "Control events not sent to other nodes."),
     ("chatd_gap_fill_messages_total", "gap_fills", "Messages read from the store to fill gaps."),
+    ("chatd_batches_failed_total", "batches_failed", "Worker batches that failed unexpectedly (answered internal)."),
+    ("chatd_rest_send_timeouts_total", "rest_send_timeouts", "REST sends answered 503 after rest_send_timeout."),
 )
 
 

@@ -1,8 +1,13 @@
-"""One chatd node: wires store, broker, worker and hub together and implements the chat actions.
+"""One chatd node: wires store, broker, worker, room feeds and hub together and implements the chat actions.
 
 The gateway (WebSocket and REST) calls into a Node; a Node never touches a socket. Its lifecycle is
 ``start`` → serve → ``drain`` (stop taking sends, store and ack what was taken, close sockets with 1001) →
 ``close``.
+
+Every background task of the node (the persist worker, heartbeats, loop lag, the cluster sender, presence, the
+feeds' sweep and resync, the upload sweeper, retention) runs under one :class:`~chatd.supervisor.Supervisor`: a
+crash is logged with its traceback, counted in ``chatd_task_crashes_total{task=...}``, and restarted with backoff,
+and ``/readyz`` is not ready, naming the task, while a required one is down.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from chatd.rooms import Purged, Rooms, purge_room
 from chatd.store import make_store
 from chatd.store.base import NewMessage, RoomRecord, UserRecord, UserRef
 from chatd.store.changes import TOPIC
+from chatd.supervisor import Supervisor
 from chatd.throttle import KeyedBuckets
 from chatd.uploads import Sweeper
 from chatd.worker import Worker
@@ -107,7 +113,7 @@ class Node:
         self.link_up = True
         self._tickets: dict[int, Reply] = {}
         self._next_ticket = 0
-        self._tasks: list[asyncio.Task[None]] = []
+        self.supervisor = Supervisor()
         self._register_gauges()
 
     # --- lifecycle ----------------------------------------------------------------------------------------------
@@ -125,19 +131,19 @@ class Node:
                 await self.broker.close()
             await self.store.close()
             raise
-        self.worker.start()
-        background = [
-            (self._heartbeats(), "chatd-heartbeat"),
-            (self.metrics.watch_loop_lag(), "chatd-loop-lag"),
-            (self.cluster.run(), "chatd-cluster"),
-            (self.presence.run(), "chatd-presence"),
-        ]
+        sup = self.supervisor
+        sup.start("chatd-worker", self.worker.run)
+        sup.start("chatd-heartbeat", self._heartbeats)
+        sup.start("chatd-loop-lag", self.metrics.watch_loop_lag, required=False)
+        sup.start("chatd-cluster", self.cluster.run)
+        sup.start("chatd-presence", self.presence.run)
         if self.cfg.broker.backend != "memory":
-            background.append((self.feeds.run(), "chatd-sweep"))
-        self._tasks = [asyncio.create_task(coro, name=name) for coro, name in background]
+            sup.start("chatd-sweep", self.feeds.run)  # the sweep, and the resync after a broker outage
+        if self.upload_sweeper.enabled:
+            sup.start("chatd-upload-sweeper", self.upload_sweeper.run, required=False)
+        if self.retention.enabled:
+            sup.start("chatd-retention", self.retention.run, required=False)
         self.metrics.watch_gc()
-        self.upload_sweeper.start()
-        self.retention.start()
 
     async def drain(self) -> None:
         """Stop taking sends, store and ack this node's own pending sends, then close every socket with 1001."""
@@ -156,24 +162,26 @@ class Node:
             await asyncio.sleep(0.02)
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
+        await self.supervisor.stop()  # every background task cancelled and awaited, the worker among them
         await self.feeds.close()
-        self.upload_sweeper.stop()
-        self.retention.stop()
         self.metrics.unwatch_gc()
-        await self.worker.stop()
         await self.limiter.close()
         await self.broker.close()
         await self.store.close()
 
     async def ready(self) -> dict[str, bool]:
+        """Readiness checks, each true when fine (``/readyz``; ``down_tasks`` names what ``tasks`` is about)."""
         return {
             "store": self.worker.store_ok and await self.store.ping(),
             "broker": self.broker.ready(),
-            "worker": self.worker.alive(),
+            "worker": self.supervisor.running("chatd-worker"),
+            "tasks": not self.supervisor.down(),
             "accepting": not self.draining,
         }
+
+    def down_tasks(self) -> list[str]:
+        """Required background tasks that crashed and wait to be restarted."""
+        return self.supervisor.down()
 
     # --- the link to the other nodes ----------------------------------------------------------------------------
 
@@ -261,12 +269,38 @@ class Node:
     async def submit_and_wait(
         self, user: int, room: str, body: str, client_id: str, attachments: list[str], reply_to: int = 0
     ) -> Completion:
-        """``submit`` for REST: returns once the message is stored or refused."""
-        return await _completed(lambda reply: self.submit(user, room, body, client_id, attachments, reply, reply_to))
+        """``submit`` for REST: returns once the message is stored or refused (see ``_completed`` for the bound)."""
+        return await self._completed(
+            lambda reply: self.submit(user, room, body, client_id, attachments, reply, reply_to), client_id
+        )
 
     async def change_and_wait(self, change: NewMessage) -> Completion:
         """``submit_change`` for REST: returns once the change is stored or refused."""
-        return await _completed(lambda reply: self.submit_change(change, reply))
+        return await self._completed(lambda reply: self.submit_change(change, reply), change.client_id)
+
+    async def _completed(self, submit: Callable[[Reply], Awaitable[None]], client_id: str) -> Completion:
+        """Submit with a reply that resolves a future, and wait for it: the REST form of a WebSocket ack. Waits at
+        most ``limits.rest_send_timeout`` (0: no bound), then answers ``unavailable``; the send stays queued and
+        may be stored later, so the client's resend with the same client_id is safe (stored once, ``duplicate``)."""
+        fut: asyncio.Future[Completion] = asyncio.get_running_loop().create_future()
+
+        def reply(c: Completion) -> None:
+            if not fut.done():
+                fut.set_result(c)
+
+        await submit(reply)
+        bound = self.cfg.limits.rest_send_timeout
+        try:
+            async with asyncio.timeout(bound or None):
+                return await fut
+        except TimeoutError:
+            self.metrics.rest_send_timeouts += 1
+            raise ChatError(
+                Err.UNAVAILABLE,
+                f"not stored within {bound:g}s (limits.rest_send_timeout); it may still be stored: resend with the "
+                "same client_id, which stores it at most once",
+                client_id,
+            ) from None
 
     def _on_complete(self, c: Completion) -> None:
         reply = self._tickets.pop(c.ticket, None)
@@ -455,15 +489,9 @@ class Node:
         self.metrics.sources.append(self.broker.stats)
         self.metrics.sources.append(self.limiter.stats)
         self.metrics.sources.append(lambda: {"chatd_ephemeral_shed_total": Outbox.shed_total})
+        self.metrics.labeled.append(self._task_crashes)
+        g["chatd_tasks_down"] = lambda: len(self.supervisor.down())
 
-
-async def _completed(submit: Callable[[Reply], Awaitable[None]]) -> Completion:
-    """Submit with a reply that resolves a future, and wait for it: the REST form of a WebSocket ack."""
-    fut: asyncio.Future[Completion] = asyncio.get_running_loop().create_future()
-
-    def reply(c: Completion) -> None:
-        if not fut.done():
-            fut.set_result(c)
-
-    await submit(reply)
-    return await fut
+    def _task_crashes(self) -> tuple[str, str, str, dict[str, float]]:
+        crashes = {task: float(n) for task, n in self.supervisor.crashes().items()}
+        return "chatd_task_crashes_total", "Background task crashes, by task.", "task", crashes

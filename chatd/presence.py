@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -266,8 +267,12 @@ class GossipPresence(Presence):
                     pass
                 self._kick.clear()
                 self.expire()
+                if sender.done():
+                    sender.result()  # the sender died: its exception is this task's (the supervisor restarts both)
         finally:
             sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await sender
 
     async def _send_loop(self) -> None:
         assert self._outgoing is not None

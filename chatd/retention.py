@@ -24,15 +24,10 @@ class Retention:
         self.cfg = cfg
         self.uploads_dir = uploads_dir
         self.store = store
-        self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        if self.cfg.messages_days > 0 or self.cfg.uploads_days > 0:
-            self._task = asyncio.create_task(self._run(), name="chatd-retention")
-
-    def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+    @property
+    def enabled(self) -> bool:
+        return self.cfg.messages_days > 0 or self.cfg.uploads_days > 0
 
     async def sweep(self, now: float | None = None) -> tuple[int, int]:
         """One pass: (messages deleted, uploads deleted)."""
@@ -45,7 +40,9 @@ class Retention:
             uploads = await delete_uploads_before(self.store, self.uploads_dir, cutoff, unposted_only=False)
         return messages, uploads
 
-    async def _run(self) -> None:
+    async def run(self) -> None:
+        """A pass every ``retention.interval`` for the life of the node (run under the node's supervisor). A pass
+        that fails (the store is down) is logged and the next one tries again."""
         while True:
             try:
                 messages, uploads = await self.sweep()

@@ -115,22 +115,18 @@ class Sweeper:
     def __init__(self, cfg: UploadsConfig, store: Store) -> None:
         self.cfg = cfg
         self.store = store
-        self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        if self.cfg.unposted_ttl > 0:
-            self._task = asyncio.create_task(self._run(), name="chatd-upload-sweeper")
-
-    def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+    @property
+    def enabled(self) -> bool:
+        return self.cfg.unposted_ttl > 0
 
     async def sweep(self) -> int:
         """One pass; returns how many uploads it deleted."""
         cutoff = int((time.time() - self.cfg.unposted_ttl) * 1000)
         return await delete_uploads_before(self.store, self.cfg.dir, cutoff, unposted_only=True)
 
-    async def _run(self) -> None:
+    async def run(self) -> None:
+        """A pass every half ``unposted_ttl`` (at most 10 minutes) for the life of the node (supervised)."""
         period = min(self.cfg.unposted_ttl / 2, 600.0)
         while True:
             await asyncio.sleep(period)

@@ -13,6 +13,16 @@ crash between commit and publish cannot leave other nodes without the message.
 A store that fails (connection lost, disk full) holds the batch: it is retried with capped backoff, the node reports
 not ready, and new sends wait in the bounded ingest queue. A message the store refuses outright (not a transient
 fault) is answered ``internal`` on its own so it cannot block the ones behind it.
+
+No transaction holds more than ``store.batch_max`` items: a broker's ``take`` may hand over more (a Redis stream
+entry or AMQP message carries a whole group submit), and such a batch is stored in chunks, each committed, answered
+and fanned out before the next; the batch is settled once all its chunks are.
+
+Any other exception while a batch is processed (a bug, anywhere from the append to the fan-out) is logged with its
+traceback and counted (``chatd_batches_failed_total``); every item of the batch not yet answered is answered
+``internal`` (it may or may not be stored: a resend with the same client_id is safe), the batch is settled, and
+the worker goes on with the next. The worker runs under the node's supervisor, which restarts it should anything
+escape even that.
 """
 
 from __future__ import annotations
@@ -23,7 +33,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from chatd.broker.base import Broker, Completion, Delivery, Taken
-from chatd.errors import Err
+from chatd.errors import Err, internal_message, log_fault
 from chatd.metrics import Metrics
 from chatd.protocol.frames import Message, encode
 from chatd.store.base import NewMessage, Outcome, Store
@@ -53,23 +63,9 @@ class Worker:
         self.on_mentions = on_mentions
         self.busy = False
         self.store_ok = True
-        self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="chatd-worker")
-
-    def alive(self) -> bool:
-        return self._task is not None and not self._task.done()
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-
-    async def _run(self) -> None:
+    async def run(self) -> None:
+        """Take batches and store them, for the life of the node (run under the node's supervisor)."""
         while True:
             try:
                 batch = await self.broker.take(self.batch_max)
@@ -79,12 +75,49 @@ class Worker:
                 await asyncio.sleep(1.0)
                 continue
             self.busy = True
+            answered: set[int] = set()
             try:
-                await self._process(batch)
+                for start in range(0, len(batch), self.batch_max):
+                    await self._process(batch[start : start + self.batch_max], answered, start)
+            except Exception:  # noqa: BLE001 - the batch's senders are answered below; the writer goes on
+                await self._failed(batch, answered)
             finally:
                 self.busy = False
+            await self._settle(batch)
 
-    async def _process(self, batch: list[Taken]) -> None:
+    async def _failed(self, batch: list[Taken], answered: set[int]) -> None:
+        """A batch failed unexpectedly: answer each item not answered yet ``internal``, so no sender waits on it."""
+        incident = log_fault(log, f"storing a batch of {len(batch)} sends")
+        self.metrics.batches_failed += 1
+        text = f"{internal_message(incident)}; the message may not be stored: resend it with the same client_id"
+        remote: list[Completion] = []
+        for i, taken in enumerate(batch):
+            if i in answered:
+                continue
+            item = taken.item
+            c = Completion(
+                item.origin, item.ticket, item.msg.room, item.msg.client_id, error=Err.INTERNAL.code, message=text
+            )
+            if c.origin == self.broker.node_id:
+                self.complete_local(c)
+            else:
+                remote.append(c)
+        if remote:
+            try:
+                await self.broker.complete(remote)
+            except Exception as e:  # noqa: BLE001 - at most once: those senders resend with the same client_id
+                log.warning("could not answer %d sends of other nodes: %s", len(remote), e)
+
+    async def _settle(self, batch: list[Taken]) -> None:
+        # Best effort: an item left unsettled is taken again and recognised as a duplicate.
+        try:
+            await self.broker.settle(batch)
+        except Exception as e:  # noqa: BLE001 - the broker reports its own link state; nothing acked is at risk
+            log.warning("after storing %d messages, the broker failed to settle them: %s", len(batch), e)
+
+    async def _process(self, batch: list[Taken], answered: set[int], offset: int) -> None:
+        """Store one chunk (at most batch_max items) in one transaction, answer its senders, fan it out. Each item
+        answered is added to ``answered`` (by its index in the whole batch: the chunk starts at ``offset``)."""
         started = time.perf_counter()
         outcomes = await self._append([t.item.msg for t in batch])
         self.metrics.persist_seconds.observe(time.perf_counter() - started)
@@ -92,7 +125,7 @@ class Worker:
         node = self.broker.node_id
         remote: list[Completion] = []
         deliveries: list[Delivery] = []
-        for taken, out in zip(batch, outcomes, strict=True):
+        for i, (taken, out) in enumerate(zip(batch, outcomes, strict=True)):
             item = taken.item
             m = item.msg
             c = Completion(
@@ -102,6 +135,7 @@ class Worker:
                 self.complete_local(c)
             else:
                 remote.append(c)
+            answered.add(offset + i)
             if out.error:
                 continue
             if out.duplicate:
@@ -129,14 +163,13 @@ class Worker:
                 self.on_mentions(stored, out.mentions)
         if deliveries:
             self.deliver_local(deliveries)
-        # Everything below is best effort: fan-out between nodes is at most once (hubs fill gaps from the store),
-        # and an item left unsettled is taken again and recognised as a duplicate.
+        # Everything below is best effort: fan-out between nodes is at most once (feeds fill gaps from the store),
+        # and a remote sender that hears nothing resends with the same client_id.
         try:
             if remote:
                 await self.broker.complete(remote)
             if deliveries:
                 await self.broker.publish(deliveries)
-            await self.broker.settle(batch)
         except Exception as e:  # noqa: BLE001 - the broker reports its own link state; nothing acked is at risk
             log.warning("after storing %d messages, the broker failed: %s", len(batch), e)
 

@@ -5,29 +5,17 @@ a deletion or a fault lands exactly where the test wants it."""
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from inprocess import node_config, sent
 
 from chatd.broker.base import Completion
-from chatd.config import BrokerConfig, Config, LimitsConfig, ServerConfig, StoreConfig, UploadsConfig
-from chatd.deploy.local import free_port
 from chatd.errors import ChatError, Err
 from chatd.hub import Conn
 from chatd.node import Node
-
-
-def node_config(tmp_path: Path, **limits: Any) -> Config:
-    return Config(
-        server=ServerConfig(port=free_port(), node_id="seam"),
-        store=StoreConfig(path=str(tmp_path / "chatd.db")),
-        broker=BrokerConfig(spill_path=str(tmp_path / "spill.db")),
-        uploads=UploadsConfig(dir=str(tmp_path / "uploads")),
-        limits=LimitsConfig(send_rate=0, **limits),
-    )
 
 
 @pytest.fixture
@@ -50,14 +38,6 @@ def conn_of(node: Node, name: str) -> Conn:
     conn = Conn(node.hub.next_id(), IDS[name], name, None, 1 << 20, lambda code: None, 0.0)
     node.hub.register(conn)
     return conn
-
-
-def frames(conn: Conn) -> list[dict[str, Any]]:
-    """What the connection was sent, presence changes left out."""
-    out: list[dict[str, Any]] = []
-    while conn.outbox.frames:
-        out += [json.loads(line) for line in conn.outbox.pack(1 << 20).split("\n")]
-    return [f for f in out if f["type"] != "presence"]
 
 
 class Held:
@@ -108,12 +88,12 @@ async def test_a_removal_landing_while_the_join_waits_for_its_membership_answer_
         await joining
     assert refused.value.err is Err.FORBIDDEN  # answered (with the room, by the gateway); never joined
     assert "secret" not in eve.subs and "secret" not in node.hub.rooms
-    assert [(f["type"], f.get("change")) for f in frames(eve)] == [("room", "removed")]  # her room list; no joined
+    assert [(f["type"], f.get("change")) for f in sent(eve)] == [("room", "removed")]  # her room list; no joined
     owner_conn = conn_of(node, "owner")
     await node.join(owner_conn, "secret", None)
     assert (await send(node, "owner", "secret", "after the removal", "o1")).seq == 1
-    assert [f["type"] for f in frames(owner_conn)] == ["joined", "message"]
-    assert frames(eve) == []  # the removed member receives nothing
+    assert [f["type"] for f in sent(owner_conn)] == ["joined", "message"]
+    assert sent(eve) == []  # the removed member receives nothing
 
 
 async def test_a_removal_landing_during_the_replay_stops_it_and_leaves_nothing_subscribed(node: Node) -> None:
@@ -128,11 +108,11 @@ async def test_a_removal_landing_during_the_replay_stops_it_and_leaves_nothing_s
     assert owner is not None and (await node.remove_member("secret", owner, "eve"))[0]
     held.go.set()
     await joining  # the join was answered (joined); the drop told the client
-    told = [(f["type"], f.get("reason") or f.get("change")) for f in frames(eve)]
+    told = [(f["type"], f.get("reason") or f.get("change")) for f in sent(eve)]
     assert told == [("joined", None), ("left", "removed"), ("room", "removed")]
     assert "secret" not in eve.subs
     await send(node, "owner", "secret", "after", "o9")
-    assert frames(eve) == []
+    assert sent(eve) == []
 
 
 async def test_a_room_deleted_while_the_join_reads_its_position_is_answered_not_found(node: Node) -> None:
@@ -146,7 +126,7 @@ async def test_a_room_deleted_while_the_join_reads_its_position_is_answered_not_
     with pytest.raises(ChatError) as refused:
         await joining
     assert refused.value.err is Err.NOT_FOUND
-    assert ann.subs == {} and [f["type"] for f in frames(ann)] == ["room"]  # only the room list's "deleted"
+    assert ann.subs == {} and [f["type"] for f in sent(ann)] == ["room"]  # only the room list's "deleted"
 
 
 async def test_a_history_read_failing_after_joined_is_answered_and_a_new_join_completes(node: Node) -> None:
@@ -170,11 +150,11 @@ async def test_a_history_read_failing_after_joined_is_answered_and_a_new_join_co
         await node.join(reader, "long", 0)
     assert failed.value.err is Err.UNAVAILABLE and "long" in failed.value.message
     assert "long" not in reader.subs  # never half done: not subscribed, and told so (by the gateway, naming it)
-    got = frames(reader)
+    got = sent(reader)
     assert got[0]["type"] == "joined" and [f["seq"] for f in got[1:]] == list(range(1, 201))
     await node.join(reader, "long", 200, got[0]["epoch"])  # the client joins again from what it has
-    got = frames(reader)
+    got = sent(reader)
     assert got[0]["type"] == "joined" and "reset" not in got[0]
     assert [f["seq"] for f in got[1:]] == list(range(201, 451))
     await send(node, "ann", "long", "live", "live")
-    assert [f["seq"] for f in frames(reader)] == [451]
+    assert [f["seq"] for f in sent(reader)] == [451]

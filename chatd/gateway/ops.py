@@ -15,8 +15,14 @@ async def healthz() -> str:
 
 @get(
     "/readyz",
-    summary="Readiness: store and broker usable, store's disk above its watermark, not draining",
-    responses={503: ResponseSpec(dict[str, bool], description="not ready: the checks, false where one failed")},
+    summary="Readiness: store and broker usable, store's disk above its watermark, background tasks up, not draining",
+    responses={
+        503: ResponseSpec(
+            dict[str, bool | list[str]],
+            description='not ready: the checks, false where one failed; "down" names the background tasks that '
+            "crashed and wait to be restarted",
+        )
+    },
 )
 async def readyz(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
     node = request.app.state.node
@@ -24,7 +30,10 @@ async def readyz(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
     # A store that cannot write makes every send fail: out of rotation before its disk is full.
     checks["store_disk"] = request.app.state.store_disk.ok(fresh=True)
     ok = all(checks.values())
-    return Response({"ready": ok, **checks}, status_code=200 if ok else 503)
+    body: dict[str, Any] = {"ready": ok, **checks}
+    if down := node.down_tasks():
+        body["down"] = down
+    return Response(body, status_code=200 if ok else 503)
 
 
 @get("/metrics", summary="Prometheus text (OpenMetrics when the Accept header asks for it)", media_type=MediaType.TEXT)

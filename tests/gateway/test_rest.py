@@ -269,6 +269,7 @@ def test_ops_endpoints(token_server: ChatdProcess) -> None:
         "store": True,
         "broker": True,
         "worker": True,
+        "tasks": True,
         "accepting": True,
         "store_disk": True,
     }
@@ -280,5 +281,6 @@ def test_ops_endpoints(token_server: ChatdProcess) -> None:
         "chatd_persist_batch_size_bucket",
         "chatd_persist_seconds_count",
         "chatd_messages_out_total",
+        'chatd_task_crashes_total{task="chatd-worker"} 0.0',
     ):
         assert name in metrics

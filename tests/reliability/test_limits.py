@@ -169,3 +169,33 @@ async def test_websocket_and_rest_sends_share_one_bucket(tight: ChatdProcess) ->
     r = tight.post("/api/rooms/shared-bucket/messages?user=both_ways", json={"body": "and via REST"})
     assert r.status_code == 429 and r.json()["code"] == "rate_limited"
     await c.close()
+
+
+async def test_a_rest_send_that_cannot_be_stored_in_time_is_answered_503_and_its_resend_is_safe(make_server) -> None:
+    import sqlite3
+
+    server: ChatdProcess = make_server({"limits": {"rest_send_timeout": 1.0}}).start()
+    assert server.post("/api/rooms?user=rester", json={"name": "blocked"}).status_code == 201
+    url = "/api/rooms/blocked/messages?user=rester"
+    assert server.post(url, json={"body": "first", "client_id": "r1"}).status_code == 201
+    # Another process holds SQLite's write lock: the node's append waits (busy_timeout), fails, and retries.
+    locker = sqlite3.connect(server.workdir / "chatd.db", timeout=10, isolation_level=None)
+    locker.execute("BEGIN IMMEDIATE")
+    try:
+        started = time.monotonic()
+        r = await asyncio.to_thread(server.post, url, json={"body": "second", "client_id": "r2"})
+        waited = time.monotonic() - started
+        assert r.status_code == 503 and r.json()["code"] == "unavailable", r.text
+        assert "resend with the same client_id" in r.json()["message"] and r.json()["ref"] == "r2"
+        assert waited < 9  # the bound, not the store's own retries, decided
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+    # The send stayed queued and is stored now; the resend is recognised, not stored twice.
+    for _ in range(100):
+        again = server.post(url, json={"body": "second", "client_id": "r2"})
+        if again.status_code == 201:
+            break
+        await asyncio.sleep(0.1)
+    assert again.status_code == 201 and again.json()["seq"] == 2 and again.json()["duplicate"] is True
+    assert server.metrics()["chatd_rest_send_timeouts_total"] >= 1
