@@ -120,6 +120,7 @@ class LimitsConfig(_Section):
     reactions_per_message: int = 50
     reactions_per_user: int = 20
     rest_send_timeout: float = 10.0
+    pending_sends_max: int = 100_000
 
 
 class WebConfig(_Section):

@@ -76,6 +76,7 @@ class Metrics:
         self.gap_fills = 0  # messages read from the store to fill a gap in a room's feed
         self.batches_failed = 0  # worker batches that failed unexpectedly (their senders were answered internal)
         self.rest_send_timeouts = 0  # REST sends answered 503 after limits.rest_send_timeout
+        self.pending_sends_waits = 0  # sends that waited because limits.pending_sends_max sends were unanswered
         self.persist_batch = Histogram([1, 2, 5, 10, 20, 50, 100, 200, 500, 1000])
         # For attributing latency excursions: how late the event loop runs a timer, and how long the garbage
         # collector stops the world.
@@ -146,6 +147,7 @@ COUNTERS = (
     ("chatd_gap_fill_messages_total", "gap_fills", "Messages read from the store to fill gaps."),
     ("chatd_batches_failed_total", "batches_failed", "Worker batches that failed unexpectedly (answered internal)."),
     ("chatd_rest_send_timeouts_total", "rest_send_timeouts", "REST sends answered 503 after rest_send_timeout."),
+    ("chatd_pending_sends_waits_total", "pending_sends_waits", "Sends that waited at limits.pending_sends_max."),
 )
 
 

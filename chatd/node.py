@@ -112,6 +112,7 @@ class Node:
         self.draining = False
         self.link_up = True
         self._tickets: dict[int, Reply] = {}
+        self._ticket_freed = asyncio.Event()  # set when a ticket is answered (senders waiting at the bound wake)
         self._next_ticket = 0
         self.supervisor = Supervisor()
         self._register_gauges()
@@ -251,6 +252,16 @@ class Node:
         await self._enqueue(change, reply)
 
     async def _enqueue(self, msg: NewMessage, reply: Reply) -> None:
+        """Queue one send with a ticket for its answer. At most ``limits.pending_sends_max`` sends are unanswered
+        on this node (policy at the bound: backpressure, the sender waits for one to be answered). A ticket is the
+        only RAM a queued send costs beyond the broker's own queue: a number and a reference to the sender's reply
+        (one function per WebSocket session; a REST send's own), so a long spill file has a bounded shadow here."""
+        bound = self.cfg.limits.pending_sends_max
+        if bound and len(self._tickets) >= bound:
+            self.metrics.pending_sends_waits += 1
+            while len(self._tickets) >= bound:
+                self._ticket_freed.clear()
+                await self._ticket_freed.wait()
         self._next_ticket += 1
         ticket = self._next_ticket
         self._tickets[ticket] = reply
@@ -288,10 +299,10 @@ class Node:
             if not fut.done():
                 fut.set_result(c)
 
-        await submit(reply)
         bound = self.cfg.limits.rest_send_timeout
         try:
             async with asyncio.timeout(bound or None):
+                await submit(reply)  # may wait too: for the broker's bound, or for limits.pending_sends_max
                 return await fut
         except TimeoutError:
             self.metrics.rest_send_timeouts += 1
@@ -305,6 +316,7 @@ class Node:
     def _on_complete(self, c: Completion) -> None:
         reply = self._tickets.pop(c.ticket, None)
         if reply is not None:
+            self._ticket_freed.set()
             reply(c)
 
     # --- connection actions -------------------------------------------------------------------------------------

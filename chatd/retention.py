@@ -4,6 +4,10 @@ Messages are deleted as a prefix of each room's history (everything up to the ne
 cutoff), and the room remembers where the cut is (``Store.purged_through``), so clients are told "deleted" by
 ``joined`` and by history answers instead of meeting a gap, and seqs carry on. Passes are idempotent, so several
 nodes running them at once only repeat each other's work.
+
+A pass is bounded work: it finds what to delete with a read (``Store.purge_plan``), then deletes room by room in
+transactions of at most ``chunk`` entries (``Store.purge_prefix``), yielding between them, so sends to any room
+wait for one chunk at most, never for the whole pass (on SQLite the one writer, on PostgreSQL the room's row lock).
 """
 
 from __future__ import annotations
@@ -13,17 +17,18 @@ import logging
 import time
 
 from chatd.config import RetentionConfig
-from chatd.store.base import Store
+from chatd.store.base import PURGE_CHUNK, Store
 from chatd.uploads import delete_uploads_before
 
 log = logging.getLogger("chatd.retention")
 
 
 class Retention:
-    def __init__(self, cfg: RetentionConfig, uploads_dir: str, store: Store) -> None:
+    def __init__(self, cfg: RetentionConfig, uploads_dir: str, store: Store, chunk: int = PURGE_CHUNK) -> None:
         self.cfg = cfg
         self.uploads_dir = uploads_dir
         self.store = store
+        self.chunk = chunk
 
     @property
     def enabled(self) -> bool:
@@ -34,7 +39,7 @@ class Retention:
         now = time.time() if now is None else now
         messages = uploads = 0
         if self.cfg.messages_days > 0:
-            messages = await self.store.purge_messages(int((now - self.cfg.messages_days * 86400) * 1000))
+            messages = await self.store.purge_messages(int((now - self.cfg.messages_days * 86400) * 1000), self.chunk)
         if self.cfg.uploads_days > 0:
             cutoff = int((now - self.cfg.uploads_days * 86400) * 1000)
             uploads = await delete_uploads_before(self.store, self.uploads_dir, cutoff, unposted_only=False)

@@ -1339,19 +1339,28 @@ class PostgresStore(Store):
             for r in rows
         ]
 
-    async def purge_messages(self, before_ts: int) -> int:
+    async def purge_plan(self, before_ts: int) -> dict[str, int]:
+        rows = await self._p.fetch(
+            "SELECT r.name, p.through FROM rooms r JOIN "
+            "(SELECT room, MAX(seq) AS through FROM messages WHERE ts < $1 GROUP BY room) p ON p.room = r.name "
+            'WHERE p.through > r.purged_through ORDER BY r.name COLLATE "C"',
+            before_ts,
+        )
+        return {r["name"]: r["through"] for r in rows}
+
+    async def purge_prefix(self, room: str, through: int, limit: int) -> tuple[int, int]:
         async with self._p.acquire() as c, c.transaction():
-            await c.execute(
-                "UPDATE rooms r SET purged_through = p.through FROM "
-                "(SELECT room, MAX(seq) AS through FROM messages WHERE ts < $1 GROUP BY room) p "
-                "WHERE r.name = p.room AND p.through > r.purged_through",
-                before_ts,
-            )
+            # The room's row lock orders this with appends to the room, for one chunk only.
+            done = await c.fetchval("SELECT purged_through FROM rooms WHERE name = $1 FOR UPDATE", room)
+            if done is None or done >= through:
+                return 0, through if done is None else done
+            upto = min(through, done + limit)
             status = await c.execute(
-                "DELETE FROM messages m USING rooms r WHERE r.name = m.room AND m.seq <= r.purged_through"
+                "DELETE FROM messages WHERE room = $1 AND seq > $2 AND seq <= $3", room, done, upto
             )
-            await c.execute("DELETE FROM reactions x USING rooms r WHERE r.name = x.room AND x.seq <= r.purged_through")
-        return int(status.split()[-1])
+            await c.execute("DELETE FROM reactions WHERE room = $1 AND seq > $2 AND seq <= $3", room, done, upto)
+            await c.execute("UPDATE rooms SET purged_through = $2 WHERE name = $1", room, upto)
+        return int(status.split()[-1]), upto
 
     async def purged_through(self, room: str) -> int:
         return int(await self._p.fetchval("SELECT purged_through FROM rooms WHERE name = $1", room) or 0)

@@ -51,6 +51,7 @@ Contract for implementations:
 from __future__ import annotations
 
 import abc
+import asyncio
 import contextlib
 import secrets
 import time
@@ -149,6 +150,7 @@ class AdminRoom(msgspec.Struct, frozen=True):
 
 
 TOKEN_ID_LEN = 12
+PURGE_CHUNK = 1000  # retention: entries deleted per transaction
 # What export/import move, in the order an import must insert them (foreign keys point backwards). Every "user",
 # "sender", "owner", "created_by" and "used_by" value is a user id (export format 2; format 1 had names).
 EXPORT_KINDS = ("user", "token", "room", "member", "message", "reaction", "upload", "read", "mention", "invite")
@@ -585,10 +587,30 @@ class Store(abc.ABC):
         """Every invite, oldest first."""
 
     @abc.abstractmethod
-    async def purge_messages(self, before_ts: int) -> int:
-        """Retention: in every room, delete the messages up to the newest one older than ``before_ts`` (Unix ms),
-        so what is left of a room is always a gapless tail, and move its ``purged_through`` there. Returns how
-        many messages were deleted."""
+    async def purge_plan(self, before_ts: int) -> dict[str, int]:
+        """Retention, what to do: for each room holding entries older than ``before_ts`` (Unix ms) past its
+        ``purged_through``, the seq of the newest such entry. A read: it takes no write lock and no row lock."""
+
+    @abc.abstractmethod
+    async def purge_prefix(self, room: str, through: int, limit: int) -> tuple[int, int]:
+        """Retention, one step: in one short transaction, delete ``room``'s entries from just past its
+        ``purged_through`` up to at most ``limit`` seqs further, never past ``through``, and move
+        ``purged_through`` there. At most ``limit`` entries are deleted and, on PostgreSQL, the room's row is locked
+        only for them. Returns (entries deleted, ``purged_through`` now)."""
+
+    async def purge_messages(self, before_ts: int, chunk: int = PURGE_CHUNK) -> int:
+        """Retention: in every room, delete the entries up to the newest one older than ``before_ts`` (Unix ms), so
+        what is left of a room is always a gapless tail, and move its ``purged_through`` there. It goes room by
+        room, ``chunk`` entries per transaction, yielding to the event loop between transactions so appends waiting
+        for the writer (or the room's row) go first. Returns how many entries were deleted."""
+        deleted = 0
+        for room, through in (await self.purge_plan(before_ts)).items():
+            done = 0
+            while done < through:
+                n, done = await self.purge_prefix(room, through, chunk)
+                deleted += n
+                await asyncio.sleep(0)
+        return deleted
 
     @abc.abstractmethod
     async def purged_through(self, room: str) -> int:

@@ -1040,20 +1040,26 @@ class SQLiteStore(Store):
         )
         return [InviteRecord(r[0][:TOKEN_ID_LEN], r[1], r[2], r[3], r[4], r[0]) for r in rows]
 
-    async def purge_messages(self, before_ts: int) -> int:
+    async def purge_plan(self, before_ts: int) -> dict[str, int]:
+        rows = await self._r.execute_fetchall(
+            "SELECT name, through FROM (SELECT name, purged_through, "
+            "(SELECT MAX(seq) FROM messages m WHERE m.room = rooms.name AND m.ts < ?) AS through FROM rooms) "
+            "WHERE through > purged_through ORDER BY name",
+            (before_ts,),
+        )
+        return {r[0]: r[1] for r in rows}
+
+    async def purge_prefix(self, room: str, through: int, limit: int) -> tuple[int, int]:
         async with self._write_lock, transaction(self._w) as w:
-            await w.execute(
-                "UPDATE rooms SET purged_through = (SELECT MAX(seq) FROM messages WHERE room = rooms.name AND ts < ?) "
-                "WHERE (SELECT MAX(seq) FROM messages WHERE room = rooms.name AND ts < ?) > purged_through",
-                (before_ts, before_ts),
-            )
-            cur = await w.execute(
-                "DELETE FROM messages WHERE seq <= (SELECT purged_through FROM rooms r WHERE r.name = messages.room)"
-            )
-            await w.execute(
-                "DELETE FROM reactions WHERE seq <= (SELECT purged_through FROM rooms r WHERE r.name = reactions.room)"
-            )
-            return cur.rowcount
+            rows = list(await w.execute_fetchall("SELECT purged_through FROM rooms WHERE name = ?", (room,)))
+            if not rows or rows[0][0] >= through:
+                return 0, rows[0][0] if rows else through
+            done = rows[0][0]
+            upto = min(through, done + limit)
+            cur = await w.execute("DELETE FROM messages WHERE room = ? AND seq > ? AND seq <= ?", (room, done, upto))
+            await w.execute("DELETE FROM reactions WHERE room = ? AND seq > ? AND seq <= ?", (room, done, upto))
+            await w.execute("UPDATE rooms SET purged_through = ? WHERE name = ?", (upto, room))
+            return cur.rowcount, upto
 
     async def purged_through(self, room: str) -> int:
         row = await self._one("SELECT purged_through FROM rooms WHERE name = ?", (room,))

@@ -194,6 +194,28 @@ async def test_retention_deletes_a_prefix_of_each_room_and_seqs_carry_on(make: M
     assert await store.uploads_before(5, 10, unposted_only=False) == []
 
 
+async def test_retention_deletes_in_transactions_of_at_most_a_chunk(make: MakeStore) -> None:
+    store = await make()
+    ret = (await room_with(store, "long", "ret"))["ret"]
+    await room_with(store, "short", "ret")
+    await store.append([msg("long", ret, str(i)) for i in range(6)] + [msg("short", ret, "s")])
+    await store.append([NewMessage("long", ret, "r", "👍", kind="react", target=6)])  # seq 7: a reaction row on 6
+    cutoff = (await store.stream("long", after=0))[-1].ts + 1
+    assert await store.purge_plan(1) == {}
+    assert await store.purge_plan(cutoff) == {"long": 7, "short": 1}
+    # One step at a time: never more than the chunk, and the room is a gapless tail after each.
+    assert await store.purge_prefix("long", 7, 3) == (3, 3)
+    assert await store.purged_through("long") == 3
+    assert [m.seq for m in await store.history("long", after=0)] == [4, 5, 6]
+    assert await store.purge_prefix("long", 7, 3) == (3, 6)
+    assert [r async for r in store.export_rows("reaction")] == []  # the reaction went with its message
+    assert await store.purge_prefix("long", 7, 3) == (1, 7)
+    assert await store.purge_prefix("long", 7, 3) == (0, 7)  # done: idempotent
+    assert await store.purge_plan(cutoff) == {"short": 1}
+    assert await store.purge_messages(cutoff, chunk=3) == 1
+    assert await store.purge_plan(cutoff) == {}
+
+
 async def test_an_export_inside_a_snapshot_does_not_see_writes_made_meanwhile(make: MakeStore) -> None:
     reader, writer = await make(), await make()
     await writer.create_user("early", None)
