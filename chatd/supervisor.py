@@ -12,7 +12,8 @@ Every such task now runs under a :class:`Supervisor`, in the shape of an OTP sup
   trying (a partial node is better than none on a laptop), but the operator is told it is looping.
 
 A task that returns normally has finished its job and is not restarted. Cancellation (``stop``) is never a crash,
-and every cancelled task is awaited, so nothing outlives the node.
+and every cancelled task is awaited, so nothing outlives the node: one that swallowed its cancellation is cancelled
+again, and one still running after ``STOP_TIMEOUT`` is logged by name rather than left to hang the shutdown.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from collections.abc import Awaitable, Callable
 log = logging.getLogger("chatd.supervisor")
 
 BACKOFF_MIN, BACKOFF_MAX = 0.1, 5.0
+STOP_TIMEOUT, STOP_RETRY = 5.0, 0.5  # seconds: how long stop waits in all, and between cancellations
 
 
 class _Child:
@@ -104,17 +106,25 @@ class Supervisor:
         child = self._children.get(name)
         return child is not None and child.task is not None and not child.task.done() and child.down_since is None
 
-    async def stop(self) -> None:
-        """Cancel every task and wait for each to end."""
+    async def stop(self, timeout: float = STOP_TIMEOUT) -> None:
+        """Cancel every task and wait for each to end. A task still running is cancelled again every
+        ``STOP_RETRY`` seconds: code under it may have swallowed a cancellation (a client library's blocking read
+        can; redis-py#2028). One still running after ``timeout`` is logged by name and left, so a node's shutdown
+        cannot hang on it."""
         self._stopping = True
-        tasks = [c.task for c in self._children.values() if c.task is not None]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
-            except Exception:  # noqa: BLE001 - already logged by _watch
-                pass
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        pending = {c.task for c in self._children.values() if c.task is not None and not c.task.done()}
+        while pending:
+            for task in pending:
+                task.cancel()
+            left = deadline - loop.time()
+            if left <= 0:
+                break
+            done, pending = await asyncio.wait(pending, timeout=min(STOP_RETRY, left))
+            for task in done:
+                if not task.cancelled():
+                    task.exception()  # retrieved; a crash was already logged by _watch
+        if pending:
+            log.error("background tasks did not stop within %gs: %s", timeout, ", ".join(t.get_name() for t in pending))
         self._children.clear()

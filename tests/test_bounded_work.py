@@ -14,6 +14,7 @@ from chatd.metrics import Metrics
 from chatd.registry import load
 from chatd.store.base import NewMessage
 from chatd.store.sqlite import SQLiteStore
+from chatd.supervisor import Supervisor
 from chatd.worker import Worker
 
 
@@ -35,12 +36,12 @@ async def test_a_take_larger_than_batch_max_is_stored_in_transactions_of_at_most
     answers: dict[int, Completion] = {}
     metrics = Metrics()
     worker = Worker(broker, store, metrics, batch_max, lambda c: answers.__setitem__(c.ticket, c), lambda ds: None)
-    running = asyncio.create_task(worker.run())
+    sup = Supervisor()  # as the node runs it: its stop gets the worker out of a blocking Redis read
+    sup.start("chatd-worker", worker.run)
     async with asyncio.timeout(30):
         while len(answers) < total:
             await asyncio.sleep(0.01)
-    running.cancel()
-    await asyncio.gather(running, return_exceptions=True)
+    await sup.stop()
     hist = metrics.persist_batch
     assert hist.total == total and sorted(c.seq for c in answers.values()) == list(range(1, total + 1))
     over = sum(n for bound, n in zip([*hist.bounds, float("inf")], hist.counts, strict=True) if bound > batch_max)

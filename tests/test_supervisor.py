@@ -86,3 +86,47 @@ async def test_a_task_that_finishes_is_not_restarted() -> None:
     await asyncio.sleep(0.3)
     assert runs == 1 and sup.down() == []
     await sup.stop()
+
+
+async def test_stop_cancels_again_a_task_that_swallowed_its_cancellation() -> None:
+    swallowed = 0
+
+    async def stubborn() -> None:
+        nonlocal swallowed
+        while True:
+            try:
+                await asyncio.sleep(10)
+            except asyncio.CancelledError:
+                if swallowed:
+                    raise
+                swallowed += 1  # what a client library's blocking read may do (redis-py#2028): the loop goes on
+
+    sup = Supervisor()
+    sup.start("stubborn", stubborn)
+    await asyncio.sleep(0)
+    await asyncio.wait_for(sup.stop(), 3)
+    assert swallowed == 1
+
+
+async def test_stop_gives_up_on_a_task_that_never_stops_and_names_it(caplog: pytest.LogCaptureFixture) -> None:
+    let_go = asyncio.Event()
+    cancelled = 0
+
+    async def immortal() -> None:
+        nonlocal cancelled
+        while not let_go.is_set():
+            try:
+                await asyncio.sleep(10)
+            except asyncio.CancelledError:
+                cancelled += 1
+
+    sup = Supervisor()
+    sup.start("immortal", immortal)
+    await asyncio.sleep(0)
+    task = next(t for t in asyncio.all_tasks() if t.get_name() == "immortal")
+    with caplog.at_level(logging.ERROR, logger="chatd.supervisor"):
+        await asyncio.wait_for(sup.stop(timeout=0.3), 3)
+    assert "did not stop" in caplog.text and "immortal" in caplog.text and cancelled >= 1
+    let_go.set()  # the test's own cleanup: this one does end once asked nicely
+    task.cancel()
+    await asyncio.wait({task}, timeout=3)
