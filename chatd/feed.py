@@ -34,8 +34,8 @@ Joins: the replay seam, subscribe → authorize → anchor and replay → releas
     member removal or a room deletion drops the subscription wherever it lands: before the authorization, the store
     already says so and the authorization refuses; after it, the join sees its subscription gone and stops. Every
     join ends in exactly one answer: ``joined`` (then its replay, then live frames), or an error naming the room
-    (``forbidden`` / ``not_found`` when removed or deleted meanwhile; ``unavailable`` when the store failed,
-    ``internal`` for a fault nobody expected: join again, with backoff). A join is never left half done: after its
+    (``forbidden`` / ``not_found`` when removed or deleted meanwhile; ``unavailable`` when the store cannot be
+    reached, ``internal`` for any other fault: join again, with backoff). A join is never left half done: after its
     error the connection is not subscribed to the room. If the subscription is dropped after ``joined`` went out,
     the drop's own frame told the client (``left``, or the reset's error) and the replay stops.
 
@@ -227,7 +227,7 @@ class Feeds:
             raise
         except Exception as e:
             self._abandon(conn, room, sub)
-            raise self._failed(room, e, answered) from e
+            raise await self._failed(room, e, answered) from e
         if capped:
             # Live delivery would leave a gap after the capped replay; the client continues with another
             # join since=<last replayed seq> and goes live once a replay is not capped.
@@ -268,14 +268,24 @@ class Feeds:
         if sub.dropped:
             raise ChatError(Err.UNAVAILABLE, f"the history of {room!r} was replaced while joining it; join it again")
 
-    def _failed(self, room: str, e: Exception, answered: bool) -> ChatError:
-        """The answer to a join the store could not complete: it names the room, and the client joins again."""
+    async def _failed(self, room: str, e: Exception, answered: bool) -> ChatError:
+        """The answer to a join that failed: ``unavailable`` when the store cannot be reached now (a link fault),
+        ``internal`` (logged with its traceback) for any other fault. Either names the room (the gateway adds it)
+        and the client joins again."""
         when = "replaying" if answered else "joining"
-        if self.store.transient(e):
-            log.warning("%s %s failed, the client is told to join again: %s", when, room, e)
+        if self.store.transient(e) and not await self._store_answers():
+            log.warning(
+                "%s %s failed, the store cannot be reached; the client is told to join again: %s", when, room, e
+            )
             return ChatError(Err.UNAVAILABLE, f"could not read room {room!r} from the store; join it again")
         incident = log_fault(log, f"{when} {room!r}", e)
         return ChatError(Err.INTERNAL, f"{internal_message(incident)}; join {room!r} again")
+
+    async def _store_answers(self) -> bool:
+        try:
+            return await self.store.ping()
+        except Exception:  # noqa: BLE001 - not answering is the answer
+            return False
 
     def _abandon(self, conn: Conn, room: str, sub: Sub) -> None:
         """End a join's subscription if it is still the connection's (a drop may have ended it already)."""
