@@ -12,6 +12,7 @@ import re
 
 from chatd.protocol.frames import (
     EMOJI_PATTERN,
+    EPOCH_PATTERN,
     NOT_BLANK,
     ROOM_PATTERN,
     TOPIC_PATTERN,
@@ -23,6 +24,7 @@ PATTERN_RULES: dict[str, str] = {
     USER_PATTERN: "use only letters, digits, '_', '.' and '-', and start with a letter or digit",
     ROOM_PATTERN: "use only letters, digits, '_', '.', ':', '@' and '-', and start with a letter or digit",
     UPLOAD_ID_PATTERN: "use only letters, digits, '_' and '-'",
+    EPOCH_PATTERN: "be an epoch as a joined frame gave it: letters, digits, '_' and '-'",
     EMOJI_PATTERN: "be one emoji, without spaces, control characters or text-direction controls",
     NOT_BLANK: "not be blank",
     TOPIC_PATTERN: "not hold text-direction controls (U+202A-202E, U+2066-2069)",

@@ -36,7 +36,8 @@ UPLOAD_ID_PATTERN = r"^[A-Za-z0-9_-]+$"
 UploadId = Annotated[str, Meta(min_length=1, max_length=64, pattern=UPLOAD_ID_PATTERN)]
 TargetSeq = Annotated[int, Meta(ge=1, le=SEQ_MAX)]
 # A room stream's epoch, as ``joined`` gave it (``chatd.store.base.new_epoch``); clients echo it back.
-Epoch = Annotated[str, Meta(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+(?!\n)$")]
+EPOCH_PATTERN = r"^[A-Za-z0-9_-]+(?!\n)$"
+Epoch = Annotated[str, Meta(min_length=1, max_length=32, pattern=EPOCH_PATTERN)]
 # Text-direction controls: embeddings and overrides (U+202A-202E) and isolates (U+2066-2069) reorder the characters
 # after them, so a short label could display as something else ("exe.png" for "gnp.exe"). User and room names
 # cannot carry them (they are ASCII); reaction emoji and topics, shown beside names, refuse them too. Message bodies
