@@ -377,6 +377,18 @@ NAMES_LOCK = MIGRATE_LOCK + 1  # held while a name is taken (create_user, rename
 INVITE_REFUSED = "this invite code is unknown, used or expired; ask for a new one"
 
 
+# The batch's keys that are already stored (a resend). LIMIT 1 keeps the lookup a subquery: flattened into a join,
+# the prepared statement's generic plan read the whole messages table on every append (bench/experiments/
+# pg_append_cost.py: 287 µs of PostgreSQL CPU per message in batches of 16, growing with the table; 98 µs after).
+RESENT = (
+    f"SELECT {changes.ENTRY_COLS} "
+    "FROM unnest($1::text[], $2::bigint[], $3::text[]) AS k(room, sender, client_id) "
+    "CROSS JOIN LATERAL (SELECT * FROM messages WHERE room = k.room AND sender = k.sender "
+    "AND client_id = k.client_id LIMIT 1) m "
+    "JOIN users u ON u.id = m.sender"
+)
+
+
 def _entry(r: asyncpg.Record) -> Entry:
     return changes.entry(tuple(r))
 
@@ -742,10 +754,7 @@ class PostgresStore(Store):
         stored = [
             _entry(r)
             for r in await c.fetch(
-                f"SELECT {changes.ENTRY_COLS} "
-                "FROM unnest($1::text[], $2::bigint[], $3::text[]) AS k(room, sender, client_id) "
-                "JOIN messages m ON m.room = k.room AND m.sender = k.sender AND m.client_id = k.client_id "
-                "JOIN users u ON u.id = m.sender",
+                RESENT,
                 [k[0] for k in keys],
                 [k[1] for k in keys],
                 [k[2] for k in keys],
