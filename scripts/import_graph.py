@@ -6,49 +6,34 @@
 
 An arrow is one module importing another (each pair counted once), wherever the import sits: a lazy import inside a
 function still runs, so it still ties the two modules together. Imports under ``if TYPE_CHECKING:`` never run and are
-left out. An arrow *back up* goes from a module to one on a higher layer of LAYERS (a module's layer is its longest
-matching prefix). A circle is a set of modules that import each other round (a strongly connected component of more
-than one module). Floors are the levels of the drawing once each circle is taken as one box: the longest chain of
-arrows, plus one.
+left out. An arrow *back up* goes from a module to one on a higher layer of the import-linter contract in
+pyproject.toml (a module's layer is its longest matching prefix); ``lint-imports`` checks the same layers. A circle is
+a set of modules that import each other round (a strongly connected component of more than one module). Floors are
+the levels of the drawing once each circle is taken as one box: the longest chain of arrows, plus one.
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import re
 import sys
+import tomllib
 from collections.abc import Iterable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("chatd", "plugins")
 
-# Lowest first. A module may import its own layer or any below; importing a layer above is a climb. A name covers
-# the module and everything under it, except ``chatd``, which covers only its own ``__init__`` (the version), so a
-# new module must be given a layer. The
-# backends in plugins/ sit with the store and broker they implement; the pure rules the stores apply (direct-message
-# names, mentions, search terms) sit with them.
-LAYERS: list[tuple[str, ...]] = [
-    ("chatd", "chatd.protocol", "chatd.errors", "chatd.metrics", "chatd.supervisor", "chatd.registry", "chatd.rlimit"),
-    ("chatd.config", "chatd.limiter"),
-    ("chatd.failures",),
-    ("chatd.store", "chatd.broker", "chatd.dms", "chatd.mentions", "chatd.search", "plugins"),
-    (
-        "chatd.throttle",
-        "chatd.accounts",
-        "chatd.uploads",
-        "chatd.rooms",
-        "chatd.personal",
-        "chatd.room_changes",
-        "chatd.retention",
-    ),
-    ("chatd.hub", "chatd.feed", "chatd.presence", "chatd.cluster", "chatd.worker"),
-    ("chatd.node",),
-    ("chatd.gateway",),
-    ("chatd.server",),
-    ("chatd.admin", "chatd.deploy", "chatd.bench", "chatd.terminal"),
-    ("chatd.cli", "chatd.__main__"),
-]
+
+def declared_layers() -> list[tuple[str, ...]]:
+    """The layers of pyproject.toml's import-linter contract, lowest first, below them the ``chatd`` package itself
+    (it holds only the version). A name covers the module and everything under it, except ``chatd``, which covers
+    only its own ``__init__``, so a new module must be given a layer."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    (contract,) = (c for c in config["tool"]["importlinter"]["contracts"] if c["type"] == "layers")
+    layers = [tuple(name.strip() for name in re.split(r"[:|]", layer)) for layer in reversed(contract["layers"])]
+    return [("chatd",), *layers]
 
 
 def modules() -> dict[str, Path]:
@@ -104,15 +89,15 @@ def graph() -> dict[str, set[str]]:
     return arrows
 
 
-def layer_of(module: str) -> int:
+def layer_of(module: str, layers: list[tuple[str, ...]]) -> int:
     best, index = -1, -1
-    for i, prefixes in enumerate(LAYERS):
+    for i, prefixes in enumerate(layers):
         for prefix in prefixes:
             covers = module == prefix or (prefix != "chatd" and module.startswith(prefix + "."))
             if covers and len(prefix) > best:
                 best, index = len(prefix), i
     if index < 0:
-        raise SystemExit(f"{module} is on no layer: add it to LAYERS in {Path(__file__).name}")
+        raise SystemExit(f"{module} is on no layer: add it to [tool.importlinter]'s layers in pyproject.toml")
     return index
 
 
@@ -187,7 +172,8 @@ def main() -> int:
     parser.add_argument("--list", action="store_true", help="name every arrow back up and every circle")
     args = parser.parse_args()
     arrows = graph()
-    climbs = sorted((s, t) for s, ts in arrows.items() for t in ts if layer_of(t) > layer_of(s))
+    layers = declared_layers()
+    climbs = sorted((s, t) for s, ts in arrows.items() for t in ts if layer_of(t, layers) > layer_of(s, layers))
     loops = circles(arrows)
     print(f"files: {len(arrows)}")
     print(f"arrows: {sum(len(t) for t in arrows.values())}")
