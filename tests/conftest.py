@@ -17,9 +17,9 @@ from chatd.deploy.local import (  # noqa: E402
     NginxProcess,
     drop_database,
     ensure_database,
-    free_port,
     port_open,
 )
+from chatd.deploy.procs import free_port  # noqa: E402
 from harness import ChatdProcess  # noqa: E402
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")

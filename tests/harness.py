@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -22,7 +21,8 @@ import httpx
 import websockets
 
 from chatd.config import settings_to_toml
-from chatd.deploy.local import NodeProcess, child_env, free_port
+from chatd.deploy.local import NodeProcess
+from chatd.deploy.procs import child_env, free_port, parse_metrics, rss_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -68,12 +68,7 @@ class HttpMixin:
 
     def metrics(self) -> dict[str, float]:
         """/metrics as a dict of sample name → value (histogram buckets keep their labels)."""
-        out: dict[str, float] = {}
-        for line in self.get("/metrics").text.splitlines():
-            if line and not line.startswith("#"):
-                name, _, value = line.rpartition(" ")
-                out[name] = float(value)
-        return out
+        return parse_metrics(self.get("/metrics").text, labelled=True)
 
     def get(self, path: str, **kw: Any) -> httpx.Response:
         return httpx.get(self.http + path, timeout=10, **kw)
@@ -116,8 +111,9 @@ class ChatdProcess(NodeProcess, HttpMixin):
     def rss(self) -> int:
         """Resident memory of the server process, in bytes."""
         assert self.proc is not None
-        with open(f"/proc/{self.proc.pid}/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        rss = rss_bytes(self.proc.pid)
+        assert rss is not None, "the server process is gone"
+        return rss
 
 
 # Frames no test sequence waits for: ephemeral ones, and room-list pushes, which any session may get whenever

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from chatd.config import BrokerConfig, Config, LimitsConfig, RetentionConfig, ServerConfig, StoreConfig, UploadsConfig
-from chatd.deploy.local import free_port
+from chatd.deploy.procs import free_port
 from chatd.hub import Conn
 
 

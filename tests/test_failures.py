@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from chatd.config import safe_url
-from chatd.deploy.local import free_port
+from chatd.deploy.procs import free_port
 from harness import run_cli
 
 SECRET = "s3cret-pw"

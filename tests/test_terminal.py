@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from chatd.deploy.local import free_port
+from chatd.deploy.procs import free_port
 from harness import ChatdProcess, Client, clean_env, run_cli
 
 CTRL_D = b"\x04"

@@ -39,7 +39,7 @@ from typing import IO, Any
 import click
 import msgspec
 
-from chatd.cli import build_config, config_option, create_option, run_with_store
+from chatd.admin.options import build_config, config_option, create_option, run_with_store
 from chatd.config import Config
 from chatd.failures import path_problem
 from chatd.store.base import EXPORT_COLUMNS, EXPORT_KINDS, Store, import_value

@@ -6,8 +6,8 @@ import time
 
 import click
 
+from chatd.admin.options import build_config, config_option, run_with_store
 from chatd.admin.users import when
-from chatd.cli import build_config, config_option, run_with_store
 from chatd.config import registration_mode
 from chatd.store.base import InviteRecord, Store
 

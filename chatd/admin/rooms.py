@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
+from chatd.admin.options import build_config, config_option, run_with_store
 from chatd.admin.users import server_option, tell_nodes, when
-from chatd.cli import build_config, config_option, run_with_store
 from chatd.cluster import MEMBER_ADDED, MEMBER_REMOVED, ROOM_ARCHIVED, ROOM_DELETED
 from chatd.rooms import Purged, purge_room
 from chatd.store.base import RoomRecord, Store

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import click
 
-from chatd.cli import DEFAULT_CONFIG, build_config, config_option, resolve_config_path, store_is_placed
+from chatd.admin.options import DEFAULT_CONFIG, build_config, config_option, resolve_config_path, store_is_placed
 from chatd.config import Config
 from chatd.failures import path_problem
 

@@ -1,5 +1,5 @@
 """``chatd users list | disable | enable | promote | rename | reset-password | tokens | revoke`` (``add`` and
-``token`` are in ``chatd.cli``).
+``token`` are in ``chatd.cli``; the group itself in ``chatd.admin.options``).
 
 Users are found by name (any spelling) and then acted on by id: the name is only how an operator points at them."""
 
@@ -12,11 +12,11 @@ from typing import Any
 
 import click
 
-from chatd.admin.control import control_key, node_url, post_events
-from chatd.cli import build_config, config_option, read_password, run_with_store, users
+from chatd.admin.control import node_url, post_events
+from chatd.admin.options import build_config, config_option, read_password, run_with_store, users
 from chatd.cluster import KICK_TOKEN, KICK_USER, USER_GONE, USER_RENAMED
 from chatd.config import Config
-from chatd.gateway.tickets import deployment_key
+from chatd.signing import control_key, deployment_key
 from chatd.store.base import Store, TokenRecord, UserInfo
 
 

@@ -61,9 +61,9 @@ from chatd.deploy.local import (
     drop_database,
     drop_namespace,
     ensure_database,
-    free_port,
     terminate_sessions,
 )
+from chatd.deploy.procs import free_port
 
 FAULTS = (
     "kill",

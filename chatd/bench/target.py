@@ -17,7 +17,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,16 +29,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 from chatd.config import settings_to_toml
 from chatd.deploy.local import BROKER_URLS, LocalCluster, drop_database, drop_namespace
+from chatd.deploy.procs import child_env, cpu_seconds, free_port, parse_metrics, rss_bytes
 
 REPO = Path(__file__).resolve().parent.parent.parent
 NAIVE_PEER = REPO / "bench" / "peers" / "naive_fastapi.py"
 CEILING_PEER = REPO / "bench" / "peers" / "picows_ceiling.py"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def http_base(ws_url: str) -> str:
@@ -78,22 +72,6 @@ def fetch_text(url: str, timeout: float = 5.0) -> str | None:
         return None
 
 
-def parse_metrics(text: str, labelled: bool = False) -> dict[str, float]:
-    """Samples of a Prometheus text page by name; labelled ones (``name{le="0.1"}``) only if ``labelled``."""
-    out: dict[str, float] = {}
-    for line in text.splitlines():
-        if not line or line[0] == "#" or ("{" in line and not labelled):
-            continue
-        name, _, value = line.rpartition("}") if "{" in line else line.partition(" ")
-        if "{" in line:
-            name += "}"
-        try:
-            out[name] = float(value.split()[0])
-        except (ValueError, IndexError):
-            continue
-    return out
-
-
 def bot_tokens(base: str, admin_token: str, count: int, prefix: str = "bench") -> list[tuple[str, str]]:
     """Create (or refresh) ``count`` bot users through ``POST /api/admin/bots``; returns (name, token) pairs."""
     got = http_json("POST", f"{base}/api/admin/bots", {"prefix": prefix, "count": count}, admin_token, timeout=300)
@@ -101,26 +79,6 @@ def bot_tokens(base: str, admin_token: str, count: int, prefix: str = "bench") -
 
 
 # --- /proc ---------------------------------------------------------------------------------------------------
-
-_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-
-def proc_cpu_seconds(pid: int) -> float | None:
-    """User + system CPU seconds of a process, from /proc (None if unreadable)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / _TICKS
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def proc_rss_bytes(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, IndexError, ValueError):
-        return None
 
 
 def machine_busy() -> tuple[float, float] | None:
@@ -159,12 +117,12 @@ class Target:
 
     def rss(self) -> int | None:
         if self.pid is not None:
-            return proc_rss_bytes(self.pid)
+            return rss_bytes(self.pid)
         m = self.metrics()
         return int(m["chatd_process_rss_bytes"]) if m and "chatd_process_rss_bytes" in m else None
 
     def cpu(self) -> float | None:
-        return proc_cpu_seconds(self.pid) if self.pid is not None else None
+        return cpu_seconds(self.pid) if self.pid is not None else None
 
     def parts_cpu(self) -> dict[str, float] | None:
         """CPU seconds by part of the deployment (nodes, nginx, broker, database), where there are parts."""
@@ -213,11 +171,6 @@ def chatd_settings(
     return settings
 
 
-def _child_env() -> dict[str, str]:
-    # A CHATD_* variable in the caller's shell must not reconfigure the server we measure.
-    return {k: v for k, v in os.environ.items() if not k.startswith("CHATD_") and k != "PORT"}
-
-
 def spawn_chatd(
     connections: int = 1000, extra: dict[str, dict[str, Any]] | None = None, timeout: float = 30.0
 ) -> Target:
@@ -232,7 +185,7 @@ def spawn_chatd(
         cwd=workdir,
         stdout=log,
         stderr=subprocess.STDOUT,
-        env=_child_env(),
+        env=child_env(),
     )
     target = Target("chatd (spawned)", f"ws://127.0.0.1:{port}/ws", pid=proc.pid)
     target.proc, target.workdir = proc, workdir
@@ -252,7 +205,7 @@ def spawn_peer(script: Path, label: str, timeout: float = 30.0, args: tuple[str,
         cwd=workdir,
         stdout=log,
         stderr=subprocess.STDOUT,
-        env=_child_env(),
+        env=child_env(),
     )
     target = Target(label, f"ws://127.0.0.1:{port}/ws", pid=proc.pid)
     target.proc, target.workdir = proc, workdir
@@ -289,7 +242,7 @@ def service_cpu_seconds(name: str) -> float:
                     continue
         except OSError:
             continue
-        total += proc_cpu_seconds(int(entry)) or 0.0
+        total += cpu_seconds(int(entry)) or 0.0
     return total
 
 
@@ -321,10 +274,10 @@ class ClusterTarget(Target):
         return merged or None
 
     def cpu(self) -> float | None:
-        return sum(proc_cpu_seconds(pid) or 0.0 for pid in self._pids().values())
+        return sum(cpu_seconds(pid) or 0.0 for pid in self._pids().values())
 
     def parts_cpu(self) -> dict[str, float] | None:
-        parts = {name: proc_cpu_seconds(pid) or 0.0 for name, pid in self._pids().items()}
+        parts = {name: cpu_seconds(pid) or 0.0 for name, pid in self._pids().items()}
         for service in (self.cluster.broker, "postgres"):
             parts[service] = service_cpu_seconds(SERVICE_PROCESSES[service])
         return parts

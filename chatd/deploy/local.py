@@ -29,16 +29,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 from chatd.config import settings_to_toml
 from chatd.deploy.nginx import prepare_run_dir, render
+from chatd.deploy.procs import child_env, free_port
 from chatd.failures import unreachable
 
 BROKER_URLS = {"redis": "redis://127.0.0.1:6379/0", "rabbitmq": "amqp://guest:guest@127.0.0.1:5672/"}
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/chatd"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
@@ -55,13 +50,6 @@ def http_status(url: str, timeout: float = 1.0) -> int | None:
         return int(e.code)
     except (OSError, urllib.error.URLError):
         return None
-
-
-def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """This process's environment without CHATD_* and PORT (they would reconfigure a child), plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CHATD_") and k != "PORT"}
-    env.update(extra or {})
-    return env
 
 
 class NodeFailed(RuntimeError):

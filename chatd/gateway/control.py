@@ -1,4 +1,4 @@
-"""``POST /api/admin/control``: the admin CLI's way to close sockets on every node (see ``chatd.admin.control``)."""
+"""``POST /api/admin/control``: the admin CLI's way to close sockets on every node (see ``chatd.signing``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import msgspec
 from litestar import Request, post
 from litestar.status_codes import HTTP_200_OK
 
-from chatd.admin.control import BY, HEADER, MAX_AGE, PATH, ControlRequest, check_events, control_key, verify
 from chatd.cluster import (
     KICK_TOKEN,
     KICK_USER,
@@ -21,8 +20,10 @@ from chatd.cluster import (
 )
 from chatd.errors import ChatError, Err
 from chatd.node import Node
+from chatd.signing import HEADER, MAX_AGE, PATH, ControlRequest, check_events, control_key, verify
 
 log = logging.getLogger("chatd.admin")
+BY = "an admin"  # who the CLI's changes are shown as done by
 
 
 @post(PATH, status_code=HTTP_200_OK, include_in_schema=False)

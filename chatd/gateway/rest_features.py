@@ -20,6 +20,7 @@ from chatd.gateway.auth import Principal
 from chatd.gateway.context import client_id_or_new, node_of
 from chatd.gateway.openapi import SECURED, errors
 from chatd.protocol.frames import (
+    CLIENT_ID_MAX,
     ROOM_MAX,
     SEQ_MAX,
     ClientId,
@@ -224,7 +225,9 @@ async def delete_message(
     principal: Principal,
     room: str,
     seq: Seq,
-    client_id: Annotated[str | None, Parameter(min_length=1, max_length=64, description="for a safe retry")] = None,
+    client_id: Annotated[
+        str | None, Parameter(min_length=1, max_length=CLIENT_ID_MAX, description="for a safe retry")
+    ] = None,
 ) -> ChangeOut:
     return await _change(request, principal, DeleteMessage(room, seq, client_id_or_new(client_id)))
 

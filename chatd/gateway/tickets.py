@@ -29,6 +29,7 @@ import time
 
 import msgspec
 
+from chatd.signing import deployment_key
 from chatd.store.base import Store
 
 WS, MEDIA = "ws", "media"
@@ -48,12 +49,6 @@ class Claims(msgspec.Struct, array_like=True, frozen=True):
     uid: int  # the user's id
     token_hash: str
     expires: float
-
-
-async def deployment_key(secret: str, store: Store) -> bytes | None:
-    """The deployment's signing key: from ``auth.secret`` when set, else the key the store keeps (None if it keeps
-    none). Tickets, media keys and the admin CLI's control requests (``chatd.admin.control``) all start from it."""
-    return hashlib.sha256(secret.encode()).digest() if secret else await store.deployment_key()
 
 
 class Tickets:

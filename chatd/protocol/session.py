@@ -15,7 +15,7 @@ import msgspec
 
 from chatd.errors import Close, Err
 from chatd.protocol.explain import explain
-from chatd.protocol.frames import CLIENT_TYPES, ClientFrame, Send
+from chatd.protocol.frames import CLIENT_ID_MAX, CLIENT_TYPES, ClientFrame, Send
 from chatd.protocol.limits import utf8_len_exceeds
 
 
@@ -56,7 +56,7 @@ def _ref_of(data: str | bytes) -> str | None:
         ref = _ref_decoder.decode(data).client_id
     except _UNDECODABLE:
         return None
-    return ref if isinstance(ref, str) and len(ref) <= 64 else None
+    return ref if isinstance(ref, str) and len(ref) <= CLIENT_ID_MAX else None
 
 
 def explain_invalid(data: str | bytes, detail: str) -> FrameRejected:
@@ -72,7 +72,7 @@ def explain_invalid(data: str | bytes, detail: str) -> FrameRejected:
     if not isinstance(obj, dict):
         return FrameRejected(Err.BAD_FRAME, "frame must be a JSON object")
     ref = obj.get("client_id")
-    ref = ref if isinstance(ref, str) and len(ref) <= 64 else None
+    ref = ref if isinstance(ref, str) and len(ref) <= CLIENT_ID_MAX else None
     kind = obj.get("type")
     if not isinstance(kind, str):
         return FrameRejected(Err.BAD_FRAME, 'frame needs a string "type"', ref)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from chatd.admin.control import MAX_AGE, check_events, control_key, sign, verify
+from chatd.signing import MAX_AGE, check_events, control_key, sign, verify
 
 KEY = control_key(b"k" * 32)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from chatd.deploy.local import free_port
+from chatd.deploy.procs import free_port
 from harness import ROOT, clean_env
 
 ROOT_ONLY = ("useradd ", "install -d ", "python3 -m venv ", "ln -s ", "chown ")

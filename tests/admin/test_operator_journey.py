@@ -12,7 +12,7 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 from test_grafana_names import dashboard_metrics
 
-from chatd.deploy.local import free_port
+from chatd.deploy.procs import free_port
 from harness import ChatdProcess, Client, clean_env, run_cli
 
 

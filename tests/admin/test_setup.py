@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from chatd.config import load_config
-from chatd.deploy.local import free_port
+from chatd.deploy.procs import free_port
 from harness import ChatdProcess, run_cli
 
 

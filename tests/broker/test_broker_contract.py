@@ -17,7 +17,7 @@ import services
 from chatd.broker.base import Broker, BrokerEvents, Completion, Control, Delivery, IngestItem, Taken
 from chatd.broker.memory import MemoryBroker
 from chatd.config import BrokerConfig
-from chatd.deploy.local import free_port
+from chatd.deploy.procs import free_port
 from chatd.registry import load
 from chatd.store.base import NewMessage
 

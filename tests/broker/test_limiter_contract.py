@@ -14,7 +14,7 @@ from test_broker_contract import Recorder, eventually
 import services
 from chatd.broker.memory import MemoryBroker
 from chatd.config import BrokerConfig
-from chatd.deploy.local import free_port
+from chatd.deploy.procs import free_port
 from chatd.limiter import Limiter, LocalLimiter
 from chatd.registry import load
 

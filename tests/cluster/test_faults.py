@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 import services
-from chatd.deploy.local import free_port
+from chatd.deploy.procs import free_port
 from clients import MakeCluster, Reader, Sender, check_stored, history
 
 ROOM = "storm"

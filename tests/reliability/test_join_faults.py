@@ -10,7 +10,7 @@ import threading
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from chatd.deploy.local import free_port
+from chatd.deploy.procs import free_port
 from harness import ChatdProcess, Client
 
 ROOM = "long-history"

@@ -17,7 +17,8 @@ import websockets
 from security.conftest import hardened
 from security.test_control_replay import SECRET, control, signed
 
-from chatd.deploy.local import LocalCluster, free_port
+from chatd.deploy.local import LocalCluster
+from chatd.deploy.procs import free_port
 from harness import Client
 
 MakeCluster = Callable[..., LocalCluster]

@@ -11,7 +11,7 @@ import httpx
 import msgspec
 from security.conftest import bearer, hardened, new_user
 
-from chatd.admin.control import HEADER, PATH, ControlRequest, control_key, sign
+from chatd.signing import HEADER, PATH, ControlRequest, control_key, sign
 from harness import ChatdProcess, Client
 
 SECRET = "a deployment secret that signs everything"

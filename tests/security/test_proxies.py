@@ -13,7 +13,8 @@ import pytest
 import yaml
 from security.conftest import hardened, post
 
-from chatd.deploy.local import LocalCluster, free_port
+from chatd.deploy.local import LocalCluster
+from chatd.deploy.procs import free_port
 from harness import ROOT, ChatdProcess
 
 

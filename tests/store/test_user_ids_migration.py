@@ -275,7 +275,6 @@ def legacy_export(path: Path) -> bytes:
     """A format-1 export (names everywhere) of an old database, as ``chatd export`` of an older chatd wrote it."""
     import msgspec
 
-    import chatd.cli  # noqa: F401 - the admin commands are imported through it
     from chatd.admin.data import LEGACY_COLUMNS
 
     conn = sqlite3.connect(path)
@@ -298,7 +297,6 @@ async def test_an_export_from_before_user_ids_imports_with_ids(tmp_path: Path, o
     """``chatd import`` of a format-1 export gives the same people the same things as migrating the database."""
     import io
 
-    import chatd.cli  # noqa: F401 - the admin commands are imported through it
     from chatd.admin.data import read_import
 
     old = tmp_path / "for-export.db"
