@@ -39,6 +39,26 @@ class ServerConfig(_Section):
     trusted_proxies: list[str] = msgspec.field(default_factory=list)
 
 
+class OidcConfig(_Section):
+    """``[auth.oidc]``: single sign-on with an OpenID Connect provider (``chatd.sso``); off while ``issuer`` is
+    empty."""
+
+    issuer: str = ""
+    client_id: str = ""
+    client_secret: str = ""
+    client_secret_file: str = ""
+    redirect_base: str = ""
+    scopes: list[str] = msgspec.field(default_factory=lambda: ["openid", "profile", "email"])
+    allowed_domains: list[str] = msgspec.field(default_factory=list)
+    password_sign_in: bool = True
+    label: str = "Sign in with SSO"
+    flow_ttl: float = 600.0
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.issuer)
+
+
 class AuthConfig(_Section):
     mode: Literal["token", "open"] = "token"
     # true and false, from before invites, mean "open" and "closed"
@@ -53,6 +73,7 @@ class AuthConfig(_Section):
     secret: str = ""
     ticket_ttl: float = 30.0
     media_ttl: float = 43200.0
+    oidc: OidcConfig = msgspec.field(default_factory=OidcConfig)
 
 
 def registration_mode(auth: AuthConfig) -> str:
@@ -202,13 +223,24 @@ def _explain(err: msgspec.ValidationError, source: str, env_names: dict[str, str
     return ConfigError(f"{source}: invalid value for '{key}': {reason}")
 
 
+def _env_keys() -> list[tuple[str, tuple[str, ...], Any]]:
+    """Every key a variable can set: (``CHATD_…`` name, its path in the config, its type). A subtable such as
+    ``[auth.oidc]`` gives ``CHATD_AUTH_OIDC_<KEY>`` for each of its keys."""
+    out: list[tuple[str, tuple[str, ...], Any]] = []
+    for section, t in _section_types().items():
+        for f in msgspec.structs.fields(t):
+            if isinstance(f.type, type) and issubclass(f.type, _Section):
+                for sub in msgspec.structs.fields(f.type):
+                    var = f"CHATD_{section.upper()}_{f.name.upper()}_{sub.name.upper()}"
+                    out.append((var, (section, f.name, sub.name), sub.type))
+            else:
+                out.append((f"CHATD_{section.upper()}_{f.name.upper()}", (section, f.name), f.type))
+    return out
+
+
 def _check_env_names(environ: dict[str, str]) -> None:
     """A misspelt CHATD_* variable stops start-up, as the same typo in the file does, instead of being ignored."""
-    known = {
-        f"CHATD_{section.upper()}_{f.name.upper()}"
-        for section, t in _section_types().items()
-        for f in msgspec.structs.fields(t)
-    }
+    known = {var for var, _, _ in _env_keys()}
     bad = sorted(
         var
         for var in environ
@@ -242,13 +274,13 @@ def _coerce_env(value: str, hint: Any) -> Any:
 def _env_overrides(environ: dict[str, str], names: dict[str, str]) -> dict[str, dict[str, Any]]:
     """The overrides the environment makes; ``names`` is filled with key → ``VAR='value'`` that set it."""
     out: dict[str, dict[str, Any]] = {}
-    hints = {name: msgspec.structs.fields(t) for name, t in _section_types().items()}
-    for section, fields in hints.items():
-        for f in fields:
-            var = f"CHATD_{section.upper()}_{f.name.upper()}"
-            if var in environ:
-                out.setdefault(section, {})[f.name] = _coerce_env(environ[var], f.type)
-                names[f"{section}.{f.name}"] = f"{var}={environ[var]!r}"
+    for var, path, hint in _env_keys():
+        if var in environ:
+            target = out.setdefault(path[0], {})
+            for part in path[1:-1]:
+                target = target.setdefault(part, {})
+            target[path[-1]] = _coerce_env(environ[var], hint)
+            names[".".join(path)] = f"{var}={environ[var]!r}"
     if "PORT" in environ and "CHATD_SERVER_PORT" not in environ:
         out.setdefault("server", {})["port"] = environ["PORT"]
         names["server.port"] = f"PORT={environ['PORT']!r}"
@@ -265,7 +297,12 @@ def _merge(base: dict[str, Any], over: dict[str, dict[str, Any]]) -> dict[str, A
         target = merged.setdefault(section, {})
         if not isinstance(target, dict):
             raise ConfigError(f"'{section}' must be a table")
-        target.update(values)
+        for key, value in values.items():
+            # A subtable ([auth.oidc]) is merged key by key too, so one variable does not drop the file's others.
+            if isinstance(value, dict) and isinstance(target.get(key), dict):
+                target[key] = {**target[key], **value}
+            else:
+                target[key] = value
     return merged
 
 
@@ -399,6 +436,7 @@ def validate(cfg: Config) -> None:
         ("auth.media_ttl", cfg.auth.media_ttl),
     ):
         positive(key, value)
+    _validate_oidc(cfg, problems)
     for proxy in cfg.server.trusted_proxies:
         try:
             ipaddress.ip_network(proxy, strict=False)
@@ -406,6 +444,33 @@ def validate(cfg: Config) -> None:
             problems.append(f"'server.trusted_proxies': {proxy!r} is not an IP address or network")
     if problems:
         raise ConfigError("; ".join(problems))
+
+
+def _validate_oidc(cfg: Config, problems: list[str]) -> None:
+    oidc = cfg.auth.oidc
+    if not oidc.enabled:
+        if not oidc.password_sign_in:
+            problems.append("'auth.oidc.password_sign_in' = false needs 'auth.oidc.issuer': nobody could sign in")
+        return
+    if cfg.auth.mode != "token":
+        problems.append("'auth.oidc' needs 'auth.mode' = \"token\" (open mode has no sign-in to replace)")
+    for key in ("issuer", "redirect_base"):
+        url = urlsplit(getattr(oidc, key))
+        # Plain http only to this machine (a provider or a server under test); anything else would carry codes
+        # and tokens in the clear.
+        if url.scheme != "https" and not (url.scheme == "http" and is_loopback(url.hostname or "")):
+            problems.append(f"'auth.oidc.{key}' must be an https:// URL (http:// only on loopback)")
+    if not oidc.client_id:
+        problems.append("'auth.oidc.client_id' is needed with 'auth.oidc.issuer'")
+    if oidc.client_secret and oidc.client_secret_file:
+        problems.append("set one of 'auth.oidc.client_secret' and 'auth.oidc.client_secret_file', not both")
+    if "openid" not in oidc.scopes:
+        problems.append("'auth.oidc.scopes' must include \"openid\"")
+    if oidc.flow_ttl <= 0:
+        problems.append("'auth.oidc.flow_ttl' must be > 0")
+    for domain in oidc.allowed_domains:
+        if not re.fullmatch(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+", domain):
+            problems.append(f"'auth.oidc.allowed_domains': {domain!r} is not a lower-case domain name")
 
 
 def is_loopback(host: str) -> bool:
@@ -428,8 +493,12 @@ def safe_url(url: str) -> str:
 
 
 def dump_toml(cfg: Config) -> str:
-    """Render the effective settings as TOML (for ``chatd config check``)."""
-    return settings_to_toml(msgspec.to_builtins(cfg))
+    """Render the effective settings as TOML (for ``chatd config check``), the SSO client secret masked: the output
+    is made to be pasted into issues and chat."""
+    settings = msgspec.to_builtins(cfg)
+    if settings["auth"]["oidc"]["client_secret"]:
+        settings["auth"]["oidc"]["client_secret"] = "***"
+    return settings_to_toml(settings)
 
 
 def settings_to_toml(settings: dict[str, dict[str, Any]]) -> str:
@@ -438,8 +507,13 @@ def settings_to_toml(settings: dict[str, dict[str, Any]]) -> str:
     lines: list[str] = []
     for section, values in settings.items():
         lines.append(f"[{section}]")
-        lines += [f"{key} = {toml_value(value)}" for key, value in values.items()]
+        lines += [f"{key} = {toml_value(value)}" for key, value in values.items() if not isinstance(value, dict)]
         lines.append("")
+        for key, value in values.items():
+            if isinstance(value, dict):  # a subtable, such as [auth.oidc]
+                lines.append(f"[{section}.{key}]")
+                lines += [f"{k} = {toml_value(v)}" for k, v in value.items()]
+                lines.append("")
     return "\n".join(lines)
 
 

@@ -145,3 +145,40 @@ def test_config_check_prints_effective_settings(tmp_path: Path) -> None:
 def test_serve_refuses_a_bad_config_before_listening(tmp_path: Path) -> None:
     r = run_cli("serve", "--config", str(write(tmp_path, '[server]\nport = "x"\n')), cwd=tmp_path)
     assert r.returncode != 0 and "server.port" in r.stderr
+
+
+def test_the_oidc_subtable_reads_from_the_file_and_from_nested_variables(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '[auth.oidc]\nissuer = "https://id.example.com"\nclient_id = "chatd"\nredirect_base = "https://chat.example.com"\n'
+        'allowed_domains = ["example.com"]\n',
+    )
+    cfg = load_config(path, environ={"CHATD_AUTH_OIDC_CLIENT_SECRET": "s3cret", "CHATD_AUTH_OIDC_LABEL": "Use Okta"})
+    oidc = cfg.auth.oidc
+    assert oidc.enabled and oidc.issuer == "https://id.example.com" and oidc.allowed_domains == ["example.com"]
+    assert oidc.client_secret == "s3cret" and oidc.label == "Use Okta"  # one variable kept the file's other keys
+    with pytest.raises(ConfigError, match=r"CHATD_AUTH_OIDC_ISUER \(did you mean CHATD_AUTH_OIDC_ISSUER\?\)"):
+        load_config(path, environ={"CHATD_AUTH_OIDC_ISUER": "x"})
+    r = run_cli("config", "check", "--config", str(path), env={"CHATD_AUTH_OIDC_CLIENT_SECRET": "s3cret"}, cwd=tmp_path)
+    assert "[auth.oidc]" in r.stdout and "s3cret" not in r.stdout, r.stdout + r.stderr
+    with pytest.raises(ConfigError, match=re.escape("unknown key 'auth.oidc.isuer'")):
+        load_config(write(tmp_path, '[auth.oidc]\nisuer = "x"\n'), environ={})
+
+
+@pytest.mark.parametrize(
+    "text, problem",
+    [
+        ('issuer = "http://id.example.com"\nclient_id = "c"\nredirect_base = "https://c.example"', "auth.oidc.issuer"),
+        ('issuer = "https://id.example.com"\nredirect_base = "https://c.example"', "auth.oidc.client_id"),
+        ('issuer = "https://id.example.com"\nclient_id = "c"', "auth.oidc.redirect_base"),
+        ("password_sign_in = false", "nobody could sign in"),
+        (
+            'issuer = "https://i.example"\nclient_id = "c"\nredirect_base = "https://c.example"\n'
+            'allowed_domains = ["Example.COM"]',
+            "lower-case domain",
+        ),
+    ],
+)
+def test_an_oidc_setup_that_cannot_work_stops_startup(tmp_path: Path, text: str, problem: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(problem)):
+        load_config(write(tmp_path, f"[auth.oidc]\n{text}\n"), environ={})

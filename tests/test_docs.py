@@ -35,7 +35,12 @@ def test_every_setting_is_documented_in_chatd_toml() -> None:
     text = (ROOT / "chatd.toml").read_text()
     for section, values in msgspec.to_builtins(Config()).items():
         assert f"[{section}]" in text
-        for key in values:
+        for key, value in values.items():
+            if isinstance(value, dict):  # a subtable, such as [auth.oidc]
+                assert f"[{section}.{key}]" in text, f"[{section}.{key}] is not documented"
+                for sub in value:
+                    assert re.search(rf"^# {sub} = ", text, re.M), f"{section}.{key}.{sub} is not documented"
+                continue
             assert re.search(rf"^# {key} = ", text, re.M), f"{section}.{key} is not documented"
 
 
