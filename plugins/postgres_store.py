@@ -365,6 +365,20 @@ MIGRATIONS: list[tuple[str, str | Callable[[asyncpg.Connection], Awaitable[None]
         CREATE INDEX used_once_expires ON used_once (expires);
         """,
     ),
+    (
+        # Single sign-on: which user each (issuer, subject) of an OpenID provider signed in as (chatd.sso).
+        "018_sso_links",
+        """
+        CREATE TABLE sso_links (
+            issuer TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            user_id BIGINT NOT NULL REFERENCES users (id),
+            created BIGINT NOT NULL,
+            PRIMARY KEY (issuer, subject)
+        );
+        CREATE INDEX sso_links_user ON sso_links (user_id);
+        """,
+    ),
 ]
 
 LIVE_BY_NAME = "lower(name) = lower($1) AND NOT deleted"  # a live user by any spelling of the name
@@ -593,6 +607,49 @@ class PostgresStore(Store):
             if invite is not None:
                 await c.execute("UPDATE invites SET used_by = $2 WHERE hash = $1", invite, r["id"])
         return _user(r)
+
+    async def user_for_identity(self, issuer: str, subject: str) -> UserRecord | None:
+        r = await self._p.fetchrow(
+            f"SELECT {', '.join('u.' + c for c in USER_COLS.split(', '))} FROM sso_links l "
+            "JOIN users u ON u.id = l.user_id WHERE l.issuer = $1 AND l.subject = $2 AND NOT u.deleted",
+            issuer,
+            subject,
+        )
+        return _user(r) if r else None
+
+    async def create_identity_user(
+        self, issuer: str, subject: str, names: Sequence[str], *, admin_if_none: bool = False
+    ) -> UserRecord | None:
+        async with self._p.acquire() as c, c.transaction():
+            # The name lock orders this against every other taking of a name, and against a racing first sign-in
+            # of the same identity on another node (which then finds the link made here).
+            await c.execute("SELECT pg_advisory_xact_lock($1)", NAMES_LOCK)
+            linked = await c.fetchrow(
+                f"SELECT {USER_COLS}, deleted FROM users WHERE id = "
+                "(SELECT user_id FROM sso_links WHERE issuer = $1 AND subject = $2)",
+                issuer,
+                subject,
+            )
+            if linked is not None:
+                return None if linked["deleted"] else _user(linked)
+            for name in names:
+                if await c.fetchval(f"SELECT 1 FROM users WHERE {LIVE_BY_NAME}", name):
+                    continue
+                r = await c.fetchrow(
+                    "INSERT INTO users (name, password_hash, admin, bot, created) VALUES ($1, NULL, "
+                    f"$2 AND NOT EXISTS (SELECT 1 FROM users WHERE admin AND NOT deleted), false, {NOW_MS}) "
+                    f"RETURNING {USER_COLS}",
+                    name,
+                    admin_if_none,
+                )
+                await c.execute(
+                    f"INSERT INTO sso_links (issuer, subject, user_id, created) VALUES ($1, $2, $3, {NOW_MS})",
+                    issuer,
+                    subject,
+                    r["id"],
+                )
+                return _user(r)
+        raise ChatError(Err.CONFLICT, f"every name tried for this sign-in is taken ({', '.join(names)})")
 
     async def get_user(self, name: str) -> UserRecord | None:
         # An exact spelling wins, for databases made before names were case-insensitive.
@@ -1291,6 +1348,8 @@ class PostgresStore(Store):
         "read": 'SELECT user_id AS "user", room, seq, ts FROM reads ORDER BY user_id, room COLLATE "C"',
         "mention": 'SELECT user_id AS "user", room, seq, ts FROM mentions ORDER BY user_id, room COLLATE "C", seq',
         "invite": 'SELECT hash, created_by, created, expires, used_by FROM invites ORDER BY hash COLLATE "C"',
+        "sso_link": 'SELECT issuer, subject, user_id AS "user", created FROM sso_links '
+        'ORDER BY issuer COLLATE "C", subject COLLATE "C"',
     }
 
     @contextlib.asynccontextmanager

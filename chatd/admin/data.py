@@ -10,12 +10,12 @@ it) is told to reload the room instead of resuming into a history that is not th
 
 An export is one JSON object per line: a header, then every user (with its id; deleted users as tombstones), token
 (its hash), room, member, message (with its seq, client_id and timestamp), reaction, upload record, read position,
-mention and invite, each ``{"kind": …, <columns>}``, in a stable order, so two exports of the same data are
-byte-identical whichever store they came from. Users are referred to by id everywhere (format 2). An import needs an
-empty store and keeps every value, ids included, so a deployment moves from SQLite to PostgreSQL (or back) with seqs,
-idempotency keys, tokens and identities intact. Epochs are not exported: an export may be older than what clients
-saw, so an imported room gets a new epoch and clients reload it once (``joined`` with ``reset``) instead of
-resuming.
+mention, invite and single sign-on link, each ``{"kind": …, <columns>}``, in a stable order, so two exports of the
+same data are byte-identical whichever store they came from. Users are referred to by id everywhere (format 2). An
+import needs an empty store and keeps every value, ids included, so a deployment moves from SQLite to PostgreSQL (or
+back) with seqs, idempotency keys, tokens and identities intact. Epochs are not exported: an export may be older than
+what clients saw, so an imported room gets a new epoch and clients reload it once (``joined`` with ``reset``) instead
+of resuming.
 
 An export made before user ids (format 1, names everywhere) is imported through a scratch SQLite database: its rows
 go in with the schema they were made with, migration ``012_user_ids`` turns names into ids there exactly as it does
@@ -48,14 +48,14 @@ FORMAT = 2
 LEGACY_FORMAT = 1  # names instead of user ids
 HEADER = {"kind": "chatd-export", "format": FORMAT}
 # The columns of a format-1 export, as the schema before migration 012 names them: users without id and tombstone
-# flag, messages with their reactions (and a reaction event's users) as JSON, no reaction or invite rows.
+# flag, messages with their reactions (and a reaction event's users) as JSON, no reaction, invite or sso_link rows.
 LEGACY_COLUMNS: dict[str, tuple[str, ...]] = {
     kind: {
         "user": EXPORT_COLUMNS["user"][1:-1],
         "message": (*EXPORT_COLUMNS["message"], "reactions", "data"),
     }.get(kind, EXPORT_COLUMNS[kind])
     for kind in EXPORT_KINDS
-    if kind not in ("reaction", "invite")
+    if kind not in ("reaction", "invite", "sso_link")
 }
 BATCH = 1000
 _encoder = msgspec.json.Encoder()
@@ -345,10 +345,10 @@ def summary(counts: dict[str, int]) -> str:
 @config_option
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True), default="-")
 def export_cmd(config_path: str | None, file: str) -> None:
-    """Write every user (deleted ones as tombstones), token hash, room, member, message, reaction, upload record,
-    read position, mention and invite of the store as JSON Lines to FILE (default: standard output). Works while the
-    server runs (one consistent moment). Attachment files themselves stay in uploads.dir: copy that directory
-    alongside.
+    """Write every user (deleted ones as tombstones), token hash, room, member, message, reaction, upload record, read
+    position, mention, invite and single sign-on link of the store as JSON Lines to FILE (default: standard
+    output). Works while the server runs (one consistent moment). Attachment files themselves stay in
+    uploads.dir: copy that directory alongside.
 
     \b
     Example:

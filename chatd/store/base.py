@@ -153,7 +153,19 @@ TOKEN_ID_LEN = 12
 PURGE_CHUNK = 1000  # retention: entries deleted per transaction
 # What export/import move, in the order an import must insert them (foreign keys point backwards). Every "user",
 # "sender", "owner", "created_by" and "used_by" value is a user id (export format 2; format 1 had names).
-EXPORT_KINDS = ("user", "token", "room", "member", "message", "reaction", "upload", "read", "mention", "invite")
+EXPORT_KINDS = (
+    "user",
+    "token",
+    "room",
+    "member",
+    "message",
+    "reaction",
+    "upload",
+    "read",
+    "mention",
+    "invite",
+    "sso_link",
+)
 EXPORT_COLUMNS: dict[str, tuple[str, ...]] = {
     "user": ("id", "name", "password_hash", "admin", "bot", "created", "disabled", "deleted"),
     "token": ("hash", "user", "created", "last_used"),
@@ -181,6 +193,7 @@ EXPORT_COLUMNS: dict[str, tuple[str, ...]] = {
     "read": ("user", "room", "seq", "ts"),
     "mention": ("user", "room", "seq", "ts"),
     "invite": ("hash", "created_by", "created", "expires", "used_by"),
+    "sso_link": ("issuer", "subject", "user", "created"),
 }
 
 
@@ -310,6 +323,23 @@ class Store(abc.ABC):
         """Bytes free on the filesystem the store writes to, or None when that is not this process's business
         (a database server). Readiness turns false below ``store.min_free_bytes``. Must not block for long."""
         return None
+
+    # single sign-on: users keyed by their provider's (issuer, subject)
+    @abc.abstractmethod
+    async def user_for_identity(self, issuer: str, subject: str) -> UserRecord | None:
+        """The live user that signed in as ``subject`` at ``issuer`` before, disabled or not; None if this identity
+        is new, or its user was deleted. Never by name or e-mail: those change and get reused, (issuer, subject)
+        does not (OpenID Connect Core, section 5.7)."""
+
+    @abc.abstractmethod
+    async def create_identity_user(
+        self, issuer: str, subject: str, names: Sequence[str], *, admin_if_none: bool = False
+    ) -> UserRecord | None:
+        """A new password-less user for a first sign-in as (``issuer``, ``subject``), named by the first of ``names``
+        no live user has (ignoring case), and linked to that identity, all in one step. When the identity is already
+        linked (another node's sign-in won a race), nothing is made and its user comes back, or None if that user was
+        deleted (a deleted account stays deleted; a new one would let its messages change hands). Raises
+        ChatError(CONFLICT) when every name is taken. ``admin_if_none`` as in ``create_user``."""
 
     # users and tokens
     @abc.abstractmethod

@@ -405,6 +405,15 @@ def m011_room_epochs(db: sqlite_utils.Database) -> None:
     db.execute(f"UPDATE rooms SET epoch = {NEW_EPOCH_SQL}")
 
 
+def m018_sso_links(db: sqlite_utils.Database) -> None:
+    """Single sign-on: which user each (issuer, subject) of an OpenID provider signed in as (``chatd.sso``)."""
+    db.execute(
+        "CREATE TABLE sso_links (issuer TEXT NOT NULL, subject TEXT NOT NULL, "
+        '"user" INTEGER NOT NULL REFERENCES users (id), created INTEGER NOT NULL, PRIMARY KEY (issuer, subject))'
+    )
+    db.execute('CREATE INDEX sso_links_user ON sso_links ("user")')
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_initial", m001_initial),
     ("002_nocase_users_and_upload_indexes", m002_nocase_users_and_upload_indexes),
@@ -418,6 +427,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("010_search_deferred", m010_search_deferred),
     ("011_room_epochs", m011_room_epochs),
     ("012_user_ids", m012_user_ids),
+    ("018_sso_links", m018_sso_links),
 ]
 
 

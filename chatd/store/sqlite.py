@@ -526,6 +526,47 @@ class SQLiteStore(Store):
 
     _USER_COLS = "id, name, admin, bot, created, disabled"
 
+    async def user_for_identity(self, issuer: str, subject: str) -> UserRecord | None:
+        cols = ", ".join("u." + c for c in self._USER_COLS.split(", "))
+        return self._user(
+            await self._one(
+                f"SELECT {cols} FROM sso_links l JOIN users u ON u.id = l.user "
+                "WHERE l.issuer = ? AND l.subject = ? AND NOT u.deleted",
+                (issuer, subject),
+            )
+        )
+
+    async def create_identity_user(
+        self, issuer: str, subject: str, names: Sequence[str], *, admin_if_none: bool = False
+    ) -> UserRecord | None:
+        created = now_ms()
+        async with self._write_lock, transaction(self._w) as w:
+            linked = list(
+                await w.execute_fetchall(
+                    f"SELECT {self._USER_COLS}, deleted FROM users WHERE id = "
+                    "(SELECT user FROM sso_links WHERE issuer = ? AND subject = ?)",
+                    (issuer, subject),
+                )
+            )
+            if linked:
+                return None if linked[0][6] else self._user(linked[0])
+            for name in names:
+                cur = await w.execute(
+                    "INSERT INTO users (name, password_hash, admin, bot, created) "
+                    "SELECT ?, NULL, ? AND NOT EXISTS (SELECT 1 FROM users WHERE admin AND NOT deleted), 0, ? "
+                    f"WHERE NOT EXISTS (SELECT 1 FROM users WHERE {_LIVE_BY_NAME})",
+                    (name, int(admin_if_none), created, name),
+                )
+                if cur.rowcount:
+                    uid = cur.lastrowid
+                    await w.execute(
+                        "INSERT INTO sso_links (issuer, subject, user, created) VALUES (?, ?, ?, ?)",
+                        (issuer, subject, uid, created),
+                    )
+                    rows = list(await w.execute_fetchall(f"SELECT {self._USER_COLS} FROM users WHERE id = ?", (uid,)))
+                    return self._user(rows[0])
+        raise ChatError(Err.CONFLICT, f"every name tried for this sign-in is taken ({', '.join(names)})")
+
     @staticmethod
     def _user(row: tuple | None) -> UserRecord | None:
         return UserRecord(row[0], row[1], bool(row[2]), bool(row[3]), row[4], bool(row[5])) if row else None
@@ -996,6 +1037,7 @@ class SQLiteStore(Store):
         "read": "SELECT user, room, seq, ts FROM reads ORDER BY user, room",
         "mention": "SELECT user, room, seq, ts FROM mentions ORDER BY user, room, seq",
         "invite": "SELECT hash, created_by, created, expires, used_by FROM invites ORDER BY hash",
+        "sso_link": "SELECT issuer, subject, user, created FROM sso_links ORDER BY issuer, subject",
     }
     _BOOLS = {"admin", "bot", "disabled", "private", "archived", "dm", "deleted"}
 

@@ -655,3 +655,32 @@ async def test_a_one_use_claim_holds_on_every_node_until_it_expires(make: MakeSt
     assert await other.claim_once("ticket:def", 0.5)  # another key is its own
     await asyncio.sleep(0.7)
     assert await other.claim_once("ticket:abc", 0.5)  # expired: it may be claimed again
+
+
+async def test_a_sign_in_identity_is_its_user_whatever_the_names_and_on_every_node(make: MakeStore) -> None:
+    """Single sign-on: (issuer, subject) finds the same id after renames; a first sign-in takes the first free
+    name; a racing first sign-in on another node gets the same user; a deleted user is not brought back."""
+    first = await make()
+    other = await make() if make.kind == "postgres" else first  # type: ignore[attr-defined]
+    iss = "https://id.example.com"
+    assert await first.user_for_identity(iss, "s-1") is None
+    await first.create_user("Alice", "hash")  # a password user holds the name, in another spelling
+    ada = await first.create_identity_user(iss, "s-1", ["alice", "alice-2", "alice-3"])
+    assert ada is not None and ada.name == "alice-2" and await first.password_hash(ada.id) is None
+    again = await other.create_identity_user(iss, "s-1", ["zed"])  # the link exists: no new user
+    assert again is not None and again.id == ada.id and await other.get_user("zed") is None
+    assert await first.rename_user(ada.id, "ada") == "alice-2"
+    found = await other.user_for_identity(iss, "s-1")
+    assert found is not None and (found.id, found.name) == (ada.id, "ada")
+    # The same subject at another issuer is someone else.
+    assert await first.user_for_identity("https://other.example.com", "s-1") is None
+    with pytest.raises(ChatError):
+        await first.create_identity_user(iss, "s-2", ["ada", "ALICE"])  # every name taken
+    assert await first.user_for_identity(iss, "s-2") is None  # and nothing half-made
+    racers = await asyncio.gather(
+        first.create_identity_user(iss, "s-3", ["bo", "bo-2"]), other.create_identity_user(iss, "s-3", ["bo", "bo-2"])
+    )
+    assert racers[0] is not None and racers[1] is not None and racers[0].id == racers[1].id
+    assert await first.delete_user(ada.id) is not None
+    assert await other.user_for_identity(iss, "s-1") is None
+    assert await other.create_identity_user(iss, "s-1", ["ada"]) is None  # stays deleted; no new account

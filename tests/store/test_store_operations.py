@@ -100,6 +100,7 @@ async def fill(store: Store) -> None:
     await store.set_room_archived("secret", True)
     await store.set_user(bob, disabled=True)
     await store.add_invite("inv-hash", ann, expires=10**13)
+    await store.create_identity_user("https://id.example.com", "sub-1", ["dee"])  # a single sign-on user
 
 
 async def dump(store: Store) -> dict[str, list[dict[str, Any]]]:
@@ -110,8 +111,16 @@ async def test_export_then_import_into_an_empty_store_gives_the_same_rows(make: 
     source = await make()
     await fill(source)
     rows = await dump(source)
-    ann, bob, gone = (u["id"] for u in rows["user"])
-    assert [(u["name"], u["deleted"]) for u in rows["user"]] == [("ann", False), ("bob", False), ("gone", True)]
+    ann, bob, gone, dee = (u["id"] for u in rows["user"])
+    assert [(u["name"], u["deleted"]) for u in rows["user"]] == [
+        ("ann", False),
+        ("bob", False),
+        ("gone", True),
+        ("dee", False),
+    ]
+    assert [(r["issuer"], r["subject"], r["user"]) for r in rows["sso_link"]] == [
+        ("https://id.example.com", "sub-1", dee)
+    ]
     assert [m["seq"] for m in rows["message"]] == [1, 2, 3, 4, 5, 6]
     assert [m["sender"] for m in rows["message"]] == [ann, bob, ann, bob, gone, bob]
     assert rows["message"][2]["attachments"] == ["upl"] and rows["room"][0]["last_seq"] == 6
