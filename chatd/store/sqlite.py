@@ -549,7 +549,7 @@ class SQLiteStore(Store):
                 )
             )
             if linked:
-                return None if linked[0][6] else self._user(linked[0])
+                return None if linked[0][6] else self._user(tuple(linked[0]))
             for name in names:
                 cur = await w.execute(
                     "INSERT INTO users (name, password_hash, admin, bot, created) "
@@ -564,7 +564,7 @@ class SQLiteStore(Store):
                         (issuer, subject, uid, created),
                     )
                     rows = list(await w.execute_fetchall(f"SELECT {self._USER_COLS} FROM users WHERE id = ?", (uid,)))
-                    return self._user(rows[0])
+                    return self._user(tuple(rows[0]))
         raise ChatError(Err.CONFLICT, f"every name tried for this sign-in is taken ({', '.join(names)})")
 
     @staticmethod
