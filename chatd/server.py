@@ -28,7 +28,7 @@ from granian.server.embed import Server
 
 from chatd import __version__
 from chatd.broker.base import BrokerUnavailable
-from chatd.config import Config, is_loopback, registration_mode
+from chatd.config import Config, ConfigError, is_loopback, registration_mode
 from chatd.failures import path_problem
 from chatd.gateway.app import create_app
 from chatd.gateway.ws import with_raw_websocket_io
@@ -79,6 +79,21 @@ def check_startup(cfg: Config) -> str | None:
             f"open mode lets anyone act as any user, so it only listens on loopback; refusing to bind "
             f'{cfg.server.host}. Use auth.mode = "token" or server.host = "127.0.0.1".'
         )
+    if cfg.auth.oidc.enabled:
+        return sso_problem(cfg)
+    return None
+
+
+def sso_problem(cfg: Config) -> str | None:
+    """Single sign-on needs the oidc extra and a readable client secret."""
+    try:
+        from chatd.sso import read_client_secret
+    except ImportError as e:
+        return f"[auth.oidc] needs the oidc extra ({e.name} is missing): pip install 'chatd[oidc]'"
+    try:
+        read_client_secret(cfg.auth.oidc)
+    except ConfigError as e:
+        return str(e)
     return None
 
 

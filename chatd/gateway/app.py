@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-from litestar import Litestar, MediaType, Request, Response
+from litestar import Litestar, MediaType, Request, Response, Router
 from litestar._openapi.plugin import OpenAPIPlugin
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException, SerializationException, ValidationException
@@ -158,6 +158,14 @@ def create_app(node: Node) -> Litestar:
     lim = node.cfg.limits
     allow: dict[str, str] = {}  # filled once the routes exist
     handlers: list[Any] = [ws_endpoint, api_router, admin_router, server_info, *ops_handlers, admin_control]
+    sso = None
+    if node.cfg.auth.oidc.enabled:
+        # Imported only when configured: the protocol libraries come with the oidc extra (start-up checked it).
+        from chatd.gateway.sso import sso_handlers
+        from chatd.sso import OidcClient
+
+        sso = OidcClient(node.cfg.auth.oidc)
+        handlers.append(Router(path="/api", route_handlers=sso_handlers))
     if (WEB_DIR / "index.html").exists():
         handlers.append(
             create_static_files_router(
@@ -179,8 +187,10 @@ def create_app(node: Node) -> Litestar:
                 "upload_rules": UploadRules(node.cfg.uploads, node.store, node.limiter),
                 "store_disk": StoreDisk(node.store, node.cfg.store.min_free_bytes),
                 "tickets": Tickets(node.cfg.auth.secret, node.store),
+                "sso": sso,
             }
         ),
+        on_shutdown=[sso.close] if sso is not None else [],
         exception_handlers={ChatError: _chat_error, HTTPException: _http_error, Exception: _internal},
         request_class=ChatdRequest,
         middleware=[request_guard(node.cfg, allow)],

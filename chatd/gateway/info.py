@@ -34,6 +34,10 @@ class ServerInfo(msgspec.Struct):
     """"open", "invite" (registering needs an invite code) or "closed"."""
     password_min: int = PASSWORD_MIN
     """The shortest password a registration takes, so a form can say so before it is sent."""
+    password_sign_in: bool = True
+    """False when ``auth.oidc.password_sign_in`` is off: no password login or registration; single sign-on only."""
+    sso: str | None = None
+    """The single sign-on button's text (``GET /api/auth/oidc/start`` begins it); null without single sign-on."""
 
 
 def _serves_uploads(request: Request[Any, Any, Any]) -> bool:
@@ -57,9 +61,13 @@ async def server_info(request: Request[Any, Any, Any]) -> ServerInfo:
         auth_mode=cfg.auth.mode,
         version=__version__,
         max_frame_bytes=cfg.limits.max_frame_bytes,
-        registration=cfg.auth.mode == "token" and registration_mode(cfg.auth) != "closed",
+        registration=cfg.auth.mode == "token"
+        and registration_mode(cfg.auth) != "closed"
+        and cfg.auth.oidc.password_sign_in,
         uploads=_serves_uploads(request),
         upload_max_bytes=cfg.uploads.max_bytes,
         upload_types=list(cfg.uploads.allowed_types),
         registration_mode=registration_mode(cfg.auth),
+        password_sign_in=cfg.auth.oidc.password_sign_in,
+        sso=cfg.auth.oidc.label if cfg.auth.oidc.enabled else None,
     )

@@ -158,6 +158,11 @@ def _ip(request: Request[Any, Any, Any]) -> str:
     )
 
 
+def _password_sign_in(node: Node) -> None:
+    if not node.cfg.auth.oidc.password_sign_in:
+        raise ChatError(Err.FORBIDDEN, "password sign-in is off on this server; sign in with single sign-on")
+
+
 @post(
     "/auth/register",
     status_code=HTTP_201_CREATED,
@@ -167,6 +172,7 @@ def _ip(request: Request[Any, Any, Any]) -> str:
 )
 async def register(request: Request[Any, Any, Any], data: Credentials) -> TokenOut:
     node = node_of(request)
+    _password_sign_in(node)
     mode = registration_mode(node.cfg.auth)
     if mode == "closed":
         raise ChatError(Err.FORBIDDEN, "registration is closed on this server")
@@ -188,6 +194,7 @@ async def register(request: Request[Any, Any, Any], data: Credentials) -> TokenO
     security=PUBLIC,
 )
 async def login(request: Request[Any, Any, Any], data: Login) -> TokenOut:
+    _password_sign_in(node_of(request))
     throttle: AuthThrottle = request.app.state.auth_throttle
     ip = _ip(request)
     await throttle.attempt(ip)

@@ -45,6 +45,11 @@ export function authenticate(kind, username, password, invite = "") {
   return request(`/api/auth/${kind === "register" ? "register" : "login"}`, { method: "POST", json });
 }
 
+/** After single sign-on: the {token, user} the sign-in left for this browser (once), or the refusal as an ApiError. */
+export function ssoSession() {
+  return request("/api/auth/oidc/session", { method: "POST" });
+}
+
 /** An API client bound to one session: {mode, user, token?}. */
 export class Api {
   constructor(session) {

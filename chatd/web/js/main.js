@@ -1,6 +1,6 @@
 // Entry point: learn what the server is, restore or ask for a session, then start the chat screen.
 
-import { Api, serverInfo } from "./api.js";
+import { Api, serverInfo, ssoSession } from "./api.js";
 import { ChatApp } from "./chat.js";
 import { signIn } from "./signin.js";
 import { load, save } from "./storage.js";
@@ -65,11 +65,26 @@ async function restoreSession(info) {
   }
 }
 
+/** Back from the single sign-on provider (/#sso): the session the server left for this browser, or the refusal
+ * in words. Undefined when this load is not such a return. */
+async function ssoReturn() {
+  if (location.hash !== "#sso") return undefined;
+  history.replaceState(null, "", location.pathname + location.search); // a reload must not pick it up again
+  try {
+    const res = await ssoSession();
+    return { session: { mode: "token", user: res.user.name, token: res.token } };
+  } catch (err) {
+    const why = err.code === "network" ? "Cannot reach the server. Check your connection and try again." : err.message;
+    return { notice: `Single sign-on failed: ${why}` };
+  }
+}
+
 async function main() {
   const info = await fetchInfo();
-  const notice = sessionStorage.getItem("chatd.notice") ?? "";
+  const back = await ssoReturn();
+  const notice = sessionStorage.getItem("chatd.notice") ?? back?.notice ?? "";
   sessionStorage.removeItem("chatd.notice");
-  let session = notice ? null : await restoreSession(info);
+  let session = back?.session ?? (notice ? null : await restoreSession(info));
   if (!session) session = await signIn(info, notice);
   keepSession(session);
 

@@ -40,11 +40,24 @@ export function signIn(info, notice = "") {
   $("register-button").hidden = open || !info.registration;
   const byInvite = !open && info.registration_mode === "invite";
   $("invite-row").hidden = !byInvite;
+  // Single sign-on: a button that leaves for the provider, which sends the browser back to /#sso (see main.js).
+  const sso = !open && info.sso;
+  $("sso-row").hidden = !sso;
+  if (sso) {
+    $("sso-button").textContent = info.sso;
+    $("sso-button").onclick = () => location.assign("/api/auth/oidc/start");
+  }
+  const passwords = open || info.password_sign_in !== false;
+  for (const id of ["name-row", "password-row", "password-actions"]) $(id).hidden = !passwords;
+  if (!passwords) {
+    $("invite-row").hidden = true;
+    $("signin-hint").textContent = "This server signs you in with your organisation's account.";
+  }
   error.textContent = notice;
   document.body.dataset.view = "signin";
   $("signin").hidden = false;
   $("app").hidden = true;
-  name.focus();
+  (passwords ? name : $("sso-button")).focus();
 
   return new Promise((resolve) => {
     async function submit(e) {
