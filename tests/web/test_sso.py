@@ -23,6 +23,7 @@ from harness import ChatdProcess
 pytestmark = pytest.mark.browser
 
 CLIENT_ID, SECRET = "chatd-tests", "a-client-secret-for-tests"
+CALLBACK = "/api/auth/oidc/callback"
 
 
 class Sso:
@@ -258,3 +259,50 @@ def test_start_without_a_reachable_provider_says_so(tmp_path: Path, people: Call
         assert "cannot reach the sign-in provider" in refused(person)
     finally:
         server.stop()
+
+
+def test_a_sign_in_started_on_one_node_finishes_on_another_and_is_spent_for_both(
+    tmp_path: Path, pg_dsn: str, redis_url: str, namespace: str, people: Callable[..., ChatPage]
+) -> None:
+    """Two nodes share a PostgreSQL store, and redirect_base names the second (as a load balancer's address
+    would): the flow cookie the first node set is good on the second, and the state the second spent is spent for
+    the first too. Nothing of the flow lives in a node's memory."""
+    ports = free_port(), free_port()
+    nodes_http = [f"http://127.0.0.1:{port}" for port in ports]
+    client = {"client_id": CLIENT_ID, "client_secret": SECRET, "redirect_uris": [nodes_http[1] + CALLBACK]}
+    provider = OidcProvider(tmp_path, [client]).start()
+    nodes: list[ChatdProcess] = []
+    try:
+        for i, port in enumerate(ports):
+            oidc = {"issuer": provider.issuer, "client_id": CLIENT_ID, "redirect_base": nodes_http[1]}
+            settings = {
+                "server": {"port": port},
+                "auth": {"mode": "token", "oidc": oidc},
+                "store": {"backend": "postgres", "dsn": pg_dsn},
+                "broker": {"backend": "redis", "url": redis_url, "namespace": namespace},
+            }
+            env = {"CHATD_AUTH_OIDC_CLIENT_SECRET": SECRET}
+            nodes.append(ChatdProcess(tmp_path / f"node{i}", settings, env).start())
+        first, second = nodes
+        nomad = people("nomad")
+        seen: dict[str, str] = {}
+
+        def watch(response: Any) -> None:
+            if response.url.startswith(first.http + "/api/auth/oidc/start"):
+                cookie = response.header_value("set-cookie") or ""
+                seen["flow"] = cookie.split(";")[0].split("=", 1)[1].strip('"')
+            if "/api/auth/oidc/callback" in response.url:
+                seen["callback"] = response.url
+
+        nomad.page.on("response", watch)
+        sso_sign_in(nomad, first, "sub-nomad")
+        assert signed_in(nomad)["name"] == "sub-nomad"
+        assert nomad.page.url.startswith(second.http) and seen["callback"].startswith(second.http)
+
+        nomad.context.add_cookies([{"name": "chatd_sso_flow", "value": seen["flow"], "url": first.http + "/api"}])
+        nomad.page.goto(seen["callback"].replace(second.http, first.http))
+        assert "already used" in refused(nomad)
+    finally:
+        for node in nodes:
+            node.stop()
+        provider.stop()
