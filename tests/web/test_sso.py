@@ -109,6 +109,7 @@ def test_a_first_sign_in_makes_an_account_by_subject_and_later_ones_find_it_what
     page.wait_for_selector("#signin-form")
     assert page.inner_text("#sso-button") == "Sign in with SSO"
     assert page.is_visible("#signin-password") and page.is_visible("#login-button")  # passwords still work here
+    ada.screenshot("sso-signin.png")
     sso_sign_in(ada, server, "sub-ada-1")
     me = signed_in(ada)
     assert me["name"] == "ada" and page.inner_text("#me") == "ada"
@@ -214,6 +215,7 @@ def test_allowed_domains_admit_only_verified_addresses_there(sso: Sso, people: C
     out = people("outsider")
     sso_sign_in(out, server, "sub-out")
     assert "e-mail addresses at evil.test may not sign in" in refused(out)
+    out.screenshot("sso-refused.png")
 
     provider.set_account("sub-unverified", email="claims@example.com", email_verified=False)
     unverified = people("unverified")
@@ -230,9 +232,11 @@ def test_with_password_sign_in_off_only_single_sign_on_is_offered_or_taken(
     sso: Sso, people: Callable[..., ChatPage]
 ) -> None:
     server = sso.strict
-    page = people("nobody").goto(server).page
+    nobody = people("nobody").goto(server)
+    page = nobody.page
     page.wait_for_selector("#sso-button")
     assert page.is_visible("#sso-button")
+    nobody.screenshot("sso-only-signin.png")
     for hidden in ("#signin-name", "#signin-password", "#login-button", "#register-button"):
         assert not page.is_visible(hidden), hidden
     info = httpx.get(server.http + "/api/server").json()

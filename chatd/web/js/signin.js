@@ -45,12 +45,12 @@ export function signIn(info, notice = "") {
   $("sso-row").hidden = !sso;
   if (sso) {
     $("sso-button").textContent = info.sso;
+    $("sso-button").classList.toggle("secondary", open || info.password_sign_in !== false); // the only way in: primary
     $("sso-button").onclick = () => location.assign("/api/auth/oidc/start");
   }
   const passwords = open || info.password_sign_in !== false;
-  for (const id of ["name-row", "password-row", "password-actions"]) $(id).hidden = !passwords;
   if (!passwords) {
-    $("invite-row").hidden = true;
+    for (const id of ["name-row", "password-row", "invite-row", "password-actions"]) $(id).hidden = true;
     $("signin-hint").textContent = "This server signs you in with your organisation's account.";
   }
   error.textContent = notice;
