@@ -11,6 +11,8 @@
 //     "audience"  re-signed with the provider's own key, for another client
 //     "expired"   re-signed with the provider's own key, expired an hour ago
 //     "nonce"     re-signed with the provider's own key, with another nonce
+//     "alg-none"  unsigned ("alg": "none")
+//     "hs256"     signed with HS256 keyed by the client secret (the algorithm-confusion attack)
 // Everything else is the library's own: discovery, JWKS, the authorization endpoint with PKCE, the token
 // endpoint with client authentication and one-use codes.
 
@@ -65,6 +67,14 @@ async function spoil(idToken) {
   if (mode === "tamper") {
     const forged = Buffer.from(JSON.stringify({ ...claims, sub: "mallory" })).toString("base64url");
     return [head, forged, idToken.split(".")[2]].join(".");
+  }
+  if (mode === "alg-none") {
+    const none = Buffer.from(JSON.stringify({ alg: "none", typ: "JWT" })).toString("base64url");
+    return `${none}.${body}.`;
+  }
+  if (mode === "hs256") {
+    const secret = new TextEncoder().encode(clients[0].client_secret);
+    return new jose.CompactSign(Buffer.from(body, "base64url")).setProtectedHeader({ alg: "HS256" }).sign(secret);
   }
   const changed = {
     audience: { aud: "someone-else" },

@@ -2,8 +2,9 @@
 (oidc-provider on node, tests/oidc/provider.mjs) that the test starts.
 
 The bad-token cases use the same provider: a middleware on its token endpoint spoils the ID token it just issued
-(a claim changed after signing, or re-signed with the provider's own key for another audience, already expired, or
-with another nonce), so chatd meets each one at the end of a real sign-in in the browser.
+(a claim changed after signing; re-signed with the provider's own key for another audience, already expired, or
+with another nonce; unsigned; or signed with HS256 keyed by the client secret), so chatd meets each one at the end
+of a real sign-in in the browser.
 """
 
 from __future__ import annotations
@@ -190,6 +191,8 @@ def test_a_replayed_callback_is_refused_even_with_its_flow_cookie(sso: Sso, peop
         ("audience", "is not valid for this server"),
         ("expired", "has expired"),
         ("nonce", "is not valid for this server"),
+        ("alg-none", "is not valid for this server"),
+        ("hs256", "is not valid for this server"),
     ],
 )
 def test_a_spoilt_id_token_signs_nobody_in(sso: Sso, people: Callable[..., ChatPage], mode: str, words: str) -> None:
