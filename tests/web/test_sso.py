@@ -19,7 +19,7 @@ from chatpage import ChatPage
 from oidc_provider import OidcProvider
 
 from chatd.deploy.local import free_port
-from harness import ChatdProcess
+from harness import ChatdProcess, run_cli
 
 pytestmark = pytest.mark.browser
 
@@ -212,7 +212,9 @@ def test_a_spoilt_id_token_signs_nobody_in(sso: Sso, people: Callable[..., ChatP
     assert signed_in(fine)["name"] == f"eve-{mode}"
 
 
-def test_allowed_domains_admit_only_verified_addresses_there(sso: Sso, people: Callable[..., ChatPage]) -> None:
+def test_allowed_domains_admit_only_verified_addresses_there_and_a_disabled_account_stays_out(
+    sso: Sso, people: Callable[..., ChatPage]
+) -> None:
     provider, server = sso.provider, sso.strict
     provider.set_account("sub-out", preferred_username="outsider", email="out@evil.test")
     out = people("outsider")
@@ -229,6 +231,12 @@ def test_allowed_domains_admit_only_verified_addresses_there(sso: Sso, people: C
     inside = people("insider")
     sso_sign_in(inside, server, "sub-in")
     assert signed_in(inside)["name"] == "insider"
+
+    # An account an admin disabled stays out, whatever the provider says.
+    assert run_cli("users", "disable", "insider", "--config", str(server.config_path)).returncode == 0
+    again = people("insider-again")
+    sso_sign_in(again, server, "sub-in")
+    assert "this account is disabled" in refused(again)
 
 
 def test_with_password_sign_in_off_only_single_sign_on_is_offered_or_taken(
