@@ -15,6 +15,7 @@ import logging
 import re
 import secrets
 import time
+from collections.abc import Callable
 
 import msgspec
 
@@ -98,9 +99,10 @@ class Accounts:
     """Accounts over a Store. A user is their id; user names are case-insensitive (see the Store contract): whatever
     spelling a client types, what comes back carries the stored one and the id."""
 
-    def __init__(self, store: Store, token_ttl: float = 0.0) -> None:
+    def __init__(self, store: Store, token_ttl: float = 0.0, clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.token_ttl = token_ttl
+        self.clock = clock  # wall-clock seconds, as tokens' creation times are; a test steps its own past a ttl
         self._touched: dict[str, float] = {}
         # A dummy hash to verify against for unknown users, so login time does not reveal which names exist.
         self._dummy = hash_password(secrets.token_hex(8))
@@ -163,7 +165,7 @@ class Accounts:
 
     async def user_for_hash(self, hashed: str) -> UserRecord | None:
         """The holder of the token with this hash, unless it was revoked or is older than ``auth.token_ttl``."""
-        issued_after = int((time.time() - self.token_ttl) * 1000) if self.token_ttl > 0 else 0
+        issued_after = int((self.clock() - self.token_ttl) * 1000) if self.token_ttl > 0 else 0
         return await self.store.user_for_token(hashed, issued_after)
 
     async def expires_in(self, hashed: str | None) -> float | None:
@@ -174,7 +176,7 @@ class Accounts:
         created = await self.store.token_created(hashed)
         if created is None:
             return 0.0
-        return created / 1000 + self.token_ttl - time.time()
+        return created / 1000 + self.token_ttl - self.clock()
 
     async def logout(self, token: str) -> bool:
         return await self.store.revoke_token(token_hash(token))

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,6 +24,55 @@ from chatd.deploy.procs import free_port  # noqa: E402
 from harness import ChatdProcess  # noqa: E402
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+# --- the fast tier (./scripts/test --fast) -------------------------------------------------------------------------
+# Tests marked ``fast`` run in this process: no server process, browser or outside service (a module says
+# ``pytestmark = pytest.mark.fast``; a contract marks its in-process backend's parameter). ``--fast`` runs only them,
+# for the inner loop; CI runs everything.
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--fast", action="store_true", help="run only the in-process tier (tests marked fast)")
+
+
+def _says_fast(path: Path) -> bool:
+    files = [path] if path.is_file() else path.rglob("test_*.py")
+    return any("mark.fast" in f.read_text(encoding="utf-8") for f in files)
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Under ``--fast`` a test module (or folder) that never says ``mark.fast`` is not even imported: importing
+    every module, and the browser driver and the rest they import, took longer than the tier's tests."""
+    if not config.getoption("fast"):
+        return None
+    if collection_path.is_dir() and collection_path.name not in ("__pycache__",):
+        return None if _says_fast(collection_path) else True
+    if collection_path.name.startswith("test_") and collection_path.suffix == ".py":
+        return None if _says_fast(collection_path) else True
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.getoption("fast"):
+        return
+    slow = [item for item in items if item.get_closest_marker("fast") is None]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if item.get_closest_marker("fast") is not None]
+
+
+@pytest.fixture(autouse=True)
+def _fast_means_in_process(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under ``--fast`` a test that starts a process fails, naming the reason, instead of slowing the tier down."""
+    if not request.config.getoption("fast"):
+        return
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("a test marked fast started a process: it belongs outside the fast tier")
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", refuse)
+    monkeypatch.setattr(os, "fork", refuse)  # multiprocessing's workers
 
 
 @pytest.fixture(scope="module")

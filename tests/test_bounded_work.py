@@ -8,6 +8,8 @@ import asyncio
 import time
 from pathlib import Path
 
+import pytest
+
 from chatd.broker.base import BrokerEvents, Completion, IngestItem
 from chatd.config import BrokerConfig
 from chatd.metrics import Metrics
@@ -16,6 +18,8 @@ from chatd.store.base import NewMessage
 from chatd.store.sqlite import SQLiteStore
 from chatd.supervisor import Supervisor
 from chatd.worker import Worker
+
+pytestmark = pytest.mark.fast  # in-process: ./scripts/test --fast runs it
 
 
 async def test_a_take_larger_than_batch_max_is_stored_in_transactions_of_at_most_batch_max(

@@ -6,9 +6,12 @@ import re
 from pathlib import Path
 
 import msgspec
+import pytest
 
 from chatd.config import Config
 from chatd.errors import markdown_tables
+
+pytestmark = pytest.mark.fast  # in-process: ./scripts/test --fast runs it
 
 ROOT = Path(__file__).resolve().parent.parent
 

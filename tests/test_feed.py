@@ -20,6 +20,8 @@ from chatd.protocol.frames import Message, encode
 from chatd.store.base import NewMessage
 from chatd.store.sqlite import SQLiteStore
 
+pytestmark = pytest.mark.fast  # in-process: ./scripts/test --fast runs it
+
 U = 1  # the id of user "u", the first user of each test's store
 
 

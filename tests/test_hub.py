@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from chatd.broker.base import Delivery
 from chatd.errors import Close
 from chatd.hub import Conn, Hub, Outbox
 from chatd.metrics import Metrics
+
+pytestmark = pytest.mark.fast  # in-process: ./scripts/test --fast runs it
 
 IDS: dict[str, int] = {}  # user name -> id, for the tests' readability
 

@@ -17,6 +17,8 @@ from chatd.errors import ChatError, Err
 from chatd.hub import Conn
 from chatd.node import Node
 
+pytestmark = pytest.mark.fast  # in-process: ./scripts/test --fast runs it
+
 
 @pytest.fixture
 async def node(tmp_path: Path) -> AsyncIterator[Node]:

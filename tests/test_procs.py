@@ -23,6 +23,7 @@ chatd_broken not-a-number
 """
 
 
+@pytest.mark.fast
 def test_metrics_are_read_by_name_and_labelled_samples_only_when_asked() -> None:
     plain = parse_metrics(PAGE)
     assert plain == {"chatd_messages_stored_total": 42.0, "chatd_process_rss_bytes": 1.5e7}
@@ -32,6 +33,7 @@ def test_metrics_are_read_by_name_and_labelled_samples_only_when_asked() -> None
     assert "chatd_broken" not in full
 
 
+@pytest.mark.fast
 def test_a_child_environment_cannot_reconfigure_chatd(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CHATD_STORE_PATH", "/elsewhere.db")
     monkeypatch.setenv("PORT", "1")
@@ -40,6 +42,7 @@ def test_a_child_environment_cannot_reconfigure_chatd(monkeypatch: pytest.Monkey
     assert env["CHATD_AUTH_MODE"] == "open" and env["PATH"] == os.environ["PATH"]
 
 
+@pytest.mark.fast
 def test_a_free_port_can_be_bound() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", free_port()))

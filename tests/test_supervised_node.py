@@ -24,6 +24,8 @@ from chatd.store.base import NewMessage
 from chatd.store.sqlite import SQLiteStore
 from chatd.worker import Worker
 
+pytestmark = pytest.mark.fast  # in-process: ./scripts/test --fast runs it
+
 
 @pytest.fixture
 async def node(tmp_path: Path) -> AsyncIterator[Node]:

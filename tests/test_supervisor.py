@@ -9,6 +9,8 @@ import pytest
 
 from chatd.supervisor import Supervisor
 
+pytestmark = pytest.mark.fast  # in-process: ./scripts/test --fast runs it
+
 
 async def _until(cond, timeout: float = 5.0) -> None:
     async with asyncio.timeout(timeout):

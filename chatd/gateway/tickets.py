@@ -26,6 +26,7 @@ import hashlib
 import hmac
 import secrets
 import time
+from collections.abc import Callable
 
 import msgspec
 
@@ -54,10 +55,11 @@ class Claims(msgspec.Struct, array_like=True, frozen=True):
 class Tickets:
     """Issues and checks signed tickets and media keys (see the module docstring)."""
 
-    def __init__(self, secret: str, store: Store) -> None:
+    def __init__(self, secret: str, store: Store, clock: Callable[[], float] = time.time) -> None:
         self._secret = secret
         self._key: bytes | None = None
         self._store = store
+        self._clock = clock  # wall-clock seconds; a test passes its own to step past an expiry without waiting
 
     async def signing_key(self) -> bytes:
         """``deployment_key``, read once, after the store is open (the app is built before the node starts)."""
@@ -66,7 +68,7 @@ class Tickets:
         return self._key
 
     async def issue(self, kind: str, uid: int, token_hash: str, ttl: float) -> str:
-        payload = _b64(msgspec.json.encode(Claims(kind, uid, token_hash, round(time.time() + ttl, 3))))
+        payload = _b64(msgspec.json.encode(Claims(kind, uid, token_hash, round(self._clock() + ttl, 3))))
         return f"{payload}.{self._sign(await self.signing_key(), payload)}"
 
     @staticmethod
@@ -83,7 +85,7 @@ class Tickets:
             claims = msgspec.json.decode(_unb64(payload), type=Claims)
         except (msgspec.DecodeError, msgspec.ValidationError, ValueError):
             return None
-        now = time.time()
+        now = self._clock()
         if claims.kind != kind or claims.expires < now:
             return None
         if kind == WS and not await self._store.claim_once(f"ticket:{sig}", claims.expires - now + CLOCK_SLACK):

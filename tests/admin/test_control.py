@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from chatd.signing import MAX_AGE, check_events, control_key, sign, verify
+
+pytestmark = pytest.mark.fast  # in-process: ./scripts/test --fast runs it
 
 KEY = control_key(b"k" * 32)
 

@@ -5,7 +5,11 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
+
 from harness import ROOT
+
+pytestmark = pytest.mark.fast  # in-process: ./scripts/test --fast runs it
 
 
 def dashboard_metrics() -> set[str]:

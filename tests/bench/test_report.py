@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
+
 from chatd.bench.client import ConnectStats, WorkerResult
 from chatd.bench.report import build_report, format_report
 from chatd.bench.scenario import Scenario
 from chatd.bench.stats import Ledger, Phase
 from chatd.bench.target import Target
+
+pytestmark = pytest.mark.fast  # in-process: ./scripts/test --fast runs it
 
 Judged = tuple[float | None, str | None, str, list[str]]
 

@@ -20,6 +20,8 @@ from chatd.bench.stats import (
     tally,
 )
 
+pytestmark = pytest.mark.fast  # in-process: ./scripts/test --fast runs it
+
 
 def test_buckets_tile_the_number_line_without_gaps_or_overlaps() -> None:
     prev_hi = -1

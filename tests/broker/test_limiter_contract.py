@@ -21,7 +21,7 @@ from chatd.registry import load
 MakeLimiter = Callable[[], Awaitable[Limiter]]
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=[pytest.param("memory", marks=pytest.mark.fast), "redis"])
 async def make(request: pytest.FixtureRequest, tmp_path: Path, namespace: str) -> AsyncIterator[MakeLimiter]:
     """``await make()`` starts a broker and returns its started limiter; with Redis, each call is another node."""
     brokers = []

@@ -18,6 +18,7 @@ def item(n: int) -> IngestItem:
     return IngestItem(NewMessage("r", 1, f"c{n}", "x" * 100), "node", n)
 
 
+@pytest.mark.fast
 async def test_past_the_bound_items_spill_and_come_back_in_arrival_order(tmp_path: Path) -> None:
     broker = MemoryBroker("node", max_messages=3, max_bytes=1 << 20, spill_path=str(tmp_path / "s"))
     await broker.start(BrokerEvents(lambda d: None, lambda c: None))
@@ -32,6 +33,7 @@ async def test_past_the_bound_items_spill_and_come_back_in_arrival_order(tmp_pat
     await asyncio.wait_for(broker.close(), 5)
 
 
+@pytest.mark.fast
 async def test_close_writes_staged_items_to_the_spill_and_returns(tmp_path: Path) -> None:
     path = str(tmp_path / "s")
     broker = MemoryBroker("node", max_messages=1, max_bytes=1 << 20, spill_path=path)
@@ -64,6 +66,7 @@ async def test_a_failed_spill_append_is_rolled_back_so_the_next_one_works(tmp_pa
     await spill.close()
 
 
+@pytest.mark.fast
 async def test_the_broker_is_not_ready_while_spill_appends_fail(tmp_path: Path) -> None:
     broker = MemoryBroker("node", max_messages=1, max_bytes=1 << 20, spill_path=str(tmp_path / "s"))
     await broker.start(BrokerEvents(lambda d: None, lambda c: None))

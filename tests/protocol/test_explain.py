@@ -12,6 +12,8 @@ from chatd.gateway.rest import REQUEST_STRUCTS
 from chatd.protocol.explain import PATTERN_RULES, explain
 from chatd.protocol.frames import ClientFrame
 
+pytestmark = pytest.mark.fast  # in-process: ./scripts/test --fast runs it
+
 
 def _patterns(info: Any, seen: set[int]) -> set[str]:
     """Every string pattern reachable from a msgspec type description."""

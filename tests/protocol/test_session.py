@@ -11,6 +11,8 @@ from chatd.protocol.frames import Join, Ping, Send
 from chatd.protocol.limits import TokenBucket, utf8_len_exceeds
 from chatd.protocol.session import FrameLimits, FrameRejected, decode_frame
 
+pytestmark = pytest.mark.fast  # in-process: ./scripts/test --fast runs it
+
 LIMITS = FrameLimits(max_frame_bytes=1024, close_frame_bytes=8192)
 
 

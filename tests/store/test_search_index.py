@@ -6,10 +6,13 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
+import pytest
 from store.test_store_contract import change, msg, room_with
 
 from chatd.store import sqlite as sqlite_store
 from chatd.store.sqlite import SQLiteStore
+
+pytestmark = pytest.mark.fast  # in-process: ./scripts/test --fast runs it
 
 
 def search_seq(path: Path, room: str) -> int:

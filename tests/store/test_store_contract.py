@@ -18,7 +18,7 @@ from chatd.store.sqlite import SQLiteStore
 MakeStore = Callable[[], Awaitable[Store]]
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=[pytest.param("sqlite", marks=pytest.mark.fast), "postgres"])
 async def make(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[MakeStore]:
     """``await make()`` opens a store on the test's database; several calls are several nodes (PostgreSQL)."""
     opened: list[Store] = []

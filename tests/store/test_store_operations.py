@@ -1,6 +1,7 @@
 # ruff: noqa: F811
 """The operators' part of the Store contract (users, tokens, archived and deleted rooms, export and import), run
-against SQLite and PostgreSQL like the rest of the contract."""
+against SQLite and PostgreSQL like the rest of the contract. The SQLite half is in the fast tier
+(``make``'s SQLite parameter carries pytest.mark.fast)."""
 
 from __future__ import annotations
 

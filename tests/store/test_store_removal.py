@@ -1,5 +1,6 @@
 """Store.delete_room and Store.delete_user (what the admin API's deletions stand on), against SQLite and
-PostgreSQL."""
+PostgreSQL. The SQLite half is in the fast tier
+(``make``'s SQLite parameter carries pytest.mark.fast)."""
 
 from __future__ import annotations
 

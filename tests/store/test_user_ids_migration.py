@@ -158,7 +158,7 @@ async def build_postgres(dsn: str) -> None:
 Open = Callable[[], Awaitable[Store]]
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=[pytest.param("sqlite", marks=pytest.mark.fast), "postgres"])
 async def old_store(request: pytest.FixtureRequest, tmp_path: Path) -> Open:
     """Builds the old database; calling the result opens it with this chatd, which migrates it."""
     opened: list[Store] = []
