@@ -4,9 +4,9 @@ import os
 import secrets
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -22,6 +22,9 @@ from chatd.deploy.local import (  # noqa: E402
 )
 from chatd.deploy.procs import free_port  # noqa: E402
 from harness import ChatdProcess  # noqa: E402
+
+if TYPE_CHECKING:
+    from chatd.node import Node
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -73,6 +76,19 @@ def _fast_means_in_process(request: pytest.FixtureRequest, monkeypatch: pytest.M
 
     monkeypatch.setattr(subprocess.Popen, "__init__", refuse)
     monkeypatch.setattr(os, "fork", refuse)  # multiprocessing's workers
+
+
+@pytest.fixture
+async def node(tmp_path: Path) -> AsyncIterator[Node]:
+    """A started in-process Node: memory broker, SQLite, its files in the test's ``tmp_path`` (tests/inprocess.py)."""
+    from inprocess import node_config
+
+    from chatd.node import Node
+
+    started = Node(node_config(tmp_path))
+    await started.start()
+    yield started
+    await started.close()
 
 
 @pytest.fixture(scope="module")

@@ -5,12 +5,11 @@ a deletion or a fault lands exactly where the test wants it."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from inprocess import node_config, sent
+from inprocess import sent
 
 from chatd.broker.base import Completion
 from chatd.errors import ChatError, Err
@@ -18,14 +17,6 @@ from chatd.hub import Conn
 from chatd.node import Node
 
 pytestmark = pytest.mark.fast  # in-process: ./scripts/test --fast runs it
-
-
-@pytest.fixture
-async def node(tmp_path: Path) -> AsyncIterator[Node]:
-    n = Node(node_config(tmp_path))
-    await n.start()
-    yield n
-    await n.close()
 
 
 IDS: dict[str, int] = {}  # user name -> id, as each test's store gave them

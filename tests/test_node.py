@@ -5,11 +5,9 @@ connection is the hub's ``Conn``, and what it was sent is read from its outbox."
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
-from inprocess import node_config, sent
+from inprocess import sent
 
 from chatd.broker.base import Completion, Control
 from chatd.cluster import KICK_TOKEN, KICK_USER, TELL_USER, USER_GONE, USER_RENAMED
@@ -21,14 +19,6 @@ from chatd.protocol.frames import Message, encode
 pytestmark = pytest.mark.fast  # in-process: ./scripts/test --fast runs it
 
 OTHER = "other-node/1"  # where the control events below come from
-
-
-@pytest.fixture
-async def node(tmp_path: Path) -> AsyncIterator[Node]:
-    n = Node(node_config(tmp_path))
-    await n.start()
-    yield n
-    await n.close()
 
 
 class Sock:
