@@ -165,14 +165,14 @@ class _Collector(Collector):
             yield GaugeMetricFamily(name, name, value=fn())
         for source in m.sources:
             for name, value in sorted(source().items()):
-                family = CounterMetricFamily if name.endswith("_total") else GaugeMetricFamily
-                yield family(name, name, value=value)
+                kind = CounterMetricFamily if name.endswith("_total") else GaugeMetricFamily
+                yield kind(name, name, value=value)
         for labeled in m.labeled:
             name, help_text, label, values = labeled()
-            family = CounterMetricFamily(name, help_text, labels=[label])
+            by_label = CounterMetricFamily(name, help_text, labels=[label])
             for value_label, value in sorted(values.items()):
-                family.add_metric([value_label], value)
-            yield family
+                by_label.add_metric([value_label], value)
+            yield by_label
         yield GaugeMetricFamily("chatd_process_rss_bytes", "Resident memory of the server process.", value=rss_bytes())
         yield m.persist_batch.family("chatd_persist_batch_size", "Messages per store transaction.")
         yield m.persist_seconds.family("chatd_persist_seconds", "Time to commit one batch.")

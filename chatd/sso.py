@@ -220,8 +220,11 @@ class OidcClient:
         stale = time.monotonic() - self._keys_at > (JWKS_REFRESH_MIN if refresh else METADATA_TTL)
         if self._keys is None or stale:
             doc = await self._get((await self.metadata())["jwks_uri"], "key set")
+            keys = doc.get("keys")
+            if not isinstance(keys, list):
+                raise ChatError(Err.UNAVAILABLE, "the sign-in provider's key set has no list of keys")
             try:
-                self._keys = KeySet.import_key_set(doc)
+                self._keys = KeySet.import_key_set({"keys": keys})
             except (JoseError, ValueError, KeyError, TypeError) as e:
                 raise ChatError(Err.UNAVAILABLE, f"the sign-in provider's key set is not usable: {e}") from None
             self._keys_at = time.monotonic()

@@ -29,6 +29,7 @@ from typing import Any
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 import websockets
+from websockets.asyncio.client import ClientConnection
 
 BACKOFF_MAX = 10.0
 # Before the first connection succeeds a failure is more likely a wrong URL than a restart: give up after this many
@@ -407,7 +408,7 @@ class TerminalChat:
             return self.session.add(f"{self.prefix}{next(self.ids)}", line)
         return None
 
-    async def _connected(self, ws: Any) -> str | None:
+    async def _connected(self, ws: ClientConnection) -> str | None:
         """One connection: join, resend what is unacked, then send lines and print frames until the socket closes
         (returns why) or input has ended with every line stored (returns None)."""
         session = self.session
@@ -529,12 +530,13 @@ def _resume_frame(session: Session, since: int) -> dict[str, Any]:
     return frame
 
 
-async def _read(ws: Any, session: Session) -> int | None:
+async def _read(ws: ClientConnection, session: Session) -> int | None:
     """Print frames until the socket closes, keeping the session's last seq and pending lines current. Returns
     the close code the server sent, if any."""
     try:
         async for raw in ws:
-            for line in raw.split("\n"):
+            packed = raw if isinstance(raw, str) else raw.decode()  # chatd sends text frames
+            for line in packed.split("\n"):
                 frame = json.loads(line)
                 kind = frame.get("type")
                 if kind == "ping":
@@ -601,7 +603,7 @@ async def _read(ws: Any, session: Session) -> int | None:
     return ws.close_code
 
 
-def _rejoin(ws: Any, session: Session) -> None:
+def _rejoin(ws: ClientConnection, session: Session) -> None:
     frame: dict[str, Any] = (
         {"type": "join", "room": session.room} if session.last_seq is None else _resume_frame(session, session.last_seq)
     )
@@ -610,7 +612,7 @@ def _rejoin(ws: Any, session: Session) -> None:
     task.add_done_callback(lambda t: t.exception())  # a closed socket is fine: the reconnect joins anyway
 
 
-def _resend(ws: Any, session: Session, client_id: str) -> None:
+def _resend(ws: ClientConnection, session: Session, client_id: str) -> None:
     if client_id in session.pending:
         task = asyncio.ensure_future(ws.send(session.send_frame(client_id)))
         task.add_done_callback(lambda t: t.exception())  # a closed socket is fine: the reconnect resends it

@@ -541,7 +541,8 @@ class PostgresStore(Store):
             return False
         try:
             async with asyncio.timeout(2):
-                return await self.pool.fetchval("SELECT 1") == 1
+                one: int | None = await self.pool.fetchval("SELECT 1")
+                return one == 1
         except Exception:  # noqa: BLE001 - any failure means "not ready"
             return False
 
@@ -564,7 +565,8 @@ class PostgresStore(Store):
             "INSERT INTO deployment (name, value) VALUES ('ticket_key', $1) ON CONFLICT (name) DO NOTHING",
             secrets.token_bytes(32),
         )
-        return await self._p.fetchval("SELECT value FROM deployment WHERE name = 'ticket_key'")
+        key: bytes | None = await self._p.fetchval("SELECT value FROM deployment WHERE name = 'ticket_key'")
+        return key
 
     def describe(self) -> str:
         parts = urlsplit(self.cfg.dsn)
@@ -667,7 +669,10 @@ class PostgresStore(Store):
         return {r["id"]: r["name"] for r in rows}
 
     async def password_hash(self, uid: int) -> str | None:
-        return await self._p.fetchval("SELECT password_hash FROM users WHERE id = $1 AND NOT deleted", uid)
+        hashed: str | None = await self._p.fetchval(
+            "SELECT password_hash FROM users WHERE id = $1 AND NOT deleted", uid
+        )
+        return hashed
 
     async def rename_user(self, uid: int, name: str) -> str:
         async with self._p.acquire() as c, c.transaction():
@@ -715,7 +720,8 @@ class PostgresStore(Store):
         return int(created) if created is not None else None
 
     async def revoke_token(self, token_hash: str) -> bool:
-        return await self._p.execute("DELETE FROM tokens WHERE hash = $1", token_hash) != "DELETE 0"
+        status: str = await self._p.execute("DELETE FROM tokens WHERE hash = $1", token_hash)
+        return status != "DELETE 0"
 
     # --- rooms and members --------------------------------------------------------------------------------------
 
@@ -758,7 +764,7 @@ class PostgresStore(Store):
 
     async def add_member(self, room: str, user: int) -> bool:
         try:
-            status = await self._p.execute(
+            status: str = await self._p.execute(
                 f"INSERT INTO members (room, user_id, joined) SELECT $1, id, {NOW_MS} FROM users "
                 "WHERE id = $2 AND NOT deleted ON CONFLICT DO NOTHING",
                 room,
@@ -773,11 +779,12 @@ class PostgresStore(Store):
         return False
 
     async def remove_member(self, room: str, user: int) -> bool:
-        status = await self._p.execute("DELETE FROM members WHERE room = $1 AND user_id = $2", room, user)
+        status: str = await self._p.execute("DELETE FROM members WHERE room = $1 AND user_id = $2", room, user)
         return status != "DELETE 0"
 
     async def is_member(self, room: str, user: int) -> bool:
-        return await self._p.fetchval("SELECT 1 FROM members WHERE room = $1 AND user_id = $2", room, user) == 1
+        one: int | None = await self._p.fetchval("SELECT 1 FROM members WHERE room = $1 AND user_id = $2", room, user)
+        return one == 1
 
     async def members(self, room: str) -> list[UserRef]:
         rows = await self._p.fetch(
@@ -807,7 +814,7 @@ class PostgresStore(Store):
         ts = locked[0]["now"] if locked else 0
         keys = list({(m.room, m.sender, m.client_id) for m in batch})
         # Read after taking the locks: a racing append to the same room has committed by now, and its rows show.
-        written: dict[tuple[str, int, str], tuple] = {}  # rows this batch wrote, by key
+        written: dict[tuple[str, int, str], tuple[Any, ...]] = {}  # rows this batch wrote, by key
         stored = [
             _entry(r)
             for r in await c.fetch(
@@ -832,7 +839,7 @@ class PostgresStore(Store):
                 [p[1] for p in pairs],
             )
         }
-        cols: tuple[list, ...] = ([], [], [], [], [], [], [], [])
+        cols: tuple[list[Any], ...] = ([], [], [], [], [], [], [], [])
         touched: set[str] = set()
 
         async def flush() -> None:
@@ -915,7 +922,7 @@ class PostgresStore(Store):
         """Record a mention for each member of a message's room it names (not its sender), for the new messages
         ``batch[i]`` (stored as ``outcomes[i]``) of every ``i`` in ``at`` at once: one round trip, not one per
         message, while the rooms are locked. The ids found go into those outcomes."""
-        rows: tuple[list, ...] = ([], [], [], [])
+        rows: tuple[list[Any], ...] = ([], [], [], [])
         for i in at:
             m = batch[i]
             for name in mentioned(m.body):
@@ -1147,7 +1154,8 @@ class PostgresStore(Store):
 
     async def delete_upload(self, upload_id: str, *, unposted_only: bool = False) -> bool:
         sql = "DELETE FROM uploads WHERE id = $1" + (" AND room IS NULL" if unposted_only else "")
-        return await self._p.execute(sql, upload_id) != "DELETE 0"
+        status: str = await self._p.execute(sql, upload_id)
+        return status != "DELETE 0"
 
     async def uploads_before(self, created_before: int, limit: int, *, unposted_only: bool) -> list[UploadRecord]:
         rows = await self._p.fetch(
@@ -1279,7 +1287,7 @@ class PostgresStore(Store):
         return [UserInfo(*r) for r in rows]
 
     async def set_user(self, uid: int, *, disabled: bool | None = None, admin: bool | None = None) -> bool:
-        status = await self._p.execute(
+        status: str = await self._p.execute(
             "UPDATE users SET disabled = COALESCE($2, disabled), admin = COALESCE($3, admin) "
             "WHERE id = $1 AND NOT deleted",
             uid,
@@ -1289,7 +1297,7 @@ class PostgresStore(Store):
         return status != "UPDATE 0"
 
     async def set_password_hash(self, uid: int, password_hash: str | None) -> bool:
-        status = await self._p.execute(
+        status: str = await self._p.execute(
             "UPDATE users SET password_hash = $2 WHERE id = $1 AND NOT deleted", uid, password_hash
         )
         return status != "UPDATE 0"
@@ -1329,7 +1337,8 @@ class PostgresStore(Store):
         return [AdminRoom(*r) for r in rows]
 
     async def set_room_archived(self, name: str, archived: bool) -> bool:
-        return await self._p.execute("UPDATE rooms SET archived = $2 WHERE name = $1", name, archived) != "UPDATE 0"
+        status: str = await self._p.execute("UPDATE rooms SET archived = $2 WHERE name = $1", name, archived)
+        return status != "UPDATE 0"
 
     async def is_empty(self) -> bool:
         return not await self._p.fetchval("SELECT EXISTS (SELECT 1 FROM users) OR EXISTS (SELECT 1 FROM rooms)")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from chatd.bench.report import RunReport, format_report
 
@@ -25,7 +25,7 @@ def _nice(hi: float) -> float:
     """A round axis maximum at or above ``hi``."""
     if hi <= 0:
         return 1.0
-    exp = 10 ** math.floor(math.log10(hi))
+    exp = 10.0 ** math.floor(math.log10(hi))
     for m in (1, 2, 2.5, 5, 10):
         if m * exp >= hi:
             return m * exp
@@ -49,8 +49,8 @@ def line_chart(title: str, x_label: str, y_label: str, series: Sequence[Series],
     y_top = max(y for _, y in pts)
     y_min = 0.0
     if log_y:
-        y_min = 10 ** math.floor(math.log10(max(min((y for _, y in pts if y > 0), default=1.0), 1e-3)))
-        y_max = 10 ** math.ceil(math.log10(max(y_top, y_min * 10)))
+        y_min = 10.0 ** math.floor(math.log10(max(min((y for _, y in pts if y > 0), default=1.0), 1e-3)))
+        y_max = 10.0 ** math.ceil(math.log10(max(y_top, y_min * 10)))
     else:
         y_max = _nice(y_top)
     pw, ph = W - PAD_L - PAD_R, H - PAD_T - PAD_B
@@ -219,7 +219,7 @@ def format_comparison(reports: Sequence[RunReport]) -> str:
     if not reports:
         return ""
     base = reports[0]
-    rows = [
+    rows: list[tuple[str, Callable[[RunReport], float], bool]] = [
         ("msgs/s in", lambda r: r.msgs_in_per_s, True),
         ("deliveries/s", lambda r: r.deliveries_per_s, True),
         ("delivery p50 ms", lambda r: r.delivery_ms.p50, False),

@@ -212,6 +212,7 @@ def write_outputs(reports: list[RunReport], json_path: str | None, html_path: st
 @click.pass_context
 def bench(
     ctx: click.Context,
+    /,
     target: str,
     spawn_flag: bool,
     scenario_ref: str,

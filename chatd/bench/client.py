@@ -104,7 +104,7 @@ def send_msg(conn: Connection, kind: str, **payload: Any) -> None:
 
 
 def recv_msg(conn: Connection) -> dict[str, Any]:
-    return msgspec.msgpack.decode(conn.recv_bytes())
+    return msgspec.msgpack.decode(conn.recv_bytes(), type=dict[str, Any])
 
 
 async def wait_msg(conn: Connection) -> dict[str, Any]:

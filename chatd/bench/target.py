@@ -67,7 +67,8 @@ def http_json(method: str, url: str, body: Any = None, token: str | None = None,
 def fetch_text(url: str, timeout: float = 5.0) -> str | None:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as resp:
-            return resp.read().decode(errors="replace")
+            body: bytes = resp.read()
+            return body.decode(errors="replace")
     except (urllib.error.URLError, OSError, ValueError):
         return None
 

@@ -12,5 +12,7 @@ def make_broker(cfg: Config, node_id: str, node_name: str) -> Broker:
     cls = load("brokers", cfg.broker.backend)
     if cfg.broker.backend == "memory":
         spill = cfg.broker.spill_path or f"{cfg.store.path}.spill"
-        return cls(node_id, cfg.broker.queue_max_messages, cfg.broker.queue_max_bytes, spill, node_name)
-    return cls(cfg.broker, node_id, node_name)
+        broker: Broker = cls(node_id, cfg.broker.queue_max_messages, cfg.broker.queue_max_bytes, spill, node_name)
+    else:
+        broker = cls(cfg.broker, node_id, node_name)
+    return broker

@@ -31,7 +31,8 @@ from chatd.uploads import delete_files
 def _admin_node(request: Request[Any, Any, Any], principal: Principal) -> Node:
     if not principal.user.admin:
         raise ChatError(Err.FORBIDDEN, "admin only")
-    return request.app.state.node
+    node: Node = request.app.state.node
+    return node
 
 
 @delete(

@@ -11,7 +11,8 @@ from chatd.node import Node
 
 
 def node_of(request: Request[Any, Any, Any]) -> Node:
-    return request.app.state.node
+    node: Node = request.app.state.node
+    return node
 
 
 def client_id_or_new(given: str | None) -> str:

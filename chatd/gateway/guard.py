@@ -33,6 +33,7 @@ import asyncio
 import time
 from typing import Any
 
+from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, ReceiveMessage, Scope, Send
 
 from chatd.config import Config
@@ -51,7 +52,7 @@ def request_guard(cfg: Config, allow: dict[str, str]) -> Any:
 
     def middleware(app: ASGIApp) -> ASGIApp:
         async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
-            if scope["type"] != "http" or scope["path"] in EXEMPT:
+            if scope["type"] != ScopeType.HTTP or scope["path"] in EXEMPT:
                 await app(scope, receive, send)
                 return
             peer = scope.get("client")

@@ -17,8 +17,10 @@ import contextlib
 import logging
 import time
 from collections import OrderedDict
+from typing import Any
 
 from litestar import WebSocket, websocket
+from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, Scope, WebSocketSendEvent
 from litestar.types import Send as ASGISend
 
@@ -66,7 +68,7 @@ def with_raw_websocket_io(app: ASGIApp) -> ASGIApp:
     handshake, accept and close still go through litestar."""
 
     async def entry(scope: Scope, receive: Receive, send: ASGISend) -> None:
-        if scope["type"] == "websocket":
+        if scope["type"] == ScopeType.WEBSOCKET:
             scope[RAW_ASGI] = (receive, send)  # type: ignore[literal-required]
         await app(scope, receive, send)
 
@@ -74,7 +76,7 @@ def with_raw_websocket_io(app: ASGIApp) -> ASGIApp:
 
 
 @websocket("/ws")
-async def ws_endpoint(socket: WebSocket) -> None:
+async def ws_endpoint(socket: WebSocket[Any, Any, Any]) -> None:
     node: Node = socket.app.state.node
     slots: ConnectionSlots = socket.app.state.slots
     headers = socket.headers
@@ -125,7 +127,7 @@ async def ws_endpoint(socket: WebSocket) -> None:
             await node.limiter.release(f"sockets:{user}", holder)
 
 
-async def _refuse(node: Node, socket: WebSocket, code: Close, reason: str) -> None:
+async def _refuse(node: Node, socket: WebSocket[Any, Any, Any], code: Close, reason: str) -> None:
     """Accept only to close at once with ``code``: a browser sees close codes, never an HTTP refusal's status."""
     node.metrics.connections_refused += 1
     log.info("WebSocket refused from %s: %d %s", _peer(node, socket), int(code), reason)
@@ -136,13 +138,18 @@ async def _refuse(node: Node, socket: WebSocket, code: Close, reason: str) -> No
         pass
 
 
-def _peer(node: Node, socket: WebSocket) -> str:
+def _peer(node: Node, socket: WebSocket[Any, Any, Any]) -> str:
     return client_ip(socket.client.host if socket.client else None, socket.headers, node.cfg.server.trusted_proxies)
 
 
 class WsSession:
     def __init__(
-        self, node: Node, socket: WebSocket, user: UserRecord, token_hash: str | None, expires_in: float | None = None
+        self,
+        node: Node,
+        socket: WebSocket[Any, Any, Any],
+        user: UserRecord,
+        token_hash: str | None,
+        expires_in: float | None = None,
     ) -> None:
         self.node = node
         self.expires_in = expires_in  # seconds until the credential expires (auth.token_ttl); None: never

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 
@@ -92,7 +93,7 @@ REACTION_COLS = "r.room, r.seq, r.emoji, r.user, u.name"
 EXPORT_COLS = "room, seq, sender, client_id, body, ts, attachments, kind AS change, target, reply_to, edited, deleted"
 
 
-def entry(row: Sequence) -> Entry:
+def entry(row: Sequence[Any]) -> Entry:
     """A stored row (``ENTRY_COLS``) as the frame it is on the wire, reactions not yet filled in (``fill``)."""
     room, seq, sender, name, client_id, body, ts, attachments, kind, target, reply_to, edited, deleted = row
     if not kind:
@@ -118,7 +119,7 @@ def entry(row: Sequence) -> Entry:
     return TopicChanged(room, seq, name, body, client_id, ts, sender)
 
 
-def message(row: Sequence) -> Message:
+def message(row: Sequence[Any]) -> Message:
     """A stored row (``ENTRY_COLS``) known to be a message (history and mentions select ``kind IS NULL``)."""
     e = entry(row)
     assert isinstance(e, Message), "a row without a kind is a message"
@@ -138,7 +139,7 @@ def reaction_keys(entries: Iterable[Entry]) -> list[tuple[str, int]]:
     return list(keys)
 
 
-def fill(entries: Iterable[Entry], rows: Iterable[Sequence]) -> None:
+def fill(entries: Iterable[Entry], rows: Iterable[Sequence[Any]]) -> None:
     """Put reactor rows (``REACTION_COLS``, oldest first) into the entries ``reaction_keys`` named: a message's
     ``reactions`` and ``reaction_uids``, a reaction event's ``users`` and ``uids`` (of its emoji, now)."""
     found: dict[tuple[str, int], dict[str, list[tuple[int, str]]]] = {}
@@ -158,7 +159,7 @@ def fill(entries: Iterable[Entry], rows: Iterable[Sequence]) -> None:
             e.uids = [u for u, _ in who]
 
 
-def written(row: tuple, name: str) -> Entry:
+def written(row: tuple[Any, ...], name: str) -> Entry:
     """A message row as ``append`` writes it (room, seq, sender, client_id, body, ts, attachments JSON, reply_to), as
     ``entry`` reads one back: nothing has changed it yet. For a key repeated later in the same batch."""
     room, seq, sender, client_id, body, ts, attachments, reply_to = row

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import msgspec
 
@@ -30,7 +31,7 @@ def reaction_names(text: str | None) -> set[str]:
     return {name for names in _reactions.decode(text).values() for name in names} if text else set()
 
 
-def reaction_rows(room: str, seq: int, ts: int, text: str | None, ids: Mapping[str, int]) -> list[tuple]:
+def reaction_rows(room: str, seq: int, ts: int, text: str | None, ids: Mapping[str, int]) -> list[tuple[Any, ...]]:
     """A message's old ``reactions`` JSON as reaction rows (room, seq, emoji, user id, ts, event).
 
     The event seq that added each is not known any more; negative ones keep the old order (emoji in the order they

@@ -65,7 +65,7 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def _room(row: sqlite3.Row | tuple) -> RoomRecord:
+def _room(row: sqlite3.Row | tuple[Any, ...]) -> RoomRecord:
     return RoomRecord(
         name=row[0],
         private=bool(row[1]),
@@ -111,7 +111,7 @@ def _reactors_sql(n: int) -> str:
 def _fill_sync(conn: sqlite3.Connection, entries: Sequence[Entry]) -> None:
     """``changes.fill`` the entries from the store, on a connection's own thread."""
     keys = changes.reaction_keys(entries)
-    rows: list[tuple] = []
+    rows: list[tuple[Any, ...]] = []
     for i in range(0, len(keys), _KEYS_CHUNK):
         chunk = keys[i : i + _KEYS_CHUNK]
         rows += conn.execute(_reactors_sql(len(chunk)), [v for key in chunk for v in key]).fetchall()
@@ -199,10 +199,10 @@ def _append_rows(conn: sqlite3.Connection, batch: Sequence[NewMessage], limits: 
         )
     }
     ts = now_ms()
-    rows: list[tuple] = []
+    rows: list[tuple[Any, ...]] = []
     # Rows this batch wrote, by key, for a repeat later in the same batch. Turned into a Message only when one
     # repeats (rarely): building one per row cost ~10 % of the loop's time at 4,000 DMs/s.
-    written: dict[tuple[str, int, str], tuple] = {}
+    written: dict[tuple[str, int, str], tuple[Any, ...]] = {}
     outcomes: list[Outcome] = []
 
     def flush() -> None:
@@ -484,7 +484,7 @@ class SQLiteStore(Store):
             cur = await self._w.execute(sql, params)
             return cur.rowcount
 
-    async def _one(self, sql: str, params: Sequence[object] = ()) -> tuple | None:
+    async def _one(self, sql: str, params: Sequence[object] = ()) -> tuple[Any, ...] | None:
         rows = list(await self._r.execute_fetchall(sql, params))
         return tuple(rows[0]) if rows else None
 
@@ -568,7 +568,7 @@ class SQLiteStore(Store):
         raise ChatError(Err.CONFLICT, f"every name tried for this sign-in is taken ({', '.join(names)})")
 
     @staticmethod
-    def _user(row: tuple | None) -> UserRecord | None:
+    def _user(row: tuple[Any, ...] | None) -> UserRecord | None:
         return UserRecord(row[0], row[1], bool(row[2]), bool(row[3]), row[4], bool(row[5])) if row else None
 
     async def get_user(self, name: str) -> UserRecord | None:
@@ -586,9 +586,9 @@ class SQLiteStore(Store):
     async def user_names(self, ids: Sequence[int]) -> dict[int, str]:
         return await self._pairs("SELECT id, name FROM users WHERE id IN ({})", list(set(ids)))
 
-    async def _rows_in(self, sql: str, keys: list[Any]) -> list[tuple]:
+    async def _rows_in(self, sql: str, keys: list[Any]) -> list[tuple[Any, ...]]:
         """The rows of ``sql`` (its ``{}`` an IN list of ``keys``), 500 keys per query."""
-        found: list[tuple] = []
+        found: list[tuple[Any, ...]] = []
         for i in range(0, len(keys), 500):
             chunk = keys[i : i + 500]
             found += [tuple(r) for r in await self._r.execute_fetchall(sql.format(_marks(len(chunk))), chunk)]
@@ -706,7 +706,7 @@ class SQLiteStore(Store):
         async with self._write_lock:
             # The whole transaction is one call on the writer's thread: one hand-off per batch instead of one per
             # statement (each hand-off is a queue put, a thread wake-up and a future back on the loop).
-            outcomes = await self._w._execute(_append_sync, self._w._conn, batch, self.reaction_limits)
+            outcomes: list[Outcome] = await self._w._execute(_append_sync, self._w._conn, batch, self.reaction_limits)
         self._unindexed += len(batch)
         if self._unindexed >= INDEX_AFTER and (self._indexing is None or self._indexing.done()):
             self._indexing = asyncio.create_task(self._index_pending(), name="chatd-search-index")
@@ -736,7 +736,8 @@ class SQLiteStore(Store):
             _fill_sync(conn, entries)
             return entries
 
-        return await self._r._execute(read, self._r._conn)
+        entries: list[Entry] = await self._r._execute(read, self._r._conn)
+        return entries
 
     async def _messages(self, sql: str, params: Sequence[object]) -> list[Message]:
         entries = await self._entries(sql, params)
