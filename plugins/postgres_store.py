@@ -44,6 +44,7 @@ from chatd.store.base import (
     EPOCH_BYTES,
     TOKEN_ID_LEN,
     UNREAD_MAX,
+    WEBHOOKS_SQL,
     AdminRoom,
     InviteRecord,
     NewMessage,
@@ -58,9 +59,11 @@ from chatd.store.base import (
     UserInfo,
     UserRecord,
     UserRef,
+    Webhook,
     check_import,
     export_row,
     import_value,
+    webhook_of,
 )
 from chatd.store.legacy import LegacyDm, dm_renames, reaction_names, reaction_rows
 from chatd.store.migrations import check_not_newer
@@ -363,6 +366,31 @@ MIGRATIONS: list[tuple[str, str | Callable[[asyncpg.Connection], Awaitable[None]
         """
         CREATE TABLE used_once (key TEXT PRIMARY KEY, expires BIGINT NOT NULL);
         CREATE INDEX used_once_expires ON used_once (expires);
+        """,
+    ),
+    (
+        # Outgoing webhooks (see the SQLite migration of the same name): the room's stream is the outbox.
+        "017_webhooks",
+        """
+        CREATE TABLE webhooks (
+            id BIGSERIAL PRIMARY KEY,
+            room TEXT NOT NULL REFERENCES rooms (name) ON DELETE CASCADE,
+            url TEXT NOT NULL,
+            secret TEXT NOT NULL,
+            events TEXT NOT NULL,
+            created_by BIGINT,
+            created BIGINT NOT NULL,
+            cursor_seq BIGINT NOT NULL,
+            failing BOOLEAN NOT NULL DEFAULT false,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt BIGINT NOT NULL DEFAULT 0,
+            last_error TEXT NOT NULL DEFAULT '',
+            last_attempt BIGINT NOT NULL DEFAULT 0,
+            delivered BIGINT NOT NULL DEFAULT 0,
+            lease_owner TEXT NOT NULL DEFAULT '',
+            lease_until BIGINT NOT NULL DEFAULT 0
+        );
+        CREATE INDEX webhooks_room ON webhooks (room);
         """,
     ),
     (
@@ -1441,3 +1469,104 @@ class PostgresStore(Store):
 
     async def purged_through(self, room: str) -> int:
         return int(await self._p.fetchval("SELECT purged_through FROM rooms WHERE name = $1", room) or 0)
+
+    # --- outgoing webhooks --------------------------------------------------------------------------------------
+    # Leases and retry times use the database's clock, so nodes whose clocks disagree still agree on who holds one.
+
+    async def add_webhook(
+        self, room: str, url: str, secret: str, events: Sequence[str], created_by: int | None, per_room_max: int = 0
+    ) -> Webhook:
+        async with self._p.acquire() as c, c.transaction():
+            # The room's row lock orders this with appends (the cursor starts at a last seq no append is moving)
+            # and with other additions to the room (the bound holds against a racing one).
+            last = await c.fetchval("SELECT last_seq FROM rooms WHERE name = $1 FOR UPDATE", room)
+            if last is None:
+                raise ChatError(Err.NOT_FOUND, f"no room {room!r}")
+            count = await c.fetchval("SELECT count(*) FROM webhooks WHERE room = $1", room)
+            if per_room_max and count >= per_room_max:
+                raise ChatError(Err.CONFLICT, f"{room!r} has {count} webhooks already (webhooks.per_room_max)")
+            hook = await c.fetchval(
+                "INSERT INTO webhooks (room, url, secret, events, created_by, created, cursor_seq) "
+                f"VALUES ($1, $2, $3, $4, $5, {NOW_MS}, $6) RETURNING id",
+                room,
+                url,
+                secret,
+                ",".join(events),
+                created_by,
+                last,
+            )
+            row = await c.fetchrow(f"{WEBHOOKS_SQL} WHERE w.id = $1", hook)
+        return webhook_of(tuple(row))
+
+    async def webhooks(self, room: str | None = None) -> list[Webhook]:
+        if room is None:
+            rows = await self._p.fetch(f"{WEBHOOKS_SQL} ORDER BY w.id")
+        else:
+            rows = await self._p.fetch(f"{WEBHOOKS_SQL} WHERE w.room = $1 ORDER BY w.id", room)
+        return [webhook_of(tuple(r)) for r in rows]
+
+    async def get_webhook(self, hook: int) -> Webhook | None:
+        row = await self._p.fetchrow(f"{WEBHOOKS_SQL} WHERE w.id = $1", hook)
+        return webhook_of(tuple(row)) if row else None
+
+    async def delete_webhook(self, hook: int) -> bool:
+        return await self._p.execute("DELETE FROM webhooks WHERE id = $1", hook) != "DELETE 0"
+
+    async def enable_webhook(self, hook: int) -> bool:
+        done = await self._p.execute(
+            "UPDATE webhooks SET failing = false, attempts = 0, next_attempt = 0, last_error = '' WHERE id = $1", hook
+        )
+        return done != "UPDATE 0"
+
+    async def lease_webhooks(self, owner: str, lease_ms: int, limit: int, busy: Sequence[int] = ()) -> list[Webhook]:
+        async with self._p.acquire() as c, c.transaction():
+            # SKIP LOCKED: two nodes leasing at once each take other rows instead of waiting for each other.
+            ids = await c.fetch(
+                f"WITH now AS (SELECT {NOW_MS} AS ms) "
+                "UPDATE webhooks SET lease_owner = $1, lease_until = (SELECT ms FROM now) + $2 WHERE id IN ("
+                "SELECT w.id FROM webhooks w JOIN rooms r ON r.name = w.room, now WHERE NOT w.failing "
+                "AND w.next_attempt <= now.ms AND w.cursor_seq < r.last_seq "
+                "AND (w.lease_until < now.ms OR w.lease_owner = $1) AND NOT (w.id = ANY($3::bigint[])) "
+                "ORDER BY w.next_attempt, w.id LIMIT $4 FOR UPDATE OF w SKIP LOCKED) RETURNING id",
+                owner,
+                lease_ms,
+                list(busy),
+                limit,
+            )
+            if not ids:
+                return []
+            rows = await c.fetch(
+                f"{WEBHOOKS_SQL} WHERE w.id = ANY($1::bigint[]) ORDER BY w.next_attempt, w.id", [r["id"] for r in ids]
+            )
+        return [webhook_of(tuple(r)) for r in rows]
+
+    async def webhook_delivered(self, hook: int, owner: str, cursor: int, delivered: int, lease_ms: int) -> bool:
+        done = await self._p.execute(
+            "UPDATE webhooks SET cursor_seq = greatest(cursor_seq, $3), delivered = delivered + $4, attempts = 0, "
+            f"last_error = '', last_attempt = CASE WHEN $4 > 0 THEN {NOW_MS} ELSE last_attempt END, "
+            f"lease_until = {NOW_MS} + $5 WHERE id = $1 AND lease_owner = $2",
+            hook,
+            owner,
+            cursor,
+            delivered,
+            lease_ms,
+        )
+        return done != "UPDATE 0"
+
+    async def webhook_failed(self, hook: int, owner: str, error: str, retry_ms: int, max_attempts: int) -> int:
+        attempts = await self._p.fetchval(
+            f"UPDATE webhooks SET attempts = attempts + 1, last_error = $3, last_attempt = {NOW_MS}, "
+            f"next_attempt = {NOW_MS} + $4, failing = (attempts + 1 >= $5), lease_owner = '', lease_until = 0 "
+            "WHERE id = $1 AND lease_owner = $2 RETURNING attempts",
+            hook,
+            owner,
+            error,
+            retry_ms,
+            max_attempts,
+        )
+        return int(attempts or 0)
+
+    async def release_webhook(self, hook: int, owner: str) -> None:
+        await self._p.execute(
+            "UPDATE webhooks SET lease_owner = '', lease_until = 0 WHERE id = $1 AND lease_owner = $2", hook, owner
+        )

@@ -245,6 +245,57 @@ class NewMessage(msgspec.Struct, frozen=True, array_like=True):
     reply_to: int = 0
 
 
+class Webhook(msgspec.Struct, frozen=True):
+    """An outgoing webhook: a URL subscribed to a room's stream (``chatd.outhooks``), with its delivery state.
+
+    ``cursor`` is the last seq of the room handled (delivered, or not of a kind it subscribed to): delivery goes on
+    from the stream past it, so the room's stored log is the outbox and nothing is written on the send path."""
+
+    id: int
+    room: str
+    url: str
+    secret: str  # the HMAC key; shown once when made, never listed
+    events: list[str]  # the entry types it gets (``chatd.outhooks.KINDS``)
+    created_by: int | None  # a user id; None: an operator's command
+    created: int  # Unix ms
+    cursor: int
+    failing: bool = False  # stopped after ``webhooks.max_attempts`` failed attempts, until enabled again
+    attempts: int = 0  # failed attempts at the event after ``cursor`` since the last success
+    next_attempt: int = 0  # Unix ms: not tried again before
+    last_error: str = ""
+    last_attempt: int = 0  # Unix ms of the last POST, successful or not
+    delivered: int = 0  # events delivered so far
+    epoch: str = ""  # the room's epoch now (read with the webhook)
+
+
+# Webhook rows as every store reads them (the room's epoch with each), for ``webhook_of``; add WHERE/ORDER BY.
+WEBHOOKS_SQL = (
+    "SELECT w.id, w.room, w.url, w.secret, w.events, w.created_by, w.created, w.cursor_seq, w.failing, w.attempts, "
+    "w.next_attempt, w.last_error, w.last_attempt, w.delivered, r.epoch FROM webhooks w JOIN rooms r ON r.name = w.room"
+)
+
+
+def webhook_of(row: Sequence[Any]) -> Webhook:
+    """A ``WEBHOOKS_SQL`` row as a Webhook."""
+    return Webhook(
+        id=row[0],
+        room=row[1],
+        url=row[2],
+        secret=row[3],
+        events=row[4].split(","),
+        created_by=row[5],
+        created=row[6],
+        cursor=row[7],
+        failing=bool(row[8]),
+        attempts=row[9],
+        next_attempt=row[10],
+        last_error=row[11],
+        last_attempt=row[12],
+        delivered=row[13],
+        epoch=row[14],
+    )
+
+
 class Outcome(msgspec.Struct, frozen=True, array_like=True):
     """The result of appending one message (see ``Store.append``)."""
 
@@ -645,6 +696,59 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def purged_through(self, room: str) -> int:
         """The last seq of ``room`` deleted by retention (0: none): clients are told history up to it is gone."""
+
+    # --- outgoing webhooks (chatd.outhooks) ---------------------------------------------------------------------
+    # A webhook is delivered by one node at a time: the node holding its lease (``lease_webhooks``), which lasts
+    # ``lease_ms`` past the last call that renewed it. Every write a deliverer makes names it (``owner``) and
+    # changes nothing when the lease is no longer its own, so a node that stalled past its lease cannot move a
+    # cursor another node now owns. Times come from the database's clock where several nodes share it.
+
+    @abc.abstractmethod
+    async def add_webhook(
+        self, room: str, url: str, secret: str, events: Sequence[str], created_by: int | None, per_room_max: int = 0
+    ) -> Webhook:
+        """Subscribe ``url`` to ``room``'s entries from now on (``cursor`` = the room's last seq, read in the same
+        transaction). ChatError(NOT_FOUND) for no such room; ChatError(CONFLICT) when the room already has
+        ``per_room_max`` webhooks (0: no bound)."""
+
+    @abc.abstractmethod
+    async def webhooks(self, room: str | None = None) -> list[Webhook]:
+        """Every webhook (or ``room``'s), by id."""
+
+    async def get_webhook(self, hook: int) -> Webhook | None:
+        found = [w for w in await self.webhooks() if w.id == hook]
+        return found[0] if found else None
+
+    @abc.abstractmethod
+    async def delete_webhook(self, hook: int) -> bool:
+        """Remove a webhook; False if there was none. Deleting its room removes it too."""
+
+    @abc.abstractmethod
+    async def enable_webhook(self, hook: int) -> bool:
+        """Clear ``failing`` and the failed attempts, so delivery starts again at the event after ``cursor``; False
+        if there is no such webhook."""
+
+    @abc.abstractmethod
+    async def lease_webhooks(self, owner: str, lease_ms: int, limit: int, busy: Sequence[int] = ()) -> list[Webhook]:
+        """Take the lease of at most ``limit`` webhooks with work to do now: not failing, ``next_attempt`` passed,
+        the room's last seq past ``cursor``, and the lease free, expired or already ``owner``'s, ignoring the ids
+        in ``busy`` (those ``owner`` is working on). Atomic across nodes: two callers never get the same one."""
+
+    @abc.abstractmethod
+    async def webhook_delivered(self, hook: int, owner: str, cursor: int, delivered: int, lease_ms: int) -> bool:
+        """Record that entries through seq ``cursor`` are handled, ``delivered`` of them POSTed (the cursor only
+        moves forward; failed attempts are cleared) and renew the lease. False, changing nothing, when ``owner``
+        does not hold the lease."""
+
+    @abc.abstractmethod
+    async def webhook_failed(self, hook: int, owner: str, error: str, retry_ms: int, max_attempts: int) -> int:
+        """Record a failed attempt: ``last_error``, one more attempt, ``next_attempt`` ``retry_ms`` from now, and
+        ``failing`` once the attempts reach ``max_attempts``; the lease is released. Returns the attempts now, 0
+        (changing nothing) when ``owner`` does not hold the lease."""
+
+    @abc.abstractmethod
+    async def release_webhook(self, hook: int, owner: str) -> None:
+        """Give up ``owner``'s lease now, so any node may take the webhook at once."""
 
 
 def export_row(kind: str, row: dict[str, Any], bools: set[str]) -> dict[str, Any]:

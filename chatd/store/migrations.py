@@ -405,6 +405,35 @@ def m011_room_epochs(db: sqlite_utils.Database) -> None:
     db.execute(f"UPDATE rooms SET epoch = {NEW_EPOCH_SQL}")
 
 
+def m017_webhooks(db: sqlite_utils.Database) -> None:
+    """Outgoing webhooks (``chatd.outhooks``): a URL per row with its cursor in the room's stream, its failures and
+    its lease. The room's own stored log is the outbox, so nothing is added to the send path. They go with their
+    room (ON DELETE CASCADE)."""
+    db.execute(
+        """
+        CREATE TABLE webhooks (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            room TEXT NOT NULL REFERENCES rooms (name) ON DELETE CASCADE,
+            url TEXT NOT NULL,
+            secret TEXT NOT NULL,
+            events TEXT NOT NULL,
+            created_by INTEGER,
+            created INTEGER NOT NULL,
+            cursor_seq INTEGER NOT NULL,
+            failing INTEGER NOT NULL DEFAULT 0,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT NOT NULL DEFAULT '',
+            last_attempt INTEGER NOT NULL DEFAULT 0,
+            delivered INTEGER NOT NULL DEFAULT 0,
+            lease_owner TEXT NOT NULL DEFAULT '',
+            lease_until INTEGER NOT NULL DEFAULT 0
+        )
+        """
+    )
+    db.execute("CREATE INDEX webhooks_room ON webhooks (room)")
+
+
 def m018_sso_links(db: sqlite_utils.Database) -> None:
     """Single sign-on: which user each (issuer, subject) of an OpenID provider signed in as (``chatd.sso``)."""
     db.execute(
@@ -427,6 +456,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("010_search_deferred", m010_search_deferred),
     ("011_room_epochs", m011_room_epochs),
     ("012_user_ids", m012_user_ids),
+    ("017_webhooks", m017_webhooks),
     ("018_sso_links", m018_sso_links),
 ]
 

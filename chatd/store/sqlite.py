@@ -35,6 +35,7 @@ from chatd.store import changes
 from chatd.store.base import (
     TOKEN_ID_LEN,
     UNREAD_MAX,
+    WEBHOOKS_SQL,
     AdminRoom,
     InviteRecord,
     NewMessage,
@@ -49,10 +50,12 @@ from chatd.store.base import (
     UserInfo,
     UserRecord,
     UserRef,
+    Webhook,
     check_import,
     export_row,
     import_value,
     new_epoch,
+    webhook_of,
 )
 from chatd.store.migrations import NEW_EPOCH_SQL, migrate
 from chatd.store.sqltx import transaction
@@ -1107,3 +1110,97 @@ class SQLiteStore(Store):
     async def purged_through(self, room: str) -> int:
         row = await self._one("SELECT purged_through FROM rooms WHERE name = ?", (room,))
         return int(row[0]) if row else 0
+
+    # --- outgoing webhooks --------------------------------------------------------------------------------------
+    # One server holds the file, so its clock is the only one; leases still work as on PostgreSQL, so the
+    # deliverer has one shape.
+
+    async def add_webhook(
+        self, room: str, url: str, secret: str, events: Sequence[str], created_by: int | None, per_room_max: int = 0
+    ) -> Webhook:
+        async with self._write_lock, transaction(self._w) as w:
+            found = list(await w.execute_fetchall("SELECT last_seq FROM rooms WHERE name = ?", (room,)))
+            if not found:
+                raise ChatError(Err.NOT_FOUND, f"no room {room!r}")
+            count = list(await w.execute_fetchall("SELECT count(*) FROM webhooks WHERE room = ?", (room,)))[0][0]
+            if per_room_max and count >= per_room_max:
+                raise ChatError(Err.CONFLICT, f"{room!r} has {count} webhooks already (webhooks.per_room_max)")
+            cur = await w.execute(
+                "INSERT INTO webhooks (room, url, secret, events, created_by, created, cursor_seq) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (room, url, secret, ",".join(events), created_by, now_ms(), found[0][0]),
+            )
+            hook = cur.lastrowid
+        made = await self.get_webhook(int(hook or 0))
+        assert made is not None
+        return made
+
+    async def webhooks(self, room: str | None = None) -> list[Webhook]:
+        where, params = ("WHERE w.room = ?", (room,)) if room is not None else ("", ())
+        rows = await self._r.execute_fetchall(f"{WEBHOOKS_SQL} {where} ORDER BY w.id", params)
+        return [webhook_of(tuple(r)) for r in rows]
+
+    async def get_webhook(self, hook: int) -> Webhook | None:
+        row = await self._one(f"{WEBHOOKS_SQL} WHERE w.id = ?", (hook,))
+        return webhook_of(row) if row else None
+
+    async def delete_webhook(self, hook: int) -> bool:
+        return await self._write("DELETE FROM webhooks WHERE id = ?", (hook,)) > 0
+
+    async def enable_webhook(self, hook: int) -> bool:
+        return (
+            await self._write(
+                "UPDATE webhooks SET failing = 0, attempts = 0, next_attempt = 0, last_error = '' WHERE id = ?", (hook,)
+            )
+            > 0
+        )
+
+    async def lease_webhooks(self, owner: str, lease_ms: int, limit: int, busy: Sequence[int] = ()) -> list[Webhook]:
+        now = now_ms()
+        async with self._write_lock, transaction(self._w) as w:
+            rows = await w.execute_fetchall(
+                "SELECT w.id FROM webhooks w JOIN rooms r ON r.name = w.room WHERE NOT w.failing "
+                "AND w.next_attempt <= ? AND w.cursor_seq < r.last_seq AND (w.lease_until < ? OR w.lease_owner = ?) "
+                f"AND w.id NOT IN ({_marks(len(busy))}) ORDER BY w.next_attempt, w.id LIMIT ?",
+                (now, now, owner, *busy, limit),
+            )
+            ids = [r[0] for r in rows]
+            if not ids:
+                return []
+            await w.execute(
+                f"UPDATE webhooks SET lease_owner = ?, lease_until = ? WHERE id IN ({_marks(len(ids))})",
+                (owner, now + lease_ms, *ids),
+            )
+            found = await w.execute_fetchall(
+                f"{WEBHOOKS_SQL} WHERE w.id IN ({_marks(len(ids))}) ORDER BY w.next_attempt, w.id",
+                ids,
+            )
+        return [webhook_of(tuple(r)) for r in found]
+
+    async def webhook_delivered(self, hook: int, owner: str, cursor: int, delivered: int, lease_ms: int) -> bool:
+        now = now_ms()
+        changed = await self._write(
+            "UPDATE webhooks SET cursor_seq = max(cursor_seq, ?), delivered = delivered + ?, attempts = 0, "
+            "last_error = '', last_attempt = CASE WHEN ? > 0 THEN ? ELSE last_attempt END, lease_until = ? "
+            "WHERE id = ? AND lease_owner = ?",
+            (cursor, delivered, delivered, now, now + lease_ms, hook, owner),
+        )
+        return changed > 0
+
+    async def webhook_failed(self, hook: int, owner: str, error: str, retry_ms: int, max_attempts: int) -> int:
+        now = now_ms()
+        async with self._write_lock, transaction(self._w) as w:
+            cur = await w.execute(
+                "UPDATE webhooks SET attempts = attempts + 1, last_error = ?, last_attempt = ?, next_attempt = ?, "
+                "failing = (attempts + 1 >= ?), lease_owner = '', lease_until = 0 WHERE id = ? AND lease_owner = ?",
+                (error, now, now + retry_ms, max_attempts, hook, owner),
+            )
+            if not cur.rowcount:
+                return 0
+            rows = list(await w.execute_fetchall("SELECT attempts FROM webhooks WHERE id = ?", (hook,)))
+        return int(rows[0][0])
+
+    async def release_webhook(self, hook: int, owner: str) -> None:
+        await self._write(
+            "UPDATE webhooks SET lease_owner = '', lease_until = 0 WHERE id = ? AND lease_owner = ?", (hook, owner)
+        )
