@@ -170,6 +170,18 @@ class RetentionConfig(_Section):
     interval: float = 3600.0
 
 
+class WebhooksConfig(_Section):
+    concurrency: int = 8
+    timeout: float = 10.0
+    poll_interval: float = 1.0
+    lease: float = 30.0
+    backoff_min: float = 1.0
+    backoff_max: float = 600.0
+    max_attempts: int = 12
+    per_room_max: int = 10
+    allow_private: bool = False
+
+
 class Config(_Section):
     server: ServerConfig = msgspec.field(default_factory=ServerConfig)
     auth: AuthConfig = msgspec.field(default_factory=AuthConfig)
@@ -180,6 +192,7 @@ class Config(_Section):
     web: WebConfig = msgspec.field(default_factory=WebConfig)
     uploads: UploadsConfig = msgspec.field(default_factory=UploadsConfig)
     retention: RetentionConfig = msgspec.field(default_factory=RetentionConfig)
+    webhooks: WebhooksConfig = msgspec.field(default_factory=WebhooksConfig)
 
 
 class ConfigError(Exception):
@@ -369,6 +382,13 @@ def validate(cfg: Config) -> None:
         if getattr(cfg.store, key) < 0:
             problems.append(f"'store.{key}' must be >= 0 (0 turns it off)")
     positive("retention.interval", cfg.retention.interval)
+    for key in ("concurrency", "timeout", "poll_interval", "lease", "backoff_min", "backoff_max", "max_attempts"):
+        positive(f"webhooks.{key}", getattr(cfg.webhooks, key))
+    if cfg.webhooks.per_room_max < 0:
+        problems.append("'webhooks.per_room_max' must be >= 0 (0: no bound)")
+    if cfg.webhooks.lease < 2 * cfg.webhooks.timeout:
+        # A lease must outlive a POST with room to spare, or a slow receiver lets a second node deliver alongside.
+        problems.append("'webhooks.lease' must be at least twice 'webhooks.timeout'")
     for key in ("messages_days", "uploads_days"):
         if getattr(cfg.retention, key) < 0:
             problems.append(f"'retention.{key}' must be >= 0 (0 keeps everything)")

@@ -77,6 +77,9 @@ class Metrics:
         self.batches_failed = 0  # worker batches that failed unexpectedly (their senders were answered internal)
         self.rest_send_timeouts = 0  # REST sends answered 503 after limits.rest_send_timeout
         self.pending_sends_waits = 0  # sends that waited because limits.pending_sends_max sends were unanswered
+        self.webhook_deliveries = 0  # outgoing webhook POSTs answered 2xx
+        self.webhook_failures = 0  # outgoing webhook POSTs that failed (each attempt counts)
+        self.webhook_errors = 0  # webhook deliveries cut short by a store error (taken up again)
         self.persist_batch = Histogram([1, 2, 5, 10, 20, 50, 100, 200, 500, 1000])
         # For attributing latency excursions: how late the event loop runs a timer, and how long the garbage
         # collector stops the world.
@@ -148,6 +151,9 @@ COUNTERS = (
     ("chatd_batches_failed_total", "batches_failed", "Worker batches that failed unexpectedly (answered internal)."),
     ("chatd_rest_send_timeouts_total", "rest_send_timeouts", "REST sends answered 503 after rest_send_timeout."),
     ("chatd_pending_sends_waits_total", "pending_sends_waits", "Sends that waited at limits.pending_sends_max."),
+    ("chatd_webhook_deliveries_total", "webhook_deliveries", "Outgoing webhook POSTs answered 2xx."),
+    ("chatd_webhook_failures_total", "webhook_failures", "Outgoing webhook POSTs that failed (each attempt)."),
+    ("chatd_webhook_errors_total", "webhook_errors", "Webhook deliveries cut short by a store error."),
 )
 
 

@@ -5,9 +5,10 @@ The gateway (WebSocket and REST) calls into a Node; a Node never touches a socke
 ``close``.
 
 Every background task of the node (the persist worker, heartbeats, loop lag, the cluster sender, presence, the
-feeds' sweep and resync, the upload sweeper, retention) runs under one :class:`~chatd.supervisor.Supervisor`: a
-crash is logged with its traceback, counted in ``chatd_task_crashes_total{task=...}``, and restarted with backoff,
-and ``/readyz`` is not ready, naming the task, while a required one is down.
+feeds' sweep and resync, the upload sweeper, retention, the webhook deliverer) runs under one
+:class:`~chatd.supervisor.Supervisor`: a crash is logged with its traceback, counted in
+``chatd_task_crashes_total{task=...}``, and restarted with backoff, and ``/readyz`` is not ready, naming the task,
+while a required one is down.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from chatd.errors import ChatError, Close, Err
 from chatd.feed import Feeds
 from chatd.hub import Conn, Hub, Outbox
 from chatd.metrics import Metrics
+from chatd.outhooks.deliverer import Deliverer
 from chatd.personal import Personal
 from chatd.presence import GossipPresence, LocalPresence, Presence
 from chatd.protocol.frames import PING, Ack, Left, ReadState, RoomChange, TypingNotice, encode, encode_error
@@ -94,6 +96,7 @@ class Node:
         self.rooms.listener = self._room_changed
         self.upload_sweeper = Sweeper(cfg.uploads, self.store)
         self.retention = Retention(cfg.retention, cfg.uploads.dir, self.store)
+        self.webhooks = Deliverer(cfg.webhooks, self.store, self.metrics, self.name)
         # Presence changes cost a frame to every member: a user flapping join/leave is not announced past this.
         self._presence_budget = KeyedBuckets(cfg.limits.presence_rate, cfg.limits.presence_burst)
         self.presence: Presence
@@ -144,6 +147,8 @@ class Node:
             sup.start("chatd-upload-sweeper", self.upload_sweeper.run, required=False)
         if self.retention.enabled:
             sup.start("chatd-retention", self.retention.run, required=False)
+        # Not required: a receiver or a webhook's trouble is no reason to send chat clients elsewhere.
+        sup.start("chatd-webhooks", self.webhooks.run, required=False)
         self.metrics.watch_gc()
 
     async def drain(self) -> None:

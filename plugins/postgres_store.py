@@ -1542,8 +1542,10 @@ class PostgresStore(Store):
 
     async def webhook_delivered(self, hook: int, owner: str, cursor: int, delivered: int, lease_ms: int) -> bool:
         done = await self._p.execute(
-            "UPDATE webhooks SET cursor_seq = greatest(cursor_seq, $3), delivered = delivered + $4, attempts = 0, "
-            f"last_error = '', last_attempt = CASE WHEN $4 > 0 THEN {NOW_MS} ELSE last_attempt END, "
+            "UPDATE webhooks SET cursor_seq = greatest(cursor_seq, $3), delivered = delivered + $4, "
+            "attempts = CASE WHEN $4 > 0 THEN 0 ELSE attempts END, "
+            "last_error = CASE WHEN $4 > 0 THEN '' ELSE last_error END, "
+            f"last_attempt = CASE WHEN $4 > 0 THEN {NOW_MS} ELSE last_attempt END, "
             f"lease_until = {NOW_MS} + $5 WHERE id = $1 AND lease_owner = $2",
             hook,
             owner,

@@ -13,8 +13,9 @@ def register(cli: click.Group) -> None:
     from chatd.admin import users  # noqa: F401 - registers onto the users group
     from chatd.admin.data import backup, export_cmd, import_cmd, restore
     from chatd.admin.invites import invites
+    from chatd.admin.outhooks import webhooks
     from chatd.admin.rooms import rooms
     from chatd.admin.setup import doctor, init, migrate
 
-    for command in (rooms, invites, backup, restore, export_cmd, import_cmd, init, migrate, doctor):
+    for command in (rooms, invites, webhooks, backup, restore, export_cmd, import_cmd, init, migrate, doctor):
         cli.add_command(command)

@@ -22,6 +22,7 @@ from chatd.errors import ChatError, Err
 from chatd.gateway.auth import Principal, authenticate, client_ip
 from chatd.gateway.context import client_id_or_new, node_of
 from chatd.gateway.openapi import PUBLIC, SECURED, SendOperation, errors
+from chatd.gateway.outhooks import WEBHOOK_STRUCTS, webhook_handlers
 from chatd.gateway.rest_features import FEATURE_STRUCTS, feature_handlers
 from chatd.gateway.tickets import MEDIA, WS, Tickets
 from chatd.gateway.uploads import upload_handlers
@@ -461,6 +462,7 @@ REQUEST_STRUCTS: tuple[type[msgspec.Struct], ...] = (
     NewMessageIn,
     BotsIn,
     *FEATURE_STRUCTS,
+    *WEBHOOK_STRUCTS,
 )
 
 api_router = Router(
@@ -483,6 +485,7 @@ api_router = Router(
         create_bots,
         *upload_handlers,
         *feature_handlers,
+        *webhook_handlers,
     ],
     dependencies={"principal": Provide(provide_principal)},
 )

@@ -737,8 +737,8 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def webhook_delivered(self, hook: int, owner: str, cursor: int, delivered: int, lease_ms: int) -> bool:
         """Record that entries through seq ``cursor`` are handled, ``delivered`` of them POSTed (the cursor only
-        moves forward; failed attempts are cleared) and renew the lease. False, changing nothing, when ``owner``
-        does not hold the lease."""
+        moves forward; failed attempts are cleared when ``delivered`` > 0) and renew the lease. False, changing
+        nothing, when ``owner`` does not hold the lease."""
 
     @abc.abstractmethod
     async def webhook_failed(self, hook: int, owner: str, error: str, retry_ms: int, max_attempts: int) -> int:

@@ -1180,10 +1180,12 @@ class SQLiteStore(Store):
     async def webhook_delivered(self, hook: int, owner: str, cursor: int, delivered: int, lease_ms: int) -> bool:
         now = now_ms()
         changed = await self._write(
-            "UPDATE webhooks SET cursor_seq = max(cursor_seq, ?), delivered = delivered + ?, attempts = 0, "
-            "last_error = '', last_attempt = CASE WHEN ? > 0 THEN ? ELSE last_attempt END, lease_until = ? "
-            "WHERE id = ? AND lease_owner = ?",
-            (cursor, delivered, delivered, now, now + lease_ms, hook, owner),
+            "UPDATE webhooks SET cursor_seq = max(cursor_seq, ?1), delivered = delivered + ?2, "
+            "attempts = CASE WHEN ?2 > 0 THEN 0 ELSE attempts END, "
+            "last_error = CASE WHEN ?2 > 0 THEN '' ELSE last_error END, "
+            "last_attempt = CASE WHEN ?2 > 0 THEN ?3 ELSE last_attempt END, lease_until = ?4 "
+            "WHERE id = ?5 AND lease_owner = ?6",
+            (cursor, delivered, now, now + lease_ms, hook, owner),
         )
         return changed > 0
 

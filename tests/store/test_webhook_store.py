@@ -1,3 +1,4 @@
+# ruff: noqa: F811
 """The Store contract for outgoing webhooks (chatd/store/base.py), on SQLite and PostgreSQL: cursor from the room's
 stream, leases that one holder at a time has, fenced writes, failures up to the bound, and removal with the room."""
 
@@ -6,6 +7,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+
+# ``make`` is the contract's store fixture, shared by importing it (pytest hands it over by argument name).
 from test_store_contract import MakeStore, make, msg, room_with  # noqa: F401
 
 from chatd.errors import ChatError, Err
