@@ -1157,13 +1157,17 @@ class SQLiteStore(Store):
 
     async def lease_webhooks(self, owner: str, lease_ms: int, limit: int, busy: Sequence[int] = ()) -> list[Webhook]:
         now = now_ms()
+        due = (
+            "SELECT w.id FROM webhooks w JOIN rooms r ON r.name = w.room WHERE NOT w.failing "
+            "AND w.next_attempt <= ? AND w.cursor_seq < r.last_seq AND (w.lease_until < ? OR w.lease_owner = ?) "
+            f"AND w.id NOT IN ({_marks(len(busy))}) ORDER BY w.next_attempt, w.id LIMIT ?"
+        )
+        params = (now, now, owner, *busy, limit)
+        # Every node polls this each webhooks.poll_interval: the reader answers "nothing to do" without the writer.
+        if not list(await self._r.execute_fetchall(due, params)):
+            return []
         async with self._write_lock, transaction(self._w) as w:
-            rows = await w.execute_fetchall(
-                "SELECT w.id FROM webhooks w JOIN rooms r ON r.name = w.room WHERE NOT w.failing "
-                "AND w.next_attempt <= ? AND w.cursor_seq < r.last_seq AND (w.lease_until < ? OR w.lease_owner = ?) "
-                f"AND w.id NOT IN ({_marks(len(busy))}) ORDER BY w.next_attempt, w.id LIMIT ?",
-                (now, now, owner, *busy, limit),
-            )
+            rows = await w.execute_fetchall(due, params)
             ids = [r[0] for r in rows]
             if not ids:
                 return []

@@ -214,3 +214,30 @@ def test_when_the_delivering_node_dies_the_other_takes_over_in_order(
         assert sorted(set(ids)) == list(range(1, 11)) and ids == sorted(ids)
         assert len(ids) - len(set(ids)) <= 1
         assert survivor.metrics()["chatd_webhook_deliveries_total"] >= 1
+
+
+def test_a_receiver_that_hangs_holds_up_neither_chat_nor_other_webhooks(make_server: Make) -> None:
+    server = make_server(settings(timeout=30.0, lease=60.0)).start()
+    token = room_of(server, "busy")
+    with Receiver(delay=25.0) as stuck, Receiver() as fine:
+        subscribe(server, token, "busy", stuck.url)
+        subscribe(server, token, "busy", fine.url)
+        sent = [say(server, token, "busy", f"m{n}") for n in range(10)]  # each answered once stored
+        assert sent == list(range(1, 11))
+        assert seqs(fine.wait(10)) == sent  # the other webhook of the same room is not held up
+        assert len(stuck.requests) == 0  # still inside its first POST
+        [slow] = [h for h in hooks(server, token, "busy") if h["url"] == stuck.url]
+        assert slow["cursor"] == 0 and slow["behind"] == 10
+        stuck.delay = 0.0
+        server.stop()
+
+
+def test_a_webhook_cannot_point_into_the_servers_own_network_unless_allowed(make_server: Make) -> None:
+    server = make_server(settings(allow_private=False)).start()
+    token = room_of(server, "inside")
+    for url in ("http://127.0.0.1:9/", "http://localhost/x", "http://10.0.0.1/", "http://[::1]/", "ftp://example.com/"):
+        r = server.post("/api/rooms/inside/webhooks", json={"url": url}, headers=auth(token))
+        assert r.status_code == 400 and r.json()["code"] == "invalid", (url, r.text)
+    bad = {"url": "https://example.com/", "events": ["gossip"]}
+    r = server.post("/api/rooms/inside/webhooks", json=bad, headers=auth(token))
+    assert r.status_code == 400 and "gossip" in r.json()["message"]
