@@ -38,13 +38,16 @@ COUNT_EVERY = 10.0  # seconds between reads of how many webhooks are failing (fo
 ERROR_MAX = 300  # characters of an error kept in the store
 
 
-async def refuse_address(url: str) -> str:
+async def refuse_address(url: str, timeout: float) -> str:
     """Why ``url`` must not be POSTed to when private addresses are not allowed ("" when it may): its host
     resolves to a loopback, private, link-local, reserved or otherwise non-public address. Checked before every
     POST, so a name that later points inside is caught too (not between this check and the connection)."""
     host = urlsplit(url).hostname or ""
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
+        async with asyncio.timeout(timeout):
+            infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except TimeoutError:
+        return f"cannot resolve {host} within {timeout:g}s"
     except OSError as e:
         return f"cannot resolve {host}: {e}"
     for info in infos:
@@ -177,7 +180,7 @@ class Deliverer:
     async def _post(self, client: httpx.AsyncClient, hook: Webhook, entry: Entry) -> str:
         """POST one event; "" when answered 2xx, else what went wrong."""
         if not self.cfg.allow_private:
-            refused = await refuse_address(hook.url)
+            refused = await refuse_address(hook.url, self.cfg.timeout)
             if refused:
                 return refused
         body = body_of(hook, entry)

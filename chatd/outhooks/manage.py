@@ -79,7 +79,7 @@ async def add(
     check_url(url)
     kinds = check_events(events)
     if not cfg.allow_private:
-        refused = await refuse_address(url)
+        refused = await refuse_address(url, cfg.timeout)
         if refused:
             raise ChatError(Err.INVALID, refused, field="url")
     secret = new_secret()
