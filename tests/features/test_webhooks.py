@@ -22,8 +22,16 @@ Make = Callable[..., ChatdProcess]
 HOOKS = {"allow_private": True, "poll_interval": 0.1, "backoff_min": 0.1, "backoff_max": 0.4, "timeout": 2.0}
 
 
-def settings(**webhooks: Any) -> dict[str, dict[str, Any]]:
-    return {"auth": {"mode": "token"}, "webhooks": {**HOOKS, **webhooks}}
+def settings(store: dict[str, dict[str, Any]] | None = None, **webhooks: Any) -> dict[str, dict[str, Any]]:
+    return {"auth": {"mode": "token"}, "webhooks": {**HOOKS, **webhooks}, **(store or {})}
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest) -> dict[str, dict[str, Any]]:
+    """Each store in turn: the settings that select it."""
+    if request.param == "sqlite":
+        return {}
+    return {"store": {"backend": "postgres", "dsn": request.getfixturevalue("pg_dsn")}}
 
 
 def auth(token: str) -> dict[str, str]:
@@ -67,8 +75,10 @@ def eventually(check: Callable[[], bool], timeout: float = 20.0) -> None:
         time.sleep(0.05)
 
 
-def test_every_kind_of_event_is_posted_in_seq_order_signed_with_room_and_seq_as_id(make_server: Make) -> None:
-    server = make_server(settings()).start()
+def test_every_kind_of_event_is_posted_in_seq_order_signed_with_room_and_seq_as_id(
+    make_server: Make, store: dict
+) -> None:
+    server = make_server(settings(store)).start()
     token = room_of(server, "hooked")
     say(server, token, "hooked", "before the webhook")  # seq 1: not delivered, the webhook starts after it
     with Receiver() as everything, Receiver() as messages_only:
@@ -115,8 +125,8 @@ def test_every_kind_of_event_is_posted_in_seq_order_signed_with_room_and_seq_as_
     assert [h["id"] for h in hooks(server, token, "hooked")] == [only["id"]]
 
 
-def test_a_receiver_that_fails_then_recovers_gets_every_event_once_in_order(make_server: Make) -> None:
-    server = make_server(settings()).start()
+def test_a_receiver_that_fails_then_recovers_gets_every_event_once_in_order(make_server: Make, store: dict) -> None:
+    server = make_server(settings(store)).start()
     token = room_of(server, "flaky")
     with Receiver(fail_first=3) as receiver:
         subscribe(server, token, "flaky", receiver.url)
@@ -131,8 +141,10 @@ def test_a_receiver_that_fails_then_recovers_gets_every_event_once_in_order(make
     assert (hook["state"], hook["attempts"], hook["delivered"], hook["last_error"]) == ("active", 0, 3, "")
 
 
-def test_a_webhook_stops_at_the_bound_shows_it_everywhere_and_starts_again_when_enabled(make_server: Make) -> None:
-    server = make_server(settings(max_attempts=3)).start()
+def test_a_webhook_stops_at_the_bound_shows_it_everywhere_and_starts_again_when_enabled(
+    make_server: Make, store: dict
+) -> None:
+    server = make_server(settings(store, max_attempts=3)).start()
     token = room_of(server, "down")
     cfg = ["--config", str(server.config_path)]
     with Receiver(failing=True) as receiver:
@@ -153,8 +165,8 @@ def test_a_webhook_stops_at_the_bound_shows_it_everywhere_and_starts_again_when_
     eventually(lambda: hooks(server, token, "down")[0]["state"] == "active")
 
 
-def test_a_restart_mid_retry_delivers_everything_after_it_in_order(make_server: Make) -> None:
-    server = make_server(settings(backoff_min=0.3, backoff_max=0.3)).start()
+def test_a_restart_mid_retry_delivers_everything_after_it_in_order(make_server: Make, store: dict) -> None:
+    server = make_server(settings(store, backoff_min=0.3, backoff_max=0.3)).start()
     token = room_of(server, "phoenix")
     with Receiver(failing=True) as receiver:
         subscribe(server, token, "phoenix", receiver.url)
