@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Request, delete, get, post
@@ -14,13 +14,21 @@ from chatd.gateway.context import node_of
 from chatd.gateway.openapi import SECURED, errors
 from chatd.outhooks import manage
 from chatd.outhooks.signing import KINDS, URL_MAX
+from chatd.protocol.frames import SEQ_MAX
 
-HookId = Annotated[int, Parameter(ge=1, le=2**62)]
-Kind = Annotated[str, msgspec.Meta(max_length=16)]
+HookId = Annotated[int, Parameter(ge=1, le=SEQ_MAX)]
+Kind = Literal["message", "edit", "delete", "reaction", "topic"]  # signing.KINDS
+# What ``signing.check_url`` accepts, said in the schema: http(s), a host name or IPv4 address (no IPv6 literal),
+# an optional port, no credentials. Where it points is checked when it is made and used (private: 403).
+URL_PATTERN = (
+    r"^https?://[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*"
+    r"(:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?"
+    r"([/?#][^\s]*)?$"
+)
 
 
 class WebhookIn(msgspec.Struct, forbid_unknown_fields=True):
-    url: Annotated[str, msgspec.Meta(min_length=1, max_length=URL_MAX)]
+    url: Annotated[str, msgspec.Meta(min_length=1, max_length=URL_MAX, pattern=URL_PATTERN)]
     events: Annotated[list[Kind], msgspec.Meta(max_length=len(KINDS))] = []
     """Kinds of event to POST: message, edit, delete, reaction, topic. None given: all of them."""
 
@@ -44,6 +52,7 @@ async def list_webhooks(
     status_code=HTTP_201_CREATED,
     summary="Subscribe a URL to the room's events from now on; the answer carries its signing secret, once",
     responses=errors(403, 404, 409, body=True),
+    description="403 also for a URL whose host resolves to a non-public address, unless webhooks.allow_private.",
     security=SECURED,
 )
 async def add_webhook(

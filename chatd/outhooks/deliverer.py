@@ -38,18 +38,19 @@ COUNT_EVERY = 10.0  # seconds between reads of how many webhooks are failing (fo
 ERROR_MAX = 300  # characters of an error kept in the store
 
 
-async def refuse_address(url: str, timeout: float) -> str:
+async def refuse_address(url: str, timeout: float, *, unresolved_ok: bool = False) -> str:
     """Why ``url`` must not be POSTed to when private addresses are not allowed ("" when it may): its host
     resolves to a loopback, private, link-local, reserved or otherwise non-public address. Checked before every
-    POST, so a name that later points inside is caught too (not between this check and the connection)."""
+    POST, so a name that later points inside is caught too (not between this check and the connection).
+    ``unresolved_ok``: a name that does not resolve now passes (it may later, and is checked again then)."""
     host = urlsplit(url).hostname or ""
     try:
         async with asyncio.timeout(timeout):
             infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
     except TimeoutError:
-        return f"cannot resolve {host} within {timeout:g}s"
+        return "" if unresolved_ok else f"cannot resolve {host} within {timeout:g}s"
     except OSError as e:
-        return f"cannot resolve {host}: {e}"
+        return "" if unresolved_ok else f"cannot resolve {host}: {e}"
     for info in infos:
         addr = ipaddress.ip_address(info[4][0])
         if not addr.is_global:

@@ -79,9 +79,9 @@ async def add(
     check_url(url)
     kinds = check_events(events)
     if not cfg.allow_private:
-        refused = await refuse_address(url, cfg.timeout)
+        refused = await refuse_address(url, cfg.timeout, unresolved_ok=True)
         if refused:
-            raise ChatError(Err.INVALID, refused, field="url")
+            raise ChatError(Err.FORBIDDEN, refused, field="url")
     secret = new_secret()
     hook = await store.add_webhook(room, url, secret, kinds, by, cfg.per_room_max)
     return NewWebhook(**msgspec.structs.asdict(view(hook, hook.cursor)), secret=secret)

@@ -248,7 +248,10 @@ def test_a_receiver_that_hangs_holds_up_neither_chat_nor_other_webhooks(make_ser
 def test_a_webhook_cannot_point_into_the_servers_own_network_unless_allowed(make_server: Make) -> None:
     server = make_server(settings(allow_private=False)).start()
     token = room_of(server, "inside")
-    for url in ("http://127.0.0.1:9/", "http://localhost/x", "http://10.0.0.1/", "http://[::1]/", "ftp://example.com/"):
+    for url in ("http://127.0.0.1:9/", "http://localhost/x", "http://10.0.0.1/", "http://169.254.169.254/", "http://0"):
+        r = server.post("/api/rooms/inside/webhooks", json={"url": url}, headers=auth(token))
+        assert r.status_code == 403 and "not a public address" in r.json()["message"], (url, r.text)
+    for url in ("ftp://example.com/", "http://user:pw@example.com/", "http://[::1]/", "http://a:99999/"):
         r = server.post("/api/rooms/inside/webhooks", json={"url": url}, headers=auth(token))
         assert r.status_code == 400 and r.json()["code"] == "invalid", (url, r.text)
     bad = {"url": "https://example.com/", "events": ["gossip"]}
