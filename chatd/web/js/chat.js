@@ -8,6 +8,7 @@ import { Api } from "./api.js";
 import { Connection } from "./connection.js";
 import { EVENT_TYPES, Features } from "./features.js";
 import { RoomAdmin } from "./members.js";
+import { RoomHooks } from "./webhooks.js";
 import { Outbox } from "./outbox.js";
 import { Room } from "./room.js";
 import { ReadMarks, load, newClientId, save } from "./storage.js";
@@ -76,6 +77,7 @@ export class ChatApp {
     this.bindUi();
     this.features.bind();
     this.admin = new RoomAdmin(this);
+    this.hooks = new RoomHooks(this);
     const c = this.connection;
     c.addEventListener("state", (e) => this.onState(e.detail.state));
     c.addEventListener("hello", (e) => {
@@ -196,6 +198,7 @@ export class ChatApp {
         this.renderHistoryEdge();
         this.features.renderTopic(); // a first join made us a member: the topic may be set now
         if (room.createdBy === undefined) this.refreshRooms(); // a room our join created: learn that it is ours
+        if (this.hooks.el.panel.hidden) this.hooks.show(room); // the room may exist only since this join
         this.placeUnread();
       }
     }
@@ -520,6 +523,7 @@ export class ChatApp {
       this.active = null;
       this.renderEmpty();
       this.admin.show(null);
+      this.hooks.show(null);
       return;
     }
     const room = this.room(name);
@@ -544,6 +548,7 @@ export class ChatApp {
     this.renderTyping();
     this.queueRoomsRender();
     this.admin.show(room);
+    this.hooks.show(room);
     if (room.live) {
       this.loadPresence(room);
       this.ensureHistory(room);
