@@ -59,6 +59,7 @@ async def test_every_background_task_of_the_node_is_supervised(node: Node) -> No
         "chatd-presence",
         "chatd-upload-sweeper",
         "chatd-retention",
+        "chatd-webhooks",
     }
     assert all(await node.ready()) and (await node.ready())["tasks"] and node.down_tasks() == []
     assert set(crash_counts(node)) == set(node.supervisor.crashes())  # /metrics lists each, at 0

@@ -144,8 +144,11 @@ class Deliverer:
                 if not await self.store.webhook_delivered(hook.id, self.owner, cursor, 1, self.lease_ms):
                     log.warning("webhook %d: lease lost to another node after seq %d", hook.id, cursor)
                     return
-        if cursor > saved:
-            await self.store.webhook_delivered(hook.id, self.owner, cursor, 0, self.lease_ms)
+            # Entries it does not subscribe to are handled too: saving them renews the lease on a long skip.
+            if cursor > saved:
+                if not await self.store.webhook_delivered(hook.id, self.owner, cursor, 0, self.lease_ms):
+                    return
+                saved = cursor
         await self.store.release_webhook(hook.id, self.owner)
 
     async def _failed(self, hook: Webhook, entry: Entry, attempt: int, error: str) -> None:
