@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import click
 
+from chatd.admin.options import build_config, config_option, run_with_store
 from chatd.admin.users import when
-from chatd.cli import build_config, config_option, run_with_store
 from chatd.outhooks import manage
 from chatd.outhooks.signing import KINDS
 from chatd.store.base import Store
