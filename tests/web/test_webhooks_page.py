@@ -7,6 +7,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from chatpage import ChatPage
@@ -37,6 +38,21 @@ def open_panel(person: ChatPage) -> None:
         person.page.click("#webhooks-summary")
 
 
+def refreshed_until(person: ChatPage, selector: str, tries: int = 50) -> Any:
+    """Click Refresh until ``selector`` shows: the panel reads the store when asked, and the deliverer writes the
+    outcome of a POST just after the receiver saw it."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout  # imported where the browser tests run
+
+    for _ in range(tries):
+        person.page.click("#webhooks-refresh")
+        try:
+            found = person.page.wait_for_selector(selector, timeout=300)
+        except PlaywrightTimeout:
+            continue
+        return found
+    raise AssertionError(f"{selector} did not show")
+
+
 def test_a_room_creator_adds_watches_retries_and_removes_a_webhook(
     site: ChatdProcess, people: Callable[..., ChatPage]
 ) -> None:
@@ -52,17 +68,14 @@ def test_a_room_creator_adds_watches_retries_and_removes_a_webhook(
 
         alice.send("deploy finished")
         receiver.wait_requests(2)  # max_attempts: then it stops
-        alice.page.click("#webhooks-refresh")
-        row = alice.page.wait_for_selector("#webhook-list li[data-state=failing]")
+        row = refreshed_until(alice, "#webhook-list li[data-state=failing]")
         assert "HTTP 500" in row.inner_text() and "stopped after repeated failures" in row.inner_text()
         assert "1 failing" in alice.page.inner_text("#webhooks-summary")
 
         receiver.failing = False
         row.query_selector("text=Retry now").click()
         assert [r.json["event"]["body"] for r in receiver.wait(1)] == ["deploy finished"]
-        alice.page.click("#webhooks-refresh")
-        alice.page.wait_for_selector("#webhook-list li[data-state=active]")
-        assert "1 sent, 0 waiting" in alice.page.inner_text("#webhook-list")
+        refreshed_until(alice, '#webhook-list li[data-state=active]:has-text("1 sent, 0 waiting")')
 
         alice.page.click('#webhook-list button[aria-label^="Remove webhook"]')
         alice.page.wait_for_selector("#webhook-list li", state="detached")
