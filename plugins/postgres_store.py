@@ -1510,10 +1510,11 @@ class PostgresStore(Store):
         return webhook_of(tuple(row)) if row else None
 
     async def delete_webhook(self, hook: int) -> bool:
-        return await self._p.execute("DELETE FROM webhooks WHERE id = $1", hook) != "DELETE 0"
+        status: str = await self._p.execute("DELETE FROM webhooks WHERE id = $1", hook)
+        return status != "DELETE 0"
 
     async def enable_webhook(self, hook: int) -> bool:
-        done = await self._p.execute(
+        done: str = await self._p.execute(
             "UPDATE webhooks SET failing = false, attempts = 0, next_attempt = 0, last_error = '' WHERE id = $1", hook
         )
         return done != "UPDATE 0"
@@ -1541,7 +1542,7 @@ class PostgresStore(Store):
         return [webhook_of(tuple(r)) for r in rows]
 
     async def webhook_delivered(self, hook: int, owner: str, cursor: int, delivered: int, lease_ms: int) -> bool:
-        done = await self._p.execute(
+        done: str = await self._p.execute(
             "UPDATE webhooks SET cursor_seq = greatest(cursor_seq, $3), delivered = delivered + $4, "
             "attempts = CASE WHEN $4 > 0 THEN 0 ELSE attempts END, "
             "last_error = CASE WHEN $4 > 0 THEN '' ELSE last_error END, "
