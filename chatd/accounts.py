@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 import msgspec
 
+from chatd.bots import ALL_ROOMS, Scope, decode_scope, encode_scope
 from chatd.errors import ChatError, Err
 from chatd.protocol.frames import USER_MAX, USER_PATTERN
 from chatd.store.base import Store, UserRecord
@@ -127,18 +128,39 @@ class Accounts:
         user = await self.store.get_user(name) if valid_username(name) else None
         stored = await self.store.password_hash(user.id) if user else None
         ok = await asyncio.to_thread(verify_password, password, stored or self._dummy)
-        if not (ok and stored and user):
+        if not (ok and stored and user) or (user and user.bot):
+            # A bot works with scoped tokens only, whatever password its row may have been given.
             raise ChatError(Err.UNAUTHORIZED, "wrong username or password")
         if user.disabled:
             # Only after the password matched, so the answer tells nothing to someone guessing.
             raise ChatError(Err.UNAUTHORIZED, "this account is disabled; ask an admin")
         return Issued(await self.issue(user.id), user)
 
-    async def issue(self, uid: int) -> str:
-        """A new API token for the user with this id."""
+    async def issue(self, uid: int, scope: Scope | None = None) -> str:
+        """A new API token for the user with this id; ``scope``: what a bot's token may do (``chatd.bots``)."""
         token = new_token()
-        await self.store.add_token(token_hash(token), uid)
+        await self.store.add_token(token_hash(token), uid, encode_scope(scope) if scope is not None else None)
         return token
+
+    async def scope_of(self, hashed: str) -> Scope | None:
+        """The scope the token with this hash was issued with; None: unscoped (the user's own rights)."""
+        text = await self.store.token_scopes(hashed)
+        return decode_scope(text) if text is not None else None
+
+    async def issue_scoped(self, bot: UserRecord, scope: Scope) -> str:
+        """A new token for ``bot`` limited to ``scope``. The bot is made a member of each room the scope names (a
+        bot sends only where it is a member, like anyone); ChatError(NOT_FOUND) for a room that does not exist."""
+        if not bot.bot:
+            raise ChatError(Err.CONFLICT, f"{bot.name!r} is not a bot; scoped tokens are for bots")
+        for room in scope.rooms:
+            if room != ALL_ROOMS:
+                await self.store.add_member(room, bot.id)
+        return await self.issue(bot.id, scope)
+
+    async def create_bot(self, name: str) -> UserRecord:
+        """A new bot user (no password: it cannot sign in; it gets scoped tokens from ``issue``)."""
+        check_username(name)
+        return await self.store.create_user(name, None, bot=True, now=int(time.time() * 1000))
 
     async def authenticate(self, token: str) -> UserRecord | None:
         if not token.startswith(TOKEN_PREFIX) or len(token) > 128:

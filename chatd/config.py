@@ -142,6 +142,9 @@ class LimitsConfig(_Section):
     reactions_per_user: int = 20
     rest_send_timeout: float = 10.0
     pending_sends_max: int = 100_000
+    hook_rate: float = 1.0
+    hook_burst: int = 30
+    hook_body_bytes: int = 128 * KiB
 
 
 class WebConfig(_Section):
@@ -420,6 +423,7 @@ def validate(cfg: Config) -> None:
         "handshake_timeout",
         "heartbeat_interval",
         "heartbeat_timeout",
+        "hook_body_bytes",
     ):
         positive(f"limits.{key}", getattr(cfg.limits, key))
     if cfg.limits.close_frame_bytes < cfg.limits.max_frame_bytes:
@@ -428,6 +432,10 @@ def validate(cfg: Config) -> None:
         problems.append("'limits.send_rate' must be >= 0 (0 turns the rate limit off)")
     if cfg.limits.send_rate > 0 and cfg.limits.send_burst < 1:
         problems.append("'limits.send_burst' must be >= 1")
+    if cfg.limits.hook_rate < 0:
+        problems.append("'limits.hook_rate' must be >= 0 (0 turns the rate limit off)")
+    if cfg.limits.hook_rate > 0 and cfg.limits.hook_burst < 1:
+        problems.append("'limits.hook_burst' must be >= 1")
     positive("uploads.max_bytes", cfg.uploads.max_bytes)
     positive("limits.body_timeout", cfg.limits.body_timeout)
     for key, value in (

@@ -227,9 +227,10 @@ class Node:
         attachments: list[str],
         reply: Reply,
         reply_to: int = 0,
+        via: str = "",
     ) -> None:
         """Validate a send from the user with id ``user`` and queue it. ``reply`` gets its Completion once it is
-        stored (or refused)."""
+        stored (or refused). ``via``: the name an incoming webhook posts under (``chatd.hooks``)."""
         await self._admit(user, client_id)
         await self.rooms.require_member(room, user)
         if attachments:
@@ -239,7 +240,7 @@ class Node:
                 missing = sorted(set(wanted) - set(bound))
                 raise ChatError(Err.NOT_FOUND, f"unknown attachment(s): {', '.join(missing)}", client_id)
             attachments = wanted
-        await self._enqueue(NewMessage(room, user, client_id, body, attachments, reply_to=reply_to), reply)
+        await self._enqueue(NewMessage(room, user, client_id, body, attachments, reply_to=reply_to, via=via), reply)
 
     async def mark_read(self, user: int, room: str, seq: int, client_id: str = "") -> ReadState:
         """Move ``user``'s read position (``Personal.mark_read``). Each one writes the store and tells every node,
@@ -283,11 +284,18 @@ class Node:
         self.metrics.messages_in += 1
 
     async def submit_and_wait(
-        self, user: int, room: str, body: str, client_id: str, attachments: list[str], reply_to: int = 0
+        self,
+        user: int,
+        room: str,
+        body: str,
+        client_id: str,
+        attachments: list[str],
+        reply_to: int = 0,
+        via: str = "",
     ) -> Completion:
         """``submit`` for REST: returns once the message is stored or refused (see ``_completed`` for the bound)."""
         return await self._completed(
-            lambda reply: self.submit(user, room, body, client_id, attachments, reply, reply_to), client_id
+            lambda reply: self.submit(user, room, body, client_id, attachments, reply, reply_to, via), client_id
         )
 
     async def change_and_wait(self, change: NewMessage) -> Completion:

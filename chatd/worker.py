@@ -156,6 +156,8 @@ class Worker:
                 attachments=m.attachments,
                 reply_to=m.reply_to,
                 uid=m.sender,
+                bot=out.bot,
+                via=m.via,
             )
             deliveries.append(Delivery(m.room, out.seq, encode(stored), item.origin))
             if out.mentions and isinstance(stored, Message):

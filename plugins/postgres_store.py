@@ -46,6 +46,7 @@ from chatd.store.base import (
     UNREAD_MAX,
     WEBHOOKS_SQL,
     AdminRoom,
+    HookRecord,
     InviteRecord,
     NewMessage,
     Outcome,
@@ -369,6 +370,24 @@ MIGRATIONS: list[tuple[str, str | Callable[[asyncpg.Connection], Awaitable[None]
         """,
     ),
     (
+        # Bot accounts and incoming webhooks (see the SQLite migration of the same name).
+        "016_bots_hooks",
+        """
+        ALTER TABLE tokens ADD COLUMN scopes TEXT;
+        ALTER TABLE messages ADD COLUMN via TEXT;
+        CREATE TABLE hooks (
+            id TEXT PRIMARY KEY,
+            room TEXT NOT NULL REFERENCES rooms (name),
+            bot_id BIGINT NOT NULL REFERENCES users (id),
+            secret_hash TEXT NOT NULL,
+            created_by BIGINT,
+            created BIGINT NOT NULL
+        );
+        CREATE INDEX hooks_room ON hooks (room);
+        CREATE INDEX hooks_bot ON hooks (bot_id);
+        """,
+    ),
+    (
         # Outgoing webhooks (see the SQLite migration of the same name): the room's stream is the outbox.
         "017_webhooks",
         """
@@ -460,6 +479,16 @@ def _room(r: asyncpg.Record) -> RoomRecord:
         r["creator"] or "",
         r["epoch"],
     )
+
+
+HOOK_SELECT = (
+    "SELECT h.id, h.room, h.bot_id, h.secret_hash, h.created_by, h.created, u.name "
+    "FROM hooks h JOIN users u ON u.id = h.bot_id"
+)
+
+
+def _hook(r: asyncpg.Record) -> HookRecord:
+    return HookRecord(r["id"], r["room"], r["bot_id"], r["secret_hash"], r["created_by"], r["created"], r["name"])
 
 
 def _user(r: asyncpg.Record) -> UserRecord:
@@ -713,10 +742,17 @@ class PostgresStore(Store):
             await c.execute("UPDATE users SET name = $2 WHERE id = $1", uid, name)
         return str(old)
 
-    async def add_token(self, token_hash: str, user: int) -> None:
+    async def add_token(self, token_hash: str, user: int, scopes: str | None = None) -> None:
         await self._p.execute(
-            f"INSERT INTO tokens (hash, user_id, created) VALUES ($1, $2, {NOW_MS})", token_hash, user
+            f"INSERT INTO tokens (hash, user_id, created, scopes) VALUES ($1, $2, {NOW_MS}, $3)",
+            token_hash,
+            user,
+            scopes,
         )
+
+    async def token_scopes(self, token_hash: str) -> str | None:
+        found: str | None = await self._p.fetchval("SELECT scopes FROM tokens WHERE hash = $1", token_hash)
+        return found
 
     async def user_for_token(self, token_hash: str, issued_after: int = 0) -> UserRecord | None:
         r = await self._p.fetchrow(
@@ -816,11 +852,11 @@ class PostgresStore(Store):
 
     async def members(self, room: str) -> list[UserRef]:
         rows = await self._p.fetch(
-            "SELECT u.id, u.name FROM members m JOIN users u ON u.id = m.user_id WHERE m.room = $1 "
+            "SELECT u.id, u.name, u.bot FROM members m JOIN users u ON u.id = m.user_id WHERE m.room = $1 "
             'ORDER BY u.name COLLATE "C", u.id',
             room,
         )
-        return [UserRef(r["id"], r["name"]) for r in rows]
+        return [UserRef(r["id"], r["name"], r["bot"]) for r in rows]
 
     # --- messages -----------------------------------------------------------------------------------------------
 
@@ -858,25 +894,27 @@ class PostgresStore(Store):
         }
         pairs = list({(m.room, m.sender) for m in batch})
         # Members with their current names: the name a new entry's frame shows is the one at the commit.
-        members: dict[tuple[str, int], str] = {
-            (r["room"], r["user_id"]): r["name"]
-            for r in await c.fetch(
-                "SELECT m.room, m.user_id, u.name FROM unnest($1::text[], $2::bigint[]) AS k(room, user_id) "
-                "JOIN members m USING (room, user_id) JOIN users u ON u.id = m.user_id",
-                [p[0] for p in pairs],
-                [p[1] for p in pairs],
-            )
-        }
-        cols: tuple[list[Any], ...] = ([], [], [], [], [], [], [], [])
+        members: dict[tuple[str, int], str] = {}
+        bots: set[int] = set()
+        for r in await c.fetch(
+            "SELECT m.room, m.user_id, u.name, u.bot FROM unnest($1::text[], $2::bigint[]) AS k(room, user_id) "
+            "JOIN members m USING (room, user_id) JOIN users u ON u.id = m.user_id",
+            [p[0] for p in pairs],
+            [p[1] for p in pairs],
+        ):
+            members[(r["room"], r["user_id"])] = r["name"]
+            if r["bot"]:
+                bots.add(r["user_id"])
+        cols: tuple[list[Any], ...] = ([], [], [], [], [], [], [], [], [])
         touched: set[str] = set()
 
         async def flush() -> None:
             # A change reads its target, which may be a message earlier in this batch: those rows go in first.
             if cols[0]:
                 await c.execute(
-                    "INSERT INTO messages (room, seq, sender, client_id, body, ts, attachments, reply_to) "
+                    "INSERT INTO messages (room, seq, sender, client_id, body, ts, attachments, reply_to, via) "
                     "SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], "
-                    "$6::bigint[], $7::text[], $8::bigint[])",
+                    "$6::bigint[], $7::text[], $8::bigint[], $9::text[])",
                     *cols,
                 )
                 for col in cols:
@@ -892,7 +930,8 @@ class PostgresStore(Store):
                 outcomes.append(seen)
             elif key in written:
                 row = written[key]
-                outcomes.append(Outcome(row[1], ts, True, stored=changes.written(row, sender or ""), name=sender or ""))
+                stored_row = changes.written(row, sender or "", m.sender in bots)
+                outcomes.append(Outcome(row[1], ts, True, stored=stored_row, name=sender or "", bot=m.sender in bots))
             elif m.room not in last:
                 outcomes.append(Outcome(error=Err.NOT_FOUND.code, message=f"room {m.room!r} does not exist"))
             elif sender is None:
@@ -924,12 +963,13 @@ class PostgresStore(Store):
                     ts,
                     _json.encode(m.attachments).decode() if m.attachments else None,
                     m.reply_to or None,
+                    m.via or None,
                 )
                 for col, value in zip(cols, row, strict=True):
                     col.append(value)
                 if "@" in m.body:
                     naming.append(len(outcomes))
-                outcomes.append(Outcome(seq, ts, name=sender))
+                outcomes.append(Outcome(seq, ts, name=sender, bot=m.sender in bots))
                 written[key] = row  # turned into an entry only if the key repeats later in the batch
         await flush()
         if naming:
@@ -1124,6 +1164,7 @@ class PostgresStore(Store):
                 "uploads WHERE room",
                 "reads WHERE room",
                 "mentions WHERE room",
+                "hooks WHERE room",
                 "rooms WHERE name",
             ):
                 await c.execute(f"DELETE FROM {sql} = $1", name)
@@ -1140,6 +1181,7 @@ class PostgresStore(Store):
                 "uploads WHERE owner",
                 "reads WHERE user_id",
                 "mentions WHERE user_id",
+                "hooks WHERE bot_id",
             ):
                 await c.execute(f"DELETE FROM {sql} = $1", uid)
             # The tombstone: the id and the name stay for what they wrote; nothing can sign in as it.
@@ -1339,12 +1381,14 @@ class PostgresStore(Store):
         else:
             where, param = "starts_with(t.hash, $1)", id_prefix
         rows = await self._p.fetch(
-            "SELECT t.hash, t.user_id, t.created, t.last_used, u.name FROM tokens t JOIN users u ON u.id = t.user_id "
-            f"WHERE {where} ORDER BY t.created, t.hash",
+            "SELECT t.hash, t.user_id, t.created, t.last_used, u.name, t.scopes FROM tokens t "
+            f"JOIN users u ON u.id = t.user_id WHERE {where} ORDER BY t.created, t.hash",
             param,
         )
         return [
-            TokenRecord(r["hash"][:TOKEN_ID_LEN], r["user_id"], r["created"], r["last_used"], r["hash"], r["name"])
+            TokenRecord(
+                r["hash"][:TOKEN_ID_LEN], r["user_id"], r["created"], r["last_used"], r["hash"], r["name"], r["scopes"]
+            )
             for r in rows
         ]
 
@@ -1374,7 +1418,7 @@ class PostgresStore(Store):
     # Column names as every store exports them (PostgreSQL says "user_id" where SQLite says "user").
     _EXPORT_SQL = {
         "user": "SELECT id, name, password_hash, admin, bot, created, disabled, deleted FROM users ORDER BY id",
-        "token": 'SELECT hash, user_id AS "user", created, last_used FROM tokens ORDER BY hash COLLATE "C"',
+        "token": 'SELECT hash, user_id AS "user", created, last_used, scopes FROM tokens ORDER BY hash COLLATE "C"',
         "room": "SELECT name, private, created_by, created, last_seq, archived, purged_through, topic, dm FROM rooms "
         'ORDER BY name COLLATE "C"',
         "member": 'SELECT room, user_id AS "user", joined FROM members ORDER BY room COLLATE "C", user_id',
@@ -1387,7 +1431,39 @@ class PostgresStore(Store):
         "invite": 'SELECT hash, created_by, created, expires, used_by FROM invites ORDER BY hash COLLATE "C"',
         "sso_link": 'SELECT issuer, subject, user_id AS "user", created FROM sso_links '
         'ORDER BY issuer COLLATE "C", subject COLLATE "C"',
+        "hook": 'SELECT id, room, bot_id, secret_hash, created_by, created FROM hooks ORDER BY id COLLATE "C"',
     }
+
+    # --- incoming webhooks --------------------------------------------------------------------------------------
+
+    async def add_hook(self, hook: HookRecord) -> None:
+        try:
+            await self._p.execute(
+                "INSERT INTO hooks (id, room, bot_id, secret_hash, created_by, created) "
+                "VALUES ($1, $2, $3, $4, $5, $6)",
+                hook.id,
+                hook.room,
+                hook.bot,
+                hook.secret_hash,
+                hook.created_by,
+                hook.created,
+            )
+        except asyncpg.ForeignKeyViolationError:
+            raise ChatError(Err.NOT_FOUND, f"no room {hook.room!r} or no bot user {hook.bot}") from None
+
+    async def get_hook(self, hook_id: str) -> HookRecord | None:
+        r = await self._p.fetchrow(f"{HOOK_SELECT} WHERE h.id = $1", hook_id)
+        return _hook(r) if r else None
+
+    async def hooks(self, room: str | None = None) -> list[HookRecord]:
+        if room is None:
+            rows = await self._p.fetch(f"{HOOK_SELECT} ORDER BY h.created, h.id")
+        else:
+            rows = await self._p.fetch(f"{HOOK_SELECT} WHERE h.room = $1 ORDER BY h.created, h.id", room)
+        return [_hook(r) for r in rows]
+
+    async def delete_hook(self, hook_id: str) -> bool:
+        return await self._p.fetchval("DELETE FROM hooks WHERE id = $1 RETURNING 1", hook_id) is not None
 
     @contextlib.asynccontextmanager
     async def snapshot(self) -> AsyncIterator[None]:

@@ -11,11 +11,26 @@ import click
 def register(cli: click.Group) -> None:
     """Attach the admin commands to ``cli`` (the ``users`` group gains its subcommands on import)."""
     from chatd.admin import users  # noqa: F401 - registers onto the users group
+    from chatd.admin.bots import bots
     from chatd.admin.data import backup, export_cmd, import_cmd, restore
+    from chatd.admin.hooks import hooks
     from chatd.admin.invites import invites
     from chatd.admin.outhooks import webhooks
     from chatd.admin.rooms import rooms
     from chatd.admin.setup import doctor, init, migrate
 
-    for command in (rooms, invites, webhooks, backup, restore, export_cmd, import_cmd, init, migrate, doctor):
+    for command in (
+        bots,
+        hooks,
+        rooms,
+        invites,
+        webhooks,
+        backup,
+        restore,
+        export_cmd,
+        import_cmd,
+        init,
+        migrate,
+        doctor,
+    ):
         cli.add_command(command)

@@ -42,20 +42,25 @@ import msgspec
 from chatd.admin.options import build_config, config_option, create_option, run_with_store
 from chatd.config import Config
 from chatd.failures import path_problem
-from chatd.store.base import EXPORT_COLUMNS, EXPORT_KINDS, Store, import_value
+from chatd.store.base import EXPORT_COLUMNS, EXPORT_KINDS, LATER_COLUMNS, Store, import_value
 
 FORMAT = 2
 LEGACY_FORMAT = 1  # names instead of user ids
 HEADER = {"kind": "chatd-export", "format": FORMAT}
 # The columns of a format-1 export, as the schema before migration 012 names them: users without id and tombstone
-# flag, messages with their reactions (and a reaction event's users) as JSON, no reaction, invite or sso_link rows.
+# flag, messages with their reactions (and a reaction event's users) as JSON, no reaction, invite, sso_link or hook
+# rows, and none of the columns added to format 2 later (``LATER_COLUMNS``).
 LEGACY_COLUMNS: dict[str, tuple[str, ...]] = {
-    kind: {
-        "user": EXPORT_COLUMNS["user"][1:-1],
-        "message": (*EXPORT_COLUMNS["message"], "reactions", "data"),
-    }.get(kind, EXPORT_COLUMNS[kind])
+    kind: tuple(
+        c
+        for c in {
+            "user": EXPORT_COLUMNS["user"][1:-1],
+            "message": (*EXPORT_COLUMNS["message"], "reactions", "data"),
+        }.get(kind, EXPORT_COLUMNS[kind])
+        if c not in LATER_COLUMNS.get(kind, ())
+    )
     for kind in EXPORT_KINDS
-    if kind not in ("reaction", "invite", "sso_link")
+    if kind not in ("reaction", "invite", "sso_link", "hook")
 }
 BATCH = 1000
 _encoder = msgspec.json.Encoder()

@@ -186,6 +186,8 @@ def users_reset_password(
 
     async def act(store: Store) -> tuple[str, int]:
         user = await find_user(store, name)
+        if user.bot and secret:
+            raise click.ClickException(f"{user.name!r} is a bot: bots cannot sign in with a password")
         await store.set_password_hash(user.id, hash_password(secret) if secret else None)
         revoked = 0
         if not keep_tokens:

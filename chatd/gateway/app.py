@@ -20,6 +20,7 @@ from chatd.errors import ChatError, Err, internal_message, log_fault
 from chatd.gateway.admin import RenameIn, admin_router
 from chatd.gateway.control import control as admin_control
 from chatd.gateway.guard import request_guard
+from chatd.gateway.hooks import hook_handlers
 from chatd.gateway.info import server_info
 from chatd.gateway.openapi import components, tighten
 from chatd.gateway.ops import ops_handlers
@@ -157,7 +158,15 @@ async def _page_headers(response: Response[Any]) -> Response[Any]:
 def create_app(node: Node) -> Litestar:
     lim = node.cfg.limits
     allow: dict[str, str] = {}  # filled once the routes exist
-    handlers: list[Any] = [ws_endpoint, api_router, admin_router, server_info, *ops_handlers, admin_control]
+    handlers: list[Any] = [
+        ws_endpoint,
+        api_router,
+        admin_router,
+        server_info,
+        *ops_handlers,
+        admin_control,
+        *hook_handlers,
+    ]
     sso = None
     if node.cfg.auth.oidc.enabled:
         # Imported only when configured: the protocol libraries come with the oidc extra (start-up checked it).

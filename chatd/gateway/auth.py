@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 import msgspec
 
 from chatd.accounts import token_hash
+from chatd.bots import Scope, require_route
 from chatd.gateway.tickets import WS, Tickets
 from chatd.node import Node
 from chatd.store.base import UserRecord
@@ -18,10 +19,19 @@ class Principal(msgspec.Struct, frozen=True):
     user: UserRecord
     token: str | None = None
     hashed: str | None = None  # the token's hash, when a ticket or media key stood in for the token
+    scope: Scope | None = None  # a bot token's scope (``chatd.bots``); None: the user's own rights
 
     @property
     def token_hash(self) -> str | None:
         return token_hash(self.token) if self.token else self.hashed
+
+
+def check_route(principal: Principal, handler: str, path_params: Mapping[str, object]) -> Principal:
+    """``principal``, unless a bot token's scope refuses the route (``forbidden``)."""
+    if principal.scope is not None:
+        room = path_params.get("room")
+        require_route(principal.scope, handler, room if isinstance(room, str) else None)
+    return principal
 
 
 def bearer(headers: Mapping[str, str], query: Mapping[str, str]) -> str | None:
@@ -44,12 +54,19 @@ async def authenticate(
     token = bearer(headers, query)
     if token:
         user = await node.accounts.authenticate(token)
-        return Principal(user, token) if user else None
+        if user is None:
+            return None
+        # Only bots hold scoped tokens: a person's request costs no extra read.
+        return Principal(user, token, scope=await node.accounts.scope_of(token_hash(token)) if user.bot else None)
     signed = query.get("ticket" if kind == WS else "key") if tickets is not None and kind else None
     if signed and tickets is not None:
         claims = await tickets.check(kind, signed)
         user = await node.accounts.user_for_hash(claims.token_hash) if claims else None
-        return Principal(user, hashed=claims.token_hash) if user and claims and user.id == claims.uid else None
+        if not (user and claims and user.id == claims.uid):
+            return None
+        # A ticket carries its token's scope along: it is looked up by the token's hash.
+        scope = await node.accounts.scope_of(claims.token_hash) if user.bot else None
+        return Principal(user, hashed=claims.token_hash, scope=scope)
     if node.cfg.auth.mode == "open":
         name = query.get("user")
         if name:

@@ -16,11 +16,13 @@ from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from chatd.accounts import PASSWORD_MAX, PASSWORD_MIN
+from chatd.bots import SCOPE_ROOMS_MAX, Action, Scope, ScopeRoom, decode_scope, make_scope
 from chatd.config import registration_mode
 from chatd.dms import dm_other
 from chatd.errors import ChatError, Err
-from chatd.gateway.auth import Principal, authenticate, client_ip
+from chatd.gateway.auth import Principal, authenticate, check_route, client_ip
 from chatd.gateway.context import client_id_or_new, node_of
+from chatd.gateway.hooks import HOOK_STRUCTS, hook_api_handlers
 from chatd.gateway.openapi import PUBLIC, SECURED, SendOperation, errors
 from chatd.gateway.outhooks import WEBHOOK_STRUCTS, webhook_handlers
 from chatd.gateway.rest_features import FEATURE_STRUCTS, feature_handlers
@@ -99,6 +101,7 @@ class SentOut(msgspec.Struct):
     duplicate: bool = False
     reply_to: int = 0
     uid: int = 0  # the sender's id
+    bot: bool = False  # the sender is a bot account
 
 
 class BotsIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -120,7 +123,7 @@ async def provide_principal(request: Request[Any, Any, Any]) -> Principal:
     principal = await authenticate(node_of(request), request.headers, request.query_params)
     if principal is None:
         raise ChatError(Err.UNAUTHORIZED, "missing or invalid credentials")
-    return principal
+    return check_route(principal, request.route_handler.handler_name, request.path_params)
 
 
 async def rooms_out(node: Node, rows: list[tuple[RoomRecord, bool]], me: int) -> list[RoomOut]:
@@ -311,7 +314,7 @@ async def get_room(request: Request[Any, Any, Any], principal: Principal, room: 
 
 @get(
     "/rooms/{room:str}/members",
-    summary="Members of a room: names, and their ids in the same order",
+    summary="Members of a room: names, their ids in the same order, and the ids of those that are bots",
     responses=errors(403, 404),
     security=SECURED,
 )
@@ -319,7 +322,11 @@ async def list_members(request: Request[Any, Any, Any], principal: Principal, ro
     node = node_of(request)
     await node.rooms.get_visible(room, principal.user.id)
     members = await node.store.members(room)
-    return {"members": [m.name for m in members], "uids": [m.id for m in members]}
+    return {
+        "members": [m.name for m in members],
+        "uids": [m.id for m in members],
+        "bots": [m.id for m in members if m.bot],
+    }
 
 
 @post(
@@ -428,6 +435,7 @@ async def send_message(request: Request[Any, Any, Any], principal: Principal, ro
         c.duplicate,
         reply_to,
         user.id,
+        user.bot,
     )
 
 
@@ -454,6 +462,92 @@ async def create_bots(request: Request[Any, Any, Any], principal: Principal, dat
     return {"bots": [Bot(i.user.name, i.token) for i in issued]}
 
 
+class BotTokenIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A bot token's scope: rooms (``*``: any room the bot is a member of) and actions."""
+
+    rooms: Annotated[list[ScopeRoom], msgspec.Meta(max_length=SCOPE_ROOMS_MAX)]
+    actions: Annotated[list[Action], msgspec.Meta(max_length=3)] = []
+
+
+class BotTokenOut(msgspec.Struct):
+    token: str
+    """Shown once: only its hash is stored."""
+    bot: str
+    uid: int
+    scope: Scope
+
+
+class BotTokenInfo(msgspec.Struct):
+    id: str
+    """What ``chatd users revoke`` takes."""
+    created: int
+    last_used: int | None
+    scope: Scope | None
+    """null: an unscoped token (the bot's own rights, as ``POST /api/admin/bots`` issues for the bench)."""
+
+
+class BotOut(msgspec.Struct):
+    uid: int
+    name: str
+    created: int
+    disabled: bool
+    tokens: list[BotTokenInfo]
+    bot: bool = True
+
+
+def _admin(principal: Principal) -> None:
+    if not principal.user.admin:
+        raise ChatError(Err.FORBIDDEN, "admin only")
+
+
+@get("/admin/bots", summary="Bots and their tokens' scopes (admin)", responses=errors(403), security=SECURED)
+async def list_bots(request: Request[Any, Any, Any], principal: Principal) -> dict[str, list[BotOut]]:
+    _admin(principal)
+    store = node_of(request).store
+    out = []
+    for u in await store.user_info():
+        if u.bot:
+            tokens = [
+                BotTokenInfo(t.id, t.created, t.last_used, decode_scope(t.scopes) if t.scopes else None)
+                for t in await store.tokens(user=u.id)
+            ]
+            out.append(BotOut(u.id, u.name, u.created, u.disabled, tokens))
+    return {"bots": out}
+
+
+@post(
+    "/admin/bots/{name:str}/tokens",
+    status_code=HTTP_201_CREATED,
+    summary="Issue a bot a token scoped to rooms and actions; the bot becomes a member of those rooms (admin)",
+    responses=errors(403, 404, 409, body=True),
+    security=SECURED,
+)
+async def bot_token(request: Request[Any, Any, Any], principal: Principal, name: str, data: BotTokenIn) -> BotTokenOut:
+    _admin(principal)
+    node = node_of(request)
+    bot = await node.store.get_user(name)
+    if bot is None:
+        raise ChatError(Err.NOT_FOUND, f"no bot {name!r}")
+    scope = make_scope(list(data.rooms), list(data.actions))
+    return BotTokenOut(await node.accounts.issue_scoped(bot, scope), bot.name, bot.id, scope)
+
+
+class NewBotIn(msgspec.Struct, forbid_unknown_fields=True):
+    name: UserName
+
+
+@post(
+    "/admin/bots/new",
+    status_code=HTTP_201_CREATED,
+    summary="Create one bot (no password, no token yet; issue one with POST /api/admin/bots/{name}/tokens) (admin)",
+    responses=errors(403, 409, body=True),
+    security=SECURED,
+)
+async def create_bot(request: Request[Any, Any, Any], principal: Principal, data: NewBotIn) -> UserRecord:
+    _admin(principal)
+    return await node_of(request).accounts.create_bot(data.name)
+
+
 REQUEST_STRUCTS: tuple[type[msgspec.Struct], ...] = (
     Credentials,
     Login,
@@ -461,6 +555,9 @@ REQUEST_STRUCTS: tuple[type[msgspec.Struct], ...] = (
     Invite,
     NewMessageIn,
     BotsIn,
+    BotTokenIn,
+    NewBotIn,
+    *HOOK_STRUCTS,
     *FEATURE_STRUCTS,
     *WEBHOOK_STRUCTS,
 )
@@ -483,6 +580,10 @@ api_router = Router(
         history,
         send_message,
         create_bots,
+        list_bots,
+        bot_token,
+        create_bot,
+        *hook_api_handlers,
         *upload_handlers,
         *feature_handlers,
         *webhook_handlers,

@@ -31,7 +31,7 @@ from litestar.response import File
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from chatd.errors import ChatError, Err
-from chatd.gateway.auth import Principal, authenticate
+from chatd.gateway.auth import Principal, authenticate, check_route
 from chatd.gateway.openapi import SECURED, DownloadOperation, RawUploadOperation, errors
 from chatd.gateway.tickets import MEDIA
 from chatd.store.base import UploadRecord
@@ -59,7 +59,7 @@ async def provide_media_principal(request: Request[Any, Any, Any], key: str | No
     )
     if principal is None:
         raise ChatError(Err.UNAUTHORIZED, "missing or invalid credentials")
-    return principal
+    return check_route(principal, request.route_handler.handler_name, request.path_params)
 
 
 def sniff(head: bytes) -> str | None:

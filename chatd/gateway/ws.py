@@ -24,6 +24,8 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, Scope, WebSocketSendEvent
 from litestar.types import Send as ASGISend
 
+from chatd.bots import Scope as BotScope
+from chatd.bots import require_frame
 from chatd.errors import ChatError, Close, Err, internal_message, log_fault
 from chatd.gateway.auth import authenticate, client_ip, loopback_host, origin_allowed
 from chatd.gateway.slots import ConnectionSlots
@@ -113,7 +115,7 @@ async def ws_endpoint(socket: WebSocket[Any, Any, Any]) -> None:
         expires_in = await node.accounts.expires_in(principal.token_hash)
         await socket.accept()
         accepted = True
-        await WsSession(node, socket, principal.user, principal.token_hash, expires_in).run()
+        await WsSession(node, socket, principal.user, principal.token_hash, expires_in, principal.scope).run()
     except Exception:  # noqa: BLE001 - a server fault outside any one frame: logged, and the client told so
         log_fault(log, "running a WebSocket session" if accepted else "opening a WebSocket session")
         if not accepted:
@@ -150,8 +152,10 @@ class WsSession:
         user: UserRecord,
         token_hash: str | None,
         expires_in: float | None = None,
+        scope: BotScope | None = None,
     ) -> None:
         self.node = node
+        self.scope = scope  # a bot token's scope: every frame is checked against it
         self.expires_in = expires_in  # seconds until the credential expires (auth.token_ttl); None: never
         self.socket = socket
         lim = node.cfg.limits
@@ -254,6 +258,8 @@ class WsSession:
             frame: ClientFrame | None = None
             try:
                 frame = decode_frame(data, limits)
+                if self.scope is not None:
+                    require_frame(self.scope, frame)
                 if type(frame) is Send:
                     self._in_order(frame.room, frame.client_id)
                     self.store_disk.require(frame.client_id)

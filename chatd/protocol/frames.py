@@ -191,6 +191,8 @@ class Message(_ServerFrame, tag="message"):
     reactions: dict[str, list[str]] = {}  # emoji -> who reacted (names), in the order they did
     uid: int = 0  # the sender's user id (``from`` is their current name)
     reaction_uids: dict[str, list[int]] = {}  # emoji -> the ids of who reacted, in the same order as ``reactions``
+    bot: bool = False  # the sender is a bot account (``chatd bots``): the page shows a badge
+    via: str = ""  # posted through an incoming webhook under this name (its ``username``); ``from`` is the hook's bot
 
 
 # Room events: changes to a room, each with its own seq in the room's stream, so they are ordered with messages,

@@ -84,6 +84,7 @@ class UserRef(msgspec.Struct, frozen=True):
 
     id: int
     name: str
+    bot: bool = False  # a bot account (``members`` says so; other lists leave it false)
 
 
 class RoomRecord(msgspec.Struct, frozen=True):
@@ -135,6 +136,7 @@ class TokenRecord(msgspec.Struct, frozen=True):
     last_used: int | None
     hash: str
     name: str = ""  # the holder's current name
+    scopes: str | None = None  # a bot token's scope as JSON (``chatd.bots.Scope``); None: the user's full rights
 
 
 class AdminRoom(msgspec.Struct, frozen=True):
@@ -165,10 +167,11 @@ EXPORT_KINDS = (
     "mention",
     "invite",
     "sso_link",
+    "hook",
 )
 EXPORT_COLUMNS: dict[str, tuple[str, ...]] = {
     "user": ("id", "name", "password_hash", "admin", "bot", "created", "disabled", "deleted"),
-    "token": ("hash", "user", "created", "last_used"),
+    "token": ("hash", "user", "created", "last_used", "scopes"),
     "room": ("name", "private", "created_by", "created", "last_seq", "archived", "purged_through", "topic", "dm"),
     "member": ("room", "user", "joined"),
     # A row with a ``change`` is a room change (chatd.store.changes), kept so an import replays the same stream.
@@ -185,6 +188,7 @@ EXPORT_COLUMNS: dict[str, tuple[str, ...]] = {
         "reply_to",
         "edited",
         "deleted",
+        "via",  # the name an incoming webhook posted under (chatd.hooks); null for everything else
     ),
     # ``event``: the seq of the reaction event that added it, which orders a message's reactors.
     "reaction": ("room", "seq", "emoji", "user", "ts", "event"),
@@ -194,7 +198,11 @@ EXPORT_COLUMNS: dict[str, tuple[str, ...]] = {
     "mention": ("user", "room", "seq", "ts"),
     "invite": ("hash", "created_by", "created", "expires", "used_by"),
     "sso_link": ("issuer", "subject", "user", "created"),
+    "hook": ("id", "room", "bot_id", "secret_hash", "created_by", "created"),
 }
+# Columns added after export format 2 was defined: an export from before them has none, and imports them as null
+# (an unscoped token was all tokens could be then; no message came through a hook).
+LATER_COLUMNS: dict[str, tuple[str, ...]] = {"token": ("scopes",), "message": ("via",)}
 
 
 class InviteRecord(msgspec.Struct, frozen=True):
@@ -216,6 +224,19 @@ class UploadRecord(msgspec.Struct, frozen=True):
     name: str
     created: int
     room: str | None = None
+
+
+class HookRecord(msgspec.Struct, frozen=True):
+    """An incoming webhook (``chatd.hooks``): it posts into ``room`` as its own bot user ``bot``. Only the hash of
+    its secret is stored."""
+
+    id: str
+    room: str
+    bot: int  # the bot user it posts as
+    secret_hash: str
+    created_by: int | None  # the room admin's user id; None: made by an operator's command
+    created: int
+    name: str = ""  # the bot's current name
 
 
 class ReadPosition(msgspec.Struct, frozen=True):
@@ -243,6 +264,7 @@ class NewMessage(msgspec.Struct, frozen=True, array_like=True):
     kind: str = ""
     target: int = 0
     reply_to: int = 0
+    via: str = ""  # posted through an incoming webhook under this name (chatd.hooks); stored with the message
 
 
 class Webhook(msgspec.Struct, frozen=True):
@@ -307,6 +329,7 @@ class Outcome(msgspec.Struct, frozen=True, array_like=True):
     stored: Entry | None = None  # the entry as first stored, for a duplicate; for a new change, its frame
     mentions: list[int] = []  # ids of the members a new message names with @name (chatd.mentions)
     name: str = ""  # the sender's name at the commit, for the frame of a new message
+    bot: bool = False  # whether the sender is a bot, for the frame of a new message
 
 
 ONCE_MAX = 100_000  # one-use claims a single-server store remembers in memory
@@ -440,7 +463,12 @@ class Store(abc.ABC):
         ``create_user``). Changing only the case of one's own name is allowed. The caller checks the name's form."""
 
     @abc.abstractmethod
-    async def add_token(self, token_hash: str, user: int) -> None: ...
+    async def add_token(self, token_hash: str, user: int, scopes: str | None = None) -> None:
+        """Store a token's hash for ``user``; ``scopes``: a bot token's scope (JSON, ``chatd.bots.Scope``)."""
+
+    @abc.abstractmethod
+    async def token_scopes(self, token_hash: str) -> str | None:
+        """The scope a token was issued with (one indexed read); None for an unscoped token or no such token."""
 
     @abc.abstractmethod
     async def user_for_token(self, token_hash: str, issued_after: int = 0) -> UserRecord | None:
@@ -484,7 +512,7 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def members(self, room: str) -> list[UserRef]:
-        """The members of ``room``, by name (byte order)."""
+        """The members of ``room``, by name (byte order), bots marked as bots."""
 
     # messages
     @abc.abstractmethod
@@ -667,6 +695,25 @@ class Store(abc.ABC):
     async def invites(self) -> list[InviteRecord]:
         """Every invite, oldest first."""
 
+    # incoming webhooks (chatd.hooks)
+    @abc.abstractmethod
+    async def add_hook(self, hook: HookRecord) -> None:
+        """Store a hook. Its room and bot user must exist (ChatError(NOT_FOUND) otherwise)."""
+
+    @abc.abstractmethod
+    async def get_hook(self, hook_id: str) -> HookRecord | None:
+        """The hook with this id, None if there is none (revoked, or its room or bot deleted). One indexed read:
+        every hook request asks, so a revoke holds on every node at once."""
+
+    @abc.abstractmethod
+    async def hooks(self, room: str | None = None) -> list[HookRecord]:
+        """Every hook (or those of ``room``), oldest first."""
+
+    @abc.abstractmethod
+    async def delete_hook(self, hook_id: str) -> bool:
+        """Revoke a hook; False if there was none. ``delete_room`` and ``delete_user`` (of its bot) revoke a room's
+        or bot's hooks in their own transaction."""
+
     @abc.abstractmethod
     async def purge_plan(self, before_ts: int) -> dict[str, int]:
         """Retention, what to do: for each room holding entries older than ``before_ts`` (Unix ms) past its
@@ -764,7 +811,10 @@ def check_import(kind: str, rows: Sequence[dict[str, Any]]) -> tuple[str, ...]:
     cols = EXPORT_COLUMNS.get(kind)
     if cols is None:
         raise ValueError(f"unknown kind of row {kind!r}; known: {', '.join(EXPORT_KINDS)}")
+    later = LATER_COLUMNS.get(kind, ())
     for row in rows:
+        for col in later:
+            row.setdefault(col, None)
         if set(row) != set(cols):
             raise ValueError(f"a {kind} row must have exactly the keys {', '.join(cols)}; got {', '.join(row)}")
     return cols

@@ -83,19 +83,21 @@ def reaction_refusal(tally: Tally, limits: tuple[int, int]) -> tuple[str, str] |
 # sender's name comes from their user row, so it is the current one.
 ENTRY_COLS = (
     "m.room, m.seq, m.sender, u.name, m.client_id, m.body, m.ts, m.attachments, m.kind, m.target, m.reply_to, "
-    "m.edited, m.deleted"
+    "m.edited, m.deleted, m.via, u.bot"
 )
 ENTRY_FROM = "messages m JOIN users u ON u.id = m.sender"
 # The columns of a reactor row (``fill``): a message's (room, seq), the emoji, the user's id and current name.
 REACTION_COLS = "r.room, r.seq, r.emoji, r.user, u.name"
 
 # The columns of an export's message row, where a line's "kind" names its table, so the change's kind is "change".
-EXPORT_COLS = "room, seq, sender, client_id, body, ts, attachments, kind AS change, target, reply_to, edited, deleted"
+EXPORT_COLS = (
+    "room, seq, sender, client_id, body, ts, attachments, kind AS change, target, reply_to, edited, deleted, via"
+)
 
 
 def entry(row: Sequence[Any]) -> Entry:
     """A stored row (``ENTRY_COLS``) as the frame it is on the wire, reactions not yet filled in (``fill``)."""
-    room, seq, sender, name, client_id, body, ts, attachments, kind, target, reply_to, edited, deleted = row
+    room, seq, sender, name, client_id, body, ts, attachments, kind, target, reply_to, edited, deleted, via, bot = row
     if not kind:
         return Message(
             room=room,
@@ -109,6 +111,8 @@ def entry(row: Sequence[Any]) -> Entry:
             edited=edited or 0,
             deleted=bool(deleted),
             uid=sender,
+            bot=bool(bot),
+            via=via or "",
         )
     if kind == EDIT:
         return Edited(room, seq, name, target, body, client_id, ts, sender)
@@ -159,11 +163,11 @@ def fill(entries: Iterable[Entry], rows: Iterable[Sequence[Any]]) -> None:
             e.uids = [u for u, _ in who]
 
 
-def written(row: tuple[Any, ...], name: str) -> Entry:
+def written(row: tuple[Any, ...], name: str, bot: bool = False) -> Entry:
     """A message row as ``append`` writes it (room, seq, sender, client_id, body, ts, attachments JSON, reply_to), as
     ``entry`` reads one back: nothing has changed it yet. For a key repeated later in the same batch."""
-    room, seq, sender, client_id, body, ts, attachments, reply_to = row
-    return entry((room, seq, sender, name, client_id, body, ts, attachments, None, 0, reply_to, 0, 0))
+    room, seq, sender, client_id, body, ts, attachments, reply_to, via = row
+    return entry((room, seq, sender, name, client_id, body, ts, attachments, None, 0, reply_to, 0, 0, via, bot))
 
 
 def fresh(m: NewMessage, seq: int, ts: int, name: str, reactors: Sequence[tuple[int, str]] = ()) -> Entry:

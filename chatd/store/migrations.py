@@ -405,6 +405,28 @@ def m011_room_epochs(db: sqlite_utils.Database) -> None:
     db.execute(f"UPDATE rooms SET epoch = {NEW_EPOCH_SQL}")
 
 
+def m016_bots_hooks(db: sqlite_utils.Database) -> None:
+    """Bot accounts and incoming webhooks: a token may carry a scope (rooms and actions, ``chatd.bots``); a message
+    may say which name a webhook posted it under (``via``); a room's hooks, each posting as its own bot user, with
+    only the hash of the secret in its URL."""
+    db.execute("ALTER TABLE tokens ADD COLUMN scopes TEXT")
+    db.execute("ALTER TABLE messages ADD COLUMN via TEXT")
+    db.execute(
+        """
+        CREATE TABLE hooks (
+            id TEXT PRIMARY KEY,
+            room TEXT NOT NULL REFERENCES rooms (name),
+            bot_id INTEGER NOT NULL REFERENCES users (id),
+            secret_hash TEXT NOT NULL,
+            created_by INTEGER,
+            created INTEGER NOT NULL
+        )
+        """
+    )
+    db.execute("CREATE INDEX hooks_room ON hooks (room)")
+    db.execute("CREATE INDEX hooks_bot ON hooks (bot_id)")
+
+
 def m017_webhooks(db: sqlite_utils.Database) -> None:
     """Outgoing webhooks (``chatd.outhooks``): a URL per row with its cursor in the room's stream, its failures and
     its lease. The room's own stored log is the outbox, so nothing is added to the send path. They go with their
@@ -456,6 +478,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("010_search_deferred", m010_search_deferred),
     ("011_room_epochs", m011_room_epochs),
     ("012_user_ids", m012_user_ids),
+    ("016_bots_hooks", m016_bots_hooks),
     ("017_webhooks", m017_webhooks),
     ("018_sso_links", m018_sso_links),
 ]

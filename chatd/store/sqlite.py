@@ -37,6 +37,7 @@ from chatd.store.base import (
     UNREAD_MAX,
     WEBHOOKS_SQL,
     AdminRoom,
+    HookRecord,
     InviteRecord,
     NewMessage,
     Outcome,
@@ -193,14 +194,16 @@ def _append_rows(conn: sqlite3.Connection, batch: Sequence[NewMessage], limits: 
             archived.add(name)
     pairs = list({(m.room, m.sender) for m in batch})
     # Members with their current names: the name a new entry's frame shows is the one at the commit.
-    members: dict[tuple[str, int], str] = {
-        (r[0], r[1]): r[2]
-        for r in conn.execute(
-            f"SELECT mb.room, mb.user, u.name FROM members mb JOIN users u ON u.id = mb.user "
-            f"WHERE (mb.room, mb.user) IN (VALUES {_marks(len(pairs), 2)})",
-            [v for pair in pairs for v in pair],
-        )
-    }
+    members: dict[tuple[str, int], str] = {}
+    bots: set[int] = set()
+    for r in conn.execute(
+        f"SELECT mb.room, mb.user, u.name, u.bot FROM members mb JOIN users u ON u.id = mb.user "
+        f"WHERE (mb.room, mb.user) IN (VALUES {_marks(len(pairs), 2)})",
+        [v for pair in pairs for v in pair],
+    ):
+        members[(r[0], r[1])] = r[2]
+        if r[3]:
+            bots.add(r[1])
     ts = now_ms()
     rows: list[tuple[Any, ...]] = []
     # Rows this batch wrote, by key, for a repeat later in the same batch. Turned into a Message only when one
@@ -211,7 +214,7 @@ def _append_rows(conn: sqlite3.Connection, batch: Sequence[NewMessage], limits: 
     def flush() -> None:
         # A change reads its target, which may be a message earlier in this batch: those rows go in first.
         if rows:
-            conn.executemany(f"INSERT INTO messages ({_INSERT_COLS}) VALUES ({_marks(8)})", rows)
+            conn.executemany(f"INSERT INTO messages ({_INSERT_COLS}) VALUES ({_marks(9)})", rows)
             rows.clear()
 
     for m in batch:
@@ -222,7 +225,8 @@ def _append_rows(conn: sqlite3.Connection, batch: Sequence[NewMessage], limits: 
             outcomes.append(seen)
         elif key in written:
             row = written[key]
-            outcomes.append(Outcome(row[1], ts, True, stored=changes.written(row, sender or ""), name=sender or ""))
+            again = changes.written(row, sender or "", m.sender in bots)
+            outcomes.append(Outcome(row[1], ts, True, stored=again, name=sender or "", bot=m.sender in bots))
         elif m.room not in last:
             outcomes.append(Outcome(error=Err.NOT_FOUND.code, message=f"room {m.room!r} does not exist"))
         elif sender is None:
@@ -241,11 +245,11 @@ def _append_rows(conn: sqlite3.Connection, batch: Sequence[NewMessage], limits: 
         else:
             seq = last[m.room] = last[m.room] + 1
             attachments = _json.encode(m.attachments).decode() if m.attachments else None
-            row = (m.room, seq, m.sender, m.client_id, m.body, ts, attachments, m.reply_to or None)
+            row = (m.room, seq, m.sender, m.client_id, m.body, ts, attachments, m.reply_to or None, m.via or None)
             rows.append(row)
             written[key] = row
             named = _mention(conn, m, seq, ts) if "@" in m.body else []
-            outcomes.append(Outcome(seq, ts, mentions=named, name=sender))
+            outcomes.append(Outcome(seq, ts, mentions=named, name=sender, bot=m.sender in bots))
     flush()
     touched = {m.room for m, out in zip(batch, outcomes, strict=True) if out.seq and not out.duplicate}
     if touched:
@@ -253,7 +257,7 @@ def _append_rows(conn: sqlite3.Connection, batch: Sequence[NewMessage], limits: 
     return outcomes
 
 
-_INSERT_COLS = "room, seq, sender, client_id, body, ts, attachments, reply_to"
+_INSERT_COLS = "room, seq, sender, client_id, body, ts, attachments, reply_to, via"
 
 
 def _is_event(conn: sqlite3.Connection, room: str, seq: int) -> bool:
@@ -615,8 +619,14 @@ class SQLiteStore(Store):
             await w.execute("UPDATE users SET name = ? WHERE id = ?", (name, uid))
         return str(rows[0][0])
 
-    async def add_token(self, token_hash: str, user: int) -> None:
-        await self._write("INSERT INTO tokens (hash, user, created) VALUES (?, ?, ?)", (token_hash, user, now_ms()))
+    async def add_token(self, token_hash: str, user: int, scopes: str | None = None) -> None:
+        await self._write(
+            "INSERT INTO tokens (hash, user, created, scopes) VALUES (?, ?, ?, ?)", (token_hash, user, now_ms(), scopes)
+        )
+
+    async def token_scopes(self, token_hash: str) -> str | None:
+        row = await self._one("SELECT scopes FROM tokens WHERE hash = ?", (token_hash,))
+        return str(row[0]) if row and row[0] is not None else None
 
     async def user_for_token(self, token_hash: str, issued_after: int = 0) -> UserRecord | None:
         return self._user(
@@ -696,10 +706,11 @@ class SQLiteStore(Store):
 
     async def members(self, room: str) -> list[UserRef]:
         rows = await self._r.execute_fetchall(
-            "SELECT u.id, u.name FROM members m JOIN users u ON u.id = m.user WHERE m.room = ? ORDER BY u.name, u.id",
+            "SELECT u.id, u.name, u.bot FROM members m JOIN users u ON u.id = m.user WHERE m.room = ? "
+            "ORDER BY u.name, u.id",
             (room,),
         )
-        return [UserRef(r[0], r[1]) for r in rows]
+        return [UserRef(r[0], r[1], bool(r[2])) for r in rows]
 
     # --- messages -----------------------------------------------------------------------------------------------
 
@@ -796,6 +807,7 @@ class SQLiteStore(Store):
                 "uploads WHERE room",
                 "reads WHERE room",
                 "mentions WHERE room",
+                "hooks WHERE room",
                 "rooms WHERE name",
             ):
                 await w.execute(f"DELETE FROM {sql} = ?", (name,))
@@ -812,6 +824,7 @@ class SQLiteStore(Store):
                 "uploads WHERE owner",
                 "reads WHERE user",
                 "mentions WHERE user",
+                "hooks WHERE bot_id",
             ):
                 await w.execute(f"DELETE FROM {sql} = ?", (uid,))
             # The tombstone: the id and the name stay for what they wrote; nothing can sign in as it.
@@ -1003,11 +1016,11 @@ class SQLiteStore(Store):
                 return []  # token hashes are lowercase hex; anything else (a LIKE wildcard) matches none
             where, param = "t.hash LIKE ?", prefix + "%"
         rows = await self._r.execute_fetchall(
-            "SELECT t.hash, t.user, t.created, t.last_used, u.name FROM tokens t JOIN users u ON u.id = t.user "
-            f"WHERE {where} ORDER BY t.created, t.hash",
+            "SELECT t.hash, t.user, t.created, t.last_used, u.name, t.scopes FROM tokens t "
+            f"JOIN users u ON u.id = t.user WHERE {where} ORDER BY t.created, t.hash",
             (param,),
         )
-        return [TokenRecord(r[0][:TOKEN_ID_LEN], r[1], r[2], r[3], r[0], r[4]) for r in rows]
+        return [TokenRecord(r[0][:TOKEN_ID_LEN], r[1], r[2], r[3], r[0], r[4], r[5]) for r in rows]
 
     async def touch_token(self, token_hash: str, now: int, every: int) -> None:
         await self._write(
@@ -1031,7 +1044,7 @@ class SQLiteStore(Store):
 
     _EXPORT_SQL = {
         "user": "SELECT id, name, password_hash, admin, bot, created, disabled, deleted FROM users ORDER BY id",
-        "token": "SELECT hash, user, created, last_used FROM tokens ORDER BY hash",
+        "token": "SELECT hash, user, created, last_used, scopes FROM tokens ORDER BY hash",
         "room": "SELECT name, private, created_by, created, last_seq, archived, purged_through, topic, dm FROM rooms "
         "ORDER BY name",
         "member": "SELECT room, user, joined FROM members ORDER BY room, user",
@@ -1042,6 +1055,7 @@ class SQLiteStore(Store):
         "mention": "SELECT user, room, seq, ts FROM mentions ORDER BY user, room, seq",
         "invite": "SELECT hash, created_by, created, expires, used_by FROM invites ORDER BY hash",
         "sso_link": "SELECT issuer, subject, user, created FROM sso_links ORDER BY issuer, subject",
+        "hook": "SELECT id, room, bot_id, secret_hash, created_by, created FROM hooks ORDER BY id",
     }
     _BOOLS = {"admin", "bot", "disabled", "private", "archived", "dm", "deleted"}
 
@@ -1085,6 +1099,36 @@ class SQLiteStore(Store):
             "LEFT JOIN users c ON c.id = i.created_by LEFT JOIN users u ON u.id = i.used_by ORDER BY i.created, i.hash"
         )
         return [InviteRecord(r[0][:TOKEN_ID_LEN], r[1], r[2], r[3], r[4], r[0]) for r in rows]
+
+    # --- incoming webhooks --------------------------------------------------------------------------------------
+
+    _HOOKS = (
+        "SELECT h.id, h.room, h.bot_id, h.secret_hash, h.created_by, h.created, u.name "
+        "FROM hooks h JOIN users u ON u.id = h.bot_id"
+    )
+
+    async def add_hook(self, hook: HookRecord) -> None:
+        try:
+            await self._write(
+                "INSERT INTO hooks (id, room, bot_id, secret_hash, created_by, created) VALUES (?, ?, ?, ?, ?, ?)",
+                (hook.id, hook.room, hook.bot, hook.secret_hash, hook.created_by, hook.created),
+            )
+        except sqlite3.IntegrityError:
+            raise ChatError(Err.NOT_FOUND, f"no room {hook.room!r} or no bot user {hook.bot}") from None
+
+    async def get_hook(self, hook_id: str) -> HookRecord | None:
+        row = await self._one(f"{self._HOOKS} WHERE h.id = ?", (hook_id,))
+        return HookRecord(*row) if row else None
+
+    async def hooks(self, room: str | None = None) -> list[HookRecord]:
+        if room is None:
+            rows = await self._r.execute_fetchall(f"{self._HOOKS} ORDER BY h.created, h.id")
+        else:
+            rows = await self._r.execute_fetchall(f"{self._HOOKS} WHERE h.room = ? ORDER BY h.created, h.id", (room,))
+        return [HookRecord(*r) for r in rows]
+
+    async def delete_hook(self, hook_id: str) -> bool:
+        return await self._write("DELETE FROM hooks WHERE id = ?", (hook_id,)) > 0
 
     async def purge_plan(self, before_ts: int) -> dict[str, int]:
         rows = await self._r.execute_fetchall(

@@ -12,7 +12,7 @@ from chatd.config import StoreConfig
 from chatd.errors import ChatError
 from chatd.protocol.frames import Edited, Message, Reaction
 from chatd.registry import load
-from chatd.store.base import NewMessage, Store, StreamPosition, UploadRecord, UserRef
+from chatd.store.base import HookRecord, NewMessage, Store, StreamPosition, UploadRecord, UserRef
 from chatd.store.sqlite import SQLiteStore
 
 MakeStore = Callable[[], Awaitable[Store]]
@@ -185,7 +185,7 @@ async def test_users_tokens_rooms_and_members(make: MakeStore) -> None:
     assert [(r.name, m) for r, m in await store.list_rooms(ben)] == [("pub", False)]
     assert await store.add_member("priv", ben) and not await store.add_member("priv", ben)
     assert [(r.name, m) for r, m in await store.list_rooms(ben)] == [("priv", True), ("pub", False)]
-    assert await store.members("priv") == [UserRef(ann, "ann"), UserRef(ben, "ben")]
+    assert await store.members("priv") == [UserRef(ann, "ann"), UserRef(ben, "ben", bot=True)]
     assert await store.is_member("priv", ben)
     assert await store.remove_member("priv", ben) and not await store.is_member("priv", ben)
     with pytest.raises(ChatError):
@@ -684,3 +684,48 @@ async def test_a_sign_in_identity_is_its_user_whatever_the_names_and_on_every_no
     assert await first.delete_user(ada.id) is not None
     assert await other.user_for_identity(iss, "s-1") is None
     assert await other.create_identity_user(iss, "s-1", ["ada"]) is None  # stays deleted; no new account
+async def test_a_bot_tokens_scope_is_stored_with_it_and_a_bots_messages_say_bot(make: MakeStore) -> None:
+    store = await make()
+    ids = await room_with(store, "r", "ann")
+    bot = await store.create_user("ci", None, bot=True)
+    await store.add_member("r", bot.id)
+    await store.add_token("scoped", bot.id, '{"rooms":["r"],"actions":["send"]}')
+    await store.add_token("plain", ids["ann"])
+    assert await store.token_scopes("scoped") == '{"rooms":["r"],"actions":["send"]}'
+    assert await store.token_scopes("plain") is None and await store.token_scopes("none") is None
+    assert [t.scopes for t in await store.tokens(user=bot.id)] == ['{"rooms":["r"],"actions":["send"]}']
+    out = await store.append([msg("r", bot.id, "b1"), msg("r", ids["ann"], "a1"), msg("r", bot.id, "b1")])
+    assert [o.bot for o in out] == [True, False, True]
+    assert out[2].duplicate and isinstance(out[2].stored, Message) and out[2].stored.bot
+    assert [(m.from_, m.bot) for m in await store.history("r")] == [("ci", True), ("ann", False)]
+    assert [getattr(e, "bot", None) for e in await store.stream("r", after=0)] == [True, False]
+    assert await store.members("r") == [UserRef(ids["ann"], "ann"), UserRef(bot.id, "ci", bot=True)]
+
+
+async def test_a_hook_is_stored_found_by_id_and_goes_with_its_room_or_bot(make: MakeStore) -> None:
+    store = await make()
+    ids = await room_with(store, "r", "ann")
+    await store.create_room("s", False, ids["ann"])
+    bots = [await store.create_user(f"hook{i}", None, bot=True) for i in range(3)]
+    hooks = [
+        HookRecord("h0", "r", bots[0].id, "sha0", ids["ann"], 1),
+        HookRecord("h1", "r", bots[1].id, "sha1", None, 2),
+        HookRecord("h2", "s", bots[2].id, "sha2", ids["ann"], 3),
+    ]
+    for hook in hooks:
+        await store.add_hook(hook)
+    with pytest.raises(ChatError):
+        await store.add_hook(HookRecord("hx", "nowhere", bots[0].id, "x", None, 4))
+    assert await store.get_hook("h1") == HookRecord("h1", "r", bots[1].id, "sha1", None, 2, "hook1")
+    assert [h.id for h in await store.hooks()] == ["h0", "h1", "h2"]
+    assert [h.id for h in await store.hooks("r")] == ["h0", "h1"]
+    # A message through a hook keeps the name it was posted under.
+    await store.add_member("r", bots[0].id)
+    await store.append([NewMessage("r", bots[0].id, "c1", "deploy ok", via="Jenkins")])
+    assert [(m.from_, m.via, m.bot) for m in await store.history("r")] == [("hook0", "Jenkins", True)]
+    assert await store.delete_hook("h0") and not await store.delete_hook("h0")
+    assert await store.get_hook("h0") is None
+    await store.delete_user(bots[1].id)
+    assert await store.get_hook("h1") is None
+    await store.delete_room("s")
+    assert await store.hooks() == []

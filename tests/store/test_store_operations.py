@@ -16,7 +16,7 @@ import pytest
 from test_store_contract import MakeStore, make, msg, room_with  # noqa: F401
 
 from chatd.errors import ChatError, Err
-from chatd.store.base import EXPORT_KINDS, NewMessage, Store, UploadRecord
+from chatd.store.base import EXPORT_KINDS, HookRecord, NewMessage, Store, UploadRecord
 from chatd.store.sqlite import SQLiteStore
 
 
@@ -102,6 +102,12 @@ async def fill(store: Store) -> None:
     await store.set_user(bob, disabled=True)
     await store.add_invite("inv-hash", ann, expires=10**13)
     await store.create_identity_user("https://id.example.com", "sub-1", ["dee"])  # a single sign-on user
+    # Bots and hooks (issue 24): a scoped token, and a hook whose bot posted under another name.
+    hook_bot = (await store.create_user("hook-bot", None, bot=True)).id
+    await store.add_token("bot-token-hash", bob, '{"rooms":["lobby"],"actions":["send"]}')
+    await store.add_member("lobby", hook_bot)
+    await store.add_hook(HookRecord("hook1", "lobby", hook_bot, "secret-hash", ann, 7))
+    await store.append([NewMessage("lobby", hook_bot, "h1", "build ok", via="CI")])
 
 
 async def dump(store: Store) -> dict[str, list[dict[str, Any]]]:
@@ -112,19 +118,26 @@ async def test_export_then_import_into_an_empty_store_gives_the_same_rows(make: 
     source = await make()
     await fill(source)
     rows = await dump(source)
-    ann, bob, gone, dee = (u["id"] for u in rows["user"])
+    ann, bob, gone, dee, hook_bot = (u["id"] for u in rows["user"])
     assert [(u["name"], u["deleted"]) for u in rows["user"]] == [
         ("ann", False),
         ("bob", False),
         ("gone", True),
         ("dee", False),
+        ("hook-bot", False),
     ]
     assert [(r["issuer"], r["subject"], r["user"]) for r in rows["sso_link"]] == [
         ("https://id.example.com", "sub-1", dee)
     ]
-    assert [m["seq"] for m in rows["message"]] == [1, 2, 3, 4, 5, 6]
-    assert [m["sender"] for m in rows["message"]] == [ann, bob, ann, bob, gone, bob]
-    assert rows["message"][2]["attachments"] == ["upl"] and rows["room"][0]["last_seq"] == 6
+    assert [m["seq"] for m in rows["message"]] == [1, 2, 3, 4, 5, 6, 7]
+    assert [m["sender"] for m in rows["message"]] == [ann, bob, ann, bob, gone, bob, hook_bot]
+    assert rows["message"][2]["attachments"] == ["upl"] and rows["room"][0]["last_seq"] == 7
+    assert [m["via"] for m in rows["message"]] == [None] * 6 + ["CI"]
+    assert [(t["user"], t["scopes"]) for t in rows["token"]] == [
+        (ann, None),
+        (bob, '{"rooms":["lobby"],"actions":["send"]}'),
+    ]
+    assert [(h["id"], h["room"], h["bot_id"]) for h in rows["hook"]] == [("hook1", "lobby", hook_bot)]
     assert [(r["seq"], r["emoji"], r["user"], r["event"]) for r in rows["reaction"]] == [(5, "👋", bob, 6)]
     assert [(r["user"], r["seq"]) for r in rows["read"]] == [(ann, 2)]
     assert [(r["user"], r["room"], r["seq"]) for r in rows["mention"]] == [(ann, "lobby", 4)]
@@ -136,7 +149,7 @@ async def test_export_then_import_into_an_empty_store_gives_the_same_rows(make: 
         await target.import_rows(kind, rows[kind])
     assert await dump(target) == rows
     # the imported store goes on where the source stopped, with the same people
-    assert (await target.append([msg("lobby", ann, "c7")]))[0].seq == 7
+    assert (await target.append([msg("lobby", ann, "c7")]))[0].seq == 8
     assert (await target.append([msg("lobby", ann, "c1")]))[0].duplicate
     assert (await target.create_user("gone", None)).id > gone  # ids are never given again, after an import too
 
@@ -236,3 +249,14 @@ async def test_an_export_inside_a_snapshot_does_not_see_writes_made_meanwhile(ma
     after = [row async for row in reader.export_rows("user")]
     assert [r["name"] for r in before] == [r["name"] for r in during] == ["early"]
     assert [r["name"] for r in after] == ["early", "late"]
+
+
+def test_an_export_from_before_bot_scopes_and_hooks_imports_with_their_columns_null() -> None:
+    """Format-2 exports made before migration 016 have no token ``scopes`` and no message ``via``: their tokens
+    import unscoped (all a token could be then), their messages as posted by no hook."""
+    from chatd.store.base import check_import
+
+    token = {"hash": "h", "user": 1, "created": 1, "last_used": None}
+    assert "scopes" in check_import("token", [token]) and token["scopes"] is None
+    with pytest.raises(ValueError, match="exactly the keys"):
+        check_import("token", [{**token, "extra": 1}])

@@ -21,7 +21,13 @@ export class RoomAdmin {
       error: $("members-error"),
       leave: $("leave-room"),
       closed: $("composer-closed"),
+      hooks: $("hooks"),
+      hookList: $("hook-list"),
+      hookAdd: $("hook-add"),
+      hookNew: $("hook-new"),
+      hookUrl: $("hook-url"),
     };
+    this.el.hookAdd.addEventListener("click", () => this.addHook());
     this.el.panel.addEventListener("toggle", () => {
       if (this.el.panel.open) this.load();
     });
@@ -38,6 +44,8 @@ export class RoomAdmin {
     this.el.panel.hidden = !room;
     this.el.error.textContent = "";
     this.el.summary.textContent = "Members";
+    this.el.hooks.hidden = true;
+    this.el.hookNew.hidden = true;
     if (!room) return;
     this.el.invite.hidden = room.dm;
     if (room.closedNote && !room.isPrivate) room.closedNote = ""; // opening a public room joins it again
@@ -52,11 +60,15 @@ export class RoomAdmin {
     const api = this.app.api;
     const path = `/api/rooms/${encodeURIComponent(room.name)}`;
     let members;
+    let botNames; // bots are told by id (the answer's "bots"), shown by name like everyone here
     try {
       if (this.admin === null) this.admin = !!(await api.me()).admin;
       // Known from the room list, except for a room opened by name before the list had it.
       if (room.createdBy === undefined) room.createdBy = (await api.call("GET", path)).created_by;
-      members = (await api.call("GET", `${path}/members`)).members;
+      const got = await api.call("GET", `${path}/members`);
+      members = got.members;
+      const bots = new Set(got.bots ?? []);
+      botNames = new Set(members.filter((_, i) => bots.has(got.uids?.[i])));
     } catch (err) {
       if (room === this.room) this.el.error.textContent = err.message;
       return;
@@ -69,6 +81,7 @@ export class RoomAdmin {
     this.el.list.replaceChildren(...members.sort().map((u) => h("li", { dataset: { user: u } },
       avatar(u),
       h("span", { class: "member-name" }, u === me ? `${u} (you)` : u),
+      botNames.has(u) ? h("span", { class: "badge bot-badge", title: "A bot account" }, "bot") : null,
       u !== me && mayRemove
         ? h("button", {
           type: "button", class: "link remove-member", "aria-label": `Remove ${u} from #${room.name}`,
@@ -76,6 +89,58 @@ export class RoomAdmin {
         }, "Remove")
         : null)));
     this.el.leave.hidden = !members.includes(me);
+    // Incoming webhooks are the room's creator's or an admin's to manage (the same people who may remove members).
+    this.el.hooks.hidden = !mayRemove;
+    if (mayRemove) this.loadHooks(room);
+  }
+
+  hooksPath(room) {
+    return `/api/rooms/${encodeURIComponent(room.name)}/hooks`;
+  }
+
+  async loadHooks(room) {
+    let hooks;
+    try {
+      hooks = (await this.app.api.call("GET", this.hooksPath(room))).hooks;
+    } catch (err) {
+      if (room === this.room) this.el.error.textContent = err.message;
+      return;
+    }
+    if (room !== this.room) return;
+    this.el.hookList.replaceChildren(...hooks.map((hook) => h("li", { dataset: { hook: hook.id } },
+      h("span", { class: "member-name" }, hook.bot),
+      h("span", { class: "badge bot-badge", title: "The bot this webhook posts as" }, "bot"),
+      h("button", {
+        type: "button", class: "link revoke-hook", "aria-label": `Revoke the webhook ${hook.bot}`,
+        onclick: () => this.revokeHook(room, hook.id),
+      }, "Revoke"))));
+  }
+
+  async addHook() {
+    const room = this.room;
+    if (!room) return;
+    this.el.error.textContent = "";
+    try {
+      const made = await this.app.api.call("POST", this.hooksPath(room), { json: {} });
+      this.el.hookUrl.textContent = made.url;
+      this.el.hookNew.hidden = false;
+    } catch (err) {
+      this.el.error.textContent = err.message;
+      return;
+    }
+    this.loadHooks(room);
+  }
+
+  async revokeHook(room, id) {
+    this.el.error.textContent = "";
+    try {
+      await this.app.api.call("DELETE", `${this.hooksPath(room)}/${encodeURIComponent(id)}`);
+    } catch (err) {
+      this.el.error.textContent = err.message;
+      return;
+    }
+    this.el.hookNew.hidden = true;
+    this.loadHooks(room);
   }
 
   async invite(name) {

@@ -71,6 +71,14 @@ function attachmentList(ids, urlFor) {
   }));
 }
 
+/** A bot's messages carry a badge; a message an incoming webhook posted shows the name it gave (``via``) and says
+ * so, naming the hook's bot in the tooltip. */
+function senderBadge(m) {
+  if (m.via) return h("span", { class: "badge hook-badge", title: `Posted through an incoming webhook (${m.from})` }, "via hook");
+  if (m.bot) return h("span", { class: "badge bot-badge", title: "A bot account" }, "bot");
+  return null;
+}
+
 /** One stored message. Own messages carry a delivered mark: the server has it. ``ctx`` (features.js) adds the
  * reply quote, mention marks, reactions and actions. A message that continues its sender's run (``regroup``)
  * hides its avatar and name on screen, but keeps them for screen readers, and shows its time on hover. */
@@ -88,7 +96,8 @@ export function messageItem(m, me, urlFor, ctx = null) {
       h("span", { class: "gutter-time", "aria-hidden": "true" }, timeFormat.format(when))),
     h("div", { class: "bubble" },
       h("div", { class: "meta" },
-        h("bdi", { class: "from" }, m.from),
+        h("bdi", { class: "from" }, m.via || m.from),
+        senderBadge(m),
         h("time", { datetime: when.toISOString(), title: dateTimeFormat.format(when) }, formatTime(m.ts)),
         editedMark(m)),
       replyQuote(m, ctx),
