@@ -81,9 +81,8 @@ def _field_text(value: Any) -> str:
     """The text of a Block Kit text object (``{"type": "mrkdwn", "text": ...}``) or a plain string."""
     if isinstance(value, str):
         return value
-    if isinstance(value, dict) and isinstance(value.get("text"), str):
-        return value["text"]
-    return ""
+    text = value.get("text") if isinstance(value, dict) else None
+    return text if isinstance(text, str) else ""
 
 
 def _fallback_text(payload: dict[str, Any]) -> str:

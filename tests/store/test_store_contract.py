@@ -684,6 +684,8 @@ async def test_a_sign_in_identity_is_its_user_whatever_the_names_and_on_every_no
     assert await first.delete_user(ada.id) is not None
     assert await other.user_for_identity(iss, "s-1") is None
     assert await other.create_identity_user(iss, "s-1", ["ada"]) is None  # stays deleted; no new account
+
+
 async def test_a_bot_tokens_scope_is_stored_with_it_and_a_bots_messages_say_bot(make: MakeStore) -> None:
     store = await make()
     ids = await room_with(store, "r", "ann")
