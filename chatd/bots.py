@@ -20,6 +20,7 @@ import msgspec
 
 from chatd.errors import ChatError, Err
 from chatd.protocol.frames import (
+    BOT_ACTION_PATTERN,
     ROOM_MAX,
     ClientFrame,
     DeleteMessage,
@@ -40,7 +41,7 @@ ACTIONS = (SEND, READ, REACT)
 ALL_ROOMS = "*"
 SCOPE_ROOMS_MAX = 100
 
-Action = Annotated[str, msgspec.Meta(pattern="^(send|read|react)$")]
+Action = Annotated[str, msgspec.Meta(pattern=BOT_ACTION_PATTERN)]
 ScopeRoom = Annotated[str, msgspec.Meta(min_length=1, max_length=ROOM_MAX)]
 
 

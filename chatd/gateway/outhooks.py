@@ -14,21 +14,14 @@ from chatd.gateway.context import node_of
 from chatd.gateway.openapi import SECURED, errors
 from chatd.outhooks import manage
 from chatd.outhooks.signing import KINDS, URL_MAX
-from chatd.protocol.frames import SEQ_MAX
+from chatd.protocol.frames import SEQ_MAX, WEBHOOK_URL_PATTERN
 
 HookId = Annotated[int, Parameter(ge=1, le=SEQ_MAX)]
 Kind = Literal["message", "edit", "delete", "reaction", "topic"]  # signing.KINDS
-# What ``signing.check_url`` accepts, said in the schema: http(s), a host name or IPv4 address (no IPv6 literal),
-# an optional port, no credentials. Where it points is checked when it is made and used (private: 403).
-URL_PATTERN = (
-    r"^https?://[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*"
-    r"(:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?"
-    r"([/?#][^\s]*)?$"
-)
 
 
 class WebhookIn(msgspec.Struct, forbid_unknown_fields=True):
-    url: Annotated[str, msgspec.Meta(min_length=1, max_length=URL_MAX, pattern=URL_PATTERN)]
+    url: Annotated[str, msgspec.Meta(min_length=1, max_length=URL_MAX, pattern=WEBHOOK_URL_PATTERN)]
     events: Annotated[list[Kind], msgspec.Meta(max_length=len(KINDS))] = []
     """Kinds of event to POST: message, edit, delete, reaction, topic. None given: all of them."""
 

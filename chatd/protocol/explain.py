@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 from chatd.protocol.frames import (
+    BOT_ACTION_PATTERN,
     EMOJI_PATTERN,
     EPOCH_PATTERN,
     NOT_BLANK,
@@ -18,6 +19,7 @@ from chatd.protocol.frames import (
     TOPIC_PATTERN,
     UPLOAD_ID_PATTERN,
     USER_PATTERN,
+    WEBHOOK_URL_PATTERN,
 )
 
 PATTERN_RULES: dict[str, str] = {
@@ -28,6 +30,9 @@ PATTERN_RULES: dict[str, str] = {
     EMOJI_PATTERN: "be one emoji, without spaces, control characters or text-direction controls",
     NOT_BLANK: "not be blank",
     TOPIC_PATTERN: "not hold text-direction controls (U+202A-202E, U+2066-2069)",
+    WEBHOOK_URL_PATTERN: "be an http:// or https:// address with a host name or IPv4 address, an optional port, and "
+    "no user name, password or spaces",
+    BOT_ACTION_PATTERN: "be one of send, read and react",
 }
 
 _TYPES = {

@@ -52,6 +52,14 @@ NOT_BLANK = r"\S"
 EditBody = Annotated[str, Meta(min_length=1, pattern=NOT_BLANK)]  # not blank: a message is deleted, not emptied
 TOPIC_MAX = 300
 TOPIC_PATTERN = rf"^[^{BIDI_CONTROLS}]*$"
+# A webhook's address as signing.check_url accepts it: http(s), a host name or IPv4 address (no IPv6 literal), an
+# optional port, no credentials. Where it points is checked when it is made and used.
+WEBHOOK_URL_PATTERN = (
+    r"^https?://[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*"
+    r"(:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?"
+    r"([/?#][^\s]*)?$"
+)
+BOT_ACTION_PATTERN = "^(send|read|react)$"
 Topic = Annotated[str, Meta(max_length=TOPIC_MAX, pattern=TOPIC_PATTERN)]
 
 
