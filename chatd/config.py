@@ -21,6 +21,7 @@ import msgspec
 from chatd import registry
 
 KiB = 1024
+SEARCH_OFFSET_CEILING = 10_000  # the most search.offset_max may be (the API's documented bound)
 MiB = 1024 * KiB
 
 
@@ -167,6 +168,15 @@ class UploadsConfig(_Section):
     min_free_bytes: int = 512 * MiB
 
 
+class SearchConfig(_Section):
+    rate: float = 0.5
+    burst: int = 10
+    prefix_min: int = 2
+    offset_max: int = 1000
+    timeout: float = 2.0
+    concurrency: int = 2
+
+
 class RetentionConfig(_Section):
     messages_days: float = 0.0
     uploads_days: float = 0.0
@@ -194,6 +204,7 @@ class Config(_Section):
     limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
     web: WebConfig = msgspec.field(default_factory=WebConfig)
     uploads: UploadsConfig = msgspec.field(default_factory=UploadsConfig)
+    search: SearchConfig = msgspec.field(default_factory=SearchConfig)
     retention: RetentionConfig = msgspec.field(default_factory=RetentionConfig)
     webhooks: WebhooksConfig = msgspec.field(default_factory=WebhooksConfig)
 
@@ -392,6 +403,14 @@ def validate(cfg: Config) -> None:
     if cfg.webhooks.lease < 2 * cfg.webhooks.timeout:
         # A lease must outlive a POST with room to spare, or a slow receiver lets a second node deliver alongside.
         problems.append("'webhooks.lease' must be at least twice 'webhooks.timeout'")
+    for key in ("burst", "prefix_min", "concurrency"):
+        positive(f"search.{key}", getattr(cfg.search, key))
+    if not 0 <= cfg.search.offset_max <= SEARCH_OFFSET_CEILING:
+        problems.append(f"'search.offset_max' must be 0-{SEARCH_OFFSET_CEILING} (got {cfg.search.offset_max})")
+    if cfg.search.timeout < 0:
+        problems.append("'search.timeout' must be >= 0 (0 turns it off)")
+    if cfg.store.backend != "sqlite" and cfg.search.concurrency >= cfg.store.pool_size:
+        problems.append("'search.concurrency' must be below 'store.pool_size': searches share the pool with every read")
     for key in ("messages_days", "uploads_days"):
         if getattr(cfg.retention, key) < 0:
             problems.append(f"'retention.{key}' must be >= 0 (0 keeps everything)")

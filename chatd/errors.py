@@ -123,6 +123,13 @@ class Err(enum.Enum):
         "attempts, registrations, uploads, new rooms, typing notices or requests in flight.",
         "Wait (REST answers carry Retry-After) and resend; a send with the same client_id.",
     )
+    SEARCH_TIMEOUT = ErrorInfo(
+        "search_timeout",
+        422,
+        "The search ran past search.timeout seconds and was stopped: its words match too much (or the page asked "
+        "for is too deep) to rank in time. Nothing was found or returned.",
+        "Do not repeat it unchanged: add words, use longer ones, search one room (room=), or ask for an earlier page.",
+    )
     INSUFFICIENT_STORAGE = ErrorInfo(
         "insufficient_storage",
         507,

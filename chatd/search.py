@@ -12,6 +12,8 @@ import re
 
 import msgspec
 
+from chatd.errors import ChatError, Err
+
 TERMS_MAX = 10
 MARK_START, MARK_END = "\x02", "\x03"
 _WORD = re.compile(r"\w+")
@@ -37,6 +39,30 @@ class Part(msgspec.Struct, frozen=True):
 def terms(query: str) -> list[str]:
     """The words of a query, lower-cased, at most ``TERMS_MAX``."""
     return [w.lower() for w in _WORD.findall(query)][:TERMS_MAX]
+
+
+def check_query(words: list[str], prefix_min: int) -> None:
+    """Refuse a query whose last word, matched as a prefix, is shorter than ``prefix_min`` characters: a one-letter
+    prefix matches most of the index, which is costly to rank and useless to read."""
+    if words and len(words[-1]) < prefix_min:
+        raise ChatError(
+            Err.BAD_FRAME,
+            f"the last word of q is matched as a prefix and must have at least {prefix_min} characters "
+            "(search.prefix_min)",
+            field="q",
+        )
+
+
+def search_too_slow(timeout: float) -> ChatError:
+    """What a store raises for a search it stopped at its time limit (``Store.search_limits``)."""
+    return ChatError(Err.SEARCH_TIMEOUT, f"the search ran past {timeout:g} s (search.timeout) and was stopped")
+
+
+def searches_busy() -> ChatError:
+    """What a store raises when every search slot of the node stayed busy for the whole time limit."""
+    return ChatError(
+        Err.RATE_LIMITED, "too many searches are running on this server now (search.concurrency)", retry_after=1.0
+    )
 
 
 def fts5_query(words: list[str]) -> str:

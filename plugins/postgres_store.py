@@ -38,7 +38,7 @@ from chatd.errors import ChatError, Err
 from chatd.failures import unreachable
 from chatd.mentions import mentioned
 from chatd.protocol.frames import Entry, Message
-from chatd.search import MARK_END, MARK_START, Hit, tsquery
+from chatd.search import MARK_END, MARK_START, Hit, search_too_slow, searches_busy, tsquery
 from chatd.store import changes
 from chatd.store.base import (
     EPOCH_BYTES,
@@ -541,6 +541,7 @@ class PostgresStore(Store):
         self.pool: asyncpg.Pool | None = None
         self._snapshot: asyncpg.Connection | None = None
         self._claims = 0  # claim_once calls, to sweep expired claims now and then
+        self._search_slots: asyncio.Semaphore | None = None  # made on first use, on the running loop
 
     # --- lifecycle ----------------------------------------------------------------------------------------------
 
@@ -1327,20 +1328,42 @@ class PostgresStore(Store):
     ) -> list[Hit]:
         if not words:
             return []
-        rows = await self._p.fetch(
+        sql = (
             "SELECT m.room, m.seq, u.name, m.ts, ts_headline('simple', m.body, q, $6) AS snippet, m.sender "
             "FROM messages m JOIN users u ON u.id = m.sender JOIN rooms r ON r.name = m.room, "
             "to_tsquery('simple', $1) AS q "
             "WHERE m.search @@ q AND m.kind IS NULL AND NOT m.deleted AND ($2::text IS NULL OR m.room = $2) "
             "AND (NOT r.private OR EXISTS (SELECT 1 FROM members mb WHERE mb.room = m.room AND mb.user_id = $3)) "
-            "ORDER BY ts_rank(m.search, q) DESC, m.ts DESC LIMIT $4 OFFSET $5",
-            tsquery(words),
-            room,
-            user,
-            limit,
-            offset,
-            f'StartSel="{MARK_START}", StopSel="{MARK_END}", MaxWords=24, MinWords=8, ShortWord=0',
+            "ORDER BY ts_rank(m.search, q) DESC, m.ts DESC LIMIT $4 OFFSET $5"
         )
+        timeout, slots = self.search_limits
+        if self._search_slots is None:
+            self._search_slots = asyncio.Semaphore(slots)
+        try:
+            # Searches hold at most ``slots`` of the pool, so token checks and history always find a connection.
+            async with asyncio.timeout(timeout or None):
+                await self._search_slots.acquire()
+        except TimeoutError:
+            raise searches_busy() from None
+        try:
+            async with self._p.acquire() as c, c.transaction():
+                if timeout:
+                    await c.execute(f"SET LOCAL statement_timeout = {max(1, round(timeout * 1000))}")
+                rows = await c.fetch(
+                    sql,
+                    tsquery(words),
+                    room,
+                    user,
+                    limit,
+                    offset,
+                    f'StartSel="{MARK_START}", StopSel="{MARK_END}", MaxWords=24, MinWords=8, ShortWord=0',
+                )
+        except asyncpg.QueryCanceledError:
+            if not timeout:
+                raise  # the store-wide store.statement_timeout: a fault like any other
+            raise search_too_slow(timeout) from None
+        finally:
+            self._search_slots.release()
         return [Hit(*r) for r in rows]
 
     # --- operations: the admin CLI, export/import ----------------------------------------------------------------

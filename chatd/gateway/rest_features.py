@@ -14,6 +14,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
+from chatd.config import SEARCH_OFFSET_CEILING
 from chatd.dms import open_dm
 from chatd.errors import ChatError, Err
 from chatd.gateway.auth import Principal
@@ -37,7 +38,7 @@ from chatd.protocol.frames import (
 )
 from chatd.protocol.limits import utf8_len_exceeds
 from chatd.room_changes import Change, change_of
-from chatd.search import Part, snippet_parts, terms
+from chatd.search import Part, check_query, snippet_parts, terms
 from chatd.store.base import ReadPosition
 from chatd.throttle import refuse
 
@@ -164,7 +165,10 @@ async def dms(request: Request[Any, Any, Any], principal: Principal, data: DmIn)
 @get(
     "/search",
     summary="Messages containing every word of q, best first, from rooms you may read; never a deleted one",
-    responses=errors(403, 404),
+    description="Bounded per user (search.rate, search.burst: 429 rate_limited) and in cost: the last word of q is "
+    "a prefix of at least search.prefix_min characters, offset is at most search.offset_max (400 invalid), and a "
+    "search that runs past search.timeout seconds is stopped (422 search_timeout).",
+    responses=errors(403, 404, 422),
     security=SECURED,
 )
 async def search(
@@ -173,14 +177,25 @@ async def search(
     q: Annotated[str, Parameter(min_length=1, max_length=500, description="words to find")],
     room: Annotated[str | None, Parameter(max_length=ROOM_MAX, description="only this room")] = None,
     limit: Annotated[int, Parameter(ge=1, le=100, description="at most this many")] = 20,
-    offset: Annotated[int, Parameter(ge=0, le=10_000, description="skip this many (paging)")] = 0,
+    offset: Annotated[
+        int, Parameter(ge=0, le=SEARCH_OFFSET_CEILING, description="skip this many (paging; search.offset_max)")
+    ] = 0,
 ) -> SearchPage:
     node = node_of(request)
+    cfg = node.cfg.search
     user = principal.user.id
+    words = terms(q)
+    check_query(words, cfg.prefix_min)
+    if offset > cfg.offset_max:
+        raise ChatError(Err.BAD_FRAME, f"offset may be at most {cfg.offset_max} (search.offset_max)", field="offset")
+    # A search costs the store far more than any other read: a budget per user, on every node of the deployment.
+    wait = await node.limiter.take(f"search:{user}", cfg.rate, cfg.burst)
+    if wait:
+        raise refuse("searches (search.rate)", wait)
     if room is not None:
         await node.rooms.get_visible(room, user)  # a private room you are not (or no longer) in: forbidden
-    hits = await node.store.search(user, terms(q), room=room, limit=limit + 1, offset=offset)
-    more = len(hits) > limit
+    hits = await node.store.search(user, words, room=room, limit=limit + 1, offset=offset)
+    more = len(hits) > limit and offset + limit <= cfg.offset_max
     results = [SearchResult(h.room, h.seq, h.from_, h.ts, snippet_parts(h.snippet), h.uid) for h in hits[:limit]]
     return SearchPage(results, offset + limit if more else None)
 

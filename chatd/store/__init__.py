@@ -12,8 +12,9 @@ def make_store(cfg: Config, server: bool = True) -> Store:
     cls = load("stores", cfg.store.backend)
     store: Store
     if cfg.store.backend == "sqlite":
-        store = cls(cfg.store.path, cfg.store.synchronous, exclusive=server)
+        store = cls(cfg.store.path, cfg.store.synchronous, exclusive=server, readers=cfg.store.pool_size)
     else:
         store = cls(cfg.store)
     store.reaction_limits = (cfg.limits.reactions_per_message, cfg.limits.reactions_per_user)
+    store.search_limits = (cfg.search.timeout, cfg.search.concurrency)
     return store

@@ -341,6 +341,10 @@ class Store(abc.ABC):
     # (distinct emoji per message, reactions per user per message): ``limits.reactions_per_message`` and
     # ``limits.reactions_per_user``, set by ``make_store``.
     reaction_limits: tuple[int, int] = (50, 20)
+    # (seconds a search may run, searches running at once on this node): ``search.timeout`` (0: no limit) and
+    # ``search.concurrency``, set by ``make_store``. Searches get their own connections (SQLite) or slots of the
+    # pool (PostgreSQL), so however many run, other reads still find a connection.
+    search_limits: tuple[float, int] = (0.0, 2)
 
     @abc.abstractmethod
     async def open(self) -> None:
@@ -629,7 +633,11 @@ class Store(abc.ABC):
     ) -> list[Hit]:
         """Messages containing every one of ``words`` (the last also as a prefix; see ``chatd.search``), best
         first, from rooms ``user`` may read (public rooms, and private rooms they are a member of), optionally only
-        ``room``. Never a deleted message or a change event. The index covers history stored before it existed."""
+        ``room``. Never a deleted message or a change event. The index covers history stored before it existed.
+
+        Bounded by ``search_limits``: at most that many run at once on a node, the others wait; one that runs past
+        the time limit is stopped and raises ``chatd.search.search_too_slow`` (``search_timeout``), and one that
+        waited that long for a slot raises ``chatd.search.searches_busy`` (``rate_limited``)."""
 
     # --- operations: the admin CLI, export/import (issue 10) --------------------------------------------------
 

@@ -1,8 +1,9 @@
-"""The SQLite store: one writer connection, one reader connection, WAL mode.
+"""The SQLite store: one writer connection, pools of reader connections, WAL mode.
 
 Every write goes through the single writer connection under an asyncio lock, so transactions never interleave
-and SQLite never sees two writers (no ``database is locked``). Reads use a second connection, which in WAL mode
-sees the last committed state without waiting for the writer.
+and SQLite never sees two writers (no ``database is locked``). Reads take a connection from a pool
+(``chatd.store.sqlite_pool``), which in WAL mode sees the last committed state without waiting for the writer or
+for another read; searches have a pool of their own, and each runs under a time limit.
 
 ``append`` takes each room's next seq from the room's row inside its ``BEGIN IMMEDIATE`` transaction, like every
 store: no counter in this process decides a seq. The file is still held by one server (``<path>.lock``), because
@@ -30,7 +31,7 @@ from chatd.errors import ChatError, Err
 from chatd.failures import path_problem
 from chatd.mentions import mentioned
 from chatd.protocol.frames import Entry, Message
-from chatd.search import MARK_END, MARK_START, Hit, fts5_query
+from chatd.search import MARK_END, MARK_START, Hit, fts5_query, search_too_slow, searches_busy
 from chatd.store import changes
 from chatd.store.base import (
     TOKEN_ID_LEN,
@@ -59,6 +60,7 @@ from chatd.store.base import (
     webhook_of,
 )
 from chatd.store.migrations import NEW_EPOCH_SQL, migrate
+from chatd.store.sqlite_pool import PoolBusy, ReadPool, ReadTimeout
 from chatd.store.sqltx import transaction
 
 _json = msgspec.json.Encoder()
@@ -363,7 +365,7 @@ class StoreLocked(StoreRefused):
 
 
 class SQLiteStore(Store):
-    def __init__(self, path: str | Path, synchronous: str = "NORMAL", exclusive: bool = True) -> None:
+    def __init__(self, path: str | Path, synchronous: str = "NORMAL", exclusive: bool = True, readers: int = 4) -> None:
         self.path = str(path)
         self.synchronous = synchronous
         # One server per file: it holds an exclusive lock on ``<path>.lock`` for its lifetime. Tools that only
@@ -371,7 +373,9 @@ class SQLiteStore(Store):
         self.exclusive = exclusive
         self._lock_fd: int | None = None
         self._writer: aiosqlite.Connection | None = None
-        self._reader: aiosqlite.Connection | None = None
+        self.readers = readers
+        self._readers: ReadPool | None = None
+        self._searchers: ReadPool | None = None
         self._write_lock = asyncio.Lock()
         # Messages appended since the search index last caught up; unknown (so assumed some) until the first
         # catch-up after opening, since an earlier run may have left some unindexed.
@@ -411,7 +415,8 @@ class SQLiteStore(Store):
         finally:
             db.close()
         self._writer = await self._connect()
-        self._reader = await self._connect()
+        self._readers = await ReadPool.open(self.readers, self._connect)
+        self._searchers = await ReadPool.open(self.search_limits[1], self._connect)
 
     def _lock(self) -> None:
         fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
@@ -439,19 +444,21 @@ class SQLiteStore(Store):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._indexing
         async with self._write_lock:
-            for conn in (self._reader, self._writer):
-                if conn is not None:
-                    await conn.close()
-            self._reader = self._writer = None
+            for pool in (self._readers, self._searchers):
+                if pool is not None:
+                    await pool.close()
+            if self._writer is not None:
+                await self._writer.close()
+            self._readers = self._searchers = self._writer = None
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # closing the descriptor releases the lock
             self._lock_fd = None
 
     async def ping(self) -> bool:
-        if self._reader is None:
+        if self._readers is None:
             return False
         try:
-            await self._reader.execute_fetchall("SELECT 1")
+            await self._readers.fetchall("SELECT 1")
             return True
         except sqlite3.Error:
             return False
@@ -481,9 +488,9 @@ class SQLiteStore(Store):
         return self._writer
 
     @property
-    def _r(self) -> aiosqlite.Connection:
-        assert self._reader is not None, "store is not open"
-        return self._reader
+    def _r(self) -> ReadPool:
+        assert self._readers is not None, "store is not open"
+        return self._readers
 
     async def _write(self, sql: str, params: Sequence[object] = ()) -> int:
         """One statement in its own transaction; returns the rows it changed."""
@@ -492,7 +499,7 @@ class SQLiteStore(Store):
             return cur.rowcount
 
     async def _one(self, sql: str, params: Sequence[object] = ()) -> tuple[Any, ...] | None:
-        rows = list(await self._r.execute_fetchall(sql, params))
+        rows = list(await self._r.fetchall(sql, params))
         return tuple(rows[0]) if rows else None
 
     # --- users and tokens ---------------------------------------------------------------------------------------
@@ -598,7 +605,7 @@ class SQLiteStore(Store):
         found: list[tuple[Any, ...]] = []
         for i in range(0, len(keys), 500):
             chunk = keys[i : i + 500]
-            found += [tuple(r) for r in await self._r.execute_fetchall(sql.format(_marks(len(chunk))), chunk)]
+            found += [tuple(r) for r in await self._r.fetchall(sql.format(_marks(len(chunk))), chunk)]
         return found
 
     async def _pairs(self, sql: str, keys: list[Any]) -> dict[Any, Any]:
@@ -674,7 +681,7 @@ class SQLiteStore(Store):
     async def list_rooms(
         self, user: int, *, after: str | None = None, limit: int | None = None
     ) -> list[tuple[RoomRecord, bool]]:
-        rows = await self._r.execute_fetchall(
+        rows = await self._r.fetchall(
             f"SELECT {_ROOM_COLS}, m.user IS NOT NULL "
             f"FROM {_ROOM_FROM} LEFT JOIN members m ON m.room = r.name AND m.user = ? "
             "WHERE (r.private = 0 OR m.user IS NOT NULL) AND r.name > ? ORDER BY r.name LIMIT ?",
@@ -705,7 +712,7 @@ class SQLiteStore(Store):
         return await self._one("SELECT 1 FROM members WHERE room = ? AND user = ?", (room, user)) is not None
 
     async def members(self, room: str) -> list[UserRef]:
-        rows = await self._r.execute_fetchall(
+        rows = await self._r.fetchall(
             "SELECT u.id, u.name, u.bot FROM members m JOIN users u ON u.id = m.user WHERE m.room = ? "
             "ORDER BY u.name, u.id",
             (room,),
@@ -750,7 +757,7 @@ class SQLiteStore(Store):
             _fill_sync(conn, entries)
             return entries
 
-        entries: list[Entry] = await self._r._execute(read, self._r._conn)
+        entries: list[Entry] = await self._r.run(read)
         return entries
 
     async def _messages(self, sql: str, params: Sequence[object]) -> list[Message]:
@@ -871,7 +878,7 @@ class SQLiteStore(Store):
         return await self._write(sql, (upload_id,)) > 0
 
     async def uploads_before(self, created_before: int, limit: int, *, unposted_only: bool) -> list[UploadRecord]:
-        rows = await self._r.execute_fetchall(
+        rows = await self._r.fetchall(
             f"SELECT {self._UPLOAD_COLS} FROM uploads WHERE (room IS NULL OR NOT ?) AND created < ? "
             "ORDER BY created LIMIT ?",
             (unposted_only, created_before, limit),
@@ -914,7 +921,7 @@ class SQLiteStore(Store):
 
     async def read_positions(self, user: int, room: str | None = None) -> list[ReadPosition]:
         # Counting stops at UNREAD_MAX, so a long-unread room costs a bounded scan.
-        rows = await self._r.execute_fetchall(
+        rows = await self._r.fetchall(
             "SELECT m.room, COALESCE(r.seq, 0) AS pos, rooms.last_seq, "
             "(SELECT COUNT(*) FROM (SELECT 1 FROM messages x WHERE x.room = m.room AND x.seq > COALESCE(r.seq, 0) "
             "AND x.kind IS NULL AND x.deleted = 0 AND x.sender != m.user LIMIT ?)) "
@@ -966,16 +973,26 @@ class SQLiteStore(Store):
             return []
         if self._unindexed:
             await self._index_pending()  # a search sees every stored message
-        rows = await self._r.execute_fetchall(
+        assert self._searchers is not None, "store is not open"
+        sql = (
             "SELECT s.room, s.seq, u.name, m.ts, snippet(message_search, 0, ?, ?, '…', 16), m.sender "
             "FROM message_search JOIN search_ids s ON s.id = message_search.rowid "
             "JOIN messages m ON m.room = s.room AND m.seq = s.seq JOIN users u ON u.id = m.sender "
             "JOIN rooms r ON r.name = s.room "
             "WHERE message_search MATCH ? AND m.deleted = 0 AND (? IS NULL OR s.room = ?) "
             "AND (r.private = 0 OR EXISTS (SELECT 1 FROM members mb WHERE mb.room = s.room AND mb.user = ?)) "
-            "ORDER BY bm25(message_search), m.ts DESC LIMIT ? OFFSET ?",
-            (MARK_START, MARK_END, fts5_query(words), room, room, user, limit, offset),
+            "ORDER BY bm25(message_search), m.ts DESC LIMIT ? OFFSET ?"
         )
+        params = (MARK_START, MARK_END, fts5_query(words), room, room, user, limit, offset)
+        timeout, _ = self.search_limits
+        try:
+            rows = await self._searchers.run(
+                lambda conn: conn.execute(sql, params).fetchall(), timeout=timeout, wait=timeout or None
+            )
+        except PoolBusy:
+            raise searches_busy() from None
+        except ReadTimeout:
+            raise search_too_slow(timeout) from None
         return [Hit(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
 
     # --- operations: the admin CLI, export/import ----------------------------------------------------------------
@@ -986,9 +1003,9 @@ class SQLiteStore(Store):
             "(SELECT COUNT(*) FROM tokens t WHERE t.user = u.id) FROM users u WHERE NOT u.deleted "
         )
         if name is None:
-            rows = await self._r.execute_fetchall(sql + "ORDER BY u.name, u.id")
+            rows = await self._r.fetchall(sql + "ORDER BY u.name, u.id")
         else:
-            rows = await self._r.execute_fetchall(
+            rows = await self._r.fetchall(
                 sql + "AND u.name = ? COLLATE NOCASE ORDER BY u.name = ? DESC LIMIT 1", (name, name)
             )
         return [UserInfo(r[0], r[1], bool(r[2]), bool(r[3]), r[4], bool(r[5]), bool(r[6]), r[7]) for r in rows]
@@ -1015,7 +1032,7 @@ class SQLiteStore(Store):
             if not prefix or any(c not in "0123456789abcdef" for c in prefix):
                 return []  # token hashes are lowercase hex; anything else (a LIKE wildcard) matches none
             where, param = "t.hash LIKE ?", prefix + "%"
-        rows = await self._r.execute_fetchall(
+        rows = await self._r.fetchall(
             "SELECT t.hash, t.user, t.created, t.last_used, u.name, t.scopes FROM tokens t "
             f"JOIN users u ON u.id = t.user WHERE {where} ORDER BY t.created, t.hash",
             (param,),
@@ -1029,7 +1046,7 @@ class SQLiteStore(Store):
         )
 
     async def admin_rooms(self) -> list[AdminRoom]:
-        rows = await self._r.execute_fetchall(
+        rows = await self._r.fetchall(
             f"SELECT r.name, r.private, cu.name, r.created, r.last_seq, r.archived, "
             f"(SELECT COUNT(*) FROM members m WHERE m.room = r.name) FROM {_ROOM_FROM} ORDER BY r.name"
         )
@@ -1061,15 +1078,16 @@ class SQLiteStore(Store):
 
     @contextlib.asynccontextmanager
     async def snapshot(self) -> AsyncIterator[None]:
-        # WAL: a read transaction on the reader sees one commit's state for its whole length.
-        await self._r.execute("BEGIN")
-        try:
-            yield
-        finally:
-            await self._r.execute("COMMIT")
+        # WAL: a read transaction sees one commit's state for its whole length; this task's reads use its connection.
+        async with self._r.pinned() as conn:
+            await conn.execute("BEGIN")
+            try:
+                yield
+            finally:
+                await conn.execute("COMMIT")
 
     async def export_rows(self, kind: str) -> AsyncIterator[dict[str, Any]]:
-        async with self._r.execute(self._EXPORT_SQL[kind]) as cur:
+        async with self._r.connection() as conn, conn.execute(self._EXPORT_SQL[kind]) as cur:
             cols = [d[0] for d in cur.description]
             async for row in cur:
                 yield export_row(kind, dict(zip(cols, row, strict=True)), self._BOOLS)
@@ -1094,7 +1112,7 @@ class SQLiteStore(Store):
         )
 
     async def invites(self) -> list[InviteRecord]:
-        rows = await self._r.execute_fetchall(
+        rows = await self._r.fetchall(
             "SELECT i.hash, c.name, i.created, i.expires, u.name FROM invites i "
             "LEFT JOIN users c ON c.id = i.created_by LEFT JOIN users u ON u.id = i.used_by ORDER BY i.created, i.hash"
         )
@@ -1122,16 +1140,16 @@ class SQLiteStore(Store):
 
     async def hooks(self, room: str | None = None) -> list[HookRecord]:
         if room is None:
-            rows = await self._r.execute_fetchall(f"{self._HOOKS} ORDER BY h.created, h.id")
+            rows = await self._r.fetchall(f"{self._HOOKS} ORDER BY h.created, h.id")
         else:
-            rows = await self._r.execute_fetchall(f"{self._HOOKS} WHERE h.room = ? ORDER BY h.created, h.id", (room,))
+            rows = await self._r.fetchall(f"{self._HOOKS} WHERE h.room = ? ORDER BY h.created, h.id", (room,))
         return [HookRecord(*r) for r in rows]
 
     async def delete_hook(self, hook_id: str) -> bool:
         return await self._write("DELETE FROM hooks WHERE id = ?", (hook_id,)) > 0
 
     async def purge_plan(self, before_ts: int) -> dict[str, int]:
-        rows = await self._r.execute_fetchall(
+        rows = await self._r.fetchall(
             "SELECT name, through FROM (SELECT name, purged_through, "
             "(SELECT MAX(seq) FROM messages m WHERE m.room = rooms.name AND m.ts < ?) AS through FROM rooms) "
             "WHERE through > purged_through ORDER BY name",
@@ -1181,7 +1199,7 @@ class SQLiteStore(Store):
 
     async def webhooks(self, room: str | None = None) -> list[Webhook]:
         where, params = ("WHERE w.room = ?", (room,)) if room is not None else ("", ())
-        rows = await self._r.execute_fetchall(f"{WEBHOOKS_SQL} {where} ORDER BY w.id", params)
+        rows = await self._r.fetchall(f"{WEBHOOKS_SQL} {where} ORDER BY w.id", params)
         return [webhook_of(tuple(r)) for r in rows]
 
     async def get_webhook(self, hook: int) -> Webhook | None:
@@ -1208,7 +1226,7 @@ class SQLiteStore(Store):
         )
         params = (now, now, owner, *busy, limit)
         # Every node polls this each webhooks.poll_interval: the reader answers "nothing to do" without the writer.
-        if not list(await self._r.execute_fetchall(due, params)):
+        if not list(await self._r.fetchall(due, params)):
             return []
         async with self._write_lock, transaction(self._w) as w:
             rows = await w.execute_fetchall(due, params)

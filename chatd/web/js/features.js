@@ -508,6 +508,8 @@ export class Features {
       const page = await this.app.api.call("GET", "/api/search", { params: { q, limit: 30 } });
       this.showResults(`Results for “${q}”`, page.results);
     } catch (err) {
+      // A word still being typed (shorter than the server's search.prefix_min): wait for the next keystroke.
+      if (err.code === "invalid" && err.field === "q") return;
       this.app.showError(`Search failed: ${err.message}`);
     }
   }
