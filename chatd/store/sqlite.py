@@ -360,6 +360,46 @@ def _mention(conn: sqlite3.Connection, m: NewMessage, seq: int, ts: int) -> list
     return users
 
 
+# A match's weight from its own row alone: BM25's term-frequency part with a fixed average length (in characters)
+# and no inverse document frequency. bm25() takes both from the whole index, private rooms included, so the order
+# of two public results moved when someone wrote in a private room (issue 20): the ranking leaked private text.
+_K1, _B, _AVG_CHARS = 1.2, 0.75, 80.0
+# How often the words occur in a row: highlight() adds one mark character before each match.
+_MATCHES = "(length(highlight(message_search, 0, char(1), '')) - length(message_search.body))"
+_SEARCH_FROM = (
+    "FROM message_search JOIN search_ids s ON s.id = message_search.rowid "
+    "JOIN messages m ON m.room = s.room AND m.seq = s.seq JOIN rooms r ON r.name = s.room "
+    "WHERE message_search MATCH ? AND m.deleted = 0 AND (? IS NULL OR s.room = ?) "
+    "AND (r.private = 0 OR EXISTS (SELECT 1 FROM members mb WHERE mb.room = s.room AND mb.user = ?))"
+)
+
+
+def _search_sync(
+    conn: sqlite3.Connection, query: str, user: int, room: str | None, limit: int, offset: int
+) -> list[Hit]:
+    """A page of search results, ranked by each row's own words (see ``_MATCHES``), on a search connection's
+    thread. Snippets are made for the page's rows only, in a second statement."""
+    ranked = conn.execute(
+        f"SELECT id FROM (SELECT s.id, m.ts, {_MATCHES} AS tf, length(message_search.body) AS len {_SEARCH_FROM}) "
+        f"ORDER BY tf / (tf + {_K1} * (1 - {_B} + {_B} * len / {_AVG_CHARS})) DESC, ts DESC LIMIT ? OFFSET ?",
+        (query, room, room, user, limit, offset),
+    ).fetchall()
+    ids = [r[0] for r in ranked]
+    if not ids:
+        return []
+    found = {
+        r[0]: Hit(r[1], r[2], r[3], r[4], r[5], r[6])
+        for r in conn.execute(
+            "SELECT s.id, s.room, s.seq, u.name, m.ts, snippet(message_search, 0, ?, ?, '…', 16), m.sender "
+            "FROM message_search JOIN search_ids s ON s.id = message_search.rowid "
+            "JOIN messages m ON m.room = s.room AND m.seq = s.seq JOIN users u ON u.id = m.sender "
+            f"WHERE message_search MATCH ? AND message_search.rowid IN ({_marks(len(ids))})",
+            (MARK_START, MARK_END, query, *ids),
+        )
+    }
+    return [found[i] for i in ids if i in found]
+
+
 class StoreLocked(StoreRefused):
     """Another chatd server already writes this SQLite file."""
 
@@ -974,26 +1014,16 @@ class SQLiteStore(Store):
         if self._unindexed:
             await self._index_pending()  # a search sees every stored message
         assert self._searchers is not None, "store is not open"
-        sql = (
-            "SELECT s.room, s.seq, u.name, m.ts, snippet(message_search, 0, ?, ?, '…', 16), m.sender "
-            "FROM message_search JOIN search_ids s ON s.id = message_search.rowid "
-            "JOIN messages m ON m.room = s.room AND m.seq = s.seq JOIN users u ON u.id = m.sender "
-            "JOIN rooms r ON r.name = s.room "
-            "WHERE message_search MATCH ? AND m.deleted = 0 AND (? IS NULL OR s.room = ?) "
-            "AND (r.private = 0 OR EXISTS (SELECT 1 FROM members mb WHERE mb.room = s.room AND mb.user = ?)) "
-            "ORDER BY bm25(message_search), m.ts DESC LIMIT ? OFFSET ?"
-        )
-        params = (MARK_START, MARK_END, fts5_query(words), room, room, user, limit, offset)
+        query = fts5_query(words)
         timeout, _ = self.search_limits
         try:
-            rows = await self._searchers.run(
-                lambda conn: conn.execute(sql, params).fetchall(), timeout=timeout, wait=timeout or None
+            return await self._searchers.run(
+                lambda conn: _search_sync(conn, query, user, room, limit, offset), timeout=timeout, wait=timeout or None
             )
         except PoolBusy:
             raise searches_busy() from None
         except ReadTimeout:
             raise search_too_slow(timeout) from None
-        return [Hit(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
 
     # --- operations: the admin CLI, export/import ----------------------------------------------------------------
 

@@ -608,6 +608,23 @@ async def test_search_ranks_matches_and_never_returns_deleted_or_unreadable_mess
     assert [h.seq for h in await store.search(ann, ["decision"])] == []  # deleted: gone from the index
     await store.remove_member("secret", ann)
     assert {h.room for h in await store.search(ann, ["hunter2"])} == set()  # left the private room
+
+
+async def test_search_ranking_learns_nothing_from_rooms_the_caller_cannot_read(make: MakeStore) -> None:
+    """Issue 20, finding 2: ranking with statistics of the whole index (SQLite's bm25: average length, how many
+    rows hold a word) let private messages reorder public results. A row's rank depends on that row alone."""
+    store = await make()
+    ann = (await room_with(store, "pub", "ann"))["ann"]
+    await room_with(store, "hidden", "ann", private=True)
+    eve = await uid(store, "eve")
+    await store.append(
+        [msg("pub", ann, "1", "alpha"), msg("pub", ann, "2", "alpha alpha one two three four five six seven eight")]
+    )
+    before = [(h.room, h.seq) for h in await store.search(eve, ["alpha"])]
+    assert sorted(before) == [("pub", 1), ("pub", 2)]
+    filler = " ".join(f"word{i}" for i in range(200))
+    await store.append([msg("hidden", ann, f"h{i}", f"alpha {filler}") for i in range(5)])
+    assert [(h.room, h.seq) for h in await store.search(eve, ["alpha"])] == before
     assert await store.search(ann, []) == []
 
 
