@@ -60,7 +60,8 @@ class Err(enum.Enum):
     FORBIDDEN = ErrorInfo(
         "forbidden",
         403,
-        "The room is private and the user is not invited, or the action needs a role the user lacks.",
+        "The action needs a role the user lacks (a private room's outsider gets not_found instead, as for a "
+        "missing room).",
         "Ask a member or an admin.",
     )
     ARCHIVED = ErrorInfo(

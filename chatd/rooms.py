@@ -2,7 +2,8 @@
 
 - Joining a room that does not exist creates it as a public room when ``rooms.auto_create`` is on.
 - Joining a public room makes the user a member.
-- A private room needs prior membership (the creator, or someone invited); anyone else gets ``forbidden``.
+- A private room needs prior membership (the creator, or someone invited); anyone else gets ``not_found``, the
+  answer a missing room gets, so strangers cannot tell which private rooms (or direct conversations) exist.
 - Sending needs membership (``not_member``).
 - Adding someone else: to a private room, any member (or an admin); to a public room, only its creator or an admin
   (anyone can join a public room themselves, so the only use of adding others there is pushing rooms on people).
@@ -100,27 +101,33 @@ class Rooms:
 
     async def require_member(self, room: str, user: int) -> None:
         if not await self.is_member(room, user):
-            if await self.store.get_room(room) is None:
-                raise ChatError(Err.NOT_FOUND, f"no room {room!r}")
+            record = await self.store.get_room(room)
+            if record is None or record.private:
+                raise ChatError(Err.NOT_FOUND, f"no room {room!r}")  # a private room's outsider: as if missing
             raise ChatError(Err.NOT_MEMBER, f"you are not a member of {room!r}")
 
     async def get_visible(self, room: str, user: int) -> RoomRecord:
-        """The room, if ``user`` may see it (public, or private and a member)."""
+        """The room, if ``user`` may see it (public, or private and a member). Anyone else is told there is no such
+        room, in the same words as for a name nobody uses: a different answer would tell strangers which private
+        rooms exist, and a direct conversation's name says who talks to whom."""
         record = await self.store.get_room(room)
-        if record is None:
+        if record is None or (record.private and not await self.is_member(room, user)):
             raise ChatError(Err.NOT_FOUND, f"no room {room!r}")
-        if record.private and not await self.is_member(room, user):
-            raise ChatError(Err.FORBIDDEN, f"{room!r} is private")
         return record
 
     async def join(self, room: str, user: int, name: str) -> RoomRecord:
-        """Apply the join rules for the user ``user`` (called ``name``); returns the room. Raises forbidden /
-        not_found."""
+        """Apply the join rules for the user ``user`` (called ``name``); returns the room. Raises not_found (a
+        private room ``user`` is not in gets the answer a missing room would) or forbidden."""
         record = await self.store.get_room(room)
-        if record is None:
+        hidden = record is not None and record.private and not await self.store.is_member(room, user)
+        if record is None or hidden:
             if not self.auto_create:
                 raise ChatError(Err.NOT_FOUND, f"no room {room!r} (rooms.auto_create is off)")
-            check_room_name(room)
+            check_room_name(room)  # a dm: name is refused here whether that conversation exists or not
+            if hidden:
+                # A free name would make a new room; a taken one cannot be (as POST /api/rooms answers conflict).
+                # The name shows as taken, never who is in the room or what is said there.
+                raise ChatError(Err.NOT_FOUND, f"no room {room!r}")
             await self._may_create(user)
             try:
                 record = await self.store.create_room(room, private=False, created_by=user)
@@ -129,8 +136,8 @@ class Rooms:
                 record = await self.store.get_room(room)  # created by a racing join
                 assert record is not None
         if record.private:
-            if not await self.store.is_member(room, user):
-                raise ChatError(Err.FORBIDDEN, f"{room!r} is private; ask a member to invite you")
+            if not await self.store.is_member(room, user):  # one a racing creation just made private
+                raise ChatError(Err.NOT_FOUND, f"no room {room!r}")
             return record
         if (room, user) not in self._members:
             await self.store.add_member(room, user)

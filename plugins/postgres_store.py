@@ -64,6 +64,8 @@ from chatd.store.base import (
     check_import,
     export_row,
     import_value,
+    missing_room,
+    outsider,
     webhook_of,
 )
 from chatd.store.legacy import LegacyDm, dm_renames, reaction_names, reaction_rows
@@ -870,12 +872,13 @@ class PostgresStore(Store):
     async def _append_in_tx(self, c: asyncpg.Connection, batch: Sequence[NewMessage]) -> list[Outcome]:
         names = sorted({m.room for m in batch})
         locked = await c.fetch(
-            f"SELECT name, last_seq, archived, {NOW_MS} AS now FROM rooms WHERE name = ANY($1::text[]) "
+            f"SELECT name, last_seq, archived, private, {NOW_MS} AS now FROM rooms WHERE name = ANY($1::text[]) "
             "ORDER BY name FOR UPDATE",
             names,
         )
         last: dict[str, int] = {r["name"]: r["last_seq"] for r in locked}
         archived = {r["name"] for r in locked if r["archived"]}
+        private = {r["name"] for r in locked if r["private"]}
         ts = locked[0]["now"] if locked else 0
         keys = list({(m.room, m.sender, m.client_id) for m in batch})
         # Read after taking the locks: a racing append to the same room has committed by now, and its rows show.
@@ -934,9 +937,9 @@ class PostgresStore(Store):
                 stored_row = changes.written(row, sender or "", m.sender in bots)
                 outcomes.append(Outcome(row[1], ts, True, stored=stored_row, name=sender or "", bot=m.sender in bots))
             elif m.room not in last:
-                outcomes.append(Outcome(error=Err.NOT_FOUND.code, message=f"room {m.room!r} does not exist"))
+                outcomes.append(missing_room(m.room))
             elif sender is None:
-                outcomes.append(Outcome(error=Err.NOT_MEMBER.code, message=f"you are not a member of {m.room!r}"))
+                outcomes.append(outsider(m.room, m.room in private))
             elif m.room in archived:
                 outcomes.append(Outcome(error=Err.ARCHIVED.code, message=f"room {m.room!r} is archived (read-only)"))
             elif m.reply_to and (

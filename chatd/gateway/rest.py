@@ -304,7 +304,7 @@ async def create_room(request: Request[Any, Any, Any], principal: Principal, dat
     return (await rooms_out(node, [(record, True)], principal.user.id))[0]
 
 
-@get("/rooms/{room:str}", summary="One room", responses=errors(403, 404), security=SECURED)
+@get("/rooms/{room:str}", summary="One room", responses=errors(404), security=SECURED)
 async def get_room(request: Request[Any, Any, Any], principal: Principal, room: str) -> RoomOut:
     node = node_of(request)
     me = principal.user.id
@@ -315,7 +315,7 @@ async def get_room(request: Request[Any, Any, Any], principal: Principal, room: 
 @get(
     "/rooms/{room:str}/members",
     summary="Members of a room: names, their ids in the same order, and the ids of those that are bots",
-    responses=errors(403, 404),
+    responses=errors(404),
     security=SECURED,
 )
 async def list_members(request: Request[Any, Any, Any], principal: Principal, room: str) -> dict[str, list[Any]]:
@@ -357,7 +357,7 @@ async def remove_member(request: Request[Any, Any, Any], principal: Principal, r
 @get(
     "/rooms/{room:str}/presence",
     summary="Users connected to a room (on any node)",
-    responses=errors(403, 404),
+    responses=errors(404),
     security=SECURED,
 )
 async def presence(request: Request[Any, Any, Any], principal: Principal, room: str) -> dict[str, Any]:
@@ -373,7 +373,7 @@ async def presence(request: Request[Any, Any, Any], principal: Principal, room: 
 @get(
     "/rooms/{room:str}/messages",
     summary="History, oldest first, paged by seq",
-    responses=errors(403, 404),
+    responses=errors(404),
     security=SECURED,
 )
 async def history(

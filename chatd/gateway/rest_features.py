@@ -168,7 +168,7 @@ async def dms(request: Request[Any, Any, Any], principal: Principal, data: DmIn)
     description="Bounded per user (search.rate, search.burst: 429 rate_limited) and in cost: the last word of q is "
     "a prefix of at least search.prefix_min characters, offset is at most search.offset_max (400 invalid), and a "
     "search that runs past search.timeout seconds is stopped (422 search_timeout).",
-    responses=errors(403, 404, 422),
+    responses=errors(404, 422),
     security=SECURED,
 )
 async def search(
@@ -193,7 +193,7 @@ async def search(
     if wait:
         raise refuse("searches (search.rate)", wait)
     if room is not None:
-        await node.rooms.get_visible(room, user)  # a private room you are not (or no longer) in: forbidden
+        await node.rooms.get_visible(room, user)  # a private room you are not (or no longer) in: not_found
     hits = await node.store.search(user, words, room=room, limit=limit + 1, offset=offset)
     more = len(hits) > limit and offset + limit <= cfg.offset_max
     results = [SearchResult(h.room, h.seq, h.from_, h.ts, snippet_parts(h.snippet), h.uid) for h in hits[:limit]]

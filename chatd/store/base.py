@@ -61,6 +61,7 @@ from typing import Any
 
 import msgspec
 
+from chatd.errors import Err
 from chatd.protocol.frames import Entry, Message
 from chatd.search import Hit
 
@@ -330,6 +331,19 @@ class Outcome(msgspec.Struct, frozen=True, array_like=True):
     mentions: list[int] = []  # ids of the members a new message names with @name (chatd.mentions)
     name: str = ""  # the sender's name at the commit, for the frame of a new message
     bot: bool = False  # whether the sender is a bot, for the frame of a new message
+
+
+def missing_room(room: str) -> Outcome:
+    """The answer to a send or change into a room that does not exist."""
+    return Outcome(error=Err.NOT_FOUND.code, message=f"room {room!r} does not exist")
+
+
+def outsider(room: str, private: bool) -> Outcome:
+    """The answer to a send or change by someone not in ``room``: in a private room, the one a missing room gets, so
+    it does not tell an outsider the room exists (issue 20)."""
+    if private:
+        return missing_room(room)
+    return Outcome(error=Err.NOT_MEMBER.code, message=f"you are not a member of {room!r}")
 
 
 ONCE_MAX = 100_000  # one-use claims a single-server store remembers in memory

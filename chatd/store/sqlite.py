@@ -56,7 +56,9 @@ from chatd.store.base import (
     check_import,
     export_row,
     import_value,
+    missing_room,
     new_epoch,
+    outsider,
     webhook_of,
 )
 from chatd.store.migrations import NEW_EPOCH_SQL, migrate
@@ -188,12 +190,15 @@ def _append_rows(conn: sqlite3.Connection, batch: Sequence[NewMessage], limits: 
     names = list({m.room for m in batch})
     last: dict[str, int] = {}
     archived: set[str] = set()
-    for name, last_seq, is_archived in conn.execute(
-        f"SELECT name, last_seq, archived FROM rooms WHERE name IN ({_marks(len(names))})", names
+    private: set[str] = set()
+    for name, last_seq, is_archived, is_private in conn.execute(
+        f"SELECT name, last_seq, archived, private FROM rooms WHERE name IN ({_marks(len(names))})", names
     ):
         last[name] = last_seq
         if is_archived:
             archived.add(name)
+        if is_private:
+            private.add(name)
     pairs = list({(m.room, m.sender) for m in batch})
     # Members with their current names: the name a new entry's frame shows is the one at the commit.
     members: dict[tuple[str, int], str] = {}
@@ -230,9 +235,9 @@ def _append_rows(conn: sqlite3.Connection, batch: Sequence[NewMessage], limits: 
             again = changes.written(row, sender or "", m.sender in bots)
             outcomes.append(Outcome(row[1], ts, True, stored=again, name=sender or "", bot=m.sender in bots))
         elif m.room not in last:
-            outcomes.append(Outcome(error=Err.NOT_FOUND.code, message=f"room {m.room!r} does not exist"))
+            outcomes.append(missing_room(m.room))
         elif sender is None:
-            outcomes.append(Outcome(error=Err.NOT_MEMBER.code, message=f"you are not a member of {m.room!r}"))
+            outcomes.append(outsider(m.room, m.room in private))
         elif m.room in archived:
             outcomes.append(Outcome(error=Err.ARCHIVED.code, message=f"room {m.room!r} is archived (read-only)"))
         elif m.reply_to and (not 0 < m.reply_to <= last[m.room] or _is_event(conn, m.room, m.reply_to)):

@@ -103,17 +103,17 @@ async def test_a_new_account_with_a_deleted_users_name_inherits_nothing(server: 
         dm = new.ok("POST", "/api/dms", json={"user": "alice"})
         assert dm["created"] is True and dm["room"] != s["dm"]
         assert new.ok("GET", f"/api/rooms/{dm['room']}/messages")["messages"] == []
-        assert new.code("GET", f"/api/rooms/{s['dm']}/messages") == "forbidden"
+        assert new.code("GET", f"/api/rooms/{s['dm']}/messages") == "not_found"
         # No private room: not listed, not readable, not searchable, not joinable.
         listed = {r["name"] for r in new.ok("GET", "/api/rooms")["rooms"] if r["member"]}
         assert listed == {dm["room"]}
-        assert new.code("GET", "/api/rooms/board/messages") == "forbidden"
-        assert new.code("GET", "/api/search", params={"q": "secret", "room": "board"}) == "forbidden"
+        assert new.code("GET", "/api/rooms/board/messages") == "not_found"
+        assert new.code("GET", "/api/search", params={"q": "secret", "room": "board"}) == "not_found"
         assert new.ok("GET", "/api/search", params={"q": "secret"})["results"] == []
         client = await Client.connect(server.ws, token=new.token)
         assert client.hello["uid"] == me["id"] and client.hello["user"] == spelling
         await client.send({"type": "join", "room": "board"})
-        assert (await client.expect("error"))["code"] == "forbidden"
+        assert (await client.expect("error"))["code"] == "not_found"
         await client.close()
         # Not the author of old bob's messages: no edit, no delete, even as a member of the room.
         new.ok("POST", "/api/rooms/lobby/members", json={"user": spelling})
@@ -176,7 +176,7 @@ async def test_a_renamed_user_keeps_everything_and_every_socket_hears_of_it(serv
     # A new bob is someone else.
     new = Api(server, register(server, "bob"))
     assert new.ok("GET", "/api/me")["id"] != bob_id
-    assert new.code("GET", "/api/rooms/board/messages") == "forbidden"
+    assert new.code("GET", "/api/rooms/board/messages") == "not_found"
     assert new.ok("POST", "/api/dms", json={"user": "alice"})["created"] is True
     # The admin API renames too; a taken name and a bad name are refused.
     again = root.ok("PATCH", "/api/admin/users/robert", json={"name": "Rob"})

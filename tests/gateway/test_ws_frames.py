@@ -194,15 +194,15 @@ async def test_binary_frames_are_read_as_json_too(server: ChatdProcess) -> None:
     await c.close()
 
 
-async def test_private_room_join_is_forbidden_without_membership(server: ChatdProcess) -> None:
+async def test_private_room_join_without_membership_is_answered_as_a_missing_room(server: ChatdProcess) -> None:
     r = server.post("/api/rooms?user=priv_owner", json={"name": "secret", "private": True})
     assert r.status_code == 201
     outsider = await Client.connect(server.ws, user="priv_outsider")
     await outsider.send({"type": "join", "room": "secret"})
     err = await outsider.expect("error")
-    assert err["code"] == "forbidden" and err["room"] == "secret" and err["ref"] is None
+    assert err["code"] == "not_found" and err["room"] == "secret" and err["ref"] is None
     await outsider.send({"type": "join", "room": "secret", "since": 0})
-    assert (await outsider.expect("error"))["code"] == "forbidden"  # no history leaks either
+    assert (await outsider.expect("error"))["code"] == "not_found"  # no history leaks either
     owner = await Client.connect(server.ws, user="priv_owner")
     assert (await owner.join("secret"))["room"] == "secret"
     await owner.close()

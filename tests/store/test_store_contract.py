@@ -125,6 +125,11 @@ async def test_sends_to_missing_rooms_or_from_non_members_are_refused_alone(make
     await store.remove_member("r", bob)
     assert (await store.append([msg("r", bob, "2")]))[0].error == "not_member"
     assert await store.last_seq("r") == 2
+    # A private room's outsider is answered as a missing room's sender is: nothing tells them it exists.
+    await room_with(store, "hidden", "owner", private=True)
+    refused = await store.append([msg("hidden", eve, "h"), msg("nothing", eve, "n")])
+    masked = [(o.error, o.message.replace(name, "X")) for o, name in zip(refused, ("hidden", "nothing"), strict=True)]
+    assert masked[0] == masked[1] and masked[0][0] == "not_found"
 
 
 async def test_two_nodes_appending_to_one_room_at_once_get_gapless_unique_seqs(make: MakeStore) -> None:
@@ -306,7 +311,7 @@ async def test_a_deleted_users_name_is_free_and_its_new_owner_inherits_nothing(m
         out = await store.append(
             [change("board", new.id, "e", "edit", 1, "mine now"), change("board", new.id, "d", "delete", 1)]
         )
-        assert [o.error for o in out] == ["not_member", "not_member"]
+        assert [o.error for o in out] == ["not_found", "not_found"]  # board is private: as if missing
         await store.delete_user(new.id)
     newest = await store.create_user("bob", None)
     await store.add_member("board", newest.id)
