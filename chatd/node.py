@@ -53,7 +53,7 @@ from chatd.store.base import NewMessage, RoomRecord, UserRecord, UserRef
 from chatd.store.changes import TOPIC
 from chatd.supervisor import Supervisor
 from chatd.throttle import KeyedBuckets
-from chatd.uploads import Sweeper
+from chatd.uploads import Sweeper, delete_files
 from chatd.worker import Worker
 
 log = logging.getLogger("chatd")
@@ -90,6 +90,7 @@ class Node:
             self._on_complete,
             self.feeds.deliver_all,
             lambda message, users: self.personal.mentioned(message, users),
+            lambda ids: delete_files(cfg.uploads.dir, ids),
         )
         self.accounts = Accounts(self.store, cfg.auth.token_ttl)
         self.rooms = Rooms(self.store, self.limiter, cfg.rooms.auto_create, cfg.rooms.create_per_hour)

@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from chatd.broker.base import Broker, Completion, Delivery, Taken
 from chatd.errors import Err, internal_message, log_fault
@@ -53,6 +53,7 @@ class Worker:
         complete_local: Callable[[Completion], None],
         deliver_local: Callable[[list[Delivery]], None],
         on_mentions: Callable[[Message, list[int]], None] = lambda message, users: None,
+        on_released: Callable[[list[str]], Awaitable[None]] | None = None,
     ) -> None:
         self.broker = broker
         self.store = store
@@ -61,6 +62,8 @@ class Worker:
         self.complete_local = complete_local
         self.deliver_local = deliver_local
         self.on_mentions = on_mentions
+        # Removes the files of uploads that deletes released (their records went with the delete's transaction).
+        self.on_released = on_released
         self.busy = False
         self.store_ok = True
 
@@ -125,6 +128,7 @@ class Worker:
         node = self.broker.node_id
         remote: list[Completion] = []
         deliveries: list[Delivery] = []
+        released = [upload_id for out in outcomes if not out.duplicate for upload_id in out.released]
         for i, (taken, out) in enumerate(zip(batch, outcomes, strict=True)):
             item = taken.item
             m = item.msg
@@ -165,6 +169,11 @@ class Worker:
                 self.on_mentions(stored, out.mentions)
         if deliveries:
             self.deliver_local(deliveries)
+        if released and self.on_released is not None:
+            try:
+                await self.on_released(released)
+            except OSError as e:  # the records are gone, so nothing serves or counts them; the files stay behind
+                log.warning("could not remove the files of %d deleted attachments: %s", len(released), e)
         # Everything below is best effort: fan-out between nodes is at most once (feeds fill gaps from the store),
         # and a remote sender that hears nothing resends with the same client_id.
         try:

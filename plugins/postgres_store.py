@@ -372,6 +372,12 @@ MIGRATIONS: list[tuple[str, str | Callable[[asyncpg.Connection], Awaitable[None]
         """,
     ),
     (
+        # A delete releases the uploads only its message attached: finding another live message showing the same
+        # upload looks at the room's messages with attachments only.
+        "014_attached_messages",
+        "CREATE INDEX messages_attached ON messages (room) WHERE attachments IS NOT NULL",
+    ),
+    (
         # Bot accounts and incoming webhooks (see the SQLite migration of the same name).
         "016_bots_hooks",
         """
@@ -1047,11 +1053,13 @@ class PostgresStore(Store):
         if refused is not None:
             return Outcome(error=refused[0], message=refused[1])
         reactors: list[tuple[int, str]] = []
+        released: list[str] = []
         if m.kind == changes.EDIT:
             await c.execute(
                 "UPDATE messages SET body = $1, edited = $2 WHERE room = $3 AND seq = $4", m.body, ts, m.room, m.target
             )
         elif m.kind == changes.DELETE:
+            released = await self._release_attachments(c, m.room, m.target)
             await c.execute(
                 "UPDATE messages SET body = '', attachments = NULL, edited = NULL, deleted = true "
                 "WHERE room = $1 AND seq = $2",
@@ -1106,7 +1114,28 @@ class PostgresStore(Store):
             m.kind,
             m.target or None,
         )
-        return Outcome(seq, ts, stored=changes.fresh(m, seq, ts, name, reactors), name=name)
+        return Outcome(seq, ts, stored=changes.fresh(m, seq, ts, name, reactors), name=name, released=released)
+
+    @staticmethod
+    async def _release_attachments(c: asyncpg.Connection, room: str, seq: int) -> list[str]:
+        """Delete the upload records message ``seq`` attaches that no other live message of the room does; returns
+        their ids (``Outcome.released``)."""
+        found = await c.fetchval("SELECT attachments FROM messages WHERE room = $1 AND seq = $2", room, seq)
+        released = []
+        for upload_id in changes.attachment_ids(found):
+            shown = await c.fetchval(
+                "SELECT 1 FROM messages WHERE room = $1 AND attachments IS NOT NULL AND seq <> $2 AND NOT deleted "
+                "AND strpos(attachments, $3) > 0 LIMIT 1",
+                room,
+                seq,
+                changes.attachment_needle(upload_id),
+            )
+            if (
+                shown is None
+                and await c.execute("DELETE FROM uploads WHERE id = $1 AND room = $2", upload_id, room) != "DELETE 0"
+            ):
+                released.append(upload_id)
+        return released
 
     async def _entries(self, sql: str, *params: object) -> list[Entry]:
         """Entries (``ENTRY_COLS`` rows) with their reactions, on one connection."""

@@ -331,6 +331,9 @@ class Outcome(msgspec.Struct, frozen=True, array_like=True):
     mentions: list[int] = []  # ids of the members a new message names with @name (chatd.mentions)
     name: str = ""  # the sender's name at the commit, for the frame of a new message
     bot: bool = False  # whether the sender is a bot, for the frame of a new message
+    # Ids of the uploads a new delete released: their records went in its transaction (so they are no longer served
+    # nor count against their owner's quota); the caller removes their files after the commit.
+    released: list[str] = []
 
 
 def missing_room(room: str) -> Outcome:

@@ -181,3 +181,14 @@ def fresh(m: NewMessage, seq: int, ts: int, name: str, reactors: Sequence[tuple[
         users, uids = [n for _, n in reactors], [u for u, _ in reactors]
         return Reaction(m.room, seq, name, m.target, m.body, m.kind == REACT, users, m.client_id, ts, m.sender, uids)
     return TopicChanged(m.room, seq, name, m.body, m.client_id, ts, m.sender)
+
+
+def attachment_ids(stored: str | None) -> list[str]:
+    """The upload ids of a message's ``attachments`` column (a JSON list, or NULL)."""
+    return list(msgspec.json.decode(stored, type=list[str])) if stored else []
+
+
+def attachment_needle(upload_id: str) -> str:
+    """What an ``attachments`` column that lists ``upload_id`` contains: the id quoted (ids are URL-safe, so JSON
+    writes them as they are), never a longer id that starts with it."""
+    return f'"{upload_id}"'

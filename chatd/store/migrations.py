@@ -405,6 +405,15 @@ def m011_room_epochs(db: sqlite_utils.Database) -> None:
     db.execute(f"UPDATE rooms SET epoch = {NEW_EPOCH_SQL}")
 
 
+def m014_attached_messages(db: sqlite_utils.Database) -> None:
+    """The messages of a room that carry attachments, so deleting one finds at once whether another live message
+    still shows the same upload (``Store`` docstring: a delete releases the uploads only it attached)."""
+    db.execute(f"CREATE INDEX {ATTACHED_INDEX} ON messages (room) WHERE attachments IS NOT NULL")
+
+
+ATTACHED_INDEX = "messages_attached"
+
+
 def m016_bots_hooks(db: sqlite_utils.Database) -> None:
     """Bot accounts and incoming webhooks: a token may carry a scope (rooms and actions, ``chatd.bots``); a message
     may say which name a webhook posted it under (``via``); a room's hooks, each posting as its own bot user, with
@@ -478,6 +487,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("010_search_deferred", m010_search_deferred),
     ("011_room_epochs", m011_room_epochs),
     ("012_user_ids", m012_user_ids),
+    ("014_attached_messages", m014_attached_messages),
     ("016_bots_hooks", m016_bots_hooks),
     ("017_webhooks", m017_webhooks),
     ("018_sso_links", m018_sso_links),

@@ -61,7 +61,7 @@ from chatd.store.base import (
     outsider,
     webhook_of,
 )
-from chatd.store.migrations import NEW_EPOCH_SQL, migrate
+from chatd.store.migrations import ATTACHED_INDEX, NEW_EPOCH_SQL, migrate
 from chatd.store.sqlite_pool import PoolBusy, ReadPool, ReadTimeout
 from chatd.store.sqltx import transaction
 
@@ -302,11 +302,13 @@ def _apply_change(
     if refused is not None:
         return Outcome(error=refused[0], message=refused[1])
     reactors: list[tuple[int, str]] = []
+    released: list[str] = []
     if m.kind == changes.EDIT:
         conn.execute(
             "UPDATE messages SET body = ?, edited = ? WHERE room = ? AND seq = ?", (m.body, ts, m.room, m.target)
         )
     elif m.kind == changes.DELETE:
+        released = _release_attachments(conn, m.room, m.target)
         conn.execute(
             "UPDATE messages SET body = '', attachments = NULL, edited = NULL, deleted = 1 WHERE room = ? AND seq = ?",
             (m.room, m.target),
@@ -342,7 +344,23 @@ def _apply_change(
         "INSERT INTO messages (room, seq, sender, client_id, body, ts, kind, target) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (m.room, seq, m.sender, m.client_id, body, ts, m.kind, m.target or None),
     )
-    return Outcome(seq, ts, stored=changes.fresh(m, seq, ts, name, reactors), name=name)
+    return Outcome(seq, ts, stored=changes.fresh(m, seq, ts, name, reactors), name=name, released=released)
+
+
+def _release_attachments(conn: sqlite3.Connection, room: str, seq: int) -> list[str]:
+    """Delete the upload records message ``seq`` attaches that no other live message of the room does; returns
+    their ids (``Outcome.released``)."""
+    row = conn.execute("SELECT attachments FROM messages WHERE room = ? AND seq = ?", (room, seq)).fetchone()
+    released = []
+    for upload_id in changes.attachment_ids(row[0] if row else None):
+        shown = conn.execute(
+            f"SELECT 1 FROM messages INDEXED BY {ATTACHED_INDEX} WHERE room = ? AND attachments IS NOT NULL "
+            "AND seq != ? AND deleted = 0 AND instr(attachments, ?) > 0 LIMIT 1",
+            (room, seq, changes.attachment_needle(upload_id)),
+        ).fetchone()
+        if shown is None and conn.execute("DELETE FROM uploads WHERE id = ? AND room = ?", (upload_id, room)).rowcount:
+            released.append(upload_id)
+    return released
 
 
 def _mention(conn: sqlite3.Connection, m: NewMessage, seq: int, ts: int) -> list[int]:

@@ -213,6 +213,33 @@ async def test_uploads_bind_to_a_room_once_and_only_for_their_owner(make: MakeSt
     assert found is not None and (found.room, found.owner) == ("r", u)
 
 
+async def test_a_delete_releases_the_uploads_only_its_message_attached(make: MakeStore) -> None:
+    """Issue 20, finding 8: a deleted message's attachments stop being served and stop counting against their
+    uploader's quota, in the delete's transaction; one another live message still shows stays."""
+    store = await make()
+    ids = await room_with(store, "r", "u", "admin")
+    u = ids["u"]
+    for upload_id in ("only", "shared", "elsewhere"):
+        await store.add_upload(UploadRecord(upload_id, u, "image/png", 10, f"{upload_id}.png", 1))
+    assert await store.attach_uploads(["only", "shared"], u, "r") == ["only", "shared"]
+    await store.append(
+        [
+            NewMessage("r", u, "1", "", ["only", "shared"]),
+            NewMessage("r", u, "2", "the same picture again", ["shared"]),
+        ]
+    )
+    assert await store.upload_usage(u) == 30
+    out = await store.append([change("r", u, "d1", "delete", 1)])
+    assert (out[0].error, out[0].released) == ("", ["only"])
+    assert await store.get_upload("only") is None and await store.get_upload("shared") is not None
+    assert await store.upload_usage(u) == 20
+    again = await store.append([change("r", u, "d1", "delete", 1)])  # a resend releases nothing more
+    assert again[0].duplicate and again[0].released == []
+    out = await store.append([change("r", u, "d2", "delete", 2)])
+    assert out[0].released == ["shared"] and await store.get_upload("shared") is None
+    assert await store.upload_usage(u) == 10  # the upload never posted is untouched
+
+
 async def test_user_names_are_case_insensitive_and_keep_their_spelling(make: MakeStore) -> None:
     store = await make()
     made = await store.create_user("Alice", "hash")
