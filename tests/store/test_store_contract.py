@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from chatd.config import StoreConfig
-from chatd.errors import ChatError
+from chatd.errors import ChatError, Err
 from chatd.protocol.frames import Edited, Message, Reaction
 from chatd.registry import load
 from chatd.store.base import HookRecord, NewMessage, Store, StreamPosition, UploadRecord, UserRef
@@ -640,6 +640,23 @@ async def test_search_ranks_matches_and_never_returns_deleted_or_unreadable_mess
     assert [h.seq for h in await store.search(ann, ["decision"])] == []  # deleted: gone from the index
     await store.remove_member("secret", ann)
     assert {h.room for h in await store.search(ann, ["hunter2"])} == set()  # left the private room
+
+
+async def test_a_search_that_runs_past_its_time_limit_is_stopped_with_search_timeout(make: MakeStore) -> None:
+    """Issue 20, finding 1: ``search_limits`` bounds one search's time (SQLite interrupts it, PostgreSQL's
+    statement_timeout cancels it), and the store answers the documented error instead of a fault."""
+    store = await make()
+    ann = (await room_with(store, "big", "ann"))["ann"]
+    for start in range(0, 10_000, 2_000):
+        await store.append([msg("big", ann, str(k), f"alpha beta {k}") for k in range(start, start + 2_000)])
+    assert len(await store.search(ann, ["alpha"], offset=900)) == 20  # no limit: every message ranked
+    bounds = store.search_limits
+    store.search_limits = (0.001, bounds[1])
+    with pytest.raises(ChatError) as stopped:
+        await store.search(ann, ["alpha"], offset=900)
+    assert stopped.value.err is Err.SEARCH_TIMEOUT
+    store.search_limits = bounds
+    assert len(await store.search(ann, ["beta"], offset=900)) == 20  # the connection it ran on still works
 
 
 async def test_search_ranking_learns_nothing_from_rooms_the_caller_cannot_read(make: MakeStore) -> None:
