@@ -21,7 +21,7 @@ import contextvars
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import aiosqlite
 
@@ -111,8 +111,8 @@ class ReadPool:
         after that many seconds and ReadTimeout is raised; ``wait``: see :meth:`connection`."""
         async with self.connection(wait) as conn:
             if timeout <= 0:
-                return await conn._execute(fn, conn._conn)
-            return await conn._execute(_bounded, conn._conn, fn, timeout)
+                return cast(T, await conn._execute(fn, conn._conn))
+            return cast(T, await conn._execute(_bounded, conn._conn, fn, timeout))
 
 
 # SQLite calls the progress handler every this many virtual-machine steps: often enough that a query stops within
