@@ -409,8 +409,6 @@ def validate(cfg: Config) -> None:
         problems.append(f"'search.offset_max' must be 0-{SEARCH_OFFSET_CEILING} (got {cfg.search.offset_max})")
     if cfg.search.timeout < 0:
         problems.append("'search.timeout' must be >= 0 (0 turns it off)")
-    if cfg.store.backend != "sqlite" and cfg.search.concurrency >= cfg.store.pool_size:
-        problems.append("'search.concurrency' must be below 'store.pool_size': searches share the pool with every read")
     for key in ("messages_days", "uploads_days"):
         if getattr(cfg.retention, key) < 0:
             problems.append(f"'retention.{key}' must be >= 0 (0 keeps everything)")

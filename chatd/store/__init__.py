@@ -16,5 +16,9 @@ def make_store(cfg: Config, server: bool = True) -> Store:
     else:
         store = cls(cfg.store)
     store.reaction_limits = (cfg.limits.reactions_per_message, cfg.limits.reactions_per_user)
-    store.search_limits = (cfg.search.timeout, cfg.search.concurrency)
+    slots = cfg.search.concurrency
+    if cfg.store.backend != "sqlite":
+        # Searches share a networked store's pool with every other read: they never take all of it.
+        slots = max(1, min(slots, cfg.store.pool_size - 1))
+    store.search_limits = (cfg.search.timeout, slots)
     return store
