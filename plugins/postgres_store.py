@@ -39,7 +39,7 @@ from chatd.failures import unreachable
 from chatd.mentions import mentioned
 from chatd.protocol.frames import Entry, Message
 from chatd.search import MARK_END, MARK_START, Hit, search_too_slow, searches_busy, tsquery
-from chatd.store import changes
+from chatd.store import changes, planner
 from chatd.store.base import (
     EPOCH_BYTES,
     TOKEN_ID_LEN,
@@ -64,8 +64,6 @@ from chatd.store.base import (
     check_import,
     export_row,
     import_value,
-    missing_room,
-    outsider,
     webhook_of,
 )
 from chatd.store.legacy import LegacyDm, dm_renames, reaction_names, reaction_rows
@@ -73,7 +71,6 @@ from chatd.store.migrations import check_not_newer
 
 log = logging.getLogger("chatd.store.postgres")
 
-_json = msgspec.json.Encoder()
 NOW_MS = "(extract(epoch FROM clock_timestamp()) * 1000)::bigint"
 MIGRATE_LOCK = 0x63686174  # "chat": the advisory lock that serialises migrations
 # SQLSTATE classes of faults worth retrying as is: connection, resources, operator intervention (which includes
@@ -455,6 +452,13 @@ RESENT = (
     "CROSS JOIN LATERAL (SELECT * FROM messages WHERE room = k.room AND sender = k.sender "
     "AND client_id = k.client_id LIMIT 1) m "
     "JOIN users u ON u.id = m.sender"
+)
+# Room events among the entries a batch's replies quote (``planner.reply_targets``). LIMIT 1 keeps it a probe per
+# pair, as in RESENT: flattened into a join, the generic plan read the whole messages table (test_pg_plans.py).
+QUOTED_EVENTS = (
+    "SELECT k.room, k.seq FROM unnest($1::text[], $2::bigint[]) AS k(room, seq) "
+    "CROSS JOIN LATERAL (SELECT kind FROM messages WHERE room = k.room AND seq = k.seq LIMIT 1) m "
+    "WHERE m.kind IS NOT NULL"
 )
 
 
@@ -876,53 +880,15 @@ class PostgresStore(Store):
             return await self._append_in_tx(c, batch)
 
     async def _append_in_tx(self, c: asyncpg.Connection, batch: Sequence[NewMessage]) -> list[Outcome]:
-        names = sorted({m.room for m in batch})
-        locked = await c.fetch(
-            f"SELECT name, last_seq, archived, private, {NOW_MS} AS now FROM rooms WHERE name = ANY($1::text[]) "
-            "ORDER BY name FOR UPDATE",
-            names,
-        )
-        last: dict[str, int] = {r["name"]: r["last_seq"] for r in locked}
-        archived = {r["name"] for r in locked if r["archived"]}
-        private = {r["name"] for r in locked if r["private"]}
-        ts = locked[0]["now"] if locked else 0
-        keys = list({(m.room, m.sender, m.client_id) for m in batch})
-        # Read after taking the locks: a racing append to the same room has committed by now, and its rows show.
-        written: dict[tuple[str, int, str], tuple[Any, ...]] = {}  # rows this batch wrote, by key
-        stored = [
-            _entry(r)
-            for r in await c.fetch(
-                RESENT,
-                [k[0] for k in keys],
-                [k[1] for k in keys],
-                [k[2] for k in keys],
-            )
-        ]
-        await _fill(c, stored)  # a resend is rare: no query when there is none
-        existing: dict[tuple[str, int, str], Outcome] = {
-            (e.room, e.uid, e.client_id): Outcome(e.seq, e.ts, True, stored=e, name=e.from_) for e in stored
-        }
-        pairs = list({(m.room, m.sender) for m in batch})
-        # Members with their current names: the name a new entry's frame shows is the one at the commit.
-        members: dict[tuple[str, int], str] = {}
-        bots: set[int] = set()
-        for r in await c.fetch(
-            "SELECT m.room, m.user_id, u.name, u.bot FROM unnest($1::text[], $2::bigint[]) AS k(room, user_id) "
-            "JOIN members m USING (room, user_id) JOIN users u ON u.id = m.user_id",
-            [p[0] for p in pairs],
-            [p[1] for p in pairs],
-        ):
-            members[(r["room"], r["user_id"])] = r["name"]
-            if r["bot"]:
-                bots.add(r["user_id"])
-        cols: tuple[list[Any], ...] = ([], [], [], [], [], [], [], [], [])
-        touched: set[str] = set()
+        """Lock the batch's rooms, read its facts, then write what the plan (``chatd.store.planner``) says."""
+        plan = planner.AppendPlan(await self._facts(c, batch))
+        cols: tuple[list[Any], ...] = ([], [], [], [], [], [], [], [], [])  # planner.MESSAGE_COLS
 
         async def flush() -> None:
             # A change reads its target, which may be a message earlier in this batch: those rows go in first.
             if cols[0]:
                 await c.execute(
-                    "INSERT INTO messages (room, seq, sender, client_id, body, ts, attachments, reply_to, via) "
+                    f"INSERT INTO messages ({planner.MESSAGE_COLS}) "
                     "SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], "
                     "$6::bigint[], $7::text[], $8::bigint[], $9::text[])",
                     *cols,
@@ -933,66 +899,76 @@ class PostgresStore(Store):
         outcomes: list[Outcome] = []
         naming: list[int] = []  # outcomes of new messages with an @ in them, for one mentions query at the end
         for m in batch:
-            key = (m.room, m.sender, m.client_id)
-            seen = existing.get(key)
-            sender = members.get((m.room, m.sender))
-            if seen is not None:
-                outcomes.append(seen)
-            elif key in written:
-                row = written[key]
-                stored_row = changes.written(row, sender or "", m.sender in bots)
-                outcomes.append(Outcome(row[1], ts, True, stored=stored_row, name=sender or "", bot=m.sender in bots))
-            elif m.room not in last:
-                outcomes.append(missing_room(m.room))
-            elif sender is None:
-                outcomes.append(outsider(m.room, m.room in private))
-            elif m.room in archived:
-                outcomes.append(Outcome(error=Err.ARCHIVED.code, message=f"room {m.room!r} is archived (read-only)"))
-            elif m.reply_to and (
-                not 0 < m.reply_to <= last[m.room]
-                or await c.fetchval("SELECT kind FROM messages WHERE room = $1 AND seq = $2", m.room, m.reply_to)
-            ):  # a reply quotes a message, never a room event (a message of this batch is not inserted yet)
-                outcomes.append(Outcome(error=Err.NOT_FOUND.code, message=f"no message {m.reply_to} in {m.room!r}"))
-            elif m.kind:
-                await flush()
-                out = await self._apply_change(c, m, last[m.room] + 1, ts, sender)
-                if not out.error:
-                    last[m.room] += 1
-                    touched.add(m.room)
-                    existing[key] = Outcome(out.seq, ts, True, stored=out.stored, name=sender)
-                outcomes.append(out)
-            else:
-                seq = last[m.room] = last[m.room] + 1
-                touched.add(m.room)
-                row = (
-                    m.room,
-                    seq,
-                    m.sender,
-                    m.client_id,
-                    m.body,
-                    ts,
-                    _json.encode(m.attachments).decode() if m.attachments else None,
-                    m.reply_to or None,
-                    m.via or None,
-                )
-                for col, value in zip(cols, row, strict=True):
+            step = plan.step(m)
+            if type(step) is planner.Insert:
+                for col, value in zip(cols, step.row, strict=True):
                     col.append(value)
                 if "@" in m.body:
                     naming.append(len(outcomes))
-                outcomes.append(Outcome(seq, ts, name=sender, bot=m.sender in bots))
-                written[key] = row  # turned into an entry only if the key repeats later in the batch
+                outcomes.append(step.outcome)
+            elif type(step) is planner.Change:
+                await flush()
+                outcomes.append(await self._apply_change(c, plan, m, step))
+            else:
+                assert isinstance(step, Outcome)
+                outcomes.append(step)
         await flush()
         if naming:
-            await self._mention(c, batch, outcomes, naming, ts)
-        if touched:
-            names = sorted(touched)
+            await self._mention(c, batch, outcomes, naming, plan.facts.ts)
+        if touched := plan.last_seqs():
             await c.execute(
                 "UPDATE rooms SET last_seq = v.last FROM unnest($1::text[], $2::bigint[]) AS v(name, last) "
                 "WHERE rooms.name = v.name",
-                names,
-                [last[n] for n in names],
+                [n for n, _ in touched],
+                [last for _, last in touched],
             )
         return outcomes
+
+    @staticmethod
+    async def _facts(c: asyncpg.Connection, batch: Sequence[NewMessage]) -> planner.Facts:
+        """Lock the batch's rooms (by name, so two appends never wait on each other in a circle) and read what the
+        plan of ``batch`` decides on."""
+        locked = await c.fetch(
+            f"SELECT name, last_seq, archived, private, {NOW_MS} AS now FROM rooms WHERE name = ANY($1::text[]) "
+            "ORDER BY name FOR UPDATE",
+            sorted({m.room for m in batch}),
+        )
+        last: dict[str, int] = {r["name"]: r["last_seq"] for r in locked}
+        keys = list({(m.room, m.sender, m.client_id) for m in batch})
+        # Read after taking the locks: a racing append to the same room has committed by now, and its rows show.
+        stored = [
+            _entry(r)
+            for r in await c.fetch(
+                RESENT,
+                [k[0] for k in keys],
+                [k[1] for k in keys],
+                [k[2] for k in keys],
+            )
+        ]
+        await _fill(c, stored)  # a resend is rare: no query when there is none
+        pairs = list({(m.room, m.sender) for m in batch})
+        facts = planner.Facts(
+            ts=locked[0]["now"] if locked else 0,
+            last=last,
+            archived={r["name"] for r in locked if r["archived"]},
+            private={r["name"] for r in locked if r["private"]},
+            stored={(e.room, e.uid, e.client_id): Outcome(e.seq, e.ts, True, stored=e, name=e.from_) for e in stored},
+            members={},
+        )
+        # Members with their current names: the name a new entry's frame shows is the one at the commit.
+        for r in await c.fetch(
+            "SELECT m.room, m.user_id, u.name, u.bot FROM unnest($1::text[], $2::bigint[]) AS k(room, user_id) "
+            "JOIN members m USING (room, user_id) JOIN users u ON u.id = m.user_id",
+            [p[0] for p in pairs],
+            [p[1] for p in pairs],
+        ):
+            facts.members[(r["room"], r["user_id"])] = r["name"]
+            if r["bot"]:
+                facts.bots.add(r["user_id"])
+        if quoted := planner.reply_targets(batch, last):  # replies are rare: no query when there is none
+            rows = await c.fetch(QUOTED_EVENTS, [q[0] for q in quoted], [q[1] for q in quoted])
+            facts.events.update((r["room"], r["seq"]) for r in rows)
+        return facts
 
     async def _mention(
         self, c: asyncpg.Connection, batch: Sequence[NewMessage], outcomes: list[Outcome], at: list[int], ts: int
@@ -1024,8 +1000,10 @@ class PostgresStore(Store):
             if found := named.get((batch[i].room, outcomes[i].seq)):
                 outcomes[i] = msgspec.structs.replace(outcomes[i], mentions=found)
 
-    async def _apply_change(self, c: asyncpg.Connection, m: NewMessage, seq: int, ts: int, name: str) -> Outcome:
-        """Check and apply one room change at ``seq`` (see ``chatd.store.changes``), by the sender called ``name``."""
+    async def _apply_change(
+        self, c: asyncpg.Connection, plan: planner.AppendPlan, m: NewMessage, step: planner.Change
+    ) -> Outcome:
+        """Read what ``planner.plan_change`` decides ``m`` on, and write what it says."""
         target: changes.Target | None = None
         if m.kind in changes.TARGETED:
             row = await c.fetchrow(
@@ -1034,10 +1012,10 @@ class PostgresStore(Store):
             if row is not None:
                 target = changes.Target(row["sender"], row["kind"], row["deleted"])
         admin = False
-        if m.kind == changes.DELETE and target is not None and target.sender != m.sender:
+        if planner.asks_admin(m, target):
             admin = bool(await c.fetchval("SELECT admin FROM users WHERE id = $1", m.sender))
-        refused = changes.refusal(m, target, admin)
-        if m.kind == changes.REACT and refused is None:
+        tally: changes.Tally | None = None
+        if planner.asks_tally(m, target, admin):
             counts = await c.fetchrow(
                 "SELECT COUNT(DISTINCT emoji) AS emoji, COALESCE(bool_or(emoji = $3), false) AS present, "
                 "COUNT(*) FILTER (WHERE user_id = $4) AS mine, "
@@ -1049,16 +1027,20 @@ class PostgresStore(Store):
                 m.sender,
             )
             tally = changes.Tally(counts["emoji"], counts["present"], counts["mine"], counts["again"])
-            refused = changes.reaction_refusal(tally, self.reaction_limits)
-        if refused is not None:
-            return Outcome(error=refused[0], message=refused[1])
+        write = planner.plan_change(m, step, target, self.reaction_limits, admin, tally)
+        if isinstance(write, Outcome):
+            return write
         reactors: list[tuple[int, str]] = []
         released: list[str] = []
-        if m.kind == changes.EDIT:
+        if write.edit:
             await c.execute(
-                "UPDATE messages SET body = $1, edited = $2 WHERE room = $3 AND seq = $4", m.body, ts, m.room, m.target
+                "UPDATE messages SET body = $1, edited = $2 WHERE room = $3 AND seq = $4",
+                m.body,
+                step.ts,
+                m.room,
+                m.target,
             )
-        elif m.kind == changes.DELETE:
+        elif write.delete:
             released = await self._release_attachments(c, m.room, m.target)
             await c.execute(
                 "UPDATE messages SET body = '', attachments = NULL, edited = NULL, deleted = true "
@@ -1070,8 +1052,8 @@ class PostgresStore(Store):
                 "UPDATE messages SET body = '' WHERE room = $1 AND target = $2 AND kind = 'edit'", m.room, m.target
             )
             await c.execute("DELETE FROM reactions WHERE room = $1 AND seq = $2", m.room, m.target)
-        elif m.kind in (changes.REACT, changes.UNREACT):
-            if m.kind == changes.REACT:
+        elif write.react is not None:
+            if write.react:
                 await c.execute(
                     "INSERT INTO reactions (room, seq, emoji, user_id, ts, event) VALUES ($1, $2, $3, $4, $5, $6) "
                     "ON CONFLICT DO NOTHING",
@@ -1079,8 +1061,8 @@ class PostgresStore(Store):
                     m.target,
                     m.body,
                     m.sender,
-                    ts,
-                    seq,
+                    step.ts,
+                    step.seq,
                 )
             else:
                 await c.execute(
@@ -1100,21 +1082,12 @@ class PostgresStore(Store):
                     m.body,
                 )
             ]
-        elif m.kind == changes.TOPIC:
-            await c.execute("UPDATE rooms SET topic = $1 WHERE name = $2", m.body, m.room)
+        elif write.topic is not None:
+            await c.execute("UPDATE rooms SET topic = $1 WHERE name = $2", write.topic, m.room)
         await c.execute(
-            "INSERT INTO messages (room, seq, sender, client_id, body, ts, kind, target) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            m.room,
-            seq,
-            m.sender,
-            m.client_id,
-            "" if m.kind == changes.DELETE else m.body,
-            ts,
-            m.kind,
-            m.target or None,
+            f"INSERT INTO messages ({planner.EVENT_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)", *write.row
         )
-        return Outcome(seq, ts, stored=changes.fresh(m, seq, ts, name, reactors), name=name, released=released)
+        return plan.changed(m, step, reactors, released)
 
     @staticmethod
     async def _release_attachments(c: asyncpg.Connection, room: str, seq: int) -> list[str]:

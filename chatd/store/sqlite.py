@@ -32,7 +32,7 @@ from chatd.failures import path_problem
 from chatd.mentions import mentioned
 from chatd.protocol.frames import Entry, Message
 from chatd.search import MARK_END, MARK_START, Hit, fts5_query, search_too_slow, searches_busy
-from chatd.store import changes
+from chatd.store import changes, planner
 from chatd.store.base import (
     TOKEN_ID_LEN,
     UNREAD_MAX,
@@ -56,16 +56,13 @@ from chatd.store.base import (
     check_import,
     export_row,
     import_value,
-    missing_room,
     new_epoch,
-    outsider,
     webhook_of,
 )
 from chatd.store.migrations import ATTACHED_INDEX, NEW_EPOCH_SQL, migrate
 from chatd.store.sqlite_pool import PoolBusy, ReadPool, ReadTimeout
 from chatd.store.sqltx import transaction
 
-_json = msgspec.json.Encoder()
 INVITE_REFUSED = "this invite code is unknown, used or expired; ask for a new one"
 
 
@@ -173,6 +170,39 @@ def _index_sync(conn: sqlite3.Connection, max_rows: int) -> bool:
 
 
 def _append_rows(conn: sqlite3.Connection, batch: Sequence[NewMessage], limits: tuple[int, int]) -> list[Outcome]:
+    """Read the batch's facts, then write what the plan (``chatd.store.planner``) says, entry by entry."""
+    plan = planner.AppendPlan(_facts(conn, batch))
+    rows: list[tuple[Any, ...]] = []
+    outcomes: list[Outcome] = []
+
+    def flush() -> None:
+        # A change reads its target, which may be a message earlier in this batch: those rows go in first.
+        if rows:
+            conn.executemany(f"INSERT INTO messages ({planner.MESSAGE_COLS}) VALUES ({_marks(9)})", rows)
+            rows.clear()
+
+    for m in batch:
+        step = plan.step(m)
+        if type(step) is planner.Insert:
+            rows.append(step.row)
+            out = step.outcome
+            if "@" in m.body:
+                out = msgspec.structs.replace(out, mentions=_mention(conn, m, out.seq, out.ts))
+            outcomes.append(out)
+        elif type(step) is planner.Change:
+            flush()
+            outcomes.append(_apply_change(conn, plan, m, step, limits))
+        else:
+            assert isinstance(step, Outcome)
+            outcomes.append(step)
+    flush()
+    if touched := plan.last_seqs():
+        conn.executemany("UPDATE rooms SET last_seq = ? WHERE name = ?", [(last, n) for n, last in touched])
+    return outcomes
+
+
+def _facts(conn: sqlite3.Connection, batch: Sequence[NewMessage]) -> planner.Facts:
+    """What the plan of ``batch`` decides on, read in the append transaction."""
     keys = {(m.room, m.sender, m.client_id) for m in batch}
     stored = [
         changes.entry(r)
@@ -184,9 +214,6 @@ def _append_rows(conn: sqlite3.Connection, batch: Sequence[NewMessage], limits: 
         )
     ]
     _fill_sync(conn, stored)  # a resend is rare: no query when there is none
-    existing: dict[tuple[str, int, str], Outcome] = {
-        (e.room, e.uid, e.client_id): Outcome(e.seq, e.ts, True, stored=e, name=e.from_) for e in stored
-    }
     names = list({m.room for m in batch})
     last: dict[str, int] = {}
     archived: set[str] = set()
@@ -200,84 +227,39 @@ def _append_rows(conn: sqlite3.Connection, batch: Sequence[NewMessage], limits: 
         if is_private:
             private.add(name)
     pairs = list({(m.room, m.sender) for m in batch})
+    facts = planner.Facts(
+        ts=now_ms(),
+        last=last,
+        archived=archived,
+        private=private,
+        stored={(e.room, e.uid, e.client_id): Outcome(e.seq, e.ts, True, stored=e, name=e.from_) for e in stored},
+        members={},
+    )
     # Members with their current names: the name a new entry's frame shows is the one at the commit.
-    members: dict[tuple[str, int], str] = {}
-    bots: set[int] = set()
     for r in conn.execute(
         f"SELECT mb.room, mb.user, u.name, u.bot FROM members mb JOIN users u ON u.id = mb.user "
         f"WHERE (mb.room, mb.user) IN (VALUES {_marks(len(pairs), 2)})",
         [v for pair in pairs for v in pair],
     ):
-        members[(r[0], r[1])] = r[2]
+        facts.members[(r[0], r[1])] = r[2]
         if r[3]:
-            bots.add(r[1])
-    ts = now_ms()
-    rows: list[tuple[Any, ...]] = []
-    # Rows this batch wrote, by key, for a repeat later in the same batch. Turned into a Message only when one
-    # repeats (rarely): building one per row cost ~10 % of the loop's time at 4,000 DMs/s.
-    written: dict[tuple[str, int, str], tuple[Any, ...]] = {}
-    outcomes: list[Outcome] = []
-
-    def flush() -> None:
-        # A change reads its target, which may be a message earlier in this batch: those rows go in first.
-        if rows:
-            conn.executemany(f"INSERT INTO messages ({_INSERT_COLS}) VALUES ({_marks(9)})", rows)
-            rows.clear()
-
-    for m in batch:
-        key = (m.room, m.sender, m.client_id)
-        seen = existing.get(key)
-        sender = members.get((m.room, m.sender))
-        if seen is not None:
-            outcomes.append(seen)
-        elif key in written:
-            row = written[key]
-            again = changes.written(row, sender or "", m.sender in bots)
-            outcomes.append(Outcome(row[1], ts, True, stored=again, name=sender or "", bot=m.sender in bots))
-        elif m.room not in last:
-            outcomes.append(missing_room(m.room))
-        elif sender is None:
-            outcomes.append(outsider(m.room, m.room in private))
-        elif m.room in archived:
-            outcomes.append(Outcome(error=Err.ARCHIVED.code, message=f"room {m.room!r} is archived (read-only)"))
-        elif m.reply_to and (not 0 < m.reply_to <= last[m.room] or _is_event(conn, m.room, m.reply_to)):
-            outcomes.append(Outcome(error=Err.NOT_FOUND.code, message=f"no message {m.reply_to} in {m.room!r}"))
-        elif m.kind:
-            flush()
-            out = _apply_change(conn, m, last[m.room] + 1, ts, sender, limits)
-            if not out.error:
-                last[m.room] += 1
-                existing[key] = Outcome(out.seq, ts, True, stored=out.stored, name=sender)
-            outcomes.append(out)
-        else:
-            seq = last[m.room] = last[m.room] + 1
-            attachments = _json.encode(m.attachments).decode() if m.attachments else None
-            row = (m.room, seq, m.sender, m.client_id, m.body, ts, attachments, m.reply_to or None, m.via or None)
-            rows.append(row)
-            written[key] = row
-            named = _mention(conn, m, seq, ts) if "@" in m.body else []
-            outcomes.append(Outcome(seq, ts, mentions=named, name=sender, bot=m.sender in bots))
-    flush()
-    touched = {m.room for m, out in zip(batch, outcomes, strict=True) if out.seq and not out.duplicate}
-    if touched:
-        conn.executemany("UPDATE rooms SET last_seq = ? WHERE name = ?", [(last[n], n) for n in touched])
-    return outcomes
-
-
-_INSERT_COLS = "room, seq, sender, client_id, body, ts, attachments, reply_to, via"
-
-
-def _is_event(conn: sqlite3.Connection, room: str, seq: int) -> bool:
-    """Whether ``seq`` is a room event (edit, delete, reaction, topic), which a reply cannot quote. A message of
-    this batch not yet inserted is not found, and it is a message."""
-    row = conn.execute("SELECT kind FROM messages WHERE room = ? AND seq = ?", (room, seq)).fetchone()
-    return bool(row and row[0])
+            facts.bots.add(r[1])
+    if quoted := planner.reply_targets(batch, last):  # replies are rare: no query when there is none
+        facts.events.update(
+            (r[0], r[1])
+            for r in conn.execute(
+                f"WITH k(room, seq) AS (VALUES {_marks(len(quoted), 2)}) SELECT m.room, m.seq FROM k "
+                "JOIN messages m ON m.room = k.room AND m.seq = k.seq WHERE m.kind IS NOT NULL",
+                [v for key in quoted for v in key],
+            )
+        )
+    return facts
 
 
 def _apply_change(
-    conn: sqlite3.Connection, m: NewMessage, seq: int, ts: int, name: str, limits: tuple[int, int]
+    conn: sqlite3.Connection, plan: planner.AppendPlan, m: NewMessage, step: planner.Change, limits: tuple[int, int]
 ) -> Outcome:
-    """Check and apply one room change at ``seq`` (see ``chatd.store.changes``), by the sender called ``name``."""
+    """Read what ``planner.plan_change`` decides ``m`` on, and write what it says."""
     target: changes.Target | None = None
     if m.kind in changes.TARGETED:
         row = conn.execute(
@@ -286,28 +268,27 @@ def _apply_change(
         if row is not None:
             target = changes.Target(row[0], row[1], bool(row[2]))
     admin = False
-    if m.kind == changes.DELETE and target is not None and target.sender != m.sender:
+    if planner.asks_admin(m, target):
         found = conn.execute("SELECT admin FROM users WHERE id = ?", (m.sender,)).fetchone()
         admin = bool(found and found[0])
-    refused = changes.refusal(m, target, admin)
-    if m.kind == changes.REACT and refused is None:
+    tally: changes.Tally | None = None
+    if planner.asks_tally(m, target, admin):
         counts = conn.execute(
             "SELECT COUNT(DISTINCT emoji), COALESCE(MAX(emoji = ?), 0), COALESCE(SUM(user = ?), 0), "
             "COALESCE(MAX(emoji = ? AND user = ?), 0) FROM reactions WHERE room = ? AND seq = ?",
             (m.body, m.sender, m.body, m.sender, m.room, m.target),
         ).fetchone()
-        refused = changes.reaction_refusal(
-            changes.Tally(counts[0], bool(counts[1]), counts[2], bool(counts[3])), limits
-        )
-    if refused is not None:
-        return Outcome(error=refused[0], message=refused[1])
+        tally = changes.Tally(counts[0], bool(counts[1]), counts[2], bool(counts[3]))
+    write = planner.plan_change(m, step, target, limits, admin, tally)
+    if isinstance(write, Outcome):
+        return write
     reactors: list[tuple[int, str]] = []
     released: list[str] = []
-    if m.kind == changes.EDIT:
+    if write.edit:
         conn.execute(
-            "UPDATE messages SET body = ?, edited = ? WHERE room = ? AND seq = ?", (m.body, ts, m.room, m.target)
+            "UPDATE messages SET body = ?, edited = ? WHERE room = ? AND seq = ?", (m.body, step.ts, m.room, m.target)
         )
-    elif m.kind == changes.DELETE:
+    elif write.delete:
         released = _release_attachments(conn, m.room, m.target)
         conn.execute(
             "UPDATE messages SET body = '', attachments = NULL, edited = NULL, deleted = 1 WHERE room = ? AND seq = ?",
@@ -317,11 +298,11 @@ def _apply_change(
             "UPDATE messages SET body = '' WHERE room = ? AND target = ? AND kind = 'edit'", (m.room, m.target)
         )
         conn.execute("DELETE FROM reactions WHERE room = ? AND seq = ?", (m.room, m.target))
-    elif m.kind in (changes.REACT, changes.UNREACT):
-        if m.kind == changes.REACT:
+    elif write.react is not None:
+        if write.react:
             conn.execute(
                 "INSERT OR IGNORE INTO reactions (room, seq, emoji, user, ts, event) VALUES (?, ?, ?, ?, ?, ?)",
-                (m.room, m.target, m.body, m.sender, ts, seq),
+                (m.room, m.target, m.body, m.sender, step.ts, step.seq),
             )
         else:
             conn.execute(
@@ -336,15 +317,10 @@ def _apply_change(
                 (m.room, m.target, m.body),
             )
         ]
-    elif m.kind == changes.TOPIC:
-        conn.execute("UPDATE rooms SET topic = ? WHERE name = ?", (m.body, m.room))
-    # A delete's own row keeps no text; an edit's keeps the new body until the target is deleted.
-    body = "" if m.kind == changes.DELETE else m.body
-    conn.execute(
-        "INSERT INTO messages (room, seq, sender, client_id, body, ts, kind, target) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (m.room, seq, m.sender, m.client_id, body, ts, m.kind, m.target or None),
-    )
-    return Outcome(seq, ts, stored=changes.fresh(m, seq, ts, name, reactors), name=name, released=released)
+    elif write.topic is not None:
+        conn.execute("UPDATE rooms SET topic = ? WHERE name = ?", (write.topic, m.room))
+    conn.execute(f"INSERT INTO messages ({planner.EVENT_COLS}) VALUES ({_marks(8)})", write.row)
+    return plan.changed(m, step, reactors, released)
 
 
 def _release_attachments(conn: sqlite3.Connection, room: str, seq: int) -> list[str]:

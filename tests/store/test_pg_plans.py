@@ -13,11 +13,13 @@ import pytest
 
 from chatd.config import StoreConfig
 from chatd.registry import load
-from plugins.postgres_store import RESENT
+from plugins.postgres_store import QUOTED_EVENTS, RESENT
 
 
-@pytest.mark.asyncio
-async def test_the_resend_lookup_probes_the_index_in_its_generic_plan(pg_dsn: str) -> None:
+async def generic_plan(pg_dsn: str, types: str, statement: str, args: str) -> str:
+    """The plan PostgreSQL keeps for ``statement`` (parameters of ``types``), run with ``args`` (``{alice}``: a
+    user's id), when it was prepared on a new table and the table has since grown with nothing analyzing it: what a
+    node that started early runs."""
     store = load("stores", "postgres")(StoreConfig(backend="postgres", dsn=pg_dsn, pool_size=2))
     await store.open()
     try:
@@ -26,21 +28,34 @@ async def test_the_resend_lookup_probes_the_index_in_its_generic_plan(pg_dsn: st
         await store.add_member("lobby", alice.id)
         conn = await asyncpg.connect(pg_dsn)
         try:
-            # A node prepares its statements when the table is new; the plan it keeps must still be right when
-            # the table has grown and nothing has analyzed it since.
             await conn.execute("SET plan_cache_mode = force_generic_plan")
-            await conn.execute(f"PREPARE resent(text[], bigint[], text[]) AS {RESENT}")
-            probe = f"EXECUTE resent('{{lobby}}', '{{{alice.id}}}', '{{c7}}')"
+            await conn.execute(f"PREPARE probed({types}) AS {statement}")
+            probe = f"EXECUTE probed({args.format(alice=alice.id)})"
             await conn.fetch(probe)
             await conn.execute(
                 "INSERT INTO messages (room, seq, sender, client_id, body, ts) "
                 "SELECT 'lobby', n, $1, 'c' || n, 'hello', 0 FROM generate_series(1, 20000) AS n",
                 alice.id,
             )
-            plan = "\n".join(r[0] for r in await conn.fetch(f"EXPLAIN {probe}"))
+            return "\n".join(r[0] for r in await conn.fetch(f"EXPLAIN {probe}"))
         finally:
             await conn.close()
     finally:
         await store.close()
+
+
+@pytest.mark.asyncio
+async def test_the_resend_lookup_probes_the_index_in_its_generic_plan(pg_dsn: str) -> None:
+    plan = await generic_plan(pg_dsn, "text[], bigint[], text[]", RESENT, "'{{lobby}}', '{{{alice}}}', '{{c7}}'")
     assert "Seq Scan on messages" not in plan, plan
     assert "messages_idem" in plan, plan
+
+
+@pytest.mark.asyncio
+async def test_the_quoted_events_lookup_probes_the_primary_key_in_its_generic_plan(pg_dsn: str) -> None:
+    # A batch's replies ask which quoted entries are room events (chatd.store.planner.reply_targets): one index
+    # probe per entry. (PostgreSQL's generic plan may probe messages_idem by room rather than the primary key, as it
+    # does for the single-entry lookup this replaced; what matters here is that it never reads the whole table.)
+    plan = await generic_plan(pg_dsn, "text[], bigint[]", QUOTED_EVENTS, "'{{lobby}}', '{{7}}'")
+    assert "Seq Scan on messages" not in plan, plan
+    assert "Index Scan" in plan, plan
