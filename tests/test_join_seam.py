@@ -79,7 +79,9 @@ async def test_a_removal_landing_while_the_join_waits_for_its_membership_answer_
     held.go.set()
     with pytest.raises(ChatError) as refused:
         await joining
-    assert refused.value.err is Err.FORBIDDEN  # answered (with the room, by the gateway); never joined
+    # Answered (with the room, by the gateway), never joined; by then she is an outsider of a private room, who is
+    # told what a missing room's asker is told (issue 20, item 9).
+    assert refused.value.err is Err.NOT_FOUND
     assert "secret" not in eve.subs and "secret" not in node.hub.rooms
     assert [(f["type"], f.get("change")) for f in sent(eve)] == [("room", "removed")]  # her room list; no joined
     owner_conn = conn_of(node, "owner")
