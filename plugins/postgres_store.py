@@ -62,6 +62,7 @@ from chatd.store.base import (
     UserRef,
     Webhook,
     check_import,
+    display_key,
     export_row,
     import_value,
     webhook_of,
@@ -370,6 +371,14 @@ MIGRATIONS: list[tuple[str, str | Callable[[asyncpg.Connection], Awaitable[None]
         """,
     ),
     (
+        # Display names (see the SQLite migration of the same name): display_key is chatd's casefold() of it.
+        "015_display_names",
+        """
+        ALTER TABLE users ADD COLUMN display_name TEXT NOT NULL DEFAULT '';
+        ALTER TABLE users ADD COLUMN display_key TEXT NOT NULL DEFAULT '';
+        """,
+    ),
+    (
         # Bot accounts and incoming webhooks (see the SQLite migration of the same name).
         "016_bots_hooks",
         """
@@ -429,7 +438,7 @@ MIGRATIONS: list[tuple[str, str | Callable[[asyncpg.Connection], Awaitable[None]
 ]
 
 LIVE_BY_NAME = "lower(name) = lower($1) AND NOT deleted"  # a live user by any spelling of the name
-USER_COLS = "id, name, admin, bot, created, disabled"
+USER_COLS = "id, name, admin, bot, created, disabled, display_name"
 # A room with its creator's current name: select ROOM_COLS FROM ROOM_FROM.
 ROOM_COLS = "r.name, r.private, r.created_by, r.created, r.last_seq, r.topic, r.dm, cu.name AS creator, r.epoch"
 ROOM_FROM = "rooms r LEFT JOIN users cu ON cu.id = r.created_by"
@@ -492,7 +501,7 @@ def _hook(r: asyncpg.Record) -> HookRecord:
 
 
 def _user(r: asyncpg.Record) -> UserRecord:
-    return UserRecord(r["id"], r["name"], r["admin"], r["bot"], r["created"], r["disabled"])
+    return UserRecord(r["id"], r["name"], r["admin"], r["bot"], r["created"], r["disabled"], r["display_name"])
 
 
 def _ms(seconds: float) -> str:
@@ -742,6 +751,46 @@ class PostgresStore(Store):
             await c.execute("UPDATE users SET name = $2 WHERE id = $1", uid, name)
         return str(old)
 
+    async def set_display_name(self, uid: int, display_name: str) -> bool:
+        done: str = await self._p.execute(
+            "UPDATE users SET display_name = $2, display_key = $3 WHERE id = $1 AND NOT deleted",
+            uid,
+            display_name,
+            display_key(display_name),
+        )
+        return done != "UPDATE 0"
+
+    async def directory(
+        self, prefix: str = "", *, after: str | None = None, limit: int = 50, disabled: bool = False
+    ) -> list[UserRecord]:
+        # COLLATE "C": byte order, as SQLite compares, whatever the database's locale.
+        where, args = ["NOT deleted"], list[object]()
+        if not disabled:
+            where.append("NOT disabled")
+        if prefix:
+            key = display_key(prefix)
+            where.append(f"(left(lower(name), {len(prefix)}) = $1 OR left(display_key, {len(key)}) = $2)")
+            args += [prefix.lower(), key]
+        if after is not None:
+            n = len(args) + 1
+            where.append(
+                f'(lower(name) COLLATE "C" > lower(${n}) OR (lower(name) = lower(${n}) AND name COLLATE "C" > ${n}))'
+            )
+            args.append(after)
+        rows = await self._p.fetch(
+            f"SELECT {USER_COLS} FROM users WHERE {' AND '.join(where)} "
+            f'ORDER BY lower(name) COLLATE "C", name COLLATE "C" LIMIT ${len(args) + 1}',
+            *args,
+            limit,
+        )
+        return [_user(r) for r in rows]
+
+    async def users_by_ids(self, ids: Sequence[int]) -> list[UserRecord]:
+        rows = await self._p.fetch(
+            f"SELECT {USER_COLS} FROM users WHERE NOT deleted AND id = ANY($1::bigint[]) ORDER BY id", list(set(ids))
+        )
+        return [_user(r) for r in rows]
+
     async def add_token(self, token_hash: str, user: int, scopes: str | None = None) -> None:
         await self._p.execute(
             f"INSERT INTO tokens (hash, user_id, created, scopes) VALUES ($1, $2, {NOW_MS}, $3)",
@@ -756,7 +805,8 @@ class PostgresStore(Store):
 
     async def user_for_token(self, token_hash: str, issued_after: int = 0) -> UserRecord | None:
         r = await self._p.fetchrow(
-            "SELECT u.id, u.name, u.admin, u.bot, u.created, u.disabled FROM tokens t JOIN users u ON u.id = t.user_id "
+            "SELECT u.id, u.name, u.admin, u.bot, u.created, u.disabled, u.display_name FROM tokens t "
+            "JOIN users u ON u.id = t.user_id "
             "WHERE t.hash = $1 AND t.created > $2 AND NOT u.disabled AND NOT u.deleted",
             token_hash,
             issued_after,
@@ -786,6 +836,12 @@ class PostgresStore(Store):
     async def revoke_token(self, token_hash: str) -> bool:
         status: str = await self._p.execute("DELETE FROM tokens WHERE hash = $1", token_hash)
         return status != "DELETE 0"
+
+    async def revoke_tokens(self, uid: int, *, keep: str | None = None) -> list[str]:
+        rows = await self._p.fetch(
+            "DELETE FROM tokens WHERE user_id = $1 AND hash IS DISTINCT FROM $2 RETURNING hash", uid, keep
+        )
+        return [r["hash"] for r in rows]
 
     # --- rooms and members --------------------------------------------------------------------------------------
 

@@ -77,6 +77,7 @@ class UserRecord(msgspec.Struct, frozen=True):
     bot: bool = False
     created: int = 0
     disabled: bool = False  # cannot sign in; its tokens do not authenticate (so ``user_for_token`` never gives one)
+    display_name: str = ""  # what the user calls themselves, shown beside ``name`` ("": none); anyone may see it
 
 
 class UserRef(msgspec.Struct, frozen=True):
@@ -107,6 +108,12 @@ class StreamPosition(msgspec.Struct, frozen=True):
 
 
 EPOCH_BYTES = 6  # 12 hex characters: enough that a room never meets its own earlier epoch
+
+
+def display_key(text: str) -> str:
+    """What the directory matches a display name by: case-folded by chatd, not by the database, so SQLite and
+    PostgreSQL (whatever its locale) find the same users."""
+    return text.casefold()
 
 
 def new_epoch() -> str:
@@ -463,12 +470,35 @@ class Store(abc.ABC):
         ``create_user``). Changing only the case of one's own name is allowed. The caller checks the name's form."""
 
     @abc.abstractmethod
+    async def set_display_name(self, uid: int, display_name: str) -> bool:
+        """Set a live user's display name ("" clears it) and its search key (``display_key``); False if there is no
+        such user. The caller checks its form."""
+
+    @abc.abstractmethod
+    async def directory(
+        self, prefix: str = "", *, after: str | None = None, limit: int = 50, disabled: bool = False
+    ) -> list[UserRecord]:
+        """A page of live users, ordered by their name lowercased, then by the name's bytes: those whose name starts
+        with ``prefix`` ignoring ASCII case, or whose ``display_key`` starts with ``display_key(prefix)``, and come
+        after the name ``after`` in that order (the last name of the previous page). Disabled users only with
+        ``disabled`` (the admin's list); at most ``limit``."""
+
+    @abc.abstractmethod
+    async def users_by_ids(self, ids: Sequence[int]) -> list[UserRecord]:
+        """The live users among ``ids``, by id."""
+
+    @abc.abstractmethod
     async def add_token(self, token_hash: str, user: int, scopes: str | None = None) -> None:
         """Store a token's hash for ``user``; ``scopes``: a bot token's scope (JSON, ``chatd.bots.Scope``)."""
 
     @abc.abstractmethod
     async def token_scopes(self, token_hash: str) -> str | None:
         """The scope a token was issued with (one indexed read); None for an unscoped token or no such token."""
+
+    @abc.abstractmethod
+    async def revoke_tokens(self, uid: int, *, keep: str | None = None) -> list[str]:
+        """Revoke every token of ``uid`` except the one whose hash is ``keep``, in one step; returns the hashes
+        revoked (for closing the sockets opened with them)."""
 
     @abc.abstractmethod
     async def user_for_token(self, token_hash: str, issued_after: int = 0) -> UserRecord | None:

@@ -405,6 +405,13 @@ def m011_room_epochs(db: sqlite_utils.Database) -> None:
     db.execute(f"UPDATE rooms SET epoch = {NEW_EPOCH_SQL}")
 
 
+def m015_display_names(db: sqlite_utils.Database) -> None:
+    """A display name a user sets for themselves, shown beside their stable name; ``display_key`` is its
+    ``casefold()``, computed by chatd, so the directory's prefix search matches the same way on every store."""
+    db.execute("ALTER TABLE users ADD COLUMN display_name TEXT NOT NULL DEFAULT ''")
+    db.execute("ALTER TABLE users ADD COLUMN display_key TEXT NOT NULL DEFAULT ''")
+
+
 def m016_bots_hooks(db: sqlite_utils.Database) -> None:
     """Bot accounts and incoming webhooks: a token may carry a scope (rooms and actions, ``chatd.bots``); a message
     may say which name a webhook posted it under (``via``); a room's hooks, each posting as its own bot user, with
@@ -478,6 +485,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("010_search_deferred", m010_search_deferred),
     ("011_room_epochs", m011_room_epochs),
     ("012_user_ids", m012_user_ids),
+    ("015_display_names", m015_display_names),
     ("016_bots_hooks", m016_bots_hooks),
     ("017_webhooks", m017_webhooks),
     ("018_sso_links", m018_sso_links),

@@ -53,6 +53,7 @@ from chatd.store.base import (
     UserRef,
     Webhook,
     check_import,
+    display_key,
     export_row,
     import_value,
     new_epoch,
@@ -531,7 +532,7 @@ class SQLiteStore(Store):
         assert uid is not None
         return UserRecord(uid, name, admin=bool(rows[0][0]), bot=bot, created=created)
 
-    _USER_COLS = "id, name, admin, bot, created, disabled"
+    _USER_COLS = "id, name, admin, bot, created, disabled, display_name"
 
     async def user_for_identity(self, issuer: str, subject: str) -> UserRecord | None:
         cols = ", ".join("u." + c for c in self._USER_COLS.split(", "))
@@ -576,7 +577,7 @@ class SQLiteStore(Store):
 
     @staticmethod
     def _user(row: tuple[Any, ...] | None) -> UserRecord | None:
-        return UserRecord(row[0], row[1], bool(row[2]), bool(row[3]), row[4], bool(row[5])) if row else None
+        return UserRecord(row[0], row[1], bool(row[2]), bool(row[3]), row[4], bool(row[5]), row[6]) if row else None
 
     async def get_user(self, name: str) -> UserRecord | None:
         # An exact spelling wins, for databases made before names were case-insensitive (see migration 002).
@@ -619,6 +620,40 @@ class SQLiteStore(Store):
             await w.execute("UPDATE users SET name = ? WHERE id = ?", (name, uid))
         return str(rows[0][0])
 
+    async def set_display_name(self, uid: int, display_name: str) -> bool:
+        return (
+            await self._write(
+                "UPDATE users SET display_name = ?, display_key = ? WHERE id = ? AND NOT deleted",
+                (display_name, display_key(display_name), uid),
+            )
+            > 0
+        )
+
+    async def directory(
+        self, prefix: str = "", *, after: str | None = None, limit: int = 50, disabled: bool = False
+    ) -> list[UserRecord]:
+        where, args = ["NOT deleted"], list[object]()
+        if not disabled:
+            where.append("NOT disabled")
+        if prefix:
+            where.append("(substr(lower(name), 1, ?) = ? OR substr(display_key, 1, ?) = ?)")
+            key = display_key(prefix)
+            args += [len(prefix), prefix.lower(), len(key), key]
+        if after is not None:
+            where.append("(lower(name) > lower(?) OR (lower(name) = lower(?) AND name > ?))")
+            args += [after, after, after]
+        rows = await self._r.execute_fetchall(
+            f"SELECT {self._USER_COLS} FROM users WHERE {' AND '.join(where)} ORDER BY lower(name), name LIMIT ?",
+            (*args, limit),
+        )
+        return [u for r in rows if (u := self._user(tuple(r))) is not None]
+
+    async def users_by_ids(self, ids: Sequence[int]) -> list[UserRecord]:
+        rows = await self._rows_in(
+            f"SELECT {self._USER_COLS} FROM users WHERE NOT deleted AND id IN ({{}})", list(set(ids))
+        )
+        return sorted((u for r in rows if (u := self._user(r)) is not None), key=lambda u: u.id)
+
     async def add_token(self, token_hash: str, user: int, scopes: str | None = None) -> None:
         await self._write(
             "INSERT INTO tokens (hash, user, created, scopes) VALUES (?, ?, ?, ?)", (token_hash, user, now_ms(), scopes)
@@ -643,6 +678,12 @@ class SQLiteStore(Store):
 
     async def revoke_token(self, token_hash: str) -> bool:
         return await self._write("DELETE FROM tokens WHERE hash = ?", (token_hash,)) > 0
+
+    async def revoke_tokens(self, uid: int, *, keep: str | None = None) -> list[str]:
+        async with self._write_lock, transaction(self._w) as w:
+            rows = await w.execute_fetchall("SELECT hash FROM tokens WHERE user = ? AND hash IS NOT ?", (uid, keep))
+            await w.execute("DELETE FROM tokens WHERE user = ? AND hash IS NOT ?", (uid, keep))
+        return [r[0] for r in rows]
 
     # --- rooms and members --------------------------------------------------------------------------------------
 
