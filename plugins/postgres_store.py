@@ -63,6 +63,7 @@ from chatd.store.base import (
     Webhook,
     check_import,
     display_key,
+    display_keys,
     export_row,
     import_value,
     webhook_of,
@@ -1473,7 +1474,8 @@ class PostgresStore(Store):
 
     # Column names as every store exports them (PostgreSQL says "user_id" where SQLite says "user").
     _EXPORT_SQL = {
-        "user": "SELECT id, name, password_hash, admin, bot, created, disabled, deleted FROM users ORDER BY id",
+        "user": "SELECT id, name, password_hash, admin, bot, created, disabled, deleted, display_name FROM users "
+        "ORDER BY id",
         "token": 'SELECT hash, user_id AS "user", created, last_used, scopes FROM tokens ORDER BY hash COLLATE "C"',
         "room": "SELECT name, private, created_by, created, last_seq, archived, purged_through, topic, dm FROM rooms "
         'ORDER BY name COLLATE "C"',
@@ -1553,6 +1555,7 @@ class PostgresStore(Store):
         async with self._p.acquire() as c, c.transaction():
             await c.executemany(f"INSERT INTO {kind}s ({names}){overriding} VALUES ({marks})", values)
             if kind == "user":
+                await c.executemany("UPDATE users SET display_key = $1 WHERE id = $2", display_keys(rows))
                 await c.execute(
                     "SELECT setval(pg_get_serial_sequence('users', 'id'), COALESCE(MAX(id), 0) + 1, false) FROM users"
                 )

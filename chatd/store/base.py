@@ -116,6 +116,11 @@ def display_key(text: str) -> str:
     return text.casefold()
 
 
+def display_keys(rows: Sequence[dict[str, Any]]) -> list[tuple[str, int]]:
+    """``(display_key, id)`` of the imported user rows that have a display name, for the stores' import."""
+    return [(display_key(r["display_name"]), r["id"]) for r in rows if r.get("display_name")]
+
+
 def new_epoch() -> str:
     """A fresh epoch for a room's stream."""
     return secrets.token_hex(EPOCH_BYTES)
@@ -177,7 +182,7 @@ EXPORT_KINDS = (
     "hook",
 )
 EXPORT_COLUMNS: dict[str, tuple[str, ...]] = {
-    "user": ("id", "name", "password_hash", "admin", "bot", "created", "disabled", "deleted"),
+    "user": ("id", "name", "password_hash", "admin", "bot", "created", "disabled", "deleted", "display_name"),
     "token": ("hash", "user", "created", "last_used", "scopes"),
     "room": ("name", "private", "created_by", "created", "last_seq", "archived", "purged_through", "topic", "dm"),
     "member": ("room", "user", "joined"),
@@ -207,9 +212,13 @@ EXPORT_COLUMNS: dict[str, tuple[str, ...]] = {
     "sso_link": ("issuer", "subject", "user", "created"),
     "hook": ("id", "room", "bot_id", "secret_hash", "created_by", "created"),
 }
-# Columns added after export format 2 was defined: an export from before them has none, and imports them as null
-# (an unscoped token was all tokens could be then; no message came through a hook).
-LATER_COLUMNS: dict[str, tuple[str, ...]] = {"token": ("scopes",), "message": ("via",)}
+# Columns added after export format 2 was defined, with what an export from before them means by them: an unscoped
+# token was all tokens could be then, no message came through a hook, nobody had a display name.
+LATER_COLUMNS: dict[str, dict[str, Any]] = {
+    "token": {"scopes": None},
+    "message": {"via": None},
+    "user": {"display_name": ""},
+}
 
 
 class InviteRecord(msgspec.Struct, frozen=True):
@@ -837,14 +846,15 @@ def export_row(kind: str, row: dict[str, Any], bools: set[str]) -> dict[str, Any
 
 
 def check_import(kind: str, rows: Sequence[dict[str, Any]]) -> tuple[str, ...]:
-    """The columns of ``kind``, after checking every row has exactly them (the names go into SQL)."""
+    """The columns of ``kind``, after checking every row has exactly them (the names go into SQL). A column added
+    to the format later (``LATER_COLUMNS``) takes its default in a row from an export made before it."""
     cols = EXPORT_COLUMNS.get(kind)
     if cols is None:
         raise ValueError(f"unknown kind of row {kind!r}; known: {', '.join(EXPORT_KINDS)}")
-    later = LATER_COLUMNS.get(kind, ())
+    later = LATER_COLUMNS.get(kind, {})
     for row in rows:
-        for col in later:
-            row.setdefault(col, None)
+        for column, default in later.items():
+            row.setdefault(column, default)
         if set(row) != set(cols):
             raise ValueError(f"a {kind} row must have exactly the keys {', '.join(cols)}; got {', '.join(row)}")
     return cols

@@ -54,6 +54,7 @@ from chatd.store.base import (
     Webhook,
     check_import,
     display_key,
+    display_keys,
     export_row,
     import_value,
     new_epoch,
@@ -1084,7 +1085,8 @@ class SQLiteStore(Store):
         return not row or row[0] == 0
 
     _EXPORT_SQL = {
-        "user": "SELECT id, name, password_hash, admin, bot, created, disabled, deleted FROM users ORDER BY id",
+        "user": "SELECT id, name, password_hash, admin, bot, created, disabled, deleted, display_name FROM users "
+        "ORDER BY id",
         "token": "SELECT hash, user, created, last_used, scopes FROM tokens ORDER BY hash",
         "room": "SELECT name, private, created_by, created, last_seq, archived, purged_through, topic, dm FROM rooms "
         "ORDER BY name",
@@ -1123,6 +1125,8 @@ class SQLiteStore(Store):
         async with self._write_lock, transaction(self._w) as w:
             names = ", ".join("kind" if c == "change" else c for c in cols)
             await w.executemany(f"INSERT INTO {kind}s ({names}) VALUES ({_marks(len(cols))})", values)
+            if kind == "user":
+                await w.executemany("UPDATE users SET display_key = ? WHERE id = ?", display_keys(rows))
             if kind == "room":
                 # An import is a new incarnation of each room's history (the export may be older than what clients
                 # saw): new epochs, so clients reload instead of resuming into it.

@@ -731,6 +731,8 @@ async def test_a_hook_is_stored_found_by_id_and_goes_with_its_room_or_bot(make: 
     assert await store.get_hook("h1") is None
     await store.delete_room("s")
     assert await store.hooks() == []
+
+
 # --- accounts people manage themselves (issue 21) ------------------------------------------------------------
 
 

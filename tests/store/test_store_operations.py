@@ -260,3 +260,18 @@ def test_an_export_from_before_bot_scopes_and_hooks_imports_with_their_columns_n
     assert "scopes" in check_import("token", [token]) and token["scopes"] is None
     with pytest.raises(ValueError, match="exactly the keys"):
         check_import("token", [{**token, "extra": 1}])
+
+
+async def test_an_export_keeps_display_names_and_an_export_from_before_them_imports_without(make: MakeStore) -> None:
+    source = await make()
+    ann = (await source.create_user("ann", None)).id
+    bob = (await source.create_user("bob", None)).id
+    await source.set_display_name(ann, "Ann Lée")
+    rows = await dump(source)
+    assert [(u["name"], u["display_name"]) for u in rows["user"]] == [("ann", "Ann Lée"), ("bob", "")]
+    target = await fresh(make, source)
+    older = [{k: v for k, v in u.items() if k != "display_name"} for u in rows["user"] if u["id"] == bob]
+    await target.import_rows("user", [u for u in rows["user"] if u["id"] == ann] + older)
+    assert (await target.user_by_id(ann)).display_name == "Ann Lée"  # type: ignore[union-attr]
+    assert (await target.user_by_id(bob)).display_name == ""  # type: ignore[union-attr]
+    assert [u.name for u in await target.directory("ann l")] == ["ann"]  # searchable after the import
