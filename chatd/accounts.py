@@ -143,7 +143,9 @@ class Accounts:
         check_password(new)
         stored = await self.store.password_hash(uid)
         if stored is None:
-            raise ChatError(Err.FORBIDDEN, "this account signs in with tokens only; it has no password to change")
+            raise ChatError(
+                Err.FORBIDDEN, "this account has no password to change (it signs in with single sign-on or tokens)"
+            )
         if not await asyncio.to_thread(verify_password, old, stored):
             raise ChatError(Err.FORBIDDEN, "the current password is wrong", field="old_password")
         await self.store.set_password_hash(uid, await asyncio.to_thread(hash_password, new))

@@ -89,6 +89,8 @@ async def change_password(request: Request[Any, Any, Any], principal: Principal,
     node = node_of(request)
     if principal.token_hash is None:
         raise ChatError(Err.FORBIDDEN, "open mode has no passwords")
+    if not node.cfg.auth.oidc.password_sign_in:
+        raise ChatError(Err.FORBIDDEN, "password sign-in is off on this server; you sign in with single sign-on")
     # Wrong current passwords count as failed logins of this name from this address, so a stolen token cannot be
     # used to guess the password any faster than the sign-in form allows.
     throttle: AuthThrottle = request.app.state.auth_throttle

@@ -558,7 +558,7 @@ class SQLiteStore(Store):
                 )
             )
             if linked:
-                return None if linked[0][6] else self._user(tuple(linked[0]))
+                return None if linked[0][-1] else self._user(tuple(linked[0]))  # deleted: the last column
             for name in names:
                 cur = await w.execute(
                     "INSERT INTO users (name, password_hash, admin, bot, created) "

@@ -126,7 +126,8 @@ export class People {
     $("display-status").textContent = "";
     $("password-status").textContent = "";
     $("password-form").reset();
-    $("password-form").hidden = !this.app.session.token; // open mode has no passwords
+    // Open mode has no passwords, nor has a server that turned password sign-in off (single sign-on only).
+    $("password-form").hidden = !this.app.session.token || this.app.info.password_sign_in === false;
     $("account-dialog").showModal();
     $("display-name").focus();
   }
