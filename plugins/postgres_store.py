@@ -66,6 +66,7 @@ from chatd.store.base import (
     display_keys,
     export_row,
     import_value,
+    prefix_range,
     webhook_of,
 )
 from chatd.store.legacy import LegacyDm, dm_renames, reaction_names, reaction_rows
@@ -377,6 +378,8 @@ MIGRATIONS: list[tuple[str, str | Callable[[asyncpg.Connection], Awaitable[None]
         """
         ALTER TABLE users ADD COLUMN display_name TEXT NOT NULL DEFAULT '';
         ALTER TABLE users ADD COLUMN display_key TEXT NOT NULL DEFAULT '';
+        CREATE INDEX users_directory ON users ((lower(name) COLLATE "C"), (name COLLATE "C")) WHERE NOT deleted;
+        CREATE INDEX users_display_key ON users ((display_key COLLATE "C")) WHERE NOT deleted;
         """,
     ),
     (
@@ -765,13 +768,22 @@ class PostgresStore(Store):
         self, prefix: str = "", *, after: str | None = None, limit: int = 50, disabled: bool = False
     ) -> list[UserRecord]:
         # COLLATE "C": byte order, as SQLite compares, whatever the database's locale.
-        where, args = ["NOT deleted"], list[object]()
+        where, args, ranges = ["NOT deleted"], list[object](), list[str]()
+        key = display_key(prefix)
         if not disabled:
             where.append("NOT disabled")
-        if prefix:
-            key = display_key(prefix)
-            where.append(f"(left(lower(name), {len(prefix)}) = $1 OR left(display_key, {len(key)}) = $2)")
-            args += [prefix.lower(), key]
+        for column, start in (('lower(name) COLLATE "C"', prefix.lower()), ('display_key COLLATE "C"', key)):
+            if not prefix:
+                break
+            low, high = prefix_range(start)
+            args.append(low)
+            term = f"{column} >= ${len(args)}"
+            if high is not None:
+                args.append(high)
+                term += f" AND {column} < ${len(args)}"
+            ranges.append(f"({term})")
+        if ranges:
+            where.append(f"({' OR '.join(ranges)})")
         if after is not None:
             n = len(args) + 1
             where.append(

@@ -116,6 +116,14 @@ def display_key(text: str) -> str:
     return text.casefold()
 
 
+def prefix_range(prefix: str) -> tuple[str, str | None]:
+    """The range of strings that start with ``prefix``, in code point order (SQLite's and PostgreSQL's "C"
+    collation): ``low <= s < high``, so an index on the column answers a prefix search; ``high`` is None when the
+    last character has no successor."""
+    last = ord(prefix[-1])
+    return prefix, (prefix[:-1] + chr(last + 1) if last < 0x10FFFF else None)
+
+
 def display_keys(rows: Sequence[dict[str, Any]]) -> list[tuple[str, int]]:
     """``(display_key, id)`` of the imported user rows that have a display name, for the stores' import."""
     return [(display_key(r["display_name"]), r["id"]) for r in rows if r.get("display_name")]

@@ -410,6 +410,9 @@ def m015_display_names(db: sqlite_utils.Database) -> None:
     ``casefold()``, computed by chatd, so the directory's prefix search matches the same way on every store."""
     db.execute("ALTER TABLE users ADD COLUMN display_name TEXT NOT NULL DEFAULT ''")
     db.execute("ALTER TABLE users ADD COLUMN display_key TEXT NOT NULL DEFAULT ''")
+    # The directory's order and its prefix ranges, read from indexes instead of sorting every user.
+    db.execute("CREATE INDEX users_directory ON users (lower(name), name) WHERE NOT deleted")
+    db.execute("CREATE INDEX users_display_key ON users (display_key) WHERE NOT deleted")
 
 
 def m016_bots_hooks(db: sqlite_utils.Database) -> None:

@@ -58,6 +58,7 @@ from chatd.store.base import (
     export_row,
     import_value,
     new_epoch,
+    prefix_range,
     webhook_of,
 )
 from chatd.store.migrations import NEW_EPOCH_SQL, migrate
@@ -633,18 +634,28 @@ class SQLiteStore(Store):
     async def directory(
         self, prefix: str = "", *, after: str | None = None, limit: int = 50, disabled: bool = False
     ) -> list[UserRecord]:
-        where, args = ["NOT deleted"], list[object]()
+        where, args, ranges = ["NOT deleted"], list[object](), list[str]()
         if not disabled:
             where.append("NOT disabled")
-        if prefix:
-            where.append("(substr(lower(name), 1, ?) = ? OR substr(display_key, 1, ?) = ?)")
-            key = display_key(prefix)
-            args += [len(prefix), prefix.lower(), len(key), key]
+        for column, start in (("lower(name)", prefix.lower()), ("display_key", display_key(prefix))):
+            if not prefix:
+                break
+            low, high = prefix_range(start)
+            upper = f" AND {column} < ?" if high is not None else ""
+            ranges.append(f"SELECT id FROM users WHERE NOT deleted AND {column} >= ?{upper}")
+            args += [low] if high is None else [low, high]
+        # A search reads each of its two ranges from its index (SQLite does not combine indexes for an OR here: it
+        # would scan every user) and sorts only what matched, as the unary + asks; the full list is read in index
+        # order.
+        order = "lower(name), name"
+        if ranges:
+            where.append(f"id IN ({' UNION ALL '.join(ranges)})")
+            order = "+lower(name), name"
         if after is not None:
             where.append("(lower(name) > lower(?) OR (lower(name) = lower(?) AND name > ?))")
             args += [after, after, after]
         rows = await self._r.execute_fetchall(
-            f"SELECT {self._USER_COLS} FROM users WHERE {' AND '.join(where)} ORDER BY lower(name), name LIMIT ?",
+            f"SELECT {self._USER_COLS} FROM users WHERE {' AND '.join(where)} ORDER BY {order} LIMIT ?",
             (*args, limit),
         )
         return [u for r in rows if (u := self._user(tuple(r))) is not None]
