@@ -136,6 +136,21 @@ class Accounts:
             raise ChatError(Err.UNAUTHORIZED, "this account is disabled; ask an admin")
         return Issued(await self.issue(user.id), user)
 
+    async def change_password(self, uid: int, old: str, new: str, keep: str | None) -> list[str]:
+        """The user's own password change: ``old`` must be their current password. Every other token of theirs is
+        revoked (the token with hash ``keep``, the one asking, stays), since a change usually means the old
+        password may be known to someone else; returns the revoked hashes, whose sockets the caller closes."""
+        check_password(new)
+        stored = await self.store.password_hash(uid)
+        if stored is None:
+            raise ChatError(
+                Err.FORBIDDEN, "this account has no password to change (it signs in with single sign-on or tokens)"
+            )
+        if not await asyncio.to_thread(verify_password, old, stored):
+            raise ChatError(Err.FORBIDDEN, "the current password is wrong", field="old_password")
+        await self.store.set_password_hash(uid, await asyncio.to_thread(hash_password, new))
+        return await self.store.revoke_tokens(uid, keep=keep)
+
     async def issue(self, uid: int, scope: Scope | None = None) -> str:
         """A new API token for the user with this id; ``scope``: what a bot's token may do (``chatd.bots``)."""
         token = new_token()

@@ -18,8 +18,9 @@ kind               args                       what every node does
 ``user-``          user                       the user was deleted or disabled: forget every cached fact about
                                               them (memberships) and close their sockets (4401); rate buckets
                                               are keyed by id, so nobody else can ever draw on theirs
-``user~``          user, name, was            the user was renamed: their sessions and presence take the new
-                                              name, and every socket is told with a ``user`` frame
+``user~``          user, name, was[, display] the user was renamed (or, with ``display``, set a display name):
+                                              their sessions and presence take the new name, and every socket
+                                              is told with a ``user`` frame
 ``kick-user``      user, close code           close every socket of the user
 ``kick-token``     user, token hash, code     close every socket opened with that token
 ``tell-user``      user (payload: frame)      push the frame to every socket of the user
@@ -163,9 +164,10 @@ class Cluster:
 
     def _user_renamed(self, e: Control) -> None:
         user, name, was = int(e.args[0]), e.args[1], e.args[2]
+        display = e.args[3] if len(e.args) > 3 else None  # absent: unchanged (a rename, or a node before it)
         self.hub.rename(user, name)
         self.presence.rename(user, name)
-        frame = encode(UserRenamed(user, name, was))
+        frame = encode(UserRenamed(user, name, was, display))
         for conn in list(self.hub.conns.values()):
             conn.send(frame)
 

@@ -403,6 +403,13 @@ class Node:
         await self.user_renamed(user, name, was)
         return was
 
+    async def set_display_name(self, user: UserRecord, display_name: str) -> None:
+        """Store the user's display name ("" removes it) and tell every socket, on every node, with a ``user``
+        frame, as a rename does (the name stays)."""
+        if not await self.store.set_display_name(user.id, display_name):
+            raise ChatError(Err.NOT_FOUND, f"no user with id {user.id}")
+        await self.cluster.emit(USER_RENAMED, [str(user.id), user.name, user.name, display_name])
+
     async def user_renamed(self, user: int, name: str, was: str) -> None:
         """The user with id ``user`` is now called ``name`` (the store already says so; the admin CLI asks a node to
         announce it): every node's sessions and presence take the name, and every socket gets a ``user`` frame."""

@@ -51,7 +51,7 @@ KINDS = {
     ROOM_DELETED: -2,
     ROOM_ARCHIVED: 1,
     USER_GONE: 1,
-    USER_RENAMED: 3,
+    USER_RENAMED: -3,  # a fourth: the display name
 }
 # Where each kind names a user, by id (the index of that argument).
 USER_ARGS = {KICK_USER: 0, KICK_TOKEN: 0, MEMBER_REMOVED: 1, MEMBER_ADDED: 1, USER_GONE: 0, USER_RENAMED: 0}

@@ -62,8 +62,11 @@ from chatd.store.base import (
     UserRef,
     Webhook,
     check_import,
+    display_key,
+    display_keys,
     export_row,
     import_value,
+    prefix_range,
     webhook_of,
 )
 from chatd.store.legacy import LegacyDm, dm_renames, reaction_names, reaction_rows
@@ -375,6 +378,16 @@ MIGRATIONS: list[tuple[str, str | Callable[[asyncpg.Connection], Awaitable[None]
         "CREATE INDEX messages_attached ON messages (room) WHERE attachments IS NOT NULL",
     ),
     (
+        # Display names (see the SQLite migration of the same name): display_key is chatd's casefold() of it.
+        "015_display_names",
+        """
+        ALTER TABLE users ADD COLUMN display_name TEXT NOT NULL DEFAULT '';
+        ALTER TABLE users ADD COLUMN display_key TEXT NOT NULL DEFAULT '';
+        CREATE INDEX users_directory ON users ((lower(name) COLLATE "C"), (name COLLATE "C")) WHERE NOT deleted;
+        CREATE INDEX users_display_key ON users ((display_key COLLATE "C")) WHERE NOT deleted;
+        """,
+    ),
+    (
         # Bot accounts and incoming webhooks (see the SQLite migration of the same name).
         "016_bots_hooks",
         """
@@ -434,7 +447,7 @@ MIGRATIONS: list[tuple[str, str | Callable[[asyncpg.Connection], Awaitable[None]
 ]
 
 LIVE_BY_NAME = "lower(name) = lower($1) AND NOT deleted"  # a live user by any spelling of the name
-USER_COLS = "id, name, admin, bot, created, disabled"
+USER_COLS = "id, name, admin, bot, created, disabled, display_name"
 # A room with its creator's current name: select ROOM_COLS FROM ROOM_FROM.
 ROOM_COLS = "r.name, r.private, r.created_by, r.created, r.last_seq, r.topic, r.dm, cu.name AS creator, r.epoch"
 ROOM_FROM = "rooms r LEFT JOIN users cu ON cu.id = r.created_by"
@@ -504,7 +517,7 @@ def _hook(r: asyncpg.Record) -> HookRecord:
 
 
 def _user(r: asyncpg.Record) -> UserRecord:
-    return UserRecord(r["id"], r["name"], r["admin"], r["bot"], r["created"], r["disabled"])
+    return UserRecord(r["id"], r["name"], r["admin"], r["bot"], r["created"], r["disabled"], r["display_name"])
 
 
 def _ms(seconds: float) -> str:
@@ -755,6 +768,55 @@ class PostgresStore(Store):
             await c.execute("UPDATE users SET name = $2 WHERE id = $1", uid, name)
         return str(old)
 
+    async def set_display_name(self, uid: int, display_name: str) -> bool:
+        done: str = await self._p.execute(
+            "UPDATE users SET display_name = $2, display_key = $3 WHERE id = $1 AND NOT deleted",
+            uid,
+            display_name,
+            display_key(display_name),
+        )
+        return done != "UPDATE 0"
+
+    async def directory(
+        self, prefix: str = "", *, after: str | None = None, limit: int = 50, disabled: bool = False
+    ) -> list[UserRecord]:
+        # COLLATE "C": byte order, as SQLite compares, whatever the database's locale.
+        where, args, ranges = ["NOT deleted"], list[object](), list[str]()
+        key = display_key(prefix)
+        if not disabled:
+            where.append("NOT disabled")
+        for column, start in (('lower(name) COLLATE "C"', prefix.lower()), ('display_key COLLATE "C"', key)):
+            if not prefix:
+                break
+            low, high = prefix_range(start)
+            args.append(low)
+            term = f"{column} >= ${len(args)}"
+            if high is not None:
+                args.append(high)
+                term += f" AND {column} < ${len(args)}"
+            ranges.append(f"({term})")
+        if ranges:
+            where.append(f"({' OR '.join(ranges)})")
+        if after is not None:
+            n = len(args) + 1
+            where.append(
+                f'(lower(name) COLLATE "C" > lower(${n}) OR (lower(name) = lower(${n}) AND name COLLATE "C" > ${n}))'
+            )
+            args.append(after)
+        rows = await self._p.fetch(
+            f"SELECT {USER_COLS} FROM users WHERE {' AND '.join(where)} "
+            f'ORDER BY lower(name) COLLATE "C", name COLLATE "C" LIMIT ${len(args) + 1}',
+            *args,
+            limit,
+        )
+        return [_user(r) for r in rows]
+
+    async def users_by_ids(self, ids: Sequence[int]) -> list[UserRecord]:
+        rows = await self._p.fetch(
+            f"SELECT {USER_COLS} FROM users WHERE NOT deleted AND id = ANY($1::bigint[]) ORDER BY id", list(set(ids))
+        )
+        return [_user(r) for r in rows]
+
     async def add_token(self, token_hash: str, user: int, scopes: str | None = None) -> None:
         await self._p.execute(
             f"INSERT INTO tokens (hash, user_id, created, scopes) VALUES ($1, $2, {NOW_MS}, $3)",
@@ -769,7 +831,8 @@ class PostgresStore(Store):
 
     async def user_for_token(self, token_hash: str, issued_after: int = 0) -> UserRecord | None:
         r = await self._p.fetchrow(
-            "SELECT u.id, u.name, u.admin, u.bot, u.created, u.disabled FROM tokens t JOIN users u ON u.id = t.user_id "
+            "SELECT u.id, u.name, u.admin, u.bot, u.created, u.disabled, u.display_name FROM tokens t "
+            "JOIN users u ON u.id = t.user_id "
             "WHERE t.hash = $1 AND t.created > $2 AND NOT u.disabled AND NOT u.deleted",
             token_hash,
             issued_after,
@@ -799,6 +862,12 @@ class PostgresStore(Store):
     async def revoke_token(self, token_hash: str) -> bool:
         status: str = await self._p.execute("DELETE FROM tokens WHERE hash = $1", token_hash)
         return status != "DELETE 0"
+
+    async def revoke_tokens(self, uid: int, *, keep: str | None = None) -> list[str]:
+        rows = await self._p.fetch(
+            "DELETE FROM tokens WHERE user_id = $1 AND hash IS DISTINCT FROM $2 RETURNING hash", uid, keep
+        )
+        return [r["hash"] for r in rows]
 
     # --- rooms and members --------------------------------------------------------------------------------------
 
@@ -1445,7 +1514,8 @@ class PostgresStore(Store):
 
     # Column names as every store exports them (PostgreSQL says "user_id" where SQLite says "user").
     _EXPORT_SQL = {
-        "user": "SELECT id, name, password_hash, admin, bot, created, disabled, deleted FROM users ORDER BY id",
+        "user": "SELECT id, name, password_hash, admin, bot, created, disabled, deleted, display_name FROM users "
+        "ORDER BY id",
         "token": 'SELECT hash, user_id AS "user", created, last_used, scopes FROM tokens ORDER BY hash COLLATE "C"',
         "room": "SELECT name, private, created_by, created, last_seq, archived, purged_through, topic, dm FROM rooms "
         'ORDER BY name COLLATE "C"',
@@ -1525,6 +1595,7 @@ class PostgresStore(Store):
         async with self._p.acquire() as c, c.transaction():
             await c.executemany(f"INSERT INTO {kind}s ({names}){overriding} VALUES ({marks})", values)
             if kind == "user":
+                await c.executemany("UPDATE users SET display_key = $1 WHERE id = $2", display_keys(rows))
                 await c.execute(
                     "SELECT setval(pg_get_serial_sequence('users', 'id'), COALESCE(MAX(id), 0) + 1, false) FROM users"
                 )

@@ -54,10 +54,10 @@ LEGACY_COLUMNS: dict[str, tuple[str, ...]] = {
     kind: tuple(
         c
         for c in {
-            "user": EXPORT_COLUMNS["user"][1:-1],
+            "user": ("name", "password_hash", "admin", "bot", "created", "disabled"),
             "message": (*EXPORT_COLUMNS["message"], "reactions", "data"),
         }.get(kind, EXPORT_COLUMNS[kind])
-        if c not in LATER_COLUMNS.get(kind, ())
+        if c not in LATER_COLUMNS.get(kind, {})
     )
     for kind in EXPORT_KINDS
     if kind not in ("reaction", "invite", "sso_link", "hook")

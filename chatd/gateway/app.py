@@ -17,7 +17,7 @@ from litestar.static_files import create_static_files_router
 
 from chatd import __version__
 from chatd.errors import ChatError, Err, internal_message, log_fault
-from chatd.gateway.admin import RenameIn, admin_router
+from chatd.gateway.admin import ADMIN_STRUCTS, admin_router
 from chatd.gateway.control import control as admin_control
 from chatd.gateway.guard import request_guard
 from chatd.gateway.hooks import hook_handlers
@@ -215,7 +215,7 @@ def create_app(node: Node) -> Litestar:
         debug=False,
     )
     allow.update(_allow_map(app))
-    tighten(app.plugins.get(OpenAPIPlugin).provide_openapi_schema(), (*REQUEST_STRUCTS, RenameIn))
+    tighten(app.plugins.get(OpenAPIPlugin).provide_openapi_schema(), (*REQUEST_STRUCTS, *ADMIN_STRUCTS))
     return app
 
 

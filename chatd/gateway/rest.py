@@ -20,11 +20,12 @@ from chatd.bots import SCOPE_ROOMS_MAX, Action, Scope, ScopeRoom, decode_scope, 
 from chatd.config import registration_mode
 from chatd.dms import dm_other
 from chatd.errors import ChatError, Err
-from chatd.gateway.auth import Principal, authenticate, check_route, client_ip
-from chatd.gateway.context import client_id_or_new, node_of
+from chatd.gateway.auth import Principal, authenticate, check_route
+from chatd.gateway.context import client_id_or_new, node_of, request_ip
 from chatd.gateway.hooks import HOOK_STRUCTS, hook_api_handlers
 from chatd.gateway.openapi import PUBLIC, SECURED, SendOperation, errors
 from chatd.gateway.outhooks import WEBHOOK_STRUCTS, webhook_handlers
+from chatd.gateway.rest_accounts import ACCOUNT_STRUCTS, account_handlers
 from chatd.gateway.rest_features import FEATURE_STRUCTS, feature_handlers
 from chatd.gateway.tickets import MEDIA, WS, Tickets
 from chatd.gateway.uploads import upload_handlers
@@ -156,12 +157,6 @@ async def rooms_out(node: Node, rows: list[tuple[RoomRecord, bool]], me: int) ->
 # --- accounts -------------------------------------------------------------------------------------------------
 
 
-def _ip(request: Request[Any, Any, Any]) -> str:
-    return client_ip(
-        request.client.host if request.client else None, request.headers, node_of(request).cfg.server.trusted_proxies
-    )
-
-
 def _password_sign_in(node: Node) -> None:
     if not node.cfg.auth.oidc.password_sign_in:
         raise ChatError(Err.FORBIDDEN, "password sign-in is off on this server; sign in with single sign-on")
@@ -180,7 +175,7 @@ async def register(request: Request[Any, Any, Any], data: Credentials) -> TokenO
     mode = registration_mode(node.cfg.auth)
     if mode == "closed":
         raise ChatError(Err.FORBIDDEN, "registration is closed on this server")
-    ip = _ip(request)
+    ip = request_ip(request)
     await request.app.state.auth_throttle.attempt(ip, registering=True)
     if mode == "invite" and not data.invite:
         raise ChatError(Err.FORBIDDEN, "registration needs an invite code on this server")
@@ -200,7 +195,7 @@ async def register(request: Request[Any, Any, Any], data: Credentials) -> TokenO
 async def login(request: Request[Any, Any, Any], data: Login) -> TokenOut:
     _password_sign_in(node_of(request))
     throttle: AuthThrottle = request.app.state.auth_throttle
-    ip = _ip(request)
+    ip = request_ip(request)
     await throttle.attempt(ip)
     await throttle.login_allowed(data.username, ip)
     try:
@@ -560,6 +555,7 @@ REQUEST_STRUCTS: tuple[type[msgspec.Struct], ...] = (
     *HOOK_STRUCTS,
     *FEATURE_STRUCTS,
     *WEBHOOK_STRUCTS,
+    *ACCOUNT_STRUCTS,
 )
 
 api_router = Router(
@@ -587,6 +583,7 @@ api_router = Router(
         *upload_handlers,
         *feature_handlers,
         *webhook_handlers,
+        *account_handlers,
     ],
     dependencies={"principal": Provide(provide_principal)},
 )

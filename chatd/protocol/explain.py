@@ -12,6 +12,7 @@ import re
 
 from chatd.protocol.frames import (
     BOT_ACTION_PATTERN,
+    DISPLAY_PATTERN,
     EMOJI_PATTERN,
     EPOCH_PATTERN,
     NOT_BLANK,
@@ -33,6 +34,7 @@ PATTERN_RULES: dict[str, str] = {
     WEBHOOK_URL_PATTERN: "be an http:// or https:// address with a host name or IPv4 address, an optional port, and "
     "no user name, password or spaces",
     BOT_ACTION_PATTERN: "be one of send, read and react",
+    DISPLAY_PATTERN: "not hold control characters or text-direction controls (U+202A-202E, U+2066-2069)",
 }
 
 _TYPES = {

@@ -61,6 +61,11 @@ WEBHOOK_URL_PATTERN = (
 )
 BOT_ACTION_PATTERN = "^(send|read|react)$"
 Topic = Annotated[str, Meta(max_length=TOPIC_MAX, pattern=TOPIC_PATTERN)]
+# A display name sits beside a name on one line: no text-direction controls (as topics), and no control
+# characters either (a newline or an escape would break the line it is on).
+DISPLAY_MAX = 64
+DISPLAY_PATTERN = rf"^[^\x00-\x1f\x7f{BIDI_CONTROLS}]*(?!\n)$"
+DisplayName = Annotated[str, Meta(max_length=DISPLAY_MAX, pattern=DISPLAY_PATTERN)]
 
 
 # --- client → server ------------------------------------------------------------------------------------------
@@ -299,12 +304,15 @@ class Presence(_ServerFrame, tag="presence"):
 
 
 class UserRenamed(_ServerFrame, tag="user"):
-    """A user's name changed (``chatd users rename``, ``PATCH /api/admin/users/{user}``); sent to every connection.
-    The user is the same (``uid``): a client shows ``name`` wherever it showed ``was`` for that id."""
+    """A user's name changed (``chatd users rename``, ``PATCH /api/admin/users/{user}``), or their display name
+    (``PATCH /api/me``); sent to every connection. The user is the same (``uid``): a client shows ``name`` wherever
+    it showed ``was`` for that id (the two are equal when only the display name changed). ``display_name`` is there
+    when it changed ("": removed), absent when it did not."""
 
     uid: int
     name: str
     was: str
+    display_name: str | None = None
 
 
 class RoomChange(_ServerFrame, tag="room"):

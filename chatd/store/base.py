@@ -78,6 +78,7 @@ class UserRecord(msgspec.Struct, frozen=True):
     bot: bool = False
     created: int = 0
     disabled: bool = False  # cannot sign in; its tokens do not authenticate (so ``user_for_token`` never gives one)
+    display_name: str = ""  # what the user calls themselves, shown beside ``name`` ("": none); anyone may see it
 
 
 class UserRef(msgspec.Struct, frozen=True):
@@ -108,6 +109,25 @@ class StreamPosition(msgspec.Struct, frozen=True):
 
 
 EPOCH_BYTES = 6  # 12 hex characters: enough that a room never meets its own earlier epoch
+
+
+def display_key(text: str) -> str:
+    """What the directory matches a display name by: case-folded by chatd, not by the database, so SQLite and
+    PostgreSQL (whatever its locale) find the same users."""
+    return text.casefold()
+
+
+def prefix_range(prefix: str) -> tuple[str, str | None]:
+    """The range of strings that start with ``prefix``, in code point order (SQLite's and PostgreSQL's "C"
+    collation): ``low <= s < high``, so an index on the column answers a prefix search; ``high`` is None when the
+    last character has no successor."""
+    last = ord(prefix[-1])
+    return prefix, (prefix[:-1] + chr(last + 1) if last < 0x10FFFF else None)
+
+
+def display_keys(rows: Sequence[dict[str, Any]]) -> list[tuple[str, int]]:
+    """``(display_key, id)`` of the imported user rows that have a display name, for the stores' import."""
+    return [(display_key(r["display_name"]), r["id"]) for r in rows if r.get("display_name")]
 
 
 def new_epoch() -> str:
@@ -171,7 +191,7 @@ EXPORT_KINDS = (
     "hook",
 )
 EXPORT_COLUMNS: dict[str, tuple[str, ...]] = {
-    "user": ("id", "name", "password_hash", "admin", "bot", "created", "disabled", "deleted"),
+    "user": ("id", "name", "password_hash", "admin", "bot", "created", "disabled", "deleted", "display_name"),
     "token": ("hash", "user", "created", "last_used", "scopes"),
     "room": ("name", "private", "created_by", "created", "last_seq", "archived", "purged_through", "topic", "dm"),
     "member": ("room", "user", "joined"),
@@ -201,9 +221,13 @@ EXPORT_COLUMNS: dict[str, tuple[str, ...]] = {
     "sso_link": ("issuer", "subject", "user", "created"),
     "hook": ("id", "room", "bot_id", "secret_hash", "created_by", "created"),
 }
-# Columns added after export format 2 was defined: an export from before them has none, and imports them as null
-# (an unscoped token was all tokens could be then; no message came through a hook).
-LATER_COLUMNS: dict[str, tuple[str, ...]] = {"token": ("scopes",), "message": ("via",)}
+# Columns added after export format 2 was defined, with what an export from before them means by them: an unscoped
+# token was all tokens could be then, no message came through a hook, nobody had a display name.
+LATER_COLUMNS: dict[str, dict[str, Any]] = {
+    "token": {"scopes": None},
+    "message": {"via": None},
+    "user": {"display_name": ""},
+}
 
 
 class InviteRecord(msgspec.Struct, frozen=True):
@@ -484,12 +508,35 @@ class Store(abc.ABC):
         ``create_user``). Changing only the case of one's own name is allowed. The caller checks the name's form."""
 
     @abc.abstractmethod
+    async def set_display_name(self, uid: int, display_name: str) -> bool:
+        """Set a live user's display name ("" clears it) and its search key (``display_key``); False if there is no
+        such user. The caller checks its form."""
+
+    @abc.abstractmethod
+    async def directory(
+        self, prefix: str = "", *, after: str | None = None, limit: int = 50, disabled: bool = False
+    ) -> list[UserRecord]:
+        """A page of live users, ordered by their name lowercased, then by the name's bytes: those whose name starts
+        with ``prefix`` ignoring ASCII case, or whose ``display_key`` starts with ``display_key(prefix)``, and come
+        after the name ``after`` in that order (the last name of the previous page). Disabled users only with
+        ``disabled`` (the admin's list); at most ``limit``."""
+
+    @abc.abstractmethod
+    async def users_by_ids(self, ids: Sequence[int]) -> list[UserRecord]:
+        """The live users among ``ids``, by id."""
+
+    @abc.abstractmethod
     async def add_token(self, token_hash: str, user: int, scopes: str | None = None) -> None:
         """Store a token's hash for ``user``; ``scopes``: a bot token's scope (JSON, ``chatd.bots.Scope``)."""
 
     @abc.abstractmethod
     async def token_scopes(self, token_hash: str) -> str | None:
         """The scope a token was issued with (one indexed read); None for an unscoped token or no such token."""
+
+    @abc.abstractmethod
+    async def revoke_tokens(self, uid: int, *, keep: str | None = None) -> list[str]:
+        """Revoke every token of ``uid`` except the one whose hash is ``keep``, in one step; returns the hashes
+        revoked (for closing the sockets opened with them)."""
 
     @abc.abstractmethod
     async def user_for_token(self, token_hash: str, issued_after: int = 0) -> UserRecord | None:
@@ -832,14 +879,15 @@ def export_row(kind: str, row: dict[str, Any], bools: set[str]) -> dict[str, Any
 
 
 def check_import(kind: str, rows: Sequence[dict[str, Any]]) -> tuple[str, ...]:
-    """The columns of ``kind``, after checking every row has exactly them (the names go into SQL)."""
+    """The columns of ``kind``, after checking every row has exactly them (the names go into SQL). A column added
+    to the format later (``LATER_COLUMNS``) takes its default in a row from an export made before it."""
     cols = EXPORT_COLUMNS.get(kind)
     if cols is None:
         raise ValueError(f"unknown kind of row {kind!r}; known: {', '.join(EXPORT_KINDS)}")
-    later = LATER_COLUMNS.get(kind, ())
+    later = LATER_COLUMNS.get(kind, {})
     for row in rows:
-        for col in later:
-            row.setdefault(col, None)
+        for column, default in later.items():
+            row.setdefault(column, default)
         if set(row) != set(cols):
             raise ValueError(f"a {kind} row must have exactly the keys {', '.join(cols)}; got {', '.join(row)}")
     return cols

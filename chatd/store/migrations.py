@@ -414,6 +414,16 @@ def m014_attached_messages(db: sqlite_utils.Database) -> None:
 ATTACHED_INDEX = "messages_attached"
 
 
+def m015_display_names(db: sqlite_utils.Database) -> None:
+    """A display name a user sets for themselves, shown beside their stable name; ``display_key`` is its
+    ``casefold()``, computed by chatd, so the directory's prefix search matches the same way on every store."""
+    db.execute("ALTER TABLE users ADD COLUMN display_name TEXT NOT NULL DEFAULT ''")
+    db.execute("ALTER TABLE users ADD COLUMN display_key TEXT NOT NULL DEFAULT ''")
+    # The directory's order and its prefix ranges, read from indexes instead of sorting every user.
+    db.execute("CREATE INDEX users_directory ON users (lower(name), name) WHERE NOT deleted")
+    db.execute("CREATE INDEX users_display_key ON users (display_key) WHERE NOT deleted")
+
+
 def m016_bots_hooks(db: sqlite_utils.Database) -> None:
     """Bot accounts and incoming webhooks: a token may carry a scope (rooms and actions, ``chatd.bots``); a message
     may say which name a webhook posted it under (``via``); a room's hooks, each posting as its own bot user, with
@@ -488,6 +498,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("011_room_epochs", m011_room_epochs),
     ("012_user_ids", m012_user_ids),
     ("014_attached_messages", m014_attached_messages),
+    ("015_display_names", m015_display_names),
     ("016_bots_hooks", m016_bots_hooks),
     ("017_webhooks", m017_webhooks),
     ("018_sso_links", m018_sso_links),

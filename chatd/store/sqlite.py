@@ -54,9 +54,12 @@ from chatd.store.base import (
     UserRef,
     Webhook,
     check_import,
+    display_key,
+    display_keys,
     export_row,
     import_value,
     new_epoch,
+    prefix_range,
     webhook_of,
 )
 from chatd.store.migrations import ATTACHED_INDEX, NEW_EPOCH_SQL, migrate
@@ -577,7 +580,7 @@ class SQLiteStore(Store):
         assert uid is not None
         return UserRecord(uid, name, admin=bool(rows[0][0]), bot=bot, created=created)
 
-    _USER_COLS = "id, name, admin, bot, created, disabled"
+    _USER_COLS = "id, name, admin, bot, created, disabled, display_name"
 
     async def user_for_identity(self, issuer: str, subject: str) -> UserRecord | None:
         cols = ", ".join("u." + c for c in self._USER_COLS.split(", "))
@@ -602,7 +605,7 @@ class SQLiteStore(Store):
                 )
             )
             if linked:
-                return None if linked[0][6] else self._user(tuple(linked[0]))
+                return None if linked[0][-1] else self._user(tuple(linked[0]))  # deleted: the last column
             for name in names:
                 cur = await w.execute(
                     "INSERT INTO users (name, password_hash, admin, bot, created) "
@@ -622,7 +625,7 @@ class SQLiteStore(Store):
 
     @staticmethod
     def _user(row: tuple[Any, ...] | None) -> UserRecord | None:
-        return UserRecord(row[0], row[1], bool(row[2]), bool(row[3]), row[4], bool(row[5])) if row else None
+        return UserRecord(row[0], row[1], bool(row[2]), bool(row[3]), row[4], bool(row[5]), row[6]) if row else None
 
     async def get_user(self, name: str) -> UserRecord | None:
         # An exact spelling wins, for databases made before names were case-insensitive (see migration 002).
@@ -665,6 +668,50 @@ class SQLiteStore(Store):
             await w.execute("UPDATE users SET name = ? WHERE id = ?", (name, uid))
         return str(rows[0][0])
 
+    async def set_display_name(self, uid: int, display_name: str) -> bool:
+        return (
+            await self._write(
+                "UPDATE users SET display_name = ?, display_key = ? WHERE id = ? AND NOT deleted",
+                (display_name, display_key(display_name), uid),
+            )
+            > 0
+        )
+
+    async def directory(
+        self, prefix: str = "", *, after: str | None = None, limit: int = 50, disabled: bool = False
+    ) -> list[UserRecord]:
+        where, args, ranges = ["NOT deleted"], list[object](), list[str]()
+        if not disabled:
+            where.append("NOT disabled")
+        for column, start in (("lower(name)", prefix.lower()), ("display_key", display_key(prefix))):
+            if not prefix:
+                break
+            low, high = prefix_range(start)
+            upper = f" AND {column} < ?" if high is not None else ""
+            ranges.append(f"SELECT id FROM users WHERE NOT deleted AND {column} >= ?{upper}")
+            args += [low] if high is None else [low, high]
+        # A search reads each of its two ranges from its index (SQLite does not combine indexes for an OR here: it
+        # would scan every user) and sorts only what matched, as the unary + asks; the full list is read in index
+        # order.
+        order = "lower(name), name"
+        if ranges:
+            where.append(f"id IN ({' UNION ALL '.join(ranges)})")
+            order = "+lower(name), name"
+        if after is not None:
+            where.append("(lower(name) > lower(?) OR (lower(name) = lower(?) AND name > ?))")
+            args += [after, after, after]
+        rows = await self._r.fetchall(
+            f"SELECT {self._USER_COLS} FROM users WHERE {' AND '.join(where)} ORDER BY {order} LIMIT ?",
+            (*args, limit),
+        )
+        return [u for r in rows if (u := self._user(tuple(r))) is not None]
+
+    async def users_by_ids(self, ids: Sequence[int]) -> list[UserRecord]:
+        rows = await self._rows_in(
+            f"SELECT {self._USER_COLS} FROM users WHERE NOT deleted AND id IN ({{}})", list(set(ids))
+        )
+        return sorted((u for r in rows if (u := self._user(r)) is not None), key=lambda u: u.id)
+
     async def add_token(self, token_hash: str, user: int, scopes: str | None = None) -> None:
         await self._write(
             "INSERT INTO tokens (hash, user, created, scopes) VALUES (?, ?, ?, ?)", (token_hash, user, now_ms(), scopes)
@@ -689,6 +736,12 @@ class SQLiteStore(Store):
 
     async def revoke_token(self, token_hash: str) -> bool:
         return await self._write("DELETE FROM tokens WHERE hash = ?", (token_hash,)) > 0
+
+    async def revoke_tokens(self, uid: int, *, keep: str | None = None) -> list[str]:
+        async with self._write_lock, transaction(self._w) as w:
+            rows = await w.execute_fetchall("SELECT hash FROM tokens WHERE user = ? AND hash IS NOT ?", (uid, keep))
+            await w.execute("DELETE FROM tokens WHERE user = ? AND hash IS NOT ?", (uid, keep))
+        return [r[0] for r in rows]
 
     # --- rooms and members --------------------------------------------------------------------------------------
 
@@ -1089,7 +1142,8 @@ class SQLiteStore(Store):
         return not row or row[0] == 0
 
     _EXPORT_SQL = {
-        "user": "SELECT id, name, password_hash, admin, bot, created, disabled, deleted FROM users ORDER BY id",
+        "user": "SELECT id, name, password_hash, admin, bot, created, disabled, deleted, display_name FROM users "
+        "ORDER BY id",
         "token": "SELECT hash, user, created, last_used, scopes FROM tokens ORDER BY hash",
         "room": "SELECT name, private, created_by, created, last_seq, archived, purged_through, topic, dm FROM rooms "
         "ORDER BY name",
@@ -1129,6 +1183,8 @@ class SQLiteStore(Store):
         async with self._write_lock, transaction(self._w) as w:
             names = ", ".join("kind" if c == "change" else c for c in cols)
             await w.executemany(f"INSERT INTO {kind}s ({names}) VALUES ({_marks(len(cols))})", values)
+            if kind == "user":
+                await w.executemany("UPDATE users SET display_key = ? WHERE id = ?", display_keys(rows))
             if kind == "room":
                 # An import is a new incarnation of each room's history (the export may be older than what clients
                 # saw): new epochs, so clients reload instead of resuming into it.

@@ -160,3 +160,33 @@ async def test_a_member_removed_a_room_deleted_or_archived_on_one_node_is_so_on_
     await bob_ws.send({"type": "send", "room": "pub", "body": "anyone?", "client_id": "p1"})
     assert (await bob_ws.expect("error", skip=(*NOISE, "dm", "read")))["code"] == "archived"
     await bob_ws.close()
+
+
+async def test_a_display_name_or_password_changed_on_one_node_reaches_the_sockets_on_the_other(
+    cluster: MakeCluster,
+) -> None:
+    """Issue 21, item 3: what a person changes about their own account is a fact on every node at once."""
+    c = cluster(2, settings=TOKENS)
+    a, b = c.nodes
+    dana, eli = User(a, "dana"), User(b, "eli")
+    eli_ws = await eli.socket(b)
+    assert dana.ok(a, "PATCH", "/api/me", json={"display_name": "Dana S."})["display_name"] == "Dana S."
+    frame = await eli_ws.expect("user", skip=QUIET)
+    assert frame == {"type": "user", "uid": dana.id, "name": "dana", "was": "dana", "display_name": "Dana S."}
+    found = eli.ok(b, "GET", "/api/users", params={"q": "dana s"})["users"]
+    assert [(u["uid"], u["display_name"]) for u in found] == [(dana.id, "Dana S.")]
+
+    # dana's other session, on B, is signed out by a password change made on A; the one on A stays
+    other = httpx.post(f"{b.http}/api/auth/login", json={"username": "dana", "password": "long enough pw"}).json()
+    other_ws = await Client.connect(b.ws, token=other["token"])
+    here_ws = await dana.socket(a)
+    changed = dana.ok(
+        a, "POST", "/api/me/password", json={"old_password": "long enough pw", "new_password": "n3w pw!!"}
+    )
+    assert changed["revoked"] == 1
+    assert (await other_ws.closed())[0] == 4401
+    assert dana.ok(b, "GET", "/api/me")["name"] == "dana"  # the asking token works on every node
+    await here_ws.send({"type": "ping"})
+    assert (await here_ws.expect("pong", skip=QUIET))["type"] == "pong"
+    for ws in (eli_ws, here_ws):
+        await ws.close()

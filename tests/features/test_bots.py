@@ -50,6 +50,10 @@ def test_a_bot_made_by_the_cli_sends_in_its_scope_only_and_is_marked_a_bot(serve
         ("POST", "/api/rooms", {"name": "botroom"}),
         ("GET", "/api/rooms", None),
         ("POST", "/api/dms", {"user": "alice"}),
+        # Accounts people manage themselves are not a bot token's to use.
+        ("GET", "/api/users", None),
+        ("PATCH", "/api/me", {"display_name": "Deployer"}),
+        ("POST", "/api/me/password", {"old_password": "x" * 8, "new_password": "y" * 8}),
     ]:
         r = httpx.request(method, server.http + path, json=body, headers=auth(token), timeout=10)
         assert (r.status_code, r.json()["code"]) == (403, "forbidden"), (path, r.text)
@@ -58,6 +62,12 @@ def test_a_bot_made_by_the_cli_sends_in_its_scope_only_and_is_marked_a_bot(serve
     assert [(m["from"], m["body"], m.get("bot")) for m in history] == [("deploy-bot", "deployed", True)]
     members = server.get("/api/rooms/ops/members", headers=auth(alice)).json()
     assert dict(zip(members["members"], members["uids"], strict=True))["deploy-bot"] == members["bots"][0] == me["id"]
+    # The user directory says which accounts are bots (users.bot), as the member list does.
+    found = server.get("/api/users", params={"q": "deploy"}, headers=auth(alice)).json()["users"]
+    assert [(u["uid"], u["name"], u["bot"]) for u in found] == [(me["id"], "deploy-bot", True)]
+    assert [u["bot"] for u in server.get("/api/users", params={"q": "alice"}, headers=auth(alice)).json()["users"]] == [
+        False
+    ]
     listed = cli(server, "bots", "list").stdout
     assert "deploy-bot" in listed and "send @ ops" in listed
 

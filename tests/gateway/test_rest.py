@@ -248,6 +248,7 @@ def test_admin_creates_bots_in_bulk_and_others_cannot(token_server: ChatdProcess
         "admin": False,
         "bot": True,
         "created": token_server.get("/api/me", headers=auth(bots[3]["token"])).json()["created"],
+        "display_name": "",
     }
     pleb = register(token_server, "not_admin")
     assert token_server.post("/api/admin/bots", headers=auth(pleb), json={"names": ["x1"]}).status_code == 403

@@ -797,3 +797,56 @@ async def test_a_hook_is_stored_found_by_id_and_goes_with_its_room_or_bot(make: 
     assert await store.get_hook("h1") is None
     await store.delete_room("s")
     assert await store.hooks() == []
+
+
+# --- accounts people manage themselves (issue 21) ------------------------------------------------------------
+
+
+async def test_a_display_name_is_kept_by_id_and_found_by_a_prefix_of_it_or_of_the_name(make: MakeStore) -> None:
+    store = await make()
+    ann = await uid(store, "ann")
+    await uid(store, "Annika")
+    bob = await uid(store, "bob")
+    await uid(store, "zed")
+    assert await store.set_display_name(bob, "Ångström Bob")
+    assert not await store.set_display_name(999_999, "nobody")
+    assert (await store.user_by_id(bob)).display_name == "Ångström Bob"  # type: ignore[union-attr]
+    assert (await store.get_user("BOB")).display_name == "Ångström Bob"  # type: ignore[union-attr]
+    assert (await store.user_by_id(ann)).display_name == ""  # type: ignore[union-attr]
+
+    names = lambda users: [u.name for u in users]  # noqa: E731
+    assert names(await store.directory()) == ["ann", "Annika", "bob", "zed"]  # lowercased name order
+    assert names(await store.directory("ANN")) == ["ann", "Annika"]  # a name prefix, ignoring case
+    assert names(await store.directory("åNGS")) == ["bob"]  # a display-name prefix, ignoring case
+    assert names(await store.directory("%")) == []  # no wildcards
+    # pages: the last name of one page is where the next starts
+    first = await store.directory(limit=2)
+    assert names(first) == ["ann", "Annika"]
+    assert names(await store.directory(after=first[-1].name, limit=2)) == ["bob", "zed"]
+    assert await store.set_display_name(bob, "")
+    assert names(await store.directory("å")) == []
+
+
+async def test_the_directory_leaves_out_disabled_users_unless_asked_and_deleted_ones_always(make: MakeStore) -> None:
+    store = await make()
+    a, b, c = [await uid(store, n) for n in ("dira", "dirb", "dirc")]
+    await store.set_user(b, disabled=True)
+    await store.delete_user(c)
+    assert [u.name for u in await store.directory("dir")] == ["dira"]
+    assert [(u.name, u.disabled) for u in await store.directory("dir", disabled=True)] == [
+        ("dira", False),
+        ("dirb", True),
+    ]
+    assert [u.id for u in await store.users_by_ids([c, b, a, a])] == sorted([a, b])  # live users, by id
+
+
+async def test_revoke_tokens_keeps_the_one_asked_and_says_which_it_revoked(make: MakeStore) -> None:
+    store = await make()
+    me, other = await uid(store, "tk1"), await uid(store, "tk2")
+    for token, user in (("h1", me), ("h2", me), ("h3", me), ("o1", other)):
+        await store.add_token(token, user)
+    assert sorted(await store.revoke_tokens(me, keep="h2")) == ["h1", "h3"]
+    assert await store.user_for_token("h2") is not None
+    assert await store.user_for_token("h1") is None
+    assert await store.user_for_token("o1") is not None
+    assert await store.revoke_tokens(me) == ["h2"]

@@ -10,6 +10,7 @@ import { EVENT_TYPES, Features } from "./features.js";
 import { RoomAdmin } from "./members.js";
 import { RoomHooks } from "./webhooks.js";
 import { Outbox } from "./outbox.js";
+import { People } from "./people.js";
 import { Room } from "./room.js";
 import { ReadMarks, load, newClientId, save } from "./storage.js";
 import { h } from "./dom.js";
@@ -62,6 +63,7 @@ export class ChatApp {
     this.uploads = []; // attachments being prepared for the next message
     this.roomsRenderQueued = false;
     this.urlFor = (id) => this.api.uploadUrl(id);
+    this.people = new People(this);
     this.features = new Features(this);
     this.el = {
       log: $("log"),
@@ -76,6 +78,8 @@ export class ChatApp {
   async start() {
     this.bindUi();
     this.features.bind();
+    this.people.bind();
+    this.api.me().then((me) => this.people.knowMe(me), () => {});
     this.admin = new RoomAdmin(this);
     this.hooks = new RoomHooks(this);
     const c = this.connection;

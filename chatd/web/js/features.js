@@ -199,6 +199,7 @@ export class Features {
       reply: (m) => this.startComposing("reply", m),
       edit: (m) => this.startComposing("edit", m),
       remove: (m) => this.remove(m),
+      displayOf: (uid) => app.people.displayOf(uid),
     };
   }
 
@@ -215,7 +216,6 @@ export class Features {
       e.preventDefault();
       this.openDm($("people-name").value.trim());
     });
-    $("people-name").addEventListener("focus", () => this.suggestPeople());
     $("notify-enable").addEventListener("click", () => this.askNotifications());
     $("notify-enable").hidden = !("Notification" in window) || Notification.permission !== "default";
     $("mention-badge").addEventListener("click", () => this.showMentions());
@@ -272,10 +272,13 @@ export class Features {
   /** Someone was renamed: every room redraws their name; if it is us, the page's own identity follows. */
   onUser(f) {
     const app = this.app;
+    const display = app.people.onUser(f); // a display name set: every message of theirs shows it
     if (f.uid === app.uid) app.renamed(f.name);
+    let redraw = display;
     for (const room of app.rooms.values()) {
-      if (applyRename(room, f) && room === app.active) app.renderActive();
+      if (applyRename(room, f) && room === app.active) redraw = true;
     }
+    if (redraw) app.renderActive();
     app.queueRoomsRender();
   }
 
@@ -449,18 +452,6 @@ export class Features {
     } catch (err) {
       error.textContent = err.code === "not_found" ? `Nobody called "${name}" here.` : err.message;
     }
-  }
-
-  /** Offer the names the page has seen (senders, people online) in the People box. */
-  suggestPeople() {
-    const names = new Set();
-    for (const room of this.app.rooms.values()) {
-      for (const m of room.messages.values()) names.add(m.from);
-      for (const user of room.presence) names.add(user);
-    }
-    names.delete(this.app.me);
-    document.getElementById("people-known").replaceChildren(
-      ...[...names].sort().map((name) => h("option", { value: name })));
   }
 
   /** Who a DM room is with: the room list's ``with`` (their current name), else a dm frame's; never read from the

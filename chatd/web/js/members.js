@@ -3,7 +3,7 @@
 // user, so nobody has to reload or wait for a poll to see a room they were just invited to.
 
 import { h } from "./dom.js";
-import { avatar } from "./view.js";
+import { avatar, displayName } from "./view.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -59,16 +59,16 @@ export class RoomAdmin {
     if (!room) return;
     const api = this.app.api;
     const path = `/api/rooms/${encodeURIComponent(room.name)}`;
-    let members;
+    let members, uids;
     let botNames; // bots are told by id (the answer's "bots"), shown by name like everyone here
     try {
       if (this.admin === null) this.admin = !!(await api.me()).admin;
       // Known from the room list, except for a room opened by name before the list had it.
       if (room.createdBy === undefined) room.createdBy = (await api.call("GET", path)).created_by;
       const got = await api.call("GET", `${path}/members`);
-      members = got.members;
+      ({ members, uids } = got);
       const bots = new Set(got.bots ?? []);
-      botNames = new Set(members.filter((_, i) => bots.has(got.uids?.[i])));
+      botNames = new Set(members.filter((_, i) => bots.has(uids?.[i])));
     } catch (err) {
       if (room === this.room) this.el.error.textContent = err.message;
       return;
@@ -78,9 +78,11 @@ export class RoomAdmin {
     // A direct conversation is the two of them: nobody is added to it or removed from it.
     const mayRemove = !room.dm && (this.admin || room.createdBy === me);
     this.el.summary.textContent = `${members.length} member${members.length === 1 ? "" : "s"}`;
-    this.el.list.replaceChildren(...members.sort().map((u) => h("li", { dataset: { user: u } },
+    const uidOf = new Map(members.map((u, i) => [u, uids?.[i]]));
+    this.el.list.replaceChildren(...members.sort().map((u) => h("li", { dataset: { user: u, uid: uidOf.get(u) ?? "" } },
       avatar(u),
       h("span", { class: "member-name" }, u === me ? `${u} (you)` : u),
+      displayName(this.app.people.displayOf(uidOf.get(u))),
       botNames.has(u) ? h("span", { class: "badge bot-badge", title: "A bot account" }, "bot") : null,
       u !== me && mayRemove
         ? h("button", {

@@ -79,6 +79,11 @@ function senderBadge(m) {
   return null;
 }
 
+/** A display name, beside (never instead of) the name it belongs to. */
+export function displayName(text) {
+  return text ? h("bdi", { class: "display-name", title: "Display name" }, text) : null;
+}
+
 /** One stored message. Own messages carry a delivered mark: the server has it. ``ctx`` (features.js) adds the
  * reply quote, mention marks, reactions and actions. A message that continues its sender's run (``regroup``)
  * hides its avatar and name on screen, but keeps them for screen readers, and shows its time on hover. */
@@ -97,6 +102,7 @@ export function messageItem(m, me, urlFor, ctx = null) {
     h("div", { class: "bubble" },
       h("div", { class: "meta" },
         h("bdi", { class: "from" }, m.via || m.from),
+        m.via ? null : displayName(ctx?.displayOf?.(m.uid)),
         senderBadge(m),
         h("time", { datetime: when.toISOString(), title: dateTimeFormat.format(when) }, formatTime(m.ts)),
         editedMark(m)),
