@@ -35,6 +35,27 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 # for the inner loop; CI runs everything.
 
 
+_EXIT_STATUS: list[int] = []
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _EXIT_STATUS.append(int(exitstatus))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """A store a test forgot to close leaves its connections' worker threads running, and the interpreter would
+    wait for them forever after the summary (a CI run that never ends). Name them, and end with pytest's status."""
+    import threading
+
+    left = [t.name for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    if left and _EXIT_STATUS:
+        print(f"\nthreads a test left running (a store not closed?): {', '.join(sorted(left))}", file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_EXIT_STATUS[-1])
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--fast", action="store_true", help="run only the in-process tier (tests marked fast)")
 
