@@ -31,7 +31,7 @@ from chatd.errors import ChatError, Err
 from chatd.gateway.auth import Principal
 from chatd.gateway.openapi import SECURED, errors
 from chatd.gateway.rest import provide_principal
-from chatd.gateway.rest_accounts import DIRECTORY_PAGE, After, Limit, Query
+from chatd.gateway.rest_accounts import DIRECTORY_PAGE, After, Limit, Query, directory_page
 from chatd.node import Node
 from chatd.protocol.frames import UserName
 from chatd.store.base import AdminRoom, UserRecord
@@ -176,17 +176,22 @@ async def list_accounts(
     after: After = None,
     limit: Limit = DIRECTORY_PAGE,
 ) -> AdminUserPage:
-    node = _admin_node(request, principal)
-    rows = await node.store.directory(q.strip(), after=after, limit=limit + 1, disabled=True)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return AdminUserPage([_admin_user(u) for u in rows], rows[-1].name if more else None)
+    rows, next_after = await directory_page(_admin_node(request, principal).store, q, after, limit, disabled=True)
+    return AdminUserPage([_admin_user(u) for u in rows], next_after)
 
 
 async def _account(node: Node, uid: int) -> UserRecord:
     target = await node.store.user_by_id(uid)
     if target is None:
         raise ChatError(Err.NOT_FOUND, f"no user with id {uid}")
+    return target
+
+
+async def _other_account(node: Node, principal: Principal, uid: int, refusal: str) -> UserRecord:
+    """The account ``uid``, which must not be the asking admin's own (``refusal`` says why)."""
+    target = await _account(node, uid)
+    if target.id == principal.user.id:
+        raise ChatError(Err.FORBIDDEN, refusal)
     return target
 
 
@@ -199,10 +204,8 @@ async def _account(node: Node, uid: int) -> UserRecord:
 )
 async def update_account(request: Request[Any, Any, Any], principal: Principal, uid: int, data: AccountIn) -> AdminUser:
     node = _admin_node(request, principal)
-    target = await _account(node, uid)
-    if target.id == principal.user.id:
-        # An admin who disables or demotes themselves may leave nobody able to undo it.
-        raise ChatError(Err.FORBIDDEN, "an admin cannot disable or demote themselves; ask another admin")
+    # An admin who disables or demotes themselves may leave nobody able to undo it.
+    await _other_account(node, principal, uid, "an admin cannot disable or demote themselves; ask another admin")
     await node.store.set_user(uid, disabled=data.disabled, admin=data.admin)
     if data.disabled:
         await node.user_gone(uid)
@@ -220,9 +223,7 @@ async def reset_password(
     request: Request[Any, Any, Any], principal: Principal, uid: int, data: ResetIn
 ) -> dict[str, Any]:
     node = _admin_node(request, principal)
-    target = await _account(node, uid)
-    if target.id == principal.user.id:
-        raise ChatError(Err.FORBIDDEN, "change your own password with POST /api/me/password")
+    target = await _other_account(node, principal, uid, "change your own password with POST /api/me/password")
     hashed = await asyncio.to_thread(hash_password, data.password) if data.password is not None else None
     await node.store.set_password_hash(uid, hashed)
     revoked: list[str] = []

@@ -15,6 +15,7 @@ from chatd.gateway.openapi import SECURED, errors
 from chatd.outhooks import manage
 from chatd.outhooks.signing import KINDS, URL_MAX
 from chatd.protocol.frames import SEQ_MAX, WEBHOOK_URL_PATTERN
+from chatd.store.base import Store
 
 HookId = Annotated[int, Parameter(ge=1, le=SEQ_MAX)]
 Kind = Literal["message", "edit", "delete", "reaction", "topic"]  # signing.KINDS
@@ -56,6 +57,14 @@ async def add_webhook(
     return await manage.add(node.store, node.cfg.webhooks, room, data.url, data.events, principal.user.id)
 
 
+async def _managed(request: Request[Any, Any, Any], principal: Principal, room: str, hook: int) -> Store:
+    """The store, once the asker may manage the room's webhooks and ``hook`` is one of them (else 403 / 404)."""
+    store = node_of(request).store
+    await manage.require_room_admin(store, room, principal.user)
+    await manage.find(store, room, hook)
+    return store
+
+
 @delete(
     "/rooms/{room:str}/webhooks/{hook:int}",
     status_code=HTTP_200_OK,
@@ -66,9 +75,7 @@ async def add_webhook(
 async def remove_webhook(
     request: Request[Any, Any, Any], principal: Principal, room: str, hook: HookId
 ) -> dict[str, bool]:
-    store = node_of(request).store
-    await manage.require_room_admin(store, room, principal.user)
-    await manage.find(store, room, hook)
+    store = await _managed(request, principal, room, hook)
     return {"removed": await store.delete_webhook(hook)}
 
 
@@ -82,9 +89,7 @@ async def remove_webhook(
 async def enable_webhook(
     request: Request[Any, Any, Any], principal: Principal, room: str, hook: HookId
 ) -> manage.WebhookView:
-    store = node_of(request).store
-    await manage.require_room_admin(store, room, principal.user)
-    await manage.find(store, room, hook)
+    store = await _managed(request, principal, room, hook)
     await store.enable_webhook(hook)
     return (await manage.views(store, [await manage.find(store, room, hook)]))[0]
 
