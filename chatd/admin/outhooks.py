@@ -6,6 +6,8 @@ Nodes read webhooks from the store at every poll, so what these commands change 
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import click
 
 from chatd.admin.options import build_config, config_option, run_with_store
@@ -89,9 +91,7 @@ def webhooks_remove(config_path: str | None, hook_id: int) -> None:
     Example:
         chatd webhooks remove 3
     """
-    cfg = build_config(config_path)
-    if not run_with_store(cfg, False, lambda store: store.delete_webhook(hook_id)):
-        raise click.ClickException(f"no webhook {hook_id} (chatd webhooks list shows them)")
+    _on_webhook(config_path, hook_id, lambda store: store.delete_webhook(hook_id))
     click.echo(f"removed webhook {hook_id}")
 
 
@@ -105,7 +105,11 @@ def webhooks_enable(config_path: str | None, hook_id: int) -> None:
     Example:
         chatd webhooks enable 3
     """
-    cfg = build_config(config_path)
-    if not run_with_store(cfg, False, lambda store: store.enable_webhook(hook_id)):
-        raise click.ClickException(f"no webhook {hook_id} (chatd webhooks list shows them)")
+    _on_webhook(config_path, hook_id, lambda store: store.enable_webhook(hook_id))
     click.echo(f"webhook {hook_id} enabled: delivery goes on from where it stopped")
+
+
+def _on_webhook(config_path: str | None, hook_id: int, act: Callable[[Store], Awaitable[bool]]) -> None:
+    """Run ``act`` on the configured store; it answers whether webhook ``hook_id`` was there."""
+    if not run_with_store(build_config(config_path), False, act):
+        raise click.ClickException(f"no webhook {hook_id} (chatd webhooks list shows them)")

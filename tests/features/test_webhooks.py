@@ -165,6 +165,10 @@ def test_a_webhook_stops_at_the_bound_shows_it_everywhere_and_starts_again_when_
         assert enabled.returncode == 0, enabled.stderr
         assert seqs(receiver.wait(1)) == [1]
     eventually(lambda: hooks(server, token, "down")[0]["state"] == "active")
+    removed = run_cli("webhooks", "remove", str(made["id"]), *cfg)
+    assert removed.returncode == 0 and hooks(server, token, "down") == [], removed.stderr
+    again = run_cli("webhooks", "remove", str(made["id"]), *cfg)
+    assert again.returncode != 0 and "no webhook" in again.stderr
 
 
 def test_a_restart_mid_retry_delivers_everything_after_it_in_order(make_server: Make, store: dict) -> None:
