@@ -8,17 +8,15 @@ by name, so such a database gets 015 when this chatd opens it, and keeps what th
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 import sqlite_utils
+from store_opening import Open, opening
 
-from chatd.config import StoreConfig
 from chatd.registry import load
 from chatd.store import migrations
-from chatd.store.base import Store
-from chatd.store.sqlite import SQLiteStore
 
 SKIPPED = "015_display_names"
 
@@ -63,34 +61,10 @@ async def build_postgres(dsn: str) -> None:
         await c.close()
 
 
-Open = Callable[[], Awaitable[Store]]
-
-
 @pytest.fixture(params=[pytest.param("sqlite", marks=pytest.mark.fast), "postgres"])
-async def later_store(request: pytest.FixtureRequest, tmp_path: Path) -> Open:
-    opened: list[Store] = []
-    if request.param == "sqlite":
-        path = tmp_path / "later.db"
-        build_sqlite(path)
-
-        def make() -> Store:
-            return SQLiteStore(path)
-    else:
-        dsn = request.getfixturevalue("pg_dsn")
-        await build_postgres(dsn)
-
-        def make() -> Store:
-            return load("stores", "postgres")(StoreConfig(backend="postgres", dsn=dsn, pool_size=2))
-
-    async def open_it() -> Store:
-        store = make()
-        await store.open()
-        opened.append(store)
-        return store
-
-    yield open_it  # type: ignore[misc]
-    for store in opened:
-        await store.close()
+async def later_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Open]:
+    async with opening(request, tmp_path / "later.db", build_sqlite, build_postgres) as open_it:
+        yield open_it
 
 
 async def test_a_database_with_the_later_migrations_but_not_015_gets_it_and_keeps_their_data(

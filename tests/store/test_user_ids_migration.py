@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 import sqlite_utils
+from store_opening import Open, opening
 
-from chatd.config import StoreConfig
 from chatd.protocol.frames import Message
 from chatd.registry import load
 from chatd.store import migrations
-from chatd.store.base import EXPORT_KINDS, NewMessage, Store, UserRef
+from chatd.store.base import EXPORT_KINDS, NewMessage, UserRef
 from chatd.store.sqlite import SQLiteStore
 
 FIRST_NEW = "012_user_ids"
@@ -155,35 +155,11 @@ async def build_postgres(dsn: str) -> None:
         await c.close()
 
 
-Open = Callable[[], Awaitable[Store]]
-
-
 @pytest.fixture(params=[pytest.param("sqlite", marks=pytest.mark.fast), "postgres"])
-async def old_store(request: pytest.FixtureRequest, tmp_path: Path) -> Open:
+async def old_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Open]:
     """Builds the old database; calling the result opens it with this chatd, which migrates it."""
-    opened: list[Store] = []
-    if request.param == "sqlite":
-        path = tmp_path / "old.db"
-        build_sqlite(path)
-
-        def make() -> Store:
-            return SQLiteStore(path)
-    else:
-        dsn = request.getfixturevalue("pg_dsn")
-        await build_postgres(dsn)
-
-        def make() -> Store:
-            return load("stores", "postgres")(StoreConfig(backend="postgres", dsn=dsn, pool_size=2))
-
-    async def open_it() -> Store:
-        store = make()
-        await store.open()
-        opened.append(store)
-        return store
-
-    yield open_it  # type: ignore[misc]
-    for store in opened:
-        await store.close()
+    async with opening(request, tmp_path / "old.db", build_sqlite, build_postgres) as open_it:
+        yield open_it
 
 
 async def test_an_old_database_migrates_to_user_ids_and_keeps_working(old_store: Open) -> None:
