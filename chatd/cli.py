@@ -144,7 +144,7 @@ def users_add(
     """
     cfg = build_config(config_path)
     secret = read_password(password, password_stdin)
-    from chatd.accounts import Accounts, check_username, hash_password
+    from chatd.accounts.users import Accounts, check_username, hash_password
 
     async def add(store: Store) -> tuple[str, bool]:
         check_username(name)
@@ -174,7 +174,7 @@ def users_token(config_path: str | None, name: str) -> None:
         chatd chat --token "$(chatd users token alice)"
     """
     cfg = build_config(config_path)
-    from chatd.accounts import Accounts
+    from chatd.accounts.users import Accounts
 
     async def issue(store: Store) -> str:
         user = await store.get_user(name)

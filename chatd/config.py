@@ -41,7 +41,7 @@ class ServerConfig(_Section):
 
 
 class OidcConfig(_Section):
-    """``[auth.oidc]``: single sign-on with an OpenID Connect provider (``chatd.sso``); off while ``issuer`` is
+    """``[auth.oidc]``: single sign-on with an OpenID Connect provider (``chatd.accounts.sso``); off while ``issuer`` is
     empty."""
 
     issuer: str = ""

@@ -29,10 +29,10 @@ from granian.server.embed import Server
 from chatd import __version__
 from chatd.broker.base import BrokerUnavailable
 from chatd.config import Config, ConfigError, is_loopback, registration_mode
+from chatd.core.node import Node
 from chatd.failures import path_problem
 from chatd.gateway.app import create_app
 from chatd.gateway.ws import with_raw_websocket_io
-from chatd.node import Node
 from chatd.registry import BackendError, load
 from chatd.rlimit import raise_open_files
 from chatd.store.base import StoreRefused
@@ -87,7 +87,7 @@ def check_startup(cfg: Config) -> str | None:
 def sso_problem(cfg: Config) -> str | None:
     """Single sign-on needs the oidc extra and a readable client secret."""
     try:
-        from chatd.sso import read_client_secret
+        from chatd.accounts.sso import read_client_secret
     except ImportError as e:
         return f"[auth.oidc] needs the oidc extra ({e.name} is missing): pip install 'chatd[oidc]'"
     try:

@@ -19,7 +19,7 @@ from typing import Annotated
 
 import msgspec
 
-from chatd.cluster import (
+from chatd.core.cluster import (
     KICK_TOKEN,
     KICK_USER,
     MEMBER_ADDED,

@@ -36,10 +36,10 @@ import msgspec
 from chatd.config import StoreConfig
 from chatd.errors import ChatError, Err
 from chatd.failures import unreachable
-from chatd.mentions import mentioned
 from chatd.protocol.frames import Entry, Message
-from chatd.search import MARK_END, MARK_START, Hit, search_too_slow, searches_busy, tsquery
-from chatd.store import changes, planner
+from chatd.rules.mentions import mentioned
+from chatd.rules.search import MARK_END, MARK_START, Hit, search_too_slow, searches_busy, tsquery
+from chatd.store import planner, room_events
 from chatd.store.base import (
     EPOCH_BYTES,
     TOKEN_ID_LEN,
@@ -304,7 +304,7 @@ MIGRATIONS: list[tuple[str, str | Callable[[asyncpg.Connection], Awaitable[None]
         """,
     ),
     (
-        # Room changes are rows of messages with a kind (chatd.store.changes); see the SQLite migration of the
+        # Room changes are rows of messages with a kind (chatd.store.room_events); see the SQLite migration of the
         # same name.
         "005_room_events",
         """
@@ -431,7 +431,7 @@ MIGRATIONS: list[tuple[str, str | Callable[[asyncpg.Connection], Awaitable[None]
         """,
     ),
     (
-        # Single sign-on: which user each (issuer, subject) of an OpenID provider signed in as (chatd.sso).
+        # Single sign-on: which user each (issuer, subject) of an OpenID provider signed in as (chatd.accounts.sso).
         "018_sso_links",
         """
         CREATE TABLE sso_links (
@@ -451,7 +451,7 @@ USER_COLS = "id, name, admin, bot, created, disabled, display_name"
 # A room with its creator's current name: select ROOM_COLS FROM ROOM_FROM.
 ROOM_COLS = "r.name, r.private, r.created_by, r.created, r.last_seq, r.topic, r.dm, cu.name AS creator, r.epoch"
 ROOM_FROM = "rooms r LEFT JOIN users cu ON cu.id = r.created_by"
-ENTRIES = f"SELECT {changes.ENTRY_COLS} FROM {changes.ENTRY_FROM}"
+ENTRIES = f"SELECT {room_events.ENTRY_COLS} FROM {room_events.ENTRY_FROM}"
 NAMES_LOCK = MIGRATE_LOCK + 1  # held while a name is taken (create_user, rename_user)
 INVITE_REFUSED = "this invite code is unknown, used or expired; ask for a new one"
 
@@ -460,7 +460,7 @@ INVITE_REFUSED = "this invite code is unknown, used or expired; ask for a new on
 # the prepared statement's generic plan read the whole messages table on every append (bench/experiments/
 # pg_append_cost.py: 287 µs of PostgreSQL CPU per message in batches of 16, growing with the table; 98 µs after).
 RESENT = (
-    f"SELECT {changes.ENTRY_COLS} "
+    f"SELECT {room_events.ENTRY_COLS} "
     "FROM unnest($1::text[], $2::bigint[], $3::text[]) AS k(room, sender, client_id) "
     "CROSS JOIN LATERAL (SELECT * FROM messages WHERE room = k.room AND sender = k.sender "
     "AND client_id = k.client_id LIMIT 1) m "
@@ -476,12 +476,12 @@ QUOTED_EVENTS = (
 
 
 def _entry(r: asyncpg.Record) -> Entry:
-    return changes.entry(tuple(r))
+    return room_events.entry(tuple(r))
 
 
 async def _fill(c: asyncpg.Connection, entries: Sequence[Entry]) -> None:
-    """``changes.fill`` the entries' reactions from the store, in one query."""
-    keys = changes.reaction_keys(entries)
+    """``room_events.fill`` the entries' reactions from the store, in one query."""
+    keys = room_events.reaction_keys(entries)
     if keys:
         rows = await c.fetch(
             "SELECT r.room, r.seq, r.emoji, r.user_id, u.name FROM unnest($1::text[], $2::bigint[]) AS k(room, seq) "
@@ -489,7 +489,7 @@ async def _fill(c: asyncpg.Connection, entries: Sequence[Entry]) -> None:
             [k[0] for k in keys],
             [k[1] for k in keys],
         )
-        changes.fill(entries, [tuple(r) for r in rows])
+        room_events.fill(entries, [tuple(r) for r in rows])
 
 
 def _room(r: asyncpg.Record) -> RoomRecord:
@@ -1073,17 +1073,17 @@ class PostgresStore(Store):
         self, c: asyncpg.Connection, plan: planner.AppendPlan, m: NewMessage, step: planner.Change
     ) -> Outcome:
         """Read what ``planner.plan_change`` decides ``m`` on, and write what it says."""
-        target: changes.Target | None = None
-        if m.kind in changes.TARGETED:
+        target: room_events.Target | None = None
+        if m.kind in room_events.TARGETED:
             row = await c.fetchrow(
                 "SELECT sender, kind, deleted FROM messages WHERE room = $1 AND seq = $2 FOR UPDATE", m.room, m.target
             )
             if row is not None:
-                target = changes.Target(row["sender"], row["kind"], row["deleted"])
+                target = room_events.Target(row["sender"], row["kind"], row["deleted"])
         admin = False
         if planner.asks_admin(m, target):
             admin = bool(await c.fetchval("SELECT admin FROM users WHERE id = $1", m.sender))
-        tally: changes.Tally | None = None
+        tally: room_events.Tally | None = None
         if planner.asks_tally(m, target, admin):
             counts = await c.fetchrow(
                 "SELECT COUNT(DISTINCT emoji) AS emoji, COALESCE(bool_or(emoji = $3), false) AS present, "
@@ -1095,7 +1095,7 @@ class PostgresStore(Store):
                 m.body,
                 m.sender,
             )
-            tally = changes.Tally(counts["emoji"], counts["present"], counts["mine"], counts["again"])
+            tally = room_events.Tally(counts["emoji"], counts["present"], counts["mine"], counts["again"])
         write = planner.plan_change(m, step, target, self.reaction_limits, admin, tally)
         if isinstance(write, Outcome):
             return write
@@ -1164,13 +1164,13 @@ class PostgresStore(Store):
         their ids (``Outcome.released``)."""
         found = await c.fetchval("SELECT attachments FROM messages WHERE room = $1 AND seq = $2", room, seq)
         released = []
-        for upload_id in changes.attachment_ids(found):
+        for upload_id in room_events.attachment_ids(found):
             shown = await c.fetchval(
                 "SELECT 1 FROM messages WHERE room = $1 AND attachments IS NOT NULL AND seq <> $2 AND NOT deleted "
                 "AND strpos(attachments, $3) > 0 LIMIT 1",
                 room,
                 seq,
-                changes.attachment_needle(upload_id),
+                room_events.attachment_needle(upload_id),
             )
             if (
                 shown is None
@@ -1363,7 +1363,7 @@ class PostgresStore(Store):
 
     async def mentions(self, user: int, *, before: int | None = None, limit: int = 50) -> list[Message]:
         return await self._messages(
-            f"SELECT {changes.ENTRY_COLS} FROM mentions mn "
+            f"SELECT {room_events.ENTRY_COLS} FROM mentions mn "
             "JOIN members mb ON mb.room = mn.room AND mb.user_id = mn.user_id "
             "JOIN messages m ON m.room = mn.room AND m.seq = mn.seq JOIN users u ON u.id = m.sender "
             "WHERE mn.user_id = $1 AND ($2::bigint IS NULL OR mn.ts < $2) AND NOT m.deleted "
@@ -1520,7 +1520,7 @@ class PostgresStore(Store):
         "room": "SELECT name, private, created_by, created, last_seq, archived, purged_through, topic, dm FROM rooms "
         'ORDER BY name COLLATE "C"',
         "member": 'SELECT room, user_id AS "user", joined FROM members ORDER BY room COLLATE "C", user_id',
-        "message": f'SELECT {changes.EXPORT_COLS} FROM messages ORDER BY room COLLATE "C", seq',
+        "message": f'SELECT {room_events.EXPORT_COLS} FROM messages ORDER BY room COLLATE "C", seq',
         "reaction": 'SELECT room, seq, emoji, user_id AS "user", ts, event FROM reactions '
         'ORDER BY room COLLATE "C", seq, emoji COLLATE "C", user_id',
         "upload": 'SELECT id, owner, room, content_type, size, name, created FROM uploads ORDER BY id COLLATE "C"',

@@ -31,7 +31,9 @@ def declared_layers() -> list[tuple[str, ...]]:
     (it holds only the version). A name covers the module and everything under it, except ``chatd``, which covers
     only its own ``__init__``, so a new module must be given a layer."""
     config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-    (contract,) = (c for c in config["tool"]["importlinter"]["contracts"] if c["type"] == "layers")
+    contracts = config["tool"]["importlinter"]["contracts"]
+    # The package-wide contract; one with ``containers`` layers a package's own modules, inside one of these layers.
+    (contract,) = (c for c in contracts if c["type"] == "layers" and "containers" not in c)
     layers = [tuple(name.strip() for name in re.split(r"[:|]", layer)) for layer in reversed(contract["layers"])]
     return [("chatd",), *layers]
 

@@ -24,7 +24,7 @@ from chatd.deploy.procs import free_port  # noqa: E402
 from harness import ChatdProcess  # noqa: E402
 
 if TYPE_CHECKING:
-    from chatd.node import Node
+    from chatd.core.node import Node
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -104,7 +104,7 @@ async def node(tmp_path: Path) -> AsyncIterator[Node]:
     """A started in-process Node: memory broker, SQLite, its files in the test's ``tmp_path`` (tests/inprocess.py)."""
     from inprocess import node_config
 
-    from chatd.node import Node
+    from chatd.core.node import Node
 
     started = Node(node_config(tmp_path))
     await started.start()

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from chatd.config import BrokerConfig, Config, LimitsConfig, RetentionConfig, ServerConfig, StoreConfig, UploadsConfig
+from chatd.core.hub import Conn
 from chatd.deploy.procs import free_port
-from chatd.hub import Conn
 
 
 def node_config(tmp_path: Path, retention_days: float = 0.0, **limits: Any) -> Config:

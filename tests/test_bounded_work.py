@@ -12,12 +12,12 @@ import pytest
 
 from chatd.broker.base import BrokerEvents, Completion, IngestItem
 from chatd.config import BrokerConfig
+from chatd.core.worker import Worker
 from chatd.metrics import Metrics
 from chatd.registry import load
 from chatd.store.base import NewMessage
 from chatd.store.sqlite import SQLiteStore
 from chatd.supervisor import Supervisor
-from chatd.worker import Worker
 
 pytestmark = pytest.mark.fast  # in-process: ./scripts/test --fast runs it
 
@@ -80,7 +80,7 @@ class LoggedStore(SQLiteStore):
 
 async def test_retention_deletes_in_bounded_chunks_and_appends_go_between_them(tmp_path: Path) -> None:
     from chatd.config import RetentionConfig
-    from chatd.retention import Retention
+    from chatd.features.retention import Retention
 
     store = LoggedStore(tmp_path / "chatd.db")
     await store.open()
@@ -105,7 +105,7 @@ async def test_retention_deletes_in_bounded_chunks_and_appends_go_between_them(t
 async def test_sends_past_pending_sends_max_wait_for_an_answer(tmp_path: Path) -> None:
     from inprocess import node_config
 
-    from chatd.node import Node
+    from chatd.core.node import Node
 
     node = Node(node_config(tmp_path, pending_sends_max=2))
     await node.start()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from chatd.accounts import Accounts, token_hash
+from chatd.accounts.users import Accounts, token_hash
 from chatd.gateway.tickets import MEDIA, WS, Tickets
 from chatd.store.sqlite import SQLiteStore
 

@@ -1,4 +1,4 @@
-"""The room feed (chatd/feed.py) in-process, over a real SQLite store: order, gaps, the sweep, epochs, and the
+"""The room feed (chatd/core/feed.py) in-process, over a real SQLite store: order, gaps, the sweep, epochs, and the
 replay seam's answers. Deliveries are injected as the broker or the worker would hand them over."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from chatd.broker.base import Delivery
+from chatd.core.feed import Feeds
+from chatd.core.hub import Conn, Hub
 from chatd.errors import ChatError, Close, Err
-from chatd.feed import Feeds
-from chatd.hub import Conn, Hub
 from chatd.metrics import Metrics
 from chatd.protocol.frames import Message, encode
 from chatd.store.base import NewMessage

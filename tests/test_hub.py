@@ -7,8 +7,8 @@ import asyncio
 import pytest
 
 from chatd.broker.base import Delivery
+from chatd.core.hub import Conn, Hub, Outbox
 from chatd.errors import Close
-from chatd.hub import Conn, Hub, Outbox
 from chatd.metrics import Metrics
 
 pytestmark = pytest.mark.fast  # in-process: ./scripts/test --fast runs it

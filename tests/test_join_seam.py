@@ -12,9 +12,9 @@ import pytest
 from inprocess import sent
 
 from chatd.broker.base import Completion
+from chatd.core.hub import Conn
+from chatd.core.node import Node
 from chatd.errors import ChatError, Err
-from chatd.hub import Conn
-from chatd.node import Node
 
 pytestmark = pytest.mark.fast  # in-process: ./scripts/test --fast runs it
 

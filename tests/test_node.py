@@ -1,5 +1,5 @@
 """A Node in this process (memory broker, SQLite store): the send path through the worker, and the control events
-other nodes send it (``chatd/cluster.py``) applied to its own connections. No server process and no socket: a
+other nodes send it (``chatd/core/cluster.py``) applied to its own connections. No server process and no socket: a
 connection is the hub's ``Conn``, and what it was sent is read from its outbox."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import pytest
 from inprocess import sent
 
 from chatd.broker.base import Completion, Control
-from chatd.cluster import KICK_TOKEN, KICK_USER, TELL_USER, USER_GONE, USER_RENAMED
+from chatd.core.cluster import KICK_TOKEN, KICK_USER, TELL_USER, USER_GONE, USER_RENAMED
+from chatd.core.hub import Conn
+from chatd.core.node import Node
 from chatd.errors import ChatError, Close, Err
-from chatd.hub import Conn
-from chatd.node import Node
 from chatd.protocol.frames import Message, encode
 
 pytestmark = pytest.mark.fast  # in-process: ./scripts/test --fast runs it

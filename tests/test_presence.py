@@ -1,4 +1,4 @@
-"""Presence across nodes (``chatd/presence.py``), in process: two nodes' GossipPresence joined by a direct link
+"""Presence across nodes (``chatd/core/presence.py``), in process: two nodes' GossipPresence joined by a direct link
 instead of a broker, and one clock the tests step, so a node's silence expires without waiting."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from chatd.broker.base import Control
-from chatd.presence import GossipPresence, LocalPresence
+from chatd.core.presence import GossipPresence, LocalPresence
 from chatd.store.base import UserRef
 
 pytestmark = pytest.mark.fast  # in-process: ./scripts/test --fast runs it

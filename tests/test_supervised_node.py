@@ -15,14 +15,14 @@ from inprocess import node_config
 
 from chatd.broker.base import BrokerEvents, Completion, IngestItem
 from chatd.broker.memory import MemoryBroker
+from chatd.core.hub import Conn
+from chatd.core.node import Node
+from chatd.core.worker import Worker
 from chatd.errors import Close
-from chatd.hub import Conn
 from chatd.metrics import Metrics
-from chatd.node import Node
 from chatd.protocol.frames import Message
 from chatd.store.base import NewMessage
 from chatd.store.sqlite import SQLiteStore
-from chatd.worker import Worker
 
 pytestmark = pytest.mark.fast  # in-process: ./scripts/test --fast runs it
 
@@ -112,7 +112,7 @@ async def test_a_batch_that_fails_unexpectedly_answers_its_senders_internal_and_
     for ticket, body in enumerate(["@bob look", "two", "three"], start=1):  # queued together: one batch
         await broker.submit(IngestItem(NewMessage("r", ann, f"c{ticket}", body), "n/1", ticket))
     running = asyncio.create_task(worker.run())
-    with caplog.at_level(logging.ERROR, logger="chatd.worker"):
+    with caplog.at_level(logging.ERROR, logger="chatd.core.worker"):
         await until(lambda: len(answers) == 3)
     assert (answers[1].seq, answers[1].error) == (1, "")  # answered before the fault
     assert [answers[t].error for t in (2, 3)] == ["internal", "internal"]

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import httpx
 
-from chatd.accounts import new_token, token_hash
+from chatd.accounts.users import new_token, token_hash
 from chatd.deploy.local import NodeProcess, free_port
 from chatd.store.base import NewMessage
 from chatd.store.sqlite import SQLiteStore

@@ -1,4 +1,4 @@
-"""``chatd bots add | token | list | remove``: bot accounts and their scoped tokens (``chatd.bots``)."""
+"""``chatd bots add | token | list | remove``: bot accounts and their scoped tokens (``chatd.rules.bots``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import click
 
 from chatd.admin.options import build_config, config_option, run_with_store
 from chatd.admin.users import find_user, server_option, tell_nodes, when
-from chatd.cluster import USER_GONE
+from chatd.core.cluster import USER_GONE
 from chatd.store.base import Store, TokenRecord, UserInfo
 
 
@@ -36,8 +36,8 @@ def scope_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 async def _issue(store: Store, name: str, rooms: tuple[str, ...], actions: tuple[str, ...]) -> str:
-    from chatd.accounts import Accounts
-    from chatd.bots import make_scope
+    from chatd.accounts.users import Accounts
+    from chatd.rules.bots import make_scope
 
     bot = await store.get_user(name)
     if bot is None or not bot.bot:
@@ -60,7 +60,7 @@ def bots_add(config_path: str | None, name: str, rooms: tuple[str, ...], actions
         chatd bots add helper --room '*' --action read --action react
     """
     cfg = build_config(config_path)
-    from chatd.accounts import Accounts
+    from chatd.accounts.users import Accounts
 
     async def act(store: Store) -> str | None:
         await Accounts(store).create_bot(name)
@@ -101,7 +101,7 @@ def bots_list(config_path: str | None) -> None:
     Example:
         chatd bots list
     """
-    from chatd.bots import decode_scope
+    from chatd.rules.bots import decode_scope
 
     cfg = build_config(config_path)
 

@@ -3,7 +3,7 @@
 ``chatd users disable``, ``chatd users rename`` and ``chatd users revoke`` change the store, which new sessions and
 requests follow at once; the sockets already open, and what nodes cache, live in server processes. The CLI
 therefore posts the matching control events to one node (``POST /api/admin/control``), which applies them and
-broadcasts them to the others (``chatd.cluster``), so sockets close (or hear of a rename) wherever they are, and no
+broadcasts them to the others (``chatd.core.cluster``), so sockets close (or hear of a rename) wherever they are, and no
 node keeps a cached answer about the user.
 
 The request is signed (a key derived from the deployment's, a timestamp, a one-use id); its contract, signature and

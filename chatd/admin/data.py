@@ -6,7 +6,7 @@ server runs (WAL readers do not block the writer, and the copy includes what is 
 copies a backup back through the same API while holding the server's lock file, so no server can be using the
 database meanwhile; the database it replaces is kept next to it. A restored database is a new incarnation of every
 room's history: each room gets a new epoch, so a client that had seen past the backup (or anything written after
-it) is told to reload the room instead of resuming into a history that is not the one it saw (``chatd.feed``).
+it) is told to reload the room instead of resuming into a history that is not the one it saw (``chatd.core.feed``).
 
 An export is one JSON object per line: a header, then every user (with its id; deleted users as tombstones), token
 (its hash), room, member, message (with its seq, client_id and timestamp), reaction, upload record, read position,

@@ -1,4 +1,4 @@
-"""``chatd hooks add | list | revoke``: a room's incoming webhooks (``chatd.hooks``)."""
+"""``chatd hooks add | list | revoke``: a room's incoming webhooks (``chatd.features.hooks``)."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def hooks_add(config_path: str | None, room: str, name: str | None, base_url: st
         curl -fsS -H 'Content-Type: application/json' -d '{"text": "build 42 passed"}' "$URL"
     """
     cfg = build_config(config_path)
-    from chatd.hooks import create_hook, hook_path
+    from chatd.features.hooks import create_hook, hook_path
 
     async def act(store: Store) -> tuple[HookRecord, str]:
         return await create_hook(store, room, name, None)
@@ -79,7 +79,7 @@ def hooks_revoke(config_path: str | None, hook_id: str) -> None:
         chatd hooks revoke 3f9a0c1b2d4e5f60
     """
     cfg = build_config(config_path)
-    from chatd.hooks import revoke_hook
+    from chatd.features.hooks import revoke_hook
 
     async def act(store: Store) -> HookRecord:
         hook = await store.get_hook(hook_id)

@@ -30,7 +30,7 @@ def invites_create(config_path: str | None, count: int, days: float, created_by:
         chatd invites create --count 5 --days 2
     """
     cfg = build_config(config_path)
-    from chatd.accounts import new_invite, token_hash
+    from chatd.accounts.users import new_invite, token_hash
 
     expires = int((time.time() + days * 86400) * 1000)
 

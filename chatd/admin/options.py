@@ -100,7 +100,7 @@ def run_with_store(cfg: Config, create: bool, action: Callable[[Store], Awaitabl
 
 def read_password(password: str | None, password_stdin: bool) -> str | None:
     """The password from --password or one line of standard input, checked against the one password rule."""
-    from chatd.accounts import check_password
+    from chatd.accounts.users import check_password
     from chatd.errors import ChatError
 
     if password is not None and password_stdin:

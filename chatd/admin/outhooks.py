@@ -12,8 +12,8 @@ import click
 
 from chatd.admin.options import build_config, config_option, run_with_store
 from chatd.admin.users import when
-from chatd.outhooks import manage
-from chatd.outhooks.signing import KINDS
+from chatd.features.outhooks import manage
+from chatd.features.outhooks.signing import KINDS
 from chatd.store.base import Store
 
 

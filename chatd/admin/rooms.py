@@ -6,8 +6,8 @@ import click
 
 from chatd.admin.options import build_config, config_option, run_with_store
 from chatd.admin.users import server_option, tell_nodes, when
-from chatd.cluster import MEMBER_ADDED, MEMBER_REMOVED, ROOM_ARCHIVED, ROOM_DELETED
-from chatd.rooms import Purged, purge_room
+from chatd.core.cluster import MEMBER_ADDED, MEMBER_REMOVED, ROOM_ARCHIVED, ROOM_DELETED
+from chatd.features.rooms import Purged, purge_room
 from chatd.store.base import RoomRecord, Store
 
 
@@ -68,7 +68,7 @@ def rooms_create(config_path: str | None, name: str, owner: str, private: bool) 
         chatd rooms create staff --owner alice --private
     """
     cfg = build_config(config_path)
-    from chatd.rooms import check_room_name
+    from chatd.features.rooms import check_room_name
 
     async def act(store: Store) -> str:
         check_room_name(name)

@@ -14,8 +14,8 @@ import click
 
 from chatd.admin.control import node_url, post_events
 from chatd.admin.options import build_config, config_option, read_password, run_with_store, users
-from chatd.cluster import KICK_TOKEN, KICK_USER, USER_GONE, USER_RENAMED
 from chatd.config import Config
+from chatd.core.cluster import KICK_TOKEN, KICK_USER, USER_GONE, USER_RENAMED
 from chatd.signing import control_key, deployment_key
 from chatd.store.base import Store, TokenRecord, UserInfo
 
@@ -182,7 +182,7 @@ def users_reset_password(
         raise click.UsageError("give --password-stdin (a new password) or --token-only (no password)")
     secret = read_password(None, password_stdin)
     cfg = build_config(config_path)
-    from chatd.accounts import hash_password
+    from chatd.accounts.users import hash_password
 
     async def act(store: Store) -> tuple[str, int]:
         user = await find_user(store, name)
@@ -277,7 +277,7 @@ def users_rename(config_path: str | None, server_url: str | None, old: str, new:
         chatd users rename bob Bob --server http://10.0.0.5:8000
     """
     cfg = build_config(config_path)
-    from chatd.accounts import check_username
+    from chatd.accounts.users import check_username
 
     async def act(store: Store) -> tuple[str, int]:
         user = await find_user(store, old)

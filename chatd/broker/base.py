@@ -108,7 +108,7 @@ class Delivery(msgspec.Struct, array_like=True, frozen=True):
 class Control(msgspec.Struct, array_like=True, frozen=True):
     """A cluster-wide event every node applies: a membership change, a kick, a user-addressed frame, presence.
 
-    ``kind`` names the event (see ``chatd.cluster``); ``args`` are its string arguments; ``payload`` carries an
+    ``kind`` names the event (see ``chatd.core.cluster``); ``args`` are its string arguments; ``payload`` carries an
     encoded frame or a presence snapshot when the event has one.
     """
 

@@ -25,17 +25,17 @@ from litestar import Request, Router, delete, get, patch, post
 from litestar.di import Provide
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
-from chatd.accounts import PASSWORD_MAX, PASSWORD_MIN, hash_password, new_invite, token_hash
+from chatd.accounts.users import PASSWORD_MAX, PASSWORD_MIN, hash_password, new_invite, token_hash
 from chatd.config import registration_mode
+from chatd.core.node import Node
 from chatd.errors import ChatError, Err
+from chatd.features.uploads import delete_files
 from chatd.gateway.auth import Principal
 from chatd.gateway.openapi import SECURED, errors
 from chatd.gateway.rest import provide_principal
 from chatd.gateway.rest_accounts import DIRECTORY_PAGE, After, Limit, Query, directory_page
-from chatd.node import Node
 from chatd.protocol.frames import UserName
 from chatd.store.base import AdminRoom, UserRecord
-from chatd.uploads import delete_files
 
 
 def _admin_node(request: Request[Any, Any, Any], principal: Principal) -> Node:

@@ -16,7 +16,10 @@ from litestar.routes import HTTPRoute
 from litestar.static_files import create_static_files_router
 
 from chatd import __version__
+from chatd.accounts.throttle import AuthThrottle
+from chatd.core.node import Node
 from chatd.errors import ChatError, Err, internal_message, log_fault
+from chatd.features.uploads import StoreDisk, UploadRules
 from chatd.gateway.admin import ADMIN_STRUCTS, admin_router
 from chatd.gateway.control import control as admin_control
 from chatd.gateway.guard import request_guard
@@ -29,10 +32,7 @@ from chatd.gateway.schema_page import SchemaPage
 from chatd.gateway.slots import ConnectionSlots
 from chatd.gateway.tickets import Tickets
 from chatd.gateway.ws import ws_endpoint
-from chatd.node import Node
 from chatd.protocol.explain import explain
-from chatd.throttle import AuthThrottle
-from chatd.uploads import StoreDisk, UploadRules
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 
@@ -170,8 +170,8 @@ def create_app(node: Node) -> Litestar:
     sso = None
     if node.cfg.auth.oidc.enabled:
         # Imported only when configured: the protocol libraries come with the oidc extra (start-up checked it).
+        from chatd.accounts.sso import OidcClient
         from chatd.gateway.sso import sso_handlers
-        from chatd.sso import OidcClient
 
         sso = OidcClient(node.cfg.auth.oidc)
         handlers.append(Router(path="/api", route_handlers=sso_handlers))

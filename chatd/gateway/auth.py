@@ -8,10 +8,10 @@ from collections.abc import Mapping, Sequence
 
 import msgspec
 
-from chatd.accounts import token_hash
-from chatd.bots import Scope, require_route
+from chatd.accounts.users import token_hash
+from chatd.core.node import Node
 from chatd.gateway.tickets import WS, Tickets
-from chatd.node import Node
+from chatd.rules.bots import Scope, require_route
 from chatd.store.base import UserRecord
 
 
@@ -19,7 +19,7 @@ class Principal(msgspec.Struct, frozen=True):
     user: UserRecord
     token: str | None = None
     hashed: str | None = None  # the token's hash, when a ticket or media key stood in for the token
-    scope: Scope | None = None  # a bot token's scope (``chatd.bots``); None: the user's own rights
+    scope: Scope | None = None  # a bot token's scope (``chatd.rules.bots``); None: the user's own rights
 
     @property
     def token_hash(self) -> str | None:

@@ -7,8 +7,8 @@ from typing import Any
 
 from litestar import Request
 
+from chatd.core.node import Node
 from chatd.gateway.auth import client_ip
-from chatd.node import Node
 
 
 def node_of(request: Request[Any, Any, Any]) -> Node:

@@ -9,7 +9,7 @@ import msgspec
 from litestar import Request, post
 from litestar.status_codes import HTTP_200_OK
 
-from chatd.cluster import (
+from chatd.core.cluster import (
     KICK_TOKEN,
     KICK_USER,
     MEMBER_ADDED,
@@ -18,8 +18,8 @@ from chatd.cluster import (
     USER_GONE,
     USER_RENAMED,
 )
+from chatd.core.node import Node
 from chatd.errors import ChatError, Err
-from chatd.node import Node
 from chatd.signing import HEADER, MAX_AGE, PATH, ControlRequest, check_events, control_key, verify
 
 log = logging.getLogger("chatd.admin")

@@ -36,10 +36,10 @@ from typing import Any
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, ReceiveMessage, Scope, Send
 
+from chatd.accounts.throttle import address_key
 from chatd.config import Config
 from chatd.errors import ChatError, Err
 from chatd.gateway.auth import WRITE_METHODS, client_ip, loopback_host, origin_allowed
-from chatd.throttle import address_key
 
 EXEMPT = frozenset(("/healthz", "/readyz"))
 

@@ -1,5 +1,5 @@
-"""Incoming webhooks over HTTP (``chatd.hooks``): ``POST /hooks/{id}/{secret}`` (or ``/hooks/{id}`` with the secret
-in ``X-Chatd-Hook-Secret`` or ``Authorization: Bearer``), and the room admin's ``/api/rooms/{room}/hooks``.
+"""Incoming webhooks over HTTP (``chatd.features.hooks``): ``POST /hooks/{id}/{secret}`` (or ``/hooks/{id}`` with the
+secret in ``X-Chatd-Hook-Secret`` or ``Authorization: Bearer``), and the room admin's ``/api/rooms/{room}/hooks``.
 
 An unknown id and a wrong secret get the same ``not_found``, so nobody learns which ids exist. Order of checks: the
 declared size (before anything is read or spent), the hook and its secret (one store read), the hook's rate, the body
@@ -14,11 +14,9 @@ import msgspec
 from litestar import Request, delete, get, post
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
+from chatd.accounts.throttle import refuse
 from chatd.errors import ChatError, Err
-from chatd.gateway.auth import Principal
-from chatd.gateway.context import node_of
-from chatd.gateway.openapi import PUBLIC, SECURED, errors
-from chatd.hooks import (
+from chatd.features.hooks import (
     IDEMPOTENCY_HEADER,
     SECRET_HEADER,
     client_id_for,
@@ -29,9 +27,11 @@ from chatd.hooks import (
     revoke_hook,
     secret_matches,
 )
+from chatd.gateway.auth import Principal
+from chatd.gateway.context import node_of
+from chatd.gateway.openapi import PUBLIC, SECURED, errors
 from chatd.protocol.frames import UserName
 from chatd.protocol.limits import utf8_len_exceeds
-from chatd.throttle import refuse
 
 NO_HOOK = "no such hook (revoked, or a wrong secret)"
 

@@ -13,10 +13,10 @@ import msgspec
 from litestar import Request, get
 
 from chatd import __version__
-from chatd.accounts import PASSWORD_MIN
+from chatd.accounts.users import PASSWORD_MIN
 from chatd.config import registration_mode
+from chatd.core.node import Node
 from chatd.gateway.openapi import PUBLIC, errors
-from chatd.node import Node
 
 UPLOADS_PATH = "/api/uploads"
 

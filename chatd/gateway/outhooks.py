@@ -1,4 +1,4 @@
-"""REST routes for a room's outgoing webhooks (``chatd.outhooks``), for its creator and the server admins."""
+"""REST routes for a room's outgoing webhooks (``chatd.features.outhooks``), for its creator and the server admins."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from litestar import Request, delete, get, post
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
+from chatd.features.outhooks import manage
+from chatd.features.outhooks.signing import KINDS, URL_MAX
 from chatd.gateway.auth import Principal
 from chatd.gateway.context import node_of
 from chatd.gateway.openapi import SECURED, errors
-from chatd.outhooks import manage
-from chatd.outhooks.signing import KINDS, URL_MAX
 from chatd.protocol.frames import SEQ_MAX, WEBHOOK_URL_PATTERN
 from chatd.store.base import Store
 

@@ -15,10 +15,10 @@ from litestar.di import Provide
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
-from chatd.accounts import PASSWORD_MAX, PASSWORD_MIN
-from chatd.bots import SCOPE_ROOMS_MAX, Action, Scope, ScopeRoom, decode_scope, make_scope
+from chatd.accounts.throttle import AuthThrottle, shown
+from chatd.accounts.users import PASSWORD_MAX, PASSWORD_MIN
 from chatd.config import registration_mode
-from chatd.dms import dm_other
+from chatd.core.node import Node
 from chatd.errors import ChatError, Err
 from chatd.gateway.auth import Principal, authenticate, check_route
 from chatd.gateway.context import client_id_or_new, node_of, request_ip
@@ -29,15 +29,15 @@ from chatd.gateway.rest_accounts import ACCOUNT_STRUCTS, account_handlers
 from chatd.gateway.rest_features import FEATURE_STRUCTS, feature_handlers
 from chatd.gateway.tickets import MEDIA, WS, Tickets
 from chatd.gateway.uploads import upload_handlers
-from chatd.node import Node
 from chatd.protocol.frames import ROOM_MAX, SEQ_MAX, ClientId, Message, Room, UploadId, UserName
 from chatd.protocol.limits import utf8_len_exceeds
+from chatd.rules.bots import SCOPE_ROOMS_MAX, Action, Scope, ScopeRoom, decode_scope, make_scope
+from chatd.rules.dms import dm_other
 from chatd.store.base import RoomRecord, UserRecord
-from chatd.throttle import AuthThrottle, shown
 
 
 class Credentials(msgspec.Struct, forbid_unknown_fields=True):
-    """A registration: the password rule is the one ``chatd.accounts.check_password`` applies everywhere."""
+    """A registration: the password rule is the one ``chatd.accounts.users.check_password`` applies everywhere."""
 
     username: UserName
     password: Annotated[str, msgspec.Meta(min_length=PASSWORD_MIN, max_length=PASSWORD_MAX)]

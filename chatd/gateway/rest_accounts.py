@@ -14,14 +14,14 @@ from litestar import Request, get, patch, post
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK
 
-from chatd.accounts import PASSWORD_MAX, PASSWORD_MIN
+from chatd.accounts.throttle import AuthThrottle
+from chatd.accounts.users import PASSWORD_MAX, PASSWORD_MIN
 from chatd.errors import ChatError, Err
 from chatd.gateway.auth import Principal
 from chatd.gateway.context import node_of, request_ip
 from chatd.gateway.openapi import SECURED, errors
 from chatd.protocol.frames import DISPLAY_MAX, DISPLAY_PATTERN, USER_MAX, USER_PATTERN, DisplayName
 from chatd.store.base import Store, UserRecord
-from chatd.throttle import AuthThrottle
 
 DIRECTORY_PAGE, DIRECTORY_PAGE_MAX = 50, 200
 IDS_MAX = 200  # users looked up by id in one request

@@ -14,9 +14,10 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
+from chatd.accounts.throttle import refuse
 from chatd.config import SEARCH_OFFSET_CEILING
-from chatd.dms import open_dm
 from chatd.errors import ChatError, Err
+from chatd.features.change_requests import Change, change_of
 from chatd.gateway.auth import Principal
 from chatd.gateway.context import client_id_or_new, node_of
 from chatd.gateway.openapi import SECURED, errors
@@ -37,10 +38,9 @@ from chatd.protocol.frames import (
     UserName,
 )
 from chatd.protocol.limits import utf8_len_exceeds
-from chatd.room_changes import Change, change_of
-from chatd.search import Part, check_query, snippet_parts, terms
+from chatd.rules.dms import open_dm
+from chatd.rules.search import Part, check_query, snippet_parts, terms
 from chatd.store.base import ReadPosition
-from chatd.throttle import refuse
 
 
 class DmIn(msgspec.Struct, forbid_unknown_fields=True):

@@ -1,4 +1,4 @@
-"""The single sign-on routes (``chatd.sso`` does the protocol); present only when ``auth.oidc.issuer`` is set.
+"""The single sign-on routes (``chatd.accounts.sso`` does the protocol); present only when ``auth.oidc.issuer`` is set.
 
 - ``GET /api/auth/oidc/start``: sets the flow cookie and redirects to the provider.
 - ``GET /api/auth/oidc/callback``: the provider's redirect back. Success or failure, it answers with a redirect to
@@ -23,22 +23,22 @@ from litestar.datastructures import Cookie
 from litestar.response import Redirect
 from litestar.status_codes import HTTP_200_OK
 
+from chatd.accounts.sso import Flow, OidcClient, Signer, account_for
+from chatd.accounts.throttle import AuthThrottle
 from chatd.config import Config
 from chatd.errors import ChatError, Err
 from chatd.gateway.auth import client_ip
 from chatd.gateway.context import node_of
 from chatd.gateway.openapi import PUBLIC, errors
 from chatd.gateway.tickets import Tickets
-from chatd.sso import Flow, OidcClient, Signer, account_for
 from chatd.store.base import UserRecord
-from chatd.throttle import AuthThrottle
 
 FLOW_COOKIE = "chatd_sso_flow"
 HANDOFF_COOKIE = "chatd_sso"
 COOKIE_PATH = "/api/auth/oidc"
 HANDOFF_TTL = 60.0  # seconds the page has to pick up its token after the redirect
 PAGE = "/#sso"
-log = logging.getLogger("chatd.sso")
+log = logging.getLogger("chatd.accounts.sso")
 
 
 class Handoff(msgspec.Struct, frozen=True):

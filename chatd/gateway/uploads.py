@@ -9,8 +9,8 @@ and a picture is uploaded here first, then referenced from a message by id (``"a
   ``uploads.allowed_types`` get 415.
 - An upload belongs to its owner until it is posted in a room (at upload time with ``?room=``, or by the first
   message that references it); from then on it is served only to members of that room.
-- Quota, rate, free-space watermark and expiry of unposted uploads: see :mod:`chatd.uploads`. ``DELETE`` removes
-  an upload (its owner or an admin).
+- Quota, rate, free-space watermark and expiry of unposted uploads: see :mod:`chatd.features.uploads`. ``DELETE``
+  removes an upload (its owner or an admin).
 """
 
 from __future__ import annotations
@@ -31,14 +31,14 @@ from litestar.response import File
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from chatd.errors import ChatError, Err
+from chatd.features.uploads import UploadRules, delete_file, upload_path
 from chatd.gateway.auth import Principal, authenticate, check_route
 from chatd.gateway.openapi import SECURED, DownloadOperation, RawUploadOperation, errors
 from chatd.gateway.tickets import MEDIA
 from chatd.store.base import UploadRecord
-from chatd.uploads import UploadRules, delete_file, upload_path
 
 SNIFF_BYTES = 512
-log = logging.getLogger("chatd.uploads")
+log = logging.getLogger("chatd.features.uploads")
 _NAME_RE = re.compile(r"[^A-Za-z0-9._ -]+")
 
 

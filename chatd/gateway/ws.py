@@ -24,14 +24,15 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, Scope, WebSocketSendEvent
 from litestar.types import Send as ASGISend
 
-from chatd.bots import Scope as BotScope
-from chatd.bots import require_frame
+from chatd.accounts.throttle import refuse, shown
+from chatd.core.hub import Conn
+from chatd.core.node import Node
 from chatd.errors import ChatError, Close, Err, internal_message, log_fault
+from chatd.features.change_requests import change_of
+from chatd.features.uploads import StoreDisk
 from chatd.gateway.auth import authenticate, client_ip, loopback_host, origin_allowed
 from chatd.gateway.slots import ConnectionSlots
 from chatd.gateway.tickets import WS
-from chatd.hub import Conn
-from chatd.node import Node
 from chatd.protocol.frames import (
     CHANGE_FRAMES,
     FEATURES,
@@ -49,10 +50,9 @@ from chatd.protocol.frames import (
     encode_error,
 )
 from chatd.protocol.session import FrameLimits, FrameRejected, decode_frame
-from chatd.room_changes import change_of
+from chatd.rules.bots import Scope as BotScope
+from chatd.rules.bots import require_frame
 from chatd.store.base import UserRecord
-from chatd.throttle import refuse, shown
-from chatd.uploads import StoreDisk
 
 log = logging.getLogger("chatd.ws")
 

@@ -13,7 +13,7 @@ Contract for implementations:
     with ``error`` set to ``not_found`` or ``not_member``; membership is checked in the same transaction, so a
     member removed on one node cannot send through a stale cache on another. A message to an archived room is
     refused with ``archived``, checked the same way. A refusal does not affect the other messages of the batch.
-- Room changes (``NewMessage.kind``, see ``chatd.store.changes``) go through ``append`` too: each takes the room's
+- Room changes (``NewMessage.kind``, see ``chatd.store.room_events``) go through ``append`` too: each takes the room's
   next seq like a message, is idempotent under the same key, is refused alone when not allowed (``not_found`` for
   a missing target, ``gone`` for a deleted one, ``forbidden`` for someone else's message), and rewrites its target
   to its current state in the same transaction. A delete leaves a tombstone: the body, attachments, reactions and
@@ -26,7 +26,7 @@ Contract for implementations:
 - **Each room's stream has an epoch**: a short random id of this incarnation of its history, made when the room's
   row is created (``create_room``, ``open_dm``, an import) and never changed by ``append``. A room deleted and made
   again, or a store restored from a backup, has new epochs, so a client's position (epoch, seq) from before cannot
-  be mistaken for a position in the new history (``chatd.feed``). ``position`` reads a room's (epoch, last seq) in
+  be mistaken for a position in the new history (``chatd.core.feed``). ``position`` reads a room's (epoch, last seq) in
   one row read.
 - **A user is an immutable id; the name is an attribute.** ``create_user`` gives each user an integer ``id`` that is
   never used again, whatever happens to the user later. Everything a user owns (tokens, memberships, messages,
@@ -63,7 +63,7 @@ import msgspec
 
 from chatd.errors import Err
 from chatd.protocol.frames import Entry, Message
-from chatd.search import Hit
+from chatd.rules.search import Hit
 
 
 class StoreRefused(Exception):
@@ -157,7 +157,7 @@ class TokenRecord(msgspec.Struct, frozen=True):
     last_used: int | None
     hash: str
     name: str = ""  # the holder's current name
-    scopes: str | None = None  # a bot token's scope as JSON (``chatd.bots.Scope``); None: the user's full rights
+    scopes: str | None = None  # a bot token's scope as JSON (``chatd.rules.bots.Scope``); None: the user's full rights
 
 
 class AdminRoom(msgspec.Struct, frozen=True):
@@ -195,7 +195,7 @@ EXPORT_COLUMNS: dict[str, tuple[str, ...]] = {
     "token": ("hash", "user", "created", "last_used", "scopes"),
     "room": ("name", "private", "created_by", "created", "last_seq", "archived", "purged_through", "topic", "dm"),
     "member": ("room", "user", "joined"),
-    # A row with a ``change`` is a room change (chatd.store.changes), kept so an import replays the same stream.
+    # A row with a ``change`` is a room change (chatd.store.room_events), kept so an import replays the same stream.
     "message": (
         "room",
         "seq",
@@ -209,7 +209,7 @@ EXPORT_COLUMNS: dict[str, tuple[str, ...]] = {
         "reply_to",
         "edited",
         "deleted",
-        "via",  # the name an incoming webhook posted under (chatd.hooks); null for everything else
+        "via",  # the name an incoming webhook posted under (chatd.features.hooks); null for everything else
     ),
     # ``event``: the seq of the reaction event that added it, which orders a message's reactors.
     "reaction": ("room", "seq", "emoji", "user", "ts", "event"),
@@ -252,8 +252,8 @@ class UploadRecord(msgspec.Struct, frozen=True):
 
 
 class HookRecord(msgspec.Struct, frozen=True):
-    """An incoming webhook (``chatd.hooks``): it posts into ``room`` as its own bot user ``bot``. Only the hash of
-    its secret is stored."""
+    """An incoming webhook (``chatd.features.hooks``): it posts into ``room`` as its own bot user ``bot``. Only the
+    hash of its secret is stored."""
 
     id: str
     room: str
@@ -284,16 +284,16 @@ class NewMessage(msgspec.Struct, frozen=True, array_like=True):
     client_id: str
     body: str
     attachments: list[str] = []
-    # A room change (chatd.store.changes): "edit", "delete", "react", "unreact" or "topic"; "" for a message.
+    # A room change (chatd.store.room_events): "edit", "delete", "react", "unreact" or "topic"; "" for a message.
     # ``body`` carries the change's text (new body, emoji, topic) and ``target`` the seq of the message changed.
     kind: str = ""
     target: int = 0
     reply_to: int = 0
-    via: str = ""  # posted through an incoming webhook under this name (chatd.hooks); stored with the message
+    via: str = ""  # posted through an incoming webhook under this name (chatd.features.hooks); stored with the message
 
 
 class Webhook(msgspec.Struct, frozen=True):
-    """An outgoing webhook: a URL subscribed to a room's stream (``chatd.outhooks``), with its delivery state.
+    """An outgoing webhook: a URL subscribed to a room's stream (``chatd.features.outhooks``), with its delivery state.
 
     ``cursor`` is the last seq of the room handled (delivered, or not of a kind it subscribed to): delivery goes on
     from the stream past it, so the room's stored log is the outbox and nothing is written on the send path."""
@@ -302,7 +302,7 @@ class Webhook(msgspec.Struct, frozen=True):
     room: str
     url: str
     secret: str  # the HMAC key; shown once when made, never listed
-    events: list[str]  # the entry types it gets (``chatd.outhooks.KINDS``)
+    events: list[str]  # the entry types it gets (``chatd.features.outhooks.KINDS``)
     created_by: int | None  # a user id; None: an operator's command
     created: int  # Unix ms
     cursor: int
@@ -352,7 +352,7 @@ class Outcome(msgspec.Struct, frozen=True, array_like=True):
     error: str = ""  # an error code from chatd.errors when the message was refused
     message: str = ""
     stored: Entry | None = None  # the entry as first stored, for a duplicate; for a new change, its frame
-    mentions: list[int] = []  # ids of the members a new message names with @name (chatd.mentions)
+    mentions: list[int] = []  # ids of the members a new message names with @name (chatd.rules.mentions)
     name: str = ""  # the sender's name at the commit, for the frame of a new message
     bot: bool = False  # whether the sender is a bot, for the frame of a new message
     # Ids of the uploads a new delete released: their records went in its transaction (so they are no longer served
@@ -527,7 +527,7 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def add_token(self, token_hash: str, user: int, scopes: str | None = None) -> None:
-        """Store a token's hash for ``user``; ``scopes``: a bot token's scope (JSON, ``chatd.bots.Scope``)."""
+        """Store a token's hash for ``user``; ``scopes``: a bot token's scope (JSON, ``chatd.rules.bots.Scope``)."""
 
     @abc.abstractmethod
     async def token_scopes(self, token_hash: str) -> str | None:
@@ -695,13 +695,13 @@ class Store(abc.ABC):
     async def search(
         self, user: int, words: list[str], *, room: str | None = None, limit: int = 20, offset: int = 0
     ) -> list[Hit]:
-        """Messages containing every one of ``words`` (the last also as a prefix; see ``chatd.search``), best
+        """Messages containing every one of ``words`` (the last also as a prefix; see ``chatd.rules.search``), best
         first, from rooms ``user`` may read (public rooms, and private rooms they are a member of), optionally only
         ``room``. Never a deleted message or a change event. The index covers history stored before it existed.
 
         Bounded by ``search_limits``: at most that many run at once on a node, the others wait; one that runs past
-        the time limit is stopped and raises ``chatd.search.search_too_slow`` (``search_timeout``), and one that
-        waited that long for a slot raises ``chatd.search.searches_busy`` (``rate_limited``)."""
+        the time limit is stopped and raises ``chatd.rules.search.search_too_slow`` (``search_timeout``), and one that
+        waited that long for a slot raises ``chatd.rules.search.searches_busy`` (``rate_limited``)."""
 
     # --- operations: the admin CLI, export/import (issue 10) --------------------------------------------------
 
@@ -767,7 +767,7 @@ class Store(abc.ABC):
     async def invites(self) -> list[InviteRecord]:
         """Every invite, oldest first."""
 
-    # incoming webhooks (chatd.hooks)
+    # incoming webhooks (chatd.features.hooks)
     @abc.abstractmethod
     async def add_hook(self, hook: HookRecord) -> None:
         """Store a hook. Its room and bot user must exist (ChatError(NOT_FOUND) otherwise)."""
@@ -816,7 +816,7 @@ class Store(abc.ABC):
     async def purged_through(self, room: str) -> int:
         """The last seq of ``room`` deleted by retention (0: none): clients are told history up to it is gone."""
 
-    # --- outgoing webhooks (chatd.outhooks) ---------------------------------------------------------------------
+    # --- outgoing webhooks (chatd.features.outhooks) ------------------------------------------------------------------
     # A webhook is delivered by one node at a time: the node holding its lease (``lease_webhooks``), which lasts
     # ``lease_ms`` past the last call that renewed it. Every write a deliverer makes names it (``owner``) and
     # changes nothing when the lease is no longer its own, so a node that stalled past its lease cannot move a

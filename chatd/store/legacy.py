@@ -20,8 +20,8 @@ from typing import Any
 
 import msgspec
 
-from chatd.dms import dm_pair, dm_room
 from chatd.protocol.frames import ROOM_MAX
+from chatd.rules.dms import dm_pair, dm_room
 
 _reactions = msgspec.json.Decoder(dict[str, list[str]])
 

@@ -101,7 +101,7 @@ def m004_operations(db: sqlite_utils.Database) -> None:
 
 
 def m005_room_events(db: sqlite_utils.Database) -> None:
-    """Room changes are rows of ``messages`` with a ``kind`` (chatd.store.changes), so they share the room's seqs,
+    """Room changes are rows of ``messages`` with a ``kind`` (chatd.store.room_events), so they share the room's seqs,
     the idempotency index and the replay path; a message row keeps its current state (edited, deleted, reactions,
     the seq it replies to). ``data`` holds a change's extra result (a reaction's users)."""
     for column in (
@@ -399,7 +399,7 @@ def m012_user_ids(db: sqlite_utils.Database) -> None:
 def m011_room_epochs(db: sqlite_utils.Database) -> None:
     """Each room's stream gets an epoch: a random id of this incarnation of its history (``Store`` docstring). A
     room made again gets a new one, so does every room after ``chatd restore`` and ``chatd import``; a client that
-    resumes with a position from another epoch is told to reload instead of silently skipping (``chatd.feed``).
+    resumes with a position from another epoch is told to reload instead of silently skipping (``chatd.core.feed``).
     Existing rooms get one each here: clients that knew them before this migration have no epoch to compare."""
     db.execute("ALTER TABLE rooms ADD COLUMN epoch TEXT NOT NULL DEFAULT ''")
     db.execute(f"UPDATE rooms SET epoch = {NEW_EPOCH_SQL}")
@@ -425,9 +425,9 @@ def m015_display_names(db: sqlite_utils.Database) -> None:
 
 
 def m016_bots_hooks(db: sqlite_utils.Database) -> None:
-    """Bot accounts and incoming webhooks: a token may carry a scope (rooms and actions, ``chatd.bots``); a message
-    may say which name a webhook posted it under (``via``); a room's hooks, each posting as its own bot user, with
-    only the hash of the secret in its URL."""
+    """Bot accounts and incoming webhooks: a token may carry a scope (rooms and actions, ``chatd.rules.bots``); a
+    message may say which name a webhook posted it under (``via``); a room's hooks, each posting as its own bot
+    user, with only the hash of the secret in its URL."""
     db.execute("ALTER TABLE tokens ADD COLUMN scopes TEXT")
     db.execute("ALTER TABLE messages ADD COLUMN via TEXT")
     db.execute(
@@ -447,8 +447,8 @@ def m016_bots_hooks(db: sqlite_utils.Database) -> None:
 
 
 def m017_webhooks(db: sqlite_utils.Database) -> None:
-    """Outgoing webhooks (``chatd.outhooks``): a URL per row with its cursor in the room's stream, its failures and
-    its lease. The room's own stored log is the outbox, so nothing is added to the send path. They go with their
+    """Outgoing webhooks (``chatd.features.outhooks``): a URL per row with its cursor in the room's stream, its failures
+    and its lease. The room's own stored log is the outbox, so nothing is added to the send path. They go with their
     room (ON DELETE CASCADE)."""
     db.execute(
         """
@@ -476,7 +476,7 @@ def m017_webhooks(db: sqlite_utils.Database) -> None:
 
 
 def m018_sso_links(db: sqlite_utils.Database) -> None:
-    """Single sign-on: which user each (issuer, subject) of an OpenID provider signed in as (``chatd.sso``)."""
+    """Single sign-on: which user each (issuer, subject) of an OpenID provider signed in as (``chatd.accounts.sso``)."""
     db.execute(
         "CREATE TABLE sso_links (issuer TEXT NOT NULL, subject TEXT NOT NULL, "
         '"user" INTEGER NOT NULL REFERENCES users (id), created INTEGER NOT NULL, PRIMARY KEY (issuer, subject))'

@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 import msgspec
 
 from chatd.errors import Err
-from chatd.store import changes
+from chatd.store import room_events
 from chatd.store.base import NewMessage, Outcome, missing_room, outsider
 
 Key = tuple[str, int, str]  # an entry's idempotency key: (room, sender id, client_id)
@@ -98,7 +98,9 @@ class AppendPlan:
         row = self._written.get(key)
         if row is not None:
             bot = m.sender in f.bots
-            return Outcome(row[1], f.ts, True, stored=changes.written(row, name or "", bot), name=name or "", bot=bot)
+            return Outcome(
+                row[1], f.ts, True, stored=room_events.written(row, name or "", bot), name=name or "", bot=bot
+            )
         last = f.last.get(m.room)
         if last is None:
             return missing_room(m.room)
@@ -124,7 +126,7 @@ class AppendPlan:
         of it. ``reactors``: for a reaction, (id, name) of everyone with its emoji on the target after it;
         ``released``: for a delete, the uploads it removed (``Outcome.released``)."""
         f = self.facts
-        stored = changes.fresh(m, change.seq, change.ts, change.name, reactors)
+        stored = room_events.fresh(m, change.seq, change.ts, change.name, reactors)
         f.last[m.room] = change.seq
         f.events.add((m.room, change.seq))
         out = Outcome(change.seq, change.ts, stored=stored, name=change.name, released=list(released))
@@ -153,41 +155,41 @@ class ChangeWrite:
     topic: str | None = None  # the room's new topic
 
 
-def asks_admin(m: NewMessage, target: changes.Target | None) -> bool:
+def asks_admin(m: NewMessage, target: room_events.Target | None) -> bool:
     """Whether deciding ``m`` needs to know if its sender is an admin: only deleting another's message does."""
-    return m.kind == changes.DELETE and target is not None and target.sender != m.sender
+    return m.kind == room_events.DELETE and target is not None and target.sender != m.sender
 
 
-def asks_tally(m: NewMessage, target: changes.Target | None, admin: bool) -> bool:
+def asks_tally(m: NewMessage, target: room_events.Target | None, admin: bool) -> bool:
     """Whether deciding ``m`` needs its target's reaction ``Tally``: only adding a reaction that may be added."""
-    return m.kind == changes.REACT and changes.refusal(m, target, admin) is None
+    return m.kind == room_events.REACT and room_events.refusal(m, target, admin) is None
 
 
 def plan_change(
     m: NewMessage,
     change: Change,
-    target: changes.Target | None,
+    target: room_events.Target | None,
     limits: tuple[int, int],
     admin: bool = False,
-    tally: changes.Tally | None = None,
+    tally: room_events.Tally | None = None,
 ) -> Outcome | ChangeWrite:
     """Refuse ``m`` (an Outcome with its error) or say what it writes at ``change.seq``. ``target``: the message it
     points at, as stored now (None: none, or not a targeted kind); ``admin`` when ``asks_admin``; ``tally`` when
     ``asks_tally``; ``limits``: ``Store.reaction_limits``."""
-    refused = changes.refusal(m, target, admin)
-    if refused is None and m.kind == changes.REACT:
+    refused = room_events.refusal(m, target, admin)
+    if refused is None and m.kind == room_events.REACT:
         if tally is None:
             raise ValueError("a reaction is planned with its target's tally (asks_tally)")
-        refused = changes.reaction_refusal(tally, limits)
+        refused = room_events.reaction_refusal(tally, limits)
     if refused is not None:
         return Outcome(error=refused[0], message=refused[1])
     # A delete's own row keeps no text; an edit's keeps the new body until the target is deleted.
-    body = "" if m.kind == changes.DELETE else m.body
+    body = "" if m.kind == room_events.DELETE else m.body
     row = (m.room, change.seq, m.sender, m.client_id, body, change.ts, m.kind, m.target or None)
-    if m.kind == changes.EDIT:
+    if m.kind == room_events.EDIT:
         return ChangeWrite(row, edit=True)
-    if m.kind == changes.DELETE:
+    if m.kind == room_events.DELETE:
         return ChangeWrite(row, delete=True)
-    if m.kind in (changes.REACT, changes.UNREACT):
-        return ChangeWrite(row, react=m.kind == changes.REACT)
+    if m.kind in (room_events.REACT, room_events.UNREACT):
+        return ChangeWrite(row, react=m.kind == room_events.REACT)
     return ChangeWrite(row, topic=m.body)

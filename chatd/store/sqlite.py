@@ -29,10 +29,10 @@ import sqlite_utils
 
 from chatd.errors import ChatError, Err
 from chatd.failures import path_problem
-from chatd.mentions import mentioned
 from chatd.protocol.frames import Entry, Message
-from chatd.search import MARK_END, MARK_START, Hit, fts5_query, search_too_slow, searches_busy
-from chatd.store import changes, planner
+from chatd.rules.mentions import mentioned
+from chatd.rules.search import MARK_END, MARK_START, Hit, fts5_query, search_too_slow, searches_busy
+from chatd.store import planner, room_events
 from chatd.store.base import (
     TOKEN_ID_LEN,
     UNREAD_MAX,
@@ -93,7 +93,7 @@ _INDEX_ROOMS = 256  # rooms looked at per index transaction
 # A room with its creator's current name: select _ROOM_COLS FROM _ROOM_FROM.
 _ROOM_COLS = "r.name, r.private, r.created_by, r.created, r.last_seq, r.topic, r.dm, cu.name, r.epoch"
 _ROOM_FROM = "rooms r LEFT JOIN users cu ON cu.id = r.created_by"
-_ENTRIES = f"SELECT {changes.ENTRY_COLS} FROM {changes.ENTRY_FROM}"
+_ENTRIES = f"SELECT {room_events.ENTRY_COLS} FROM {room_events.ENTRY_FROM}"
 _LIVE_BY_NAME = "name = ? COLLATE NOCASE AND NOT deleted"  # a live user by any spelling of the name
 
 
@@ -109,21 +109,21 @@ _KEYS_CHUNK = 300  # (room, seq) pairs per reactors query
 
 
 def _reactors_sql(n: int) -> str:
-    """The reactor rows (``changes.REACTION_COLS``) of ``n`` (room, seq) pairs, oldest first."""
+    """The reactor rows (``room_events.REACTION_COLS``) of ``n`` (room, seq) pairs, oldest first."""
     return (
-        f"WITH k(room, seq) AS (VALUES {_marks(n, 2)}) SELECT {changes.REACTION_COLS} FROM k "
+        f"WITH k(room, seq) AS (VALUES {_marks(n, 2)}) SELECT {room_events.REACTION_COLS} FROM k "
         "JOIN reactions r ON r.room = k.room AND r.seq = k.seq JOIN users u ON u.id = r.user ORDER BY r.event"
     )
 
 
 def _fill_sync(conn: sqlite3.Connection, entries: Sequence[Entry]) -> None:
-    """``changes.fill`` the entries from the store, on a connection's own thread."""
-    keys = changes.reaction_keys(entries)
+    """``room_events.fill`` the entries from the store, on a connection's own thread."""
+    keys = room_events.reaction_keys(entries)
     rows: list[tuple[Any, ...]] = []
     for i in range(0, len(keys), _KEYS_CHUNK):
         chunk = keys[i : i + _KEYS_CHUNK]
         rows += conn.execute(_reactors_sql(len(chunk)), [v for key in chunk for v in key]).fetchall()
-    changes.fill(entries, rows)
+    room_events.fill(entries, rows)
 
 
 def _append_sync(conn: sqlite3.Connection, batch: Sequence[NewMessage], limits: tuple[int, int]) -> list[Outcome]:
@@ -208,10 +208,10 @@ def _facts(conn: sqlite3.Connection, batch: Sequence[NewMessage]) -> planner.Fac
     """What the plan of ``batch`` decides on, read in the append transaction."""
     keys = {(m.room, m.sender, m.client_id) for m in batch}
     stored = [
-        changes.entry(r)
+        room_events.entry(r)
         for r in conn.execute(
             f"WITH k(room, sender, client_id) AS (VALUES {_marks(len(keys), 3)}) "
-            f"SELECT {changes.ENTRY_COLS} FROM k JOIN messages m "
+            f"SELECT {room_events.ENTRY_COLS} FROM k JOIN messages m "
             "ON m.room = k.room AND m.sender = k.sender AND m.client_id = k.client_id JOIN users u ON u.id = m.sender",
             [v for key in keys for v in key],
         )
@@ -263,25 +263,25 @@ def _apply_change(
     conn: sqlite3.Connection, plan: planner.AppendPlan, m: NewMessage, step: planner.Change, limits: tuple[int, int]
 ) -> Outcome:
     """Read what ``planner.plan_change`` decides ``m`` on, and write what it says."""
-    target: changes.Target | None = None
-    if m.kind in changes.TARGETED:
+    target: room_events.Target | None = None
+    if m.kind in room_events.TARGETED:
         row = conn.execute(
             "SELECT sender, kind, deleted FROM messages WHERE room = ? AND seq = ?", (m.room, m.target)
         ).fetchone()
         if row is not None:
-            target = changes.Target(row[0], row[1], bool(row[2]))
+            target = room_events.Target(row[0], row[1], bool(row[2]))
     admin = False
     if planner.asks_admin(m, target):
         found = conn.execute("SELECT admin FROM users WHERE id = ?", (m.sender,)).fetchone()
         admin = bool(found and found[0])
-    tally: changes.Tally | None = None
+    tally: room_events.Tally | None = None
     if planner.asks_tally(m, target, admin):
         counts = conn.execute(
             "SELECT COUNT(DISTINCT emoji), COALESCE(MAX(emoji = ?), 0), COALESCE(SUM(user = ?), 0), "
             "COALESCE(MAX(emoji = ? AND user = ?), 0) FROM reactions WHERE room = ? AND seq = ?",
             (m.body, m.sender, m.body, m.sender, m.room, m.target),
         ).fetchone()
-        tally = changes.Tally(counts[0], bool(counts[1]), counts[2], bool(counts[3]))
+        tally = room_events.Tally(counts[0], bool(counts[1]), counts[2], bool(counts[3]))
     write = planner.plan_change(m, step, target, limits, admin, tally)
     if isinstance(write, Outcome):
         return write
@@ -331,11 +331,11 @@ def _release_attachments(conn: sqlite3.Connection, room: str, seq: int) -> list[
     their ids (``Outcome.released``)."""
     row = conn.execute("SELECT attachments FROM messages WHERE room = ? AND seq = ?", (room, seq)).fetchone()
     released = []
-    for upload_id in changes.attachment_ids(row[0] if row else None):
+    for upload_id in room_events.attachment_ids(row[0] if row else None):
         shown = conn.execute(
             f"SELECT 1 FROM messages INDEXED BY {ATTACHED_INDEX} WHERE room = ? AND attachments IS NOT NULL "
             "AND seq != ? AND deleted = 0 AND instr(attachments, ?) > 0 LIMIT 1",
-            (room, seq, changes.attachment_needle(upload_id)),
+            (room, seq, room_events.attachment_needle(upload_id)),
         ).fetchone()
         if shown is None and conn.execute("DELETE FROM uploads WHERE id = ? AND room = ?", (upload_id, room)).rowcount:
             released.append(upload_id)
@@ -845,7 +845,7 @@ class SQLiteStore(Store):
         """Entries (``ENTRY_COLS`` rows) with their reactions, read in one trip to the reader's thread."""
 
         def read(conn: sqlite3.Connection) -> list[Entry]:
-            entries = [changes.entry(r) for r in conn.execute(sql, params)]
+            entries = [room_events.entry(r) for r in conn.execute(sql, params)]
             _fill_sync(conn, entries)
             return entries
 
@@ -1028,7 +1028,7 @@ class SQLiteStore(Store):
 
     async def mentions(self, user: int, *, before: int | None = None, limit: int = 50) -> list[Message]:
         return await self._messages(
-            f"SELECT {changes.ENTRY_COLS} FROM mentions mn "
+            f"SELECT {room_events.ENTRY_COLS} FROM mentions mn "
             "JOIN members mb ON mb.room = mn.room AND mb.user = mn.user "
             "JOIN messages m ON m.room = mn.room AND m.seq = mn.seq JOIN users u ON u.id = m.sender "
             "WHERE mn.user = ? AND mn.ts < ? AND m.deleted = 0 ORDER BY mn.ts DESC, mn.room, mn.seq DESC LIMIT ?",
@@ -1148,7 +1148,7 @@ class SQLiteStore(Store):
         "room": "SELECT name, private, created_by, created, last_seq, archived, purged_through, topic, dm FROM rooms "
         "ORDER BY name",
         "member": "SELECT room, user, joined FROM members ORDER BY room, user",
-        "message": f"SELECT {changes.EXPORT_COLS} FROM messages ORDER BY room, seq",
+        "message": f"SELECT {room_events.EXPORT_COLS} FROM messages ORDER BY room, seq",
         "reaction": "SELECT room, seq, emoji, user, ts, event FROM reactions ORDER BY room, seq, emoji, user",
         "upload": "SELECT id, owner, room, content_type, size, name, created FROM uploads ORDER BY id",
         "read": "SELECT user, room, seq, ts FROM reads ORDER BY user, room",

@@ -1,5 +1,5 @@
-"""What a webhook receiver gets and how it checks it (chatd/outhooks/signing.py), with no I/O; and the docs' Python
-check, run against a signature chatd made."""
+"""What a webhook receiver gets and how it checks it (chatd/features/outhooks/signing.py), with no I/O; and the docs'
+Python check, run against a signature chatd made."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from chatd.errors import ChatError, Err
-from chatd.outhooks.signing import KINDS, backoff, body_of, check_events, check_url, signature, verify
+from chatd.features.outhooks.signing import KINDS, backoff, body_of, check_events, check_url, signature, verify
 from chatd.protocol.frames import Edited, Message
 from chatd.store.base import Webhook
 from harness import ROOT

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from receiver import Received, Receiver
 
-from chatd.outhooks.signing import SIGNATURE_HEADER, verify
+from chatd.features.outhooks.signing import SIGNATURE_HEADER, verify
 from harness import ChatdProcess, register, run_cli
 
 Make = Callable[..., ChatdProcess]

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 from security.conftest import bearer, new_user
 
-from chatd.dms import dm_room
+from chatd.rules.dms import dm_room
 from harness import ChatdProcess, Client
 
 

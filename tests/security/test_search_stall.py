@@ -12,7 +12,7 @@ import httpx
 import pytest
 from security.conftest import bearer, hardened, new_user
 
-from chatd.accounts import new_token, token_hash
+from chatd.accounts.users import new_token, token_hash
 from chatd.store.base import NewMessage
 from chatd.store.sqlite import SQLiteStore
 from harness import ChatdProcess

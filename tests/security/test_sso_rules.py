@@ -1,5 +1,5 @@
 """Single sign-on rules that need no provider: the names a first sign-in tries, the allowed-domains rule, and the
-signed cookies' integrity (chatd.sso). The flow itself is tested end to end in tests/web/test_sso.py."""
+signed cookies' integrity (chatd.accounts.sso). The flow itself is tested end to end in tests/web/test_sso.py."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from chatd.accounts import valid_username
+from chatd.accounts.sso import Signer, account_names, email_domain_allowed, s256
+from chatd.accounts.users import valid_username
 from chatd.protocol.frames import USER_MAX
-from chatd.sso import Signer, account_names, email_domain_allowed, s256
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ import pytest
 
 from chatd.errors import Err
 from chatd.protocol.frames import Edited, Message, TopicChanged
-from chatd.store import changes
+from chatd.store import room_events
 from chatd.store.base import NewMessage, Outcome
 from chatd.store.planner import (
     AppendPlan,
@@ -110,7 +110,7 @@ def test_a_bots_message_through_a_hook_keeps_the_name_it_came_under_and_says_it_
         (msg("old", CAROL), Err.NOT_MEMBER.code),  # a stranger learns no more than that
         (msg("dev", CAROL), Err.NOT_FOUND.code),  # nor that a private room exists
         (msg("old"), Err.ARCHIVED.code),
-        (msg("old", kind=changes.TOPIC), Err.ARCHIVED.code),
+        (msg("old", kind=room_events.TOPIC), Err.ARCHIVED.code),
         (msg(reply_to=11), Err.NOT_FOUND.code),  # past the room's end
         (msg(reply_to=-1), Err.NOT_FOUND.code),
         (msg(reply_to=7), Err.NOT_FOUND.code),  # a room event (see facts.events below)
@@ -126,7 +126,7 @@ def test_refusals_take_no_seq(m: NewMessage, code: str) -> None:
 def test_a_reply_may_quote_a_message_of_the_same_batch_but_not_a_change_of_it() -> None:
     plan = AppendPlan(facts())
     assert new(plan.step(msg(cid="m"))).outcome.seq == 11
-    edit = msg(cid="e", body="hi!", kind=changes.EDIT, target=11)
+    edit = msg(cid="e", body="hi!", kind=room_events.EDIT, target=11)
     step = plan.step(edit)
     assert step == Change(12, TS, "alice")
     plan.changed(edit, step)
@@ -147,7 +147,7 @@ def test_only_quoted_stored_entries_are_asked_about() -> None:
 
 def test_a_change_takes_its_seq_only_once_applied_and_its_key_then_repeats_as_a_duplicate() -> None:
     plan = AppendPlan(facts())
-    topic = msg(kind=changes.TOPIC, body="news")
+    topic = msg(kind=room_events.TOPIC, body="news")
     step = plan.step(topic)
     assert step == Change(11, TS, "alice")
     assert plan.last_seqs() == []  # refused (the store did not call changed): nothing moved
@@ -162,8 +162,8 @@ def test_a_change_takes_its_seq_only_once_applied_and_its_key_then_repeats_as_a_
 # --- room changes ------------------------------------------------------------------------------------------------
 
 STEP = Change(20, TS, "bob")
-MINE = changes.Target(BOB, None, False)
-HERS = changes.Target(ALICE, None, False)
+MINE = room_events.Target(BOB, None, False)
+HERS = room_events.Target(ALICE, None, False)
 
 
 def change(kind: str, body: str = "", target: int = 5) -> NewMessage:
@@ -171,62 +171,62 @@ def change(kind: str, body: str = "", target: int = 5) -> NewMessage:
 
 
 def test_an_edit_of_ones_own_message_rewrites_it() -> None:
-    write = plan_change(change(changes.EDIT, "fixed"), STEP, MINE, LIMITS)
-    assert write == ChangeWrite(("lobby", 20, BOB, "k", "fixed", TS, changes.EDIT, 5), edit=True)
+    write = plan_change(change(room_events.EDIT, "fixed"), STEP, MINE, LIMITS)
+    assert write == ChangeWrite(("lobby", 20, BOB, "k", "fixed", TS, room_events.EDIT, 5), edit=True)
 
 
 @pytest.mark.parametrize(
     ("kind", "target", "admin", "code"),
     [
-        (changes.EDIT, HERS, False, Err.FORBIDDEN.code),
-        (changes.EDIT, HERS, True, Err.FORBIDDEN.code),  # not even an admin edits another's words
-        (changes.DELETE, HERS, False, Err.FORBIDDEN.code),
-        (changes.EDIT, None, False, Err.NOT_FOUND.code),
-        (changes.UNREACT, changes.Target(BOB, changes.TOPIC, False), False, Err.NOT_FOUND.code),  # an event
-        (changes.DELETE, changes.Target(BOB, None, True), False, Err.GONE.code),
+        (room_events.EDIT, HERS, False, Err.FORBIDDEN.code),
+        (room_events.EDIT, HERS, True, Err.FORBIDDEN.code),  # not even an admin edits another's words
+        (room_events.DELETE, HERS, False, Err.FORBIDDEN.code),
+        (room_events.EDIT, None, False, Err.NOT_FOUND.code),
+        (room_events.UNREACT, room_events.Target(BOB, room_events.TOPIC, False), False, Err.NOT_FOUND.code),  # an event
+        (room_events.DELETE, room_events.Target(BOB, None, True), False, Err.GONE.code),
     ],
 )
-def test_changes_refused(kind: str, target: changes.Target | None, admin: bool, code: str) -> None:
+def test_changes_refused(kind: str, target: room_events.Target | None, admin: bool, code: str) -> None:
     out = plan_change(change(kind, "x"), STEP, target, LIMITS, admin)
     assert isinstance(out, Outcome) and out.error == code
 
 
 def test_a_delete_by_its_sender_or_an_admin_empties_the_target_and_keeps_no_text() -> None:
-    assert not asks_admin(change(changes.DELETE), MINE)
-    assert asks_admin(change(changes.DELETE), HERS)
-    assert not asks_admin(change(changes.EDIT), HERS)
+    assert not asks_admin(change(room_events.DELETE), MINE)
+    assert asks_admin(change(room_events.DELETE), HERS)
+    assert not asks_admin(change(room_events.EDIT), HERS)
     for target, admin in ((MINE, False), (HERS, True)):
-        write = plan_change(change(changes.DELETE, "ignored"), STEP, target, LIMITS, admin)
-        assert write == ChangeWrite(("lobby", 20, BOB, "k", "", TS, changes.DELETE, 5), delete=True)
+        write = plan_change(change(room_events.DELETE, "ignored"), STEP, target, LIMITS, admin)
+        assert write == ChangeWrite(("lobby", 20, BOB, "k", "", TS, room_events.DELETE, 5), delete=True)
 
 
 def test_a_reaction_is_decided_on_its_targets_tally() -> None:
-    react = change(changes.REACT, "+1")
+    react = change(room_events.REACT, "+1")
     assert asks_tally(react, HERS, False)
     assert not asks_tally(react, None, False)  # refused before counting
-    assert not asks_tally(change(changes.UNREACT, "+1"), HERS, False)
+    assert not asks_tally(change(room_events.UNREACT, "+1"), HERS, False)
     with pytest.raises(ValueError, match="tally"):
         plan_change(react, STEP, HERS, LIMITS)
-    ok = changes.Tally(emoji=1, present=False, mine=0, again=False)
+    ok = room_events.Tally(emoji=1, present=False, mine=0, again=False)
     assert plan_change(react, STEP, HERS, LIMITS, tally=ok) == ChangeWrite(
-        ("lobby", 20, BOB, "k", "+1", TS, changes.REACT, 5), react=True
+        ("lobby", 20, BOB, "k", "+1", TS, room_events.REACT, 5), react=True
     )
-    for full in (changes.Tally(3, False, 0, False), changes.Tally(1, True, 2, False)):
+    for full in (room_events.Tally(3, False, 0, False), room_events.Tally(1, True, 2, False)):
         out = plan_change(react, STEP, HERS, LIMITS, tally=full)
         assert isinstance(out, Outcome) and out.error == Err.TOO_MANY_REACTIONS.code
     # Adding one already there changes nothing, so no cap refuses it.
-    assert isinstance(plan_change(react, STEP, HERS, LIMITS, tally=changes.Tally(3, True, 2, True)), ChangeWrite)
-    assert plan_change(change(changes.UNREACT, "+1"), STEP, HERS, LIMITS) == ChangeWrite(
-        ("lobby", 20, BOB, "k", "+1", TS, changes.UNREACT, 5), react=False
+    assert isinstance(plan_change(react, STEP, HERS, LIMITS, tally=room_events.Tally(3, True, 2, True)), ChangeWrite)
+    assert plan_change(change(room_events.UNREACT, "+1"), STEP, HERS, LIMITS) == ChangeWrite(
+        ("lobby", 20, BOB, "k", "+1", TS, room_events.UNREACT, 5), react=False
     )
 
 
 def test_a_topic_sets_the_rooms_topic_and_its_frame_names_the_changer() -> None:
-    topic = change(changes.TOPIC, "", target=0)
+    topic = change(room_events.TOPIC, "", target=0)
     write = plan_change(topic, STEP, None, LIMITS)
-    assert write == ChangeWrite(("lobby", 20, BOB, "k", "", TS, changes.TOPIC, None), topic="")
+    assert write == ChangeWrite(("lobby", 20, BOB, "k", "", TS, room_events.TOPIC, None), topic="")
     plan = AppendPlan(facts())
-    edit = msg(sender=BOB, cid="e", body="new", kind=changes.EDIT, target=3)
+    edit = msg(sender=BOB, cid="e", body="new", kind=room_events.EDIT, target=3)
     step = plan.step(edit)
     assert isinstance(step, Change)
     assert plan.changed(edit, step).stored == Edited("lobby", 11, "bob", 3, "new", "e", TS, BOB)
@@ -234,7 +234,7 @@ def test_a_topic_sets_the_rooms_topic_and_its_frame_names_the_changer() -> None:
 
 def test_a_delete_answers_with_the_uploads_it_released_and_a_repeat_of_it_releases_nothing_again() -> None:
     plan = AppendPlan(facts())
-    delete = msg(cid="d", kind=changes.DELETE, target=3)
+    delete = msg(cid="d", kind=room_events.DELETE, target=3)
     step = plan.step(delete)
     assert isinstance(step, Change)
     assert plan.changed(delete, step, released=["u1"]).released == ["u1"]

@@ -391,7 +391,7 @@ async def test_a_renamed_user_keeps_everything_and_frames_show_the_new_name(make
     assert other.id != bob and not await store.is_member("board", other.id)
 
 
-# --- room changes (chatd.store.changes) ------------------------------------------------------------------------
+# --- room changes (chatd.store.room_events) ------------------------------------------------------------------------
 
 
 def change(room: str, sender: int, cid: str, kind: str, target: int = 0, body: str = "") -> NewMessage:

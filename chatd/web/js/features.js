@@ -48,7 +48,7 @@ export function applyEvent(room, f) {
   return target.seq;
 }
 
-// The server's rule (chatd/mentions.py): not after a word character or @, so ann@example.com names nobody.
+// The server's rule (chatd/rules/mentions.py): not after a word character or @, so ann@example.com names nobody.
 const MENTION = /(?<![\w@])@([A-Za-z0-9][A-Za-z0-9_.-]{0,31})/g;
 
 /** Wrap each ``@name`` in the text of ``root`` (not inside code or links) in a span; ``@you`` gets ``.me``. */

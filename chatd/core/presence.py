@@ -33,7 +33,7 @@ import msgspec
 from chatd.broker.base import Control
 from chatd.store.base import UserRef
 
-log = logging.getLogger("chatd.presence")
+log = logging.getLogger("chatd.core.presence")
 
 # (room, user id, the user's name, online)
 OnChange = Callable[[str, int, str, bool], None]

@@ -38,7 +38,7 @@ from chatd.metrics import Metrics
 from chatd.protocol.frames import Message, encode
 from chatd.store.base import NewMessage, Outcome, Store
 
-log = logging.getLogger("chatd.worker")
+log = logging.getLogger("chatd.core.worker")
 
 RETRY_MAX = 2.0  # seconds between attempts while the store is down
 

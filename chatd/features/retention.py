@@ -17,10 +17,10 @@ import logging
 import time
 
 from chatd.config import RetentionConfig
+from chatd.features.uploads import delete_uploads_before
 from chatd.store.base import PURGE_CHUNK, Store
-from chatd.uploads import delete_uploads_before
 
-log = logging.getLogger("chatd.retention")
+log = logging.getLogger("chatd.features.retention")
 
 
 class Retention:

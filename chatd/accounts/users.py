@@ -19,9 +19,9 @@ from collections.abc import Callable
 
 import msgspec
 
-from chatd.bots import ALL_ROOMS, Scope, decode_scope, encode_scope
 from chatd.errors import ChatError, Err
 from chatd.protocol.frames import USER_MAX, USER_PATTERN
+from chatd.rules.bots import ALL_ROOMS, Scope, decode_scope, encode_scope
 from chatd.store.base import Store, UserRecord
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
@@ -152,7 +152,7 @@ class Accounts:
         return await self.store.revoke_tokens(uid, keep=keep)
 
     async def issue(self, uid: int, scope: Scope | None = None) -> str:
-        """A new API token for the user with this id; ``scope``: what a bot's token may do (``chatd.bots``)."""
+        """A new API token for the user with this id; ``scope``: what a bot's token may do (``chatd.rules.bots``)."""
         token = new_token()
         await self.store.add_token(token_hash(token), uid, encode_scope(scope) if scope is not None else None)
         return token

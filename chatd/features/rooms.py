@@ -15,7 +15,7 @@ Members are user ids, never names: a renamed user keeps their rooms, and a new a
 
 Membership is checked on every send, so positive answers are cached per node, by (room, user id). The cache is only
 a fast path: the store checks membership again in the transaction that stores a send, so a member removed on
-another node is refused even before that node's ``member-`` event (``chatd.cluster``) clears the entry here. Every
+another node is refused even before that node's ``member-`` event (``chatd.core.cluster``) clears the entry here. Every
 event that can end a membership clears what it touches on every node: ``member-`` (a member removed), ``room-deleted``
 and ``room-archived`` (the room's entries), ``user-`` (a user deleted or disabled: the user's entries), and a broker
 link that comes back (everything). Joins of private rooms always ask the store.
@@ -27,13 +27,13 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from chatd.dms import refuse_dm_name
+from chatd.accounts.throttle import refuse
 from chatd.errors import ChatError, Err
+from chatd.features.uploads import delete_files
 from chatd.limiter import Limiter
 from chatd.protocol.frames import ROOM_MAX, ROOM_PATTERN
+from chatd.rules.dms import refuse_dm_name
 from chatd.store.base import RoomRecord, Store, UserRecord, UserRef
-from chatd.throttle import refuse
-from chatd.uploads import delete_files
 
 _room_re = re.compile(ROOM_PATTERN)
 _CACHE_MAX = 200_000

@@ -27,7 +27,7 @@ kind               args                       what every node does
 ``tell-all``       (payload: frame)           push the frame to every socket
 ================== ========================== ===============================================================
 
-Presence reports travel the same way (``chatd.presence``).
+Presence reports travel the same way (``chatd.core.presence``).
 
 Delivery is at most once, so nothing depends on an event alone: sends are checked against the store's
 membership in the same transaction that stores them, and a node whose link comes back re-checks every private
@@ -41,16 +41,16 @@ import logging
 from collections.abc import Callable
 
 from chatd.broker.base import Broker, Control
+from chatd.core.feed import DELETED, REMOVED, Feeds
+from chatd.core.hub import Hub
+from chatd.core.presence import KINDS as PRESENCE_KINDS
+from chatd.core.presence import Presence
 from chatd.errors import Close
-from chatd.feed import DELETED, REMOVED, Feeds
-from chatd.hub import Hub
+from chatd.features.rooms import Rooms
 from chatd.metrics import Metrics
-from chatd.presence import KINDS as PRESENCE_KINDS
-from chatd.presence import Presence
 from chatd.protocol.frames import RoomChange, UserRenamed, encode
-from chatd.rooms import Rooms
 
-log = logging.getLogger("chatd.cluster")
+log = logging.getLogger("chatd.core.cluster")
 
 MEMBER_REMOVED, MEMBER_ADDED = "member-", "member+"
 KICK_USER, KICK_TOKEN = "kick-user", "kick-token"

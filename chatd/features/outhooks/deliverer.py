@@ -26,8 +26,16 @@ import httpx
 
 from chatd import __version__
 from chatd.config import WebhooksConfig
+from chatd.features.outhooks.signing import (
+    EVENT_HEADER,
+    HOOK_HEADER,
+    SIGNATURE_HEADER,
+    backoff,
+    body_of,
+    kind_of,
+    signature,
+)
 from chatd.metrics import Metrics
-from chatd.outhooks.signing import EVENT_HEADER, HOOK_HEADER, SIGNATURE_HEADER, backoff, body_of, kind_of, signature
 from chatd.protocol.frames import Entry
 from chatd.store.base import Store, Webhook
 

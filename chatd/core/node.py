@@ -21,10 +21,12 @@ import socket
 import time
 from collections.abc import Awaitable, Callable
 
-from chatd.accounts import Accounts, check_username, token_hash
+from chatd.accounts.throttle import KeyedBuckets
+from chatd.accounts.users import Accounts, check_username, token_hash
 from chatd.broker import make_broker
 from chatd.broker.base import BrokerEvents, BrokerUnavailable, Completion, Delivery, IngestItem
-from chatd.cluster import (
+from chatd.config import Config
+from chatd.core.cluster import (
     KICK_TOKEN,
     KICK_USER,
     MEMBER_REMOVED,
@@ -36,25 +38,23 @@ from chatd.cluster import (
     USER_RENAMED,
     Cluster,
 )
-from chatd.config import Config
+from chatd.core.feed import Feeds
+from chatd.core.hub import Conn, Hub, Outbox
+from chatd.core.presence import GossipPresence, LocalPresence, Presence
+from chatd.core.worker import Worker
 from chatd.errors import ChatError, Close, Err
-from chatd.feed import Feeds
-from chatd.hub import Conn, Hub, Outbox
+from chatd.features.outhooks.deliverer import Deliverer
+from chatd.features.personal import Personal
+from chatd.features.retention import Retention
+from chatd.features.rooms import Purged, Rooms, purge_room
+from chatd.features.uploads import Sweeper, delete_files
 from chatd.metrics import Metrics
-from chatd.outhooks.deliverer import Deliverer
-from chatd.personal import Personal
-from chatd.presence import GossipPresence, LocalPresence, Presence
 from chatd.protocol.frames import PING, Ack, Left, ReadState, RoomChange, TypingNotice, encode, encode_error
 from chatd.protocol.frames import Presence as PresenceFrame
-from chatd.retention import Retention
-from chatd.rooms import Purged, Rooms, purge_room
 from chatd.store import make_store
 from chatd.store.base import NewMessage, RoomRecord, UserRecord, UserRef
-from chatd.store.changes import TOPIC
+from chatd.store.room_events import TOPIC
 from chatd.supervisor import Supervisor
-from chatd.throttle import KeyedBuckets
-from chatd.uploads import Sweeper, delete_files
-from chatd.worker import Worker
 
 log = logging.getLogger("chatd")
 
@@ -231,7 +231,7 @@ class Node:
         via: str = "",
     ) -> None:
         """Validate a send from the user with id ``user`` and queue it. ``reply`` gets its Completion once it is
-        stored (or refused). ``via``: the name an incoming webhook posts under (``chatd.hooks``)."""
+        stored (or refused). ``via``: the name an incoming webhook posts under (``chatd.features.hooks``)."""
         await self._admit(user, client_id)
         await self.rooms.require_member(room, user)
         if attachments:
@@ -250,7 +250,7 @@ class Node:
         return await self.personal.mark_read(user, room, seq, client_id)
 
     async def submit_change(self, change: NewMessage, reply: Reply) -> None:
-        """Queue a room change (edit, delete, reaction, topic: ``chatd.store.changes``) exactly like a send: the
+        """Queue a room change (edit, delete, reaction, topic: ``chatd.store.room_events``) exactly like a send: the
         same rate, membership check, ingest queue and ack after storage; the store decides whether it is allowed."""
         await self._admit(change.sender, change.client_id)
         await self.rooms.require_member(change.room, change.sender)

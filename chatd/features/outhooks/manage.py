@@ -8,8 +8,8 @@ import msgspec
 
 from chatd.config import WebhooksConfig
 from chatd.errors import ChatError, Err
-from chatd.outhooks.deliverer import refuse_address
-from chatd.outhooks.signing import check_events, check_url, new_secret
+from chatd.features.outhooks.deliverer import refuse_address
+from chatd.features.outhooks.signing import check_events, check_url, new_secret
 from chatd.store.base import Store, UserRecord, Webhook
 
 

@@ -1,14 +1,14 @@
 """Incoming webhooks: a URL that posts into one room, for CI systems and other tools that speak Slack's format.
 
-A hook is a row in the store (``Store.add_hook``) and a bot user of its own (``chatd.bots``) that is a member of the
-room. ``POST /hooks/{id}/{secret}`` (or ``/hooks/{id}`` with the secret in a header) turns the request into an
+A hook is a row in the store (``Store.add_hook``) and a bot user of its own (``chatd.rules.bots``) that is a member
+of the room. ``POST /hooks/{id}/{secret}`` (or ``/hooks/{id}`` with the secret in a header) turns the request into an
 ordinary send by that bot: the same rate limit, membership check, ingest queue and ``client_id`` idempotency as
 anyone's (``Idempotency-Key`` becomes the ``client_id``). The message records the name the request asked to be shown
 under (Slack's ``username``) as ``via``; the page shows that name and "via hook".
 
 Each request reads the hook from the store (one indexed read), so a revoked hook is refused at once on every node:
 there is no cache to invalidate. Only the SHA-256 of the secret is stored; the secret has 256 bits, so a fast hash
-is enough (as for tokens, ``chatd.accounts``).
+is enough (as for tokens, ``chatd.accounts.users``).
 
 The payload rules live here, without I/O: Slack-compatible JSON, or a form with the JSON in ``payload=``.
 """
@@ -25,7 +25,7 @@ from urllib.parse import parse_qs
 
 import msgspec
 
-from chatd.accounts import Accounts, token_hash
+from chatd.accounts.users import Accounts, token_hash
 from chatd.errors import ChatError, Err
 from chatd.protocol.frames import CLIENT_ID_MAX, USER_MAX
 from chatd.store.base import HookRecord, Store

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from chatd.features.rooms import Rooms
 from chatd.protocol.frames import Mention, Message, ReadState, encode
-from chatd.rooms import Rooms
 from chatd.store.base import ReadPosition, Store
 
 

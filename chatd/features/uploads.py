@@ -18,13 +18,13 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from chatd.accounts.throttle import refuse
 from chatd.config import UploadsConfig
 from chatd.errors import ChatError, Err
 from chatd.limiter import Limiter
 from chatd.store.base import Store
-from chatd.throttle import refuse
 
-log = logging.getLogger("chatd.uploads")
+log = logging.getLogger("chatd.features.uploads")
 
 SWEEP_BATCH = 500
 

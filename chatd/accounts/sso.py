@@ -46,7 +46,7 @@ from chatd.errors import ChatError, Err
 from chatd.protocol.frames import USER_MAX
 from chatd.store.base import Store, UserRecord
 
-log = logging.getLogger("chatd.sso")
+log = logging.getLogger("chatd.accounts.sso")
 
 CALLBACK_PATH = "/api/auth/oidc/callback"
 # Asymmetric algorithms only: HS* would make the client secret a signing key, and "none" signs nothing.

@@ -9,7 +9,7 @@ The hub keeps three things and nothing else:
 - **outboxes**: one bounded queue of encoded frames per connection, drained by that connection's writer task (in
   the gateway).
 
-Order, gap fills, the replay seam and epochs belong to the room's feed (``chatd.feed``): it calls :meth:`Hub.fan`
+Order, gap fills, the replay seam and epochs belong to the room's feed (``chatd.core.feed``): it calls :meth:`Hub.fan`
 with each stored frame of a room, in seq order, once, and :meth:`Hub.fan_ephemeral` with typing and presence.
 Nothing here awaits, so one slow socket can never hold up a delivery to the others.
 
@@ -137,7 +137,7 @@ class Sub:
 
     ``last`` is the last seq passed on to it. ``held`` is a list while it holds live frames (from
     :meth:`Hub.subscribe` until :meth:`Hub.release`); ``live`` once it was released; ``answered`` once the client
-    was sent ``joined`` for it; ``dropped`` names why it was taken away (``chatd.feed``), so a join still working
+    was sent ``joined`` for it; ``dropped`` names why it was taken away (``chatd.core.feed``), so a join still working
     on it stops.
     """
 

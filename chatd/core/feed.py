@@ -1,7 +1,7 @@
 """Room feeds: the one owner, on this node, of each followed room's stream between the store and the subscriptions.
 
 For every room at least one of this node's connections follows, :class:`Feeds` keeps a :class:`RoomFeed`: the
-room stream's epoch, the last seq passed on, and frames waiting behind a gap. The hub (``chatd.hub``) keeps the
+room stream's epoch, the last seq passed on, and frames waiting behind a gap. The hub (``chatd.core.hub``) keeps the
 connections, their subscriptions and outboxes; everything about a room's order on this node is here.
 
 Contract
@@ -60,13 +60,13 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from chatd.broker.base import Delivery
+from chatd.core.hub import Conn, Hub, Sub
 from chatd.errors import ChatError, Err, internal_message, log_fault
-from chatd.hub import Conn, Hub, Sub
 from chatd.metrics import Metrics
 from chatd.protocol.frames import Joined, Left, encode, encode_error
 from chatd.store.base import Store, StreamPosition
 
-log = logging.getLogger("chatd.feed")
+log = logging.getLogger("chatd.core.feed")
 
 REPLAY_PAGE = 200  # stream entries per store read, for replays and fills
 EARLY_MAX_BYTES = 4 * 1024 * 1024  # frames waiting behind a gap, per room

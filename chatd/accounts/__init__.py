@@ -1,0 +1,1 @@
+"""Accounts: users, passwords and tokens; single sign-on; the sign-in throttles."""

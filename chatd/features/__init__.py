@@ -1,0 +1,2 @@
+"""Chat features beside the message path: rooms and membership, per-user state, room change requests, uploads,
+retention, and the incoming and outgoing webhooks."""
