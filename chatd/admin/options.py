@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -33,6 +33,23 @@ def config_option(fn: Callable[..., Any]) -> Callable[..., Any]:
         type=click.Path(dir_okay=False),
         help=f"Config file. Default: $CHATD_CONFIG, else ./{DEFAULT_CONFIG} if present, else built-in defaults.",
     )(fn)
+
+
+def json_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--json", "as_json", is_flag=True, help="One JSON object per line instead of a table.")(fn)
+
+
+def print_listing(rows: Sequence[Any], as_json: bool, header: str, line: Callable[[Any], str]) -> None:
+    """What every ``list`` command prints: one JSON object per row (for ``jq``), or ``header`` and a line per row."""
+    if as_json:
+        import msgspec
+
+        for row in rows:
+            click.echo(msgspec.json.encode(row).decode())
+        return
+    click.echo(header)
+    for row in rows:
+        click.echo(line(row))
 
 
 def resolve_config_path(path: str | None) -> str | None:

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 
 import click
 
-from chatd.admin.options import build_config, config_option, run_with_store
+from chatd.admin.options import build_config, config_option, json_option, print_listing, run_with_store
 from chatd.admin.users import when
 from chatd.features.outhooks import manage
 from chatd.features.outhooks.signing import KINDS
@@ -25,7 +25,7 @@ def webhooks() -> None:
 @webhooks.command("list")
 @config_option
 @click.argument("room", required=False)
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per line instead of a table.")
+@json_option
 def webhooks_list(config_path: str | None, room: str | None, as_json: bool) -> None:
     """List webhooks (of ROOM, or all) with their state: active, retrying or failing, and the last error.
 
@@ -34,23 +34,19 @@ def webhooks_list(config_path: str | None, room: str | None, as_json: bool) -> N
         chatd webhooks list
         chatd webhooks list --json | jq 'select(.state == "failing")'
     """
-    import msgspec
-
     cfg = build_config(config_path)
 
     async def act(store: Store) -> list[manage.WebhookView]:
         return await manage.views(store, await store.webhooks(room))
 
-    found = run_with_store(cfg, False, act)
-    if as_json:
-        for hook in found:
-            click.echo(msgspec.json.encode(hook).decode())
-        return
-    click.echo(f"{'ID':>5} {'ROOM':<20} {'STATE':<9} {'BEHIND':>6} {'SENT':>7} {'TRIES':>5}  URL / LAST ERROR")
-    for h in found:
-        click.echo(f"{h.id:>5} {h.room:<20} {h.state:<9} {h.behind:>6} {h.delivered:>7} {h.attempts:>5}  {h.url}")
+    def line(h: manage.WebhookView) -> str:
+        text = f"{h.id:>5} {h.room:<20} {h.state:<9} {h.behind:>6} {h.delivered:>7} {h.attempts:>5}  {h.url}"
         if h.last_error:
-            click.echo(f"{'':>57}{h.last_error} (at {when(h.last_attempt)})")
+            text += f"\n{'':>57}{h.last_error} (at {when(h.last_attempt)})"
+        return text
+
+    header = f"{'ID':>5} {'ROOM':<20} {'STATE':<9} {'BEHIND':>6} {'SENT':>7} {'TRIES':>5}  URL / LAST ERROR"
+    print_listing(run_with_store(cfg, False, act), as_json, header, line)
 
 
 @webhooks.command("add")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from chatd.admin.options import build_config, config_option, run_with_store
+from chatd.admin.options import build_config, config_option, json_option, print_listing, run_with_store
 from chatd.admin.users import server_option, tell_nodes, when
 from chatd.core.cluster import MEMBER_ADDED, MEMBER_REMOVED, ROOM_ARCHIVED, ROOM_DELETED
 from chatd.features.rooms import Purged, purge_room
@@ -29,7 +29,7 @@ async def find_room(store: Store, name: str) -> RoomRecord:
 
 @rooms.command("list")
 @config_option
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per line instead of a table.")
+@json_option
 def rooms_list(config_path: str | None, as_json: bool) -> None:
     """List every room, private ones included: members, messages (last seq), archived or not.
 
@@ -38,20 +38,16 @@ def rooms_list(config_path: str | None, as_json: bool) -> None:
         chatd rooms list
         chatd rooms list --json | jq -r 'select(.archived) | .name'
     """
-    import msgspec
-
     cfg = build_config(config_path)
-    found = run_with_store(cfg, False, lambda store: store.admin_rooms())
-    if as_json:
-        for room in found:
-            click.echo(msgspec.json.encode(room).decode())
-        return
-    click.echo(f"{'NAME':<32} {'KIND':<8} {'STATE':<9} {'MEMBERS':>7} {'LAST SEQ':>9}  CREATED BY")
-    for r in found:
-        click.echo(
+    print_listing(
+        run_with_store(cfg, False, lambda store: store.admin_rooms()),
+        as_json,
+        f"{'NAME':<32} {'KIND':<8} {'STATE':<9} {'MEMBERS':>7} {'LAST SEQ':>9}  CREATED BY",
+        lambda r: (
             f"{r.name:<32} {'private' if r.private else 'public':<8} {'archived' if r.archived else 'open':<9} "
             f"{r.members:>7} {r.last_seq:>9}  {r.created_by} {when(r.created)}"
-        )
+        ),
+    )
 
 
 @rooms.command("create")

@@ -13,7 +13,15 @@ from typing import Any
 import click
 
 from chatd.admin.control import node_url, post_events
-from chatd.admin.options import build_config, config_option, read_password, run_with_store, users
+from chatd.admin.options import (
+    build_config,
+    config_option,
+    json_option,
+    print_listing,
+    read_password,
+    run_with_store,
+    users,
+)
 from chatd.config import Config
 from chatd.core.cluster import KICK_TOKEN, KICK_USER, USER_GONE, USER_RENAMED
 from chatd.signing import control_key, deployment_key
@@ -63,7 +71,7 @@ async def find_user(store: Store, name: str) -> UserInfo:
 
 @users.command("list")
 @config_option
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per line instead of a table.")
+@json_option
 def users_list(config_path: str | None, as_json: bool) -> None:
     """List every user: role, whether disabled, password or token-only, how many tokens.
 
@@ -72,21 +80,17 @@ def users_list(config_path: str | None, as_json: bool) -> None:
         chatd users list
         chatd users list --json | jq -r 'select(.disabled) | .name'
     """
-    import msgspec
-
     cfg = build_config(config_path)
-    rows = run_with_store(cfg, False, lambda store: store.user_info())
-    if as_json:
-        for row in rows:
-            click.echo(msgspec.json.encode(row).decode())
-        return
-    click.echo(f"{'ID':>6} {'NAME':<24} {'ROLE':<6} {'STATE':<9} {'SIGN-IN':<9} {'TOKENS':>6}  CREATED")
-    for u in rows:
-        role = "admin" if u.admin else "bot" if u.bot else "user"
-        click.echo(
-            f"{u.id:>6} {u.name:<24} {role:<6} {'disabled' if u.disabled else 'active':<9} "
-            f"{'password' if u.has_password else 'token':<9} {u.tokens:>6}  {when(u.created)}"
-        )
+    print_listing(
+        run_with_store(cfg, False, lambda store: store.user_info()),
+        as_json,
+        f"{'ID':>6} {'NAME':<24} {'ROLE':<6} {'STATE':<9} {'SIGN-IN':<9} {'TOKENS':>6}  CREATED",
+        lambda u: (
+            f"{u.id:>6} {u.name:<24} {'admin' if u.admin else 'bot' if u.bot else 'user':<6} "
+            f"{'disabled' if u.disabled else 'active':<9} {'password' if u.has_password else 'token':<9} "
+            f"{u.tokens:>6}  {when(u.created)}"
+        ),
+    )
 
 
 def _set_disabled(config_path: str | None, server_url: str | None, name: str, disabled: bool) -> None:
