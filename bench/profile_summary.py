@@ -21,7 +21,7 @@ ROLES: list[tuple[str, tuple[str, ...]]] = [
     ("write: writer task, pack + granian send (per packed WS message)", ("WsSession._write_loop",)),
     ("persist: Worker._process on the loop (encode, completions, publish)", ("Worker._process", "Worker._run")),
     ("read: WS receive, decode, validate, submit (per message)", ("WsSession._read_loop",)),
-    ("sqlite thread (aiosqlite)", ("_connection_worker_thread",)),
+    ("sqlite threads (store connections, spill file)", ("ConnectionThread._serve", "_connection_worker_thread")),
     ("metrics scrape / other HTTP", ("metrics (chatd", "readyz")),
 ]
 

@@ -23,7 +23,6 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import aiosqlite
 import msgspec
 import sqlite_utils
 
@@ -64,7 +63,8 @@ from chatd.store.base import (
 )
 from chatd.store.migrations import ATTACHED_INDEX, NEW_EPOCH_SQL, migrate
 from chatd.store.sqlite_pool import PoolBusy, ReadPool, ReadTimeout
-from chatd.store.sqltx import transaction
+from chatd.store.sqlite_thread import ConnectionThread
+from chatd.store.sqltx import async_transaction, transaction
 
 INVITE_REFUSED = "this invite code is unknown, used or expired; ask for a new one"
 
@@ -128,22 +128,14 @@ def _fill_sync(conn: sqlite3.Connection, entries: Sequence[Entry]) -> None:
 
 def _append_sync(conn: sqlite3.Connection, batch: Sequence[NewMessage], limits: tuple[int, int]) -> list[Outcome]:
     """One append transaction, run on the writer connection's own thread (see ``Store.append``)."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        outcomes = _append_rows(conn, batch, limits)
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-    return outcomes
+    with transaction(conn):
+        return _append_rows(conn, batch, limits)
 
 
 def _index_sync(conn: sqlite3.Connection, max_rows: int) -> bool:
     """Index for search up to about ``max_rows`` messages past the rooms' ``search_seq``, in one transaction, on
     the writer's thread. Returns whether that was everything pending when the transaction began."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(conn):
         covered = 0
         pending = conn.execute(
             f"SELECT name, search_seq, last_seq FROM rooms WHERE last_seq > search_seq LIMIT {_INDEX_ROOMS}"
@@ -164,11 +156,6 @@ def _index_sync(conn: sqlite3.Connection, max_rows: int) -> bool:
             covered += upto - done
             if covered >= max_rows:
                 break
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
     return covered < max_rows and len(pending) < _INDEX_ROOMS
 
 
@@ -414,7 +401,7 @@ class SQLiteStore(Store):
         # touch users (chatd users add) skip it.
         self.exclusive = exclusive
         self._lock_fd: int | None = None
-        self._writer: aiosqlite.Connection | None = None
+        self._writer: ConnectionThread | None = None
         self.readers = readers
         self._readers: ReadPool | None = None
         self._searchers: ReadPool | None = None
@@ -472,8 +459,8 @@ class SQLiteStore(Store):
             ) from None
         self._lock_fd = fd
 
-    async def _connect(self) -> aiosqlite.Connection:
-        conn = await aiosqlite.connect(self.path, isolation_level=None)
+    async def _connect(self) -> ConnectionThread:
+        conn = await ConnectionThread.open(self.path)
         await conn.execute("PRAGMA journal_mode=WAL")
         await conn.execute(f"PRAGMA synchronous={self.synchronous}")
         await conn.execute("PRAGMA busy_timeout=5000")
@@ -525,7 +512,7 @@ class SQLiteStore(Store):
         return st.f_bavail * st.f_frsize
 
     @property
-    def _w(self) -> aiosqlite.Connection:
+    def _w(self) -> ConnectionThread:
         assert self._writer is not None, "store is not open"
         return self._writer
 
@@ -541,8 +528,8 @@ class SQLiteStore(Store):
             return cur.rowcount
 
     async def _one(self, sql: str, params: Sequence[object] = ()) -> tuple[Any, ...] | None:
-        rows = list(await self._r.fetchall(sql, params))
-        return tuple(rows[0]) if rows else None
+        rows = await self._r.fetchall(sql, params)
+        return rows[0] if rows else None
 
     # --- users and tokens ---------------------------------------------------------------------------------------
 
@@ -558,10 +545,10 @@ class SQLiteStore(Store):
         now: int = 0,
     ) -> UserRecord:
         created = now_ms()
-        async with self._write_lock, transaction(self._w) as w:
+        async with self._write_lock, async_transaction(self._w) as w:
             # One writer: the checks and the insert below are one atomic step for every process using the file
             # (chatd users add included), so two racing creations cannot both pass either rule.
-            if invite is not None and not await w.execute_fetchall(
+            if invite is not None and not await w.fetchall(
                 "SELECT 1 FROM invites WHERE hash = ? AND used_by IS NULL AND expires > ?", (invite, now)
             ):
                 raise ChatError(Err.FORBIDDEN, INVITE_REFUSED)
@@ -574,7 +561,7 @@ class SQLiteStore(Store):
             if cur.rowcount == 0:
                 raise ChatError(Err.CONFLICT, f"user {name!r} already exists")
             uid = cur.lastrowid
-            rows = list(await w.execute_fetchall("SELECT admin FROM users WHERE id = ?", (uid,)))
+            rows = await w.fetchall("SELECT admin FROM users WHERE id = ?", (uid,))
             if invite is not None:
                 await w.execute("UPDATE invites SET used_by = ? WHERE hash = ?", (uid, invite))
         assert uid is not None
@@ -596,16 +583,14 @@ class SQLiteStore(Store):
         self, issuer: str, subject: str, names: Sequence[str], *, admin_if_none: bool = False
     ) -> UserRecord | None:
         created = now_ms()
-        async with self._write_lock, transaction(self._w) as w:
-            linked = list(
-                await w.execute_fetchall(
-                    f"SELECT {self._USER_COLS}, deleted FROM users WHERE id = "
-                    "(SELECT user FROM sso_links WHERE issuer = ? AND subject = ?)",
-                    (issuer, subject),
-                )
+        async with self._write_lock, async_transaction(self._w) as w:
+            linked = await w.fetchall(
+                f"SELECT {self._USER_COLS}, deleted FROM users WHERE id = "
+                "(SELECT user FROM sso_links WHERE issuer = ? AND subject = ?)",
+                (issuer, subject),
             )
             if linked:
-                return None if linked[0][-1] else self._user(tuple(linked[0]))  # deleted: the last column
+                return None if linked[0][-1] else self._user(linked[0])  # deleted: the last column
             for name in names:
                 cur = await w.execute(
                     "INSERT INTO users (name, password_hash, admin, bot, created) "
@@ -619,8 +604,8 @@ class SQLiteStore(Store):
                         "INSERT INTO sso_links (issuer, subject, user, created) VALUES (?, ?, ?, ?)",
                         (issuer, subject, uid, created),
                     )
-                    rows = list(await w.execute_fetchall(f"SELECT {self._USER_COLS} FROM users WHERE id = ?", (uid,)))
-                    return self._user(tuple(rows[0]))
+                    rows = await w.fetchall(f"SELECT {self._USER_COLS} FROM users WHERE id = ?", (uid,))
+                    return self._user(rows[0])
         raise ChatError(Err.CONFLICT, f"every name tried for this sign-in is taken ({', '.join(names)})")
 
     @staticmethod
@@ -647,7 +632,7 @@ class SQLiteStore(Store):
         found: list[tuple[Any, ...]] = []
         for i in range(0, len(keys), 500):
             chunk = keys[i : i + 500]
-            found += [tuple(r) for r in await self._r.fetchall(sql.format(_marks(len(chunk))), chunk)]
+            found += await self._r.fetchall(sql.format(_marks(len(chunk))), chunk)
         return found
 
     async def _pairs(self, sql: str, keys: list[Any]) -> dict[Any, Any]:
@@ -659,11 +644,11 @@ class SQLiteStore(Store):
         return row[0] if row else None
 
     async def rename_user(self, uid: int, name: str) -> str:
-        async with self._write_lock, transaction(self._w) as w:
-            rows = list(await w.execute_fetchall("SELECT name FROM users WHERE id = ? AND NOT deleted", (uid,)))
+        async with self._write_lock, async_transaction(self._w) as w:
+            rows = await w.fetchall("SELECT name FROM users WHERE id = ? AND NOT deleted", (uid,))
             if not rows:
                 raise ChatError(Err.NOT_FOUND, f"no user with id {uid}")
-            if await w.execute_fetchall(f"SELECT 1 FROM users WHERE {_LIVE_BY_NAME} AND id != ?", (name, uid)):
+            if await w.fetchall(f"SELECT 1 FROM users WHERE {_LIVE_BY_NAME} AND id != ?", (name, uid)):
                 raise ChatError(Err.CONFLICT, f"user {name!r} already exists")
             await w.execute("UPDATE users SET name = ? WHERE id = ?", (name, uid))
         return str(rows[0][0])
@@ -704,7 +689,7 @@ class SQLiteStore(Store):
             f"SELECT {self._USER_COLS} FROM users WHERE {' AND '.join(where)} ORDER BY {order} LIMIT ?",
             (*args, limit),
         )
-        return [u for r in rows if (u := self._user(tuple(r))) is not None]
+        return [u for r in rows if (u := self._user(r)) is not None]
 
     async def users_by_ids(self, ids: Sequence[int]) -> list[UserRecord]:
         rows = await self._rows_in(
@@ -738,8 +723,8 @@ class SQLiteStore(Store):
         return await self._write("DELETE FROM tokens WHERE hash = ?", (token_hash,)) > 0
 
     async def revoke_tokens(self, uid: int, *, keep: str | None = None) -> list[str]:
-        async with self._write_lock, transaction(self._w) as w:
-            rows = await w.execute_fetchall("SELECT hash FROM tokens WHERE user = ? AND hash IS NOT ?", (uid, keep))
+        async with self._write_lock, async_transaction(self._w) as w:
+            rows = await w.fetchall("SELECT hash FROM tokens WHERE user = ? AND hash IS NOT ?", (uid, keep))
             await w.execute("DELETE FROM tokens WHERE user = ? AND hash IS NOT ?", (uid, keep))
         return [r[0] for r in rows]
 
@@ -750,7 +735,7 @@ class SQLiteStore(Store):
         epoch = new_epoch()
         async with self._write_lock:
             try:
-                async with transaction(self._w) as w:
+                async with async_transaction(self._w) as w:
                     await w.execute(
                         "INSERT INTO rooms (name, private, created_by, created, last_seq, epoch) "
                         "VALUES (?, ?, ?, ?, 0, ?)",
@@ -759,9 +744,7 @@ class SQLiteStore(Store):
                     await w.execute(
                         "INSERT INTO members (room, user, joined) VALUES (?, ?, ?)", (name, created_by, created)
                     )
-                    rows = list(
-                        await w.execute_fetchall(f"SELECT {_ROOM_COLS} FROM {_ROOM_FROM} WHERE r.name = ?", (name,))
-                    )
+                    rows = await w.fetchall(f"SELECT {_ROOM_COLS} FROM {_ROOM_FROM} WHERE r.name = ?", (name,))
             except sqlite3.IntegrityError:
                 raise ChatError(Err.CONFLICT, f"room {name!r} already exists") from None
         return _room(rows[0])
@@ -793,7 +776,7 @@ class SQLiteStore(Store):
                 raise ChatError(Err.NOT_FOUND, f"no room {room!r}") from None
             if cur.rowcount > 0:
                 return True
-            if not await self._w.execute_fetchall("SELECT 1 FROM users WHERE id = ? AND NOT deleted", (user,)):
+            if not await self._w.fetchall("SELECT 1 FROM users WHERE id = ? AND NOT deleted", (user,)):
                 raise ChatError(Err.NOT_FOUND, f"no user with id {user}")
             return False
 
@@ -819,7 +802,7 @@ class SQLiteStore(Store):
         async with self._write_lock:
             # The whole transaction is one call on the writer's thread: one hand-off per batch instead of one per
             # statement (each hand-off is a queue put, a thread wake-up and a future back on the loop).
-            outcomes: list[Outcome] = await self._w._execute(_append_sync, self._w._conn, batch, self.reaction_limits)
+            outcomes: list[Outcome] = await self._w.run(_append_sync, batch, self.reaction_limits)
         self._unindexed += len(batch)
         if self._unindexed >= INDEX_AFTER and (self._indexing is None or self._indexing.done()):
             self._indexing = asyncio.create_task(self._index_pending(), name="chatd-search-index")
@@ -837,7 +820,7 @@ class SQLiteStore(Store):
             async with self._write_lock:
                 if self._writer is None:
                     return
-                exhausted = await self._w._execute(_index_sync, self._w._conn, INDEX_CHUNK)
+                exhausted = await self._w.run(_index_sync, INDEX_CHUNK)
             if exhausted:
                 return
 
@@ -894,10 +877,10 @@ class SQLiteStore(Store):
     # --- removal ------------------------------------------------------------------------------------------------
 
     async def delete_room(self, name: str) -> list[str] | None:
-        async with self._write_lock, transaction(self._w) as w:
-            if not list(await w.execute_fetchall("SELECT 1 FROM rooms WHERE name = ?", (name,))):
+        async with self._write_lock, async_transaction(self._w) as w:
+            if not await w.fetchall("SELECT 1 FROM rooms WHERE name = ?", (name,)):
                 return None
-            ids = [r[0] for r in await w.execute_fetchall("SELECT id FROM uploads WHERE room = ?", (name,))]
+            ids = [r[0] for r in await w.fetchall("SELECT id FROM uploads WHERE room = ?", (name,))]
             # Members first: they refer to the room (foreign keys are on).
             for sql in (
                 "members WHERE room",
@@ -913,10 +896,10 @@ class SQLiteStore(Store):
         return ids
 
     async def delete_user(self, uid: int) -> list[str] | None:
-        async with self._write_lock, transaction(self._w) as w:
-            if not list(await w.execute_fetchall("SELECT 1 FROM users WHERE id = ? AND NOT deleted", (uid,))):
+        async with self._write_lock, async_transaction(self._w) as w:
+            if not await w.fetchall("SELECT 1 FROM users WHERE id = ? AND NOT deleted", (uid,)):
                 return None
-            ids = [r[0] for r in await w.execute_fetchall("SELECT id FROM uploads WHERE owner = ?", (uid,))]
+            ids = [r[0] for r in await w.fetchall("SELECT id FROM uploads WHERE owner = ?", (uid,))]
             for sql in (
                 "tokens WHERE user",
                 "members WHERE user",
@@ -975,7 +958,7 @@ class SQLiteStore(Store):
             "ORDER BY created LIMIT ?",
             (unposted_only, created_before, limit),
         )
-        return [UploadRecord(*tuple(r)) for r in rows]
+        return [UploadRecord(*r) for r in rows]
 
     async def attach_uploads(self, ids: Sequence[str], owner: int, room: str) -> list[str]:
         bound = []
@@ -1006,9 +989,7 @@ class SQLiteStore(Store):
                 "ON CONFLICT (user, room) DO UPDATE SET seq = max(seq, excluded.seq), ts = excluded.ts",
                 (user, seq, now_ms(), room),
             )
-            rows = list(
-                await self._w.execute_fetchall("SELECT seq FROM reads WHERE user = ? AND room = ?", (user, room))
-            )
+            rows = await self._w.fetchall("SELECT seq FROM reads WHERE user = ? AND room = ?", (user, room))
         return rows[0][0] if rows else 0
 
     async def read_positions(self, user: int, room: str | None = None) -> list[ReadPosition]:
@@ -1039,14 +1020,14 @@ class SQLiteStore(Store):
 
     async def open_dm(self, name: str, a: int, b: int) -> tuple[RoomRecord, bool]:
         created = now_ms()
-        async with self._write_lock, transaction(self._w) as w:
+        async with self._write_lock, async_transaction(self._w) as w:
             cur = await w.execute(
                 "INSERT OR IGNORE INTO rooms (name, private, created_by, created, last_seq, dm, epoch) "
                 "VALUES (?, 1, ?, ?, 0, 1, ?)",
                 (name, a, created, new_epoch()),
             )
             made = cur.rowcount > 0
-            rows = list(await w.execute_fetchall(f"SELECT {_ROOM_COLS} FROM {_ROOM_FROM} WHERE r.name = ?", (name,)))
+            rows = await w.fetchall(f"SELECT {_ROOM_COLS} FROM {_ROOM_FROM} WHERE r.name = ?", (name,))
             record = _room(rows[0])
             if not record.dm:
                 raise ChatError(Err.CONFLICT, f"{name!r} is a room, not a direct conversation")
@@ -1162,25 +1143,20 @@ class SQLiteStore(Store):
     @contextlib.asynccontextmanager
     async def snapshot(self) -> AsyncIterator[None]:
         # WAL: a read transaction sees one commit's state for its whole length; this task's reads use its connection.
-        async with self._r.pinned() as conn:
-            await conn.execute("BEGIN")
-            try:
-                yield
-            finally:
-                await conn.execute("COMMIT")
+        async with self._r.pinned() as conn, async_transaction(conn, "DEFERRED"):
+            yield
 
     async def export_rows(self, kind: str) -> AsyncIterator[dict[str, Any]]:
-        async with self._r.connection() as conn, conn.execute(self._EXPORT_SQL[kind]) as cur:
-            cols = [d[0] for d in cur.description]
-            async for row in cur:
-                yield export_row(kind, dict(zip(cols, row, strict=True)), self._BOOLS)
+        async with self._r.connection() as conn:
+            async for row in conn.dicts(self._EXPORT_SQL[kind]):
+                yield export_row(kind, row, self._BOOLS)
 
     async def import_rows(self, kind: str, rows: Sequence[dict[str, Any]]) -> None:
         if not rows:
             return
         cols = check_import(kind, rows)
         values = [tuple(import_value(c, row[c], sqlite=True) for c in cols) for row in rows]
-        async with self._write_lock, transaction(self._w) as w:
+        async with self._write_lock, async_transaction(self._w) as w:
             names = ", ".join("kind" if c == "change" else c for c in cols)
             await w.executemany(f"INSERT INTO {kind}s ({names}) VALUES ({_marks(len(cols))})", values)
             if kind == "user":
@@ -1243,8 +1219,8 @@ class SQLiteStore(Store):
         return {r[0]: r[1] for r in rows}
 
     async def purge_prefix(self, room: str, through: int, limit: int) -> tuple[int, int]:
-        async with self._write_lock, transaction(self._w) as w:
-            rows = list(await w.execute_fetchall("SELECT purged_through FROM rooms WHERE name = ?", (room,)))
+        async with self._write_lock, async_transaction(self._w) as w:
+            rows = await w.fetchall("SELECT purged_through FROM rooms WHERE name = ?", (room,))
             if not rows or rows[0][0] >= through:
                 return 0, rows[0][0] if rows else through
             done = rows[0][0]
@@ -1265,11 +1241,11 @@ class SQLiteStore(Store):
     async def add_webhook(
         self, room: str, url: str, secret: str, events: Sequence[str], created_by: int | None, per_room_max: int = 0
     ) -> Webhook:
-        async with self._write_lock, transaction(self._w) as w:
-            found = list(await w.execute_fetchall("SELECT last_seq FROM rooms WHERE name = ?", (room,)))
+        async with self._write_lock, async_transaction(self._w) as w:
+            found = await w.fetchall("SELECT last_seq FROM rooms WHERE name = ?", (room,))
             if not found:
                 raise ChatError(Err.NOT_FOUND, f"no room {room!r}")
-            count = list(await w.execute_fetchall("SELECT count(*) FROM webhooks WHERE room = ?", (room,)))[0][0]
+            count = (await w.fetchall("SELECT count(*) FROM webhooks WHERE room = ?", (room,)))[0][0]
             if per_room_max and count >= per_room_max:
                 raise ChatError(Err.CONFLICT, f"{room!r} has {count} webhooks already (webhooks.per_room_max)")
             cur = await w.execute(
@@ -1285,7 +1261,7 @@ class SQLiteStore(Store):
     async def webhooks(self, room: str | None = None) -> list[Webhook]:
         where, params = ("WHERE w.room = ?", (room,)) if room is not None else ("", ())
         rows = await self._r.fetchall(f"{WEBHOOKS_SQL} {where} ORDER BY w.id", params)
-        return [webhook_of(tuple(r)) for r in rows]
+        return [webhook_of(r) for r in rows]
 
     async def get_webhook(self, hook: int) -> Webhook | None:
         row = await self._one(f"{WEBHOOKS_SQL} WHERE w.id = ?", (hook,))
@@ -1311,10 +1287,10 @@ class SQLiteStore(Store):
         )
         params = (now, now, owner, *busy, limit)
         # Every node polls this each webhooks.poll_interval: the reader answers "nothing to do" without the writer.
-        if not list(await self._r.fetchall(due, params)):
+        if not await self._r.fetchall(due, params):
             return []
-        async with self._write_lock, transaction(self._w) as w:
-            rows = await w.execute_fetchall(due, params)
+        async with self._write_lock, async_transaction(self._w) as w:
+            rows = await w.fetchall(due, params)
             ids = [r[0] for r in rows]
             if not ids:
                 return []
@@ -1322,11 +1298,11 @@ class SQLiteStore(Store):
                 f"UPDATE webhooks SET lease_owner = ?, lease_until = ? WHERE id IN ({_marks(len(ids))})",
                 (owner, now + lease_ms, *ids),
             )
-            found = await w.execute_fetchall(
+            found = await w.fetchall(
                 f"{WEBHOOKS_SQL} WHERE w.id IN ({_marks(len(ids))}) ORDER BY w.next_attempt, w.id",
                 ids,
             )
-        return [webhook_of(tuple(r)) for r in found]
+        return [webhook_of(r) for r in found]
 
     async def webhook_delivered(self, hook: int, owner: str, cursor: int, delivered: int, lease_ms: int) -> bool:
         now = now_ms()
@@ -1342,7 +1318,7 @@ class SQLiteStore(Store):
 
     async def webhook_failed(self, hook: int, owner: str, error: str, retry_ms: int, max_attempts: int) -> int:
         now = now_ms()
-        async with self._write_lock, transaction(self._w) as w:
+        async with self._write_lock, async_transaction(self._w) as w:
             cur = await w.execute(
                 "UPDATE webhooks SET attempts = attempts + 1, last_error = ?, last_attempt = ?, next_attempt = ?, "
                 "failing = (attempts + 1 >= ?), lease_owner = '', lease_until = 0 WHERE id = ? AND lease_owner = ?",
@@ -1350,7 +1326,7 @@ class SQLiteStore(Store):
             )
             if not cur.rowcount:
                 return 0
-            rows = list(await w.execute_fetchall("SELECT attempts FROM webhooks WHERE id = ?", (hook,)))
+            rows = await w.fetchall("SELECT attempts FROM webhooks WHERE id = ?", (hook,))
         return int(rows[0][0])
 
     async def release_webhook(self, hook: int, owner: str) -> None:

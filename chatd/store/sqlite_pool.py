@@ -4,9 +4,9 @@ WAL lets any number of readers run beside the writer, each seeing the last commi
 read queue behind the slowest one (a deep search held a token check for seconds, issue 20), so reads take a
 connection of their own from a pool:
 
-- ``ReadPool(size)``: ``size`` connections (each with its own thread: ``sqlite3`` lets go of the GIL while a query
-  runs, so they do run side by side). A caller waits for a free one in arrival order; the wait is bounded by the
-  number of callers, never by a queue of statements.
+- ``ReadPool(size)``: ``size`` connections, each on its own thread (``chatd.store.sqlite_thread``: ``sqlite3``
+  lets go of the GIL while a query runs, so they do run side by side). A caller waits for a free one in arrival
+  order; the wait is bounded by the number of callers, never by a queue of statements.
 - The store keeps two pools: one for ordinary reads (token checks, history, room lists) and one for searches, so
   a burst of searches waits for search connections and never for the ones authentication needs.
 
@@ -20,15 +20,15 @@ import contextlib
 import contextvars
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any, TypeVar, cast
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
-import aiosqlite
+from chatd.store.sqlite_thread import ConnectionThread
 
 T = TypeVar("T")
 
 # A connection this task holds for a consistent read (``SQLiteStore.snapshot``): its reads use that one.
-_pinned: contextvars.ContextVar[aiosqlite.Connection | None] = contextvars.ContextVar("chatd_sqlite_pinned")
+_pinned: contextvars.ContextVar[ConnectionThread | None] = contextvars.ContextVar("chatd_sqlite_pinned")
 
 
 class ReadTimeout(Exception):
@@ -42,15 +42,15 @@ class PoolBusy(Exception):
 class ReadPool:
     """``size`` read-only connections to one database file (see the module docstring)."""
 
-    def __init__(self, connections: Sequence[aiosqlite.Connection]) -> None:
+    def __init__(self, connections: Sequence[ConnectionThread]) -> None:
         self._all = list(connections)
-        self._idle: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
+        self._idle: asyncio.Queue[ConnectionThread] = asyncio.Queue()
         for conn in self._all:
             self._idle.put_nowait(conn)
 
     @classmethod
-    async def open(cls, size: int, connect: Callable[[], Any]) -> ReadPool:
-        conns: list[aiosqlite.Connection] = []
+    async def open(cls, size: int, connect: Callable[[], Awaitable[ConnectionThread]]) -> ReadPool:
+        conns: list[ConnectionThread] = []
         try:
             for _ in range(size):
                 conn = await connect()
@@ -76,7 +76,7 @@ class ReadPool:
         self._all.clear()
 
     @contextlib.asynccontextmanager
-    async def connection(self, wait: float | None = None) -> AsyncIterator[aiosqlite.Connection]:
+    async def connection(self, wait: float | None = None) -> AsyncIterator[ConnectionThread]:
         """A connection for this task alone until the block ends; ``wait``: at most so many seconds for one to come
         free (PoolBusy past that)."""
         pinned = _pinned.get(None)
@@ -93,7 +93,7 @@ class ReadPool:
             self._idle.put_nowait(conn)
 
     @contextlib.asynccontextmanager
-    async def pinned(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def pinned(self) -> AsyncIterator[ConnectionThread]:
         """Hold one connection for this task's reads until the block ends (for a read transaction)."""
         async with self.connection() as conn:
             token = _pinned.set(conn)
@@ -102,17 +102,17 @@ class ReadPool:
             finally:
                 _pinned.reset(token)
 
-    async def fetchall(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
+    async def fetchall(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
         async with self.connection() as conn:
-            return list(await conn.execute_fetchall(sql, params))
+            return await conn.fetchall(sql, params)
 
     async def run(self, fn: Callable[[sqlite3.Connection], T], *, timeout: float = 0.0, wait: float | None = None) -> T:
         """``fn(conn)`` on a free connection's own thread, in one hand-off. ``timeout`` > 0: SQLite interrupts it
         after that many seconds and ReadTimeout is raised; ``wait``: see :meth:`connection`."""
         async with self.connection(wait) as conn:
             if timeout <= 0:
-                return cast(T, await conn._execute(fn, conn._conn))
-            return cast(T, await conn._execute(_bounded, conn._conn, fn, timeout))
+                return await conn.run(fn)
+            return await conn.run(_bounded, fn, timeout)
 
 
 # SQLite calls the progress handler every this many virtual-machine steps: often enough that a query stops within

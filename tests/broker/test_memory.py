@@ -72,7 +72,7 @@ async def test_the_broker_is_not_ready_while_spill_appends_fail(tmp_path: Path) 
     await broker.start(BrokerEvents(lambda d: None, lambda c: None))
     conn = broker._spill._conn
     assert conn is not None
-    pages = list(await conn.execute_fetchall("PRAGMA page_count"))[0][0]
+    pages = (await conn.fetchall("PRAGMA page_count"))[0][0]
     await conn.execute(f"PRAGMA max_page_count = {pages + 1}")
     await broker.submit(item(0))  # in memory
     await broker.submit(IngestItem(NewMessage("r", 1, "big", "x" * 60_000), "node", 1))  # to the spill: fails
