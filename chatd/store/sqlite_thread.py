@@ -7,7 +7,7 @@ statements it runs; ``execute``, ``fetchall`` and friends are the one-statement 
 
 Every store connection and the spill file use this instead of aiosqlite: aiosqlite offers no public way to run a
 function on its thread (only its private ``_execute``), and one hand-off per statement instead of per batch cost
-the append path (see the commit that brought this in for the measurement).
+the append path (BENCHMARKS.md, "The SQLite connection threads").
 
 A function handed over always runs, in the order it was handed over, even if the task that awaits it is
 cancelled: a ``BEGIN`` is always followed by the ``COMMIT`` or ``ROLLBACK`` queued after it, and nothing half-done
