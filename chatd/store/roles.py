@@ -5,8 +5,9 @@ role (or the few roles) it uses, so a reader of the append path sees ``MessageSt
 whole store, and a new backend can be written and tested one role at a time.
 
 The roles are ``typing.Protocol`` classes, not ABCs, for the callers: one that needs two roles names them as one
-small protocol of its own (``class FeedStore(MessageStore, RoomStore, Protocol)``), which every ``Store`` matches
-without having to list it as a base, and a test can hand over a double with only those methods. Backends still
+small protocol of its own (``chatd.feed.FeedStore``: ``MessageStore``, ``RoomStore`` and ``Lifecycle``), which
+every ``Store`` matches without having to list it as a base, and a test can hand over a double with only those
+methods. Backends still
 subclass ``Store`` (and so every role) explicitly: they inherit the default methods below, and ``abc.abstractmethod``
 keeps its runtime check (a Protocol's metaclass is an ``ABCMeta``), so a backend that misses a method cannot be made.
 
@@ -48,8 +49,8 @@ ONCE_MAX = 100_000  # one-use claims a single-server store remembers in memory
 
 
 class Lifecycle(Protocol):
-    """Opening and closing the store, and what readiness asks of it. ``open`` comes before any other call;
-    ``close`` returns once every write it was given is stored."""
+    """Opening and closing the store, and what readiness asks of it. ``open`` comes before any call of another
+    role (``exists`` and ``describe`` may come first); ``close`` finishes the writes it was given."""
 
     @abc.abstractmethod
     async def open(self) -> None:
@@ -483,9 +484,10 @@ class PersonalStore(Protocol):
 
 
 class UploadStore(Protocol):
-    """Upload records; the files are on disk (``chatd.uploads``). A method that deletes records returns the ids
-    whose files the caller deletes after it returns, so a crash between the two leaves a file no record names,
-    never a record whose file is gone."""
+    """Upload records; the files are on disk (``chatd.uploads``). A record goes before its file: the caller
+    deletes a file only after the store said its record is gone (``delete_upload``; ``delete_room`` and
+    ``delete_user`` return the ids they released), so a crash between the two leaves a file no record names, never
+    a record whose file is gone."""
 
     @abc.abstractmethod
     async def add_upload(self, record: UploadRecord, quota: int = 0) -> bool:
