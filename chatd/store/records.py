@@ -104,7 +104,7 @@ class TokenRecord(msgspec.Struct, frozen=True):
     last_used: int | None
     hash: str
     name: str = ""  # the holder's current name
-    scopes: str | None = None  # a bot token's scope as JSON (``chatd.bots.Scope``); None: the user's full rights
+    scopes: str | None = None  # a bot token's scope as JSON (``chatd.rules.bots.Scope``); None: the user's full rights
 
 
 class AdminRoom(msgspec.Struct, frozen=True):
@@ -142,7 +142,7 @@ EXPORT_COLUMNS: dict[str, tuple[str, ...]] = {
     "token": ("hash", "user", "created", "last_used", "scopes"),
     "room": ("name", "private", "created_by", "created", "last_seq", "archived", "purged_through", "topic", "dm"),
     "member": ("room", "user", "joined"),
-    # A row with a ``change`` is a room change (chatd.store.changes), kept so an import replays the same stream.
+    # A row with a ``change`` is a room change (chatd.store.room_events), kept so an import replays the same stream.
     "message": (
         "room",
         "seq",
@@ -156,7 +156,7 @@ EXPORT_COLUMNS: dict[str, tuple[str, ...]] = {
         "reply_to",
         "edited",
         "deleted",
-        "via",  # the name an incoming webhook posted under (chatd.hooks); null for everything else
+        "via",  # the name an incoming webhook posted under (chatd.features.hooks); null for everything else
     ),
     # ``event``: the seq of the reaction event that added it, which orders a message's reactors.
     "reaction": ("room", "seq", "emoji", "user", "ts", "event"),
@@ -199,8 +199,8 @@ class UploadRecord(msgspec.Struct, frozen=True):
 
 
 class HookRecord(msgspec.Struct, frozen=True):
-    """An incoming webhook (``chatd.hooks``): it posts into ``room`` as its own bot user ``bot``. Only the hash of
-    its secret is stored."""
+    """An incoming webhook (``chatd.features.hooks``): it posts into ``room`` as its own bot user ``bot``. Only the
+    hash of its secret is stored."""
 
     id: str
     room: str
@@ -231,16 +231,16 @@ class NewMessage(msgspec.Struct, frozen=True, array_like=True):
     client_id: str
     body: str
     attachments: list[str] = []
-    # A room change (chatd.store.changes): "edit", "delete", "react", "unreact" or "topic"; "" for a message.
+    # A room change (chatd.store.room_events): "edit", "delete", "react", "unreact" or "topic"; "" for a message.
     # ``body`` carries the change's text (new body, emoji, topic) and ``target`` the seq of the message changed.
     kind: str = ""
     target: int = 0
     reply_to: int = 0
-    via: str = ""  # posted through an incoming webhook under this name (chatd.hooks); stored with the message
+    via: str = ""  # posted through an incoming webhook under this name (chatd.features.hooks); stored with the message
 
 
 class Webhook(msgspec.Struct, frozen=True):
-    """An outgoing webhook: a URL subscribed to a room's stream (``chatd.outhooks``), with its delivery state.
+    """An outgoing webhook: a URL subscribed to a room's stream (``chatd.features.outhooks``), with its delivery state.
 
     ``cursor`` is the last seq of the room handled (delivered, or not of a kind it subscribed to): delivery goes on
     from the stream past it, so the room's stored log is the outbox and nothing is written on the send path."""
@@ -249,7 +249,7 @@ class Webhook(msgspec.Struct, frozen=True):
     room: str
     url: str
     secret: str  # the HMAC key; shown once when made, never listed
-    events: list[str]  # the entry types it gets (``chatd.outhooks.KINDS``)
+    events: list[str]  # the entry types it gets (``chatd.features.outhooks.KINDS``)
     created_by: int | None  # a user id; None: an operator's command
     created: int  # Unix ms
     cursor: int
@@ -299,7 +299,7 @@ class Outcome(msgspec.Struct, frozen=True, array_like=True):
     error: str = ""  # an error code from chatd.errors when the message was refused
     message: str = ""
     stored: Entry | None = None  # the entry as first stored, for a duplicate; for a new change, its frame
-    mentions: list[int] = []  # ids of the members a new message names with @name (chatd.mentions)
+    mentions: list[int] = []  # ids of the members a new message names with @name (chatd.rules.mentions)
     name: str = ""  # the sender's name at the commit, for the frame of a new message
     bot: bool = False  # whether the sender is a bot, for the frame of a new message
     # Ids of the uploads a new delete released: their records went in its transaction (so they are no longer served

@@ -5,7 +5,7 @@ role (or the few roles) it uses, so a reader of the append path sees ``MessageSt
 whole store, and a new backend can be written and tested one role at a time.
 
 The roles are ``typing.Protocol`` classes, not ABCs, for the callers: one that needs two roles names them as one
-small protocol of its own (``chatd.feed.FeedStore``: ``MessageStore``, ``RoomStore`` and ``Lifecycle``), which
+small protocol of its own (``chatd.core.feed.FeedStore``: ``MessageStore``, ``RoomStore`` and ``Lifecycle``), which
 every ``Store`` matches without having to list it as a base, and a test can hand over a double with only those
 methods. Backends still
 subclass ``Store`` (and so every role) explicitly: they inherit the default methods below, and ``abc.abstractmethod``
@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any, Protocol
 
 from chatd.protocol.frames import Entry, Message
-from chatd.search import Hit
+from chatd.rules.search import Hit
 from chatd.store.records import (
     PURGE_CHUNK,
     AdminRoom,
@@ -132,7 +132,7 @@ class MessageStore(Protocol):
     - An ``append`` that raises stored all of its batch or none of it (one transaction); sending the same batch
       again is safe either way, since what was stored comes back as duplicates. ``transient`` says whether that is
       worth trying.
-    - Room changes (``NewMessage.kind``, see ``chatd.store.changes``) go through ``append`` too: each takes the
+    - Room changes (``NewMessage.kind``, see ``chatd.store.room_events``) go through ``append`` too: each takes the
       room's next seq like a message, is idempotent under the same key, is refused alone when not allowed
       (``not_found`` for a missing target, ``gone`` for a deleted one, ``forbidden`` for someone else's message),
       and rewrites its target to its current state in the same transaction. A delete leaves a tombstone: the body,
@@ -149,8 +149,8 @@ class MessageStore(Protocol):
     - **Each room's stream has an epoch**: a short random id of this incarnation of its history, made when the
       room's row is created (``create_room``, ``open_dm``, an import) and never changed by ``append``. A room
       deleted and made again, or a store restored from a backup, has new epochs, so a client's position (epoch,
-      seq) from before cannot be mistaken for a position in the new history (``chatd.feed``). ``position`` reads a
-      room's (epoch, last seq) in one row read.
+      seq) from before cannot be mistaken for a position in the new history (``chatd.core.feed``). ``position``
+      reads a room's (epoch, last seq) in one row read.
     - Retention (``RetentionStore``) deletes a prefix of a stream: what is left is a gapless tail starting after
       ``purged_through``.
     """
@@ -428,7 +428,7 @@ class TokenStore(Protocol):
 
     @abc.abstractmethod
     async def add_token(self, token_hash: str, user: int, scopes: str | None = None) -> None:
-        """Store a token's hash for ``user``; ``scopes``: a bot token's scope (JSON, ``chatd.bots.Scope``)."""
+        """Store a token's hash for ``user``; ``scopes``: a bot token's scope (JSON, ``chatd.rules.bots.Scope``)."""
 
     @abc.abstractmethod
     async def user_for_token(self, token_hash: str, issued_after: int = 0) -> UserRecord | None:
@@ -484,7 +484,7 @@ class PersonalStore(Protocol):
 
 
 class UploadStore(Protocol):
-    """Upload records; the files are on disk (``chatd.uploads``). A record goes before its file: the caller
+    """Upload records; the files are on disk (``chatd.features.uploads``). A record goes before its file: the caller
     deletes a file only after the store said its record is gone (``delete_upload``; ``delete_room`` and
     ``delete_user`` return the ids they released), so a crash between the two leaves a file no record names, never
     a record whose file is gone."""
@@ -530,18 +530,18 @@ class SearchStore(Protocol):
     async def search(
         self, user: int, words: list[str], *, room: str | None = None, limit: int = 20, offset: int = 0
     ) -> list[Hit]:
-        """Messages containing every one of ``words`` (the last also as a prefix; see ``chatd.search``), best
+        """Messages containing every one of ``words`` (the last also as a prefix; see ``chatd.rules.search``), best
         first, from rooms ``user`` may read (public rooms, and private rooms they are a member of), optionally only
         ``room``. Never a deleted message or a change event. The index covers history stored before it existed.
 
         Bounded by ``search_limits``: at most that many run at once on a node, the others wait; one that runs past
-        the time limit is stopped and raises ``chatd.search.search_too_slow`` (``search_timeout``), and one that
-        waited that long for a slot raises ``chatd.search.searches_busy`` (``rate_limited``)."""
+        the time limit is stopped and raises ``chatd.rules.search.search_too_slow`` (``search_timeout``), and one that
+        waited that long for a slot raises ``chatd.rules.search.searches_busy`` (``rate_limited``)."""
 
 
 class HookStore(Protocol):
-    """Incoming webhooks (``chatd.hooks``): each posts into one room as its own bot user; only its secret's hash is
-    stored."""
+    """Incoming webhooks (``chatd.features.hooks``): each posts into one room as its own bot user; only its
+    secret's hash is stored."""
 
     @abc.abstractmethod
     async def add_hook(self, hook: HookRecord) -> None:
@@ -563,7 +563,7 @@ class HookStore(Protocol):
 
 
 class WebhookStore(Protocol):
-    """Outgoing webhooks (``chatd.outhooks``): URLs subscribed to a room's stream, and their delivery state.
+    """Outgoing webhooks (``chatd.features.outhooks``): URLs subscribed to a room's stream, and their delivery state.
 
     A webhook is delivered by one node at a time: the node holding its lease (``lease_webhooks``), which lasts
     ``lease_ms`` past the last call that renewed it. Every write a deliverer makes names it (``owner``) and changes
