@@ -29,10 +29,10 @@ from chatd.core.cluster import (
     USER_GONE,
     USER_RENAMED,
 )
-from chatd.store.base import Store
+from chatd.store.roles import DeploymentStore
 
 
-async def deployment_key(secret: str, store: Store) -> bytes | None:
+async def deployment_key(secret: str, store: DeploymentStore) -> bytes | None:
     """The deployment's signing key: from ``auth.secret`` when set, else the key the store keeps (None if it keeps
     none). Tickets, media keys and the admin CLI's control requests all start from it."""
     return hashlib.sha256(secret.encode()).digest() if secret else await store.deployment_key()

@@ -44,7 +44,8 @@ from joserfc.jwk import KeySet
 from chatd.config import ConfigError, OidcConfig
 from chatd.errors import ChatError, Err
 from chatd.protocol.frames import USER_MAX
-from chatd.store.base import Store, UserRecord
+from chatd.store.base import UserRecord
+from chatd.store.roles import AccountStore, DeploymentStore
 
 log = logging.getLogger("chatd.accounts.sso")
 
@@ -254,7 +255,7 @@ class OidcClient:
         endpoint = meta["authorization_endpoint"]
         return f"{endpoint}{'&' if '?' in endpoint else '?'}{urlencode(query)}", flow
 
-    async def finish(self, store: Store, flow: Flow | None, params: dict[str, str]) -> Identity:
+    async def finish(self, store: DeploymentStore, flow: Flow | None, params: dict[str, str]) -> Identity:
         """Check the provider's answer against the browser's flow, spend the flow, trade the code and validate the
         ID token. Raises ChatError with words for the person at the browser."""
         if params.get("error"):
@@ -340,7 +341,7 @@ class OidcClient:
         return Identity(self.issuer, str(claims["sub"]), claims)
 
 
-async def account_for(store: Store, cfg: OidcConfig, identity: Identity, admin_if_none: bool) -> UserRecord:
+async def account_for(store: AccountStore, cfg: OidcConfig, identity: Identity, admin_if_none: bool) -> UserRecord:
     """The chatd user of a validated identity: found by (issuer, sub), or made on the first sign-in, after the
     allowed-domains rule."""
     refused = email_domain_allowed(identity.claims, cfg.allowed_domains)

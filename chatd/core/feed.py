@@ -58,13 +58,15 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from chatd.broker.base import Delivery
 from chatd.core.hub import Conn, Hub, Sub
 from chatd.errors import ChatError, Err, internal_message, log_fault
 from chatd.metrics import Metrics
 from chatd.protocol.frames import Joined, Left, encode, encode_error
-from chatd.store.base import Store, StreamPosition
+from chatd.store.base import StreamPosition
+from chatd.store.roles import Lifecycle, MessageStore, RoomStore
 
 log = logging.getLogger("chatd.core.feed")
 
@@ -99,13 +101,18 @@ class RoomFeed:
         return self.last is not None and (bool(self.early) or self.overflowed)
 
 
+class FeedStore(MessageStore, RoomStore, Lifecycle, Protocol):
+    """What the feeds read: room streams (replays, gap fills, positions), rooms and memberships (the resync after a
+    broker outage), and ``ping`` (whether a failed read means the store is down)."""
+
+
 class Feeds:
     """Every room feed of this node (see the module docstring for the contract)."""
 
     def __init__(
         self,
         hub: Hub,
-        store: Store,
+        store: FeedStore,
         metrics: Metrics,
         on_presence: OnPresence,
         *,

@@ -36,7 +36,8 @@ from chatd.broker.base import Broker, Completion, Delivery, Taken
 from chatd.errors import Err, internal_message, log_fault
 from chatd.metrics import Metrics
 from chatd.protocol.frames import Message, encode
-from chatd.store.base import NewMessage, Outcome, Store
+from chatd.store.base import NewMessage, Outcome
+from chatd.store.roles import MessageStore
 
 log = logging.getLogger("chatd.core.worker")
 
@@ -47,7 +48,7 @@ class Worker:
     def __init__(
         self,
         broker: Broker,
-        store: Store,
+        store: MessageStore,  # append and transient: the worker's whole use of the store
         metrics: Metrics,
         batch_max: int,
         complete_local: Callable[[Completion], None],

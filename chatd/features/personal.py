@@ -10,11 +10,12 @@ from collections.abc import Callable
 
 from chatd.features.rooms import Rooms
 from chatd.protocol.frames import Mention, Message, ReadState, encode
-from chatd.store.base import ReadPosition, Store
+from chatd.store.base import ReadPosition
+from chatd.store.roles import PersonalStore
 
 
 class Personal:
-    def __init__(self, store: Store, rooms: Rooms, tell_user: Callable[[int, str], None]) -> None:
+    def __init__(self, store: PersonalStore, rooms: Rooms, tell_user: Callable[[int, str], None]) -> None:
         self.store = store
         self.rooms = rooms
         self.tell_user = tell_user

@@ -1,13 +1,14 @@
 """Retention: ``[retention] messages_days`` and ``uploads_days``, applied by a periodic pass on every node.
 
 Messages are deleted as a prefix of each room's history (everything up to the newest message older than the
-cutoff), and the room remembers where the cut is (``Store.purged_through``), so clients are told "deleted" by
-``joined`` and by history answers instead of meeting a gap, and seqs carry on. Passes are idempotent, so several
+cutoff), and the room remembers where the cut is (``MessageStore.purged_through``), so clients are told "deleted"
+by ``joined`` and by history answers instead of meeting a gap, and seqs carry on. Passes are idempotent, so several
 nodes running them at once only repeat each other's work.
 
-A pass is bounded work: it finds what to delete with a read (``Store.purge_plan``), then deletes room by room in
-transactions of at most ``chunk`` entries (``Store.purge_prefix``), yielding between them, so sends to any room
-wait for one chunk at most, never for the whole pass (on SQLite the one writer, on PostgreSQL the room's row lock).
+A pass is bounded work: it finds what to delete with a read (``RetentionStore.purge_plan``), then deletes room by
+room in transactions of at most ``chunk`` entries (``RetentionStore.purge_prefix``), yielding between them, so sends
+to any room wait for one chunk at most, never for the whole pass (on SQLite the one writer, on PostgreSQL the room's
+row lock).
 """
 
 from __future__ import annotations
@@ -15,16 +16,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Protocol
 
 from chatd.config import RetentionConfig
 from chatd.features.uploads import delete_uploads_before
-from chatd.store.base import PURGE_CHUNK, Store
+from chatd.store.base import PURGE_CHUNK
+from chatd.store.roles import RetentionStore, UploadStore
 
 log = logging.getLogger("chatd.features.retention")
 
 
+class Retained(RetentionStore, UploadStore, Protocol):
+    """What a pass deletes from: the oldest part of each room's stream, and the records of old uploads."""
+
+
 class Retention:
-    def __init__(self, cfg: RetentionConfig, uploads_dir: str, store: Store, chunk: int = PURGE_CHUNK) -> None:
+    def __init__(self, cfg: RetentionConfig, uploads_dir: str, store: Retained, chunk: int = PURGE_CHUNK) -> None:
         self.cfg = cfg
         self.uploads_dir = uploads_dir
         self.store = store

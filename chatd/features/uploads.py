@@ -22,7 +22,7 @@ from chatd.accounts.throttle import refuse
 from chatd.config import UploadsConfig
 from chatd.errors import ChatError, Err
 from chatd.limiter import Limiter
-from chatd.store.base import Store
+from chatd.store.roles import Lifecycle, UploadStore
 
 log = logging.getLogger("chatd.features.uploads")
 
@@ -45,7 +45,7 @@ def free_bytes(path: str) -> int:
 class UploadRules:
     """The per-user checks of a new upload, in the order an upload meets them."""
 
-    def __init__(self, cfg: UploadsConfig, store: Store, limiter: Limiter) -> None:
+    def __init__(self, cfg: UploadsConfig, store: UploadStore, limiter: Limiter) -> None:
         self.cfg = cfg
         self.store = store
         self.limiter = limiter
@@ -95,7 +95,7 @@ async def delete_file(root: str, upload_id: str) -> None:
     await delete_files(root, [upload_id])
 
 
-async def delete_uploads_before(store: Store, root: str, cutoff: int, *, unposted_only: bool) -> int:
+async def delete_uploads_before(store: UploadStore, root: str, cutoff: int, *, unposted_only: bool) -> int:
     """Delete uploads created before ``cutoff`` (Unix ms), record first, then file; returns how many. With
     ``unposted_only`` a message attaching one at this moment wins, and its file stays."""
     deleted = 0
@@ -112,7 +112,7 @@ async def delete_uploads_before(store: Store, root: str, cutoff: int, *, unposte
 class Sweeper:
     """Deletes uploads never posted in a room once they are ``uploads.unposted_ttl`` old (record, then file)."""
 
-    def __init__(self, cfg: UploadsConfig, store: Store) -> None:
+    def __init__(self, cfg: UploadsConfig, store: UploadStore) -> None:
         self.cfg = cfg
         self.store = store
 
@@ -144,7 +144,7 @@ class StoreDisk:
 
     PERIOD = 1.0
 
-    def __init__(self, store: Store, min_free: int) -> None:
+    def __init__(self, store: Lifecycle, min_free: int) -> None:
         self.store = store
         self.min_free = min_free
         self._ok = True

@@ -31,7 +31,7 @@ from collections.abc import Callable
 import msgspec
 
 from chatd.signing import deployment_key
-from chatd.store.base import Store
+from chatd.store.roles import DeploymentStore
 
 WS, MEDIA = "ws", "media"
 CLOCK_SLACK = 60.0  # a ticket is remembered this much past its expiry, in case the nodes' clocks disagree
@@ -55,7 +55,7 @@ class Claims(msgspec.Struct, array_like=True, frozen=True):
 class Tickets:
     """Issues and checks signed tickets and media keys (see the module docstring)."""
 
-    def __init__(self, secret: str, store: Store, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, secret: str, store: DeploymentStore, clock: Callable[[], float] = time.time) -> None:
         self._secret = secret
         self._key: bytes | None = None
         self._store = store

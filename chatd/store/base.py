@@ -1,902 +1,143 @@
-"""The store interface: users, tokens, rooms, members, message history.
+"""The store interface: ``Store``, every role of ``chatd.store.roles`` in one class.
 
-Contract for implementations:
+A backend (``chatd.store.sqlite``, ``plugins.postgres_store``) subclasses ``Store`` and so implements every role;
+code that uses a store names the narrowest role it needs, whose docstring states the contract it relies on:
 
-- ``append`` is the only way a message is stored. It runs in one transaction per batch and returns only after that
-  transaction is durable to the configured level. Outcomes come back in batch order, one per message:
-  - a new message gets the room's next ``seq`` (starting at 1, no gaps). The seq is taken from the room's row
-    *inside the transaction*, under the database's own write lock, never from a counter in a process: several
-    nodes may append to one room at once, and each room's seqs still come out gapless and unique;
-  - a message whose (room, sender, client_id) already exists is not stored again; its outcome carries the
-    original seq and ts with ``duplicate=True`` and the stored message as ``stored``;
-  - a message to a room that does not exist, or from a sender who is not (or no longer) a member, is refused
-    with ``error`` set to ``not_found`` or ``not_member``; membership is checked in the same transaction, so a
-    member removed on one node cannot send through a stale cache on another. A message to an archived room is
-    refused with ``archived``, checked the same way. A refusal does not affect the other messages of the batch.
-- Room changes (``NewMessage.kind``, see ``chatd.store.room_events``) go through ``append`` too: each takes the room's
-  next seq like a message, is idempotent under the same key, is refused alone when not allowed (``not_found`` for
-  a missing target, ``gone`` for a deleted one, ``forbidden`` for someone else's message), and rewrites its target
-  to its current state in the same transaction. A delete leaves a tombstone: the body, attachments, reactions and
-  the bodies of earlier edits are gone from the store. A message's ``reply_to`` must name an earlier seq.
-- A new message that names members of its room as ``@name`` records a mention for each (not the sender) in the
-  same transaction and lists them in ``Outcome.mentions``.
-- Reads see only committed data. ``history`` returns messages oldest first, in their current state, without
-  change events; ``stream`` returns every entry (messages and changes) in seq order, for replay and gap fills.
-- Room, user and membership writes are visible to every node's reads once the call returns.
-- **Each room's stream has an epoch**: a short random id of this incarnation of its history, made when the room's
-  row is created (``create_room``, ``open_dm``, an import) and never changed by ``append``. A room deleted and made
-  again, or a store restored from a backup, has new epochs, so a client's position (epoch, seq) from before cannot
-  be mistaken for a position in the new history (``chatd.core.feed``). ``position`` reads a room's (epoch, last seq) in
-  one row read.
-- **A user is an immutable id; the name is an attribute.** ``create_user`` gives each user an integer ``id`` that is
-  never used again, whatever happens to the user later. Everything a user owns (tokens, memberships, messages,
-  reactions, read positions, mentions, uploads, invites, rooms they created) is keyed by that id, and every method
-  that takes a user takes the id. Names are for people: they are resolved from ids when a frame is built (at commit
-  for a new entry, at read time for history, streams, mentions and search), so after ``rename_user`` everything
-  shows the new name.
-- **User names are case-insensitive for identity, case-preserving for display,** among *live* users: two live users
-  never have names whose ASCII ``lower()`` is equal (names are ASCII by ``USER_PATTERN``). ``create_user`` and
-  ``rename_user`` refuse a name equal to a live user's ignoring case; ``get_user`` finds a live user by any spelling
-  and answers with the stored one. (A store that existed before this rule may hold two spellings of one name; each
-  is its own user, and a lookup prefers the exact spelling.)
-- **Deleting a user leaves a tombstone**: the id and name stay (``deleted``), so what they wrote still shows who
-  wrote it, but a tombstone is found by no lookup by name (``get_user``, sign-in, invites, DMs, mentions), holds
-  no token, membership, read position, mention or upload, and does not keep its name from a new user, who gets a
-  new id and inherits nothing.
-- **Reactions are rows** (room, message seq, emoji, user id): adding or removing one writes one row. A message has at
-  most ``reaction_limits[0]`` distinct emoji and each user at most ``reaction_limits[1]`` reactions on it; a reaction
-  past either is refused with ``too_many_reactions``.
+| role | what | used by (e.g.) |
+|---|---|---|
+| ``MessageStore`` | append, streams, history, positions, epochs | the worker, the feeds |
+| ``RetentionStore`` | deleting a prefix of each room's stream | retention |
+| ``RoomStore`` | rooms, members, direct-message rooms | rooms, the feeds' resync |
+| ``AccountStore`` | users, names, sign-in identities, invites | accounts, single sign-on |
+| ``TokenStore`` | bearer tokens (hashes) | accounts, authentication |
+| ``PersonalStore`` | read positions, mentions | per-user state |
+| ``UploadStore`` | upload records and quota | uploads, their sweep |
+| ``SearchStore`` | full-text search | the search route |
+| ``HookStore``, ``WebhookStore`` | incoming webhooks; outgoing ones and their leases | hooks, the deliverer |
+| ``AdminStore`` | export, import, snapshot, new epochs | operators' commands |
+| ``Lifecycle``, ``DeploymentStore`` | open, close, ping; the deployment's key and one-use claims | the node, tickets |
+
+The records the roles take and give live in ``chatd.store.records``; this module names them too, so the imports
+across chatd, plugins and tests (``from chatd.store.base import Store, NewMessage``) keep working.
 """
 
 from __future__ import annotations
 
-import abc
-import asyncio
-import contextlib
-import secrets
-import time
-from collections import OrderedDict
-from collections.abc import AsyncIterator, Sequence
-from typing import Any
-
-import msgspec
-
-from chatd.errors import Err
-from chatd.protocol.frames import Entry, Message
-from chatd.rules.search import Hit
-
-
-class StoreRefused(Exception):
-    """The store cannot be opened by this process (another server holds it, it cannot be reached): start-up stops
-    with this message."""
-
-
-class UserRecord(msgspec.Struct, frozen=True):
-    id: int  # the user's identity: assigned at creation, never changed, never given to anyone else
-    name: str  # the current name (``rename_user`` changes it)
-    admin: bool = False
-    bot: bool = False
-    created: int = 0
-    disabled: bool = False  # cannot sign in; its tokens do not authenticate (so ``user_for_token`` never gives one)
-    display_name: str = ""  # what the user calls themselves, shown beside ``name`` ("": none); anyone may see it
-
-
-class UserRef(msgspec.Struct, frozen=True):
-    """A user as a list shows them: the id and the current name."""
-
-    id: int
-    name: str
-    bot: bool = False  # a bot account (``members`` says so; other lists leave it false)
-
-
-class RoomRecord(msgspec.Struct, frozen=True):
-    name: str
-    private: bool
-    created_by: int  # the creator's user id (0: unknown)
-    created: int
-    last_seq: int = 0
-    topic: str = ""
-    dm: bool = False  # a direct-message room: private, exactly two members, opened by ``open_dm``
-    creator: str = ""  # the creator's current name
-    epoch: str = ""  # this incarnation of the room's stream (see the module docstring)
-
-
-class StreamPosition(msgspec.Struct, frozen=True):
-    """A place in a room's stream: its epoch and a seq in it (the room's last seq, when read from the store)."""
-
-    epoch: str
-    seq: int
-
-
-EPOCH_BYTES = 6  # 12 hex characters: enough that a room never meets its own earlier epoch
-
-
-def display_key(text: str) -> str:
-    """What the directory matches a display name by: case-folded by chatd, not by the database, so SQLite and
-    PostgreSQL (whatever its locale) find the same users."""
-    return text.casefold()
-
-
-def prefix_range(prefix: str) -> tuple[str, str | None]:
-    """The range of strings that start with ``prefix``, in code point order (SQLite's and PostgreSQL's "C"
-    collation): ``low <= s < high``, so an index on the column answers a prefix search; ``high`` is None when the
-    last character has no successor."""
-    last = ord(prefix[-1])
-    return prefix, (prefix[:-1] + chr(last + 1) if last < 0x10FFFF else None)
-
-
-def display_keys(rows: Sequence[dict[str, Any]]) -> list[tuple[str, int]]:
-    """``(display_key, id)`` of the imported user rows that have a display name, for the stores' import."""
-    return [(display_key(r["display_name"]), r["id"]) for r in rows if r.get("display_name")]
-
-
-def new_epoch() -> str:
-    """A fresh epoch for a room's stream."""
-    return secrets.token_hex(EPOCH_BYTES)
-
-
-class UserInfo(msgspec.Struct, frozen=True):
-    """A user as an operator sees it (``chatd users list``)."""
-
-    id: int
-    name: str
-    admin: bool
-    bot: bool
-    created: int
-    disabled: bool
-    has_password: bool
-    tokens: int = 0
-
-
-class TokenRecord(msgspec.Struct, frozen=True):
-    """A token as an operator sees it. ``id`` is the start of its hash: enough to name it, useless to sign in."""
-
-    id: str
-    user: int
-    created: int
-    last_used: int | None
-    hash: str
-    name: str = ""  # the holder's current name
-    scopes: str | None = None  # a bot token's scope as JSON (``chatd.rules.bots.Scope``); None: the user's full rights
-
-
-class AdminRoom(msgspec.Struct, frozen=True):
-    """A room as an operator sees it (``chatd rooms list``), private ones included."""
-
-    name: str
-    private: bool
-    created_by: str  # the creator's current name
-    created: int
-    last_seq: int
-    archived: bool
-    members: int
-
-
-TOKEN_ID_LEN = 12
-PURGE_CHUNK = 1000  # retention: entries deleted per transaction
-# What export/import move, in the order an import must insert them (foreign keys point backwards). Every "user",
-# "sender", "owner", "created_by" and "used_by" value is a user id (export format 2; format 1 had names).
-EXPORT_KINDS = (
-    "user",
-    "token",
-    "room",
-    "member",
-    "message",
-    "reaction",
-    "upload",
-    "read",
-    "mention",
-    "invite",
-    "sso_link",
-    "hook",
+from chatd.store.records import (
+    EPOCH_BYTES,
+    EXPORT_COLUMNS,
+    EXPORT_KINDS,
+    LATER_COLUMNS,
+    PURGE_CHUNK,
+    TOKEN_ID_LEN,
+    UNREAD_MAX,
+    WEBHOOKS_SQL,
+    AdminRoom,
+    HookRecord,
+    InviteRecord,
+    NewMessage,
+    Outcome,
+    ReadPosition,
+    RoomRecord,
+    StoreRefused,
+    StreamPosition,
+    TokenRecord,
+    UploadRecord,
+    UserInfo,
+    UserRecord,
+    UserRef,
+    Webhook,
+    check_import,
+    display_key,
+    display_keys,
+    export_row,
+    import_value,
+    missing_room,
+    new_epoch,
+    outsider,
+    prefix_range,
+    webhook_of,
 )
-EXPORT_COLUMNS: dict[str, tuple[str, ...]] = {
-    "user": ("id", "name", "password_hash", "admin", "bot", "created", "disabled", "deleted", "display_name"),
-    "token": ("hash", "user", "created", "last_used", "scopes"),
-    "room": ("name", "private", "created_by", "created", "last_seq", "archived", "purged_through", "topic", "dm"),
-    "member": ("room", "user", "joined"),
-    # A row with a ``change`` is a room change (chatd.store.room_events), kept so an import replays the same stream.
-    "message": (
-        "room",
-        "seq",
-        "sender",
-        "client_id",
-        "body",
-        "ts",
-        "attachments",
-        "change",  # the row's ``kind`` column, renamed: an export line's "kind" says which table it is
-        "target",
-        "reply_to",
-        "edited",
-        "deleted",
-        "via",  # the name an incoming webhook posted under (chatd.features.hooks); null for everything else
-    ),
-    # ``event``: the seq of the reaction event that added it, which orders a message's reactors.
-    "reaction": ("room", "seq", "emoji", "user", "ts", "event"),
-    "upload": ("id", "owner", "room", "content_type", "size", "name", "created"),
-    # Read positions and mentions: import stores messages directly, not through append, which records mentions.
-    "read": ("user", "room", "seq", "ts"),
-    "mention": ("user", "room", "seq", "ts"),
-    "invite": ("hash", "created_by", "created", "expires", "used_by"),
-    "sso_link": ("issuer", "subject", "user", "created"),
-    "hook": ("id", "room", "bot_id", "secret_hash", "created_by", "created"),
-}
-# Columns added after export format 2 was defined, with what an export from before them means by them: an unscoped
-# token was all tokens could be then, no message came through a hook, nobody had a display name.
-LATER_COLUMNS: dict[str, dict[str, Any]] = {
-    "token": {"scopes": None},
-    "message": {"via": None},
-    "user": {"display_name": ""},
-}
-
-
-class InviteRecord(msgspec.Struct, frozen=True):
-    """An invite code (only its hash is stored) and who used it, by their current names."""
-
-    id: str
-    created_by: str | None  # None: made by an operator's command, not by a user
-    created: int
-    expires: int
-    used_by: str | None
-    hash: str
-
-
-class UploadRecord(msgspec.Struct, frozen=True):
-    id: str
-    owner: int  # a user id
-    content_type: str
-    size: int
-    name: str
-    created: int
-    room: str | None = None
-
-
-class HookRecord(msgspec.Struct, frozen=True):
-    """An incoming webhook (``chatd.features.hooks``): it posts into ``room`` as its own bot user ``bot``. Only the
-    hash of its secret is stored."""
-
-    id: str
-    room: str
-    bot: int  # the bot user it posts as
-    secret_hash: str
-    created_by: int | None  # the room admin's user id; None: made by an operator's command
-    created: int
-    name: str = ""  # the bot's current name
-
-
-class ReadPosition(msgspec.Struct, frozen=True):
-    """Where a user has read up to in one room they are a member of."""
-
-    room: str
-    seq: int  # the last seq the user has read (0: nothing yet)
-    last_seq: int  # the room's last seq now
-    unread: int  # messages after ``seq`` from others, not deleted; counted up to UNREAD_MAX
-
-
-UNREAD_MAX = 1000
-
-
-class NewMessage(msgspec.Struct, frozen=True, array_like=True):
-    """What ``append`` needs to store one message."""
-
-    room: str
-    sender: int  # the sender's user id
-    client_id: str
-    body: str
-    attachments: list[str] = []
-    # A room change (chatd.store.room_events): "edit", "delete", "react", "unreact" or "topic"; "" for a message.
-    # ``body`` carries the change's text (new body, emoji, topic) and ``target`` the seq of the message changed.
-    kind: str = ""
-    target: int = 0
-    reply_to: int = 0
-    via: str = ""  # posted through an incoming webhook under this name (chatd.features.hooks); stored with the message
-
-
-class Webhook(msgspec.Struct, frozen=True):
-    """An outgoing webhook: a URL subscribed to a room's stream (``chatd.features.outhooks``), with its delivery state.
-
-    ``cursor`` is the last seq of the room handled (delivered, or not of a kind it subscribed to): delivery goes on
-    from the stream past it, so the room's stored log is the outbox and nothing is written on the send path."""
-
-    id: int
-    room: str
-    url: str
-    secret: str  # the HMAC key; shown once when made, never listed
-    events: list[str]  # the entry types it gets (``chatd.features.outhooks.KINDS``)
-    created_by: int | None  # a user id; None: an operator's command
-    created: int  # Unix ms
-    cursor: int
-    failing: bool = False  # stopped after ``webhooks.max_attempts`` failed attempts, until enabled again
-    attempts: int = 0  # failed attempts at the event after ``cursor`` since the last success
-    next_attempt: int = 0  # Unix ms: not tried again before
-    last_error: str = ""
-    last_attempt: int = 0  # Unix ms of the last POST, successful or not
-    delivered: int = 0  # events delivered so far
-    epoch: str = ""  # the room's epoch now (read with the webhook)
-
-
-# Webhook rows as every store reads them (the room's epoch with each), for ``webhook_of``; add WHERE/ORDER BY.
-WEBHOOKS_SQL = (
-    "SELECT w.id, w.room, w.url, w.secret, w.events, w.created_by, w.created, w.cursor_seq, w.failing, w.attempts, "
-    "w.next_attempt, w.last_error, w.last_attempt, w.delivered, r.epoch FROM webhooks w JOIN rooms r ON r.name = w.room"
+from chatd.store.roles import (
+    AccountStore,
+    AdminStore,
+    DeploymentStore,
+    HookStore,
+    Lifecycle,
+    MessageStore,
+    PersonalStore,
+    RetentionStore,
+    RoomStore,
+    SearchStore,
+    TokenStore,
+    UploadStore,
+    WebhookStore,
 )
 
-
-def webhook_of(row: Sequence[Any]) -> Webhook:
-    """A ``WEBHOOKS_SQL`` row as a Webhook."""
-    return Webhook(
-        id=row[0],
-        room=row[1],
-        url=row[2],
-        secret=row[3],
-        events=row[4].split(","),
-        created_by=row[5],
-        created=row[6],
-        cursor=row[7],
-        failing=bool(row[8]),
-        attempts=row[9],
-        next_attempt=row[10],
-        last_error=row[11],
-        last_attempt=row[12],
-        delivered=row[13],
-        epoch=row[14],
-    )
-
-
-class Outcome(msgspec.Struct, frozen=True, array_like=True):
-    """The result of appending one message (see ``Store.append``)."""
-
-    seq: int = 0
-    ts: int = 0
-    duplicate: bool = False
-    error: str = ""  # an error code from chatd.errors when the message was refused
-    message: str = ""
-    stored: Entry | None = None  # the entry as first stored, for a duplicate; for a new change, its frame
-    mentions: list[int] = []  # ids of the members a new message names with @name (chatd.rules.mentions)
-    name: str = ""  # the sender's name at the commit, for the frame of a new message
-    bot: bool = False  # whether the sender is a bot, for the frame of a new message
-    # Ids of the uploads a new delete released: their records went in its transaction (so they are no longer served
-    # nor count against their owner's quota); the caller removes their files after the commit.
-    released: list[str] = []
-
-
-def missing_room(room: str) -> Outcome:
-    """The answer to a send or change into a room that does not exist."""
-    return Outcome(error=Err.NOT_FOUND.code, message=f"room {room!r} does not exist")
-
-
-def outsider(room: str, private: bool) -> Outcome:
-    """The answer to a send or change by someone not in ``room``: in a private room, the one a missing room gets, so
-    it does not tell an outsider the room exists (issue 20)."""
-    if private:
-        return missing_room(room)
-    return Outcome(error=Err.NOT_MEMBER.code, message=f"you are not a member of {room!r}")
-
-
-ONCE_MAX = 100_000  # one-use claims a single-server store remembers in memory
-
-
-class Store(abc.ABC):
-    """Persistent state of a chatd deployment."""
-
-    # (distinct emoji per message, reactions per user per message): ``limits.reactions_per_message`` and
-    # ``limits.reactions_per_user``, set by ``make_store``.
-    reaction_limits: tuple[int, int] = (50, 20)
-    # (seconds a search may run, searches running at once on this node): ``search.timeout`` (0: no limit) and
-    # ``search.concurrency``, set by ``make_store``. Searches get their own connections (SQLite) or slots of the
-    # pool (PostgreSQL), so however many run, other reads still find a connection.
-    search_limits: tuple[float, int] = (0.0, 2)
-
-    @abc.abstractmethod
-    async def open(self) -> None:
-        """Connect and apply migrations."""
-
-    @abc.abstractmethod
-    async def close(self) -> None:
-        """Finish pending writes and disconnect."""
-
-    @abc.abstractmethod
-    async def ping(self) -> bool:
-        """Whether the store answers a trivial query."""
-
-    def describe(self) -> str:
-        """Which store this is, for people reading a log line or a CLI message (e.g. ``sqlite /var/lib/chatd.db``).
-        Never includes a password."""
-        return type(self).__name__
-
-    async def exists(self) -> bool:
-        """Whether a chatd database is already there, checked before ``open`` (which creates one when missing).
-
-        Tools other than ``serve`` call it to refuse to create a database by accident (run from the wrong
-        directory, a mistyped path). SQLite: the file exists. A backend that cannot tell answers True."""
-        return True
-
-    async def deployment_key(self) -> bytes | None:
-        """A random 32-byte key made once per deployment: the first caller creates it (atomically, so racing nodes
-        agree) and every node using this store reads the same one. It signs WebSocket tickets and attachment keys
-        when ``auth.secret`` is empty, so those work across nodes without configuration. None when the store keeps
-        no such key (each node then uses a key of its own)."""
-        return None
-
-    async def claim_once(self, key: str, ttl: float) -> bool:
-        """True the first time ``key`` is claimed within ``ttl`` seconds, on any node of the deployment; False for
-        a repeat. Spends one-use credentials (WebSocket tickets, the admin CLI's control requests) for as long as
-        they are valid, whatever the broker: the store is what every node of a deployment shares.
-
-        This default remembers claims in this process (at most ``ONCE_MAX``, the oldest forgotten first), which is
-        the whole deployment for a store only one server can open (SQLite); a store several nodes share keeps them
-        in the database."""
-        now = time.monotonic()
-        claims: OrderedDict[str, float] = self.__dict__.setdefault("_claims", OrderedDict())
-        while claims and next(iter(claims.values())) < now:
-            claims.popitem(last=False)  # expired (entries go in with equal ttls in practice, so roughly in order)
-        if key in claims and claims[key] >= now:
-            return False
-        claims[key] = now + ttl
-        claims.move_to_end(key)
-        if len(claims) > ONCE_MAX:
-            claims.popitem(last=False)
-        return True
-
-    def free_bytes(self) -> int | None:
-        """Bytes free on the filesystem the store writes to, or None when that is not this process's business
-        (a database server). Readiness turns false below ``store.min_free_bytes``. Must not block for long."""
-        return None
-
-    # single sign-on: users keyed by their provider's (issuer, subject)
-    @abc.abstractmethod
-    async def user_for_identity(self, issuer: str, subject: str) -> UserRecord | None:
-        """The live user that signed in as ``subject`` at ``issuer`` before, disabled or not; None if this identity
-        is new, or its user was deleted. Never by name or e-mail: those change and get reused, (issuer, subject)
-        does not (OpenID Connect Core, section 5.7)."""
-
-    @abc.abstractmethod
-    async def create_identity_user(
-        self, issuer: str, subject: str, names: Sequence[str], *, admin_if_none: bool = False
-    ) -> UserRecord | None:
-        """A new password-less user for a first sign-in as (``issuer``, ``subject``), named by the first of ``names``
-        no live user has (ignoring case), and linked to that identity, all in one step. When the identity is already
-        linked (another node's sign-in won a race), nothing is made and its user comes back, or None if that user was
-        deleted (a deleted account stays deleted; a new one would let its messages change hands). Raises
-        ChatError(CONFLICT) when every name is taken. ``admin_if_none`` as in ``create_user``."""
-
-    # users and tokens
-    @abc.abstractmethod
-    async def create_user(
-        self,
-        name: str,
-        password_hash: str | None,
-        bot: bool = False,
-        *,
-        admin: bool = False,
-        admin_if_none: bool = False,
-        invite: str | None = None,
-        now: int = 0,
-    ) -> UserRecord:
-        """Create a user with a new id. Raises ChatError(CONFLICT) if a live user with the same name ignoring case
-        exists; the check and the insert are one atomic step, so two racing creations of ``Alice`` and ``alice``
-        cannot both win.
-
-        The user is admin when ``admin`` is true, or when ``admin_if_none`` is true and no admin exists yet, decided
-        in the same atomic step (two racing first registrations cannot both become admin).
-
-        With ``invite`` (an invite code's hash), the code is spent on this user in the same transaction: unused and
-        unexpired at ``now`` (Unix ms), or nothing is created and ChatError(FORBIDDEN) is raised. Two registrations
-        racing with one code: one wins."""
-
-    @abc.abstractmethod
-    async def get_user(self, name: str) -> UserRecord | None:
-        """The live user whose name equals ``name`` ignoring ASCII case, with the stored spelling; None if none
-        (a deleted user's name finds nothing)."""
-
-    @abc.abstractmethod
-    async def user_by_id(self, uid: int) -> UserRecord | None:
-        """The live user with this id; None for no such user, or a deleted one."""
-
-    @abc.abstractmethod
-    async def user_names(self, ids: Sequence[int]) -> dict[int, str]:
-        """The current name of each of ``ids`` that exists, deleted users included (their last name)."""
-
-    @abc.abstractmethod
-    async def password_hash(self, uid: int) -> str | None:
-        """The password hash of a live user; None for no such user or a token-only one."""
-
-    @abc.abstractmethod
-    async def rename_user(self, uid: int, name: str) -> str:
-        """Give a live user a new name; returns the old one. Raises ChatError(NOT_FOUND) for no such live user and
-        ChatError(CONFLICT) when another live user has the name ignoring case (checked and changed atomically, like
-        ``create_user``). Changing only the case of one's own name is allowed. The caller checks the name's form."""
-
-    @abc.abstractmethod
-    async def set_display_name(self, uid: int, display_name: str) -> bool:
-        """Set a live user's display name ("" clears it) and its search key (``display_key``); False if there is no
-        such user. The caller checks its form."""
-
-    @abc.abstractmethod
-    async def directory(
-        self, prefix: str = "", *, after: str | None = None, limit: int = 50, disabled: bool = False
-    ) -> list[UserRecord]:
-        """A page of live users, ordered by their name lowercased, then by the name's bytes: those whose name starts
-        with ``prefix`` ignoring ASCII case, or whose ``display_key`` starts with ``display_key(prefix)``, and come
-        after the name ``after`` in that order (the last name of the previous page). Disabled users only with
-        ``disabled`` (the admin's list); at most ``limit``."""
-
-    @abc.abstractmethod
-    async def users_by_ids(self, ids: Sequence[int]) -> list[UserRecord]:
-        """The live users among ``ids``, by id."""
-
-    @abc.abstractmethod
-    async def add_token(self, token_hash: str, user: int, scopes: str | None = None) -> None:
-        """Store a token's hash for ``user``; ``scopes``: a bot token's scope (JSON, ``chatd.rules.bots.Scope``)."""
-
-    @abc.abstractmethod
-    async def token_scopes(self, token_hash: str) -> str | None:
-        """The scope a token was issued with (one indexed read); None for an unscoped token or no such token."""
-
-    @abc.abstractmethod
-    async def revoke_tokens(self, uid: int, *, keep: str | None = None) -> list[str]:
-        """Revoke every token of ``uid`` except the one whose hash is ``keep``, in one step; returns the hashes
-        revoked (for closing the sockets opened with them)."""
-
-    @abc.abstractmethod
-    async def user_for_token(self, token_hash: str, issued_after: int = 0) -> UserRecord | None:
-        """The user holding this token, if the token exists and was issued after ``issued_after`` (Unix ms; 0:
-        any time). ``auth.token_ttl`` expires tokens through this bound."""
-
-    async def token_created(self, token_hash: str) -> int | None:
-        """When the token with this hash was issued (Unix ms), None if there is none: with ``auth.token_ttl`` a
-        session opened with the token is closed when it expires. Stores answer this with one indexed read."""
-        found = [t for t in await self.tokens(id_prefix=token_hash) if t.hash == token_hash]
-        return found[0].created if found else None
-
-    @abc.abstractmethod
-    async def revoke_token(self, token_hash: str) -> bool: ...
-
-    # rooms and members
-    @abc.abstractmethod
-    async def create_room(self, name: str, private: bool, created_by: int) -> RoomRecord:
-        """Create a room with its creator as first member. Raises ChatError(CONFLICT) if it exists."""
-
-    @abc.abstractmethod
-    async def get_room(self, name: str) -> RoomRecord | None: ...
-
-    @abc.abstractmethod
-    async def list_rooms(
-        self, user: int, *, after: str | None = None, limit: int | None = None
-    ) -> list[tuple[RoomRecord, bool]]:
-        """Public rooms and the private rooms ``user`` belongs to, each with whether ``user`` is a member, ordered
-        by name (byte order). ``after``: only names greater than it (the cursor of the next page); ``limit``: at
-        most that many (None: all)."""
-
-    @abc.abstractmethod
-    async def add_member(self, room: str, user: int) -> bool:
-        """Add a member; False if already one. ChatError(NOT_FOUND) for no such room or live user."""
-
-    @abc.abstractmethod
-    async def remove_member(self, room: str, user: int) -> bool: ...
-
-    @abc.abstractmethod
-    async def is_member(self, room: str, user: int) -> bool: ...
-
-    @abc.abstractmethod
-    async def members(self, room: str) -> list[UserRef]:
-        """The members of ``room``, by name (byte order), bots marked as bots."""
-
-    # messages
-    @abc.abstractmethod
-    async def append(self, batch: Sequence[NewMessage]) -> list[Outcome]:
-        """Store a batch in one transaction; see the module docstring for the contract."""
-
-    @abc.abstractmethod
-    async def history(
-        self, room: str, *, after: int | None = None, before: int | None = None, limit: int = 100
-    ) -> list[Message]:
-        """Messages of ``room`` oldest first. With ``before`` only, the newest ``limit`` before it."""
-
-    async def last_seq(self, room: str) -> int:
-        """The room's last seq (0 for no such room)."""
-        pos = await self.position(room)
-        return pos.seq if pos is not None else 0
-
-    async def last_seqs(self, rooms: Sequence[str]) -> dict[str, int]:
-        """The last seq of each of ``rooms`` that exists, in one query."""
-        return {room: pos.seq for room, pos in (await self.positions(rooms)).items()}
-
-    @abc.abstractmethod
-    async def position(self, room: str) -> StreamPosition | None:
-        """The room's epoch and last seq, read together (one row); None if there is no such room."""
-
-    @abc.abstractmethod
-    async def positions(self, rooms: Sequence[str]) -> dict[str, StreamPosition]:
-        """``position`` of each of ``rooms`` that exists, in one query."""
-
-    @abc.abstractmethod
-    async def renew_epochs(self) -> int:
-        """Give every room a new epoch (the store was restored by other means than ``chatd restore``); returns how
-        many rooms there are."""
-
-    def transient(self, exc: BaseException) -> bool:
-        """Whether a failed ``append`` is worth retrying as is (the connection or the disk, not the data)."""
-        return True
-
-    # uploads
-    @abc.abstractmethod
-    async def add_upload(self, record: UploadRecord, quota: int = 0) -> bool:
-        """Store an upload's record unless it would take its owner's total size (``upload_usage``) past ``quota``
-        bytes (0: no quota). Check and insert are one atomic step, so concurrent uploads cannot overshoot together.
-        Returns whether it was stored."""
-
-    @abc.abstractmethod
-    async def upload_usage(self, owner: int) -> int:
-        """Total size in bytes of the uploads ``owner`` has stored, posted or not."""
-
-    @abc.abstractmethod
-    async def get_upload(self, upload_id: str) -> UploadRecord | None: ...
-
-    @abc.abstractmethod
-    async def delete_room(self, name: str) -> list[str] | None:
-        """Delete a room with its members, messages and upload records in one transaction; returns the ids of
-        the uploads whose files the caller should delete, or None if there was no such room."""
-
-    @abc.abstractmethod
-    async def delete_user(self, uid: int) -> list[str] | None:
-        """Delete a live user in one transaction: their tokens, memberships, read positions, mentions and upload
-        records go; the user stays as a tombstone (see the module docstring), so messages and reactions they left
-        still show their name. Returns the ids of the uploads whose files the caller should delete, or None if there
-        was no such live user."""
-
-    @abc.abstractmethod
-    async def delete_upload(self, upload_id: str, *, unposted_only: bool = False) -> bool:
-        """Delete an upload's record; with ``unposted_only``, only while it is bound to no room (so an expiry
-        sweep cannot race a message that attaches it: one of the two wins). Returns whether a record was deleted.
-        The caller deletes the file after a True."""
-
-    @abc.abstractmethod
-    async def uploads_before(self, created_before: int, limit: int, *, unposted_only: bool) -> list[UploadRecord]:
-        """Up to ``limit`` uploads created before ``created_before`` (Unix ms), oldest first; with
-        ``unposted_only``, only those bound to no room."""
-
-    @abc.abstractmethod
-    async def attach_uploads(self, ids: Sequence[str], owner: int, room: str) -> list[str]:
-        """Bind the owner's not-yet-posted uploads to ``room``; returns the ids that were bound."""
-
-    # room streams (messages and changes)
-    @abc.abstractmethod
-    async def stream(self, room: str, *, after: int, limit: int = 100) -> list[Entry]:
-        """Every entry of ``room`` with seq > ``after``, in seq order: messages in their current state and change
-        events, as their frames. What ``join`` + ``since`` replays and gap fills read."""
-
-    # per-user read state
-    @abc.abstractmethod
-    async def set_read(self, user: int, room: str, seq: int) -> int:
-        """Move ``user``'s read position in ``room`` forward to ``seq`` (never back, never past the room's last
-        seq; two devices marking at once converge on the higher). Returns the position now stored."""
-
-    @abc.abstractmethod
-    async def read_positions(self, user: int, room: str | None = None) -> list[ReadPosition]:
-        """``user``'s read position in every room they are a member of (or in ``room`` only), by room name."""
-
-    # mentions
-    @abc.abstractmethod
-    async def mentions(self, user: int, *, before: int | None = None, limit: int = 50) -> list[Message]:
-        """Messages that mention ``user``, newest first, in their current state; only from rooms ``user`` is still
-        a member of, never deleted ones. ``before``: only mentions recorded before that time (Unix ms)."""
-
-    # direct messages
-    @abc.abstractmethod
-    async def open_dm(self, name: str, a: int, b: int) -> tuple[RoomRecord, bool]:
-        """The direct-message room ``name`` of users ``a`` and ``b``: created private with both as members if it
-        does not exist, and both made members again if one had left. Returns it and whether it was created.
-        Atomic against a racing call for the same pair. Raises ChatError(CONFLICT) if ``name`` is a room that is
-        not a direct-message room."""
-
-    # search
-    @abc.abstractmethod
-    async def search(
-        self, user: int, words: list[str], *, room: str | None = None, limit: int = 20, offset: int = 0
-    ) -> list[Hit]:
-        """Messages containing every one of ``words`` (the last also as a prefix; see ``chatd.rules.search``), best
-        first, from rooms ``user`` may read (public rooms, and private rooms they are a member of), optionally only
-        ``room``. Never a deleted message or a change event. The index covers history stored before it existed.
-
-        Bounded by ``search_limits``: at most that many run at once on a node, the others wait; one that runs past
-        the time limit is stopped and raises ``chatd.rules.search.search_too_slow`` (``search_timeout``), and one that
-        waited that long for a slot raises ``chatd.rules.search.searches_busy`` (``rate_limited``)."""
-
-    # --- operations: the admin CLI, export/import (issue 10) --------------------------------------------------
-
-    @abc.abstractmethod
-    async def user_info(self, name: str | None = None) -> list[UserInfo]:
-        """Every live user by name (byte order), or the one ``get_user(name)`` finds (an empty list for none)."""
-
-    @abc.abstractmethod
-    async def set_user(self, uid: int, *, disabled: bool | None = None, admin: bool | None = None) -> bool:
-        """Change a live user's flags (None: leave as is); False if there is no such user. A disabled user's tokens
-        stop authenticating at once (``user_for_token`` skips them) and they cannot sign in."""
-
-    @abc.abstractmethod
-    async def set_password_hash(self, uid: int, password_hash: str | None) -> bool:
-        """Replace a live user's password hash (None: token-only); False if there is no such user."""
-
-    @abc.abstractmethod
-    async def tokens(self, *, user: int | None = None, id_prefix: str | None = None) -> list[TokenRecord]:
-        """Tokens of ``user``, or those whose hash starts with ``id_prefix`` (an empty prefix finds none), oldest
-        first."""
-
-    @abc.abstractmethod
-    async def touch_token(self, token_hash: str, now: int, every: int) -> None:
-        """Record that a token was used at ``now`` (Unix ms), unless that was already recorded within ``every``
-        ms: last use is for people, and a write per request would cost more than it tells."""
-
-    @abc.abstractmethod
-    async def admin_rooms(self) -> list[AdminRoom]:
-        """Every room, private ones included, by name (byte order)."""
-
-    @abc.abstractmethod
-    async def set_room_archived(self, name: str, archived: bool) -> bool:
-        """Archive (read-only: ``append`` refuses new messages with ``archived``) or unarchive a room; False if
-        there is no such room."""
-
-    @abc.abstractmethod
-    async def is_empty(self) -> bool:
-        """Whether the store holds no users and no rooms (what ``import`` requires)."""
-
-    @contextlib.asynccontextmanager
-    async def snapshot(self) -> AsyncIterator[None]:
-        """Inside it, ``export_rows`` of every kind reads one moment's data (a read transaction), so an export
-        taken while nodes write is consistent: no member of a room the rooms do not list, no message past a
-        room's ``last_seq``. The default gives no such promise."""
-        yield
-
-    @abc.abstractmethod
-    def export_rows(self, kind: str) -> AsyncIterator[dict[str, Any]]:
-        """Every row of ``kind`` (one of ``EXPORT_KINDS``) as a dict of plain values, in a stable order (primary
-        key), with the same keys whichever store wrote it."""
-
-    @abc.abstractmethod
-    async def import_rows(self, kind: str, rows: Sequence[dict[str, Any]]) -> None:
-        """Insert rows as ``export_rows`` gives them, keeping seqs, client_ids and timestamps; a room's
-        ``last_seq`` comes in with the room."""
-
-    @abc.abstractmethod
-    async def add_invite(self, code_hash: str, created_by: int | None, expires: int) -> None:
-        """Store an invite code's hash, good until ``expires`` (Unix ms); ``created_by`` is a user id, or None for
-        an operator's command. ``create_user`` spends it."""
-
-    @abc.abstractmethod
-    async def invites(self) -> list[InviteRecord]:
-        """Every invite, oldest first."""
-
-    # incoming webhooks (chatd.features.hooks)
-    @abc.abstractmethod
-    async def add_hook(self, hook: HookRecord) -> None:
-        """Store a hook. Its room and bot user must exist (ChatError(NOT_FOUND) otherwise)."""
-
-    @abc.abstractmethod
-    async def get_hook(self, hook_id: str) -> HookRecord | None:
-        """The hook with this id, None if there is none (revoked, or its room or bot deleted). One indexed read:
-        every hook request asks, so a revoke holds on every node at once."""
-
-    @abc.abstractmethod
-    async def hooks(self, room: str | None = None) -> list[HookRecord]:
-        """Every hook (or those of ``room``), oldest first."""
-
-    @abc.abstractmethod
-    async def delete_hook(self, hook_id: str) -> bool:
-        """Revoke a hook; False if there was none. ``delete_room`` and ``delete_user`` (of its bot) revoke a room's
-        or bot's hooks in their own transaction."""
-
-    @abc.abstractmethod
-    async def purge_plan(self, before_ts: int) -> dict[str, int]:
-        """Retention, what to do: for each room holding entries older than ``before_ts`` (Unix ms) past its
-        ``purged_through``, the seq of the newest such entry. A read: it takes no write lock and no row lock."""
-
-    @abc.abstractmethod
-    async def purge_prefix(self, room: str, through: int, limit: int) -> tuple[int, int]:
-        """Retention, one step: in one short transaction, delete ``room``'s entries from just past its
-        ``purged_through`` up to at most ``limit`` seqs further, never past ``through``, and move
-        ``purged_through`` there. At most ``limit`` entries are deleted and, on PostgreSQL, the room's row is locked
-        only for them. Returns (entries deleted, ``purged_through`` now)."""
-
-    async def purge_messages(self, before_ts: int, chunk: int = PURGE_CHUNK) -> int:
-        """Retention: in every room, delete the entries up to the newest one older than ``before_ts`` (Unix ms), so
-        what is left of a room is always a gapless tail, and move its ``purged_through`` there. It goes room by
-        room, ``chunk`` entries per transaction, yielding to the event loop between transactions so appends waiting
-        for the writer (or the room's row) go first. Returns how many entries were deleted."""
-        deleted = 0
-        for room, through in (await self.purge_plan(before_ts)).items():
-            done = 0
-            while done < through:
-                n, done = await self.purge_prefix(room, through, chunk)
-                deleted += n
-                await asyncio.sleep(0)
-        return deleted
-
-    @abc.abstractmethod
-    async def purged_through(self, room: str) -> int:
-        """The last seq of ``room`` deleted by retention (0: none): clients are told history up to it is gone."""
-
-    # --- outgoing webhooks (chatd.features.outhooks) ------------------------------------------------------------------
-    # A webhook is delivered by one node at a time: the node holding its lease (``lease_webhooks``), which lasts
-    # ``lease_ms`` past the last call that renewed it. Every write a deliverer makes names it (``owner``) and
-    # changes nothing when the lease is no longer its own, so a node that stalled past its lease cannot move a
-    # cursor another node now owns. Times come from the database's clock where several nodes share it.
-
-    @abc.abstractmethod
-    async def add_webhook(
-        self, room: str, url: str, secret: str, events: Sequence[str], created_by: int | None, per_room_max: int = 0
-    ) -> Webhook:
-        """Subscribe ``url`` to ``room``'s entries from now on (``cursor`` = the room's last seq, read in the same
-        transaction). ChatError(NOT_FOUND) for no such room; ChatError(CONFLICT) when the room already has
-        ``per_room_max`` webhooks (0: no bound)."""
-
-    @abc.abstractmethod
-    async def webhooks(self, room: str | None = None) -> list[Webhook]:
-        """Every webhook (or ``room``'s), by id."""
-
-    async def get_webhook(self, hook: int) -> Webhook | None:
-        found = [w for w in await self.webhooks() if w.id == hook]
-        return found[0] if found else None
-
-    @abc.abstractmethod
-    async def delete_webhook(self, hook: int) -> bool:
-        """Remove a webhook; False if there was none. Deleting its room removes it too."""
-
-    @abc.abstractmethod
-    async def enable_webhook(self, hook: int) -> bool:
-        """Clear ``failing`` and the failed attempts, so delivery starts again at the event after ``cursor``; False
-        if there is no such webhook."""
-
-    @abc.abstractmethod
-    async def lease_webhooks(self, owner: str, lease_ms: int, limit: int, busy: Sequence[int] = ()) -> list[Webhook]:
-        """Take the lease of at most ``limit`` webhooks with work to do now: not failing, ``next_attempt`` passed,
-        the room's last seq past ``cursor``, and the lease free, expired or already ``owner``'s, ignoring the ids
-        in ``busy`` (those ``owner`` is working on). Atomic across nodes: two callers never get the same one."""
-
-    @abc.abstractmethod
-    async def webhook_delivered(self, hook: int, owner: str, cursor: int, delivered: int, lease_ms: int) -> bool:
-        """Record that entries through seq ``cursor`` are handled, ``delivered`` of them POSTed (the cursor only
-        moves forward; failed attempts are cleared when ``delivered`` > 0) and renew the lease. False, changing
-        nothing, when ``owner`` does not hold the lease."""
-
-    @abc.abstractmethod
-    async def webhook_failed(self, hook: int, owner: str, error: str, retry_ms: int, max_attempts: int) -> int:
-        """Record a failed attempt: ``last_error``, one more attempt, ``next_attempt`` ``retry_ms`` from now, and
-        ``failing`` once the attempts reach ``max_attempts``; the lease is released. Returns the attempts now, 0
-        (changing nothing) when ``owner`` does not hold the lease."""
-
-    @abc.abstractmethod
-    async def release_webhook(self, hook: int, owner: str) -> None:
-        """Give up ``owner``'s lease now, so any node may take the webhook at once."""
-
-
-def export_row(kind: str, row: dict[str, Any], bools: set[str]) -> dict[str, Any]:
-    """One exported row in the form every store writes: booleans as booleans, attachments as a list."""
-    out = {k: (bool(v) if k in bools else v) for k, v in row.items()}
-    if kind == "message":
-        out["attachments"] = msgspec.json.decode(row["attachments"]) if row["attachments"] else []
-    return out
-
-
-def check_import(kind: str, rows: Sequence[dict[str, Any]]) -> tuple[str, ...]:
-    """The columns of ``kind``, after checking every row has exactly them (the names go into SQL). A column added
-    to the format later (``LATER_COLUMNS``) takes its default in a row from an export made before it."""
-    cols = EXPORT_COLUMNS.get(kind)
-    if cols is None:
-        raise ValueError(f"unknown kind of row {kind!r}; known: {', '.join(EXPORT_KINDS)}")
-    later = LATER_COLUMNS.get(kind, {})
-    for row in rows:
-        for column, default in later.items():
-            row.setdefault(column, default)
-        if set(row) != set(cols):
-            raise ValueError(f"a {kind} row must have exactly the keys {', '.join(cols)}; got {', '.join(row)}")
-    return cols
-
-
-def import_value(column: str, value: Any, sqlite: bool) -> Any:
-    """A value of an exported row as the store keeps it."""
-    if column == "attachments":
-        return msgspec.json.encode(value).decode() if value else None
-    if sqlite and isinstance(value, bool):
-        return int(value)
-    return value
+__all__ = [
+    "Store",
+    "Lifecycle",
+    "DeploymentStore",
+    "MessageStore",
+    "RetentionStore",
+    "RoomStore",
+    "AccountStore",
+    "TokenStore",
+    "PersonalStore",
+    "UploadStore",
+    "SearchStore",
+    "HookStore",
+    "WebhookStore",
+    "AdminStore",
+    "AdminRoom",
+    "EPOCH_BYTES",
+    "EXPORT_COLUMNS",
+    "EXPORT_KINDS",
+    "HookRecord",
+    "InviteRecord",
+    "LATER_COLUMNS",
+    "NewMessage",
+    "Outcome",
+    "PURGE_CHUNK",
+    "ReadPosition",
+    "RoomRecord",
+    "StoreRefused",
+    "StreamPosition",
+    "TOKEN_ID_LEN",
+    "TokenRecord",
+    "UNREAD_MAX",
+    "UploadRecord",
+    "UserInfo",
+    "UserRecord",
+    "UserRef",
+    "WEBHOOKS_SQL",
+    "Webhook",
+    "check_import",
+    "display_key",
+    "display_keys",
+    "export_row",
+    "import_value",
+    "missing_room",
+    "new_epoch",
+    "outsider",
+    "prefix_range",
+    "webhook_of",
+]
+
+
+class Store(
+    Lifecycle,
+    DeploymentStore,
+    MessageStore,
+    RetentionStore,
+    RoomStore,
+    AccountStore,
+    TokenStore,
+    PersonalStore,
+    UploadStore,
+    SearchStore,
+    HookStore,
+    WebhookStore,
+    AdminStore,
+):
+    """Persistent state of a chatd deployment: every role, which each backend implements."""

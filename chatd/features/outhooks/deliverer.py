@@ -1,6 +1,6 @@
 """The node's webhook deliverer: a supervised background task that leases webhooks and POSTs their events.
 
-Every ``webhooks.poll_interval`` it leases webhooks with new events (``Store.lease_webhooks``), at most
+Every ``webhooks.poll_interval`` it leases webhooks with new events (``WebhookStore.lease_webhooks``), at most
 ``webhooks.concurrency`` at a time on this node, and gives each a task of its own that POSTs the events past the
 webhook's cursor one by one, in seq order, moving the cursor after each 2xx. The first failure (an answer other
 than 2xx, no answer within ``webhooks.timeout``, a refused address) ends the task: the store records the attempt
@@ -20,6 +20,7 @@ import ipaddress
 import logging
 import socket
 import time
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import httpx
@@ -37,7 +38,8 @@ from chatd.features.outhooks.signing import (
 )
 from chatd.metrics import Metrics
 from chatd.protocol.frames import Entry
-from chatd.store.base import Store, Webhook
+from chatd.store.base import Webhook
+from chatd.store.roles import MessageStore, WebhookStore
 
 log = logging.getLogger("chatd.webhooks")
 
@@ -66,8 +68,12 @@ async def refuse_address(url: str, timeout: float, *, unresolved_ok: bool = Fals
     return ""
 
 
+class Delivering(WebhookStore, MessageStore, Protocol):
+    """What the deliverer uses: webhooks' leases and cursors, and the room streams they read events from."""
+
+
 class Deliverer:
-    def __init__(self, cfg: WebhooksConfig, store: Store, metrics: Metrics, owner: str) -> None:
+    def __init__(self, cfg: WebhooksConfig, store: Delivering, metrics: Metrics, owner: str) -> None:
         self.cfg = cfg
         self.store = store
         self.metrics = metrics

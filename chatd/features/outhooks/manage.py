@@ -10,7 +10,8 @@ from chatd.config import WebhooksConfig
 from chatd.errors import ChatError, Err
 from chatd.features.outhooks.deliverer import refuse_address
 from chatd.features.outhooks.signing import check_events, check_url, new_secret
-from chatd.store.base import Store, UserRecord, Webhook
+from chatd.store.base import UserRecord, Webhook
+from chatd.store.roles import MessageStore, RoomStore, WebhookStore
 
 
 class WebhookView(msgspec.Struct):
@@ -67,13 +68,13 @@ def view(hook: Webhook, last_seq: int) -> WebhookView:
     )
 
 
-async def views(store: Store, hooks: Sequence[Webhook]) -> list[WebhookView]:
+async def views(store: MessageStore, hooks: Sequence[Webhook]) -> list[WebhookView]:
     last = await store.last_seqs(sorted({h.room for h in hooks}))
     return [view(h, last.get(h.room, 0)) for h in hooks]
 
 
 async def add(
-    store: Store, cfg: WebhooksConfig, room: str, url: str, events: Sequence[str], by: int | None
+    store: WebhookStore, cfg: WebhooksConfig, room: str, url: str, events: Sequence[str], by: int | None
 ) -> NewWebhook:
     """Check the URL (and, unless ``webhooks.allow_private``, where it points) and the kinds, then subscribe."""
     check_url(url)
@@ -87,7 +88,7 @@ async def add(
     return NewWebhook(**msgspec.structs.asdict(view(hook, hook.cursor)), secret=secret)
 
 
-async def require_room_admin(store: Store, room: str, user: UserRecord) -> None:
+async def require_room_admin(store: RoomStore, room: str, user: UserRecord) -> None:
     """A room's webhooks are its creator's and the server admins' to see and change (they carry everything said
     in the room to another server)."""
     record = await store.get_room(room)
@@ -97,7 +98,7 @@ async def require_room_admin(store: Store, room: str, user: UserRecord) -> None:
         raise ChatError(Err.FORBIDDEN, f"only the creator of {room!r} or an admin manages its webhooks")
 
 
-async def find(store: Store, room: str, hook_id: int) -> Webhook:
+async def find(store: WebhookStore, room: str, hook_id: int) -> Webhook:
     hook = await store.get_webhook(hook_id)
     if hook is None or hook.room != room:
         raise ChatError(Err.NOT_FOUND, f"no webhook {hook_id} in {room!r}")
