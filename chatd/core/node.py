@@ -101,7 +101,7 @@ class Node:
         # Presence changes cost a frame to every member: a user flapping join/leave is not announced past this.
         self._presence_budget = KeyedBuckets(cfg.limits.presence_rate, cfg.limits.presence_burst)
         self.presence: Presence
-        if cfg.broker.backend == "memory":
+        if not self.broker.cluster_wide:
             self.presence = LocalPresence(self._announce_presence)
         else:
             self.presence = GossipPresence(
@@ -142,7 +142,7 @@ class Node:
         sup.start("chatd-loop-lag", self.metrics.watch_loop_lag, required=False)
         sup.start("chatd-cluster", self.cluster.run)
         sup.start("chatd-presence", self.presence.run)
-        if self.cfg.broker.backend != "memory":
+        if self.broker.cluster_wide:
             sup.start("chatd-sweep", self.feeds.run)  # the sweep, and the resync after a broker outage
         if self.upload_sweeper.enabled:
             sup.start("chatd-upload-sweeper", self.upload_sweeper.run, required=False)

@@ -17,12 +17,22 @@ code that uses a store names the narrowest role it needs, whose docstring states
 | ``AdminStore`` | export, import, snapshot, new epochs | operators' commands |
 | ``Lifecycle``, ``DeploymentStore`` | open, close, ping; the deployment's key and one-use claims | the node, tickets |
 
+What a backend declares, so that the rest of chatd never asks its name, is on ``Store`` itself: ``from_config``
+builds it from the whole config; ``networked`` says whether it is a database server that several nodes share over
+the network (PostgreSQL), whose one pool of connections searches share with every other read, or a file on this
+machine that one server writes (SQLite), whose searches get connections of their own and whose directory the admin
+commands check; ``schema_state`` reads which migrations a database has, without changing it.
+
 The records the roles take and give live in ``chatd.store.records``; this module names them too, so the imports
 across chatd, plugins and tests (``from chatd.store.base import Store, NewMessage``) keep working.
 """
 
 from __future__ import annotations
 
+import abc
+from typing import ClassVar, Self
+
+from chatd.config import Config
 from chatd.store.records import (
     EPOCH_BYTES,
     EXPORT_COLUMNS,
@@ -141,3 +151,17 @@ class Store(
     AdminStore,
 ):
     """Persistent state of a chatd deployment: every role, which each backend implements."""
+
+    networked: ClassVar[bool]  # a database server nodes share, not one server's file (see the module docstring)
+
+    @classmethod
+    @abc.abstractmethod
+    def from_config(cls, cfg: Config, server: bool = True) -> Self:
+        """The store ``cfg.store`` describes, not yet open. ``server=False`` for tools that only manage users while
+        a server may be running."""
+
+    @classmethod
+    @abc.abstractmethod
+    async def schema_state(cls, cfg: Config) -> tuple[list[str], list[str]]:
+        """(migrations the database ``cfg.store`` describes has, migrations this chatd knows), read without changing
+        anything (``chatd migrate --check``, ``chatd doctor``); StoreRefused when it cannot be reached."""
