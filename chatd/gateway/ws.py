@@ -93,7 +93,7 @@ async def ws_endpoint(socket: WebSocket[Any, Any, Any]) -> None:
         await _refuse(node, socket, Close.TOO_MANY_CONNECTIONS, "server connection limit reached")
         return
     user: int | None = None
-    holder = f"{node.id}:{node.hub.next_id()}"  # this session, among the user's on every node
+    holder = f"{node.id}:{node.new_conn_id()}"  # this session, among the user's on every node
     accepted = False
     try:
         principal = await authenticate(node, headers, socket.query_params, socket.app.state.tickets, WS)
@@ -160,7 +160,7 @@ class WsSession:
         self.socket = socket
         lim = node.cfg.limits
         self.conn = Conn(
-            node.hub.next_id(), user.id, user.name, token_hash, lim.outbound_queue_bytes, self.kick, time.monotonic()
+            node.new_conn_id(), user.id, user.name, token_hash, lim.outbound_queue_bytes, self.kick, time.monotonic()
         )
         self.limits = FrameLimits(lim.max_frame_bytes, lim.close_frame_bytes)
         self.reply = node.reply_to(self.conn)
@@ -186,7 +186,7 @@ class WsSession:
 
     async def run(self) -> None:
         node, conn = self.node, self.conn
-        node.hub.register(conn)
+        node.connected(conn)
         node.metrics.connections_opened += 1
         opened = time.monotonic()
         log.info("session %d opened: user %s from %s", conn.id, shown(conn.user), _peer(node, self.socket))
