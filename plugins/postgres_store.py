@@ -583,6 +583,16 @@ class PostgresStore(Store):
         finally:
             await conn.close()
 
+    @classmethod
+    async def clock_skew(cls, cfg: Config) -> tuple[str, float] | None:
+        conn = await asyncpg.connect(cfg.store.dsn, timeout=10)
+        try:
+            started = time.time()
+            theirs = float(await conn.fetchval("SELECT extract(epoch FROM clock_timestamp())"))
+            return "PostgreSQL", theirs - (started + time.time()) / 2
+        finally:
+            await conn.close()
+
     def __init__(self, cfg: StoreConfig) -> None:
         self.cfg = cfg
         self.pool: asyncpg.Pool | None = None

@@ -158,15 +158,20 @@ def init(directory: str, mode: str, origin: str, data: str | None, force: bool) 
 # --- migrate ----------------------------------------------------------------------------------------------------
 
 
-async def schema_state(cfg: Config) -> tuple[list[str], list[str]]:
-    """(migrations the database has, migrations this chatd knows), without changing anything."""
+def store_backend(cfg: Config) -> type[Store]:
+    """The configured store's class (not opened): what it declares, and what it reads without opening."""
     from chatd.registry import BackendError, load
 
     try:
         backend: type[Store] = load("stores", cfg.store.backend)
     except BackendError as e:
         raise click.ClickException(str(e)) from None
-    return await backend.schema_state(cfg)
+    return backend
+
+
+async def schema_state(cfg: Config) -> tuple[list[str], list[str]]:
+    """(migrations the database has, migrations this chatd knows), without changing anything."""
+    return await store_backend(cfg).schema_state(cfg)
 
 
 def declares(kind: str, name: str, what: str) -> bool | None:
@@ -309,21 +314,9 @@ async def check_store(cfg: Config, report: Report) -> None:
         report(False, "store", f"schema migrations pending ({', '.join(pending)}): run chatd migrate")
     else:
         report(True, "store", f"{cfg.store.backend} store reachable, schema up to date ({done[-1]})")
-    if cfg.store.backend == "postgres":
-        await check_clock_postgres(cfg, report)
-
-
-async def check_clock_postgres(cfg: Config, report: Report) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(cfg.store.dsn, timeout=10)
-    try:
-        started = time.time()
-        theirs = float(await conn.fetchval("SELECT extract(epoch FROM clock_timestamp())"))
-        skew = theirs - (started + time.time()) / 2
-    finally:
-        await conn.close()
-    clock_report(report, "PostgreSQL", skew)
+    skew = await store_backend(cfg).clock_skew(cfg)
+    if skew is not None:
+        clock_report(report, *skew)
 
 
 def clock_report(report: Report, other: str, skew: float) -> None:

@@ -21,7 +21,8 @@ What a backend declares, so that the rest of chatd never asks its name, is on ``
 builds it from the whole config; ``networked`` says whether it is a database server that several nodes share over
 the network (PostgreSQL), whose one pool of connections searches share with every other read, or a file on this
 machine that one server writes (SQLite), whose searches get connections of their own and whose directory the admin
-commands check; ``schema_state`` reads which migrations a database has, without changing it.
+commands check; ``schema_state`` reads which migrations a database has, without changing it, and ``clock_skew``
+how far a database server's clock is from this machine's.
 
 The records the roles take and give live in ``chatd.store.records``; this module names them too, so the imports
 across chatd, plugins and tests (``from chatd.store.base import Store, NewMessage``) keep working.
@@ -165,3 +166,9 @@ class Store(
     async def schema_state(cls, cfg: Config) -> tuple[list[str], list[str]]:
         """(migrations the database ``cfg.store`` describes has, migrations this chatd knows), read without changing
         anything (``chatd migrate --check``, ``chatd doctor``); StoreRefused when it cannot be reached."""
+
+    @classmethod
+    async def clock_skew(cls, cfg: Config) -> tuple[str, float] | None:
+        """(what the database server is called, seconds its clock is ahead of this machine's), for ``chatd doctor``:
+        token expiry and message times mix both clocks. None for a store with no clock but this machine's."""
+        return None
