@@ -15,14 +15,8 @@ code that uses a store names the narrowest role it needs, whose docstring states
 | ``SearchStore`` | full-text search | the search route |
 | ``HookStore``, ``WebhookStore`` | incoming webhooks; outgoing ones and their leases | hooks, the deliverer |
 | ``AdminStore`` | export, import, snapshot, new epochs | operators' commands |
+| ``Backend`` | made from the config; networked or a file; schema and clock read unopened | make_store, doctor |
 | ``Lifecycle``, ``DeploymentStore`` | open, close, ping; the deployment's key and one-use claims | the node, tickets |
-
-What a backend declares, so that the rest of chatd never asks its name, is on ``Store`` itself: ``from_config``
-builds it from the whole config; ``networked`` says whether it is a database server that several nodes share over
-the network (PostgreSQL), whose one pool of connections searches share with every other read, or a file on this
-machine that one server writes (SQLite), whose searches get connections of their own and whose directory the admin
-commands check; ``schema_state`` reads which migrations a database has, without changing it, and ``clock_skew``
-how far a database server's clock is from this machine's.
 
 The records the roles take and give live in ``chatd.store.records``; this module names them too, so the imports
 across chatd, plugins and tests (``from chatd.store.base import Store, NewMessage``) keep working.
@@ -30,10 +24,6 @@ across chatd, plugins and tests (``from chatd.store.base import Store, NewMessag
 
 from __future__ import annotations
 
-import abc
-from typing import ClassVar, Self
-
-from chatd.config import Config
 from chatd.store.records import (
     EPOCH_BYTES,
     EXPORT_COLUMNS,
@@ -72,6 +62,7 @@ from chatd.store.records import (
 from chatd.store.roles import (
     AccountStore,
     AdminStore,
+    Backend,
     DeploymentStore,
     HookStore,
     Lifecycle,
@@ -87,6 +78,7 @@ from chatd.store.roles import (
 
 __all__ = [
     "Store",
+    "Backend",
     "Lifecycle",
     "DeploymentStore",
     "MessageStore",
@@ -137,6 +129,7 @@ __all__ = [
 
 
 class Store(
+    Backend,
     Lifecycle,
     DeploymentStore,
     MessageStore,
@@ -152,23 +145,3 @@ class Store(
     AdminStore,
 ):
     """Persistent state of a chatd deployment: every role, which each backend implements."""
-
-    networked: ClassVar[bool]  # a database server nodes share, not one server's file (see the module docstring)
-
-    @classmethod
-    @abc.abstractmethod
-    def from_config(cls, cfg: Config, server: bool = True) -> Self:
-        """The store ``cfg.store`` describes, not yet open. ``server=False`` for tools that only manage users while
-        a server may be running."""
-
-    @classmethod
-    @abc.abstractmethod
-    async def schema_state(cls, cfg: Config) -> tuple[list[str], list[str]]:
-        """(migrations the database ``cfg.store`` describes has, migrations this chatd knows), read without changing
-        anything (``chatd migrate --check``, ``chatd doctor``); StoreRefused when it cannot be reached."""
-
-    @classmethod
-    async def clock_skew(cls, cfg: Config) -> tuple[str, float] | None:
-        """(what the database server is called, seconds its clock is ahead of this machine's), for ``chatd doctor``:
-        token expiry and message times mix both clocks. None for a store with no clock but this machine's."""
-        return None
