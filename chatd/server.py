@@ -190,7 +190,7 @@ async def _serve(cfg: Config) -> int:
         cfg.server.port,
         mode,
         cfg.store.backend,
-        cfg.store.path if cfg.store.backend == "sqlite" else "",
+        "" if node.store.networked else cfg.store.path,  # a DSN may hold a password
         cfg.broker.backend,
         node.id,
     )

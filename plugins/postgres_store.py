@@ -27,13 +27,13 @@ import secrets
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import msgspec
 
-from chatd.config import StoreConfig
+from chatd.config import Config, StoreConfig
 from chatd.errors import ChatError, Err
 from chatd.failures import unreachable
 from chatd.protocol.frames import Entry, Message
@@ -561,6 +561,38 @@ UNBOUNDED = (
 
 
 class PostgresStore(Store):
+    networked = True
+
+    @classmethod
+    def from_config(cls, cfg: Config, server: bool = True) -> Self:
+        return cls(cfg.store)  # several servers share it by design: nothing to hold for ``server``
+
+    @classmethod
+    async def schema_state(cls, cfg: Config) -> tuple[list[str], list[str]]:
+        known = [name for name, _ in MIGRATIONS]
+        try:
+            conn = await asyncpg.connect(cfg.store.dsn, timeout=10)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+            raise StoreRefused(
+                unreachable("PostgreSQL store", cfg.store.dsn, e, "[store] dsn (CHATD_STORE_DSN)")
+            ) from e
+        try:
+            if not await conn.fetchval("SELECT to_regclass('_migrations') IS NOT NULL"):
+                return [], known
+            return [r["name"] for r in await conn.fetch("SELECT name FROM _migrations ORDER BY name")], known
+        finally:
+            await conn.close()
+
+    @classmethod
+    async def clock_skew(cls, cfg: Config) -> tuple[str, float] | None:
+        conn = await asyncpg.connect(cfg.store.dsn, timeout=10)
+        try:
+            started = time.time()
+            theirs = float(await conn.fetchval("SELECT extract(epoch FROM clock_timestamp())"))
+            return "PostgreSQL", theirs - (started + time.time()) / 2
+        finally:
+            await conn.close()
+
     def __init__(self, cfg: StoreConfig) -> None:
         self.cfg = cfg
         self.pool: asyncpg.Pool | None = None

@@ -15,14 +15,14 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import msgspec
 
 from chatd.errors import ChatError, Err
 from chatd.protocol.frames import USER_MAX, USER_PATTERN
 from chatd.rules.bots import ALL_ROOMS, Scope, decode_scope, encode_scope
-from chatd.store.base import Store, UserRecord
+from chatd.store.base import InviteRecord, Store, TokenRecord, UserInfo, UserRecord
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 PASSWORD_MIN, PASSWORD_MAX = 8, 1024
@@ -245,3 +245,55 @@ class Accounts:
                 raise ChatError(Err.CONFLICT, f"{name!r} is an existing human user")
             issued.append(Issued(await self.issue(user.id), user))
         return issued
+
+    # --- what the gateway asks of accounts (lookups, the directory, admins' changes) --------------------------
+
+    async def find(self, name: str) -> UserRecord | None:
+        """The live user called ``name`` (any spelling), or None."""
+        return await self.store.get_user(name)
+
+    async def by_id(self, uid: int) -> UserRecord | None:
+        return await self.store.user_by_id(uid)
+
+    async def by_ids(self, ids: Sequence[int]) -> list[UserRecord]:
+        return await self.store.users_by_ids(ids)
+
+    async def names_of(self, ids: Sequence[int]) -> dict[int, str]:
+        """The current names of the users with these ids (one query)."""
+        return await self.store.user_names(ids) if ids else {}
+
+    async def directory_page(
+        self, q: str, after: str | None, limit: int, *, disabled: bool = False
+    ) -> tuple[list[UserRecord], str | None]:
+        """One page of the directory and the cursor of the next (None: the last page). One row more than the page is
+        read to know whether another page follows."""
+        rows = await self.store.directory(q.strip(), after=after, limit=limit + 1, disabled=disabled)
+        return rows[:limit], rows[limit - 1].name if len(rows) > limit else None
+
+    async def set_flags(self, uid: int, *, disabled: bool | None, admin: bool | None) -> None:
+        """Disable or enable, promote or demote (None: unchanged)."""
+        await self.store.set_user(uid, disabled=disabled, admin=admin)
+
+    async def set_password(self, uid: int, password: str | None) -> None:
+        """An admin's reset: ``password`` becomes the user's (None: password sign-in off for them)."""
+        hashed = await asyncio.to_thread(hash_password, password) if password is not None else None
+        await self.store.set_password_hash(uid, hashed)
+
+    async def revoke_all(self, uid: int) -> list[str]:
+        """Revoke every token of the user; the hashes of those revoked."""
+        return await self.store.revoke_tokens(uid)
+
+    async def bots(self) -> list[tuple[UserInfo, list[TokenRecord]]]:
+        """Every bot with its tokens."""
+        return [(u, await self.store.tokens(user=u.id)) for u in await self.store.user_info() if u.bot]
+
+    async def make_invites(self, count: int, by: int, expires: int) -> list[str]:
+        """``count`` new invite codes made by the user ``by``, valid until ``expires`` (ms); only their hashes are
+        kept, so the codes are shown once."""
+        codes = [new_invite() for _ in range(count)]
+        for code in codes:
+            await self.store.add_invite(token_hash(code), by, expires)
+        return codes
+
+    async def invites(self) -> list[InviteRecord]:
+        return await self.store.invites()

@@ -82,7 +82,9 @@ def store_is_placed(cfg: Config) -> bool:
     SQLite path (what ``chatd init`` writes) or a database server's DSN. An admin command then makes a missing store,
     as ``chatd serve`` would, so the first ``chatd users add`` of a new installation works; a relative path would
     make a stray empty store when run from the wrong directory, so that needs ``--create``."""
-    return cfg.store.backend != "sqlite" or Path(cfg.store.path).is_absolute()
+    from chatd.registry import load
+
+    return bool(load("stores", cfg.store.backend).networked) or Path(cfg.store.path).is_absolute()
 
 
 def run_with_store(cfg: Config, create: bool, action: Callable[[Store], Awaitable[T]]) -> T:

@@ -8,13 +8,13 @@ import os
 import secrets
 import shutil
 import socket
-import sqlite3
 import stat
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import click
@@ -22,6 +22,9 @@ import click
 from chatd.admin.options import DEFAULT_CONFIG, build_config, config_option, resolve_config_path, store_is_placed
 from chatd.config import Config
 from chatd.failures import path_problem
+
+if TYPE_CHECKING:
+    from chatd.store.base import Store
 
 # --- init -------------------------------------------------------------------------------------------------------
 
@@ -155,42 +158,36 @@ def init(directory: str, mode: str, origin: str, data: str | None, force: bool) 
 # --- migrate ----------------------------------------------------------------------------------------------------
 
 
+def store_backend(cfg: Config) -> type[Store]:
+    """The configured store's class (not opened): what it declares, and what it reads without opening."""
+    from chatd.registry import BackendError, load
+
+    try:
+        backend: type[Store] = load("stores", cfg.store.backend)
+    except BackendError as e:
+        raise click.ClickException(str(e)) from None
+    return backend
+
+
 async def schema_state(cfg: Config) -> tuple[list[str], list[str]]:
     """(migrations the database has, migrations this chatd knows), without changing anything."""
-    if cfg.store.backend == "sqlite":
-        import sqlite_utils
+    return await store_backend(cfg).schema_state(cfg)
 
-        from chatd.store.migrations import MIGRATIONS, applied
 
-        known = [name for name, _ in MIGRATIONS]
-        if not Path(cfg.store.path).exists():
-            return [], known
-        conn = sqlite3.connect(f"file:{cfg.store.path}?mode=ro", uri=True)
-        try:
-            return applied(sqlite_utils.Database(conn)), known
-        finally:
-            conn.close()
-    if cfg.store.backend == "postgres":
-        import asyncpg
+def declares(kind: str, name: str, what: str) -> bool | None:
+    """What the backend ``name`` of ``kind`` ("brokers", "stores") declares as ``what`` (``Broker.cluster_wide``,
+    ``Store.networked``); None when it cannot be imported, which ``check_settings`` reports."""
+    from chatd.registry import BackendError, load
 
-        from chatd.failures import unreachable
-        from chatd.store.base import StoreRefused
-        from plugins.postgres_store import MIGRATIONS as PG_MIGRATIONS
+    try:
+        return bool(getattr(load(kind, name), what))
+    except BackendError:
+        return None
 
-        try:
-            conn = await asyncpg.connect(cfg.store.dsn, timeout=10)
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
-            raise StoreRefused(
-                unreachable("PostgreSQL store", cfg.store.dsn, e, "[store] dsn (CHATD_STORE_DSN)")
-            ) from e
-        try:
-            if not await conn.fetchval("SELECT to_regclass('_migrations') IS NOT NULL"):
-                return [], [name for name, _ in PG_MIGRATIONS]
-            done = [r["name"] for r in await conn.fetch("SELECT name FROM _migrations ORDER BY name")]
-            return done, [name for name, _ in PG_MIGRATIONS]
-        finally:
-            await conn.close()
-    raise click.ClickException(f"chatd migrate does not know the {cfg.store.backend!r} store")
+
+def store_file(cfg: Config) -> Path | None:
+    """The store's file on this machine (SQLite); None for a database server or a store that cannot be imported."""
+    return Path(cfg.store.path) if declares("stores", cfg.store.backend, "networked") is False else None
 
 
 @click.command()
@@ -254,8 +251,8 @@ def check_files(cfg: Config, config_path: str | None, report: Report) -> None:
             "config",
             f"{config_path} holds auth.secret and others can read it: chmod 600 {config_path}",
         )
-    if cfg.store.backend == "sqlite":
-        db = Path(cfg.store.path)
+    db = store_file(cfg)
+    if db is not None:
         if db.exists() and _mode(db) & 0o077:
             report(False, "files", f"{db} (every message, password hashes) is readable by others: chmod 600 {db}")
         parent = db.parent if db.parent != Path("") else Path(".")
@@ -268,8 +265,8 @@ def check_files(cfg: Config, config_path: str | None, report: Report) -> None:
 
 def check_disk(cfg: Config, report: Report) -> None:
     places = [("uploads", Path(cfg.uploads.dir), cfg.uploads.min_free_bytes)]
-    if cfg.store.backend == "sqlite":
-        places.insert(0, ("store", Path(cfg.store.path).resolve().parent, cfg.store.min_free_bytes))
+    if (db := store_file(cfg)) is not None:
+        places.insert(0, ("store", db.resolve().parent, cfg.store.min_free_bytes))
     for name, path, watermark in places:
         probe = path
         while not probe.exists() and probe != probe.parent:
@@ -298,8 +295,8 @@ async def check_store(cfg: Config, report: Report) -> None:
     except Exception as e:  # noqa: BLE001 - any failure to reach the store is the finding
         report(False, "store", f"cannot read the {cfg.store.backend} store: {e}. Check [store] and that it runs")
         return
-    if cfg.store.backend == "sqlite" and not done:
-        db = Path(cfg.store.path).resolve()
+    if (db := store_file(cfg)) is not None and not done:
+        db = db.resolve()
         if store_is_placed(cfg) and not db.exists():
             # A new installation: the config fixes where the database goes, and the first command that needs it
             # makes it there (check_files has said whether that directory can be written).
@@ -317,21 +314,9 @@ async def check_store(cfg: Config, report: Report) -> None:
         report(False, "store", f"schema migrations pending ({', '.join(pending)}): run chatd migrate")
     else:
         report(True, "store", f"{cfg.store.backend} store reachable, schema up to date ({done[-1]})")
-    if cfg.store.backend == "postgres":
-        await check_clock_postgres(cfg, report)
-
-
-async def check_clock_postgres(cfg: Config, report: Report) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(cfg.store.dsn, timeout=10)
-    try:
-        started = time.time()
-        theirs = float(await conn.fetchval("SELECT extract(epoch FROM clock_timestamp())"))
-        skew = theirs - (started + time.time()) / 2
-    finally:
-        await conn.close()
-    clock_report(report, "PostgreSQL", skew)
+    skew = await store_backend(cfg).clock_skew(cfg)
+    if skew is not None:
+        clock_report(report, *skew)
 
 
 def clock_report(report: Report, other: str, skew: float) -> None:
@@ -347,9 +332,9 @@ def clock_report(report: Report, other: str, skew: float) -> None:
 
 
 def check_broker(cfg: Config, report: Report) -> None:
-    if cfg.broker.backend == "memory":
+    if declares("brokers", cfg.broker.backend, "cluster_wide") is False:
         report(True, "broker", "in-process (one node); nothing to reach")
-        if cfg.store.backend == "sqlite":
+        if store_file(cfg) is not None:
             report(True, "clock", "one node and no database server: no other clock to disagree with")
         return
     parts = urlsplit(cfg.broker.url)

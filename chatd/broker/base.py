@@ -41,6 +41,13 @@ Limits (``limiter``)
     - A backend whose engine can keep shared counters atomically provides a cluster-wide :class:`Limiter`
       (Redis); the others leave the default, this process's own (per node). See ``chatd.limiter``.
 
+What a backend declares (the node asks these, never the backend's name)
+    - ``from_config`` builds the backend from the whole config.
+    - ``cluster_wide``: whether the backend links this node to others (Redis, RabbitMQ). Then presence is gossiped
+      between nodes and the node runs its feeds' sweep, since a publish can be missed. False for a broker that is
+      the whole deployment in one process (memory): one node, whose presence is all there is and which can miss
+      nothing.
+
 Lifecycle
     - ``start`` connects (raising :class:`BrokerUnavailable` if it cannot at all) and installs the callbacks;
       afterwards a backend reconnects on its own with capped exponential backoff, logging once per change of
@@ -53,10 +60,11 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, Self
 
 import msgspec
 
+from chatd.config import Config
 from chatd.limiter import Limiter, LocalLimiter
 from chatd.store.base import NewMessage
 
@@ -139,6 +147,13 @@ class Broker(abc.ABC):
 
     node_id: str  # this run of this node (completions are addressed to it)
     node_name: str  # this node across runs (names its ingest queue)
+    cluster_wide: ClassVar[bool]  # links this node to others (see the module docstring)
+
+    @classmethod
+    @abc.abstractmethod
+    def from_config(cls, cfg: Config, node_id: str, node_name: str) -> Self:
+        """The backend ``cfg.broker`` describes, for this run (``node_id``) of this node (``node_name``); not yet
+        started."""
 
     @abc.abstractmethod
     async def start(self, events: BrokerEvents) -> None: ...

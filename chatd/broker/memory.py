@@ -17,6 +17,7 @@ import asyncio
 import logging
 import sqlite3
 from collections import deque
+from typing import Self
 
 from chatd.broker.base import (
     Broker,
@@ -30,12 +31,21 @@ from chatd.broker.base import (
     item_size,
 )
 from chatd.broker.spill import SpillFile
+from chatd.config import Config
 from chatd.failures import path_problem
 
 log = logging.getLogger("chatd.broker")
 
 
 class MemoryBroker(Broker):
+    cluster_wide = False  # this process is the whole deployment
+
+    @classmethod
+    def from_config(cls, cfg: Config, node_id: str, node_name: str) -> Self:
+        # Beside the store's file unless broker.spill_path places it.
+        spill = cfg.broker.spill_path or f"{cfg.store.path}.spill"
+        return cls(node_id, cfg.broker.queue_max_messages, cfg.broker.queue_max_bytes, spill, node_name)
+
     def __init__(self, node_id: str, max_messages: int, max_bytes: int, spill_path: str, node_name: str = "") -> None:
         self.node_id = node_id
         self.node_name = node_name or node_id

@@ -35,7 +35,7 @@ import asyncio
 import logging
 import random
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, Self
 
 import msgspec
 
@@ -49,7 +49,7 @@ from chatd.broker.base import (
     IngestItem,
     Taken,
 )
-from chatd.config import BrokerConfig
+from chatd.config import BrokerConfig, Config
 from chatd.failures import unreachable
 from chatd.supervisor import Supervisor
 
@@ -107,6 +107,11 @@ class RemoteBroker(Broker):
     """Base of the networked brokers. Subclasses implement the abstract engine verbs below."""
 
     backend = "remote"
+    cluster_wide = True
+
+    @classmethod
+    def from_config(cls, cfg: Config, node_id: str, node_name: str) -> Self:
+        return cls(cfg.broker, node_id, node_name)
 
     def __init__(self, cfg: BrokerConfig, node_id: str, node_name: str) -> None:
         self.cfg = cfg

@@ -20,6 +20,7 @@ import secrets
 import socket
 import time
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from chatd.accounts.throttle import KeyedBuckets
 from chatd.accounts.users import Accounts, check_username, token_hash
@@ -43,18 +44,25 @@ from chatd.core.hub import Conn, Hub, Outbox
 from chatd.core.presence import GossipPresence, LocalPresence, Presence
 from chatd.core.worker import Worker
 from chatd.errors import ChatError, Close, Err
+from chatd.features.hooks import RoomHooks
 from chatd.features.outhooks.deliverer import Deliverer
+from chatd.features.outhooks.manage import RoomWebhooks
 from chatd.features.personal import Personal
 from chatd.features.retention import Retention
 from chatd.features.rooms import Purged, Rooms, purge_room
-from chatd.features.uploads import Sweeper, delete_files
+from chatd.features.uploads import StoreDisk, Sweeper, UploadRules, delete_files
 from chatd.metrics import Metrics
 from chatd.protocol.frames import PING, Ack, Left, ReadState, RoomChange, TypingNotice, encode, encode_error
 from chatd.protocol.frames import Presence as PresenceFrame
+from chatd.rules.dms import open_dm
+from chatd.rules.search import Hit
 from chatd.store import make_store
 from chatd.store.base import NewMessage, RoomRecord, UserRecord, UserRef
 from chatd.store.room_events import TOPIC
 from chatd.supervisor import Supervisor
+
+if TYPE_CHECKING:
+    from chatd.accounts.sso import Flow, OidcClient
 
 log = logging.getLogger("chatd")
 
@@ -98,10 +106,15 @@ class Node:
         self.upload_sweeper = Sweeper(cfg.uploads, self.store)
         self.retention = Retention(cfg.retention, cfg.uploads.dir, self.store)
         self.webhooks = Deliverer(cfg.webhooks, self.store, self.metrics, self.name)
+        # The roles the gateway acts through, so that no route reaches into the store.
+        self.uploads = UploadRules(cfg.uploads, self.store, self.limiter)
+        self.store_disk = StoreDisk(self.store, cfg.store.min_free_bytes)
+        self.room_hooks = RoomHooks(self.store)
+        self.room_webhooks = RoomWebhooks(self.store, cfg.webhooks)
         # Presence changes cost a frame to every member: a user flapping join/leave is not announced past this.
         self._presence_budget = KeyedBuckets(cfg.limits.presence_rate, cfg.limits.presence_burst)
         self.presence: Presence
-        if cfg.broker.backend == "memory":
+        if not self.broker.cluster_wide:
             self.presence = LocalPresence(self._announce_presence)
         else:
             self.presence = GossipPresence(
@@ -142,7 +155,7 @@ class Node:
         sup.start("chatd-loop-lag", self.metrics.watch_loop_lag, required=False)
         sup.start("chatd-cluster", self.cluster.run)
         sup.start("chatd-presence", self.presence.run)
-        if self.cfg.broker.backend != "memory":
+        if self.broker.cluster_wide:
             sup.start("chatd-sweep", self.feeds.run)  # the sweep, and the resync after a broker outage
         if self.upload_sweeper.enabled:
             sup.start("chatd-upload-sweeper", self.upload_sweeper.run, required=False)
@@ -335,6 +348,14 @@ class Node:
 
     # --- connection actions -------------------------------------------------------------------------------------
 
+    def new_conn_id(self) -> int:
+        """A number for a new connection, unique on this node (with ``id``: in the deployment)."""
+        return self.hub.next_id()
+
+    def connected(self, conn: Conn) -> None:
+        """``conn`` is open: user-addressed frames and kicks reach it from now on (``disconnected`` ends that)."""
+        self.hub.register(conn)
+
     def reply_to(self, conn: Conn) -> Reply:
         def reply(c: Completion) -> None:
             if c.error:
@@ -403,6 +424,49 @@ class Node:
         await self.user_renamed(user, name, was)
         return was
 
+    async def delete_user(self, uid: int) -> list[str] | None:
+        """Delete the user (a tombstone stays: ``Store.delete_user``), close their sockets on every node and delete
+        their uploads' files; the ids of those uploads, or None if there was no such user."""
+        upload_ids = await self.store.delete_user(uid)
+        if upload_ids is None:
+            return None
+        await self.user_gone(uid)
+        await delete_files(self.cfg.uploads.dir, upload_ids)
+        return upload_ids
+
+    async def set_account(self, uid: int, *, disabled: bool | None, admin: bool | None) -> None:
+        """Disable or enable, promote or demote (None: unchanged); a disabled user's sockets close on every node."""
+        await self.accounts.set_flags(uid, disabled=disabled, admin=admin)
+        if disabled:
+            await self.user_gone(uid)
+
+    async def reset_password(self, uid: int, password: str | None, keep_tokens: bool) -> int:
+        """An admin sets the user's password (None: no password sign-in); unless ``keep_tokens`` their tokens are
+        revoked and their sockets closed on every node. How many tokens were revoked."""
+        await self.accounts.set_password(uid, password)
+        if keep_tokens:
+            return 0
+        revoked = await self.accounts.revoke_all(uid)
+        await self.kick_user(uid)
+        return len(revoked)
+
+    async def sso_user(self, client: OidcClient, flow: Flow | None, params: dict[str, str]) -> UserRecord:
+        """The user a single sign-on's answer (``params``) names: checked against the browser's ``flow``, which is
+        spent, and found by the identity's (issuer, sub) or made on its first sign-in."""
+        from chatd.accounts.sso import account_for  # the oidc extra, present when sign-on is configured
+
+        identity = await client.finish(self.store, flow, params)
+        return await account_for(self.store, self.cfg.auth.oidc, identity, self.cfg.auth.first_user_admin)
+
+    async def claim_once(self, key: str, ttl: float) -> bool:
+        """Claim a one-use key (a ticket, a control request) for ``ttl`` seconds on every node: False for a
+        repeat (``Store.claim_once``)."""
+        return await self.store.claim_once(key, ttl)
+
+    async def deployment_key(self) -> bytes | None:
+        """The signing key the store keeps for the deployment (``Store.deployment_key``)."""
+        return await self.store.deployment_key()
+
     async def set_display_name(self, user: UserRecord, display_name: str) -> None:
         """Store the user's display name ("" removes it) and tell every socket, on every node, with a ``user``
         frame, as a rename does (the name stays)."""
@@ -455,6 +519,23 @@ class Node:
         lists drop it (a private room's members', everyone's for a public room). ``by``: a name to show."""
         ids = [str(m) for m in members] if private else []
         await self.cluster.emit(ROOM_DELETED, [room, "private" if private else "public", by, *ids])
+
+    async def set_archived(self, room: str, archived: bool) -> bool:
+        """Archive or unarchive a room and tell every node; False when there is no such room."""
+        if not await self.rooms.set_archived(room, archived):
+            return False
+        await self.room_archived(room)
+        return True
+
+    async def open_dm(self, opener: UserRecord, other: str) -> tuple[RoomRecord, UserRecord, bool]:
+        """Open (or find) ``opener``'s direct conversation with the user named ``other`` (``chatd.rules.dms``); both
+        are told on every node. The room, the other user, and whether the room is new."""
+        return await open_dm(self.store, self.tell_user, opener, other)
+
+    async def search(self, user: int, words: list[str], room: str | None, limit: int, offset: int) -> list[Hit]:
+        """Messages with every word, best first, from rooms ``user`` may read (``Store.search``; bounded by
+        ``search_limits``)."""
+        return await self.store.search(user, words, room=room, limit=limit, offset=offset)
 
     async def room_archived(self, room: str) -> None:
         """A room was archived or unarchived (the store already says so): every node forgets its cached memberships,

@@ -173,5 +173,32 @@ async def revoke_hook(store: Store, hook: HookRecord) -> None:
     await store.delete_user(hook.bot)
 
 
+class RoomHooks:
+    """A room's incoming webhooks as the REST API manages them: each action first checks that the asker is the
+    room's creator or an admin (``require_room_admin``)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def get(self, hook_id: str) -> HookRecord | None:
+        """The hook a post names (its secret is checked by the caller), or None."""
+        return await self.store.get_hook(hook_id)
+
+    async def of_room(self, room: str, user: int) -> list[HookRecord]:
+        await require_room_admin(self.store, room, user)
+        return await self.store.hooks(room)
+
+    async def create(self, room: str, name: str | None, user: int) -> tuple[HookRecord, str]:
+        await require_room_admin(self.store, room, user)
+        return await create_hook(self.store, room, name, user)
+
+    async def revoke(self, room: str, hook_id: str, user: int) -> None:
+        await require_room_admin(self.store, room, user)
+        hook = await self.store.get_hook(hook_id)
+        if hook is None or hook.room != room:
+            raise ChatError(Err.NOT_FOUND, f"no hook {hook_id!r} in {room!r}")
+        await revoke_hook(self.store, hook)
+
+
 def hook_path(hook: HookRecord, secret: str) -> str:
     return f"/hooks/{hook.id}/{secret}"

@@ -31,9 +31,9 @@ from chatd.accounts.throttle import refuse
 from chatd.errors import ChatError, Err
 from chatd.features.uploads import delete_files
 from chatd.limiter import Limiter
-from chatd.protocol.frames import ROOM_MAX, ROOM_PATTERN
+from chatd.protocol.frames import ROOM_MAX, ROOM_PATTERN, Message
 from chatd.rules.dms import refuse_dm_name
-from chatd.store.base import RoomRecord, Store, UserRecord, UserRef
+from chatd.store.base import AdminRoom, RoomRecord, Store, UserRecord, UserRef
 
 _room_re = re.compile(ROOM_PATTERN)
 _CACHE_MAX = 200_000
@@ -197,6 +197,31 @@ class Rooms:
             return False, None
         self._members.discard((room, found.id))
         return await self.store.remove_member(room, found.id), found
+
+    # --- reads the gateway answers with (it checks who may see the room first: ``get_visible``) ----------------
+
+    async def page_for(self, user: int, after: str | None, limit: int) -> list[tuple[RoomRecord, bool]]:
+        """Up to ``limit`` rooms named after ``after`` that the user may see, each with whether they are in it."""
+        return await self.store.list_rooms(user, after=after, limit=limit)
+
+    async def members(self, room: str) -> list[UserRef]:
+        return await self.store.members(room)
+
+    async def history(self, room: str, after: int | None, before: int | None, limit: int) -> list[Message]:
+        """Messages oldest first, in their current state (``Store.history``)."""
+        return await self.store.history(room, after=after, before=before, limit=limit)
+
+    async def deleted_through(self, room: str) -> int:
+        """The last seq retention deleted in ``room`` (0: none), so a client can tell deleted from lost."""
+        return await self.store.purged_through(room)
+
+    async def all_rooms(self) -> list[AdminRoom]:
+        """Every room, private ones included, as an admin sees them."""
+        return await self.store.admin_rooms()
+
+    async def set_archived(self, room: str, archived: bool) -> bool:
+        """Archive or unarchive ``room``; False when there is no such room. The node tells every node."""
+        return await self.store.set_room_archived(room, archived)
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ from chatd.accounts.throttle import refuse
 from chatd.config import UploadsConfig
 from chatd.errors import ChatError, Err
 from chatd.limiter import Limiter
+from chatd.store.records import UploadRecord
 from chatd.store.roles import Lifecycle, UploadStore
 
 log = logging.getLogger("chatd.features.uploads")
@@ -78,6 +79,21 @@ class UploadRules:
 
     def over_quota(self) -> ChatError:
         return ChatError(Err.QUOTA_EXCEEDED, f"your uploads would pass your quota of {self.cfg.quota_bytes} bytes")
+
+    async def record(self, upload: UploadRecord) -> bool:
+        """Keep the record of a stored file, unless it would pass its owner's quota (checked and inserted in one
+        step, so concurrent uploads cannot overshoot together); whether it was kept."""
+        return await self.store.add_upload(upload, self.cfg.quota_bytes)
+
+    async def find(self, upload_id: str) -> UploadRecord | None:
+        return await self.store.get_upload(upload_id)
+
+    async def delete(self, upload_id: str) -> bool:
+        """Delete the upload's record, then its file; whether there was a record."""
+        deleted = await self.store.delete_upload(upload_id)
+        if deleted:
+            await delete_file(self.cfg.dir, upload_id)
+        return deleted
 
 
 async def delete_files(root: str, upload_ids: Sequence[str]) -> None:

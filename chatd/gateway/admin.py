@@ -16,7 +16,6 @@ password, archive, make invite codes. Accounts are addressed by their id, which 
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Annotated, Any
 
@@ -25,15 +24,14 @@ from litestar import Request, Router, delete, get, patch, post
 from litestar.di import Provide
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
-from chatd.accounts.users import PASSWORD_MAX, PASSWORD_MIN, hash_password, new_invite, token_hash
+from chatd.accounts.users import PASSWORD_MAX, PASSWORD_MIN
 from chatd.config import registration_mode
 from chatd.core.node import Node
 from chatd.errors import ChatError, Err
-from chatd.features.uploads import delete_files
 from chatd.gateway.auth import Principal
 from chatd.gateway.openapi import SECURED, errors
 from chatd.gateway.rest import provide_principal
-from chatd.gateway.rest_accounts import DIRECTORY_PAGE, After, Limit, Query, directory_page
+from chatd.gateway.rest_accounts import DIRECTORY_PAGE, After, Limit, Query
 from chatd.protocol.frames import UserName
 from chatd.store.base import AdminRoom, UserRecord
 
@@ -68,16 +66,14 @@ async def delete_room(request: Request[Any, Any, Any], principal: Principal, roo
 )
 async def delete_user(request: Request[Any, Any, Any], principal: Principal, user: str) -> dict[str, Any]:
     node = _admin_node(request, principal)
-    target = await node.store.get_user(user)
+    target = await node.accounts.find(user)
     if target is None:
         raise ChatError(Err.NOT_FOUND, f"no user {user!r}")
     if target.id == principal.user.id:
         raise ChatError(Err.FORBIDDEN, "an admin cannot delete themselves; ask another admin")
-    upload_ids = await node.store.delete_user(target.id)
+    upload_ids = await node.delete_user(target.id)
     if upload_ids is None:
         raise ChatError(Err.NOT_FOUND, f"no user {user!r}")
-    await node.user_gone(target.id)
-    await delete_files(node.cfg.uploads.dir, upload_ids)
     return {"user": target.name, "uid": target.id, "deleted": True, "uploads": len(upload_ids)}
 
 
@@ -96,7 +92,7 @@ async def rename_user(
     request: Request[Any, Any, Any], principal: Principal, user: str, data: RenameIn
 ) -> dict[str, Any]:
     node = _admin_node(request, principal)
-    target = await node.store.get_user(user)
+    target = await node.accounts.find(user)
     if target is None:
         raise ChatError(Err.NOT_FOUND, f"no user {user!r}")
     was = await node.rename_user(target.id, data.name)
@@ -176,12 +172,12 @@ async def list_accounts(
     after: After = None,
     limit: Limit = DIRECTORY_PAGE,
 ) -> AdminUserPage:
-    rows, next_after = await directory_page(_admin_node(request, principal).store, q, after, limit, disabled=True)
+    rows, next_after = await _admin_node(request, principal).accounts.directory_page(q, after, limit, disabled=True)
     return AdminUserPage([_admin_user(u) for u in rows], next_after)
 
 
 async def _account(node: Node, uid: int) -> UserRecord:
-    target = await node.store.user_by_id(uid)
+    target = await node.accounts.by_id(uid)
     if target is None:
         raise ChatError(Err.NOT_FOUND, f"no user with id {uid}")
     return target
@@ -206,9 +202,7 @@ async def update_account(request: Request[Any, Any, Any], principal: Principal, 
     node = _admin_node(request, principal)
     # An admin who disables or demotes themselves may leave nobody able to undo it.
     await _other_account(node, principal, uid, "an admin cannot disable or demote themselves; ask another admin")
-    await node.store.set_user(uid, disabled=data.disabled, admin=data.admin)
-    if data.disabled:
-        await node.user_gone(uid)
+    await node.set_account(uid, disabled=data.disabled, admin=data.admin)
     return _admin_user(await _account(node, uid))
 
 
@@ -224,13 +218,8 @@ async def reset_password(
 ) -> dict[str, Any]:
     node = _admin_node(request, principal)
     target = await _other_account(node, principal, uid, "change your own password with POST /api/me/password")
-    hashed = await asyncio.to_thread(hash_password, data.password) if data.password is not None else None
-    await node.store.set_password_hash(uid, hashed)
-    revoked: list[str] = []
-    if not data.keep_tokens:
-        revoked = await node.store.revoke_tokens(uid)
-        await node.kick_user(uid)
-    return {"uid": uid, "name": target.name, "password": data.password is not None, "revoked": len(revoked)}
+    revoked = await node.reset_password(uid, data.password, data.keep_tokens)
+    return {"uid": uid, "name": target.name, "password": data.password is not None, "revoked": revoked}
 
 
 @get(
@@ -240,7 +229,7 @@ async def reset_password(
     security=SECURED,
 )
 async def list_rooms(request: Request[Any, Any, Any], principal: Principal) -> dict[str, list[AdminRoom]]:
-    return {"rooms": await _admin_node(request, principal).store.admin_rooms()}
+    return {"rooms": await _admin_node(request, principal).rooms.all_rooms()}
 
 
 @patch(
@@ -254,9 +243,8 @@ async def archive_room(
     request: Request[Any, Any, Any], principal: Principal, room: str, data: RoomArchiveIn
 ) -> dict[str, Any]:
     node = _admin_node(request, principal)
-    if not await node.store.set_room_archived(room, data.archived):
+    if not await node.set_archived(room, data.archived):
         raise ChatError(Err.NOT_FOUND, f"no room {room!r}")
-    await node.room_archived(room)
     return {"room": room, "archived": data.archived}
 
 
@@ -270,9 +258,7 @@ async def archive_room(
 async def create_invites(request: Request[Any, Any, Any], principal: Principal, data: InvitesIn) -> InvitesOut:
     node = _admin_node(request, principal)
     expires = int((time.time() + data.days * 86400) * 1000)
-    codes = [new_invite() for _ in range(data.count)]
-    for code in codes:
-        await node.store.add_invite(token_hash(code), principal.user.id, expires)
+    codes = await node.accounts.make_invites(data.count, principal.user.id, expires)
     return InvitesOut(codes, expires, registration_mode(node.cfg.auth))
 
 
@@ -283,7 +269,7 @@ async def create_invites(request: Request[Any, Any, Any], principal: Principal, 
     security=SECURED,
 )
 async def list_invites(request: Request[Any, Any, Any], principal: Principal) -> dict[str, list[InviteOut]]:
-    rows = await _admin_node(request, principal).store.invites()
+    rows = await _admin_node(request, principal).accounts.invites()
     return {"invites": [InviteOut(r.id, r.created_by, r.created, r.expires, r.used_by) for r in rows]}
 
 

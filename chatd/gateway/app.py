@@ -19,7 +19,6 @@ from chatd import __version__
 from chatd.accounts.throttle import AuthThrottle
 from chatd.core.node import Node
 from chatd.errors import ChatError, Err, internal_message, log_fault
-from chatd.features.uploads import StoreDisk, UploadRules
 from chatd.gateway.admin import ADMIN_STRUCTS, admin_router
 from chatd.gateway.control import control as admin_control
 from chatd.gateway.guard import request_guard
@@ -193,9 +192,9 @@ def create_app(node: Node) -> Litestar:
                 "node": node,
                 "slots": ConnectionSlots(lim.max_connections),
                 "auth_throttle": AuthThrottle(node.cfg.auth, node.limiter),
-                "upload_rules": UploadRules(node.cfg.uploads, node.store, node.limiter),
-                "store_disk": StoreDisk(node.store, node.cfg.store.min_free_bytes),
-                "tickets": Tickets(node.cfg.auth.secret, node.store),
+                "upload_rules": node.uploads,
+                "store_disk": node.store_disk,
+                "tickets": Tickets(node.cfg.auth.secret, node),
                 "sso": sso,
             }
         ),

@@ -41,7 +41,7 @@ async def control(request: Request[Any, Any, Any]) -> dict[str, int]:
     if problem:
         raise ChatError(Err.INVALID, problem)
     # The timestamp is accepted MAX_AGE either side of now: the id is remembered, on every node, as long.
-    if not await node.store.claim_once(f"control:{req.id}", 2 * MAX_AGE):
+    if not await node.claim_once(f"control:{req.id}", 2 * MAX_AGE):
         log.warning("admin control: a replayed request (id %s) refused", req.id)
         raise ChatError(Err.UNAUTHORIZED, "this control request was already applied; sign a new one")
     for kind, *args in req.events:

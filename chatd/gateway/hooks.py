@@ -20,11 +20,8 @@ from chatd.features.hooks import (
     IDEMPOTENCY_HEADER,
     SECRET_HEADER,
     client_id_for,
-    create_hook,
     hook_path,
     parse_payload,
-    require_room_admin,
-    revoke_hook,
     secret_matches,
 )
 from chatd.gateway.auth import Principal
@@ -82,7 +79,7 @@ async def _post(request: Request[Any, Any, Any], hook_id: str, secret: str | Non
     if secret is None:
         given: str = request.headers.get(SECRET_HEADER) or request.headers.get("authorization") or ""
         secret = given[7:].strip() if given[:7].lower() == "bearer " else given
-    hook = await node.store.get_hook(hook_id)
+    hook = await node.room_hooks.get(hook_id)
     if hook is None or not secret or not secret_matches(secret, hook):
         raise ChatError(Err.NOT_FOUND, NO_HOOK)
     wait = await node.limiter.take(f"hook:{hook.id}", lim.hook_rate, lim.hook_burst)
@@ -128,9 +125,8 @@ def _out(request: Request[Any, Any, Any], hook: Any, secret: str | None = None) 
     security=SECURED,
 )
 async def list_hooks(request: Request[Any, Any, Any], principal: Principal, room: str) -> dict[str, list[HookOut]]:
-    store = node_of(request).store
-    await require_room_admin(store, room, principal.user.id)
-    return {"hooks": [_out(request, h) for h in await store.hooks(room)]}
+    hooks = await node_of(request).room_hooks.of_room(room, principal.user.id)
+    return {"hooks": [_out(request, h) for h in hooks]}
 
 
 @post(
@@ -141,9 +137,7 @@ async def list_hooks(request: Request[Any, Any, Any], principal: Principal, room
     security=SECURED,
 )
 async def add_hook(request: Request[Any, Any, Any], principal: Principal, room: str, data: NewHookIn) -> HookOut:
-    store = node_of(request).store
-    await require_room_admin(store, room, principal.user.id)
-    hook, secret = await create_hook(store, room, data.name, principal.user.id)
+    hook, secret = await node_of(request).room_hooks.create(room, data.name, principal.user.id)
     return _out(request, hook, secret)
 
 
@@ -155,12 +149,7 @@ async def add_hook(request: Request[Any, Any, Any], principal: Principal, room: 
     security=SECURED,
 )
 async def delete_hook(request: Request[Any, Any, Any], principal: Principal, room: str, hook_id: str) -> dict[str, Any]:
-    store = node_of(request).store
-    await require_room_admin(store, room, principal.user.id)
-    hook = await store.get_hook(hook_id)
-    if hook is None or hook.room != room:
-        raise ChatError(Err.NOT_FOUND, f"no hook {hook_id!r} in {room!r}")
-    await revoke_hook(store, hook)
+    await node_of(request).room_hooks.revoke(room, hook_id, principal.user.id)
     return {"id": hook_id, "revoked": True}
 
 

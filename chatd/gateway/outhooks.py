@@ -15,7 +15,6 @@ from chatd.gateway.auth import Principal
 from chatd.gateway.context import node_of
 from chatd.gateway.openapi import SECURED, errors
 from chatd.protocol.frames import SEQ_MAX, WEBHOOK_URL_PATTERN
-from chatd.store.base import Store
 
 HookId = Annotated[int, Parameter(ge=1, le=SEQ_MAX)]
 Kind = Literal["message", "edit", "delete", "reaction", "topic"]  # signing.KINDS
@@ -36,9 +35,7 @@ class WebhookIn(msgspec.Struct, forbid_unknown_fields=True):
 async def list_webhooks(
     request: Request[Any, Any, Any], principal: Principal, room: str
 ) -> dict[str, list[manage.WebhookView]]:
-    store = node_of(request).store
-    await manage.require_room_admin(store, room, principal.user)
-    return {"webhooks": await manage.views(store, await store.webhooks(room))}
+    return {"webhooks": await node_of(request).room_webhooks.of_room(room, principal.user)}
 
 
 @post(
@@ -52,17 +49,7 @@ async def list_webhooks(
 async def add_webhook(
     request: Request[Any, Any, Any], principal: Principal, room: str, data: WebhookIn
 ) -> manage.NewWebhook:
-    node = node_of(request)
-    await manage.require_room_admin(node.store, room, principal.user)
-    return await manage.add(node.store, node.cfg.webhooks, room, data.url, data.events, principal.user.id)
-
-
-async def _managed(request: Request[Any, Any, Any], principal: Principal, room: str, hook: int) -> Store:
-    """The store, once the asker may manage the room's webhooks and ``hook`` is one of them (else 403 / 404)."""
-    store = node_of(request).store
-    await manage.require_room_admin(store, room, principal.user)
-    await manage.find(store, room, hook)
-    return store
+    return await node_of(request).room_webhooks.add(room, principal.user, data.url, data.events)
 
 
 @delete(
@@ -75,8 +62,7 @@ async def _managed(request: Request[Any, Any, Any], principal: Principal, room: 
 async def remove_webhook(
     request: Request[Any, Any, Any], principal: Principal, room: str, hook: HookId
 ) -> dict[str, bool]:
-    store = await _managed(request, principal, room, hook)
-    return {"removed": await store.delete_webhook(hook)}
+    return {"removed": await node_of(request).room_webhooks.remove(room, hook, principal.user)}
 
 
 @post(
@@ -89,9 +75,7 @@ async def remove_webhook(
 async def enable_webhook(
     request: Request[Any, Any, Any], principal: Principal, room: str, hook: HookId
 ) -> manage.WebhookView:
-    store = await _managed(request, principal, room, hook)
-    await store.enable_webhook(hook)
-    return (await manage.views(store, [await manage.find(store, room, hook)]))[0]
+    return await node_of(request).room_webhooks.enable(room, hook, principal.user)
 
 
 webhook_handlers = [list_webhooks, add_webhook, remove_webhook, enable_webhook]

@@ -132,7 +132,7 @@ async def rooms_out(node: Node, rows: list[tuple[RoomRecord, bool]], me: int) ->
     all of them)."""
     others = {record.name: dm_other(record, me) for record, _ in rows if record.dm}
     wanted = [uid for uid in others.values() if uid is not None]
-    names = await node.store.user_names(wanted) if wanted else {}
+    names = await node.accounts.names_of(wanted)
     out = []
     for record, member in rows:
         other = others.get(record.name)
@@ -280,7 +280,7 @@ async def list_rooms(
     limit: Annotated[int, Parameter(ge=1, le=ROOMS_PAGE_MAX, description="at most this many rooms")] = ROOMS_PAGE,
 ) -> RoomPage:
     node = node_of(request)
-    rows = await node.store.list_rooms(principal.user.id, after=after, limit=limit + 1)
+    rows = await node.rooms.page_for(principal.user.id, after, limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
     return RoomPage(await rooms_out(node, rows, principal.user.id), rows[-1][0].name if more else None)
@@ -316,7 +316,7 @@ async def get_room(request: Request[Any, Any, Any], principal: Principal, room: 
 async def list_members(request: Request[Any, Any, Any], principal: Principal, room: str) -> dict[str, list[Any]]:
     node = node_of(request)
     await node.rooms.get_visible(room, principal.user.id)
-    members = await node.store.members(room)
+    members = await node.rooms.members(room)
     return {
         "members": [m.name for m in members],
         "uids": [m.id for m in members],
@@ -386,13 +386,13 @@ async def history(
     node = node_of(request)
     await node.rooms.get_visible(room, principal.user.id)
     limit = min(limit, node.cfg.rooms.history_max_limit)
-    messages: list[Message] = await node.store.history(room, after=after, before=before, limit=limit + 1)
+    messages: list[Message] = await node.rooms.history(room, after, before, limit + 1)
     more = len(messages) > limit
     if more:
         # ``after`` pages forward (keep the oldest), otherwise we page backward (keep the newest).
         messages = messages[:limit] if after is not None else messages[1:]
     answer: dict[str, Any] = {"messages": messages, "has_more": more}
-    if deleted := await node.store.purged_through(room):
+    if deleted := await node.rooms.deleted_through(room):
         answer["deleted_through"] = deleted  # older seqs were deleted by retention, not lost
     return answer
 
@@ -498,15 +498,12 @@ def _admin(principal: Principal) -> None:
 @get("/admin/bots", summary="Bots and their tokens' scopes (admin)", responses=errors(403), security=SECURED)
 async def list_bots(request: Request[Any, Any, Any], principal: Principal) -> dict[str, list[BotOut]]:
     _admin(principal)
-    store = node_of(request).store
     out = []
-    for u in await store.user_info():
-        if u.bot:
-            tokens = [
-                BotTokenInfo(t.id, t.created, t.last_used, decode_scope(t.scopes) if t.scopes else None)
-                for t in await store.tokens(user=u.id)
-            ]
-            out.append(BotOut(u.id, u.name, u.created, u.disabled, tokens))
+    for u, tokens in await node_of(request).accounts.bots():
+        scoped = [
+            BotTokenInfo(t.id, t.created, t.last_used, decode_scope(t.scopes) if t.scopes else None) for t in tokens
+        ]
+        out.append(BotOut(u.id, u.name, u.created, u.disabled, scoped))
     return {"bots": out}
 
 
@@ -520,7 +517,7 @@ async def list_bots(request: Request[Any, Any, Any], principal: Principal) -> di
 async def bot_token(request: Request[Any, Any, Any], principal: Principal, name: str, data: BotTokenIn) -> BotTokenOut:
     _admin(principal)
     node = node_of(request)
-    bot = await node.store.get_user(name)
+    bot = await node.accounts.find(name)
     if bot is None:
         raise ChatError(Err.NOT_FOUND, f"no bot {name!r}")
     scope = make_scope(list(data.rooms), list(data.actions))

@@ -21,7 +21,7 @@ from chatd.gateway.auth import Principal
 from chatd.gateway.context import node_of, request_ip
 from chatd.gateway.openapi import SECURED, errors
 from chatd.protocol.frames import DISPLAY_MAX, DISPLAY_PATTERN, USER_MAX, USER_PATTERN, DisplayName
-from chatd.store.base import Store, UserRecord
+from chatd.store.base import UserRecord
 
 DIRECTORY_PAGE, DIRECTORY_PAGE_MAX = 50, 200
 IDS_MAX = 200  # users looked up by id in one request
@@ -144,18 +144,9 @@ async def directory(
 ) -> DirectoryPage:
     node = node_of(request)
     if ids:
-        return DirectoryPage([listed(u) for u in await node.store.users_by_ids([int(i) for i in ids.split(",")])])
-    rows, next_after = await directory_page(node.store, q, after, limit)
+        return DirectoryPage([listed(u) for u in await node.accounts.by_ids([int(i) for i in ids.split(",")])])
+    rows, next_after = await node.accounts.directory_page(q, after, limit)
     return DirectoryPage([listed(u) for u in rows], next_after)
-
-
-async def directory_page(
-    store: Store, q: str, after: str | None, limit: int, *, disabled: bool = False
-) -> tuple[list[UserRecord], str | None]:
-    """One page of the directory and the cursor of the next (None: the last page). One row more than the page is
-    read to know whether another page follows."""
-    rows = await store.directory(q.strip(), after=after, limit=limit + 1, disabled=disabled)
-    return rows[:limit], rows[limit - 1].name if len(rows) > limit else None
 
 
 ACCOUNT_STRUCTS: tuple[type[msgspec.Struct], ...] = (PasswordIn, ProfileIn)

@@ -38,7 +38,6 @@ from chatd.protocol.frames import (
     UserName,
 )
 from chatd.protocol.limits import utf8_len_exceeds
-from chatd.rules.dms import open_dm
 from chatd.rules.search import Part, check_query, snippet_parts, terms
 from chatd.store.base import ReadPosition
 
@@ -156,7 +155,7 @@ async def dms(request: Request[Any, Any, Any], principal: Principal, data: DmIn)
     wait = await node.limiter.take(f"dm:{principal.user.id}", per_minute / 60, per_minute)
     if wait:
         raise refuse("direct conversations opened (rooms.dms_per_minute)", wait)
-    record, other, created = await open_dm(node.store, node.tell_user, principal.user, data.user)
+    record, other, created = await node.open_dm(principal.user, data.user)
     return Response(
         DmOut(record.name, other.name, created, other.id), status_code=HTTP_201_CREATED if created else HTTP_200_OK
     )
@@ -194,7 +193,7 @@ async def search(
         raise refuse("searches (search.rate)", wait)
     if room is not None:
         await node.rooms.get_visible(room, user)  # a private room you are not (or no longer) in: not_found
-    hits = await node.store.search(user, words, room=room, limit=limit + 1, offset=offset)
+    hits = await node.search(user, words, room, limit + 1, offset)
     more = len(hits) > limit and offset + limit <= cfg.offset_max
     results = [SearchResult(h.room, h.seq, h.from_, h.ts, snippet_parts(h.snippet), h.uid) for h in hits[:limit]]
     return SearchPage(results, offset + limit if more else None)

@@ -23,7 +23,7 @@ from litestar.datastructures import Cookie
 from litestar.response import Redirect
 from litestar.status_codes import HTTP_200_OK
 
-from chatd.accounts.sso import Flow, OidcClient, Signer, account_for
+from chatd.accounts.sso import Flow, OidcClient, Signer
 from chatd.accounts.throttle import AuthThrottle
 from chatd.config import Config
 from chatd.errors import ChatError, Err
@@ -118,9 +118,8 @@ async def sso_callback(request: Request[Any, Any, Any]) -> Redirect:
             flow = None
     params = {k: v for k, v in request.query_params.items() if isinstance(v, str)}
     try:
-        identity = await sso.finish(node.store, flow, params)
         # Only the identity's user is ever signed in; the name and e-mail in the token are not looked up.
-        user = await account_for(node.store, node.cfg.auth.oidc, identity, node.cfg.auth.first_user_admin)
+        user = await node.sso_user(sso, flow, params)
         token = await node.accounts.issue(user.id)
     except ChatError as e:
         log.info("single sign-on refused: %s", e.message)

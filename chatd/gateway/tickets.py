@@ -27,11 +27,11 @@ import hmac
 import secrets
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 import msgspec
 
 from chatd.signing import deployment_key
-from chatd.store.roles import DeploymentStore
 
 WS, MEDIA = "ws", "media"
 CLOCK_SLACK = 60.0  # a ticket is remembered this much past its expiry, in case the nodes' clocks disagree
@@ -52,10 +52,19 @@ class Claims(msgspec.Struct, array_like=True, frozen=True):
     expires: float
 
 
+class Keeper(Protocol):
+    """What tickets need kept where every node sees it: the deployment's key and spent tickets (the node offers
+    both, over its store: ``DeploymentStore``)."""
+
+    async def deployment_key(self) -> bytes | None: ...
+
+    async def claim_once(self, key: str, ttl: float) -> bool: ...
+
+
 class Tickets:
     """Issues and checks signed tickets and media keys (see the module docstring)."""
 
-    def __init__(self, secret: str, store: DeploymentStore, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, secret: str, store: Keeper, clock: Callable[[], float] = time.time) -> None:
         self._secret = secret
         self._key: bytes | None = None
         self._store = store

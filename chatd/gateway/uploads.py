@@ -31,7 +31,7 @@ from litestar.response import File
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from chatd.errors import ChatError, Err
-from chatd.features.uploads import UploadRules, delete_file, upload_path
+from chatd.features.uploads import UploadRules, upload_path
 from chatd.gateway.auth import Principal, authenticate, check_route
 from chatd.gateway.openapi import SECURED, DownloadOperation, RawUploadOperation, errors
 from chatd.gateway.tickets import MEDIA
@@ -142,7 +142,7 @@ async def upload(
             )
         await asyncio.to_thread(os.replace, partial, final)
         record = UploadRecord(upload_id, user, kind, size, safe_name(name), int(time.time() * 1000), room)
-        if not await node.store.add_upload(record, cfg.quota_bytes):
+        if not await rules.record(record):
             raise rules.over_quota()  # concurrent uploads of this user got there first
     except BaseException:
         # Nothing was stored: no file may stay behind, neither the partial one nor one already moved in place.
@@ -172,7 +172,7 @@ def _open_private(path: Path) -> BinaryIO:
 )
 async def download(request: Request[Any, Any, Any], principal: Principal, upload_id: str) -> Response[Any]:
     node = request.app.state.node
-    record = await node.store.get_upload(upload_id)
+    record = await node.uploads.find(upload_id)
     user = principal.user.id
     if record is None:
         raise ChatError(Err.NOT_FOUND, "no such upload")
@@ -211,12 +211,10 @@ async def download(request: Request[Any, Any, Any], principal: Principal, upload
 )
 async def delete_upload(request: Request[Any, Any, Any], principal: Principal, upload_id: str) -> dict[str, bool]:
     node = request.app.state.node
-    record = await node.store.get_upload(upload_id)
+    record = await node.uploads.find(upload_id)
     if record is None or not (record.owner == principal.user.id or principal.user.admin):
         raise ChatError(Err.NOT_FOUND, "no such upload")  # as for a download: ids of others cannot be confirmed
-    deleted = await node.store.delete_upload(upload_id)
-    if deleted:
-        await delete_file(node.cfg.uploads.dir, upload_id)
+    deleted = await node.uploads.delete(upload_id)
     return {"deleted": deleted}
 
 

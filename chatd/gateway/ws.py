@@ -17,6 +17,7 @@ import contextlib
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from litestar import WebSocket, websocket
@@ -39,12 +40,16 @@ from chatd.protocol.frames import (
     PONG,
     PROTOCOL_VERSION,
     ClientFrame,
+    DeleteMessage,
+    EditMessage,
     Hello,
     Join,
     Leave,
     MarkRead,
     Ping,
+    React,
     Send,
+    SetTopic,
     Typing,
     encode,
     encode_error,
@@ -93,7 +98,7 @@ async def ws_endpoint(socket: WebSocket[Any, Any, Any]) -> None:
         await _refuse(node, socket, Close.TOO_MANY_CONNECTIONS, "server connection limit reached")
         return
     user: int | None = None
-    holder = f"{node.id}:{node.hub.next_id()}"  # this session, among the user's on every node
+    holder = f"{node.id}:{node.new_conn_id()}"  # this session, among the user's on every node
     accepted = False
     try:
         principal = await authenticate(node, headers, socket.query_params, socket.app.state.tickets, WS)
@@ -160,7 +165,7 @@ class WsSession:
         self.socket = socket
         lim = node.cfg.limits
         self.conn = Conn(
-            node.hub.next_id(), user.id, user.name, token_hash, lim.outbound_queue_bytes, self.kick, time.monotonic()
+            node.new_conn_id(), user.id, user.name, token_hash, lim.outbound_queue_bytes, self.kick, time.monotonic()
         )
         self.limits = FrameLimits(lim.max_frame_bytes, lim.close_frame_bytes)
         self.reply = node.reply_to(self.conn)
@@ -178,6 +183,15 @@ class WsSession:
         # back. Keys are (room, client_id), oldest first.
         self.held: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._resent: tuple[str, str] | None = None  # the held send let through just now, if any
+        self._actions: dict[type[ClientFrame], Callable[[Any], Awaitable[None]]] = {
+            Send: self._send,
+            **dict.fromkeys(CHANGE_FRAMES, self._change),
+            MarkRead: self._mark_read,
+            Join: self._join,
+            Leave: self._leave,
+            Typing: self._typing,
+            Ping: self._ping,
+        }
         # After the accept, frames go straight to the server's receive/send (see gateway.app.with_raw_websocket_io):
         # litestar's wrappers would cost two extra calls per frame in each direction.
         raw: tuple[Receive, ASGISend] | None = socket.scope.get(RAW_ASGI)  # type: ignore[assignment]
@@ -186,7 +200,7 @@ class WsSession:
 
     async def run(self) -> None:
         node, conn = self.node, self.conn
-        node.hub.register(conn)
+        node.connected(conn)
         node.metrics.connections_opened += 1
         opened = time.monotonic()
         log.info("session %d opened: user %s from %s", conn.id, shown(conn.user), _peer(node, self.socket))
@@ -240,8 +254,7 @@ class WsSession:
             )
 
     async def _read_loop(self) -> None:
-        receive, node, conn, limits = self.raw_receive, self.node, self.conn, self.limits
-        metrics, lim = node.metrics, node.cfg.limits
+        receive, conn, metrics = self.raw_receive, self.conn, self.node.metrics
         while True:
             msg = await receive()
             if msg["type"] != "websocket.receive":
@@ -250,64 +263,76 @@ class WsSession:
             data: str | bytes | None = msg.get("text")
             if data is None:
                 data = msg.get("bytes") or b""
-            now = time.monotonic()
-            conn.last_heard = now
+            conn.last_heard = time.monotonic()
             metrics.frames_in += 1
             if self.closing is not None:
                 continue  # closing: read on only to see the peer's close
-            frame: ClientFrame | None = None
-            try:
-                frame = decode_frame(data, limits)
-                if self.scope is not None:
-                    require_frame(self.scope, frame)
-                if type(frame) is Send:
-                    self._in_order(frame.room, frame.client_id)
-                    self.store_disk.require(frame.client_id)
-                    await node.submit(
-                        conn.uid,
-                        frame.room,
-                        frame.body,
-                        frame.client_id,
-                        frame.attachments,
-                        self.reply,
-                        frame.reply_to or 0,
-                    )
-                elif type(frame) is MarkRead:
-                    await node.mark_read(conn.uid, frame.room, frame.seq, frame.client_id or "")
-                elif isinstance(frame, CHANGE_FRAMES):
-                    self._in_order(frame.room, frame.client_id)
-                    self.store_disk.require(frame.client_id)
-                    await node.submit_change(change_of(conn.uid, frame), self.reply)
-                elif type(frame) is Join:
-                    await node.join(conn, frame.room, frame.since, frame.epoch)
-                elif type(frame) is Leave:
-                    await node.leave(conn, frame.room)
-                elif type(frame) is Typing:
-                    wait = await node.limiter.take(f"typing:{conn.uid}", lim.typing_rate, lim.typing_burst)
-                    if wait:
-                        raise refuse("typing notices (limits.typing_rate)", wait)
-                    await node.typing(conn, frame.room)
-                elif type(frame) is Ping:
-                    conn.send(PONG)
-            except FrameRejected as e:
-                if e.close is not None:
-                    self.closing = e.close
-                    return
-                self._error(e.err.code, e.message, e.ref)
-            except ChatError as e:
-                if e.err is Err.UNAVAILABLE and isinstance(frame, (Send, *CHANGE_FRAMES)):
-                    self._hold(frame.room, frame.client_id)
-                self._error(
-                    e.err.code, e.message, e.ref or getattr(frame, "client_id", None), getattr(frame, "room", None)
-                )
-            except Exception:  # noqa: BLE001 - a server fault: logged and answered; the session goes on
-                incident = log_fault(log, f"handling a frame from {conn.user!r}")
-                self._error(
-                    Err.INTERNAL.code,
-                    internal_message(incident),
-                    getattr(frame, "client_id", None),
-                    getattr(frame, "room", None),  # a join answered so is not in force: the client joins again
-                )
+            close = await self._handle(data)
+            if close is not None:
+                self.closing = close
+                return
+
+    async def _handle(self, data: str | bytes) -> Close | None:
+        """Decode one frame and act on it. Anything wrong with it, or refused, is answered with an error frame and
+        the session goes on; the close code when the frame must end the session instead."""
+        frame: ClientFrame | None = None
+        try:
+            frame = decode_frame(data, self.limits)
+            if self.scope is not None:
+                require_frame(self.scope, frame)
+            action = self._actions.get(type(frame))
+            if action is not None:  # a pong needs nothing: hearing it was the point
+                await action(frame)
+        except FrameRejected as e:
+            if e.close is not None:
+                return e.close
+            self._error(e.err.code, e.message, e.ref)
+        except ChatError as e:
+            if e.err is Err.UNAVAILABLE and isinstance(frame, (Send, *CHANGE_FRAMES)):
+                self._hold(frame.room, frame.client_id)
+            self._error(e.err.code, e.message, e.ref or getattr(frame, "client_id", None), getattr(frame, "room", None))
+        except Exception:  # noqa: BLE001 - a server fault: logged and answered; the session goes on
+            incident = log_fault(log, f"handling a frame from {self.conn.user!r}")
+            self._error(
+                Err.INTERNAL.code,
+                internal_message(incident),
+                getattr(frame, "client_id", None),
+                getattr(frame, "room", None),  # a join answered so is not in force: the client joins again
+            )
+        return None
+
+    # --- what each client frame does (``_actions``: by frame type) ----------------------------------------------
+
+    async def _send(self, frame: Send) -> None:
+        self._in_order(frame.room, frame.client_id)
+        self.store_disk.require(frame.client_id)
+        await self.node.submit(
+            self.conn.uid, frame.room, frame.body, frame.client_id, frame.attachments, self.reply, frame.reply_to or 0
+        )
+
+    async def _change(self, frame: EditMessage | DeleteMessage | React | SetTopic) -> None:
+        self._in_order(frame.room, frame.client_id)
+        self.store_disk.require(frame.client_id)
+        await self.node.submit_change(change_of(self.conn.uid, frame), self.reply)
+
+    async def _mark_read(self, frame: MarkRead) -> None:
+        await self.node.mark_read(self.conn.uid, frame.room, frame.seq, frame.client_id or "")
+
+    async def _join(self, frame: Join) -> None:
+        await self.node.join(self.conn, frame.room, frame.since, frame.epoch)
+
+    async def _leave(self, frame: Leave) -> None:
+        await self.node.leave(self.conn, frame.room)
+
+    async def _typing(self, frame: Typing) -> None:
+        lim = self.node.cfg.limits
+        wait = await self.node.limiter.take(f"typing:{self.conn.uid}", lim.typing_rate, lim.typing_burst)
+        if wait:
+            raise refuse("typing notices (limits.typing_rate)", wait)
+        await self.node.typing(self.conn, frame.room)
+
+    async def _ping(self, frame: Ping) -> None:
+        self.conn.send(PONG)
 
     def _in_order(self, room: str, client_id: str) -> None:
         """Refuse a send that would overtake a send refused earlier as unavailable. The resend of the oldest one

@@ -15,6 +15,7 @@ code that uses a store names the narrowest role it needs, whose docstring states
 | ``SearchStore`` | full-text search | the search route |
 | ``HookStore``, ``WebhookStore`` | incoming webhooks; outgoing ones and their leases | hooks, the deliverer |
 | ``AdminStore`` | export, import, snapshot, new epochs | operators' commands |
+| ``Backend`` | made from the config; networked or a file; schema and clock read unopened | make_store, doctor |
 | ``Lifecycle``, ``DeploymentStore`` | open, close, ping; the deployment's key and one-use claims | the node, tickets |
 
 The records the roles take and give live in ``chatd.store.records``; this module names them too, so the imports
@@ -61,6 +62,7 @@ from chatd.store.records import (
 from chatd.store.roles import (
     AccountStore,
     AdminStore,
+    Backend,
     DeploymentStore,
     HookStore,
     Lifecycle,
@@ -76,6 +78,7 @@ from chatd.store.roles import (
 
 __all__ = [
     "Store",
+    "Backend",
     "Lifecycle",
     "DeploymentStore",
     "MessageStore",
@@ -126,6 +129,7 @@ __all__ = [
 
 
 class Store(
+    Backend,
     Lifecycle,
     DeploymentStore,
     MessageStore,

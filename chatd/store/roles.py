@@ -23,8 +23,9 @@ import contextlib
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol, Self
 
+from chatd.config import Config
 from chatd.protocol.frames import Entry, Message
 from chatd.rules.search import Hit
 from chatd.store.records import (
@@ -46,6 +47,34 @@ from chatd.store.records import (
 )
 
 ONCE_MAX = 100_000  # one-use claims a single-server store remembers in memory
+
+
+class Backend(Protocol):
+    """What a backend declares, so that the rest of chatd never asks its name (``[store] backend``), and what it
+    reads before any store is open."""
+
+    # A database server that several nodes share over the network (PostgreSQL): its one pool of connections is
+    # shared by searches and every other read. False for a file on this machine that one server writes (SQLite):
+    # searches get connections of their own, and the admin commands check the file and its directory.
+    networked: ClassVar[bool]
+
+    @classmethod
+    @abc.abstractmethod
+    def from_config(cls, cfg: Config, server: bool = True) -> Self:
+        """The store ``cfg.store`` describes, not yet open. ``server=False`` for tools that only manage users while
+        a server may be running."""
+
+    @classmethod
+    @abc.abstractmethod
+    async def schema_state(cls, cfg: Config) -> tuple[list[str], list[str]]:
+        """(migrations the database ``cfg.store`` describes has, migrations this chatd knows), read without changing
+        anything (``chatd migrate --check``, ``chatd doctor``); StoreRefused when it cannot be reached."""
+
+    @classmethod
+    async def clock_skew(cls, cfg: Config) -> tuple[str, float] | None:
+        """(what the database server is called, seconds its clock is ahead of this machine's), for ``chatd doctor``:
+        token expiry and message times mix both clocks. None for a store with no clock but this machine's."""
+        return None
 
 
 class Lifecycle(Protocol):

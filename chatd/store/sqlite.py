@@ -21,11 +21,12 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import msgspec
 import sqlite_utils
 
+from chatd.config import Config
 from chatd.errors import ChatError, Err
 from chatd.failures import path_problem
 from chatd.protocol.frames import Entry, Message
@@ -61,7 +62,7 @@ from chatd.store.base import (
     prefix_range,
     webhook_of,
 )
-from chatd.store.migrations import ATTACHED_INDEX, NEW_EPOCH_SQL, migrate
+from chatd.store.migrations import ATTACHED_INDEX, MIGRATIONS, NEW_EPOCH_SQL, applied, migrate
 from chatd.store.sqlite_pool import PoolBusy, ReadPool, ReadTimeout
 from chatd.store.sqlite_thread import ConnectionThread
 from chatd.store.sqltx import async_transaction, transaction
@@ -394,6 +395,23 @@ class StoreLocked(StoreRefused):
 
 
 class SQLiteStore(Store):
+    networked = False
+
+    @classmethod
+    def from_config(cls, cfg: Config, server: bool = True) -> Self:
+        return cls(cfg.store.path, cfg.store.synchronous, exclusive=server, readers=cfg.store.pool_size)
+
+    @classmethod
+    async def schema_state(cls, cfg: Config) -> tuple[list[str], list[str]]:
+        known = [name for name, _ in MIGRATIONS]
+        if not Path(cfg.store.path).exists():
+            return [], known
+        conn = sqlite3.connect(f"file:{cfg.store.path}?mode=ro", uri=True)
+        try:
+            return applied(sqlite_utils.Database(conn)), known
+        finally:
+            conn.close()
+
     def __init__(self, path: str | Path, synchronous: str = "NORMAL", exclusive: bool = True, readers: int = 4) -> None:
         self.path = str(path)
         self.synchronous = synchronous

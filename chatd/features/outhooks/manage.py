@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 import msgspec
 
@@ -103,3 +104,38 @@ async def find(store: WebhookStore, room: str, hook_id: int) -> Webhook:
     if hook is None or hook.room != room:
         raise ChatError(Err.NOT_FOUND, f"no webhook {hook_id} in {room!r}")
     return hook
+
+
+class RoomWebhooksStore(RoomStore, WebhookStore, MessageStore, Protocol):
+    """The roles managing a room's webhooks uses: the room (who made it), its webhooks, its last seq."""
+
+
+class RoomWebhooks:
+    """A room's outgoing webhooks as the REST API manages them: each action first checks that the asker is the
+    room's creator or an admin (``require_room_admin``), and that a named webhook is one of the room's."""
+
+    def __init__(self, store: RoomWebhooksStore, cfg: WebhooksConfig) -> None:
+        self.store = store
+        self.cfg = cfg
+
+    async def of_room(self, room: str, user: UserRecord) -> list[WebhookView]:
+        await require_room_admin(self.store, room, user)
+        return await views(self.store, await self.store.webhooks(room))
+
+    async def add(self, room: str, user: UserRecord, url: str, events: Sequence[str]) -> NewWebhook:
+        await require_room_admin(self.store, room, user)
+        return await add(self.store, self.cfg, room, url, events, user.id)
+
+    async def remove(self, room: str, hook_id: int, user: UserRecord) -> bool:
+        await self._managed(room, hook_id, user)
+        return await self.store.delete_webhook(hook_id)
+
+    async def enable(self, room: str, hook_id: int, user: UserRecord) -> WebhookView:
+        """Start a failing webhook again (or retry a waiting one now); its view afterwards."""
+        await self._managed(room, hook_id, user)
+        await self.store.enable_webhook(hook_id)
+        return (await views(self.store, [await find(self.store, room, hook_id)]))[0]
+
+    async def _managed(self, room: str, hook_id: int, user: UserRecord) -> None:
+        await require_room_admin(self.store, room, user)
+        await find(self.store, room, hook_id)
