@@ -135,7 +135,9 @@ async def test_redis_entries_whose_delivery_was_lost_are_taken_before_newer_ones
             while not await blocked_read():
                 await asyncio.sleep(0.05)
         await direct.xadd(stream, entry(1))  # served to a blocked read (this one or the next); its reply is slow
-        async with asyncio.timeout(15):
+        # On a loaded machine the read can outlast its socket timeout (2 s each way plus the 1 s block): the broker
+        # then reconnects through the same 2 s delay, several round trips, before its next read is served.
+        async with asyncio.timeout(45):
             while not (await direct.xpending(stream, "workers"))["pending"]:
                 await asyncio.sleep(0.01)
         proxy.set("cut")  # the reply is lost; entry 1 stays pending, never seen by this node
