@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -15,6 +16,7 @@ from chatd.core.cluster import (
     MEMBER_ADDED,
     MEMBER_REMOVED,
     ROOM_ARCHIVED,
+    ROOM_DELETED,
     USER_GONE,
     USER_RENAMED,
 )
@@ -24,6 +26,18 @@ from chatd.signing import HEADER, MAX_AGE, PATH, ControlRequest, check_events, c
 
 log = logging.getLogger("chatd.admin")
 BY = "an admin"  # who the CLI's changes are shown as done by
+
+# What each kind of event does on this node; ``check_events`` admits only these kinds, each with its arguments.
+APPLY: dict[str, Callable[[Node, list[str]], Awaitable[object]]] = {
+    KICK_USER: lambda node, a: node.kick_user(int(a[0])),
+    KICK_TOKEN: lambda node, a: node.kick_token(int(a[0]), a[1]),
+    MEMBER_REMOVED: lambda node, a: node.member_removed(a[0], int(a[1]), BY),
+    MEMBER_ADDED: lambda node, a: node.member_added(a[0], int(a[1]), BY),
+    USER_GONE: lambda node, a: node.user_gone(int(a[0])),
+    USER_RENAMED: lambda node, a: node.user_renamed(int(a[0]), a[1], a[2]),
+    ROOM_ARCHIVED: lambda node, a: node.room_archived(a[0]),
+    ROOM_DELETED: lambda node, a: node.room_deleted(a[0], a[1] == "private", [int(u) for u in a[2:]], BY),
+}
 
 
 @post(PATH, status_code=HTTP_200_OK, include_in_schema=False)
@@ -45,21 +59,6 @@ async def control(request: Request[Any, Any, Any]) -> dict[str, int]:
         log.warning("admin control: a replayed request (id %s) refused", req.id)
         raise ChatError(Err.UNAUTHORIZED, "this control request was already applied; sign a new one")
     for kind, *args in req.events:
-        if kind == KICK_USER:
-            await node.kick_user(int(args[0]))
-        elif kind == KICK_TOKEN:
-            await node.kick_token(int(args[0]), args[1])
-        elif kind == MEMBER_REMOVED:
-            await node.member_removed(args[0], int(args[1]), BY)
-        elif kind == MEMBER_ADDED:
-            await node.member_added(args[0], int(args[1]), BY)
-        elif kind == USER_GONE:
-            await node.user_gone(int(args[0]))
-        elif kind == USER_RENAMED:
-            await node.user_renamed(int(args[0]), args[1], args[2])
-        elif kind == ROOM_ARCHIVED:
-            await node.room_archived(args[0])
-        else:
-            await node.room_deleted(args[0], args[1] == "private", [int(u) for u in args[2:]], BY)
+        await APPLY[kind](node, args)
         log.info("admin control: %s for %s", kind, args[0])
     return {"applied": len(req.events)}
