@@ -199,25 +199,33 @@ class GossipPresence(Presence):
         peer = self.peers.get(event.origin)
         if peer is None:
             peer = self.peers[event.origin] = _Peer()
-        before_alive = peer.expires > self.clock()
+        alive = peer.expires > self.clock()
         if event.kind == SNAPSHOT:
-            try:
-                new = {room: dict(users) for room, users in _snap_dec.decode(event.payload).items()}
-            except (msgspec.DecodeError, msgspec.ValidationError):
-                log.warning("ignoring a malformed presence snapshot from %s", event.origin)
-                return
-            old = peer.rooms if before_alive else {}
-            keys = {(r, u): n for r, us in old.items() for u, n in us.items()}
-            fresh = {(r, u): n for r, us in new.items() for u, n in us.items()}
-            was = {key: (self.online(*key), fresh.get(key) or keys[key]) for key in keys.keys() ^ fresh.keys()}
-            peer.rooms = new
-            peer.expires = self.clock() + self.timeout
-            self._announce(was)
+            self._replace(peer, alive, event)
+        else:
+            self._change(peer, alive, event)
+
+    def _replace(self, peer: _Peer, alive: bool, event: Control) -> None:
+        """A peer's whole report: whatever differs from what it said before is announced."""
+        try:
+            new = {room: dict(users) for room, users in _snap_dec.decode(event.payload).items()}
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            log.warning("ignoring a malformed presence snapshot from %s", event.origin)
             return
+        old = peer.rooms if alive else {}
+        keys = {(r, u): n for r, us in old.items() for u, n in us.items()}
+        fresh = {(r, u): n for r, us in new.items() for u, n in us.items()}
+        was = {key: (self.online(*key), fresh.get(key) or keys[key]) for key in keys.keys() ^ fresh.keys()}
+        peer.rooms = new
+        peer.expires = self.clock() + self.timeout
+        self._announce(was)
+
+    def _change(self, peer: _Peer, alive: bool, event: Control) -> None:
+        """One user joined or left a room on a peer (a delta between snapshots)."""
         if len(event.args) != 3 or not event.args[1].isdigit():
             return
         room, user, name = event.args[0], int(event.args[1]), event.args[2]
-        if not before_alive:
+        if not alive:
             peer.rooms = {}
         peer.expires = self.clock() + self.timeout
         was_online = self.online(room, user)
