@@ -27,7 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from chatd.config import settings_to_toml
 from chatd.deploy.nginx import prepare_run_dir, render
-from chatd.deploy.procs import ServerProcess, exit_description, free_port
+from chatd.deploy.procs import LocalAddress, ServerProcess, exit_description, free_port
 from chatd.failures import unreachable
 
 BROKER_URLS = {"redis": "redis://127.0.0.1:6379/0", "rabbitmq": "amqp://guest:guest@127.0.0.1:5672/"}
@@ -221,7 +221,7 @@ async def terminate_sessions(dsn: str) -> int:
 RESTARTS_MAX, RESTART_WINDOW = 5, 60.0
 
 
-class LocalCluster:
+class LocalCluster(LocalAddress):
     """N nodes sharing one broker namespace and one PostgreSQL database, behind nginx on ``port``."""
 
     def __init__(
@@ -257,14 +257,6 @@ class LocalCluster:
             node_settings.setdefault("store", {}).update(backend="postgres", dsn=dsn)
             self.nodes.append(NodeProcess(workdir / f"node{i + 1}", node_settings, (node_env or {}).get(i)))
         self.nginx = NginxProcess(workdir / "nginx", [f"127.0.0.1:{n.port}" for n in self.nodes], port)
-
-    @property
-    def http(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws"
 
     def start(self, nginx: bool = True) -> LocalCluster:
         try:

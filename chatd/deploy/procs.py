@@ -66,7 +66,21 @@ class ServerFailed(RuntimeError):
         self.summary = f"{server.workdir.name}: {what}: {last}\n(log: {server.log_path})"
 
 
-class ServerProcess:
+class LocalAddress:
+    """The URLs of a server on this machine's loopback at ``port`` (a node, or a local cluster's nginx)."""
+
+    port: int
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+
+class ServerProcess(LocalAddress):
     """One HTTP server as a child: ``argv`` run in ``workdir`` with :func:`child_env`, its output appended to
     ``<workdir>/server.log``, ready once ``GET /readyz`` (or another path) on ``port`` answers 200.
 
@@ -84,14 +98,6 @@ class ServerProcess:
         self.name = name
         self.log_path = workdir / "server.log"
         self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def http(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws"
 
     def launch(self) -> None:
         with open(self.log_path, "ab") as log:
