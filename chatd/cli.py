@@ -264,14 +264,15 @@ def cluster_up(
     import signal
     import threading
 
-    from chatd.deploy.local import LocalCluster, NodeFailed
+    from chatd.deploy.local import LocalCluster
+    from chatd.deploy.procs import ServerFailed
 
     settings: dict[str, dict[str, Any]] = {"auth": {"mode": "open"}} if dev else {}
     run = LocalCluster(Path(workdir).resolve(), nodes, broker, broker_url, dsn, namespace, port, settings)
     click.echo(f"starting {nodes} nodes ({broker}, PostgreSQL {safe_url(dsn)}) and nginx …", err=True)
     try:
         run.start()
-    except NodeFailed as e:
+    except ServerFailed as e:
         raise click.ClickException(e.summary) from e
     except Exception as e:  # noqa: BLE001 - nginx missing or refusing its config, the database unreachable
         raise click.ClickException(str(e)) from e

@@ -12,6 +12,7 @@ import ipaddress
 import os
 import re
 import tomllib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 from urllib.parse import urlsplit, urlunsplit
@@ -375,147 +376,199 @@ def load_config(
     return cfg
 
 
+# Bounds a type cannot say, as data. Above zero: counts, sizes and durations that 0 would break.
+_ABOVE_ZERO = (
+    "auth.ticket_ttl",
+    "auth.media_ttl",
+    "store.batch_max",
+    "store.pool_size",
+    "broker.queue_max_messages",
+    "broker.queue_max_bytes",
+    "broker.node_timeout",
+    "broker.presence_interval",
+    "broker.sweep_interval",
+    "rooms.replay_max",
+    "rooms.history_max_limit",
+    "limits.max_frame_bytes",
+    "limits.outbound_queue_bytes",
+    "limits.max_connections",
+    "limits.max_connections_per_user",
+    "limits.handshake_timeout",
+    "limits.heartbeat_interval",
+    "limits.heartbeat_timeout",
+    "limits.body_timeout",
+    "limits.reactions_per_message",
+    "limits.reactions_per_user",
+    "limits.hook_body_bytes",
+    "uploads.max_bytes",
+    "search.burst",
+    "search.prefix_min",
+    "search.concurrency",
+    "retention.interval",
+    "webhooks.concurrency",
+    "webhooks.timeout",
+    "webhooks.poll_interval",
+    "webhooks.lease",
+    "webhooks.backoff_min",
+    "webhooks.backoff_max",
+    "webhooks.max_attempts",
+)
+
+# Zero or more, with what 0 means (said in the message, so whoever sees it knows how to turn a feature off).
+_OFF = "0 turns it off"
+_RATE_OFF = "0 turns the rate limit off"
+_ZERO_OR_MORE = {
+    "auth.attempts_per_minute": _OFF,
+    "auth.registrations_per_hour": _OFF,
+    "auth.login_failures": _OFF,
+    "auth.account_failures": _OFF,
+    "auth.lockout_seconds": _OFF,
+    "auth.token_ttl": _OFF,
+    "store.min_free_bytes": _OFF,
+    "store.lock_timeout": _OFF,
+    "store.idle_transaction_timeout": _OFF,
+    "store.statement_timeout": _OFF,
+    "store.keepalive_idle": _OFF,
+    "broker.gap_wait": "",
+    "rooms.create_per_hour": _OFF,
+    "rooms.dms_per_minute": _OFF,
+    "limits.send_rate": _RATE_OFF,
+    "limits.hook_rate": _RATE_OFF,
+    "limits.body_min_rate": _OFF,
+    "limits.max_requests_per_ip": _OFF,
+    "limits.typing_rate": _OFF,
+    "limits.presence_rate": _OFF,
+    "uploads.quota_bytes": _OFF,
+    "uploads.rate": _OFF,
+    "uploads.unposted_ttl": _OFF,
+    "uploads.min_free_bytes": _OFF,
+    "search.timeout": _OFF,
+    "retention.messages_days": "0 keeps everything",
+    "retention.uploads_days": "0 keeps everything",
+    "webhooks.per_room_max": "0: no bound",
+}
+
+_NAMESPACE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_DOMAIN = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+")
+
+
 def validate(cfg: Config) -> None:
-    """Cross-field checks that a type alone cannot express."""
-    problems: list[str] = []
+    """Cross-field checks that a type alone cannot express: every problem found, in one ConfigError."""
+    problems = [problem for check in _CHECKS for problem in check(cfg)]
+    if problems:
+        raise ConfigError("; ".join(problems))
 
-    def positive(key: str, value: float) -> None:
-        if value <= 0:
-            problems.append(f"'{key}' must be > 0 (got {value})")
 
+def _setting(cfg: Config, key: str) -> Any:
+    section, _, name = key.partition(".")
+    return getattr(getattr(cfg, section), name)
+
+
+def _bounds(cfg: Config) -> Iterator[str]:
+    for key in _ABOVE_ZERO:
+        if (value := _setting(cfg, key)) <= 0:
+            yield f"'{key}' must be > 0 (got {value})"
+    for key, zero in _ZERO_OR_MORE.items():
+        if _setting(cfg, key) < 0:
+            yield f"'{key}' must be >= 0 ({zero})" if zero else f"'{key}' must be >= 0"
+
+
+def _server(cfg: Config) -> Iterator[str]:
     if not 1 <= cfg.server.port <= 65535:
-        problems.append(f"'server.port' must be 1-65535 (got {cfg.server.port})")
-    for key in ("batch_max",):
-        positive(f"store.{key}", getattr(cfg.store, key))
-    for key in ("queue_max_messages", "queue_max_bytes", "node_timeout", "presence_interval", "sweep_interval"):
-        positive(f"broker.{key}", getattr(cfg.broker, key))
-    positive("store.pool_size", cfg.store.pool_size)
-    for key in ("reactions_per_message", "reactions_per_user"):
-        positive(f"limits.{key}", getattr(cfg.limits, key))
-    for key in ("lock_timeout", "idle_transaction_timeout", "statement_timeout", "keepalive_idle"):
-        if getattr(cfg.store, key) < 0:
-            problems.append(f"'store.{key}' must be >= 0 (0 turns it off)")
-    positive("retention.interval", cfg.retention.interval)
-    for key in ("concurrency", "timeout", "poll_interval", "lease", "backoff_min", "backoff_max", "max_attempts"):
-        positive(f"webhooks.{key}", getattr(cfg.webhooks, key))
-    if cfg.webhooks.per_room_max < 0:
-        problems.append("'webhooks.per_room_max' must be >= 0 (0: no bound)")
-    if cfg.webhooks.lease < 2 * cfg.webhooks.timeout:
-        # A lease must outlive a POST with room to spare, or a slow receiver lets a second node deliver alongside.
-        problems.append("'webhooks.lease' must be at least twice 'webhooks.timeout'")
-    for key in ("burst", "prefix_min", "concurrency"):
-        positive(f"search.{key}", getattr(cfg.search, key))
-    if not 0 <= cfg.search.offset_max <= SEARCH_OFFSET_CEILING:
-        problems.append(f"'search.offset_max' must be 0-{SEARCH_OFFSET_CEILING} (got {cfg.search.offset_max})")
-    if cfg.search.timeout < 0:
-        problems.append("'search.timeout' must be >= 0 (0 turns it off)")
-    for key in ("messages_days", "uploads_days"):
-        if getattr(cfg.retention, key) < 0:
-            problems.append(f"'retention.{key}' must be >= 0 (0 keeps everything)")
-    if cfg.broker.gap_wait < 0:
-        problems.append("'broker.gap_wait' must be >= 0")
-    if cfg.broker.presence_interval >= cfg.broker.node_timeout:
-        problems.append("'broker.presence_interval' must be below 'broker.node_timeout'")
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", cfg.broker.namespace):
-        problems.append(
-            "'broker.namespace' must be 1-64 characters of A-Z a-z 0-9 _ . - starting with a letter "
-            f"or digit (got {cfg.broker.namespace!r})"
-        )
+        yield f"'server.port' must be 1-65535 (got {cfg.server.port})"
+    for proxy in cfg.server.trusted_proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            yield f"'server.trusted_proxies': {proxy!r} is not an IP address or network"
+
+
+def _backends(cfg: Config) -> Iterator[str]:
     for kind, key, backend, needs in (
         ("brokers", "broker", cfg.broker.backend, "url"),
         ("stores", "store", cfg.store.backend, "dsn"),
     ):
         known = registry.names(kind)
         if backend not in known:
-            problems.append(f"unknown {key} backend {backend!r} in '{key}.backend'; choose one of: {', '.join(known)}")
+            yield f"unknown {key} backend {backend!r} in '{key}.backend'; choose one of: {', '.join(known)}"
         elif backend not in ("memory", "sqlite") and not getattr(getattr(cfg, key), needs):
-            problems.append(f"'{key}.{needs}' is needed for {key} backend {backend!r}")
-    for key in ("replay_max", "history_max_limit"):
-        positive(f"rooms.{key}", getattr(cfg.rooms, key))
-    for key in (
-        "max_frame_bytes",
-        "outbound_queue_bytes",
-        "max_connections",
-        "max_connections_per_user",
-        "handshake_timeout",
-        "heartbeat_interval",
-        "heartbeat_timeout",
-        "hook_body_bytes",
-    ):
-        positive(f"limits.{key}", getattr(cfg.limits, key))
-    if cfg.limits.close_frame_bytes < cfg.limits.max_frame_bytes:
-        problems.append("'limits.close_frame_bytes' must be >= 'limits.max_frame_bytes'")
-    if cfg.limits.send_rate < 0:
-        problems.append("'limits.send_rate' must be >= 0 (0 turns the rate limit off)")
-    if cfg.limits.send_rate > 0 and cfg.limits.send_burst < 1:
-        problems.append("'limits.send_burst' must be >= 1")
-    if cfg.limits.hook_rate < 0:
-        problems.append("'limits.hook_rate' must be >= 0 (0 turns the rate limit off)")
-    if cfg.limits.hook_rate > 0 and cfg.limits.hook_burst < 1:
-        problems.append("'limits.hook_burst' must be >= 1")
-    positive("uploads.max_bytes", cfg.uploads.max_bytes)
-    positive("limits.body_timeout", cfg.limits.body_timeout)
-    for key, value in (
-        ("auth.attempts_per_minute", cfg.auth.attempts_per_minute),
-        ("auth.registrations_per_hour", cfg.auth.registrations_per_hour),
-        ("auth.login_failures", cfg.auth.login_failures),
-        ("auth.account_failures", cfg.auth.account_failures),
-        ("auth.lockout_seconds", cfg.auth.lockout_seconds),
-        ("auth.token_ttl", cfg.auth.token_ttl),
-        ("store.min_free_bytes", cfg.store.min_free_bytes),
-        ("rooms.create_per_hour", cfg.rooms.create_per_hour),
-        ("rooms.dms_per_minute", cfg.rooms.dms_per_minute),
-        ("limits.body_min_rate", cfg.limits.body_min_rate),
-        ("limits.max_requests_per_ip", cfg.limits.max_requests_per_ip),
-        ("limits.typing_rate", cfg.limits.typing_rate),
-        ("limits.presence_rate", cfg.limits.presence_rate),
-        ("uploads.quota_bytes", cfg.uploads.quota_bytes),
-        ("uploads.rate", cfg.uploads.rate),
-        ("uploads.unposted_ttl", cfg.uploads.unposted_ttl),
-        ("uploads.min_free_bytes", cfg.uploads.min_free_bytes),
-    ):
-        if value < 0:
-            problems.append(f"'{key}' must be >= 0 (0 turns it off)")
-    for key, value in (
-        ("auth.ticket_ttl", cfg.auth.ticket_ttl),
-        ("auth.media_ttl", cfg.auth.media_ttl),
-    ):
-        positive(key, value)
-    _validate_oidc(cfg, problems)
-    for proxy in cfg.server.trusted_proxies:
-        try:
-            ipaddress.ip_network(proxy, strict=False)
-        except ValueError:
-            problems.append(f"'server.trusted_proxies': {proxy!r} is not an IP address or network")
-    if problems:
-        raise ConfigError("; ".join(problems))
+            yield f"'{key}.{needs}' is needed for {key} backend {backend!r}"
 
 
-def _validate_oidc(cfg: Config, problems: list[str]) -> None:
+def _broker(cfg: Config) -> Iterator[str]:
+    if cfg.broker.presence_interval >= cfg.broker.node_timeout:
+        yield "'broker.presence_interval' must be below 'broker.node_timeout'"
+    if not _NAMESPACE.fullmatch(cfg.broker.namespace):
+        yield (
+            "'broker.namespace' must be 1-64 characters of A-Z a-z 0-9 _ . - starting with a letter "
+            f"or digit (got {cfg.broker.namespace!r})"
+        )
+
+
+def _limits(cfg: Config) -> Iterator[str]:
+    limits = cfg.limits
+    if limits.close_frame_bytes < limits.max_frame_bytes:
+        yield "'limits.close_frame_bytes' must be >= 'limits.max_frame_bytes'"
+    # A rate with no burst would refuse everything; with the rate off the burst is unused.
+    for rate, burst in ((limits.send_rate, "send_burst"), (limits.hook_rate, "hook_burst")):
+        if rate > 0 and getattr(limits, burst) < 1:
+            yield f"'limits.{burst}' must be >= 1"
+
+
+def _search(cfg: Config) -> Iterator[str]:
+    if not 0 <= cfg.search.offset_max <= SEARCH_OFFSET_CEILING:
+        yield f"'search.offset_max' must be 0-{SEARCH_OFFSET_CEILING} (got {cfg.search.offset_max})"
+
+
+def _webhooks(cfg: Config) -> Iterator[str]:
+    if cfg.webhooks.lease < 2 * cfg.webhooks.timeout:
+        # A lease must outlive a POST with room to spare, or a slow receiver lets a second node deliver alongside.
+        yield "'webhooks.lease' must be at least twice 'webhooks.timeout'"
+
+
+def _oidc(cfg: Config) -> Iterator[str]:
     oidc = cfg.auth.oidc
-    if not oidc.enabled:
-        if not oidc.password_sign_in:
-            problems.append("'auth.oidc.password_sign_in' = false needs 'auth.oidc.issuer': nobody could sign in")
-        return
-    if cfg.auth.mode != "token":
-        problems.append("'auth.oidc' needs 'auth.mode' = \"token\" (open mode has no sign-in to replace)")
+    if oidc.enabled:
+        yield from _oidc_provider(cfg.auth)
+    elif not oidc.password_sign_in:
+        yield "'auth.oidc.password_sign_in' = false needs 'auth.oidc.issuer': nobody could sign in"
+
+
+def _oidc_provider(auth: AuthConfig) -> Iterator[str]:
+    """What single sign-on needs once ``auth.oidc.issuer`` is set."""
+    oidc = auth.oidc
+    if auth.mode != "token":
+        yield "'auth.oidc' needs 'auth.mode' = \"token\" (open mode has no sign-in to replace)"
     for key in ("issuer", "redirect_base"):
         url = urlsplit(getattr(oidc, key))
         # Plain http only to this machine (a provider or a server under test); anything else would carry codes
         # and tokens in the clear.
         if url.scheme != "https" and not (url.scheme == "http" and is_loopback(url.hostname or "")):
-            problems.append(f"'auth.oidc.{key}' must be an https:// URL (http:// only on loopback)")
+            yield f"'auth.oidc.{key}' must be an https:// URL (http:// only on loopback)"
     if not oidc.client_id:
-        problems.append("'auth.oidc.client_id' is needed with 'auth.oidc.issuer'")
+        yield "'auth.oidc.client_id' is needed with 'auth.oidc.issuer'"
     if oidc.client_secret and oidc.client_secret_file:
-        problems.append("set one of 'auth.oidc.client_secret' and 'auth.oidc.client_secret_file', not both")
+        yield "set one of 'auth.oidc.client_secret' and 'auth.oidc.client_secret_file', not both"
     if "openid" not in oidc.scopes:
-        problems.append("'auth.oidc.scopes' must include \"openid\"")
+        yield "'auth.oidc.scopes' must include \"openid\""
     if oidc.flow_ttl <= 0:
-        problems.append("'auth.oidc.flow_ttl' must be > 0")
+        yield "'auth.oidc.flow_ttl' must be > 0"
     for domain in oidc.allowed_domains:
-        if not re.fullmatch(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+", domain):
-            problems.append(f"'auth.oidc.allowed_domains': {domain!r} is not a lower-case domain name")
+        if not _DOMAIN.fullmatch(domain):
+            yield f"'auth.oidc.allowed_domains': {domain!r} is not a lower-case domain name"
+
+
+# Each section's checks that relate keys or read their form; ``_bounds`` has the plain numeric ones.
+_CHECKS: tuple[Callable[[Config], Iterator[str]], ...] = (
+    _bounds,
+    _server,
+    _oidc,
+    _backends,
+    _broker,
+    _limits,
+    _search,
+    _webhooks,
+)
 
 
 def is_loopback(host: str) -> bool:

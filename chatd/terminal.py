@@ -23,7 +23,7 @@ import time
 import unicodedata
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
@@ -346,8 +346,9 @@ def who_is_here(url: str, room: str, me: str, user: str | None, token: str | Non
 class TerminalChat:
     """One ``chatd chat`` run: connect, join, send what is typed, print what arrives, reconnect with backoff.
 
-    :meth:`run` is the connection lifecycle; :meth:`_connected` is one connection; :meth:`_outage` keeps reading
-    input between connections; :meth:`_failure` says what a failed attempt means (or ends the run)."""
+    :meth:`run` is the connection lifecycle; :meth:`_connected` is one connection (:meth:`_begin` its start, the
+    module's ``_read`` and its ``_on_<type>`` handlers what arrives on it); :meth:`_outage` keeps reading input
+    between connections; :meth:`_failure` says what a failed attempt means (or ends the run)."""
 
     def __init__(self, url: str, room: str, user: str | None, token: str | None, history: int) -> None:
         if user:
@@ -412,14 +413,7 @@ class TerminalChat:
         """One connection: join, resend what is unacked, then send lines and print frames until the socket closes
         (returns why) or input has ended with every line stored (returns None)."""
         session = self.session
-        hello = json.loads(str(await ws.recv()).split("\n")[0])
-        self.connected_once = True
-        self.me = hello.get("user") or self.me
-        session.uid = hello.get("uid", 0)
-        self.say(f"* connected as {hello.get('user')}; type a line and press enter (Ctrl-D quits)")
-        await ws.send(json.dumps(await _join_frame(session, self.url, self.user, self.token)))
-        for cid in list(session.pending):  # not acked before the drop: resend, same client_id
-            await ws.send(session.send_frame(cid))
+        await self._begin(ws)
         reader = asyncio.create_task(_read(ws, session))
         all_acked = asyncio.create_task(session.acked.wait())
         while True:
@@ -443,6 +437,19 @@ class TerminalChat:
             if reader in done:
                 code = reader.result()
                 return "the server closed the connection" + (f" ({code})" if code is not None else "")
+
+    async def _begin(self, ws: ClientConnection) -> None:
+        """A connection's start: read the hello (who we are), join the room (resuming after the last seq printed),
+        and resend the lines not acked before the drop, with the same client_id."""
+        session = self.session
+        hello = json.loads(str(await ws.recv()).split("\n")[0])
+        self.connected_once = True
+        self.me = hello.get("user") or self.me
+        session.uid = hello.get("uid", 0)
+        self.say(f"* connected as {hello.get('user')}; type a line and press enter (Ctrl-D quits)")
+        await ws.send(json.dumps(await _join_frame(session, self.url, self.user, self.token)))
+        for cid in list(session.pending):
+            await ws.send(session.send_frame(cid))
 
     def _failure(self, e: Exception, attempts: int) -> str:
         """Why an attempt failed, to retry after; raises ChatExit when retrying cannot help."""
@@ -538,61 +545,9 @@ async def _read(ws: ClientConnection, session: Session) -> int | None:
             packed = raw if isinstance(raw, str) else raw.decode()  # chatd sends text frames
             for line in packed.split("\n"):
                 frame = json.loads(line)
-                kind = frame.get("type")
-                if kind == "ping":
-                    await ws.send('{"type":"pong"}')
-                elif kind == "ack":
-                    session.settle(frame["client_id"])
-                elif kind == "message":
-                    session.last_seq = frame["seq"]
-                    if frame["seq"] == session.replay_end:
-                        session.replay_end, session.since_sent = None, frame["seq"]
-                        await ws.send(json.dumps(_resume_frame(session, frame["seq"])))
-                elif kind == "joined":
-                    since = session.since_sent
-                    session.epoch = frame.get("epoch") or session.epoch
-                    session.rejoins = 0
-                    if frame.get("reset"):
-                        # Another history than the one we printed from (the room was made again, or the server's
-                        # store restored): say so, and show the room's recent history again. Live messages start
-                        # after frame["seq"]; they wait in the socket while the history is read.
-                        session.say(f"* the history of #{session.room} was replaced on the server; showing it again")
-                        session.last_seq, session.replay_end = frame["seq"], None
-                        for m in await asyncio.to_thread(session.reload, frame["seq"], session.history):
-                            session.say(render(m, session.titles) or "")
-                        if session.on_joined is not None:
-                            session.on_joined()
-                        continue
-                    if session.last_seq is None:
-                        # Without a since, live delivery starts after the room's last seq: resume from there.
-                        session.last_seq = since if since is not None else frame["seq"]
-                    if frame.get("capped"):
-                        # Live delivery starts only after a replay that is not capped: ask for the next part.
-                        session.replay_end = (since or 0) + frame.get("replay", 0)
-                    elif session.on_joined is not None:
-                        session.on_joined()
-                elif kind == "user":
-                    if frame.get("uid") == session.uid:
-                        session.say(f"* you are now called {frame['name']}")
-                        continue
-                    if session.partner and frame.get("uid") == session.partner:
-                        session.titles[session.room] = f"@{frame['name']}"
-                elif kind == "error" and not frame.get("ref") and frame.get("room") == session.room:
-                    if frame.get("code") in JOIN_RETRIES:
-                        # A join the server could not complete, or a room it stopped feeding us: the room is not
-                        # followed now. Join it again after a backoff, from the last seq printed.
-                        session.rejoins += 1
-                        delay = min(BACKOFF_MAX, 0.5 * 2 ** (session.rejoins - 1))
-                        asyncio.get_running_loop().call_later(delay, _rejoin, ws, session)
-                        session.say(f"! {frame['code']}: {frame['message']} (joining again in {delay:.1f}s)")
-                        continue
-                elif kind == "error" and frame.get("ref") in session.pending:
-                    if frame.get("code") in ("rate_limited", "unavailable"):
-                        # Not an error the user must act on: the line goes out again shortly, and lines refused
-                        # together go out again in the order they were typed (the server keeps that order).
-                        asyncio.get_running_loop().call_later(RATE_LIMITED_RETRY, _resend, ws, session, frame["ref"])
-                        continue
-                    session.settle(frame["ref"])  # refused for good; the error line below says why
+                handle = _ON_FRAME.get(frame.get("type"))
+                if handle is not None and not await handle(ws, session, frame):
+                    continue
                 text = render(frame, session.titles)
                 if text:
                     session.say(text)
@@ -601,6 +556,98 @@ async def _read(ws: ClientConnection, session: Session) -> int | None:
             raise
         return e.rcvd.code if e.rcvd else None
     return ws.close_code
+
+
+# What a frame does to the session before its line is printed. Each returns whether the line is printed still
+# (False: the frame was handled in its own words, or needs none).
+
+
+async def _on_ping(ws: ClientConnection, session: Session, frame: dict[str, Any]) -> bool:
+    await ws.send('{"type":"pong"}')
+    return True
+
+
+async def _on_ack(ws: ClientConnection, session: Session, frame: dict[str, Any]) -> bool:
+    session.settle(frame["client_id"])
+    return True
+
+
+async def _on_message(ws: ClientConnection, session: Session, frame: dict[str, Any]) -> bool:
+    session.last_seq = frame["seq"]
+    if frame["seq"] == session.replay_end:
+        session.replay_end, session.since_sent = None, frame["seq"]
+        await ws.send(json.dumps(_resume_frame(session, frame["seq"])))
+    return True
+
+
+async def _on_joined(ws: ClientConnection, session: Session, frame: dict[str, Any]) -> bool:
+    since = session.since_sent
+    session.epoch = frame.get("epoch") or session.epoch
+    session.rejoins = 0
+    if frame.get("reset"):
+        await _show_again(session, frame["seq"])
+        return False
+    if session.last_seq is None:
+        # Without a since, live delivery starts after the room's last seq: resume from there.
+        session.last_seq = since if since is not None else frame["seq"]
+    if frame.get("capped"):
+        # Live delivery starts only after a replay that is not capped: ask for the next part.
+        session.replay_end = (since or 0) + frame.get("replay", 0)
+    elif session.on_joined is not None:
+        session.on_joined()
+    return True
+
+
+async def _show_again(session: Session, seq: int) -> None:
+    """Another history than the one we printed from (the room was made again, or the server's store restored):
+    say so, and show the room's recent history again. Live messages start after ``seq``; they wait in the socket
+    while the history is read."""
+    session.say(f"* the history of #{session.room} was replaced on the server; showing it again")
+    session.last_seq, session.replay_end = seq, None
+    for m in await asyncio.to_thread(session.reload, seq, session.history):
+        session.say(render(m, session.titles) or "")
+    if session.on_joined is not None:
+        session.on_joined()
+
+
+async def _on_user(ws: ClientConnection, session: Session, frame: dict[str, Any]) -> bool:
+    if frame.get("uid") == session.uid:
+        session.say(f"* you are now called {frame['name']}")
+        return False
+    if session.partner and frame.get("uid") == session.partner:
+        session.titles[session.room] = f"@{frame['name']}"
+    return True
+
+
+async def _on_error(ws: ClientConnection, session: Session, frame: dict[str, Any]) -> bool:
+    if not frame.get("ref") and frame.get("room") == session.room:
+        if frame.get("code") not in JOIN_RETRIES:
+            return True
+        # A join the server could not complete, or a room it stopped feeding us: the room is not followed now.
+        # Join it again after a backoff, from the last seq printed.
+        session.rejoins += 1
+        delay = min(BACKOFF_MAX, 0.5 * 2 ** (session.rejoins - 1))
+        asyncio.get_running_loop().call_later(delay, _rejoin, ws, session)
+        session.say(f"! {frame['code']}: {frame['message']} (joining again in {delay:.1f}s)")
+        return False
+    if frame.get("ref") in session.pending:
+        if frame.get("code") in ("rate_limited", "unavailable"):
+            # Not an error the user must act on: the line goes out again shortly, and lines refused together go
+            # out again in the order they were typed (the server keeps that order).
+            asyncio.get_running_loop().call_later(RATE_LIMITED_RETRY, _resend, ws, session, frame["ref"])
+            return False
+        session.settle(frame["ref"])  # refused for good; the error line printed says why
+    return True
+
+
+_ON_FRAME: dict[str, Callable[[ClientConnection, Session, dict[str, Any]], Awaitable[bool]]] = {
+    "ping": _on_ping,
+    "ack": _on_ack,
+    "message": _on_message,
+    "joined": _on_joined,
+    "user": _on_user,
+    "error": _on_error,
+}
 
 
 def _rejoin(ws: ClientConnection, session: Session) -> None:

@@ -88,26 +88,6 @@ class ChatdProcess(NodeProcess, HttpMixin):
             base.setdefault(section, {}).update(values)
         super().__init__(workdir, base, env)
 
-    def start(self, timeout: float = 20.0, ready_path: str = "/readyz") -> ChatdProcess:
-        """Start and wait for /readyz, or for ``ready_path`` (``/healthz`` for a server meant not to be ready)."""
-        if ready_path == "/readyz":
-            super().start(timeout)
-            return self
-        self.launch()
-        deadline = time.monotonic() + timeout
-        while self.get_status(ready_path) != 200:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"chatd exited with {self.proc.returncode}:\n{self.log()}")
-            assert time.monotonic() < deadline, f"chatd did not answer {ready_path}:\n{self.log()}"
-            time.sleep(0.05)
-        return self
-
-    def get_status(self, path: str) -> int:
-        try:
-            return httpx.get(self.http + path, timeout=1).status_code
-        except httpx.HTTPError:
-            return 0
-
     def rss(self) -> int:
         """Resident memory of the server process, in bytes."""
         assert self.proc is not None

@@ -15,9 +15,9 @@ import httpx
 import pytest
 
 from chatd.config import load_config
-from chatd.deploy.local import NginxProcess, http_status
+from chatd.deploy.local import NginxProcess
 from chatd.deploy.nginx import EXAMPLE_RUN_DIR, example, prepare_run_dir
-from chatd.deploy.procs import free_port
+from chatd.deploy.procs import free_port, http_status
 from harness import ROOT, clean_env
 
 

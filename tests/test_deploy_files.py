@@ -18,9 +18,9 @@ import pytest
 import yaml
 
 from chatd.config import load_config
-from chatd.deploy.local import NginxProcess, http_status
+from chatd.deploy.local import NginxProcess
 from chatd.deploy.nginx import COMPOSE_RUN_DIR, COMPOSE_UPSTREAMS, compose, prepare_run_dir
-from chatd.deploy.procs import free_port
+from chatd.deploy.procs import free_port, http_status
 from harness import ROOT, clean_env
 
 OPERATIONS = (ROOT / "docs" / "operations.md").read_text()

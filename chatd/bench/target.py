@@ -12,24 +12,22 @@ machine and its pid is known, reading its CPU time and memory from ``/proc``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from chatd.config import settings_to_toml
-from chatd.deploy.local import BROKER_URLS, LocalCluster, drop_database, drop_namespace
-from chatd.deploy.procs import child_env, cpu_seconds, free_port, parse_metrics, rss_bytes
+from chatd.deploy.local import BROKER_URLS, LocalCluster, NodeProcess, drop_database, drop_namespace
+from chatd.deploy.procs import ServerFailed, ServerProcess, cpu_seconds, free_port, parse_metrics, rss_bytes
 
 REPO = Path(__file__).resolve().parent.parent.parent
 NAIVE_PEER = REPO / "bench" / "peers" / "naive_fastapi.py"
@@ -98,7 +96,8 @@ def machine_busy() -> tuple[float, float] | None:
 
 
 class Target:
-    """Where to connect and how to watch. ``pid`` is set when the server process is ours (spawned)."""
+    """Where to connect and how to watch. ``pid`` is set when the server process is on this machine; ``server`` and
+    ``workdir`` when it is ours (spawned), to stop and clean up."""
 
     def __init__(self, label: str, ws_url: str, pid: int | None = None, open_mode: bool = True) -> None:
         self.label = label
@@ -107,7 +106,7 @@ class Target:
         self.host, self.port = host_port(ws_url)
         self.pid = pid
         self.open_mode = open_mode
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.server: ServerProcess | None = None
         self.workdir: Path | None = None
 
     def metrics(self, labelled: bool = False) -> dict[str, float] | None:
@@ -130,28 +129,25 @@ class Target:
         return None
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        if self.server is not None and self.server.running():
+            with contextlib.suppress(subprocess.TimeoutExpired):  # it was killed then
+                self.server.stop(30)
         if self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
-    def _wait_ready(self, path: str, timeout: float) -> None:
-        assert self.proc is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                log = (self.workdir / "server.log").read_text(errors="replace") if self.workdir else ""
-                raise RuntimeError(f"{self.label} exited with {self.proc.returncode}:\n{log[-2000:]}")
-            if fetch_text(self.base + path, timeout=1.0) is not None:
-                return
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"{self.label} was not ready within {timeout:.0f}s")
+
+def _spawned(server: ServerProcess, label: str, timeout: float) -> Target:
+    """``server`` (in a temp dir of its own) started, as a Target that stops it and removes the dir; a server that
+    fails to start leaves no dir behind (its log's tail is in the :class:`ServerFailed`)."""
+    try:
+        server.start(timeout)
+    except ServerFailed:
+        shutil.rmtree(server.workdir, ignore_errors=True)
+        raise
+    assert server.proc is not None
+    target = Target(label, server.ws, pid=server.proc.pid)
+    target.server, target.workdir = server, server.workdir
+    return target
 
 
 def chatd_settings(
@@ -177,21 +173,8 @@ def spawn_chatd(
 ) -> Target:
     """``python -m chatd serve --config <generated toml>`` on a free port; returns once /readyz answers."""
     workdir = Path(tempfile.mkdtemp(prefix="chatd-bench-"))
-    port = free_port()
-    config = workdir / "chatd.toml"
-    config.write_text(settings_to_toml(chatd_settings(port, workdir, connections, extra)))
-    log = open(workdir / "server.log", "ab")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "chatd", "serve", "--config", str(config)],
-        cwd=workdir,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=child_env(),
-    )
-    target = Target("chatd (spawned)", f"ws://127.0.0.1:{port}/ws", pid=proc.pid)
-    target.proc, target.workdir = proc, workdir
-    target._wait_ready("/readyz", timeout)
-    return target
+    settings = chatd_settings(free_port(), workdir, connections, extra)
+    return _spawned(NodeProcess(workdir, settings), "chatd (spawned)", timeout)
 
 
 def spawn_peer(script: Path, label: str, timeout: float = 30.0, args: tuple[str, ...] = ()) -> Target:
@@ -200,18 +183,8 @@ def spawn_peer(script: Path, label: str, timeout: float = 30.0, args: tuple[str,
         raise RuntimeError(f"peer not found at {script} (it lives in the source checkout)")
     workdir = Path(tempfile.mkdtemp(prefix=f"chatd-bench-{script.stem}-"))
     port = free_port()
-    log = open(workdir / "server.log", "ab")
-    proc = subprocess.Popen(
-        [sys.executable, str(script), "--port", str(port), *args],
-        cwd=workdir,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=child_env(),
-    )
-    target = Target(label, f"ws://127.0.0.1:{port}/ws", pid=proc.pid)
-    target.proc, target.workdir = proc, workdir
-    target._wait_ready("/readyz", timeout)
-    return target
+    argv = [sys.executable, str(script), "--port", str(port), *args]
+    return _spawned(ServerProcess(workdir, argv, port, name=label), label, timeout)
 
 
 def spawn_naive(timeout: float = 30.0) -> Target:

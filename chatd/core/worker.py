@@ -141,33 +141,9 @@ class Worker:
             else:
                 remote.append(c)
             answered.add(offset + i)
-            if out.error:
-                continue
-            if out.duplicate:
-                self.metrics.duplicates += 1
-                if out.stored is None:
-                    continue
-            else:
-                self.metrics.messages_stored += 1
-            # A duplicate carries the entry first stored, a new change the frame of what the store applied; a new
-            # message is built here from what was sent, with the sender's name the store had at the commit.
-            stored = out.stored or Message(
-                room=m.room,
-                seq=out.seq,
-                from_=out.name,
-                body=m.body,
-                client_id=m.client_id,
-                ts=out.ts,
-                attachments=m.attachments,
-                reply_to=m.reply_to,
-                uid=m.sender,
-                bot=out.bot,
-                via=m.via,
-            )
-            deliveries.append(Delivery(m.room, out.seq, encode(stored), item.origin))
-            if out.mentions and isinstance(stored, Message):
-                # Only the node that stored the message tells the people it names, once: a duplicate carries none.
-                self.on_mentions(stored, out.mentions)
+            delivery = self._delivery(item.origin, m, out)
+            if delivery is not None:
+                deliveries.append(delivery)
         if deliveries:
             self.deliver_local(deliveries)
         if released and self.on_released is not None:
@@ -184,6 +160,37 @@ class Worker:
                 await self.broker.publish(deliveries)
         except Exception as e:  # noqa: BLE001 - the broker reports its own link state; nothing acked is at risk
             log.warning("after storing %d messages, the broker failed: %s", len(batch), e)
+
+    def _delivery(self, origin: str, m: NewMessage, out: Outcome) -> Delivery | None:
+        """What one stored item fans out, counted (None for a refusal, or a duplicate with nothing to show); a new
+        message's mentions are told here."""
+        if out.error:
+            return None
+        if out.duplicate:
+            self.metrics.duplicates += 1
+            if out.stored is None:
+                return None
+        else:
+            self.metrics.messages_stored += 1
+        # A duplicate carries the entry first stored, a new change the frame of what the store applied; a new
+        # message is built here from what was sent, with the sender's name the store had at the commit.
+        stored = out.stored or Message(
+            room=m.room,
+            seq=out.seq,
+            from_=out.name,
+            body=m.body,
+            client_id=m.client_id,
+            ts=out.ts,
+            attachments=m.attachments,
+            reply_to=m.reply_to,
+            uid=m.sender,
+            bot=out.bot,
+            via=m.via,
+        )
+        if out.mentions and isinstance(stored, Message):
+            # Only the node that stored the message tells the people it names, once: a duplicate carries none.
+            self.on_mentions(stored, out.mentions)
+        return Delivery(m.room, out.seq, encode(stored), origin)
 
     async def _append(self, msgs: Sequence[NewMessage]) -> list[Outcome]:
         delay = 0.05

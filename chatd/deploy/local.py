@@ -19,8 +19,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -29,7 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from chatd.config import settings_to_toml
 from chatd.deploy.nginx import prepare_run_dir, render
-from chatd.deploy.procs import child_env, free_port
+from chatd.deploy.procs import LocalAddress, ServerProcess, exit_description, free_port
 from chatd.failures import unreachable
 
 BROKER_URLS = {"redis": "redis://127.0.0.1:6379/0", "rabbitmq": "amqp://guest:guest@127.0.0.1:5672/"}
@@ -42,101 +40,20 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
         return s.connect_ex((host, port)) == 0
 
 
-def http_status(url: str, timeout: float = 1.0) -> int | None:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:
-            return int(r.status)
-    except urllib.error.HTTPError as e:
-        return int(e.code)
-    except (OSError, urllib.error.URLError):
-        return None
-
-
-class NodeFailed(RuntimeError):
-    """A node that exited or never became ready. ``str()`` carries its log's tail (for a test's failure);
-    ``summary`` is what a person needs: the node, what happened, its last log line, where the log is."""
-
-    def __init__(self, node: NodeProcess, what: str) -> None:
-        super().__init__(f"{what}:\n{node.log()[-4000:]}")
-        last = (node.log().strip().splitlines() or ["(nothing logged)"])[-1]
-        self.summary = f"{node.workdir.name}: {what}: {last}\n(log: {node.log_path})"
-
-
-class NodeProcess:
+class NodeProcess(ServerProcess):
     """One ``chatd serve`` child: its settings in ``<workdir>/chatd.toml``, its output in ``<workdir>/server.log``."""
 
     def __init__(self, workdir: Path, settings: dict[str, dict[str, Any]], env: dict[str, str] | None = None) -> None:
-        self.workdir = workdir
-        workdir.mkdir(parents=True, exist_ok=True)
+        config_path = workdir / "chatd.toml"
+        argv = [sys.executable, "-m", "chatd", "serve", "--config", str(config_path)]
+        super().__init__(workdir, argv, settings["server"]["port"], env)
         self.settings = settings
-        self.port: int = settings["server"]["port"]
-        self.config_path = workdir / "chatd.toml"
+        self.config_path = config_path
         # Private: it may hold a broker URL's password.
         fd = os.open(self.config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(settings_to_toml(settings))
         os.chmod(self.config_path, 0o600)
-        self.env = env or {}
-        self.log_path = workdir / "server.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def http(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws"
-
-    def launch(self) -> None:
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "chatd", "serve", "--config", str(self.config_path)],
-                cwd=self.workdir,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=child_env(self.env),
-            )
-
-    def wait_ready(self, timeout: float = 30.0) -> None:
-        assert self.proc is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise NodeFailed(self, f"chatd {exit_description(self.proc.returncode)}")
-            if http_status(self.http + "/readyz") == 200:
-                return
-            time.sleep(0.05)
-        self.kill()
-        raise NodeFailed(self, f"chatd did not become ready in {timeout:.0f}s")
-
-    def start(self, timeout: float = 30.0) -> NodeProcess:
-        self.launch()
-        self.wait_ready(timeout)
-        return self
-
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def stop(self, timeout: float = 30.0) -> int:
-        """SIGTERM, and wait for the drain to finish."""
-        assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise
-
-    def kill(self) -> None:
-        """SIGKILL: a crash, with no chance to drain."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
 
 
 class NginxProcess:
@@ -304,17 +221,7 @@ async def terminate_sessions(dsn: str) -> int:
 RESTARTS_MAX, RESTART_WINDOW = 5, 60.0
 
 
-def exit_description(code: int) -> str:
-    """A child's return code in words: ``exited with code 1`` or ``was killed by SIGKILL``."""
-    if code < 0:
-        try:
-            return f"was killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"was killed by signal {-code}"
-    return f"exited with code {code}"
-
-
-class LocalCluster:
+class LocalCluster(LocalAddress):
     """N nodes sharing one broker namespace and one PostgreSQL database, behind nginx on ``port``."""
 
     def __init__(
@@ -350,14 +257,6 @@ class LocalCluster:
             node_settings.setdefault("store", {}).update(backend="postgres", dsn=dsn)
             self.nodes.append(NodeProcess(workdir / f"node{i + 1}", node_settings, (node_env or {}).get(i)))
         self.nginx = NginxProcess(workdir / "nginx", [f"127.0.0.1:{n.port}" for n in self.nodes], port)
-
-    @property
-    def http(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws"
 
     def start(self, nginx: bool = True) -> LocalCluster:
         try:

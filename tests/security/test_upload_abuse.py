@@ -114,7 +114,7 @@ def test_uploads_stop_at_the_free_space_watermark(make_server) -> None:
 async def test_below_the_stores_watermark_readyz_says_not_ready_and_sends_are_refused(make_server) -> None:
     """The old server kept saying ready, and sends hung on a full disk; now both tell the client at once."""
     server: ChatdProcess = make_server(hardened({"auth": {"mode": "token"}, "store": {"min_free_bytes": 2**62}}))
-    server.start(ready_path="/healthz")
+    server.start(path="/healthz")
     r = server.get("/readyz")
     assert r.status_code == 503 and r.json()["ready"] is False and r.json()["store_disk"] is False
     token = new_user(server, "writer")
