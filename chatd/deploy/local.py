@@ -55,6 +55,11 @@ class NodeProcess(ServerProcess):
             f.write(settings_to_toml(settings))
         os.chmod(self.config_path, 0o600)
 
+    def launch(self) -> None:
+        # Read at each start, not when made: a caller may point the node at another file (an operator's own).
+        self.argv = [sys.executable, "-m", "chatd", "serve", "--config", str(self.config_path)]
+        super().launch()
+
 
 class NginxProcess:
     """nginx in the foreground with its config and state in ``workdir``."""
