@@ -4,8 +4,30 @@
 
 const $ = (id) => document.getElementById(id);
 
+// One dialog serves every page (chat and admin); it is made the first time one is asked for.
+const MARKUP = `
+  <dialog id="page-dialog" class="page-dialog" aria-labelledby="page-dialog-title">
+    <form method="dialog" id="page-dialog-form" class="card">
+      <h2 id="page-dialog-title"></h2>
+      <p id="page-dialog-text" class="hint"></p>
+      <div id="page-dialog-field" hidden>
+        <label for="page-dialog-input" id="page-dialog-label"></label>
+        <input id="page-dialog-input" autocomplete="off">
+      </div>
+      <div class="dialog-buttons">
+        <button type="submit" value="ok" id="page-dialog-ok">OK</button>
+        <button type="submit" value="cancel" id="page-dialog-cancel" class="secondary" formnovalidate>Cancel</button>
+      </div>
+    </form>
+  </dialog>`;
+
+function pageDialog() {
+  if (!$("page-dialog")) document.body.insertAdjacentHTML("beforeend", MARKUP);
+  return $("page-dialog");
+}
+
 function run({ title, text = "", ok, danger = false, field = null }) {
-  const dialog = $("page-dialog");
+  const dialog = pageDialog();
   const input = $("page-dialog-input");
   const okButton = $("page-dialog-ok");
   $("page-dialog-title").textContent = title;
