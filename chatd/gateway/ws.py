@@ -18,7 +18,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from litestar import WebSocket, websocket
 from litestar.enums import ScopeType
@@ -183,15 +183,6 @@ class WsSession:
         # back. Keys are (room, client_id), oldest first.
         self.held: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._resent: tuple[str, str] | None = None  # the held send let through just now, if any
-        self._actions: dict[type[ClientFrame], Callable[[Any], Awaitable[None]]] = {
-            Send: self._send,
-            **dict.fromkeys(CHANGE_FRAMES, self._change),
-            MarkRead: self._mark_read,
-            Join: self._join,
-            Leave: self._leave,
-            Typing: self._typing,
-            Ping: self._ping,
-        }
         # After the accept, frames go straight to the server's receive/send (see gateway.app.with_raw_websocket_io):
         # litestar's wrappers would cost two extra calls per frame in each direction.
         raw: tuple[Receive, ASGISend] | None = socket.scope.get(RAW_ASGI)  # type: ignore[assignment]
@@ -280,9 +271,9 @@ class WsSession:
             frame = decode_frame(data, self.limits)
             if self.scope is not None:
                 require_frame(self.scope, frame)
-            action = self._actions.get(type(frame))
+            action = self.ACTIONS.get(type(frame))
             if action is not None:  # a pong needs nothing: hearing it was the point
-                await action(frame)
+                await action(self, frame)
         except FrameRejected as e:
             if e.close is not None:
                 return e.close
@@ -301,7 +292,7 @@ class WsSession:
             )
         return None
 
-    # --- what each client frame does (``_actions``: by frame type) ----------------------------------------------
+    # --- what each client frame does (``ACTIONS``: by frame type) ----------------------------------------------
 
     async def _send(self, frame: Send) -> None:
         self._in_order(frame.room, frame.client_id)
@@ -333,6 +324,17 @@ class WsSession:
 
     async def _ping(self, frame: Ping) -> None:
         self.conn.send(PONG)
+
+    # One table for every session (built once, not per connection): what each client frame type does.
+    ACTIONS: ClassVar[dict[type[ClientFrame], Callable[[WsSession, Any], Awaitable[None]]]] = {
+        Send: _send,
+        **dict.fromkeys(CHANGE_FRAMES, _change),
+        MarkRead: _mark_read,
+        Join: _join,
+        Leave: _leave,
+        Typing: _typing,
+        Ping: _ping,
+    }
 
     def _in_order(self, room: str, client_id: str) -> None:
         """Refuse a send that would overtake a send refused earlier as unavailable. The resend of the oldest one
