@@ -52,9 +52,19 @@ from chatd.features.retention import Retention
 from chatd.features.rooms import Purged, Rooms, purge_room
 from chatd.features.uploads import StoreDisk, Sweeper, UploadRules, delete_files
 from chatd.metrics import Metrics
-from chatd.protocol.frames import PING, Ack, Left, ReadState, RoomChange, TypingNotice, encode, encode_error
+from chatd.protocol.frames import (
+    PING,
+    Ack,
+    DirectRoom,
+    Left,
+    ReadState,
+    RoomChange,
+    TypingNotice,
+    encode,
+    encode_error,
+)
 from chatd.protocol.frames import Presence as PresenceFrame
-from chatd.rules.dms import open_dm
+from chatd.rules.dms import dm_room
 from chatd.rules.search import Hit
 from chatd.store import make_store
 from chatd.store.base import NewMessage, RoomRecord, UserRecord, UserRef
@@ -528,9 +538,20 @@ class Node:
         return True
 
     async def open_dm(self, opener: UserRecord, other: str) -> tuple[RoomRecord, UserRecord, bool]:
-        """Open (or find) ``opener``'s direct conversation with the user named ``other`` (``chatd.rules.dms``); both
-        are told on every node. The room, the other user, and whether the room is new."""
-        return await open_dm(self.store, self.tell_user, opener, other)
+        """Open (or find) ``opener``'s direct conversation with the live user named ``other`` (any spelling,
+        ``chatd.rules.dms``); both users' connections, on every node, are told with a ``dm`` frame. The room, the
+        other user, and whether the room is new."""
+        found = await self.store.get_user(other)
+        if found is None:
+            raise ChatError(Err.NOT_FOUND, f"no user {other!r}")
+        if found.id == opener.id:
+            raise ChatError(Err.BAD_FRAME, "a direct conversation needs someone else")
+        if found.disabled:
+            raise ChatError(Err.FORBIDDEN, f"{found.name!r} is disabled")  # they could not read it
+        record, created = await self.store.open_dm(dm_room(opener.id, found.id), opener.id, found.id)
+        self.tell_user(found.id, encode(DirectRoom(record.name, opener.name, opener.id)))
+        self.tell_user(opener.id, encode(DirectRoom(record.name, found.name, found.id)))
+        return record, found, created
 
     async def search(self, user: int, words: list[str], room: str | None, limit: int, offset: int) -> list[Hit]:
         """Messages with every word, best first, from rooms ``user`` may read (``Store.search``; bounded by

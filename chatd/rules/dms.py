@@ -11,11 +11,9 @@ room, so it stays between the two. Clients never read the name: room lists and `
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 
 from chatd.errors import ChatError, Err
-from chatd.protocol.frames import DirectRoom, encode
-from chatd.store.base import RoomRecord, Store, UserRecord
+from chatd.store.records import RoomRecord
 
 DM_PREFIX = "dm:"
 _PAIR = re.compile(r"^dm:([0-9]+):([0-9]+)$")
@@ -45,22 +43,3 @@ def refuse_dm_name(room: str) -> None:
     """Ordinary rooms may not take a name that looks like a direct conversation."""
     if room.lower().startswith(DM_PREFIX):
         raise ChatError(Err.FORBIDDEN, f"names starting with {DM_PREFIX!r} are for direct messages (POST /api/dms)")
-
-
-async def open_dm(
-    store: Store, tell_user: Callable[[int, str], None], opener: UserRecord, other: str
-) -> tuple[RoomRecord, UserRecord, bool]:
-    """Open (or find) the conversation of ``opener`` with the live user named ``other`` (any spelling); both users'
-    connections, on every node, are told with a ``dm`` frame (``tell_user``). Returns the room, the other user and
-    whether the room is new."""
-    found = await store.get_user(other)
-    if found is None:
-        raise ChatError(Err.NOT_FOUND, f"no user {other!r}")
-    if found.id == opener.id:
-        raise ChatError(Err.BAD_FRAME, "a direct conversation needs someone else")
-    if found.disabled:
-        raise ChatError(Err.FORBIDDEN, f"{found.name!r} is disabled")  # they could not read it
-    record, created = await store.open_dm(dm_room(opener.id, found.id), opener.id, found.id)
-    tell_user(found.id, encode(DirectRoom(record.name, opener.name, opener.id)))
-    tell_user(opener.id, encode(DirectRoom(record.name, found.name, found.id)))
-    return record, found, created
