@@ -72,6 +72,15 @@ def new_invite() -> str:
     return "inv_" + secrets.token_urlsafe(16)
 
 
+async def make_invites(store: Store, count: int, by: int | None, expires: int) -> list[str]:
+    """``count`` new invite codes made by the user ``by`` (None: an operator's command), valid until ``expires``
+    (Unix ms); only their hashes are stored, so the codes are shown once."""
+    codes = [new_invite() for _ in range(count)]
+    for code in codes:
+        await store.add_invite(token_hash(code), by, expires)
+    return codes
+
+
 def valid_username(name: object) -> bool:
     return isinstance(name, str) and 0 < len(name) <= USER_MAX and _user_re.match(name) is not None
 
@@ -288,12 +297,7 @@ class Accounts:
         return [(u, await self.store.tokens(user=u.id)) for u in await self.store.user_info() if u.bot]
 
     async def make_invites(self, count: int, by: int, expires: int) -> list[str]:
-        """``count`` new invite codes made by the user ``by``, valid until ``expires`` (ms); only their hashes are
-        kept, so the codes are shown once."""
-        codes = [new_invite() for _ in range(count)]
-        for code in codes:
-            await self.store.add_invite(token_hash(code), by, expires)
-        return codes
+        return await make_invites(self.store, count, by, expires)
 
     async def invites(self) -> list[InviteRecord]:
         return await self.store.invites()

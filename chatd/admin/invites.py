@@ -30,7 +30,7 @@ def invites_create(config_path: str | None, count: int, days: float, created_by:
         chatd invites create --count 5 --days 2
     """
     cfg = build_config(config_path)
-    from chatd.accounts.users import new_invite, token_hash
+    from chatd.accounts.users import make_invites
 
     expires = int((time.time() + days * 86400) * 1000)
 
@@ -38,10 +38,7 @@ def invites_create(config_path: str | None, count: int, days: float, created_by:
         maker = await store.get_user(created_by) if created_by is not None else None
         if created_by is not None and maker is None:
             raise click.ClickException(f"no user {created_by!r} (chatd users list shows them)")
-        codes = [new_invite() for _ in range(count)]
-        for code in codes:
-            await store.add_invite(token_hash(code), maker.id if maker else None, expires)
-        return codes
+        return await make_invites(store, count, maker.id if maker else None, expires)
 
     for code in run_with_store(cfg, False, act):
         click.echo(code)
