@@ -254,7 +254,9 @@ class Node:
         via: str = "",
     ) -> None:
         """Validate a send from the user with id ``user`` and queue it. ``reply`` gets its Completion once it is
-        stored (or refused). ``via``: the name an incoming webhook posts under (``chatd.features.hooks``)."""
+        stored (or refused). ``via``: the name an incoming webhook posts under (``chatd.features.hooks``). Refused
+        ``unavailable`` while the store's disk is below ``store.min_free_bytes``, whichever way the send came in."""
+        self.store_disk.require(client_id)
         await self._admit(user, client_id)
         await self.rooms.require_member(room, user)
         if attachments:
@@ -274,7 +276,9 @@ class Node:
 
     async def submit_change(self, change: NewMessage, reply: Reply) -> None:
         """Queue a room change (edit, delete, reaction, topic: ``chatd.store.room_events``) exactly like a send: the
-        same rate, membership check, ingest queue and ack after storage; the store decides whether it is allowed."""
+        same disk check, rate, membership check, ingest queue and ack after storage; the store decides whether it
+        is allowed."""
+        self.store_disk.require(change.client_id)
         await self._admit(change.sender, change.client_id)
         await self.rooms.require_member(change.room, change.sender)
         if change.kind == TOPIC:

@@ -193,7 +193,6 @@ def create_app(node: Node) -> Litestar:
                 "slots": ConnectionSlots(lim.max_connections),
                 "auth_throttle": AuthThrottle(node.cfg.auth, node.limiter),
                 "upload_rules": node.uploads,
-                "store_disk": node.store_disk,
                 "tickets": Tickets(node.cfg.auth.secret, node),
                 "sso": sso,
             }

@@ -90,7 +90,6 @@ async def _post(request: Request[Any, Any, Any], hook_id: str, secret: str | Non
     client_id = client_id_for(request.headers.get(IDEMPOTENCY_HEADER))
     if utf8_len_exceeds(posted.text, lim.max_frame_bytes):
         raise ChatError(Err.TOO_LARGE, f"text exceeds {lim.max_frame_bytes} bytes", client_id)
-    request.app.state.store_disk.require(client_id)
     done = await node.submit_and_wait(hook.bot, hook.room, posted.text, client_id, [], 0, posted.via or hook.name)
     if done.error:
         raise ChatError(Err.by_code(done.error), done.message, client_id)

@@ -28,7 +28,7 @@ async def readyz(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
     node = request.app.state.node
     checks = await node.ready()
     # A store that cannot write makes every send fail: out of rotation before its disk is full.
-    checks["store_disk"] = request.app.state.store_disk.ok(fresh=True)
+    checks["store_disk"] = node.store_disk.ok(fresh=True)
     ok = all(checks.values())
     body: dict[str, Any] = {"ready": ok, **checks}
     if down := node.down_tasks():

@@ -413,7 +413,6 @@ async def send_message(request: Request[Any, Any, Any], principal: Principal, ro
         raise ChatError(Err.INVALID, "body must not be empty", client_id, field="body")
     if utf8_len_exceeds(data.body, node.cfg.limits.max_frame_bytes):
         raise ChatError(Err.TOO_LARGE, f"body exceeds {node.cfg.limits.max_frame_bytes} bytes", client_id)
-    request.app.state.store_disk.require(client_id)
     reply_to = data.reply_to or 0
     c = await node.submit_and_wait(user.id, room, data.body, client_id, list(data.attachments), reply_to)
     if c.error:

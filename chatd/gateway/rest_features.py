@@ -201,7 +201,6 @@ async def search(
 
 async def _change(request: Request[Any, Any, Any], principal: Principal, frame: Change) -> ChangeOut:
     node = node_of(request)
-    request.app.state.store_disk.require(frame.client_id)
     c = await node.change_and_wait(change_of(principal.user.id, frame))
     if c.error:
         raise ChatError(Err.by_code(c.error), c.message, frame.client_id)

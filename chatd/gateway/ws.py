@@ -30,7 +30,6 @@ from chatd.core.hub import Conn
 from chatd.core.node import Node
 from chatd.errors import ChatError, Close, Err, internal_message, log_fault
 from chatd.features.change_requests import change_of
-from chatd.features.uploads import StoreDisk
 from chatd.gateway.auth import authenticate, client_ip, loopback_host, origin_allowed
 from chatd.gateway.slots import ConnectionSlots
 from chatd.gateway.tickets import WS
@@ -169,7 +168,6 @@ class WsSession:
         )
         self.limits = FrameLimits(lim.max_frame_bytes, lim.close_frame_bytes)
         self.reply = node.reply_to(self.conn)
-        self.store_disk: StoreDisk = socket.app.state.store_disk
         self.closing: Close | None = None
         self.peer_code: int = 1006  # no close frame seen: the connection dropped
         self._task = asyncio.current_task()
@@ -296,14 +294,12 @@ class WsSession:
 
     async def _send(self, frame: Send) -> None:
         self._in_order(frame.room, frame.client_id)
-        self.store_disk.require(frame.client_id)
         await self.node.submit(
             self.conn.uid, frame.room, frame.body, frame.client_id, frame.attachments, self.reply, frame.reply_to or 0
         )
 
     async def _change(self, frame: EditMessage | DeleteMessage | React | SetTopic) -> None:
         self._in_order(frame.room, frame.client_id)
-        self.store_disk.require(frame.client_id)
         await self.node.submit_change(change_of(self.conn.uid, frame), self.reply)
 
     async def _mark_read(self, frame: MarkRead) -> None:

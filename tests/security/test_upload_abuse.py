@@ -126,6 +126,9 @@ async def test_below_the_stores_watermark_readyz_says_not_ready_and_sends_are_re
     await c.close()
     r = server.post("/api/rooms/full-disk/messages", json={"body": "hello"}, headers=bearer(token))
     assert r.status_code == 503 and r.json()["code"] == "unavailable"
+    # A room change takes the same path into the node, and so the same check.
+    r = httpx.put(server.http + "/api/rooms/full-disk/topic", json={"topic": "t"}, headers=bearer(token), timeout=10)
+    assert r.status_code == 503 and r.json()["code"] == "unavailable"
     assert server.get("/api/rooms/full-disk/messages", headers=bearer(token)).json()["messages"] == []
     assert server.log().count("below store.min_free_bytes") == 1
 
